@@ -1,0 +1,99 @@
+"""One settings object, read once: ``HEADWATER_*`` env vars, then
+``$HEADWATER_HOME/config.json`` (default ``~/.headwater``), then defaults.
+
+Nothing else in headwater reads ``os.environ`` for configuration; code receives
+a ``Settings`` and passes it down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .exceptions import UnknownUserError
+
+STORE_DIRNAME = ".headwater"
+
+
+def find_datastore_root(start: str | os.PathLike[str] | None = None) -> str:
+    """The nearest ``.headwater/`` directory upward from ``start`` (default: cwd),
+    else ``<start>/.headwater`` (not created here)."""
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        cand = d / STORE_DIRNAME
+        if cand.is_dir():
+            return str(cand)
+    return str(here / STORE_DIRNAME)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of headwater, resolved once per process."""
+
+    datastore_root: str
+    user: str | None
+    launcher: str = "fork"  # "fork" | "subprocess"
+    max_workers: int = 16
+    max_num_splits: int = 100
+    home: str = field(default_factory=lambda: str(Path.home() / STORE_DIRNAME))
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def with_(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def require_user(self) -> str:
+        if not self.user:
+            raise UnknownUserError(
+                "headwater could not tell who is running this flow.",
+                hint="Set HEADWATER_USER (or USER) to your user name.",
+            )
+        return self.user
+
+
+def _file_config(home: str) -> dict[str, Any]:
+    path = Path(home) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = None) -> Settings:
+    """Build ``Settings`` from the environment, the config file and defaults."""
+    env = os.environ if environ is None else environ
+    home = env.get("HEADWATER_HOME") or str(Path.home() / STORE_DIRNAME)
+    filecfg = _file_config(home)
+
+    def get(name: str, default: Any = None) -> Any:
+        key = f"HEADWATER_{name}"
+        if key in env and env[key] != "":
+            return env[key]
+        return filecfg.get(key, default)
+
+    root = get("DATASTORE_ROOT") or get("DATASTORE_SYSROOT_LOCAL")
+    if root:
+        root = os.path.abspath(root)
+        if os.path.basename(root) != STORE_DIRNAME and get("DATASTORE_SYSROOT_LOCAL") and not get("DATASTORE_ROOT"):
+            root = os.path.join(root, STORE_DIRNAME)
+    else:
+        root = find_datastore_root(cwd)
+    user = get("USER") or env.get("USERNAME") or env.get("USER") or env.get("LOGNAME")
+    default_launcher = "fork" if hasattr(os, "fork") and sys.platform != "win32" else "subprocess"
+    launcher = str(get("LAUNCHER", default_launcher))
+    if launcher == "fork" and not hasattr(os, "fork"):
+        launcher = "subprocess"
+    extra = {k: v for k, v in env.items() if k.startswith("HEADWATER_")}
+    return Settings(
+        datastore_root=root,
+        user=user,
+        launcher=launcher,
+        max_workers=int(get("RUN_MAX_WORKERS", 16)),
+        max_num_splits=int(get("RUN_MAX_NUM_SPLITS", 100)),
+        home=home,
+        extra=extra,
+    )

@@ -1,0 +1,165 @@
+"""Errors a user can cause, all under one root: ``HeadwaterException``.
+
+The CLI entry point is the only place that catches the root; it prints the
+headline, location, message and hint without a traceback. Anything that is not
+a ``HeadwaterException`` is an internal error and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in the user's source a problem is (shown as ``file:line``)."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class HeadwaterException(Exception):
+    """Root of every error a user can cause.
+
+    Parameters
+    ----------
+    msg : str
+        What went wrong, in the user's own names.
+    location : Location, optional
+        File and line of the user's code the error refers to.
+    hint : str, optional
+        How to fix it.
+    """
+
+    headline = "Headwater error"
+    exit_code = 1
+
+    def __init__(self, msg: str = "", *, location: Location | None = None, hint: str | None = None):
+        super().__init__(msg)
+        self.message = msg
+        self.location = location
+        self.hint = hint
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.hint:
+            parts.append(f"Hint: {self.hint}")
+        return "\n".join(parts)
+
+    def render(self) -> str:
+        """The text the CLI prints for this error."""
+        head = self.headline
+        if self.location is not None:
+            head += f" ({self.location})"
+        return f"{head}:\n    " + str(self).replace("\n", "\n    ")
+
+
+class GraphError(HeadwaterException):
+    """The flow's graph is invalid (a lint rule failed)."""
+
+    headline = "Invalid flow graph"
+
+
+class LintErrors(GraphError):
+    """Several graph problems, reported together, sorted by line."""
+
+    def __init__(self, errors: list[GraphError]):
+        self.errors = sorted(errors, key=lambda e: (e.location.line if e.location else 0))
+        super().__init__("\n".join(e.render() for e in self.errors))
+
+    def render(self) -> str:
+        n = len(self.errors)
+        head = f"The flow's graph has {n} problem{'s' if n != 1 else ''}:"
+        return head + "\n" + "\n".join(e.render() for e in self.errors)
+
+
+class InvalidNextError(HeadwaterException):
+    """A step called ``self.next`` in a way its graph does not allow."""
+
+    headline = "Invalid self.next() transition"
+
+
+class ParameterError(HeadwaterException):
+    """A parameter was declared or given wrongly."""
+
+    headline = "Invalid parameter"
+    exit_code = 2
+
+
+class CommandException(HeadwaterException):
+    """A CLI command was used wrongly."""
+
+    headline = "Invalid command"
+    exit_code = 2
+
+
+class ArtifactError(HeadwaterException):
+    """An artifact could not be stored (e.g. it cannot be pickled)."""
+
+    headline = "Artifact error"
+
+
+class MergeArtifactsError(HeadwaterException):
+    """``merge_artifacts`` found conflicting or missing values."""
+
+    headline = "Cannot merge artifacts"
+
+
+class UnhandledInMergeArtifactsException(MergeArtifactsError):
+    """Branches disagree on an artifact's value and the join did not resolve it."""
+
+
+class MissingInMergeArtifactsException(MergeArtifactsError):
+    """An artifact named in ``include`` exists in no branch."""
+
+
+class DataCorruptionError(HeadwaterException):
+    """A blob in the store does not match its content key."""
+
+    headline = "Corrupt data in the store"
+
+
+class DataMissingError(HeadwaterException):
+    """A blob the record names is not in the store."""
+
+    headline = "Missing data in the store"
+
+
+class HeadwaterNotFound(HeadwaterException):
+    """A flow, run, step, task or artifact does not exist."""
+
+    headline = "Object not found"
+
+
+class HeadwaterNamespaceMismatch(HeadwaterException):
+    """The object exists but is outside the current namespace."""
+
+    headline = "Object not in the current namespace"
+
+
+class HeadwaterInvalidPathspec(HeadwaterException):
+    """A pathspec string has the wrong shape."""
+
+    headline = "Invalid pathspec"
+
+
+class TaskFailed(HeadwaterException):
+    """A task of the run failed; the run stops."""
+
+    headline = "Step failure"
+
+
+class UnknownUserError(HeadwaterException):
+    """No user name could be found for the run."""
+
+    headline = "Unknown user"
+
+
+# Metaflow-compatible aliases (users switching by changing imports catch these names).
+MetaflowException = HeadwaterException
+MetaflowNotFound = HeadwaterNotFound
+MetaflowNamespaceMismatch = HeadwaterNamespaceMismatch
+MetaflowInvalidPathspec = HeadwaterInvalidPathspec
