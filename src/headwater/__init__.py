@@ -1,3 +1,55 @@
-"""headwater: ML and data pipelines as Python classes (Metaflow's API, much faster)."""
+"""headwater: ML and data pipelines as Python classes (Metaflow's API, much faster).
+
+Public API: the names in ``__all__`` below (plus ``headwater.cards`` later).
+Every other module is internal and may change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+from .exceptions import HeadwaterException
+from .flow.current import current
+from .flow.parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
+from .flow.spec import FlowSpec
+from .flow.step import step
+
+# The client loads on first use: a task that never reads past runs never imports it.
+_LAZY = {
+    "Headwater": "headwater.client",
+    "Metaflow": "headwater.client",
+    "Flow": "headwater.client",
+    "Run": "headwater.client",
+    "Step": "headwater.client",
+    "Task": "headwater.client",
+    "DataArtifact": "headwater.client",
+    "namespace": "headwater.client",
+    "get_namespace": "headwater.client",
+    "default_namespace": "headwater.client",
+    "metadata": "headwater.client",
+    "get_metadata": "headwater.client",
+    "default_metadata": "headwater.client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is not None:
+        value = getattr(importlib.import_module(mod), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'headwater' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = sorted([
+    "DataArtifact", "Flow", "FlowSpec", "Headwater", "HeadwaterException", "IncludeFile", "JSONType",
+    "JSONTypeClass", "Metaflow", "Parameter", "Run", "Step", "Task", "current", "default_metadata",
+    "default_namespace", "get_metadata", "get_namespace", "metadata", "namespace", "step",
+])

@@ -1,0 +1,183 @@
+"""``python flow.py [OPTIONS] COMMAND``: the per-flow CLI (run, show, check, step).
+
+Built with click when the flow module runs ``MyFlow()``; parameters of the flow
+become options of ``run``. Commands import their layer inside the function body
+so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..config import load_settings
+from ..exceptions import HeadwaterException, ParameterError
+from .errors import guarded
+
+
+class _JSONParam(click.ParamType):
+    name = "JSON"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError as e:
+            self.fail(f"{value!r} is not valid JSON ({e}).", param, ctx)
+
+
+def _click_option(p: Any) -> click.Option:
+    from ..flow.parameters import JSONTypeClass
+
+    envvar = "HEADWATER_RUN_" + p.name.upper().replace("-", "_")
+    help_text = p.help or ""
+    common: dict[str, Any] = dict(help=help_text, envvar=envvar, required=False, show_envvar=False)
+    default_shown = None if callable(p.default) else p.default
+    if p.show_default and default_shown is not None:
+        common["help"] = (help_text + f"  [default: {default_shown}]").strip()
+    if p.IS_INCLUDE_FILE:
+        return click.Option([f"--{p.name}", p.attr_name], type=str, metavar="PATH", **common)
+    if p.type is bool:
+        return click.Option([f"--{p.name}/--no-{p.name}", p.attr_name], default=None, **common)
+    if isinstance(p.type, JSONTypeClass):
+        return click.Option([f"--{p.name}", p.attr_name], type=_JSONParam(), metavar="JSON", **common)
+    ctype = {int: click.INT, float: click.FLOAT, str: click.STRING}[p.type]
+    return click.Option([f"--{p.name}", p.attr_name], type=ctype, **common)
+
+
+def _banner(ctx: click.Context, flow_cls: type) -> None:
+    obj = ctx.obj
+    if not obj["quiet"]:
+        user = obj["settings"].user or "?"
+        click.echo(f"headwater {__version__} executing {flow_cls.__name__} for user:{user}", err=True)
+
+
+def _lint_or_raise(flow_cls: type) -> Any:
+    from ..flow.parameters import validate_parameters
+
+    graph = flow_cls._graph
+    graph.validate()
+    validate_parameters(flow_cls)
+    return graph
+
+
+def build_cli(flow_cls: type) -> click.Group:
+    from ..flow.parameters import flow_parameters
+
+    params = flow_parameters(flow_cls)
+
+    @click.group(invoke_without_command=True, help=(flow_cls.__doc__ or "").strip() or None,
+                 context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--quiet/--not-quiet", default=False, help="Hide the banner and system messages.")
+    @click.option("--datastore-root", default=None, metavar="PATH",
+                  help="Store root (default: nearest .headwater/ upward, else ./.headwater).")
+    @click.version_option(__version__, prog_name="headwater")
+    @click.pass_context
+    def cli(ctx: click.Context, quiet: bool, datastore_root: str | None) -> None:
+        settings = load_settings()
+        if datastore_root:
+            settings = settings.with_(datastore_root=os.path.abspath(datastore_root))
+        ctx.obj = {"settings": settings, "quiet": quiet}
+        if ctx.invoked_subcommand is None:
+            ctx.invoke(check)
+
+    @cli.command(help="Check the flow's graph for errors.")
+    @click.option("--warnings", is_flag=True, default=False, help="Also show warnings.")
+    @click.pass_context
+    def check(ctx: click.Context, warnings: bool) -> None:
+        _banner(ctx, flow_cls)
+        guarded(lambda: _lint_or_raise(flow_cls))
+        click.echo("Validating your flow...\n    The graph looks good!", err=True)
+
+    @cli.command(help="Show the flow's steps, their docstrings and transitions.")
+    @click.pass_context
+    def show(ctx: click.Context) -> None:
+        from ..flow.show import format_show
+
+        click.echo(format_show(flow_cls._graph, flow_cls))
+
+    @click.pass_context
+    def run(ctx: click.Context, tags: tuple[str, ...], max_workers: int, max_num_splits: int,
+            run_id_file: str | None, **param_values: Any) -> None:
+        _banner(ctx, flow_cls)
+        settings = ctx.obj["settings"]
+
+        def go() -> int:
+            from ..flow.parameters import flow_constants, resolve_parameters
+            from ..runtime.run import RunRequest, execute_run
+
+            graph = _lint_or_raise(flow_cls)
+            given = {p.name: param_values.get(p.attr_name) for p in params}
+            values = resolve_parameters(flow_cls, given, settings.require_user())
+            req = RunRequest(
+                flow_cls=flow_cls, graph=graph, script=os.path.abspath(sys.argv[0]), params=values,
+                constants=flow_constants(flow_cls), tags=tuple(tags), max_workers=max_workers,
+                max_num_splits=max_num_splits, run_id_file=run_id_file,
+            )
+            console_factory = _console_factory(ctx.obj["quiet"])
+            run_id, outcome = execute_run(req, settings, console_factory)
+            if not outcome.ok:
+                step, task = outcome.failed[0]
+                click.echo(f"Step failure: Step {step} (task-id {task}) failed.", err=True)
+                return 1
+            return 0
+
+        code = guarded(go)
+        if code:
+            raise SystemExit(code)
+
+    run_params = [
+        click.Option(["--tag", "tags"], multiple=True, help="Annotate the run with this tag (repeatable)."),
+        click.Option(["--max-workers"], type=int, default=16, show_default=True,
+                     envvar="HEADWATER_RUN_MAX_WORKERS", help="Most tasks running at once."),
+        click.Option(["--max-num-splits"], type=int, default=100, show_default=True,
+                     envvar="HEADWATER_RUN_MAX_NUM_SPLITS", help="Most tasks one foreach may create."),
+        click.Option(["--run-id-file"], default=None, metavar="FILE", help="Write the run id to this file."),
+    ] + [_click_option(p) for p in params]
+    cli.add_command(click.Command("run", callback=run, params=run_params, help="Run the flow locally."))
+
+    @cli.command(help="Internal: run one task (used by the subprocess launcher).", hidden=True)
+    @click.argument("step_name")
+    @click.option("--task-spec", "spec_path", required=True, type=click.Path(exists=True))
+    @click.option("--result-file", required=True)
+    def step(step_name: str, spec_path: str, result_file: str) -> None:
+        from ..runtime.launchers.base import TaskContext, run_task
+        from ..runtime.taskspec import TaskSpec
+
+        with open(spec_path) as f:
+            spec = TaskSpec.from_json(f.read())
+        if spec.step_name != step_name:
+            raise click.UsageError(f"--task-spec is for step {spec.step_name!r}, not {step_name!r}.")
+        ctx = TaskContext(flow_cls, flow_cls._graph, spec.datastore_root, sys.argv[0])
+        result = run_task(spec, ctx)
+        tmp = result_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(result.to_json())
+        os.replace(tmp, result_file)
+        sys.stdout.flush()
+        raise SystemExit(0 if result.ok else 1)
+
+    return cli
+
+
+def _console_factory(quiet: bool) -> Any:
+    from ..runtime.console import Console
+
+    return lambda run_id: Console(run_id, quiet=quiet)
+
+
+def main(flow_cls: type, argv: list[str]) -> None:
+    """Entry point of ``MyFlow()``: parse ``argv`` and run the command."""
+    cli = build_cli(flow_cls)
+    try:
+        cli.main(args=argv, prog_name=os.path.basename(sys.argv[0]) or "flow.py", standalone_mode=True)
+    except HeadwaterException as e:  # raised outside a guarded block (e.g. while building options)
+        from .errors import report
+
+        raise SystemExit(report(e)) from None

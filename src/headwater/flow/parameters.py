@@ -1,0 +1,305 @@
+"""``Parameter``, ``JSONType`` and ``IncludeFile``: run inputs declared on a flow class.
+
+A Parameter is a read-only data descriptor: inside a step ``self.alpha`` gives
+the run's value and ``self.alpha = 1`` raises. The CLI turns each into a
+``--name`` option of ``run``; values are stored as artifacts of the
+``_parameters`` pseudo-task and inherited by every task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..exceptions import ParameterError
+
+RESERVED_PARAMETER_NAMES = frozenset(
+    "params with tag namespace obj tags decospecs run-id-file max-num-splits max-workers "
+    "max-log-size user-namespace run-id task-id runner-attribute-file datastore-root "
+    "quiet help".split()
+)
+
+
+class JSONTypeClass:
+    """Marker type: the parameter's value is parsed as JSON."""
+
+    name = "JSON"
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return json.loads(value)
+
+    def __repr__(self) -> str:
+        return "JSONType"
+
+
+JSONType = JSONTypeClass()
+
+
+@dataclass(frozen=True)
+class ParameterContext:
+    """Given to a callable ``default`` when the run starts."""
+
+    flow_name: str
+    user_name: str
+    parameter_name: str
+    logger: Callable[..., None] = print
+    ds_type: str = "local"
+    configs: Any = None
+
+
+_TYPE_NAMES = {str: "string", int: "integer", float: "float", bool: "boolean"}
+
+
+class Parameter:
+    """A run parameter, given on the command line as ``--name VALUE``.
+
+    Parameters
+    ----------
+    name : str
+        The option name (``--name``); also the default attribute name.
+    default : value or callable, optional
+        Default value, or ``f(ctx: ParameterContext)`` evaluated at run start.
+    type : type, optional
+        ``str``, ``int``, ``float``, ``bool`` or ``JSONType``; inferred from the
+        default when omitted (``str`` otherwise).
+    help : str, optional
+        Shown by ``run --help``.
+    required : bool, optional
+        The run refuses to start without a value.
+    separator : str, optional
+        For string parameters: split the value into a list on this separator.
+    """
+
+    IS_INCLUDE_FILE = False
+
+    def __init__(
+        self,
+        name: str,
+        default: Any = None,
+        type: Any = None,
+        help: str | None = None,
+        required: bool | None = None,
+        show_default: bool | None = None,
+        separator: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.name = name
+        self.default = default
+        self.help = help
+        self.required = bool(required)
+        self.show_default = True if show_default is None else show_default
+        self.separator = separator
+        self.kwargs = kwargs
+        self.attr_name: str = name.replace("-", "_")
+        if type is None:
+            if default is not None and not callable(default):
+                type = builtin_type(default)
+            else:
+                type = str
+        self.type = type
+        if self.type not in (str, int, float, bool) and not isinstance(self.type, JSONTypeClass):
+            raise ParameterError(
+                f"Parameter {name!r} has unsupported type {self.type!r}.",
+                hint="Use str, int, float, bool or JSONType.",
+            )
+        if separator is not None and self.type is not str:
+            raise ParameterError(
+                f"Parameter {name!r} has a separator but is not a string parameter.",
+                hint="Only str parameters can be split with separator=.",
+            )
+
+    # -- descriptor protocol: read-only inside steps ---------------------------------
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.attr_name = attr
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        values = obj.__dict__.get("_hw_params")
+        if values is not None and self.attr_name in values:
+            return values[self.attr_name]
+        getter = getattr(obj, "_hw_load_artifact", None)
+        if getter is not None:
+            return getter(self.attr_name)
+        raise AttributeError(self.attr_name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        raise AttributeError(
+            f"Parameter {self.name!r} is read-only inside steps; store a new value under another name."
+        )
+
+    # -- values ------------------------------------------------------------------------
+    @property
+    def type_name(self) -> str:
+        if isinstance(self.type, JSONTypeClass):
+            return "JSON"
+        return _TYPE_NAMES.get(self.type, getattr(self.type, "__name__", str(self.type)))
+
+    def resolve_default(self, ctx: ParameterContext) -> Any:
+        d = self.default
+        if callable(d) and not isinstance(d, type):
+            d = d(ctx)
+        if isinstance(d, str) and (isinstance(self.type, JSONTypeClass) or self.type is not str):
+            d = self.convert(d)
+        return d
+
+    def convert(self, value: Any) -> Any:
+        """Turn a command-line string into the parameter's value (ParameterError if it can't)."""
+        if value is None:
+            return None
+        try:
+            if isinstance(self.type, JSONTypeClass):
+                return JSONType.convert(value)
+            if self.type is bool:
+                if isinstance(value, bool):
+                    return value
+                s = str(value).strip().lower()
+                if s in ("1", "true", "t", "yes", "y", "on"):
+                    return True
+                if s in ("0", "false", "f", "no", "n", "off"):
+                    return False
+                raise ValueError(value)
+            if self.type is str and self.separator is not None and isinstance(value, str):
+                return [v for v in value.split(self.separator)]
+            return self.type(value)
+        except (ValueError, TypeError) as e:
+            raise ParameterError(
+                f"Invalid value for parameter '--{self.name}': {value!r} is not a valid {self.type_name}.",
+                hint=f"Pass a {self.type_name} with --{self.name}.",
+            ) from e
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name!r}, type={self.type_name})"
+
+
+def builtin_type(value: Any) -> Any:
+    for t in (bool, int, float, str):
+        if isinstance(value, t):
+            return t
+    return JSONType
+
+
+class IncludeFile(Parameter):
+    """A local file whose content is stored with the run when it starts.
+
+    The command line takes a path (``--name PATH``); inside steps the
+    attribute holds the file's content (``str`` when ``is_text``, else ``bytes``).
+    """
+
+    IS_INCLUDE_FILE = True
+
+    def __init__(
+        self,
+        name: str,
+        required: bool | None = None,
+        is_text: bool | None = None,
+        encoding: str | None = None,
+        help: str | None = None,
+        default: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, default=default, type=str, help=help, required=required, **kwargs)
+        self.is_text = True if is_text is None else is_text
+        self.encoding = encoding or "utf-8"
+
+    @property
+    def type_name(self) -> str:
+        return "file path"
+
+    def convert(self, value: Any) -> Any:
+        return value
+
+    def load(self, path: str | None) -> str | bytes | None:
+        """Read the file at run start (ParameterError naming the file if it can't)."""
+        if path is None:
+            return None
+        try:
+            with open(os.path.expanduser(path), "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ParameterError(
+                f"IncludeFile '--{self.name}': cannot read {path!r} ({e.strerror}).",
+                hint="Pass the path of an existing, readable local file.",
+            ) from None
+        if self.is_text:
+            try:
+                return data.decode(self.encoding)
+            except UnicodeDecodeError:
+                raise ParameterError(
+                    f"IncludeFile '--{self.name}': {path!r} is not valid {self.encoding} text.",
+                    hint="Pass is_text=False to include it as bytes, or set encoding=.",
+                ) from None
+        return data
+
+
+def flow_parameters(flow_cls: type) -> list[Parameter]:
+    """The flow's Parameters (and IncludeFiles), in a stable order."""
+    seen: dict[str, Parameter] = {}
+    for klass in reversed(flow_cls.__mro__):
+        for attr, value in vars(klass).items():
+            if isinstance(value, Parameter):
+                seen[attr] = value
+    return list(seen.values())
+
+
+def validate_parameters(flow_cls: type) -> None:
+    """Reject reserved or case-insensitively duplicated parameter names."""
+    names: dict[str, str] = {}
+    for p in flow_parameters(flow_cls):
+        if p.name.lower() in RESERVED_PARAMETER_NAMES or p.name.replace("_", "-").lower() in RESERVED_PARAMETER_NAMES:
+            raise ParameterError(
+                f"Parameter name {p.name!r} of flow {flow_cls.__name__} is reserved by headwater's CLI.",
+                hint="Rename the parameter.",
+            )
+        low = p.name.lower()
+        if low in names:
+            raise ParameterError(
+                f"Flow {flow_cls.__name__} declares parameter {p.name!r} twice (names are case-insensitive).",
+                hint="Give each parameter a distinct name.",
+            )
+        names[low] = p.name
+
+
+def resolve_parameters(flow_cls: type, given: dict[str, Any], user: str) -> dict[str, Any]:
+    """Final values by attribute name: command line > default (callables evaluated);
+    IncludeFile paths are read. Raises ParameterError for missing required ones."""
+    out: dict[str, Any] = {}
+    for p in flow_parameters(flow_cls):
+        value = given.get(p.name)
+        if value is None:
+            value = p.resolve_default(ParameterContext(flow_cls.__name__, user, p.name))
+            if value is not None and p.separator is not None and isinstance(value, str):
+                value = p.convert(value)
+        elif isinstance(value, str):
+            value = p.convert(value)
+        if value is None and p.required:
+            raise ParameterError(
+                f"Missing required parameter '--{p.name}'.",
+                hint=f"Pass --{p.name} <{p.type_name}> to run.",
+            )
+        if p.IS_INCLUDE_FILE:
+            value = p.load(value)  # type: ignore[attr-defined]
+        out[p.attr_name] = value
+    return out
+
+
+def flow_constants(flow_cls: type) -> dict[str, Any]:
+    """Class-level constants of the flow (they become artifacts, as in Metaflow)."""
+    from .spec import FlowSpec
+
+    base = set(dir(FlowSpec))
+    out: dict[str, Any] = {}
+    for klass in reversed(flow_cls.__mro__):
+        if klass is object or klass is FlowSpec or not issubclass(klass, FlowSpec):
+            continue
+        for attr, value in vars(klass).items():
+            if attr.startswith("_") or attr in base:
+                continue
+            if isinstance(value, (Parameter, property, staticmethod, classmethod)) or callable(value):
+                continue
+            out[attr] = value
+    return out

@@ -1,0 +1,251 @@
+"""``FlowSpec``: the base class of every flow (authoring layer).
+
+A flow instance inside a task holds three kinds of state: values the step set
+(its ``__dict__``, persisted as artifacts), references to inherited artifacts
+(loaded lazily on first read, then cached like a set value), and the task's
+bookkeeping under ``_hw_*`` names (never persisted).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Iterator
+
+from ..exceptions import (
+    InvalidNextError,
+    MergeArtifactsError,
+    MissingInMergeArtifactsException,
+    UnhandledInMergeArtifactsException,
+)
+from .parameters import Parameter
+
+# Attributes of FlowSpec itself; never artifacts, never step names.
+_INTERNAL_PREFIX = "_hw_"
+
+
+class FlowSpecMeta(type):
+    """Builds (lazily) and caches the static graph of each flow class."""
+
+    @property
+    def _graph(cls) -> Any:
+        g = cls.__dict__.get("_hw_graph_cache")
+        if g is None:
+            from .graph import build_graph
+
+            g = build_graph(cls)
+            type.__setattr__(cls, "_hw_graph_cache", g)
+        return g
+
+
+class FlowSpec(metaclass=FlowSpecMeta):
+    """Base class for flows: subclass it, add ``@step`` methods, and end the
+    module with ``if __name__ == "__main__": MyFlow()``.
+
+    Examples
+    --------
+    >>> from headwater import FlowSpec, step
+    >>> class HelloFlow(FlowSpec):
+    ...     @step
+    ...     def start(self):
+    ...         self.greeting = "hi"
+    ...         self.next(self.end)
+    ...     @step
+    ...     def end(self):
+    ...         print(self.greeting)
+    """
+
+    def __init__(self, use_cli: bool = True) -> None:
+        self._hw_reset()
+        if use_cli:
+            from ..cli.flow_cli import main
+
+            main(type(self), sys.argv[1:])
+
+    # ---- internal state ----------------------------------------------------------------
+    def _hw_reset(self) -> None:
+        d = self.__dict__
+        d["_hw_refs"] = {}  # name -> artifact ref (inherited, not yet loaded)
+        d["_hw_loader"] = None  # callable(ref) -> value
+        d["_hw_loaded"] = {}  # name -> value as loaded (to skip re-saving unchanged immutables)
+        d["_hw_params"] = None
+        d["_hw_transition"] = None
+        d["_hw_input"] = None
+        d["_hw_index"] = None
+        d["_hw_foreach_stack"] = ()
+        d["_hw_is_join"] = False
+
+    def _hw_load_artifact(self, name: str) -> Any:
+        d = self.__dict__
+        refs = d.get("_hw_refs")
+        if refs is None or name not in refs:
+            raise AttributeError(
+                f"Flow {type(self).__name__} has no attribute {name!r}"
+                + (" (a join step sees only merged artifacts: call self.merge_artifacts(inputs))"
+                   if d.get("_hw_is_join") else "")
+            )
+        value = d["_hw_loader"](refs[name])
+        d[name] = value
+        d["_hw_loaded"][name] = value
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: inherited artifacts load here.
+        if name.startswith("__") or name.startswith(_INTERNAL_PREFIX):
+            raise AttributeError(name)
+        return self._hw_load_artifact(name)
+
+    def __delattr__(self, name: str) -> None:
+        refs = self.__dict__.get("_hw_refs", {})
+        found = False
+        if name in refs:
+            del refs[name]
+            found = True
+        if name in self.__dict__:
+            del self.__dict__[name]
+            found = True
+        if not found:
+            raise AttributeError(name)
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            f"A flow object ({type(self).__name__}) cannot be stored as an artifact; "
+            "store the values you need instead (e.g. self.x = inputs[0].x)."
+        )
+
+    # ---- user API ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The flow's class name."""
+        return type(self).__name__
+
+    @property
+    def script_name(self) -> str:
+        mod = sys.modules.get(type(self).__module__)
+        return (getattr(mod, "__file__", None) or "").rsplit("/", 1)[-1]
+
+    @property
+    def input(self) -> Any:
+        """The current foreach item (None outside a foreach)."""
+        return self.__dict__.get("_hw_input")
+
+    @property
+    def index(self) -> int | None:
+        """The current foreach index (None outside a foreach)."""
+        return self.__dict__.get("_hw_index")
+
+    def foreach_stack(self) -> list[tuple[int, int, Any]]:
+        """``(index, num_splits, value)`` for each enclosing foreach, outermost first."""
+        frames = self.__dict__.get("_hw_foreach_stack", ())
+        out = [(f.index, f.num_splits, f.value) for f in frames]
+        if out and self.__dict__.get("_hw_input") is not None:
+            i, n, _ = out[-1]
+            out[-1] = (i, n, self.__dict__["_hw_input"])
+        return out
+
+    def next(self, *steps: Callable[..., Any] | dict, foreach: str | None = None,
+             condition: str | None = None, num_parallel: int | None = None) -> None:
+        """Say where the flow goes after this step; must be the step's last statement.
+
+        Forms: ``self.next(self.a)``, ``self.next(self.a, self.b)`` (static split),
+        ``self.next(self.a, foreach="items")``,
+        ``self.next({"x": self.a, "y": self.b}, condition="attr")`` (switch).
+        """
+        if self.__dict__.get("_hw_transition") is not None:
+            raise InvalidNextError("self.next() was called more than once in this step.",
+                                   hint="Call self.next() exactly once, as the step's last statement.")
+        if num_parallel is not None:
+            raise InvalidNextError("num_parallel is not supported yet by headwater.")
+        if condition is not None:
+            if len(steps) != 1 or not isinstance(steps[0], dict):
+                raise InvalidNextError("A switch needs one dict of cases: self.next({'a': self.a, ...}, condition='attr').")
+            cases = {k: _step_name(v) for k, v in steps[0].items()}
+            self.__dict__["_hw_transition"] = ("switch", cases, condition)
+            return
+        names = [_step_name(s) for s in steps]
+        if foreach is not None:
+            if len(names) != 1:
+                raise InvalidNextError("A foreach goes to exactly one step: self.next(self.body, foreach='items').")
+            self.__dict__["_hw_transition"] = ("foreach", names, foreach)
+            return
+        self.__dict__["_hw_transition"] = ("static", names, None)
+
+    def merge_artifacts(self, inputs: "Inputs", exclude: list[str] | None = None,
+                        include: list[str] | None = None) -> None:
+        """Propagate artifacts of a join's inputs to this step.
+
+        An artifact with the same value (same content key) in every input that
+        has it is merged; one whose values differ must be set in the join
+        before the call, or excluded, or the call fails naming it.
+        """
+        if not isinstance(inputs, Inputs):
+            raise MergeArtifactsError("merge_artifacts() takes the join step's inputs.",
+                                      hint="Call it in a join step: self.merge_artifacts(inputs).")
+        if include and exclude:
+            raise MergeArtifactsError("merge_artifacts() takes include= or exclude=, not both.")
+        exclude_set = set(exclude or ())
+        mine = self.__dict__
+        seen: dict[str, dict] = {}
+        conflicts: list[str] = []
+        for inp in inputs:
+            for name, ref in inp.__dict__["_hw_refs"].items():
+                if include is not None and name not in include:
+                    continue
+                if name in exclude_set or name in mine or name in mine["_hw_refs"] or _is_param(type(self), name):
+                    continue
+                prev = seen.get(name)
+                if prev is None:
+                    seen[name] = ref
+                elif prev["key"] != ref["key"] and name not in conflicts:
+                    conflicts.append(name)
+        if conflicts:
+            raise UnhandledInMergeArtifactsException(
+                "Step {!r} cannot merge artifact(s) {} : the branches set different values.".format(
+                    getattr(self, "_hw_step_name", "?"), ", ".join(repr(c) for c in sorted(conflicts))),
+                hint="Set them explicitly in the join before merge_artifacts(), or pass exclude=[...].",
+            )
+        if include:
+            missing = [n for n in include if n not in seen and n not in mine]
+            if missing:
+                raise MissingInMergeArtifactsException(
+                    f"merge_artifacts(include=...) names artifact(s) no input has: {', '.join(map(repr, missing))}.",
+                    hint="Check the names in include=.",
+                )
+        mine["_hw_refs"].update(seen)
+
+
+def _is_param(cls: type, name: str) -> bool:
+    return isinstance(getattr(cls, name, None), Parameter)
+
+
+def _step_name(target: Any) -> str:
+    name = getattr(target, "__name__", None)
+    if not callable(target) or not getattr(target, "is_step", False) or name is None:
+        raise InvalidNextError(
+            f"self.next() got {target!r}, which is not a step.",
+            hint="Pass step methods, e.g. self.next(self.end).",
+        )
+    return name
+
+
+class Inputs:
+    """The ``inputs`` of a join: iterable, indexable, and ``inputs.<step>`` for static branches."""
+
+    def __init__(self, flows: list[FlowSpec]) -> None:
+        self._flows = flows
+
+    def __iter__(self) -> Iterator[FlowSpec]:
+        return iter(self._flows)
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def __getitem__(self, i: int) -> FlowSpec:
+        return self._flows[i]
+
+    def __getattr__(self, name: str) -> FlowSpec:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        for f in self._flows:
+            if f.__dict__.get("_hw_step_name") == name:
+                return f
+        raise AttributeError(f"This join has no input from step {name!r}.")

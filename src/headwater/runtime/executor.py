@@ -1,0 +1,270 @@
+"""``execute(TaskSpec) -> TaskResult``: run one attempt of one step and commit it.
+
+The single execution contract: the fork pool, the ``step`` CLI command and any
+remote launcher all call this. It loads inputs lazily, runs the step, persists
+the artifacts and writes the attempt record (the commit point). It knows
+nothing of where it runs.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import traceback
+from typing import Any
+
+from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError
+from ..flow.current import current
+from ..flow.parameters import Parameter
+from ..flow.spec import FlowSpec, Inputs
+from ..store import Datastore
+from .taskspec import TaskResult, TaskSpec
+
+# Values of these types cannot change in place, so a loaded-and-untouched one
+# keeps its reference instead of being re-serialized and re-hashed.
+_IMMUTABLE = (int, float, bool, str, bytes, type(None), complex, frozenset)
+
+PARAMETERS_STEP = "_parameters"
+
+
+def _short_repr(value: Any, limit: int = 30) -> str:
+    try:
+        r = repr(value)
+    except Exception:  # a broken __repr__ must not fail the task
+        r = f"<{type(value).__name__}>"
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def parameter_names(flow_cls: type) -> list[str]:
+    return [n for n in dir(flow_cls) if isinstance(getattr(flow_cls, n, None), Parameter)]
+
+
+def _new_flow(flow_cls: type, refs: dict[str, dict], loader: Any, step_name: str) -> FlowSpec:
+    flow = flow_cls.__new__(flow_cls)
+    flow._hw_reset()
+    d = flow.__dict__
+    d["_hw_refs"] = dict(refs)
+    d["_hw_loader"] = loader
+    d["_hw_step_name"] = step_name
+    return flow
+
+
+def _matches(value: Any, key: Any) -> bool:
+    return type(value) is type(key) and value == key or (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+        and isinstance(key, (int, float)) and not isinstance(key, bool) and value == key
+    )
+
+
+def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tuple[str, ...], str | None, Any]:
+    """Check the step's ``self.next`` against the graph; returns (next steps, foreach var, case)."""
+    t = flow.__dict__.get("_hw_transition")
+    kind = node.kind.value
+    if kind == "end":
+        if t is not None:
+            raise InvalidNextError(f"The end step {spec.step_name!r} must not call self.next().")
+        return (), None, None
+    if t is None:
+        raise InvalidNextError(
+            f"Step {spec.step_name!r} finished without calling self.next().",
+            hint="End the step with self.next(...), as its last statement.",
+        )
+    form, targets, arg = t
+    if kind == "split-switch":
+        if form != "switch":
+            raise InvalidNextError(f"Step {spec.step_name!r} must transition with a switch (condition=...).")
+        value = getattr(flow, node.condition)
+        for key, target in zip(node.switch_case_values, (s for _, s in node.switch_cases)):
+            if _matches(value, key):
+                return (target,), None, str(key)
+        cases = ", ".join(repr(k) for k in node.switch_case_values)
+        raise InvalidNextError(
+            f"Step {spec.step_name!r}: switch condition {node.condition!r} has value {value!r}, "
+            f"which matches none of the cases ({cases}).",
+            hint="Set the condition attribute to one of the case keys, or add a case for this value.",
+        )
+    expected = tuple(node.out_funcs)
+    if tuple(targets) != expected or (kind == "split-foreach") != (form == "foreach"):
+        raise InvalidNextError(
+            f"Step {spec.step_name!r} called self.next() with a transition its graph does not have "
+            f"(expected {', '.join(expected)}).",
+            hint="self.next() must be the step's last statement and its targets fixed in source.",
+        )
+    if form == "foreach":
+        return expected, arg, None
+    return expected, None, None
+
+
+def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskResult:
+    """Run one attempt of one task and commit its attempt record."""
+    started = time.time()
+    records, content = ds.records, ds.content
+    node = graph[spec.step_name]
+    rec: dict[str, Any] = {
+        "version": 1, "flow": spec.flow_name, "run_id": spec.run_id, "step": spec.step_name,
+        "task_id": spec.task_id, "attempt": spec.attempt, "status": "failed",
+        "started_at": started, "finished_at": None, "input_paths": list(spec.input_paths),
+        "split_index": spec.split_index,
+        "foreach_stack": [
+            {"step": f.step, "var": f.var, "index": f.index, "num_splits": f.num_splits, "value": f.value}
+            for f in spec.foreach_stack
+        ],
+        "transition": None, "artifacts": {}, "exception": None,
+        "metadata": {"user": spec.user, **({"origin_run_id": spec.origin_run_id} if spec.origin_run_id else {})},
+    }
+    next_steps: tuple[str, ...] = ()
+    foreach_var = None
+    num_splits = None
+    foreach_values: tuple[str, ...] = ()
+    case = None
+    user_error = False
+    try:
+        parents = [
+            records.read_attempt(spec.flow_name, spec.run_id, *path.split("/"), att)
+            for path, att in zip(spec.input_paths, spec.input_attempts)
+        ]
+        loader = content.load
+        is_join = node.kind.value == "join"
+        if is_join:
+            inputs = Inputs([
+                _new_flow(flow_cls, p["artifacts"], loader, p["step"]) for p in parents
+            ])
+            shared = set(parameter_names(flow_cls)) | _constant_names(parents[0]["artifacts"], flow_cls)
+            refs = {k: v for k, v in parents[0]["artifacts"].items() if k in shared}
+        else:
+            refs = parents[0]["artifacts"] if parents else {}
+        flow = _new_flow(flow_cls, refs, loader, spec.step_name)
+        flow.__dict__["_hw_is_join"] = is_join
+        flow.__dict__["_hw_foreach_stack"] = spec.foreach_stack
+        if spec.split_index is not None and spec.foreach_stack:
+            frame = spec.foreach_stack[-1]
+            items = loader(parents[0]["artifacts"][frame.var])
+            try:
+                item = items[spec.split_index]
+            except TypeError:
+                item = list(items)[spec.split_index]
+            flow.__dict__["_hw_input"] = item
+            flow.__dict__["_hw_index"] = spec.split_index
+
+        current._set(
+            flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step_name,
+            task_id=spec.task_id, retry_count=spec.attempt, origin_run_id=spec.origin_run_id,
+            namespace=f"user:{spec.user}", username=spec.user, tags=list(spec.tags),
+            parameter_names=parameter_names(flow_cls), graph=graph.to_info(),
+        )
+        func = getattr(flow, spec.step_name)
+        try:
+            if is_join:
+                func(inputs)
+            else:
+                func()
+        finally:
+            current._clear()
+        next_steps, foreach_var, case = _resolve_transition(flow, node, spec)
+        if foreach_var is not None:
+            num_splits, foreach_values = _foreach_info(flow, foreach_var, spec)
+        rec["artifacts"] = _persist(flow, content, spec.step_name)
+        rec["status"] = "ok"
+        rec["transition"] = {"next": list(next_steps), "foreach": foreach_var,
+                             "num_splits": num_splits, "switch_case": case}
+    except BaseException as e:  # the task must commit a record whatever the step raised
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        user_error = isinstance(e, HeadwaterException)
+        rec["artifacts"] = {}
+        rec["exception"] = {
+            "type": f"{type(e).__module__}.{type(e).__qualname__}" if type(e).__module__ != "builtins"
+            else type(e).__qualname__,
+            "message": e.render() if user_error else str(e),
+            "traceback": "" if user_error else _user_traceback(e),
+        }
+        _print_failure(rec["exception"], user_error)
+    rec["finished_at"] = time.time()
+    records.write_attempt(rec)
+    ok = rec["status"] == "ok"
+    return TaskResult(
+        task_key=spec.key, attempt=spec.attempt, ok=ok, started_at=started,
+        finished_at=rec["finished_at"], next_steps=tuple(next_steps), foreach_var=foreach_var,
+        num_splits=num_splits, foreach_values=foreach_values, switch_case=case,
+        exception=rec["exception"], user_error=user_error,
+    )
+
+
+def _constant_names(artifacts: dict, flow_cls: type) -> set[str]:
+    names = {"name"}
+    for n in artifacts:
+        if n in vars(flow_cls) or any(n in vars(c) for c in flow_cls.__mro__ if c is not object):
+            names.add(n)
+    return names
+
+
+def _foreach_info(flow: FlowSpec, var: str, spec: TaskSpec) -> tuple[int, tuple[str, ...]]:
+    try:
+        items = getattr(flow, var)
+    except AttributeError:
+        raise InvalidNextError(
+            f"Step {spec.step_name!r}: the foreach attribute {var!r} was not set.",
+            hint=f"Set self.{var} to a list (or any iterable) before self.next(..., foreach={var!r}).",
+        ) from None
+    try:
+        n = len(items)
+    except TypeError:
+        try:
+            items = list(items)
+        except TypeError:
+            raise InvalidNextError(
+                f"Step {spec.step_name!r}: the foreach attribute {var!r} is a {type(items).__name__}, "
+                "which is not iterable.", hint="Foreach over a list, tuple, range or other iterable.") from None
+        setattr(flow, var, items)
+        n = len(items)
+    if n == 0:
+        raise InvalidNextError(
+            f"Step {spec.step_name!r}: foreach over {var!r} has no items.",
+            hint="A foreach needs at least one item; guard it with a switch if the list may be empty.",
+        )
+    if n > spec.max_num_splits:
+        raise InvalidNextError(
+            f"Step {spec.step_name!r}: foreach over {var!r} yields {n} splits, more than "
+            f"--max-num-splits {spec.max_num_splits}.",
+            hint=f"Run with --max-num-splits {n} (or more) if this is intended.",
+        )
+    values: tuple[str, ...] = ()
+    if n <= 10_000:
+        values = tuple(_short_repr(v) for v in (items if isinstance(items, (list, tuple, range)) else list(items)))
+    return n, values
+
+
+def _persist(flow: FlowSpec, content: Any, step_name: str) -> dict[str, dict]:
+    d = flow.__dict__
+    out = dict(d["_hw_refs"])
+    loaded = d["_hw_loaded"]
+    for name, value in d.items():
+        if name.startswith("_hw_"):
+            continue
+        if name in loaded and loaded[name] is value and isinstance(value, _IMMUTABLE):
+            continue  # untouched inherited value: keep the reference
+        try:
+            out[name] = content.save(value)
+        except (pickle.PicklingError, TypeError, AttributeError) as e:
+            raise ArtifactError(
+                f"Step {step_name!r} set artifact {name!r} to a {type(value).__name__}, which cannot be pickled ({e}).",
+                hint=f"Store something picklable in self.{name}, or use a local variable for it.",
+            ) from None
+    return out
+
+
+def _user_traceback(e: BaseException) -> str:
+    tb = traceback.TracebackException.from_exception(e)
+    # Drop headwater's own frames above the user's step for a readable trace.
+    frames = [f for f in tb.stack if "/headwater/" not in f.filename.replace("\\", "/")]
+    if frames:
+        tb.stack = traceback.StackSummary.from_list(frames)
+    return "".join(tb.format())
+
+
+def _print_failure(exc: dict[str, str], user_error: bool) -> None:
+    import sys
+
+    text = exc["message"] if user_error else (exc["traceback"] or f"{exc['type']}: {exc['message']}")
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()

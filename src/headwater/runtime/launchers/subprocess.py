@@ -1,0 +1,81 @@
+"""The subprocess launcher: one fresh interpreter per task (``python flow.py step ...``).
+
+For platforms without fork and for steps that need another interpreter.
+Selected with ``HEADWATER_LAUNCHER=subprocess``. The ``step`` command runs the
+same ``execute`` and writes the TaskResult as JSON to ``--result-file``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from ..taskspec import TaskResult, TaskSpec
+from .base import Finished, Launcher, TaskContext
+
+
+class SubprocessLauncher(Launcher):
+    name = "subprocess"
+
+    def __init__(self, ctx: TaskContext) -> None:
+        super().__init__(ctx)
+        self.procs: dict[str, tuple[subprocess.Popen, int, str]] = {}
+        self._tmp = tempfile.mkdtemp(prefix="headwater-results-")
+
+    def launch(self, spec: TaskSpec, stdout_path: str, stderr_path: str) -> int:
+        safe = spec.key.replace("/", "_")
+        spec_path = os.path.join(self._tmp, f"{safe}.{spec.attempt}.spec.json")
+        result_path = os.path.join(self._tmp, f"{safe}.{spec.attempt}.result.json")
+        with open(spec_path, "w") as f:
+            f.write(spec.to_json())
+        cmd = [sys.executable, "-u", self.ctx.script, "--quiet",
+               "--datastore-root", spec.datastore_root,
+               "step", spec.step_name, "--task-spec", spec_path, "--result-file", result_path]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
+            p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        self.procs[spec.key] = (p, spec.attempt, result_path)
+        return p.pid
+
+    def poll(self, timeout: float) -> list[Finished]:
+        deadline = time.monotonic() + timeout
+        while True:
+            out = []
+            for key, (p, attempt, result_path) in list(self.procs.items()):
+                code = p.poll()
+                if code is None:
+                    continue
+                del self.procs[key]
+                result = None
+                try:
+                    with open(result_path) as f:
+                        result = TaskResult.from_json(f.read())
+                    os.unlink(result_path)
+                except (OSError, ValueError):
+                    pass
+                out.append(Finished(key, attempt, result, code))
+            if out or time.monotonic() >= deadline:
+                return out
+            time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
+
+    def kill(self, task_key: str) -> None:
+        entry = self.procs.get(task_key)
+        if entry is not None:
+            try:
+                entry[0].send_signal(signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def shutdown(self) -> None:
+        for key in list(self.procs):
+            self.kill(key)
+        for p, _, _ in self.procs.values():
+            p.wait()
+        self.procs.clear()
+        import shutil
+
+        shutil.rmtree(self._tmp, ignore_errors=True)
