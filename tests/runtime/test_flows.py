@@ -1,0 +1,262 @@
+"""Flows run for real through the CLI (under both launchers), checked through the client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flowrun import USER, run_flow
+
+LAUNCHERS = ["fork", "subprocess"]
+
+
+def _run_once(tmp_path_factory, name: str, flow: str, launcher: str, *args: str, **kw):
+    root = tmp_path_factory.mktemp(f"{name}-{launcher}") / ".headwater"
+    r = run_flow(flow, *args, root=root, launcher=launcher, **kw)
+    return r
+
+
+@pytest.fixture(scope="module", params=LAUNCHERS)
+def linear(request, tmp_path_factory):
+    return _run_once(tmp_path_factory, "linear", "linear_flow.py", request.param, "run", "--tag", "t1")
+
+
+@pytest.fixture(scope="module", params=LAUNCHERS)
+def branch(request, tmp_path_factory):
+    return _run_once(tmp_path_factory, "branch", "branch_flow.py", request.param, "run")
+
+
+@pytest.fixture(scope="module", params=LAUNCHERS)
+def foreach(request, tmp_path_factory):
+    return _run_once(tmp_path_factory, "foreach", "foreach_flow.py", request.param, "run")
+
+
+@pytest.fixture(scope="module", params=LAUNCHERS)
+def switch(request, tmp_path_factory):
+    return _run_once(tmp_path_factory, "switch", "switch_flow.py", request.param, "run")
+
+
+def _client_run(use_root, r, flow_name):
+    from headwater import Flow
+
+    assert r.returncode == 0, r.output
+    use_root(r.root)
+    return Flow(flow_name).latest_run
+
+
+def test_linear_artifacts(linear, use_root):
+    run = _client_run(use_root, linear, "LinearFlow")
+    assert run.successful and run.finished
+    assert run.data.z == 7
+    assert run["middle"].task.data.y == 6
+    assert run["middle"].task.data.secret_seen == "hidden"
+    start = run["start"].task
+    assert start.data.MULTIPLIER == 3  # class constants are artifacts
+    assert start.data._secret == "hidden"
+    names = {a.id for a in start}
+    assert "x" in names and "_secret" not in names
+    assert "hello from start" in linear.stdout
+    assert [s.id for s in run] == ["end", "middle", "start"] or {s.id for s in run} == {"start", "middle", "end"}
+
+
+def test_linear_current(linear, use_root):
+    run = _client_run(use_root, linear, "LinearFlow")
+    info = run["start"].task.data.info
+    assert info["flow_name"] == "LinearFlow"
+    assert info["run_id"] == run.id
+    assert info["step_name"] == "start"
+    assert info["pathspec"] == f"LinearFlow/{run.id}/start/{info['task_id']}"
+    assert info["retry_count"] == 0 and info["origin_run_id"] is None
+    assert info["is_running_flow"] is True
+    assert info["namespace"] == f"user:{USER}" and info["username"] == USER
+    assert info["parameter_names"] == [] and info["graph_start"] == "start"
+
+
+def test_linear_tags_and_namespace(linear, use_root):
+    from headwater import Flow, Run, namespace
+
+    run = _client_run(use_root, linear, "LinearFlow")
+    assert "t1" in run.tags and f"user:{USER}" in run.system_tags
+    assert any(t.startswith("python_version:") for t in run.system_tags)
+    namespace("user:someone-else")
+    try:
+        from headwater.exceptions import HeadwaterNamespaceMismatch
+
+        with pytest.raises(HeadwaterNamespaceMismatch, match="namespace"):
+            Flow("LinearFlow")  # as in Metaflow: a flow is in a namespace if one of its runs is
+        with pytest.raises(HeadwaterNamespaceMismatch, match="namespace"):
+            Run(f"LinearFlow/{run.id}")
+        namespace(None)
+        assert Flow("LinearFlow").latest_run.id == run.id
+    finally:
+        namespace(f"user:{USER}")
+
+
+def test_console_prefix(linear):
+    assert "/start/" in linear.stdout and "Task is starting." in linear.stdout
+    assert "Done!" in linear.stdout
+
+
+def test_branch_merge(branch, use_root):
+    run = _client_run(use_root, branch, "BranchFlow")
+    join = run["join"].task.data
+    assert join.before_merge is False  # a join inherits nothing until merged
+    assert join.common == "same" and join.from_a == 1 and join.from_b == 2
+    assert join.conflict == 3 and join.names == [1, 2]
+    assert run.data.total == 6
+
+
+def test_merge_conflict_fails(tmp_path, launcher, use_root):
+    r = run_flow("conflict_flow.py", "run", root=tmp_path / ".headwater", launcher=launcher)
+    assert r.returncode != 0
+    assert "'value'" in r.output and "Step failure: Step join" in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_foreach_order_and_nesting(foreach, use_root):
+    run = _client_run(use_root, foreach, "ForeachFlow")
+    letters = list("abcdefghijkl")
+    join = run["join"].task.data
+    assert join.letters == letters  # index order, not completion order
+    assert join.all_pairs == [(c, i) for c in letters for i in (1, 2)]
+    bodies = {t.data.idx: t for t in run["body"].tasks()}
+    assert sorted(bodies) == list(range(12))
+    assert bodies[3].data.letter == "d" and bodies[3].index == 3
+    assert bodies[3].data.stack == [(3, 12, "d")]
+    inner = [t.data.stack for t in run["inner_body"].tasks()]
+    assert sorted(inner)[0] == [(0, 12, "'a'"), (0, 2, 1)]
+    assert "foreach: 12/12 done" in foreach.stdout  # progress instead of a wall of lines
+
+
+def test_switch_and_loop(switch, use_root):
+    run = _client_run(use_root, switch, "SwitchFlow")
+    assert run.data.result == "went high"
+    assert len(list(run["loop"].tasks())) == 3
+    assert "low" not in {s.id for s in run}
+
+
+def test_switch_other_case(tmp_path, use_root):
+    r = run_flow("switch_flow.py", "run", "--mode", "low", "--limit", "1", root=tmp_path / ".headwater")
+    run = _client_run(use_root, r, "SwitchFlow")
+    assert run.data.result == "went low" and len(list(run["loop"].tasks())) == 1
+
+
+def test_switch_unmatched_value(tmp_path, launcher):
+    r = run_flow("switch_flow.py", "run", "--mode", "sideways", root=tmp_path / ".headwater", launcher=launcher)
+    assert r.returncode != 0
+    assert "'sideways'" in r.output and "'high'" in r.output and "'low'" in r.output
+    assert "Step failure: Step route" in r.stderr
+
+
+def test_parameters(tmp_path, launcher, use_root):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("some notes\n")
+    r = run_flow("params_flow.py", "run", "--who", "bob", "--count", "4", "--loud", "true",
+                 "--config", '{"b": [1, 2]}', "--notes", str(notes), root=tmp_path / ".headwater",
+                 launcher=launcher, env={"HEADWATER_RUN_RATIO": "0.25", "HEADWATER_RUN_COUNT": "9"})
+    run = _client_run(use_root, r, "ParamsFlow")
+    assert run.data.seen == {"who": "bob", "count": 4, "ratio": 0.25, "loud": True, "config": {"b": [1, 2]},
+                             "seed": len("ParamsFlow"), "fruits": ["apple", "pear"], "notes": "some notes\n"}
+    assert "read-only" in run["start"].task.data.tried_write
+    assert run["start"].task.data.count == 4  # parameters are in every task's data
+    assert run.data.greeting == "HELLO bob"
+
+
+def test_parameter_defaults(tmp_path, use_root):
+    r = run_flow("params_flow.py", "run", root=tmp_path / ".headwater")
+    run = _client_run(use_root, r, "ParamsFlow")
+    assert run.data.seen["count"] == 2 and run.data.seen["config"] == {"a": 1}
+    assert run.data.seen["notes"] is None and run.data.seen["loud"] is False
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--count", "abc"], "'abc' is not a valid integer"),
+    (["--ratio", "x"], "'x' is not a valid float"),
+    (["--config", "{bad"], "not valid JSON"),
+    (["--notes", "/no/such/file"], "cannot read '/no/such/file'"),
+])
+def test_bad_parameter_values(tmp_path, args, needle):
+    root = tmp_path / ".headwater"
+    r = run_flow("params_flow.py", "run", *args, root=root)
+    assert r.returncode != 0
+    assert needle in r.stderr and "Traceback" not in r.stderr
+    assert not (root / "runs" / "ParamsFlow").exists() or not any((root / "runs" / "ParamsFlow").iterdir())
+
+
+def test_help_lists_parameters(tmp_path):
+    r = run_flow("params_flow.py", "run", "--help", root=tmp_path / ".headwater")
+    assert r.returncode == 0
+    for text in ("--who", "Whom to greet", "--count", "--loud", "--config", "--notes", "A text file"):
+        assert text in r.stdout
+
+
+def test_failure_kills_siblings(tmp_path, launcher, use_root):
+    from headwater import Flow
+
+    r = run_flow("failing_flow.py", "run", root=tmp_path / ".headwater", launcher=launcher, timeout=60)
+    assert r.returncode == 1
+    assert "Step failure: Step work" in r.stderr and "boom in task 2" in r.output
+    use_root(r.root)
+    run = Flow("FailingFlow").latest_run
+    assert run.successful is False
+    failed = [t for t in run["work"].tasks() if not t.successful]
+    assert any("boom in task 2" in str(t.exception) for t in failed)
+    # the sleeping siblings were killed before they could commit
+    assert all(not t.successful for t in run["work"].tasks())
+
+
+def test_unpicklable_artifact(tmp_path, launcher):
+    r = run_flow("failing_flow.py", "run", "--what", "unpicklable", root=tmp_path / ".headwater", launcher=launcher)
+    assert r.returncode == 1
+    assert "'handle'" in r.output and "'work'" in r.output and "cannot be pickled" in r.output
+
+
+def test_max_num_splits(tmp_path):
+    r = run_flow("failing_flow.py", "run", "--what", "splits", root=tmp_path / ".headwater")
+    assert r.returncode == 1
+    assert "150 splits" in r.output and "--max-num-splits 100" in r.output
+    r2 = run_flow("failing_flow.py", "run", "--what", "splits", "--max-num-splits", "200", "--max-workers", "4",
+                  root=tmp_path / ".headwater")
+    assert r2.returncode == 0, r2.output
+
+
+def test_run_id_file(tmp_path, use_root):
+    from headwater import Flow
+
+    idf = tmp_path / "rid"
+    r = run_flow("linear_flow.py", "run", "--run-id-file", str(idf), root=tmp_path / ".headwater")
+    assert r.returncode == 0
+    use_root(r.root)
+    assert Flow("LinearFlow").latest_run.id == idf.read_text()
+
+
+def test_logs_streamed_to_files(linear):
+    logs = list(Path(linear.root).glob("runs/LinearFlow/*/start/*/0.stdout"))
+    assert logs and "hello from start" in logs[0].read_text()
+
+
+def test_files_per_trivial_task(linear):
+    run_dir = next(Path(linear.root).glob("runs/LinearFlow/*"))
+    task_dirs = [p for p in run_dir.glob("*/*") if p.is_dir()]
+    files = [f for d in task_dirs for f in d.iterdir()]
+    assert len(files) <= 3 * len(task_dirs)
+    assert not list(Path(linear.root).glob("blobs/*/*"))  # small artifacts live inline
+
+
+def test_show_and_check(tmp_path):
+    r = run_flow("branch_flow.py", "show", root=tmp_path / ".headwater")
+    assert r.returncode == 0 and "start" in r.stdout and "join" in r.stdout
+    r = run_flow("branch_flow.py", "check", root=tmp_path / ".headwater")
+    assert r.returncode == 0 and "looks good" in r.stderr
+
+
+def test_invalid_graph_refused(tmp_path):
+    root = tmp_path / ".headwater"
+    for cmd in ("check", "run"):
+        r = run_flow("bad_graph_flow.py", cmd, root=root)
+        assert r.returncode == 1, r.output
+        assert "middel" in r.stderr and "bad_graph_flow.py:" in r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (root / "runs").exists()
