@@ -43,8 +43,8 @@ def _click_option(p: Any) -> click.Option:
         common["help"] = (help_text + f"  [default: {default_shown}]").strip()
     if p.IS_INCLUDE_FILE:
         return click.Option([f"--{p.name}", p.attr_name], type=str, metavar="PATH", **common)
-    if p.type is bool:
-        return click.Option([f"--{p.name}/--no-{p.name}", p.attr_name], default=None, **common)
+    if p.type is bool:  # a value, as in Metaflow: --flag true / --flag false
+        return click.Option([f"--{p.name}", p.attr_name], type=click.BOOL, **common)
     if isinstance(p.type, JSONTypeClass):
         return click.Option([f"--{p.name}", p.attr_name], type=_JSONParam(), metavar="JSON", **common)
     ctype = {int: click.INT, float: click.FLOAT, str: click.STRING}[p.type]
