@@ -1,1 +1,9 @@
-"""Internal."""
+"""The index layer (internal): a SQLite cache of the store's run and attempt
+records that makes listings fast; rebuildable from the store at any time.
+"""
+
+from __future__ import annotations
+
+from .index import Index, RunRow, TaskRow
+
+__all__ = ["Index", "RunRow", "TaskRow"]

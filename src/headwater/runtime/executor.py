@@ -26,6 +26,15 @@ _IMMUTABLE = (int, float, bool, str, bytes, type(None), complex, frozenset)
 
 PARAMETERS_STEP = "_parameters"
 
+_graph_info_cache: dict[int, dict] = {}  # per flow graph; filled in the zygote before forks
+
+
+def graph_info(graph: Any) -> dict:
+    info = _graph_info_cache.get(id(graph))
+    if info is None:
+        info = _graph_info_cache[id(graph)] = graph.to_info()
+    return info
+
 
 def _short_repr(value: Any, limit: int = 30) -> str:
     try:
@@ -150,7 +159,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step_name,
             task_id=spec.task_id, retry_count=spec.attempt, origin_run_id=spec.origin_run_id,
             namespace=f"user:{spec.user}", username=spec.user, tags=list(spec.tags),
-            parameter_names=parameter_names(flow_cls), graph=graph.to_info(),
+            parameter_names=parameter_names(flow_cls), graph=graph_info(graph),
         )
         func = getattr(flow, spec.step_name)
         try:

@@ -1,0 +1,447 @@
+"""The top of the client object tree (reading layer): ``Headwater`` (all flows),
+``Flow``, ``Run`` and ``Step``. Listings come from the index; everything is
+read lazily and newest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import HeadwaterNamespaceMismatch, HeadwaterNotFound
+from .base import ChildNotFound, HeadwaterObject, flow_hint, runs_hint, to_datetime
+from .namespace import get_namespace
+from .source import source_for
+
+if TYPE_CHECKING:
+    from .task import Task, TaskData
+
+PARAMETERS_STEP = "_parameters"
+
+
+class Headwater:
+    """Every flow in the datastore that has a run in the current namespace.
+
+    The equivalent of Metaflow's ``Metaflow`` object (also exported under
+    that name).
+
+    Examples
+    --------
+    >>> from headwater import Headwater
+    >>> Headwater().flows  # doctest: +SKIP
+    [Flow('HelloFlow'), Flow('TrainFlow')]
+    """
+
+    def __repr__(self) -> str:
+        return "Headwater()"
+
+    @property
+    def flows(self) -> list[Flow]:
+        """The flows with at least one run in the current namespace, most recently run first."""
+        return list(self)
+
+    def __iter__(self) -> Iterator[Flow]:
+        src = source_for()
+        ns = get_namespace()
+        tags = (ns,) if ns is not None else ()
+        latest: list[tuple[float, str]] = []
+        for name in src.flows():
+            rows = src.runs(name, tags=tags, limit=1)
+            if rows:
+                latest.append((rows[0].created_at or 0.0, name))
+        latest.sort(reverse=True)
+        for _, name in latest:
+            flow = Flow.__new__(Flow)
+            flow._bind((name,), attempt=None, ns_check=True, ns=ns, root=src.root)
+            flow._src = src
+            flow._loaded = True
+            yield flow
+
+    def __getitem__(self, name: str) -> Flow:
+        try:
+            return Flow(name)
+        except HeadwaterNotFound as e:
+            raise ChildNotFound(e.message, hint=e.hint) from None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and any(f.id == name for f in self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headwater)
+
+    def __hash__(self) -> int:
+        return hash("Headwater")
+
+
+class Flow(HeadwaterObject):
+    """A flow: every run of one ``FlowSpec`` class.
+
+    Parameters
+    ----------
+    pathspec : str
+        The flow's name, e.g. ``"HelloFlow"``.
+
+    Raises
+    ------
+    HeadwaterNotFound
+        The datastore has no run of this flow at all.
+    HeadwaterNamespaceMismatch
+        The flow has runs, but none in the current namespace.
+
+    Examples
+    --------
+    >>> run = Flow("HelloFlow").latest_successful_run  # doctest: +SKIP
+    >>> run.data.message  # doctest: +SKIP
+    'hi'
+    """
+
+    _KIND = "Flow"
+    _DEPTH = 1
+    _CHILD_KIND = "run"
+
+    def __init__(self, pathspec: str, *, _namespace_check: bool = True):
+        self._open(pathspec, None, _namespace_check)
+
+    def _load(self) -> None:
+        src = self._source
+        flow = self._components[0]
+        if src.runs(flow, limit=1):
+            return
+        try:
+            if src.records is not None and list(src.records.runs(flow)):
+                return
+        except (KeyError, OSError):
+            pass
+        raise HeadwaterNotFound(f"Flow '{flow}' does not exist.", hint=flow_hint(src, flow))
+
+    def _mismatch(self) -> HeadwaterNamespaceMismatch:
+        return HeadwaterNamespaceMismatch(
+            f"Flow '{self.id}' has no runs in the current namespace {self._ns!r}.",
+            hint="Call namespace(None) to see everything, or namespace('user:<name>') for another user's runs.",
+        )
+
+    def _rows(self, tags: tuple[str, ...] = (), limit: int | None = None) -> list[Any]:
+        if self._ns_check and self._ns is not None and self._ns not in tags:
+            tags = (*tags, self._ns)
+        return self._source.runs(self.id, tags=tags, limit=limit)
+
+    def _run(self, row: Any) -> Run:
+        return Run._make(self, row.run_id, run_row=row)
+
+    def is_in_namespace(self) -> bool:
+        """Whether the flow has at least one run in the namespace it was opened under.
+
+        Returns
+        -------
+        bool
+            ``True`` in the global namespace, or when any run is tagged with the namespace.
+        """
+        if self._ns is None:
+            return True
+        return bool(self._source.runs(self.id, tags=(self._ns,), limit=1))
+
+    def __iter__(self) -> Iterator[Run]:
+        """The runs in the namespace, newest first."""
+        for row in self._rows():
+            yield self._run(row)
+
+    def runs(self, *tags: str) -> Iterator[Run]:
+        """The runs in the namespace that carry every one of ``tags``, newest first.
+
+        Parameters
+        ----------
+        *tags : str
+            Tags (user or system) a run must all have.
+
+        Returns
+        -------
+        Iterator[Run]
+        """
+        return iter([self._run(row) for row in self._rows(tuple(tags))])
+
+    @property
+    def latest_run(self) -> Run | None:
+        """The newest run in the namespace (finished or not), or ``None``."""
+        rows = self._rows(limit=1)
+        return self._run(rows[0]) if rows else None
+
+    @property
+    def latest_successful_run(self) -> Run | None:
+        """The newest successful run in the namespace, or ``None``."""
+        for run in self:
+            if run.successful:
+                return run
+        return None
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the flow's first run started."""
+        rows = self._source.runs(self.id)
+        return to_datetime(rows[-1].created_at) if rows else None
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """A flow has no tags of its own (always empty)."""
+        return frozenset()
+
+
+class Run(HeadwaterObject):
+    """One run of a flow.
+
+    Parameters
+    ----------
+    pathspec : str
+        ``"FlowName/run_id"``.
+
+    Raises
+    ------
+    HeadwaterInvalidPathspec
+        The pathspec does not have two components.
+    HeadwaterNotFound
+        There is no such run.
+    HeadwaterNamespaceMismatch
+        The run exists but is outside the current namespace.
+
+    Examples
+    --------
+    >>> run = Run("HelloFlow/1763841234567890")  # doctest: +SKIP
+    >>> run.successful, run.data.message  # doctest: +SKIP
+    (True, 'hi')
+    """
+
+    _KIND = "Run"
+    _DEPTH = 2
+    _CHILD_KIND = "step"
+
+    def __init__(self, pathspec: str, *, _namespace_check: bool = True):
+        self._open(pathspec, None, _namespace_check)
+
+    def _load(self) -> None:
+        flow, run_id = self._components
+        row = self._source.run(flow, run_id)
+        if row is None:
+            raise HeadwaterNotFound(f"Run '{flow}/{run_id}' does not exist.", hint=runs_hint(self._source, flow))
+        self._run_row = row
+
+    def _fresh_row(self) -> Any:
+        """The run's row as it is now (status and end time change while it runs)."""
+        row = self._source.run(*self._components)
+        if row is not None:
+            self._run_row = row
+        return self._get_run_row()
+
+    def _step_names(self) -> list[str]:
+        """Step names, newest first (by the start of each step's first task)."""
+        return self._source.steps(*self._components)[::-1]
+
+    def steps(self, *tags: str) -> Iterator[Step]:
+        """The run's steps, newest first (``_parameters`` excluded).
+
+        Parameters
+        ----------
+        *tags : str
+            Tags the run must all have; otherwise no steps are returned
+            (steps carry their run's tags).
+
+        Returns
+        -------
+        Iterator[Step]
+        """
+        if not set(tags) <= self.tags:
+            return iter([])
+        return iter([Step._make(self, name) for name in self._step_names() if name != PARAMETERS_STEP])
+
+    def __iter__(self) -> Iterator[Step]:
+        """The run's steps, newest first, without the ``_parameters`` pseudo-step."""
+        return self.steps()
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the run started."""
+        return to_datetime(self._get_run_row().created_at)
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """The run this one resumed (``'Flow/run_id'``), or ``None``."""
+        origin = getattr(self._get_run_row(), "origin_run_id", None)
+        return f"{self._components[0]}/{origin}" if origin else None
+
+    @property
+    def end_task(self) -> Task | None:
+        """The task of the run's end step, or ``None`` if it has not run."""
+        end = self._get_run_row().end_step or "end"
+        rows = self._source.tasks(self._components[0], self._components[1], end)
+        if not rows:
+            return None
+        step = Step._make(self, end)
+        return step._task(rows[0])
+
+    @property
+    def data(self) -> TaskData | None:
+        """The artifacts of the end task (``run.data.x``), or ``None`` if the end step has not run."""
+        task = self.end_task
+        return task.data if task is not None else None
+
+    @property
+    def successful(self) -> bool:
+        """Whether the run ended successfully (its end task succeeded)."""
+        if self._fresh_row().status == "successful":
+            return True
+        task = self.end_task
+        return task is not None and task.successful
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended, successfully or not."""
+        row = self._fresh_row()
+        if row.status in ("successful", "failed"):
+            return True
+        if self._source.run_end(*self._components) is not None:
+            return True
+        task = self.end_task
+        return task is not None and task.finished
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the run ended, or ``None`` while it runs."""
+        row = self._fresh_row()
+        if row.finished_at is not None:
+            return to_datetime(row.finished_at)
+        end = self._source.run_end(*self._components)
+        if end and end.get("finished_at") is not None:
+            return to_datetime(end["finished_at"])
+        task = self.end_task
+        return task.finished_at if task is not None else None
+
+    @property
+    def code(self) -> None:
+        """The run's code package (not packaged yet by headwater: always ``None``)."""
+        return None
+
+    @property
+    def trigger(self) -> None:
+        """What triggered the run (event triggering is not supported yet: ``None``)."""
+        return None
+
+
+class Step(HeadwaterObject):
+    """One step of a run: all the tasks that ran it (several in a foreach).
+
+    Parameters
+    ----------
+    pathspec : str
+        ``"FlowName/run_id/step_name"``.
+
+    Raises
+    ------
+    HeadwaterInvalidPathspec
+        The pathspec does not have three components.
+    HeadwaterNotFound
+        There is no such run or step.
+    HeadwaterNamespaceMismatch
+        The run exists but is outside the current namespace.
+    """
+
+    _KIND = "Step"
+    _DEPTH = 3
+    _CHILD_KIND = "task"
+
+    def __init__(self, pathspec: str, *, _namespace_check: bool = True):
+        self._open(pathspec, None, _namespace_check)
+
+    def _load(self) -> None:
+        flow, run_id, step = self._components
+        self._get_run_row()
+        src = self._source
+        if src.tasks(flow, run_id, step) or step in src.steps(flow, run_id):
+            return
+        known = [s for s in src.steps(flow, run_id) if s != PARAMETERS_STEP]
+        raise HeadwaterNotFound(
+            f"Step '{self.pathspec}' does not exist.",
+            hint=f"Run '{flow}/{run_id}' has the steps: {', '.join(known) or '(none yet)'}.",
+        )
+
+    def _rows(self) -> list[Any]:
+        return self._source.tasks(*self._components)
+
+    def _task(self, row: Any) -> Task:
+        from .task import Task
+
+        return Task._make(self, row.task_id, _row=row)
+
+    def __iter__(self) -> Iterator[Task]:
+        """The step's tasks, newest first."""
+        for row in self._rows():
+            yield self._task(row)
+
+    def tasks(self, *tags: str) -> Iterator[Task]:
+        """The step's tasks, newest first.
+
+        Parameters
+        ----------
+        *tags : str
+            Tags the run must all have; otherwise no tasks are returned
+            (tasks carry their run's tags).
+
+        Returns
+        -------
+        Iterator[Task]
+        """
+        if not set(tags) <= self.tags:
+            return iter([])
+        return iter([self._task(row) for row in self._rows()])
+
+    @property
+    def task(self) -> Task | None:
+        """One task of the step (the newest); handy for steps that ran once."""
+        rows = self._rows()
+        return self._task(rows[0]) if rows else None
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the step's first task started."""
+        times = [r.started_at for r in self._rows() if r.started_at is not None]
+        return to_datetime(min(times)) if times else None
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the step's last task finished (``None`` while a task is still running)."""
+        rows = self._rows()
+        if not rows or any(r.finished_at is None for r in rows):
+            return None
+        return to_datetime(max(r.finished_at for r in rows))
+
+    def _any_record(self) -> dict[str, Any] | None:
+        for task in self:
+            rec = task._record_or_none()
+            if rec is not None:
+                return rec
+        return None
+
+    @property
+    def parent_steps(self) -> Iterator[Step]:
+        """The steps whose tasks fed this one (``_parameters`` excluded)."""
+        rec = self._any_record() or {}
+        names = _unique(p.split("/")[0] for p in rec.get("input_paths") or ())
+        run = self.parent
+        assert isinstance(run, Run)
+        return iter([Step._make(run, n) for n in names if n != PARAMETERS_STEP])
+
+    @property
+    def child_steps(self) -> Iterator[Step]:
+        """The steps this one transitioned to (that have started)."""
+        rec = self._any_record() or {}
+        nxt = (rec.get("transition") or {}).get("next") or ()
+        run = self.parent
+        assert isinstance(run, Run)
+        src = self._source
+        flow, run_id = self._components[:2]
+        return iter([Step._make(run, n) for n in _unique(nxt) if src.tasks(flow, run_id, n)])
+
+
+def _unique(items: Any) -> list[str]:
+    seen: dict[str, None] = {}
+    for x in items:
+        seen.setdefault(x, None)
+    return list(seen)

@@ -1,0 +1,453 @@
+"""The bottom of the client object tree (reading layer): ``Task``, its
+artifacts (``DataArtifact``) and ``task.data``. A task reads its attempt
+record once and its artifact values only when asked.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..exceptions import HeadwaterNotFound
+from .base import ChildNotFound, HeadwaterObject, to_datetime
+from .core import PARAMETERS_STEP, Step
+
+
+@dataclass(frozen=True)
+class TaskException:
+    """The exception a failed task attempt raised, as recorded.
+
+    Attributes
+    ----------
+    type : str
+        The exception's class name, e.g. ``"ValueError"``.
+    message : str
+        ``str()`` of the exception.
+    traceback : str
+        The formatted traceback of the user's code.
+    """
+
+    type: str
+    message: str
+    traceback: str
+
+    @property
+    def exception(self) -> str:
+        """The message (Metaflow's name for it)."""
+        return self.message
+
+    @property
+    def stacktrace(self) -> str:
+        """The traceback (Metaflow's name for it)."""
+        return self.traceback
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+class TaskData:
+    """A task's artifact values by attribute: ``task.data.x``.
+
+    Values load on first access and are then kept. ``_private`` artifacts
+    can be read but are left out of ``dir()`` and the listing.
+    """
+
+    __slots__ = ("_task", "_values")
+
+    def __init__(self, task: Task):
+        self._task = task
+        self._values: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        values = self._values
+        if name in values:
+            return values[name]
+        refs = self._task._refs()
+        if name not in refs:
+            raise AttributeError(self._task._no_artifact_message(name))
+        value = values[name] = self._task._source.load(refs[name])
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._task._refs()
+
+    def __dir__(self) -> list[str]:
+        return self._task._public_names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._task._public_names())
+
+    def __repr__(self) -> str:
+        return f"<TaskData {self._task.pathspec}: {', '.join(self._task._public_names())}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TaskData, (self._task,))
+
+
+class Task(HeadwaterObject):
+    """One task of a step: one attempt record, its artifacts and logs.
+
+    Parameters
+    ----------
+    pathspec : str
+        ``"FlowName/run_id/step_name/task_id"``.
+    attempt : int, optional
+        Which attempt to read; default: the latest.
+
+    Raises
+    ------
+    HeadwaterInvalidPathspec
+        The pathspec does not have four components.
+    HeadwaterNotFound
+        There is no such run, step, task or attempt.
+    HeadwaterNamespaceMismatch
+        The run exists but is outside the current namespace.
+
+    Examples
+    --------
+    >>> task = Task("HelloFlow/1763841234567890/start/1")  # doctest: +SKIP
+    >>> task.data.alpha, task["alpha"].size, task.successful  # doctest: +SKIP
+    (0.5, 21, True)
+    """
+
+    _KIND = "Task"
+    _DEPTH = 4
+    _CHILD_KIND = "artifact"
+
+    # Per-object caches; class defaults so objects made by _make need no __init__.
+    _row: Any = None
+    _record: dict[str, Any] | None = None
+    _data: TaskData | None = None
+
+    def __init__(self, pathspec: str, attempt: int | None = None, *, _namespace_check: bool = True):
+        if attempt is not None and (not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0):
+            from ..exceptions import HeadwaterInvalidPathspec
+
+            raise HeadwaterInvalidPathspec(f"Task({pathspec!r}): attempt must be an int >= 0, got {attempt!r}.")
+        self._open(pathspec, attempt, _namespace_check)
+
+    def _reset_caches(self) -> None:
+        self._row = None
+        self._record = None
+        self._data = None
+
+    def _load(self) -> None:
+        flow, run_id, step, task_id = self._components
+        self._get_run_row()
+        src = self._source
+        row = src.task(flow, run_id, step, task_id)
+        if row is None:
+            ids = [r.task_id for r in src.tasks(flow, run_id, step)]
+            if ids:
+                hint = f"Step '{flow}/{run_id}/{step}' has the tasks: {', '.join(ids[:20])}."
+            else:
+                hint = f"Run '{flow}/{run_id}' has no step '{step}' (or it has not started)."
+            raise HeadwaterNotFound(f"Task '{self.pathspec}' does not exist.", hint=hint)
+        self._row = row
+        if self._attempt is not None and self._attempt != row.attempt:
+            if src.attempt(flow, run_id, step, task_id, self._attempt) is None:
+                known = src.attempts(flow, run_id, step, task_id)
+                raise HeadwaterNotFound(
+                    f"Task '{self.pathspec}' has no attempt {self._attempt}.",
+                    hint=f"Its attempts are: {', '.join(map(str, known)) or 'none recorded yet'}.",
+                )
+
+    # records ----------------------------------------------------------------------
+
+    def _get_row(self) -> Any:
+        if self._row is None:
+            self._load()
+            self._loaded = True
+        return self._row
+
+    @property
+    def current_attempt(self) -> int:
+        """The attempt this object reads (the latest unless one was asked for)."""
+        return self._attempt if self._attempt is not None else self._get_row().attempt
+
+    def _record_or_none(self) -> dict[str, Any] | None:
+        """The attempt record, ``None`` while the attempt is still running."""
+        if self._record is None:
+            flow, run_id, step, task_id = self._components
+            # Records are written once, so a record, once read, never goes stale.
+            self._record = self._source.attempt(flow, run_id, step, task_id, self.current_attempt)
+        return self._record
+
+    def _refs(self) -> dict[str, dict[str, Any]]:
+        rec = self._record_or_none()
+        if rec is None or rec.get("status") != "ok":
+            return {}
+        return rec.get("artifacts") or {}
+
+    def _public_names(self) -> list[str]:
+        return sorted(n for n in self._refs() if not n.startswith("_"))
+
+    def _no_artifact_message(self, name: str) -> str:
+        rec = self._record_or_none()
+        if rec is None:
+            why = f"attempt {self.current_attempt} has not finished yet"
+        elif rec.get("status") != "ok":
+            exc = self.exception
+            why = f"attempt {self.current_attempt} failed ({exc}); a failed attempt's artifacts are not visible"
+        else:
+            names = self._public_names()
+            why = f"its artifacts are: {', '.join(names) if names else '(none)'}"
+        return f"Task '{self.pathspec}' has no artifact {name!r}: {why}."
+
+    # the Task surface ---------------------------------------------------------------
+
+    @property
+    def data(self) -> TaskData:
+        """The artifact values by attribute: ``task.data.x`` (loaded on first access)."""
+        if self._data is None:
+            self._data = TaskData(self)
+        return self._data
+
+    @property
+    def artifacts(self) -> tuple[DataArtifact, ...]:
+        """The public artifacts as a namedtuple of ``DataArtifact`` (``task.artifacts.x.data``)."""
+        names = self._public_names()
+        cls = namedtuple("Artifacts", names, rename=True)  # type: ignore[misc]
+        return cls(*(self._artifact(n) for n in names))
+
+    def _artifact(self, name: str) -> DataArtifact:
+        return DataArtifact._make(self, name, attempt=self._attempt)
+
+    def _child(self, child_id: str) -> DataArtifact:
+        if child_id not in self._refs():
+            raise ChildNotFound(
+                f"DataArtifact '{self.pathspec}/{child_id}' does not exist.", hint=self._no_artifact_message(child_id)
+            )
+        return self._artifact(child_id)
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        """The public artifacts (``_private`` ones are readable by name only)."""
+        return iter([self._artifact(n) for n in self._public_names()])
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._refs()
+
+    @property
+    def successful(self) -> bool:
+        """Whether the attempt succeeded."""
+        rec = self._record_or_none()
+        return rec is not None and rec.get("status") == "ok"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the attempt finished successfully (a failed attempt is not finished)."""
+        return self.successful
+
+    @property
+    def exception(self) -> TaskException | None:
+        """The exception a failed attempt raised, ``None`` otherwise."""
+        rec = self._record_or_none()
+        exc = rec.get("exception") if rec is not None else None
+        if not exc:
+            return None
+        return TaskException(
+            type=str(exc.get("type", "Exception")),
+            message=str(exc.get("message", "")),
+            traceback=str(exc.get("traceback", "")),
+        )
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the attempt started."""
+        rec = self._record_or_none()
+        ts = rec.get("started_at") if rec is not None else self._get_row().started_at
+        return to_datetime(ts)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the attempt ended, ``None`` while it runs."""
+        rec = self._record_or_none()
+        return to_datetime(rec.get("finished_at")) if rec is not None else None
+
+    @property
+    def index(self) -> int | None:
+        """The task's position in its innermost foreach, ``None`` outside a foreach."""
+        rec = self._record_or_none()
+        stack = (rec or {}).get("foreach_stack") or ()
+        return stack[-1].get("index") if stack else None
+
+    @property
+    def metadata_dict(self) -> dict[str, Any]:
+        """The metadata the attempt recorded, by name."""
+        rec = self._record_or_none()
+        return dict((rec or {}).get("metadata") or {})
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """For a task cloned by ``resume``, the pathspec of its original; else ``None``."""
+        return self.metadata_dict.get("origin_pathspec")
+
+    def _log(self, stream: str) -> bytes:
+        flow, run_id, step, task_id = self._components
+        return self._source.log(flow, run_id, step, task_id, self.current_attempt, stream)
+
+    @property
+    def stdout(self) -> str:
+        """What the attempt printed to stdout."""
+        return self._log("stdout").decode("utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        """What the attempt printed to stderr."""
+        return self._log("stderr").decode("utf-8", errors="replace")
+
+    @property
+    def stdout_size(self) -> int:
+        """Size of the stdout log in bytes."""
+        return len(self._log("stdout"))
+
+    @property
+    def stderr_size(self) -> int:
+        """Size of the stderr log in bytes."""
+        return len(self._log("stderr"))
+
+    @property
+    def code(self) -> None:
+        """The task's code package (not packaged yet by headwater: always ``None``)."""
+        return None
+
+    @property
+    def parent_task_pathspecs(self) -> Iterator[str]:
+        """Pathspecs of the tasks this one took its inputs from (``_parameters`` excluded)."""
+        rec = self._record_or_none() or {}
+        flow, run_id = self._components[:2]
+        return iter(
+            [f"{flow}/{run_id}/{p}" for p in rec.get("input_paths") or () if p.split("/")[0] != PARAMETERS_STEP]
+        )
+
+    @property
+    def parent_tasks(self) -> Iterator[Task]:
+        """The tasks this one took its inputs from."""
+        return iter([self._sibling(p) for p in self.parent_task_pathspecs])
+
+    @property
+    def child_task_pathspecs(self) -> Iterator[str]:
+        """Pathspecs of the tasks that took this one as an input."""
+        rec = self._record_or_none() or {}
+        flow, run_id, step, task_id = self._components
+        me = f"{step}/{task_id}"
+        out: list[str] = []
+        src = self._source
+        for nxt in dict.fromkeys((rec.get("transition") or {}).get("next") or ()):
+            for row in src.tasks(flow, run_id, nxt):
+                child = src.attempt(flow, run_id, nxt, row.task_id, row.attempt) or {}
+                if me in (child.get("input_paths") or ()):
+                    out.append(f"{flow}/{run_id}/{nxt}/{row.task_id}")
+        return iter(out)
+
+    @property
+    def child_tasks(self) -> Iterator[Task]:
+        """The tasks that took this one as an input."""
+        return iter([self._sibling(p) for p in self.child_task_pathspecs])
+
+    def _sibling(self, pathspec: str) -> Task:
+        """Another task of the same run, opened under this task's root and namespace."""
+        run = self.parent.parent if self.parent is not None else None
+        assert run is not None
+        _, _, step, task_id = pathspec.split("/")
+        return Task._make(Step._make(run, step), task_id)
+
+
+class DataArtifact(HeadwaterObject):
+    """One artifact of a task: its value, size and content key.
+
+    Parameters
+    ----------
+    pathspec : str
+        ``"FlowName/run_id/step_name/task_id/artifact_name"``.
+    attempt : int, optional
+        Which attempt of the task to read; default: the latest.
+
+    Raises
+    ------
+    HeadwaterInvalidPathspec
+        The pathspec does not have five components.
+    HeadwaterNotFound
+        There is no such task, or it has no such artifact.
+    HeadwaterNamespaceMismatch
+        The run exists but is outside the current namespace.
+    """
+
+    _KIND = "DataArtifact"
+    _DEPTH = 5
+    _CHILD_KIND = "none"
+
+    _value: Any = None
+    _has_value: bool = False
+
+    def __init__(self, pathspec: str, attempt: int | None = None, *, _namespace_check: bool = True):
+        self._open(pathspec, attempt, _namespace_check)
+
+    def _reset_caches(self) -> None:
+        self._value = None
+        self._has_value = False
+
+    def _task(self) -> Task:
+        parent = self.parent
+        assert isinstance(parent, Task)
+        return parent
+
+    def _load(self) -> None:
+        task = self._task()
+        try:
+            task._get_row()
+        except HeadwaterNotFound as e:
+            raise HeadwaterNotFound(
+                f"DataArtifact '{self.pathspec}' does not exist: {e.message[0].lower()}{e.message[1:]}", hint=e.hint
+            ) from None
+        if self.id not in task._refs():
+            raise HeadwaterNotFound(
+                f"DataArtifact '{self.pathspec}' does not exist.", hint=task._no_artifact_message(self.id)
+            )
+
+    def _ref(self) -> dict[str, Any]:
+        self._ensure()
+        return self._task()._refs()[self.id]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def _child(self, child_id: str) -> Any:
+        raise ChildNotFound(f"A DataArtifact has no children ({self.pathspec}/{child_id}).")
+
+    @property
+    def data(self) -> Any:
+        """The artifact's value (loaded on first access, then kept)."""
+        if not self._has_value:
+            task = self._task()
+            if self.id in task.data._values:
+                self._value = task.data._values[self.id]
+            else:
+                self._value = self._source.load(self._ref())
+            self._has_value = True
+        return self._value
+
+    @property
+    def size(self) -> int:
+        """The artifact's serialized size in bytes."""
+        return int(self._ref().get("size", 0))
+
+    @property
+    def sha(self) -> str:
+        """The artifact's content key (blake3 hex of its serialized bytes)."""
+        return str(self._ref()["key"])
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the task that produced the artifact finished."""
+        return self._task().finished_at
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the artifact was stored (its task's end)."""
+        return self._task().finished_at

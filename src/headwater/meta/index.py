@@ -1,0 +1,326 @@
+"""The SQLite metadata index (index layer, internal): a cache of the store's run
+and attempt records for fast listings. Written by run processes, read by the
+client, and rebuildable at any time from the records (``Index.reindex``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..store.records import RecordStore
+
+INDEX_FILE = "index.sqlite"
+SCHEMA_VERSION = 1
+PARAMETERS_STEP = "_parameters"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One run as the index knows it."""
+
+    flow: str
+    run_id: str
+    user: str | None
+    tags: tuple[str, ...]
+    system_tags: tuple[str, ...]
+    created_at: float
+    finished_at: float | None
+    status: str  # "running" | "successful" | "failed"
+    start_step: str
+    end_step: str
+    origin_run_id: str | None
+    pid: int | None
+    host: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """One task attempt as the index knows it."""
+
+    flow: str
+    run_id: str
+    step: str
+    task_id: str
+    attempt: int
+    status: str  # "running" | "ok" | "failed"
+    started_at: float | None
+    finished_at: float | None
+
+
+# -- SQL, prepared once ---------------------------------------------------------
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    flow TEXT NOT NULL, run_id TEXT NOT NULL, user TEXT,
+    tags TEXT NOT NULL, system_tags TEXT NOT NULL,
+    created_at REAL NOT NULL, finished_at REAL, status TEXT NOT NULL,
+    start_step TEXT NOT NULL, end_step TEXT NOT NULL,
+    origin_run_id TEXT, pid INTEGER, host TEXT,
+    PRIMARY KEY (flow, run_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (flow, created_at DESC, run_id DESC);
+CREATE TABLE IF NOT EXISTS run_tags (
+    flow TEXT NOT NULL, run_id TEXT NOT NULL, system INTEGER NOT NULL, tag TEXT NOT NULL,
+    PRIMARY KEY (flow, run_id, system, tag)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_tags_by_tag ON run_tags (flow, tag, run_id);
+CREATE TABLE IF NOT EXISTS tasks (
+    flow TEXT NOT NULL, run_id TEXT NOT NULL, step TEXT NOT NULL, task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL, status TEXT NOT NULL, started_at REAL, finished_at REAL,
+    PRIMARY KEY (flow, run_id, step, task_id, attempt)
+) WITHOUT ROWID;
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+_RUN_COLS = (
+    "flow, run_id, user, tags, system_tags, created_at, finished_at, status, "
+    "start_step, end_step, origin_run_id, pid, host"
+)
+_TASK_COLS = "flow, run_id, step, task_id, attempt, status, started_at, finished_at"
+
+_INSERT_RUN = f"INSERT OR REPLACE INTO runs ({_RUN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_DELETE_TAGS = "DELETE FROM run_tags WHERE flow = ? AND run_id = ?"
+_DELETE_USER_TAGS = "DELETE FROM run_tags WHERE flow = ? AND run_id = ? AND system = 0"
+_INSERT_TAG = "INSERT OR IGNORE INTO run_tags (flow, run_id, system, tag) VALUES (?,?,?,?)"
+_SET_TAGS = "UPDATE runs SET tags = ? WHERE flow = ? AND run_id = ?"
+_END_RUN = "UPDATE runs SET status = ?, finished_at = ? WHERE flow = ? AND run_id = ?"
+_FLOWS = "SELECT DISTINCT flow FROM runs ORDER BY flow"
+_RUN = f"SELECT {_RUN_COLS} FROM runs WHERE flow = ? AND run_id = ?"
+# LIMIT -1 means no limit in SQLite, so one statement serves both cases.
+_RUNS = f"SELECT {_RUN_COLS} FROM runs WHERE flow = ? ORDER BY created_at DESC, run_id DESC LIMIT ?"
+# AND filter over user+system tags; the tag list travels as one JSON parameter
+# so the statement text is the same for any number of tags.
+_RUNS_TAGGED = f"""
+SELECT {_RUN_COLS} FROM runs WHERE flow = :flow AND run_id IN (
+    SELECT run_id FROM run_tags
+    WHERE flow = :flow AND tag IN (SELECT value FROM json_each(:tags))
+    GROUP BY run_id HAVING COUNT(DISTINCT tag) = json_array_length(:tags)
+) ORDER BY created_at DESC, run_id DESC LIMIT :limit
+"""
+_UPSERT_TASK = f"INSERT OR REPLACE INTO tasks ({_TASK_COLS}) VALUES (?,?,?,?,?,?,?,?)"
+_STEPS = """
+SELECT step FROM tasks WHERE flow = ? AND run_id = ? AND step != ?
+GROUP BY step ORDER BY MIN(started_at) IS NULL, MIN(started_at), step
+"""
+# SQLite fills the bare columns of a MAX() aggregate from the row holding the
+# maximum: one pass gives the latest attempt of every task.
+_TASKS = """
+SELECT flow, run_id, step, task_id, MAX(attempt), status, started_at, finished_at
+FROM tasks WHERE flow = ? AND run_id = ? AND step = ?
+GROUP BY task_id
+ORDER BY started_at DESC, CAST(task_id AS INTEGER) DESC, task_id DESC
+"""
+_TASK = f"""
+SELECT {_TASK_COLS} FROM tasks WHERE flow = ? AND run_id = ? AND step = ? AND task_id = ?
+ORDER BY attempt DESC LIMIT 1
+"""
+_ATTEMPTS = f"""
+SELECT {_TASK_COLS} FROM tasks WHERE flow = ? AND run_id = ? AND step = ? AND task_id = ?
+ORDER BY attempt
+"""
+_CLEAR = ("DELETE FROM runs", "DELETE FROM run_tags", "DELETE FROM tasks")
+
+
+def _run_row(r: tuple[Any, ...]) -> RunRow:
+    return RunRow(
+        r[0], r[1], r[2], tuple(json.loads(r[3])), tuple(json.loads(r[4])),
+        r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+    )  # fmt: skip
+
+
+def _task_params(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        row["flow"], row["run_id"], row["step"], str(row["task_id"]), int(row["attempt"]),
+        row["status"], row.get("started_at"), row.get("finished_at"),
+    )  # fmt: skip
+
+
+class Index:
+    """The metadata index of one datastore root (``<root>/index.sqlite``).
+
+    Parameters
+    ----------
+    root : str
+        The datastore root.
+    records : RecordStore, optional
+        When given and the index file does not exist yet, the new index is
+        filled from these records (so deleting the file loses nothing).
+
+    Examples
+    --------
+    >>> idx = Index("/tmp/hw-doc")
+    >>> [r.run_id for r in idx.runs("HelloFlow", limit=10)]  # newest first
+    []
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, records: RecordStore | None = None):
+        root = os.fspath(root)
+        os.makedirs(root, exist_ok=True)
+        self.path = os.path.join(root, INDEX_FILE)
+        existed = os.path.exists(self.path)
+        # Autocommit mode: every write method opens its own transaction.
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self._db.executescript(_SCHEMA)
+        if not existed and records is not None and records.flows():
+            self.reindex(records)
+
+    # -- writes ----------------------------------------------------------------
+
+    def _begin(self) -> sqlite3.Cursor:
+        # IMMEDIATE takes the write lock up front: no deadlock-prone upgrade
+        # from a read transaction when two run processes write at once.
+        cur = self._db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        return cur
+
+    def _insert_run(self, cur: sqlite3.Cursor, rec: dict[str, Any], status: str, finished_at: float | None) -> None:
+        flow, run_id = rec["flow"], str(rec["run_id"])
+        tags = list(rec.get("tags") or ())
+        system_tags = list(rec.get("system_tags") or ())
+        cur.execute(
+            _INSERT_RUN,
+            (
+                flow, run_id, rec.get("user"), json.dumps(tags), json.dumps(system_tags),
+                rec["created_at"], finished_at, status, rec.get("start_step", "start"),
+                rec.get("end_step", "end"), rec.get("origin_run_id"), rec.get("pid"), rec.get("host"),
+            ),
+        )  # fmt: skip
+        cur.execute(_DELETE_TAGS, (flow, run_id))
+        cur.executemany(
+            _INSERT_TAG,
+            [(flow, run_id, 0, t) for t in tags] + [(flow, run_id, 1, t) for t in system_tags],
+        )
+
+    def add_run(self, run_record: dict[str, Any]) -> None:
+        """Index a run that just started (status ``running``) from its run record."""
+        cur = self._begin()
+        try:
+            self._insert_run(cur, run_record, "running", None)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def end_run(self, flow: str, run_id: str, status: str, finished_at: float) -> None:
+        """Record how a run ended (``successful`` or ``failed``)."""
+        self._db.execute(_END_RUN, (status, finished_at, flow, run_id))
+
+    def upsert_attempts(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert or replace task attempt rows (keys as ``TaskRow`` fields), atomically."""
+        params = [_task_params(r) for r in rows]
+        if not params:
+            return
+        cur = self._begin()
+        try:
+            cur.executemany(_UPSERT_TASK, params)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def set_tags(self, flow: str, run_id: str, tags: Sequence[str]) -> None:
+        """Replace a run's user tags (system tags are unchanged)."""
+        tags = list(dict.fromkeys(tags))
+        cur = self._begin()
+        try:
+            cur.execute(_SET_TAGS, (json.dumps(tags), flow, run_id))
+            cur.execute(_DELETE_USER_TAGS, (flow, run_id))
+            cur.executemany(_INSERT_TAG, [(flow, run_id, 0, t) for t in tags])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def reindex(self, records: RecordStore) -> dict[str, int]:
+        """Rebuild the whole index from the store's records, in one transaction.
+
+        A run without an end record is ``running``; a directory without a run
+        record is skipped. Returns counts: ``runs``, ``attempts``, ``skipped``.
+        """
+        runs: list[tuple[dict[str, Any], str, float | None]] = []
+        attempts: list[tuple[Any, ...]] = []
+        skipped = 0
+        for flow in records.flows():
+            for run_id in records.runs(flow):
+                try:
+                    rec = records.read_run(flow, run_id)
+                except (KeyError, ValueError):
+                    skipped += 1
+                    continue
+                end = records.read_run_end(flow, run_id)
+                status = end["status"] if end else "running"
+                runs.append((rec, status, end.get("finished_at") if end else None))
+                for step in records.steps(flow, run_id):
+                    for task_id in records.tasks(flow, run_id, step):
+                        for n in records.attempts(flow, run_id, step, task_id):
+                            a = records.read_attempt(flow, run_id, step, task_id, n)
+                            attempts.append(_task_params({**a, "flow": flow, "run_id": run_id, "step": step,
+                                                          "task_id": task_id, "attempt": n}))  # fmt: skip
+        cur = self._begin()
+        try:
+            for stmt in _CLEAR:  # one by one: executescript() would commit
+                cur.execute(stmt)
+            for rec, status, finished_at in runs:
+                self._insert_run(cur, rec, status, finished_at)
+            cur.executemany(_UPSERT_TASK, attempts)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return {"runs": len(runs), "attempts": len(attempts), "skipped": skipped}
+
+    # -- reads -----------------------------------------------------------------
+
+    def flows(self) -> list[str]:
+        """Names of the flows with at least one run, sorted."""
+        return [r[0] for r in self._db.execute(_FLOWS)]
+
+    def runs(self, flow: str, *, tags: Sequence[str] = (), limit: int | None = None) -> list[RunRow]:
+        """Runs of ``flow``, newest first, having every tag in ``tags`` (user or system)."""
+        lim = -1 if limit is None else limit
+        if tags:
+            tag_list = json.dumps(list(dict.fromkeys(tags)))
+            cur = self._db.execute(_RUNS_TAGGED, {"flow": flow, "tags": tag_list, "limit": lim})
+        else:
+            cur = self._db.execute(_RUNS, (flow, lim))
+        return [_run_row(r) for r in cur]
+
+    def run(self, flow: str, run_id: str) -> RunRow | None:
+        r = self._db.execute(_RUN, (flow, run_id)).fetchone()
+        return _run_row(r) if r else None
+
+    def steps(self, flow: str, run_id: str) -> list[str]:
+        """Steps of a run that have started, in order of first start (no ``_parameters``)."""
+        return [r[0] for r in self._db.execute(_STEPS, (flow, run_id, PARAMETERS_STEP))]
+
+    def tasks(self, flow: str, run_id: str, step: str) -> list[TaskRow]:
+        """The latest attempt of each task of a step, newest first."""
+        return [TaskRow(*r) for r in self._db.execute(_TASKS, (flow, run_id, step))]
+
+    def task(self, flow: str, run_id: str, step: str, task_id: str) -> TaskRow | None:
+        """The latest attempt of one task, or ``None``."""
+        r = self._db.execute(_TASK, (flow, run_id, step, task_id)).fetchone()
+        return TaskRow(*r) if r else None
+
+    def attempt_rows(self, flow: str, run_id: str, step: str, task_id: str) -> list[TaskRow]:
+        """Every attempt of one task, by attempt number."""
+        return [TaskRow(*r) for r in self._db.execute(_ATTEMPTS, (flow, run_id, step, task_id))]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

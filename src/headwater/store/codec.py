@@ -1,0 +1,406 @@
+"""Artifact codec (storage layer, internal): pickle protocol 5 with out-of-band
+buffers, blake3 content keys over the logical bytes, and the ``HWB1`` blob file
+format (JSON header, pickle stream, 4 KiB-aligned buffers, zstd-1 where it pays).
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import pickle
+import struct
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import blake3
+
+if TYPE_CHECKING:
+    import zstandard
+
+from ..exceptions import DataCorruptionError
+
+MAGIC = b"HWB1"
+ALIGN = 4096
+#: Buffers smaller than this are pickled in-band: alignment would waste up to
+#: 4 KiB each, mmap gains nothing, and small arrays can then be stored inline.
+MIN_OOB = 4096
+#: Buffers (and pickle streams) below this are stored raw (zstd saves ~7% at best).
+MIN_COMPRESS = 4096
+MAX_RATIO = 0.9
+_PROBE_CHUNK = 64 << 10
+_PROBE_COUNT = 8
+_STREAM_CHUNK = 4 << 20
+#: Multithreaded hashing only pays above this (thread hand-off costs ~tens of µs).
+_MT_HASH = 1 << 20
+#: Raw buffers totalling at least this much are mmap'ed; smaller ones are read
+#: into private memory (each mmap holds a file descriptor on Python < 3.13).
+_MMAP_MIN = 1 << 20
+#: A raw pickle stream above this is verified in chunks and unpickled from the
+#: file, so a large in-band object never sits in memory twice.
+_STREAM_PICKLE = 8 << 20
+_READ_CHUNK = 4 << 20
+
+_U64 = struct.Struct("<Q")
+_PREFIX = struct.Struct("<4sI")  # magic, header length
+_ZEROS = bytes(ALIGN)
+_AUTO = blake3.blake3.AUTO
+# zstd worker threads only help compressible data on machines with spare cores
+# (reference/dependencies.md Q2: nothing gained on 2 cores for tables).
+_ZSTD_THREADS = -1 if (os.cpu_count() or 1) >= 4 else 0
+# Python 3.13+ can mmap without holding a duplicate file descriptor per blob.
+_MMAP_KW: dict[str, Any] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
+
+RAW = "raw"
+ZSTD = "zstd"
+
+_zstd_module: Any = None
+
+
+def _zstd() -> Any:
+    """The ``zstandard`` module, imported on first use (~12 ms that inline-only
+    processes such as the CLI listing runs never pay)."""
+    global _zstd_module
+    if _zstd_module is None:
+        import zstandard
+
+        _zstd_module = zstandard
+    return _zstd_module
+
+
+@dataclass
+class Encoded:
+    """An object serialized for storage.
+
+    ``size`` is the payload size, ``len(pickled) + sum(len(b) for b in buffers)``;
+    ``key`` is the blake3 hex digest of the logical bytes
+    ``u64le(len(pickled)) + pickled + (u64le(len(b)) + b for b in buffers)``.
+    The buffers alias the object's own memory: write them before mutating it.
+    """
+
+    pickled: bytes
+    buffers: list[memoryview]
+    key: str
+    size: int
+
+
+def _hasher(size: int) -> Any:
+    return blake3.blake3(max_threads=_AUTO) if size >= _MT_HASH else blake3.blake3()
+
+
+def _key(pickled: bytes | memoryview, buffers: Sequence[bytes | memoryview], size: int) -> str:
+    h = _hasher(size)
+    h.update(_U64.pack(len(pickled)))
+    h.update(pickled)
+    for b in buffers:
+        h.update(_U64.pack(len(b)))
+        h.update(b)
+    return str(h.hexdigest())
+
+
+def encode(obj: Any) -> Encoded:
+    """Pickle ``obj`` (protocol 5, large contiguous buffers out of band) and key it.
+
+    Pickling errors propagate unchanged; the caller names the artifact.
+    """
+    buffers: list[memoryview] = []
+
+    def take(pb: pickle.PickleBuffer) -> bool:
+        try:
+            raw = pb.raw()
+        except BufferError:  # non-contiguous: let pickle keep it in band
+            return True
+        if raw.nbytes < MIN_OOB:
+            return True
+        buffers.append(raw)
+        return False
+
+    pickled = pickle.dumps(obj, protocol=5, buffer_callback=take)
+    size = len(pickled)
+    for b in buffers:
+        size += b.nbytes
+    return Encoded(pickled, buffers, _key(pickled, buffers, size), size)
+
+
+def encode_inline(obj: Any) -> Encoded:
+    """Pickle a small value entirely in band (no buffers), keyed like a blob."""
+    pickled = pickle.dumps(obj, protocol=5)
+    return Encoded(pickled, [], _key(pickled, (), len(pickled)), len(pickled))
+
+
+def decode_inline(data: bytes, key: str | None) -> Any:
+    """Unpickle inline bytes, verifying them against ``key`` when one is given."""
+    if key is not None and _key(data, (), len(data)) != key:
+        raise _corrupt(key, "inline artifact in its record")
+    return pickle.loads(data)
+
+
+# -- writing -------------------------------------------------------------------
+
+
+def _probe(mv: memoryview, cctx: zstandard.ZstdCompressor) -> bytes | bool:
+    """Decide zstd for one part: ``False`` (store raw), ``True`` (compress while
+    writing) or, for a part small enough to compress whole, its compressed bytes."""
+    n = mv.nbytes
+    if n <= _PROBE_CHUNK * _PROBE_COUNT:
+        out = cctx.compress(mv)
+        return out if len(out) <= n * MAX_RATIO else False
+    # 8 evenly spaced 64 KiB slices predict the ratio to ~0.001 at ~1 ms
+    # (reference/dependencies.md Q2).
+    step = (n - _PROBE_CHUNK) // (_PROBE_COUNT - 1)
+    packed = 0
+    for i in range(_PROBE_COUNT):
+        packed += len(cctx.compress(mv[i * step : i * step + _PROBE_CHUNK]))
+    return packed <= _PROBE_CHUNK * _PROBE_COUNT * MAX_RATIO
+
+
+def _header(parts: list[list[Any]]) -> bytes:
+    return json.dumps({"v": 1, "parts": parts}, separators=(",", ":")).encode()
+
+
+def _layout(lengths: list[int], base: int) -> list[list[Any]]:
+    """Worst-case (all raw) placement: [offset, stored, length, codec] per part."""
+    parts: list[list[Any]] = []
+    off = base
+    for i, n in enumerate(lengths):
+        if i:
+            off = -(-off // ALIGN) * ALIGN
+        parts.append([off, n, n, RAW])
+        off += n
+    return parts
+
+
+def _pad(out: BinaryIO, pos: int) -> int:
+    pad = -pos % ALIGN
+    if pad:
+        out.write(_ZEROS[:pad])
+    return pos + pad
+
+
+def _write_zstd(out: BinaryIO, mv: memoryview, cctx: zstandard.ZstdCompressor) -> int:
+    n = mv.nbytes
+    if _ZSTD_THREADS and n > 64 << 20:
+        cctx = _zstd().ZstdCompressor(level=1, threads=_ZSTD_THREADS)
+    start = out.tell()
+    with cctx.stream_writer(out, size=n, closefd=False) as w:
+        for i in range(0, n, _STREAM_CHUNK):
+            w.write(mv[i : i + _STREAM_CHUNK])
+    return out.tell() - start
+
+
+def write_blob(enc: Encoded, out: BinaryIO) -> int:
+    """Write ``enc`` to ``out`` (at position 0) in the ``HWB1`` format; returns the file size.
+
+    Layout: ``b"HWB1"``, u32le header length, a JSON header
+    ``{"v": 1, "parts": [[offset, stored, length, codec], ...]}`` (part 0 is the
+    pickle stream, then one per buffer), the pickle stream, then each buffer at
+    a 4 KiB-aligned offset. A part is zstd-1 compressed when it is at least
+    4 KiB and a sample predicts a ratio ≤ 0.9. ``out`` must be seekable when any
+    part is compressed (the header is patched once stored sizes are known).
+    """
+    views = [memoryview(enc.pickled), *enc.buffers]
+    lengths = [v.nbytes for v in views]
+    # A compressor per call: zstd contexts must not be shared between threads.
+    cctx = _zstd().ZstdCompressor(level=1) if max(lengths) >= MIN_COMPRESS else None
+    plans: list[bytes | bool] = [
+        _probe(v, cctx) if cctx is not None and v.nbytes >= MIN_COMPRESS else False for v in views
+    ]
+    # Header space: the all-raw layout with every codec spelled "zstd" (the
+    # longest) bounds the real header, whose offsets and sizes can only shrink.
+    hlen = 64
+    while True:
+        worst = _layout(lengths, _PREFIX.size + hlen)
+        for p in worst:
+            p[3] = ZSTD
+        need = len(_header(worst))
+        if need <= hlen:
+            break
+        hlen = need
+    base = _PREFIX.size + hlen
+    compressing = any(p is not False for p in plans)
+    if not compressing:
+        header = _header(_layout(lengths, base))
+        out.write(_PREFIX.pack(MAGIC, hlen))
+        out.write(header.ljust(hlen))
+        pos = base
+        for i, v in enumerate(views):
+            if i:
+                pos = _pad(out, pos)
+            out.write(v)
+            pos += lengths[i]
+        return pos
+
+    out.write(_PREFIX.pack(MAGIC, hlen))
+    out.write(bytes(hlen))  # header placeholder, patched at the end
+    parts: list[list[Any]] = []
+    pos = base
+    for i, (v, plan) in enumerate(zip(views, plans, strict=True)):
+        if i:
+            pos = _pad(out, pos)
+        n = lengths[i]
+        if plan is False:
+            out.write(v)
+            parts.append([pos, n, n, RAW])
+            pos += n
+            continue
+        if plan is True:
+            stored = _write_zstd(out, v, cctx)  # type: ignore[arg-type]
+            if stored >= n:  # the sample misjudged it: store raw after all
+                out.seek(pos)
+                out.truncate()
+                out.write(v)
+                parts.append([pos, n, n, RAW])
+                pos += n
+                continue
+        else:
+            out.write(plan)
+            stored = len(plan)
+        parts.append([pos, stored, n, ZSTD])
+        pos += stored
+    end = out.tell()
+    out.seek(_PREFIX.size)
+    out.write(_header(parts).ljust(hlen))
+    out.seek(end)
+    return end
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def _corrupt(key: str | None, where: str, why: str = "its content does not match its key") -> DataCorruptionError:
+    return DataCorruptionError(
+        f"Blob {key or '(unkeyed)'} ({where}) is corrupt: {why}. The store is corrupt.",
+        hint="Re-run the step that produced this artifact; if the blob file itself is damaged, "
+        "delete it so that the next run writes it again.",
+    )
+
+
+def _read_header(fd: int, path: str, key: str | None) -> tuple[list[list[Any]], bytes, int]:
+    """Parse the header; returns parts, the first chunk read and the file size."""
+    fsize = os.fstat(fd).st_size
+    head = os.pread(fd, 64 << 10, 0)
+    if len(head) < _PREFIX.size:
+        raise _corrupt(key, path, "the file is truncated")
+    magic, hlen = _PREFIX.unpack_from(head)
+    if magic != MAGIC:
+        raise _corrupt(key, path, "it is not a headwater blob (bad magic)")
+    end = _PREFIX.size + hlen
+    raw_header = head[_PREFIX.size : end] if end <= len(head) else os.pread(fd, hlen, _PREFIX.size)
+    try:
+        parts = json.loads(raw_header)["parts"]
+        if not parts:
+            raise ValueError("no parts")
+        truncated = any(off + stored > fsize for off, stored, _n, _codec in parts)
+    except (ValueError, KeyError, TypeError):
+        raise _corrupt(key, path, "its header is unreadable") from None
+    if truncated:
+        raise _corrupt(key, path, "the file is truncated")
+    return parts, head, fsize
+
+
+def _decompress(fd: int, off: int, stored: int, n: int, key: str | None, path: str) -> bytearray | mmap.mmap:
+    # Large outputs go to anonymous memory: pages fault in as zstd writes them,
+    # with no zero-fill pass first (bytearray(n) memsets n bytes).
+    buf: bytearray | mmap.mmap = bytearray(n) if n < _MMAP_MIN else mmap.mmap(-1, n)
+    dst = memoryview(buf)
+    zstandard = _zstd()
+    try:
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            f.seek(off)
+            with zstandard.ZstdDecompressor().stream_reader(f, read_size=1 << 20, read_across_frames=False) as r:
+                pos = 0
+                while pos < n:
+                    got = r.readinto(dst[pos:])
+                    if not got:
+                        raise _corrupt(key, path, "a compressed part ends early")
+                    pos += got
+    except zstandard.ZstdError as e:
+        raise _corrupt(key, path, f"a compressed part does not decode ({e})") from None
+    finally:
+        dst.release()
+    return buf
+
+
+def read_blob(path: str, key: str | None, *, verify: bool = True) -> Any:
+    """Load an object written by ``write_blob``.
+
+    Raw buffers come back as copy-on-write ``mmap`` slices (zero copy, lazily
+    paged, writable without touching the file); compressed ones are decoded
+    into private memory. With ``verify`` and a ``key``, the logical bytes are
+    hashed first and a mismatch raises ``DataCorruptionError``.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        parts, head, fsize = _read_header(fd, path, key)
+        check = verify and key is not None
+        total = 0
+        for p in parts:
+            total += p[2]
+        h = _hasher(total) if check else None
+
+        # Pickle stream.
+        p_off, p_stored, p_len, p_codec = parts[0]
+        stream_from: int | None = None
+        if p_codec == ZSTD:
+            pickled: Any = _decompress(fd, p_off, p_stored, p_len, key, path)
+        elif p_off + p_len <= len(head):
+            pickled = memoryview(head)[p_off : p_off + p_len]
+        elif p_len <= _STREAM_PICKLE:
+            pickled = os.pread(fd, p_len, p_off)
+        else:
+            pickled, stream_from = None, p_off
+        if h is not None:
+            h.update(_U64.pack(p_len))
+            if pickled is not None:
+                h.update(pickled)
+            else:
+                _hash_range(h, fd, p_off, p_len)
+
+        # Buffers.
+        buffers: list[Any] = []
+        raw_total = 0
+        for _off, _stored, n, codec in parts[1:]:
+            if codec == RAW:
+                raw_total += n
+        mm: memoryview | None = None
+        if raw_total >= _MMAP_MIN:
+            mm = memoryview(mmap.mmap(fd, fsize, access=mmap.ACCESS_COPY, **_MMAP_KW))
+        for off, stored, n, codec in parts[1:]:
+            if codec == ZSTD:
+                buf: Any = _decompress(fd, off, stored, n, key, path)
+            elif codec != RAW:
+                raise _corrupt(key, path, f"unknown codec {codec!r}")
+            elif mm is not None:
+                buf = mm[off : off + n]
+            else:
+                buf = bytearray(n)
+                os.preadv(fd, [buf], off)
+            if h is not None:
+                h.update(_U64.pack(n))
+                h.update(buf)
+            buffers.append(buf)
+
+        if h is not None and h.hexdigest() != key:
+            raise _corrupt(key, path)
+        if stream_from is None:
+            return pickle.loads(pickled, buffers=buffers)
+        with open(fd, "rb", buffering=1 << 20, closefd=False) as f:
+            f.seek(stream_from)
+            return pickle.load(f, buffers=buffers)
+    finally:
+        os.close(fd)
+
+
+def _hash_range(h: Any, fd: int, off: int, n: int) -> None:
+    """Hash ``n`` bytes of ``fd`` from ``off`` through one reused buffer."""
+    chunk = bytearray(min(n, _READ_CHUNK))
+    view = memoryview(chunk)
+    end = off + n
+    while off < end:
+        got = os.preadv(fd, [view[: min(len(chunk), end - off)]], off)
+        if not got:  # the size was checked against the header: only a concurrent truncation
+            raise OSError(f"unexpected end of file at offset {off}")
+        h.update(view[:got])
+        off += got

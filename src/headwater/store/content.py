@@ -1,0 +1,96 @@
+"""Content-addressed artifact store (storage layer, internal): values are keyed
+by the blake3 of their logical serialized bytes, written once, verified on read.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+from ..exceptions import DataMissingError
+from .codec import decode_inline, encode, read_blob, write_blob
+from .objects import ObjectStore
+
+#: Largest payload (bytes, no out-of-band buffers) kept inline in the record.
+INLINE_LIMIT = 2048
+# Blobs below this are built in memory and written with one put().
+_SMALL_BLOB = 256 << 10
+
+
+def blob_key(key: str) -> str:
+    """The object-store key of the blob with content key ``key``."""
+    return f"blobs/{key[:2]}/{key}"
+
+
+def type_name(obj: Any) -> str:
+    """``module.QualName`` of ``obj``'s type, as artifact refs record it."""
+    t = type(obj)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+class ContentStore:
+    """Saves values as write-once blobs (or inline refs) and loads them back.
+
+    Parameters
+    ----------
+    objects : ObjectStore
+        Where the blobs live (``blobs/<2 hex>/<key>``).
+
+    Examples
+    --------
+    >>> cs = ContentStore(LocalObjectStore("/tmp/hw-doc"))
+    >>> ref = cs.save({"a": 1})
+    >>> "inline" in ref, cs.load(ref)
+    (True, {'a': 1})
+    """
+
+    def __init__(self, objects: ObjectStore):
+        self.objects = objects
+
+    def save(self, obj: Any) -> dict[str, Any]:
+        """Serialize ``obj`` and return its artifact ref.
+
+        The ref is ``{"key", "size", "type"}`` plus ``"inline"`` (base64 of the
+        pickle) when the value has no out-of-band buffers and at most
+        ``INLINE_LIMIT`` bytes; otherwise the blob is written unless it already
+        exists. Pickling errors propagate unchanged.
+        """
+        enc = encode(obj)
+        t = type(obj)
+        ref: dict[str, Any] = {"key": enc.key, "size": enc.size, "type": f"{t.__module__}.{t.__qualname__}"}
+        if not enc.buffers and enc.size <= INLINE_LIMIT:
+            ref["inline"] = base64.b64encode(enc.pickled).decode("ascii")
+            return ref
+        bkey = f"blobs/{enc.key[:2]}/{enc.key}"
+        if self.objects.exists(bkey):
+            return ref  # dedup hit: identical content is already stored
+        if enc.size < _SMALL_BLOB:
+            buf = io.BytesIO()
+            write_blob(enc, buf)
+            self.objects.put(bkey, buf.getbuffer())
+        else:
+            with self.objects.open_writer(bkey) as f:
+                write_blob(enc, f)
+        return ref
+
+    def load(self, ref: dict[str, Any], *, verify: bool = True) -> Any:
+        """The value a ref names; ``DataMissingError`` if its blob is gone,
+        ``DataCorruptionError`` if (with ``verify``) it does not match its key."""
+        key = ref["key"]
+        inline = ref.get("inline")
+        if inline is not None:
+            return decode_inline(base64.b64decode(inline), key if verify else None)
+        try:
+            path = self.objects.local_path(f"blobs/{key[:2]}/{key}")
+        except KeyError:
+            raise DataMissingError(
+                f"Blob {key} is missing from the store {self.objects.url}.",
+                hint="The blob was deleted (garbage collection or a partial copy of the store); "
+                "re-run the step that produced this artifact.",
+            ) from None
+        return read_blob(path, key, verify=verify)
+
+    def has(self, key: str) -> bool:
+        """Whether the blob for content key ``key`` is stored."""
+        return self.objects.exists(f"blobs/{key[:2]}/{key}")

@@ -1,0 +1,242 @@
+"""Object stores: the storage layer's pluggable seam (internal).
+
+``ObjectStore`` is the interface; ``LocalObjectStore`` keeps objects as files under
+a directory. Keys are ``/``-separated paths relative to the store's root.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import BinaryIO
+
+Data = bytes | bytearray | memoryview
+
+# Linux caps one write(2) at 0x7ffff000 bytes; larger parts are written in slices.
+_MAX_WRITE = 1 << 30
+# errnos of link(2) on filesystems that lack hard links: fall back to rename.
+_NO_LINK_ERRNOS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK})
+_O_TMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+class ObjectStore(abc.ABC):
+    """A flat key → bytes store with atomic, create-only writes.
+
+    Every implementation guarantees: readers never see a partial object, and an
+    existing key is never overwritten (a second write of the same key is a no-op
+    that reports ``False``), which is what makes content-addressed blobs and
+    attempt records safe to write concurrently.
+    """
+
+    #: Where the store lives, e.g. ``local:/abs/root`` or ``s3://bucket/prefix``.
+    url: str
+
+    @abc.abstractmethod
+    def put(self, key: str, data: Data | Sequence[Data]) -> bool:
+        """Write ``data`` (one buffer or a sequence of parts) under ``key``.
+
+        Returns ``True`` if written, ``False`` if ``key`` already existed (left as is).
+        """
+
+    @abc.abstractmethod
+    def open_writer(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A seekable file to stream an object into; published on clean exit.
+
+        On an exception nothing is published. If ``key`` already exists when the
+        writer closes, the existing object is kept and the new bytes are dropped.
+        """
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes:
+        """The object's bytes; ``KeyError`` if it does not exist."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists."""
+
+    @abc.abstractmethod
+    def local_path(self, key: str) -> str:
+        """Path of a local file holding the object's bytes; ``KeyError`` if missing."""
+
+    @abc.abstractmethod
+    def list_dir(self, prefix: str) -> list[str]:
+        """Sorted names of the immediate children of ``prefix`` (``[]`` if none)."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is not an error."""
+
+
+class LocalObjectStore(ObjectStore):
+    """Objects as files under ``root``; writes go to ``<root>/tmp/`` then link into place.
+
+    There is no fsync: kill -9 safety comes from the atomic rename/link (a reader
+    sees the whole file or nothing), and the page cache survives a killed
+    process. Durability across power loss is not promised; fsync per blob would
+    cost more than the rest of a trivial task.
+
+    Examples
+    --------
+    >>> store = LocalObjectStore("/tmp/hw-doc")
+    >>> store.put("a/b", b"hi")
+    True
+    >>> store.get("a/b")
+    b'hi'
+    """
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = os.path.abspath(os.fspath(root))
+        self.url = f"local:{self.root}"
+        self._tmp = os.path.join(self.root, "tmp")
+        # Directories known to exist: saves a mkdir/stat per write.
+        self._dirs: set[str] = set()
+
+    # -- paths ---------------------------------------------------------------
+
+    def path(self, key: str) -> str:
+        """Absolute path where ``key`` lives, whether or not it exists."""
+        if key[:1] == "/" or (".." in key and ".." in key.split("/")):
+            raise ValueError(f"Invalid object key {key!r}: keys are relative and may not contain '..'.")
+        return f"{self.root}/{key}"
+
+    def _ensure_dir(self, d: str) -> None:
+        if d not in self._dirs:
+            os.makedirs(d, exist_ok=True)
+            self._dirs.add(d)
+
+    def _open_tmp(self) -> tuple[str, int]:
+        """Create a fresh temp file in ``<root>/tmp/``; returns its path and fd.
+
+        Named ``<pid>-<random>``: forked workers share the parent's state but not
+        its pid, and a temp file left by a killed process names its owner.
+        """
+        for retry in (False, True):
+            if retry:
+                self._dirs.discard(self._tmp)  # removed behind our back: recreate it
+            self._ensure_dir(self._tmp)
+            tmp = f"{self._tmp}/{os.getpid()}-{secrets.token_hex(8)}"
+            try:
+                return tmp, os.open(tmp, _O_TMP, 0o644)
+            except FileNotFoundError:
+                if retry:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _publish(self, tmp: str, dst: str) -> bool:
+        """Link ``tmp`` to ``dst`` unless ``dst`` exists; always removes ``tmp``."""
+        parent = dst.rpartition("/")[0]
+        try:
+            self._ensure_dir(parent)
+            try:
+                os.link(tmp, dst)
+            except FileNotFoundError:
+                # The cached directory was removed behind our back (gc): recreate it.
+                self._dirs.discard(parent)
+                self._ensure_dir(parent)
+                os.link(tmp, dst)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as e:
+            if e.errno in _NO_LINK_ERRNOS:
+                return self._publish_by_rename(tmp, dst)
+            raise
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+
+    @staticmethod
+    def _publish_by_rename(tmp: str, dst: str) -> bool:
+        # Filesystems without hard links: check, then rename. The window between
+        # the two only matters for two writers of one key, and both write the
+        # same bytes for blobs; records have a single writer.
+        if os.path.exists(dst):
+            return False
+        os.replace(tmp, dst)
+        return True
+
+    # -- writes --------------------------------------------------------------
+
+    def put(self, key: str, data: Data | Sequence[Data]) -> bool:
+        dst = self.path(key)
+        parts: Sequence[Data] = (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
+        tmp, fd = self._open_tmp()
+        try:
+            try:
+                for part in parts:
+                    _write_all(fd, part)
+            finally:
+                os.close(fd)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return self._publish(tmp, dst)
+
+    @contextmanager
+    def _writer(self, key: str) -> Iterator[BinaryIO]:
+        dst = self.path(key)
+        tmp, fd = self._open_tmp()
+        f = os.fdopen(fd, "wb", buffering=1 << 20)
+        try:
+            yield f
+            f.close()
+        except BaseException:
+            f.close()
+            os.unlink(tmp)
+            raise
+        self._publish(tmp, dst)
+
+    def open_writer(self, key: str) -> AbstractContextManager[BinaryIO]:
+        return self._writer(key)
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, key: str) -> bytes:
+        try:
+            with open(self.path(key), "rb", buffering=0) as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise KeyError(key) from None
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self.path(key))
+
+    def local_path(self, key: str) -> str:
+        p = self.path(key)
+        if not os.path.isfile(p):
+            raise KeyError(key)
+        return p
+
+    def list_dir(self, prefix: str) -> list[str]:
+        try:
+            names = os.listdir(self.path(prefix.rstrip("/")) if prefix.strip("/") else self.root)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names.sort()
+        return names
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self.path(key))
+        except FileNotFoundError:
+            pass
+
+    def __repr__(self) -> str:
+        return f"LocalObjectStore({self.root!r})"
+
+
+def _write_all(fd: int, data: Data) -> None:
+    """Write every byte of ``data`` to ``fd`` without copying it."""
+    mv = data if isinstance(data, memoryview) else memoryview(data)
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    n = mv.nbytes
+    pos = os.write(fd, mv if n <= _MAX_WRITE else mv[:_MAX_WRITE])
+    while pos < n:
+        pos += os.write(fd, mv[pos : pos + _MAX_WRITE])

@@ -1,0 +1,129 @@
+"""Run and attempt records (storage layer, internal): the store's source of truth.
+
+Layout (docs/internals.md): ``runs/<Flow>/<run_id>/_run.json``, ``_run_end.json``
+and ``<step>/<task_id>/<attempt>.json`` (+ ``.stdout``/``.stderr`` logs).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .objects import ObjectStore
+
+RUN_FILE = "_run.json"
+RUN_END_FILE = "_run_end.json"
+PARAMETERS_STEP = "_parameters"
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_loads = json.loads
+
+
+def _numeric_order(name: str) -> tuple[int, int, str]:
+    # Task ids and attempts are decimal strings: "10" sorts after "9".
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+class RecordStore:
+    """Reads and writes the JSON records of runs and task attempts.
+
+    Records are written once (create-only); a write that finds the record
+    already there returns ``False`` and changes nothing.
+
+    Parameters
+    ----------
+    objects : ObjectStore
+        The store the records live in.
+    """
+
+    def __init__(self, objects: ObjectStore):
+        self.objects = objects
+
+    # -- keys ------------------------------------------------------------------
+
+    @staticmethod
+    def run_key(flow: str, run_id: str) -> str:
+        return f"runs/{flow}/{run_id}/{RUN_FILE}"
+
+    @staticmethod
+    def run_end_key(flow: str, run_id: str) -> str:
+        return f"runs/{flow}/{run_id}/{RUN_END_FILE}"
+
+    @staticmethod
+    def attempt_key(flow: str, run_id: str, step: str, task_id: str, attempt: int) -> str:
+        return f"runs/{flow}/{run_id}/{step}/{task_id}/{attempt}.json"
+
+    @staticmethod
+    def log_key(flow: str, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> str:
+        if stream != "stdout" and stream != "stderr":
+            raise ValueError(f"Unknown log stream {stream!r}: expected 'stdout' or 'stderr'.")
+        return f"runs/{flow}/{run_id}/{step}/{task_id}/{attempt}.{stream}"
+
+    # -- runs ------------------------------------------------------------------
+
+    def write_run(self, rec: dict[str, Any]) -> bool:
+        """Write the run record (``rec`` names its ``flow`` and ``run_id``)."""
+        return self.objects.put(self.run_key(rec["flow"], rec["run_id"]), _dumps(rec).encode())
+
+    def read_run(self, flow: str, run_id: str) -> dict[str, Any]:
+        """The run record; ``KeyError`` if the run has none."""
+        return _loads(self.objects.get(self.run_key(flow, run_id)))  # type: ignore[no-any-return]
+
+    def write_run_end(self, flow: str, run_id: str, rec: dict[str, Any]) -> bool:
+        """Write the run end record (``status``, ``finished_at``, ``failed``)."""
+        return self.objects.put(self.run_end_key(flow, run_id), _dumps(rec).encode())
+
+    def read_run_end(self, flow: str, run_id: str) -> dict[str, Any] | None:
+        """The run end record, or ``None`` while the run has not ended."""
+        try:
+            return _loads(self.objects.get(self.run_end_key(flow, run_id)))  # type: ignore[no-any-return]
+        except KeyError:
+            return None
+
+    # -- attempts --------------------------------------------------------------
+
+    def write_attempt(self, rec: dict[str, Any]) -> bool:
+        """Commit an attempt: its record becomes visible atomically, or not at all."""
+        key = self.attempt_key(rec["flow"], rec["run_id"], rec["step"], rec["task_id"], rec["attempt"])
+        return self.objects.put(key, _dumps(rec).encode())
+
+    def read_attempt(self, flow: str, run_id: str, step: str, task_id: str, attempt: int) -> dict[str, Any]:
+        """One attempt record; ``KeyError`` if that attempt was never committed."""
+        return _loads(self.objects.get(self.attempt_key(flow, run_id, step, task_id, attempt)))  # type: ignore[no-any-return]
+
+    def attempts(self, flow: str, run_id: str, step: str, task_id: str) -> list[int]:
+        """Numbers of the committed attempts of a task, ascending."""
+        out = []
+        for name in self.objects.list_dir(f"runs/{flow}/{run_id}/{step}/{task_id}"):
+            stem, dot, ext = name.partition(".")
+            if ext == "json" and stem.isdigit():
+                out.append(int(stem))
+        out.sort()
+        return out
+
+    def latest_attempt(self, flow: str, run_id: str, step: str, task_id: str) -> dict[str, Any] | None:
+        """The highest-numbered committed attempt record of a task, or ``None``."""
+        nums = self.attempts(flow, run_id, step, task_id)
+        return self.read_attempt(flow, run_id, step, task_id, nums[-1]) if nums else None
+
+    # -- listings --------------------------------------------------------------
+
+    def flows(self) -> list[str]:
+        return self.objects.list_dir("runs")
+
+    def runs(self, flow: str) -> list[str]:
+        return sorted(self.objects.list_dir(f"runs/{flow}"), key=_numeric_order)
+
+    def steps(self, flow: str, run_id: str) -> list[str]:
+        """Step directories of a run, including ``_parameters``."""
+        return [n for n in self.objects.list_dir(f"runs/{flow}/{run_id}") if "." not in n]
+
+    def tasks(self, flow: str, run_id: str, step: str) -> list[str]:
+        """Task ids of a step, in numeric order."""
+        return sorted(self.objects.list_dir(f"runs/{flow}/{run_id}/{step}"), key=_numeric_order)
+
+    def read_log(self, flow: str, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> bytes:
+        """A log's bytes so far (``b""`` if the attempt wrote none)."""
+        try:
+            return self.objects.get(self.log_key(flow, run_id, step, task_id, attempt, stream))
+        except KeyError:
+            return b""
