@@ -260,3 +260,10 @@ def test_invalid_graph_refused(tmp_path):
         assert "middel" in r.stderr and "bad_graph_flow.py:" in r.stderr
         assert "Traceback" not in r.stderr
     assert not (root / "runs").exists()
+
+
+def test_switch_inside_split_branch(tmp_path, use_root):
+    r = run_flow("switch_in_branch_flow.py", "run", root=tmp_path / ".headwater")
+    run = _client_run(use_root, r, "SwitchInBranchFlow")
+    assert run["join"].task.data.sides == ["left", "b"]
+    assert run["join"].task.data.from_a == "left"

@@ -65,10 +65,17 @@ class Scheduler:
         self._num_tasks = 0
         # Which split each join closes (a join's predecessors sit inside that split).
         self._closes: dict[str, str] = {}
+        # For static joins: which branch of the split each predecessor belongs to
+        # (a branch may hold a switch whose cases meet again before the join).
+        self._branch_of: dict[tuple[str, str], str] = {}
         for name in graph.sorted_nodes:
             node = graph[name]
             if node.matching_join:
                 self._closes[node.matching_join] = name
+        for join, split in self._closes.items():
+            for pred, frames in graph.arrivals.get(join, ()):
+                if frames and frames[-1][0] == split:
+                    self._branch_of[(join, pred)] = frames[-1][1]
 
     # ---- spec construction -------------------------------------------------------------
     def _spec(self, step: str, inputs: list[tuple[str, int]], stack: tuple[ForeachFrame, ...],
@@ -233,8 +240,8 @@ class Scheduler:
             else:
                 gkey = (target, tuple(f.index for f in stack))
                 arrived = self._joins.setdefault(gkey, {})
-                arrived[spec.step_name] = me
-                need = node.in_funcs
+                arrived[self._branch_of.get((target, spec.step_name), spec.step_name)] = me
+                need = self.graph[split].out_funcs if split is not None else node.in_funcs
                 if all(s in arrived for s in need):
                     del self._joins[gkey]
                     self._queue.append(self._spec(target, [arrived[s] for s in need], stack))
