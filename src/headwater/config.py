@@ -63,6 +63,16 @@ def _file_config(home: str) -> dict[str, Any]:
         return {}
 
 
+def _login_name() -> str | None:
+    """The account name from the password database (covers shells without $USER)."""
+    try:
+        import getpass
+
+        return getpass.getuser() or None
+    except (KeyError, OSError, ImportError):
+        return None
+
+
 def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = None) -> Settings:
     """Build ``Settings`` from the environment, the config file and defaults."""
     env = os.environ if environ is None else environ
@@ -82,7 +92,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
             root = os.path.join(root, STORE_DIRNAME)
     else:
         root = find_datastore_root(cwd)
-    user = get("USER") or env.get("USERNAME") or env.get("USER") or env.get("LOGNAME")
+    user = get("USER") or env.get("USERNAME") or env.get("USER") or env.get("LOGNAME") or _login_name()
     default_launcher = "fork" if hasattr(os, "fork") and sys.platform != "win32" else "subprocess"
     launcher = str(get("LAUNCHER", default_launcher))
     if launcher == "fork" and not hasattr(os, "fork"):
