@@ -247,3 +247,21 @@ def test_inline_helpers() -> None:
 def test_pickling_errors_propagate() -> None:
     with pytest.raises((pickle.PicklingError, AttributeError), match="pickle"):
         encode(lambda: 1)
+
+
+def test_large_compressed_parts_are_cut_into_frames(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(codec, "FRAME", 1 << 20)  # small frames keep the test fast
+    arr = np.arange(700_000, dtype=np.float64)  # 5.3 MiB, compressible: 6 frames
+    enc = encode(arr)
+    path = _write(enc, tmp_path / "f")
+    part = _parts(path)[1]
+    off, stored, n, c, frames = part
+    assert c == "zstd" and n == arr.nbytes and len(frames) == 6
+    assert [f[0] for f in frames] == [1 << 20] * 5 + [n - 5 * (1 << 20)]
+    assert sum(f[1] for f in frames) == stored
+    out = read_blob(path, enc.key)
+    np.testing.assert_array_equal(out, arr)
+    assert out.flags.writeable
+    _flip(path, off + frames[0][1] + frames[1][1] + frames[2][1] // 2)  # inside frame 3
+    with pytest.raises(DataCorruptionError, match=f"Blob {enc.key} .* is corrupt"):
+        read_blob(path, enc.key)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +166,7 @@ class Index:
         os.makedirs(root, exist_ok=True)
         self.path = os.path.join(root, INDEX_FILE)
         existed = os.path.exists(self.path)
+        self._lock = threading.Lock()
         # Autocommit mode: every write method opens its own transaction.
         self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout = 30000")
@@ -176,12 +179,21 @@ class Index:
 
     # -- writes ----------------------------------------------------------------
 
-    def _begin(self) -> sqlite3.Cursor:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
         # IMMEDIATE takes the write lock up front: no deadlock-prone upgrade
-        # from a read transaction when two run processes write at once.
-        cur = self._db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        return cur
+        # from a read transaction when two run processes write at once. The
+        # lock keeps threads sharing this connection out of each other's
+        # transactions.
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
 
     def _insert_run(self, cur: sqlite3.Cursor, rec: dict[str, Any], status: str, finished_at: float | None) -> None:
         flow, run_id = rec["flow"], str(rec["run_id"])
@@ -203,43 +215,29 @@ class Index:
 
     def add_run(self, run_record: dict[str, Any]) -> None:
         """Index a run that just started (status ``running``) from its run record."""
-        cur = self._begin()
-        try:
+        with self._transaction() as cur:
             self._insert_run(cur, run_record, "running", None)
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
 
     def end_run(self, flow: str, run_id: str, status: str, finished_at: float) -> None:
         """Record how a run ended (``successful`` or ``failed``)."""
-        self._db.execute(_END_RUN, (status, finished_at, flow, run_id))
+        with self._lock:
+            self._db.execute(_END_RUN, (status, finished_at, flow, run_id))
 
     def upsert_attempts(self, rows: Iterable[dict[str, Any]]) -> None:
         """Insert or replace task attempt rows (keys as ``TaskRow`` fields), atomically."""
         params = [_task_params(r) for r in rows]
         if not params:
             return
-        cur = self._begin()
-        try:
+        with self._transaction() as cur:
             cur.executemany(_UPSERT_TASK, params)
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
 
     def set_tags(self, flow: str, run_id: str, tags: Sequence[str]) -> None:
         """Replace a run's user tags (system tags are unchanged)."""
         tags = list(dict.fromkeys(tags))
-        cur = self._begin()
-        try:
+        with self._transaction() as cur:
             cur.execute(_SET_TAGS, (json.dumps(tags), flow, run_id))
             cur.execute(_DELETE_USER_TAGS, (flow, run_id))
             cur.executemany(_INSERT_TAG, [(flow, run_id, 0, t) for t in tags])
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
 
     def reindex(self, records: RecordStore) -> dict[str, int]:
         """Rebuild the whole index from the store's records, in one transaction.
@@ -266,17 +264,12 @@ class Index:
                             a = records.read_attempt(flow, run_id, step, task_id, n)
                             attempts.append(_task_params({**a, "flow": flow, "run_id": run_id, "step": step,
                                                           "task_id": task_id, "attempt": n}))  # fmt: skip
-        cur = self._begin()
-        try:
+        with self._transaction() as cur:
             for stmt in _CLEAR:  # one by one: executescript() would commit
                 cur.execute(stmt)
             for rec, status, finished_at in runs:
                 self._insert_run(cur, rec, status, finished_at)
             cur.executemany(_UPSERT_TASK, attempts)
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         return {"runs": len(runs), "attempts": len(attempts), "skipped": skipped}
 
     # -- reads -----------------------------------------------------------------
