@@ -265,3 +265,48 @@ def test_large_compressed_parts_are_cut_into_frames(tmp_path, monkeypatch) -> No
     _flip(path, off + frames[0][1] + frames[1][1] + frames[2][1] // 2)  # inside frame 3
     with pytest.raises(DataCorruptionError, match=f"Blob {enc.key} .* is corrupt"):
         read_blob(path, enc.key)
+
+
+class TestResaveOfLoadedBlobs:
+    """A task re-saves artifacts it read; untouched mmap-loaded ones keep their key cheaply."""
+
+    def _roundtrip(self, tmp_path, arr):
+        from headwater.store import codec
+
+        enc = codec.encode(arr)
+        path = tmp_path / "blob"
+        with open(path, "wb") as f:
+            codec.write_blob(enc, f)
+        codec.track_loaded_blobs(True)
+        try:
+            return enc.key, codec.read_blob(str(path), enc.key)
+        finally:
+            codec.track_loaded_blobs(False)
+
+    def test_untouched_array_reuses_key(self, tmp_path):
+        from headwater.store import codec
+
+        np = pytest.importorskip("numpy")
+        key, loaded = self._roundtrip(tmp_path, np.arange(3 << 20, dtype=np.float64))
+        float(loaded.sum())  # reading pages does not count as a change
+        codec.track_loaded_blobs(True)
+        try:
+            assert codec.encode(loaded).key == key
+            regions = codec._regions([memoryview(loaded).cast("B")])
+            assert regions is not None and codec._untouched(*regions[0])
+        finally:
+            codec.track_loaded_blobs(False)
+
+    def test_changed_in_place_gets_new_key(self, tmp_path):
+        from headwater.store import codec
+
+        np = pytest.importorskip("numpy")
+        key, loaded = self._roundtrip(tmp_path, np.arange(3 << 20, dtype=np.float64))
+        loaded[12345] = -1.0
+        codec.track_loaded_blobs(True)
+        try:
+            new = codec.encode(loaded)
+        finally:
+            codec.track_loaded_blobs(False)
+        assert new.key != key
+        assert new.key == codec.encode(np.array(loaded)).key  # the true hash of the new content

@@ -18,6 +18,7 @@ from ..flow.current import current
 from ..flow.parameters import Parameter
 from ..flow.spec import FlowSpec, Inputs
 from ..store import Datastore
+from ..store.codec import track_loaded_blobs
 from .taskspec import TaskResult, TaskSpec
 
 # Values of these types cannot change in place, so a loaded-and-untouched one
@@ -107,6 +108,7 @@ def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tupl
 def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskResult:
     """Run one attempt of one task and commit its attempt record."""
     started = time.time()
+    track_loaded_blobs()  # re-saving an untouched inherited array skips re-hashing it
     records, content = ds.records, ds.content
     node = graph[spec.step_name]
     rec: dict[str, Any] = {

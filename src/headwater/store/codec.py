@@ -102,6 +102,76 @@ def _key(pickled: bytes | memoryview, buffers: Sequence[bytes | memoryview], siz
     return str(h.hexdigest())
 
 
+class _LoadedRegions:
+    """Blobs loaded by mmap in this process, so re-saving an untouched one skips hashing.
+
+    A step that reads a 1 GiB array inherited from its parent re-saves it at the
+    end (it may have changed in place). If the object pickles to the same stream
+    over the same mapped memory, and the kernel's page map shows no page of
+    those ranges was copied on write, the content is the blob's: reuse its key.
+    Only enabled in task processes (short-lived), because entries keep their
+    mapping alive.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._by_stream: dict[bytes, list[tuple[tuple[tuple[int, int], ...], str, Any]]] = {}
+
+    def add(self, pickled: bytes, regions: tuple[tuple[int, int], ...], key: str, mapping: Any) -> None:
+        self._by_stream.setdefault(bytes(pickled), []).append((regions, key, mapping))
+
+    def key_for(self, pickled: bytes, buffers: list[memoryview]) -> str | None:
+        entries = self._by_stream.get(pickled)
+        if not entries:
+            return None
+        regions = _regions(buffers)
+        if regions is None:
+            return None
+        for known, key, _ in entries:
+            if known == regions and all(_untouched(a, n) for a, n in regions):
+                return key
+        return None
+
+
+_loaded = _LoadedRegions()
+
+
+def track_loaded_blobs(enabled: bool = True) -> None:
+    """Let re-saves of untouched mmap-loaded artifacts reuse their key (task processes)."""
+    _loaded.enabled = enabled
+
+
+def _regions(buffers: Sequence[Any]) -> tuple[tuple[int, int], ...] | None:
+    import ctypes
+
+    out = []
+    for b in buffers:
+        try:
+            addr = ctypes.addressof(ctypes.c_char.from_buffer(b))
+        except (TypeError, ValueError, BufferError):  # read-only or exotic buffer
+            return None
+        out.append((addr, memoryview(b).nbytes))
+    return tuple(out)
+
+
+_PAGE = mmap.PAGESIZE
+_PM_PRESENT, _PM_SWAPPED, _PM_FILE = 1 << 63, 1 << 62, 1 << 61
+
+
+def _untouched(addr: int, n: int) -> bool:
+    """True if no page of [addr, addr+n) of a private file mapping was copied on write."""
+    first, last = addr // _PAGE, (addr + n - 1) // _PAGE
+    try:
+        with open("/proc/self/pagemap", "rb", buffering=0) as f:
+            data = os.pread(f.fileno(), (last - first + 1) * 8, first * 8)
+    except OSError:
+        return False
+    for entry in memoryview(data).cast("Q"):
+        if entry & _PM_SWAPPED or (entry & _PM_PRESENT and not entry & _PM_FILE):
+            return False
+    return True
+
+
 def encode(obj: Any) -> Encoded:
     """Pickle ``obj`` (protocol 5, large contiguous buffers out of band) and key it.
 
@@ -123,7 +193,8 @@ def encode(obj: Any) -> Encoded:
     size = len(pickled)
     for b in buffers:
         size += b.nbytes
-    return Encoded(pickled, buffers, _key(pickled, buffers, size), size)
+    key = _loaded.key_for(pickled, buffers) if _loaded.enabled and buffers else None
+    return Encoded(pickled, buffers, key or _key(pickled, buffers, size), size)
 
 
 def encode_inline(obj: Any) -> Encoded:
@@ -446,6 +517,12 @@ def read_blob(path: str, key: str | None, *, verify: bool = True) -> Any:
 
         if h is not None and h.hexdigest() != key:
             raise _corrupt(key, path)
+        if _loaded.enabled and mm is not None and key is not None and pickled is not None and all(
+            isinstance(b, memoryview) and b.obj is mm.obj for b in buffers
+        ):
+            regions = _regions(buffers)
+            if regions is not None:
+                _loaded.add(bytes(pickled), regions, key, mm)
         if stream_from is None:
             return pickle.loads(pickled, buffers=buffers)
         with open(fd, "rb", buffering=1 << 20, closefd=False) as f:
