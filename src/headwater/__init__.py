@@ -11,11 +11,14 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from .exceptions import HeadwaterException
-from .flow.current import current
-from .flow.parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
-from .flow.spec import FlowSpec
-from .flow.step import step
+from .exceptions import HeadwaterException as HeadwaterException
+from .flow.current import current as current
+from .flow.parameters import IncludeFile as IncludeFile
+from .flow.parameters import JSONType as JSONType
+from .flow.parameters import JSONTypeClass as JSONTypeClass
+from .flow.parameters import Parameter as Parameter
+from .flow.spec import FlowSpec as FlowSpec
+from .flow.step import step as step
 
 # The client loads on first use: a task that never reads past runs never imports it.
 _LAZY = {

@@ -75,11 +75,12 @@ def test_namespace_rejects_non_strings() -> None:
         namespace("")
 
 
-def test_no_user_means_global_default(mixed, monkeypatch) -> None:
+def test_no_user_variable_falls_back_to_login_name(mixed, monkeypatch) -> None:
+    import getpass
+
     for k in ("HEADWATER_USER", "USER", "USERNAME", "LOGNAME"):
         monkeypatch.delenv(k, raising=False)
-    assert default_namespace() is None
-    assert len(list(Flow("HelloFlow"))) == 3
+    assert default_namespace() == f"user:{getpass.getuser()}"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import click
 
 from .. import __version__
 from ..config import load_settings
-from ..exceptions import HeadwaterException, ParameterError
+from ..exceptions import HeadwaterException
 from .errors import guarded
 
 

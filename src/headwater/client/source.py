@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from ..config import STORE_DIRNAME, Settings, load_settings
@@ -158,37 +157,6 @@ def default_metadata() -> str:
     return get_metadata()
 
 
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """A run's summary, built from its records when the index lacks it."""
-
-    flow: str
-    run_id: str
-    user: str | None
-    tags: tuple[str, ...]
-    system_tags: tuple[str, ...]
-    created_at: float | None
-    finished_at: float | None
-    status: str
-    start_step: str
-    end_step: str
-    origin_run_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskInfo:
-    """A task's summary (latest attempt), built from its records when the index lacks it."""
-
-    flow: str
-    run_id: str
-    step: str
-    task_id: str
-    attempt: int
-    status: str
-    started_at: float | None
-    finished_at: float | None
-
-
 class Source:
     """One datastore root: its record store, content store and index, opened on first use.
 
@@ -303,20 +271,9 @@ class Source:
             rec = recs.read_run(flow, run_id)
         except (KeyError, OSError, ValueError):
             return None
-        end = recs.read_run_end(flow, run_id)
-        return RunInfo(
-            flow=flow,
-            run_id=run_id,
-            user=rec.get("user"),
-            tags=tuple(rec.get("tags") or ()),
-            system_tags=tuple(rec.get("system_tags") or ()),
-            created_at=rec.get("created_at"),
-            finished_at=end.get("finished_at") if end else None,
-            status=end.get("status", "failed") if end else "running",
-            start_step=rec.get("start_step") or "start",
-            end_step=rec.get("end_step") or "end",
-            origin_run_id=rec.get("origin_run_id"),
-        )
+        from ..meta.index import RunRow
+
+        return RunRow.from_records({**rec, "flow": flow, "run_id": run_id}, recs.read_run_end(flow, run_id))
 
     def run_end(self, flow: str, run_id: str) -> dict[str, Any] | None:
         if not self._open():
@@ -346,16 +303,10 @@ class Source:
         rec = self.attempt(flow, run_id, step, task_id, attempts[-1])
         if rec is None:
             return row
-        return TaskInfo(
-            flow=flow,
-            run_id=run_id,
-            step=step,
-            task_id=task_id,
-            attempt=attempts[-1],
-            status=rec.get("status", "failed"),
-            started_at=rec.get("started_at"),
-            finished_at=rec.get("finished_at"),
-        )
+        from ..meta.index import TaskRow
+
+        return TaskRow.from_record({**rec, "flow": flow, "run_id": run_id, "step": step,
+                                    "task_id": task_id, "attempt": attempts[-1]})
 
     def attempts(self, flow: str, run_id: str, step: str, task_id: str) -> list[int]:
         if not self._open():

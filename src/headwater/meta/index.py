@@ -40,6 +40,19 @@ class RunRow:
     pid: int | None
     host: str | None
 
+    @classmethod
+    def from_records(cls, rec: dict[str, Any], end: dict[str, Any] | None) -> "RunRow":
+        """The row a run's ``_run.json`` (and ``_run_end.json``, if any) describe."""
+        return cls(
+            flow=rec["flow"], run_id=rec["run_id"], user=rec.get("user"),
+            tags=tuple(rec.get("tags") or ()), system_tags=tuple(rec.get("system_tags") or ()),
+            created_at=rec.get("created_at") or 0.0,
+            finished_at=end.get("finished_at") if end else None,
+            status=end.get("status", "failed") if end else "running",
+            start_step=rec.get("start_step") or "start", end_step=rec.get("end_step") or "end",
+            origin_run_id=rec.get("origin_run_id"), pid=rec.get("pid"), host=rec.get("host"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class TaskRow:
@@ -53,6 +66,15 @@ class TaskRow:
     status: str  # "running" | "ok" | "failed"
     started_at: float | None
     finished_at: float | None
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> "TaskRow":
+        """The row an attempt record describes."""
+        return cls(
+            flow=rec["flow"], run_id=rec["run_id"], step=rec["step"], task_id=str(rec["task_id"]),
+            attempt=int(rec["attempt"]), status=rec.get("status", "failed"),
+            started_at=rec.get("started_at"), finished_at=rec.get("finished_at"),
+        )
 
 
 # -- SQL, prepared once ---------------------------------------------------------
