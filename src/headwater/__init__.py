@@ -13,6 +13,11 @@ __version__ = "0.1.0"
 
 from .exceptions import HeadwaterException as HeadwaterException
 from .flow.current import current as current
+from .flow.decorators import catch as catch
+from .flow.decorators import environment as environment
+from .flow.decorators import resources as resources
+from .flow.decorators import retry as retry
+from .flow.decorators import timeout as timeout
 from .flow.parameters import IncludeFile as IncludeFile
 from .flow.parameters import JSONType as JSONType
 from .flow.parameters import JSONTypeClass as JSONTypeClass
@@ -53,6 +58,7 @@ def __dir__() -> list[str]:
 
 __all__ = sorted([
     "DataArtifact", "Flow", "FlowSpec", "Headwater", "HeadwaterException", "IncludeFile", "JSONType",
-    "JSONTypeClass", "Metaflow", "Parameter", "Run", "Step", "Task", "current", "default_metadata",
-    "default_namespace", "get_metadata", "get_namespace", "metadata", "namespace", "step",
+    "JSONTypeClass", "Metaflow", "Parameter", "Run", "Step", "Task", "catch", "current", "default_metadata",
+    "default_namespace", "environment", "get_metadata", "get_namespace", "metadata", "namespace", "resources",
+    "retry", "step", "timeout",
 ])

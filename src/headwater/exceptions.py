@@ -146,6 +146,12 @@ class HeadwaterInvalidPathspec(HeadwaterException):
     headline = "Invalid pathspec"
 
 
+class HeadwaterTaggingError(HeadwaterException):
+    """A tag is invalid, or a tag change is not allowed (system tags are immutable)."""
+
+    headline = "Tagging error"
+
+
 class TaskFailed(HeadwaterException):
     """A task of the run failed; the run stops."""
 
@@ -163,3 +169,67 @@ MetaflowException = HeadwaterException
 MetaflowNotFound = HeadwaterNotFound
 MetaflowNamespaceMismatch = HeadwaterNamespaceMismatch
 MetaflowInvalidPathspec = HeadwaterInvalidPathspec
+MetaflowTaggingError = HeadwaterTaggingError
+
+
+class HeadwaterExceptionWrapper:
+    """A caught exception, stored by ``@catch(var=...)`` as an artifact.
+
+    Attributes
+    ----------
+    type : str
+        The exception's class, ``module.Name``.
+    message : str
+        ``str(exception)``.
+    stacktrace : str
+        The formatted traceback.
+    exception : BaseException or None
+        The exception itself when it could be pickled, else None.
+    """
+
+    def __init__(self, exc: BaseException | None = None, *, type: str = "", message: str = "",
+                 stacktrace: str = "") -> None:
+        import pickle
+        import traceback
+
+        if exc is not None:
+            cls = exc.__class__
+            type = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+            message = str(exc)
+            stacktrace = stacktrace or "".join(traceback.format_exception(exc))
+            try:
+                pickle.dumps(exc)
+            except Exception:  # an exception holding unpicklable state is kept as text only
+                exc = None
+        self.exception = exc
+        self.type = type
+        self.message = message
+        self.stacktrace = stacktrace
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+    def __repr__(self) -> str:
+        return f"HeadwaterExceptionWrapper({self})"
+
+    def __getstate__(self) -> dict:
+        return {"exception": self.exception, "type": self.type, "message": self.message,
+                "stacktrace": self.stacktrace}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+MetaflowExceptionWrapper = HeadwaterExceptionWrapper
+
+
+class TimeoutException(HeadwaterException):
+    """A task ran past its ``@timeout``."""
+
+    headline = "Task timed out"
+
+
+class TaskCrashed(HeadwaterException):
+    """A task process died without reporting (killed, segfault, out of memory)."""
+
+    headline = "Task process crashed"

@@ -59,12 +59,37 @@ def _banner(ctx: click.Context, flow_cls: type) -> None:
 
 
 def _lint_or_raise(flow_cls: type) -> Any:
+    from ..flow.decorators import validate_step_decorators
     from ..flow.parameters import validate_parameters
 
     graph = flow_cls._graph
     graph.validate()
     validate_parameters(flow_cls)
+    validate_step_decorators(flow_cls)
     return graph
+
+
+def _finish(outcome: Any) -> int:
+    if outcome.ok:
+        return 0
+    step, task = outcome.failed[0]
+    click.echo(f"Step failure: Step {step} (task-id {task}) failed.", err=True)
+    return 1
+
+
+_COMMON_RUN_OPTIONS = [
+    ("--tag", "tags", dict(multiple=True, help="Annotate the run with this tag (repeatable).")),
+    ("--max-workers", "max_workers", dict(type=int, default=16, show_default=True,
+                                          envvar="HEADWATER_RUN_MAX_WORKERS", help="Most tasks running at once.")),
+    ("--max-num-splits", "max_num_splits", dict(type=int, default=100, show_default=True,
+                                                envvar="HEADWATER_RUN_MAX_NUM_SPLITS",
+                                                help="Most tasks one foreach may create.")),
+    ("--run-id-file", "run_id_file", dict(default=None, metavar="FILE", help="Write the run id to this file.")),
+]
+
+
+def _common_run_options() -> list[click.Option]:
+    return [click.Option([flag, name], **kw) for flag, name, kw in _COMMON_RUN_OPTIONS]
 
 
 def build_cli(flow_cls: type) -> click.Group:
@@ -77,13 +102,15 @@ def build_cli(flow_cls: type) -> click.Group:
     @click.option("--quiet/--not-quiet", default=False, help="Hide the banner and system messages.")
     @click.option("--datastore-root", default=None, metavar="PATH",
                   help="Store root (default: nearest .headwater/ upward, else ./.headwater).")
+    @click.option("--with", "decospecs", multiple=True, metavar="DECORATOR[:k=v,...]",
+                  help="Add a step decorator to every step, e.g. --with retry:times=2 (repeatable).")
     @click.version_option(__version__, prog_name="headwater")
     @click.pass_context
-    def cli(ctx: click.Context, quiet: bool, datastore_root: str | None) -> None:
+    def cli(ctx: click.Context, quiet: bool, datastore_root: str | None, decospecs: tuple[str, ...]) -> None:
         settings = load_settings()
         if datastore_root:
             settings = settings.with_(datastore_root=os.path.abspath(datastore_root))
-        ctx.obj = {"settings": settings, "quiet": quiet}
+        ctx.obj = {"settings": settings, "quiet": quiet, "decospecs": tuple(decospecs)}
         if ctx.invoked_subcommand is None:
             ctx.invoke(check)
 
@@ -102,45 +129,68 @@ def build_cli(flow_cls: type) -> click.Group:
 
         click.echo(format_show(flow_cls._graph, flow_cls))
 
-    @click.pass_context
-    def run(ctx: click.Context, tags: tuple[str, ...], max_workers: int, max_num_splits: int,
-            run_id_file: str | None, **param_values: Any) -> None:
+    def _execute(ctx: click.Context, **request: Any) -> None:
         _banner(ctx, flow_cls)
         settings = ctx.obj["settings"]
 
         def go() -> int:
+            from ..flow.decorators import attach_decospecs
             from ..flow.parameters import flow_constants, resolve_parameters
             from ..runtime.run import RunRequest, execute_run
 
+            decospecs = ctx.obj["decospecs"]
+            attach_decospecs(flow_cls, decospecs)
             graph = _lint_or_raise(flow_cls)
-            given = {p.name: param_values.get(p.attr_name) for p in params}
-            values = resolve_parameters(flow_cls, given, settings.require_user())
+            values: dict[str, Any] = {}
+            origin = request.get("resume_from")
+            if request.get("resume") and origin is None:
+                from ..exceptions import CommandException
+                from ..runtime.run import latest_run_id
+
+                origin = latest_run_id(settings, flow_cls.__name__)
+                if origin is None:
+                    raise CommandException(f"There is no earlier run of {flow_cls.__name__} to resume.",
+                                           hint="Run the flow first, or pass --origin-run-id.")
+            if not request.get("resume"):
+                given = {p.name: request["param_values"].get(p.attr_name) for p in params}
+                values = resolve_parameters(flow_cls, given, settings.require_user())
             req = RunRequest(
                 flow_cls=flow_cls, graph=graph, script=os.path.abspath(sys.argv[0]), params=values,
-                constants=flow_constants(flow_cls), tags=tuple(tags), max_workers=max_workers,
-                max_num_splits=max_num_splits, run_id_file=run_id_file,
+                constants=flow_constants(flow_cls), tags=tuple(request["tags"]),
+                max_workers=request["max_workers"], max_num_splits=request["max_num_splits"],
+                run_id_file=request["run_id_file"], decospecs=decospecs,
+                resume_from=origin, resume_step=request.get("resume_step"),
             )
-            console_factory = _console_factory(ctx.obj["quiet"])
-            run_id, outcome = execute_run(req, settings, console_factory)
-            if not outcome.ok:
-                step, task = outcome.failed[0]
-                click.echo(f"Step failure: Step {step} (task-id {task}) failed.", err=True)
-                return 1
-            return 0
+            _, outcome = execute_run(req, settings, _console_factory(ctx.obj["quiet"]))
+            return _finish(outcome)
 
         code = guarded(go)
         if code:
             raise SystemExit(code)
 
-    run_params = [
-        click.Option(["--tag", "tags"], multiple=True, help="Annotate the run with this tag (repeatable)."),
-        click.Option(["--max-workers"], type=int, default=16, show_default=True,
-                     envvar="HEADWATER_RUN_MAX_WORKERS", help="Most tasks running at once."),
-        click.Option(["--max-num-splits"], type=int, default=100, show_default=True,
-                     envvar="HEADWATER_RUN_MAX_NUM_SPLITS", help="Most tasks one foreach may create."),
-        click.Option(["--run-id-file"], default=None, metavar="FILE", help="Write the run id to this file."),
-    ] + [_click_option(p) for p in params]
+    @click.pass_context
+    def run(ctx: click.Context, tags: tuple[str, ...], max_workers: int, max_num_splits: int,
+            run_id_file: str | None, **param_values: Any) -> None:
+        _execute(ctx, tags=tags, max_workers=max_workers, max_num_splits=max_num_splits,
+                 run_id_file=run_id_file, param_values=param_values)
+
+    run_params = _common_run_options() + [_click_option(p) for p in params]
     cli.add_command(click.Command("run", callback=run, params=run_params, help="Run the flow locally."))
+
+    @click.pass_context
+    def resume(ctx: click.Context, step_to_rerun: str | None, origin_run_id: str | None, tags: tuple[str, ...],
+               max_workers: int, max_num_splits: int, run_id_file: str | None) -> None:
+        _execute(ctx, tags=tags, max_workers=max_workers, max_num_splits=max_num_splits,
+                 run_id_file=run_id_file, resume=True, resume_from=origin_run_id, resume_step=step_to_rerun)
+
+    resume_params = [
+        click.Argument(["step_to_rerun"], required=False),
+        click.Option(["--origin-run-id"], default=None, help="The run to resume (default: your latest run)."),
+    ] + _common_run_options()
+    cli.add_command(click.Command(
+        "resume", callback=resume, params=resume_params,
+        help="Resume the latest (or --origin-run-id) run: clone its successful tasks upstream of the "
+             "failed step (or STEP_TO_RERUN) and re-run the rest. Parameters come from the origin run."))
 
     @cli.command(help="Internal: run one task (used by the subprocess launcher).", hidden=True)
     @click.argument("step_name")
@@ -154,7 +204,12 @@ def build_cli(flow_cls: type) -> click.Group:
             spec = TaskSpec.from_json(f.read())
         if spec.step_name != step_name:
             raise click.UsageError(f"--task-spec is for step {spec.step_name!r}, not {step_name!r}.")
-        ctx = TaskContext(flow_cls, flow_cls._graph, spec.datastore_root, sys.argv[0])
+        from ..runtime.launchers.base import StampedLines
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = StampedLines(1), StampedLines(2)  # fds 1/2 are the task's log files
+        ctx = TaskContext(flow_cls, flow_cls._graph, spec.datastore_root, sys.argv[0], decorators_attached=False)
         result = run_task(spec, ctx)
         tmp = result_file + ".tmp"
         with open(tmp, "w") as f:
@@ -163,6 +218,8 @@ def build_cli(flow_cls: type) -> click.Group:
         sys.stdout.flush()
         raise SystemExit(0 if result.ok else 1)
 
+    from .inspect_cmds import add_inspect_commands
+    add_inspect_commands(cli, flow_cls)
     return cli
 
 

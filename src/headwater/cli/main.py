@@ -1,13 +1,40 @@
-"""The top-level ``headwater`` command (store-wide tools; more arrive with later issues)."""
+"""The top-level ``headwater`` command (interface layer): store-wide tools.
+
+This module holds only the group and a name → ``"module:attr"`` table; each
+command's module is imported when that command runs (or its help is shown).
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 import click
 
 from .. import __version__
 
+COMMANDS = {
+    "reindex": "headwater.cli.store_cmds:reindex",
+    "runs": "headwater.cli.store_cmds:runs",
+    "show": "headwater.cli.store_cmds:show",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A click group whose commands in ``COMMANDS`` load on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Any:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="headwater")
 def cli() -> None:
     """headwater: fast ML and data pipelines with Metaflow's API."""
@@ -21,3 +48,7 @@ def version() -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

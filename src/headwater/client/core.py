@@ -5,7 +5,7 @@ read lazily and newest first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -315,9 +315,125 @@ class Run(HeadwaterObject):
         return task.finished_at if task is not None else None
 
     @property
+    def status(self) -> str:
+        """How the run stands (a headwater extension, not in Metaflow).
+
+        ``"running"``, ``"successful"``, ``"failed"``, or ``"killed"``: the run
+        never ended and its process, on this host, is gone (kill -9, crash).
+        A killed run is neither ``finished`` nor ``successful``.
+        """
+        from ..meta.liveness import run_status
+
+        return run_status(self._fresh_row())
+
+    @property
     def code(self) -> None:
         """The run's code package (not packaged yet by headwater: always ``None``)."""
         return None
+
+    # tags ---------------------------------------------------------------------------
+
+    def add_tag(self, tag: str) -> None:
+        """Add one user tag to the run.
+
+        Parameters
+        ----------
+        tag : str
+            A non-empty string of at most 500 characters.
+
+        Raises
+        ------
+        HeadwaterTaggingError
+            The tag is invalid.
+
+        Examples
+        --------
+        >>> run.add_tag("reviewed")  # doctest: +SKIP
+        >>> "reviewed" in run.user_tags  # doctest: +SKIP
+        True
+        """
+        self.add_tags([tag])
+
+    def add_tags(self, tags: Iterable[str]) -> None:
+        """Add user tags to the run (tags it already has are kept once).
+
+        Parameters
+        ----------
+        tags : iterable of str
+            The tags to add.
+
+        Raises
+        ------
+        HeadwaterTaggingError
+            A tag is invalid, or the run would have more than 50 user tags.
+        """
+        from .tagging import change_tags
+
+        change_tags(self, tags, (), what="add_tags()")
+
+    def remove_tag(self, tag: str) -> None:
+        """Remove one user tag from the run (a tag it does not have is ignored).
+
+        Parameters
+        ----------
+        tag : str
+            The tag to remove.
+
+        Raises
+        ------
+        HeadwaterTaggingError
+            ``tag`` is a system tag (those cannot be removed).
+        """
+        self.remove_tags([tag])
+
+    def remove_tags(self, tags: Iterable[str]) -> None:
+        """Remove user tags from the run.
+
+        Parameters
+        ----------
+        tags : iterable of str
+            The tags to remove.
+
+        Raises
+        ------
+        HeadwaterTaggingError
+            One of ``tags`` is a system tag.
+        """
+        from .tagging import change_tags
+
+        change_tags(self, (), tags, what="remove_tags()")
+
+    def replace_tag(self, tag_to_remove: str, tag_to_add: str) -> None:
+        """Replace one user tag by another, atomically.
+
+        Parameters
+        ----------
+        tag_to_remove : str
+            The tag to remove (must not be a system tag).
+        tag_to_add : str
+            The tag to add.
+        """
+        self.replace_tags([tag_to_remove], [tag_to_add])
+
+    def replace_tags(self, tags_to_remove: Iterable[str], tags_to_add: Iterable[str]) -> None:
+        """Remove some user tags and add others in one change: other readers see
+        either the old tags or the new ones, never a mix.
+
+        Parameters
+        ----------
+        tags_to_remove : iterable of str
+            User tags to remove (a system tag raises).
+        tags_to_add : iterable of str
+            Tags to add; a tag in both lists stays.
+
+        Raises
+        ------
+        HeadwaterTaggingError
+            A tag is invalid or a system tag is to be removed.
+        """
+        from .tagging import change_tags
+
+        change_tags(self, tags_to_add, tags_to_remove, what="replace_tags()")
 
     @property
     def trigger(self) -> None:

@@ -73,6 +73,13 @@ def source_for(root: str | None = None) -> Source:
         return src
 
 
+def pin_root(root: str) -> None:
+    """Read from exactly ``root`` from now on (the CLI's ``--datastore-root``)."""
+    global _pinned_root
+    with _lock:
+        _pinned_root = os.path.abspath(root)
+
+
 def _resolve_local_path(path: str) -> str:
     path = os.path.abspath(os.path.expanduser(path))
     if os.path.basename(path) == STORE_DIRNAME:
@@ -273,7 +280,9 @@ class Source:
             return None
         from ..meta.index import RunRow
 
-        return RunRow.from_records({**rec, "flow": flow, "run_id": run_id}, recs.read_run_end(flow, run_id))
+        rec = {**rec, "flow": flow, "run_id": run_id}
+        rec["tags"] = recs.current_tags(flow, run_id, rec)
+        return RunRow.from_records(rec, recs.read_run_end(flow, run_id))
 
     def run_end(self, flow: str, run_id: str) -> dict[str, Any] | None:
         if not self._open():
@@ -296,8 +305,13 @@ class Source:
             return None
         row = self._index.task(flow, run_id, step, task_id)
         attempts = self.attempts(flow, run_id, step, task_id)
-        if row is not None and (not attempts or row.attempt >= attempts[-1]):
+        if row is not None and (not attempts or row.attempt > attempts[-1]):
             return row
+        if row is not None and row.attempt == attempts[-1] and row.status != "running":
+            return row
+        # The record is newer than the index: a task that committed after its
+        # run process died (the index row stays "running"), or another process
+        # indexing late.
         if not attempts:
             return None
         rec = self.attempt(flow, run_id, step, task_id, attempts[-1])
@@ -323,6 +337,22 @@ class Source:
             return self._datastore.records.read_attempt(flow, run_id, step, task_id, attempt)
         except (KeyError, OSError, ValueError):
             return None
+
+    # tags (the one thing the client writes) ----------------------------------------------
+
+    def current_tags(self, flow: str, run_id: str) -> list[str]:
+        """A run's user tags as the store says (record + tag events)."""
+        if not self._open():
+            return []
+        return list(self._datastore.records.current_tags(flow, run_id))
+
+    def change_tags(self, flow: str, run_id: str, event: dict[str, Any]) -> list[str]:
+        """Append a tag event to a run and bring the index up to date; returns the user tags now."""
+        if not self._open():
+            raise HeadwaterNotFound(f"Run '{flow}/{run_id}' does not exist: no datastore at {self.root}.")
+        recs = self._datastore.records
+        recs.write_tag_event(flow, run_id, event)
+        return list(self._index.sync_tags(flow, run_id, recs))
 
     def log(self, flow: str, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> bytes:
         if not self._open():

@@ -11,9 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..exceptions import HeadwaterNotFound
+from ..exceptions import HeadwaterException, HeadwaterNotFound
 from .base import ChildNotFound, HeadwaterObject, to_datetime
 from .core import PARAMETERS_STEP, Step
+
+
+#: One piece of task metadata (Metaflow's shape): ``created_at`` is in
+#: milliseconds since the epoch, ``task`` the ``Task`` it belongs to.
+Metadata = namedtuple("Metadata", ["name", "value", "created_at", "type", "task"])
 
 
 @dataclass(frozen=True)
@@ -277,39 +282,121 @@ class Task(HeadwaterObject):
         return stack[-1].get("index") if stack else None
 
     @property
-    def metadata_dict(self) -> dict[str, Any]:
-        """The metadata the attempt recorded, by name."""
+    def metadata(self) -> list[Metadata]:
+        """Everything recorded about the attempt, as ``Metadata(name, value, created_at, type, task)``.
+
+        The attempt record's ``metadata`` entries (``user``, ``runtime``, ...),
+        then facts of the attempt itself: ``attempt``, ``status``,
+        ``attempt_ok`` (``"True"``/``"False"``, as Metaflow), ``started_at``,
+        ``finished_at`` (epoch seconds) and, for a task cloned by ``resume``,
+        ``origin-run-id`` and ``origin-task-id``. ``created_at`` is in
+        milliseconds since the epoch. Empty while the attempt is still running.
+
+        Examples
+        --------
+        >>> [m.name for m in task.metadata]  # doctest: +SKIP
+        ['user', 'attempt', 'status', 'attempt_ok', 'started_at', 'finished_at']
+        """
         rec = self._record_or_none()
-        return dict((rec or {}).get("metadata") or {})
+        if rec is None:
+            return []
+        started, finished = rec.get("started_at"), rec.get("finished_at")
+        t0 = int((started or 0.0) * 1000)
+        t1 = int((finished or started or 0.0) * 1000)
+        meta: dict[str, Any] = dict(rec.get("metadata") or {})
+        out = [Metadata(k, v, t0, k, self) for k, v in meta.items()]
+        status = rec.get("status", "failed")
+        attempt = rec.get("attempt", self.current_attempt)
+        facts = [("attempt", str(attempt), t0, "attempt"), ("status", str(status), t1, "attempt-status"),
+                 ("attempt_ok", str(status == "ok"), t1, "internal_attempt_status")]  # fmt: skip
+        if started is not None:
+            facts.append(("started_at", str(started), t0, "attempt-time"))
+        if finished is not None:
+            facts.append(("finished_at", str(finished), t1, "attempt-time"))
+        origin = meta.get("origin_pathspec")
+        if isinstance(origin, str) and origin.count("/") == 3:
+            _, o_run, _, o_task = origin.split("/")
+            facts += [("origin-run-id", o_run, t0, "origin-run-id"), ("origin-task-id", o_task, t0, "origin-task-id")]
+        # What the record itself says wins over a derived fact of the same name.
+        out += [Metadata(name, value, at, kind, self) for name, value, at, kind in facts if name not in meta]
+        return out
+
+    @property
+    def metadata_dict(self) -> dict[str, Any]:
+        """:attr:`metadata` by name (``{name: value}``)."""
+        return {m.name: m.value for m in self.metadata}
 
     @property
     def origin_pathspec(self) -> str | None:
         """For a task cloned by ``resume``, the pathspec of its original; else ``None``."""
-        return self.metadata_dict.get("origin_pathspec")
+        rec = self._record_or_none() or {}
+        origin = (rec.get("metadata") or {}).get("origin_pathspec")
+        return origin if isinstance(origin, str) else None
 
     def _log(self, stream: str) -> bytes:
+        if stream not in ("stdout", "stderr"):
+            raise HeadwaterException(f"Unknown log stream {stream!r}: expected 'stdout' or 'stderr'.")
         flow, run_id, step, task_id = self._components
         return self._source.log(flow, run_id, step, task_id, self.current_attempt, stream)
 
     @property
     def stdout(self) -> str:
-        """What the attempt printed to stdout."""
-        return self._log("stdout").decode("utf-8", errors="replace")
+        """What the attempt printed to stdout (timestamps removed)."""
+        from ..store.logs import strip_log
+
+        return strip_log(self._log("stdout"))
 
     @property
     def stderr(self) -> str:
-        """What the attempt printed to stderr."""
-        return self._log("stderr").decode("utf-8", errors="replace")
+        """What the attempt printed to stderr (timestamps removed)."""
+        from ..store.logs import strip_log
+
+        return strip_log(self._log("stderr"))
 
     @property
     def stdout_size(self) -> int:
-        """Size of the stdout log in bytes."""
-        return len(self._log("stdout"))
+        """Size in bytes of :attr:`stdout` (UTF-8, timestamps removed)."""
+        from ..store.logs import strip_log_bytes
+
+        return len(strip_log_bytes(self._log("stdout")))
 
     @property
     def stderr_size(self) -> int:
-        """Size of the stderr log in bytes."""
-        return len(self._log("stderr"))
+        """Size in bytes of :attr:`stderr` (UTF-8, timestamps removed)."""
+        from ..store.logs import strip_log_bytes
+
+        return len(strip_log_bytes(self._log("stderr")))
+
+    def loglines(
+        self, stream: str, as_unicode: bool = True, meta_dict: dict[str, Any] | None = None
+    ) -> Iterator[tuple[datetime | None, str | bytes]]:
+        """The lines of a log with the time each was written.
+
+        Parameters
+        ----------
+        stream : str
+            ``"stdout"`` or ``"stderr"``.
+        as_unicode : bool, default True
+            Lines as ``str`` (UTF-8, invalid bytes replaced); ``False`` gives ``bytes``.
+        meta_dict : dict, optional
+            Accepted for Metaflow compatibility; unused.
+
+        Returns
+        -------
+        Iterator[tuple[datetime or None, str or bytes]]
+            ``(local time, line)`` per line, without the newline. Lines the
+            task wrote below Python (C extensions, subprocesses) carry no
+            timestamp: ``None``.
+
+        Examples
+        --------
+        >>> for when, line in task.loglines("stdout"):  # doctest: +SKIP
+        ...     print(when, line)
+        """
+        from ..store.logs import iter_log
+
+        for ts, line in iter_log(self._log(stream)):
+            yield to_datetime(ts), (line.decode("utf-8", "replace") if as_unicode else line)
 
     @property
     def code(self) -> None:

@@ -217,9 +217,10 @@ class Index:
                 raise
             cur.execute("COMMIT")
 
-    def _insert_run(self, cur: sqlite3.Cursor, rec: dict[str, Any], status: str, finished_at: float | None) -> None:
+    def _insert_run(self, cur: sqlite3.Cursor, rec: dict[str, Any], status: str, finished_at: float | None,
+                    tags: Sequence[str] | None = None) -> None:
         flow, run_id = rec["flow"], str(rec["run_id"])
-        tags = list(rec.get("tags") or ())
+        tags = list(rec.get("tags") or ()) if tags is None else list(tags)
         system_tags = list(rec.get("system_tags") or ())
         cur.execute(
             _INSERT_RUN,
@@ -253,21 +254,39 @@ class Index:
         with self._transaction() as cur:
             cur.executemany(_UPSERT_TASK, params)
 
-    def set_tags(self, flow: str, run_id: str, tags: Sequence[str]) -> None:
-        """Replace a run's user tags (system tags are unchanged)."""
+    @staticmethod
+    def _set_tags(cur: sqlite3.Cursor, flow: str, run_id: str, tags: Sequence[str]) -> None:
         tags = list(dict.fromkeys(tags))
-        with self._transaction() as cur:
-            cur.execute(_SET_TAGS, (json.dumps(tags), flow, run_id))
+        cur.execute(_SET_TAGS, (json.dumps(tags), flow, run_id))
+        if cur.rowcount:  # no tag rows for a run the index does not know
             cur.execute(_DELETE_USER_TAGS, (flow, run_id))
             cur.executemany(_INSERT_TAG, [(flow, run_id, 0, t) for t in tags])
+
+    def set_tags(self, flow: str, run_id: str, tags: Sequence[str]) -> None:
+        """Replace a run's user tags (system tags are unchanged)."""
+        with self._transaction() as cur:
+            self._set_tags(cur, flow, run_id, tags)
+
+    def sync_tags(self, flow: str, run_id: str, records: RecordStore) -> list[str]:
+        """Set a run's user tags to what its record and tag events say; returns them.
+
+        The events are read inside the index's write lock, so of several
+        processes changing tags at once the last to get the lock sees every
+        event and the index ends up matching the store.
+        """
+        with self._transaction() as cur:
+            tags = records.current_tags(flow, run_id)
+            self._set_tags(cur, flow, run_id, tags)
+        return tags
 
     def reindex(self, records: RecordStore) -> dict[str, int]:
         """Rebuild the whole index from the store's records, in one transaction.
 
         A run without an end record is ``running``; a directory without a run
-        record is skipped. Returns counts: ``runs``, ``attempts``, ``skipped``.
+        record is skipped; a run's user tags are its record's with its tag
+        events applied. Returns counts: ``runs``, ``attempts``, ``skipped``.
         """
-        runs: list[tuple[dict[str, Any], str, float | None]] = []
+        runs: list[tuple[dict[str, Any], str, float | None, list[str]]] = []
         attempts: list[tuple[Any, ...]] = []
         skipped = 0
         for flow in records.flows():
@@ -279,7 +298,9 @@ class Index:
                     continue
                 end = records.read_run_end(flow, run_id)
                 status = end["status"] if end else "running"
-                runs.append((rec, status, end.get("finished_at") if end else None))
+                rec = {**rec, "flow": flow, "run_id": run_id}
+                tags = records.current_tags(flow, run_id, rec)
+                runs.append((rec, status, end.get("finished_at") if end else None, tags))
                 for step in records.steps(flow, run_id):
                     for task_id in records.tasks(flow, run_id, step):
                         for n in records.attempts(flow, run_id, step, task_id):
@@ -289,8 +310,8 @@ class Index:
         with self._transaction() as cur:
             for stmt in _CLEAR:  # one by one: executescript() would commit
                 cur.execute(stmt)
-            for rec, status, finished_at in runs:
-                self._insert_run(cur, rec, status, finished_at)
+            for rec, status, finished_at, tags in runs:
+                self._insert_run(cur, rec, status, finished_at, tags)
             cur.executemany(_UPSERT_TASK, attempts)
         return {"runs": len(runs), "attempts": len(attempts), "skipped": skipped}
 

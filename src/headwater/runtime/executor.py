@@ -121,8 +121,12 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             for f in spec.foreach_stack
         ],
         "transition": None, "artifacts": {}, "exception": None,
-        "metadata": {"user": spec.user, **({"origin_run_id": spec.origin_run_id} if spec.origin_run_id else {})},
+        "metadata": {"user": spec.user, **({"origin_run_id": spec.origin_run_id} if spec.origin_run_id else {}),
+                     **dict(spec.extra)},
     }
+    gpus = dict(spec.env).get("CUDA_VISIBLE_DEVICES")
+    if gpus is not None:
+        rec["metadata"]["gpus"] = gpus
     next_steps: tuple[str, ...] = ()
     foreach_var = None
     num_splits = None
@@ -164,14 +168,25 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             parameter_names=parameter_names(flow_cls), graph=graph_info(graph),
         )
         func = getattr(flow, spec.step_name)
+        catch = _catch_decorator(flow_cls, spec.step_name)
         try:
+            if spec.fallback is not None:
+                raise _fallback_exception(spec.fallback)
             if is_join:
                 func(inputs)
             else:
                 func()
+            if catch is not None and catch.attributes["var"] and catch.attributes["var"] not in flow.__dict__:
+                setattr(flow, catch.attributes["var"], None)
+            next_steps, foreach_var, case = _resolve_transition(flow, node, spec)
+        except Exception as e:
+            last_attempt = spec.fallback is not None or spec.attempt >= spec.max_user_code_retries
+            if catch is None or not last_attempt:
+                raise
+            next_steps = _handle_caught(flow, node, catch, e, rec)
+            foreach_var = case = None
         finally:
             current._clear()
-        next_steps, foreach_var, case = _resolve_transition(flow, node, spec)
         if foreach_var is not None:
             num_splits, foreach_values = _foreach_info(flow, foreach_var, spec)
         rec["artifacts"] = _persist(flow, content, spec.step_name)
@@ -199,6 +214,38 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         num_splits=num_splits, foreach_values=foreach_values, switch_case=case,
         exception=rec["exception"], user_error=user_error,
     )
+
+
+def _catch_decorator(flow_cls: type, step_name: str) -> Any:
+    for d in getattr(getattr(flow_cls, step_name), "decorators", ()):
+        if d.name == "catch":
+            return d.validate()
+    return None
+
+
+def _fallback_exception(fallback: dict[str, str]) -> Exception:
+    from ..exceptions import TaskCrashed, TimeoutException
+
+    cls = TimeoutException if fallback.get("type") == "TimeoutException" else TaskCrashed
+    return cls(fallback.get("message", "the task process died"))
+
+
+def _handle_caught(flow: FlowSpec, node: Any, catch: Any, exc: Exception, rec: dict[str, Any]) -> tuple[str, ...]:
+    """@catch on the final attempt: keep the exception, follow the static transition."""
+    import sys
+
+    from ..exceptions import HeadwaterExceptionWrapper
+
+    wrapper = HeadwaterExceptionWrapper(exc, stacktrace=_user_traceback(exc))
+    if catch.attributes["print_exception"]:
+        sys.stderr.write(f"@catch caught an exception in step {node.name!r}:\n{wrapper.stacktrace}")
+        sys.stderr.flush()
+    var = catch.attributes["var"]
+    if var:
+        flow.__dict__[var] = wrapper
+    rec["metadata"]["caught_exception"] = wrapper.type
+    flow.__dict__["_hw_transition"] = None
+    return tuple(node.out_funcs) if node.kind.value != "end" else ()
 
 
 def _constant_names(artifacts: dict, flow_cls: type) -> set[str]:

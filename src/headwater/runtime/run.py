@@ -1,24 +1,29 @@
-"""Start a run: allocate its id, write the run and ``_parameters`` records, drive the
-Scheduler, and record how it ended. Called by the CLI's ``run`` command (and later
-by Runner); it takes resolved values, not command-line strings.
+"""Start a run (or a resume): allocate its id, write the run and ``_parameters``
+records, drive the Scheduler, and record how it ended. Called by the CLI's
+``run`` and ``resume`` commands; it takes resolved values, not command-line strings.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 import socket
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from .. import __version__
 from ..config import Settings
+from ..flow.decorators import step_policy
 from ..meta.index import Index
 from ..store import Datastore
 from .console import Console
 from .launchers import TaskContext, make_launcher
-from .scheduler import RunOutcome, Scheduler
+from .resume import ResumePlan, plan_resume
+from .scheduler import Machine, RunOutcome, Scheduler
 
 
 @dataclass(frozen=True)
@@ -26,12 +31,15 @@ class RunRequest:
     flow_cls: type
     graph: Any
     script: str
-    params: dict[str, Any]  # attribute name -> resolved value
+    params: dict[str, Any]  # attribute name -> resolved value (ignored by a resume)
     constants: dict[str, Any]
     tags: tuple[str, ...] = ()
     max_workers: int = 16
     max_num_splits: int = 100
     run_id_file: str | None = None
+    decospecs: tuple[str, ...] = ()
+    resume_from: str | None = None  # origin run id: this is a resume
+    resume_step: str | None = None
 
 
 def system_tags(user: str) -> list[str]:
@@ -52,12 +60,51 @@ def new_run_id(ds: Datastore, flow_name: str) -> str:
             rid += 1
 
 
+def detect_machine(settings: Settings, need_gpus: bool) -> Machine:
+    """CPUs and GPUs for ``@resources``: ``HEADWATER_MACHINE`` (JSON) if set, else detected."""
+    desc = settings.extra.get("HEADWATER_MACHINE")
+    if desc:
+        d = json.loads(desc)
+        return Machine(cpus=float(d.get("cpus", os.cpu_count() or 1)), gpus=int(d.get("gpus", 0)))
+    gpus = 0
+    if need_gpus:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None:
+            gpus = len([g for g in visible.split(",") if g.strip()])
+        elif shutil.which("nvidia-smi"):
+            try:
+                out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+                gpus = sum(1 for line in out.splitlines() if line.startswith("GPU "))
+            except (OSError, subprocess.SubprocessError):
+                gpus = 0
+    return Machine(cpus=float(os.cpu_count() or 1), gpus=gpus)
+
+
+def latest_run_id(settings: Settings, flow_name: str) -> str | None:
+    """The newest run of ``flow_name`` by this user (else by anyone): resume's default origin."""
+    if not os.path.isdir(settings.datastore_root):
+        return None
+    ds = Datastore(settings.datastore_root)
+    index = Index(ds.root, records=ds.records)
+    try:
+        mine = index.runs(flow_name, tags=(f"user:{settings.user}",), limit=1)
+        rows = mine or index.runs(flow_name, limit=1)
+        return rows[0].run_id if rows else None
+    finally:
+        index.close()
+
+
 def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Console) -> tuple[str, RunOutcome]:
-    """Run the flow to completion; returns (run id, outcome)."""
+    """Run (or resume) the flow to completion; returns (run id, outcome)."""
     user = settings.require_user()
     flow_name = req.flow_cls.__name__
     os.makedirs(settings.datastore_root, exist_ok=True)
     ds = Datastore(settings.datastore_root)
+    policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
+    machine = detect_machine(settings, need_gpus=any(p.gpu for p in policies.values()))
+    plan: ResumePlan | None = None
+    if req.resume_from is not None:
+        plan = plan_resume(ds, req.graph, flow_name, req.resume_from, req.resume_step)
     launcher = make_launcher(settings.launcher, TaskContext(req.flow_cls, req.graph, ds.root, req.script))
     launcher.start()  # fork the zygote before SQLite or any thread exists
     try:
@@ -67,21 +114,28 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             with open(req.run_id_file, "w") as f:
                 f.write(run_id)
         now = time.time()
+        params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
         run_rec = {
             "version": 1, "flow": flow_name, "run_id": run_id, "user": user, "tags": list(req.tags),
             "system_tags": system_tags(user), "created_at": now, "start_step": req.graph.start,
-            "end_step": req.graph.end, "parameters": sorted(req.params), "origin_run_id": None,
+            "end_step": req.graph.end, "parameters": params,
+            "origin_run_id": plan.origin_run_id if plan else None,
             "pid": os.getpid(), "host": socket.gethostname(), "script": os.path.abspath(req.script),
         }
         ds.records.write_run(run_rec)
         index.add_run(run_rec)
-        _write_parameters_task(ds, index, flow_name, run_id, req, user, now)
+        _write_parameters_task(ds, index, flow_name, run_id, req, user, now, plan)
         console = console_factory(run_id)
-        console.info(f"Workflow starting (run-id {run_id}):")
+        if plan is not None:
+            console.info(f"Resuming run {plan.origin_run_id} as run-id {run_id}: re-running step "
+                         f"{plan.first_step!r} and everything after it.")
+        else:
+            console.info(f"Workflow starting (run-id {run_id}):")
         sched = Scheduler(
             flow_name=flow_name, graph=req.graph, ds=ds, index=index, launcher=launcher, run_id=run_id,
             user=user, tags=req.tags, max_workers=req.max_workers, max_num_splits=req.max_num_splits,
-            console=console,
+            console=console, origin_run_id=plan.origin_run_id if plan else None, policies=policies,
+            decospecs=req.decospecs, machine=machine, resume=plan,
         )
         try:
             outcome = sched.run()
@@ -107,18 +161,25 @@ def _end(ds: Datastore, index: Index, flow: str, run_id: str, ok: bool, failed: 
 
 
 def _write_parameters_task(ds: Datastore, index: Index, flow: str, run_id: str, req: RunRequest,
-                           user: str, now: float) -> None:
-    save = ds.content.save
-    artifacts = {name: save(value) for name, value in req.constants.items()}
-    artifacts.update({name: save(value) for name, value in req.params.items()})
-    artifacts["name"] = save(flow)
-    artifacts["_graph_info"] = save(req.graph.to_info())
+                           user: str, now: float, plan: ResumePlan | None) -> None:
+    if plan is not None:  # a resume keeps the origin's parameters and constants, by reference
+        artifacts = dict(plan.parameters["artifacts"])
+        meta = dict(plan.parameters.get("metadata") or {})
+        meta["origin_pathspec"] = f"{flow}/{plan.origin_run_id}/_parameters/0"
+    else:
+        save = ds.content.save
+        artifacts = {name: save(value) for name, value in req.constants.items()}
+        artifacts.update({name: save(value) for name, value in req.params.items()})
+        artifacts["name"] = save(flow)
+        artifacts["_graph_info"] = save(req.graph.to_info())
+        meta = {"parameters": sorted(req.params)}
+    meta["user"] = user
     rec = {
         "version": 1, "flow": flow, "run_id": run_id, "step": "_parameters", "task_id": "0",
         "attempt": 0, "status": "ok", "started_at": now, "finished_at": time.time(),
         "input_paths": [], "split_index": None, "foreach_stack": [],
         "transition": {"next": [req.graph.start], "foreach": None, "num_splits": None, "switch_case": None},
-        "artifacts": artifacts, "exception": None, "metadata": {"user": user},
+        "artifacts": artifacts, "exception": None, "metadata": meta,
     }
     ds.records.write_attempt(rec)
     index.upsert_attempts([{"flow": flow, "run_id": run_id, "step": "_parameters", "task_id": "0",

@@ -2,46 +2,74 @@
 
 It learns what each task did (transition, foreach cardinality, status) from
 its TaskResult, never by reading the store back. It owns the run's index rows
-and the console; tasks write only their attempt records and logs.
+and the console, enforces ``@timeout`` by killing tasks, retries failed
+attempts (``@retry``), gives ``@catch`` a fallback attempt after a crash, admits
+``@resources`` tasks only when the machine can hold them, and — on resume —
+clones tasks of the origin run instead of launching them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
+import json
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..exceptions import HeadwaterException
+from ..flow.decorators import StepPolicy
 from ..meta.index import Index
 from ..store import Datastore
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
 from .launchers import Finished, Launcher
+from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec
 
 PARAMETERS_PATH = "_parameters/0"
+_STAMP = re.compile(rb"^\x1e[0-9.]*\x1f")
+
+
+class ResourcesError(HeadwaterException):
+    headline = "Not enough resources"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the local machine offers to ``@resources`` tasks."""
+
+    cpus: float
+    gpus: int
 
 
 @dataclass
 class _Running:
     spec: TaskSpec
     started_at: float
+    deadline: float | None = None
+    gpus: tuple[int, ...] = ()
     tails: list[tuple[str, Any, bytearray]] = field(default_factory=list)  # (stream, file, partial line)
 
 
 @dataclass
 class RunOutcome:
     ok: bool
-    failed: list[tuple[str, str]]  # (step, task_id)
+    failed: list[tuple[str, str]]  # (step, task_id); the first is the cause
     num_tasks: int
+    cloned: int = 0
 
 
 class Scheduler:
-    """Runs one flow run to completion (or first failure)."""
+    """Runs one flow run to completion (or first unrecoverable failure)."""
 
     def __init__(
         self, *, flow_name: str, graph: Any, ds: Datastore, index: Index, launcher: Launcher,
         run_id: str, user: str, tags: tuple[str, ...] = (), max_workers: int = 16,
         max_num_splits: int = 100, console: Console, origin_run_id: str | None = None,
+        policies: dict[str, StepPolicy] | None = None, decospecs: tuple[str, ...] = (),
+        machine: Machine | None = None, resume: ResumePlan | None = None,
     ) -> None:
         self.flow_name = flow_name
         self.graph = graph
@@ -55,19 +83,24 @@ class Scheduler:
         self.max_num_splits = max_num_splits
         self.console = console
         self.origin_run_id = origin_run_id
+        self.policies = policies or {}
+        self.decospecs = decospecs
+        self.machine = machine
+        self.resume = resume
         self._queue: deque[TaskSpec] = deque()
+        self._delayed: list[tuple[float, int, TaskSpec]] = []  # retries waiting for their time
         self._running: dict[str, _Running] = {}
         self._next_id = 1
         self._joins: dict[tuple, dict[Any, tuple[str, int]]] = {}
         self._pending_rows: list[dict] = []
         self._progress: dict[tuple, ForeachProgress] = {}
         self._failed: list[tuple[str, str]] = []
+        self._timed_out: set[str] = set()
         self._num_tasks = 0
-        # Which split each join closes (a join's predecessors sit inside that split).
-        self._closes: dict[str, str] = {}
-        # For static joins: which branch of the split each predecessor belongs to
-        # (a branch may hold a switch whose cases meet again before the join).
-        self._branch_of: dict[tuple[str, str], str] = {}
+        self._cpu_used = 0.0
+        self._free_gpus = list(range(machine.gpus)) if machine else []
+        self._closes: dict[str, str] = {}  # join -> the split it closes
+        self._branch_of: dict[tuple[str, str], str] = {}  # (static join, predecessor) -> branch
         for name in graph.sorted_nodes:
             node = graph[name]
             if node.matching_join:
@@ -77,16 +110,24 @@ class Scheduler:
                 if frames and frames[-1][0] == split:
                     self._branch_of[(join, pred)] = frames[-1][1]
 
+    def _policy(self, step: str) -> StepPolicy:
+        p = self.policies.get(step)
+        return p if p is not None else StepPolicy()
+
     # ---- spec construction -------------------------------------------------------------
     def _spec(self, step: str, inputs: list[tuple[str, int]], stack: tuple[ForeachFrame, ...],
               split_index: int | None = None) -> TaskSpec:
         tid = str(self._next_id)
         self._next_id += 1
+        policy = self._policy(step)
+        extra = (("resources", json.dumps(policy.resources)),) if policy.resources else ()
         return TaskSpec(
             flow_name=self.flow_name, run_id=self.run_id, step_name=step, task_id=tid, attempt=0,
             input_paths=tuple(p for p, _ in inputs), input_attempts=tuple(a for _, a in inputs),
             datastore_root=self.ds.root, user=self.user, split_index=split_index, foreach_stack=stack,
             tags=self.tags, origin_run_id=self.origin_run_id, max_num_splits=self.max_num_splits,
+            max_user_code_retries=policy.retries, env=tuple(policy.env.items()), decospecs=self.decospecs,
+            extra=extra,
         )
 
     def _in_progress_group(self, spec: TaskSpec) -> ForeachProgress | None:
@@ -103,39 +144,100 @@ class Scheduler:
 
     # ---- main loop ---------------------------------------------------------------------
     def run(self) -> RunOutcome:
-        start = self.graph.start
-        self._queue.append(self._spec(start, [(PARAMETERS_PATH, 0)], ()))
+        self._queue.append(self._spec(self.graph.start, [(PARAMETERS_PATH, 0)], ()))
         last_tail = 0.0
         try:
-            while self._queue or self._running:
-                while self._queue and len(self._running) < self.max_workers and not self._failed:
-                    self._launch(self._queue.popleft())
+            while self._queue or self._running or self._delayed:
+                now = time.monotonic()
+                while self._delayed and self._delayed[0][0] <= now:
+                    self._queue.append(heapq.heappop(self._delayed)[2])
+                if not self._failed:
+                    self._launch_ready()
+                elif self._queue or self._delayed:
+                    self._queue.clear()
+                    self._delayed.clear()
                 self._flush_rows()
-                finished = self.launcher.poll(0.05 if self._running else 0.0)
+                wait = 0.05 if self._running else 0.0
+                if self._delayed and not self._queue:
+                    wait = max(0.0, min(0.05 if self._running else 1.0, self._delayed[0][0] - now))
+                finished = self.launcher.poll(wait)
                 now = time.monotonic()
                 if finished or now - last_tail > 0.05:
                     self._tail_all()
                     last_tail = now
                 for f in finished:
                     self._on_finished(f)
+                self._enforce_timeouts(time.time())
                 if self._failed and self._running:
                     self._kill_all()
         finally:
             self._flush_rows()
-        ok = not self._failed
-        return RunOutcome(ok=ok, failed=list(self._failed), num_tasks=self._num_tasks)
+        cloned = self.resume.cloned if self.resume else 0
+        return RunOutcome(ok=not self._failed, failed=list(self._failed), num_tasks=self._num_tasks, cloned=cloned)
 
-    def _launch(self, spec: TaskSpec) -> None:
+    def _launch_ready(self) -> None:
+        blocked: deque[TaskSpec] = deque()
+        while self._queue and not self._failed:
+            spec = self._queue.popleft()
+            if self.resume is not None and spec.attempt == 0:
+                origin = self.resume.match(spec)
+                if origin is not None:
+                    self._num_tasks += 1
+                    self._finish_ok(spec, self.resume.clone(self.ds, spec, origin), time.time(), cloned=True)
+                    continue
+            if len(self._running) >= self.max_workers:
+                blocked.append(spec)
+                continue
+            gpus = self._admit(spec)
+            if gpus is None:
+                blocked.append(spec)
+                continue
+            self._launch(spec, gpus)
+        blocked.extend(self._queue)
+        self._queue = blocked
+
+    def _admit(self, spec: TaskSpec) -> tuple[int, ...] | None:
+        """GPUs given to the task (possibly none), or None if it must wait for room."""
+        p = self._policy(spec.step_name)
+        if p.cpu is None or self.machine is None:
+            return ()
+        m = self.machine
+        if p.cpu > m.cpus or p.gpu > m.gpus:
+            self._fail_without_task(spec, ResourcesError(
+                f"Step {spec.step_name!r} asks for @resources(cpu={p.cpu:g}, gpu={p.gpu}) but this machine "
+                f"has {m.cpus:g} CPUs and {m.gpus} GPUs.",
+                hint="Lower the request, or run the step where it fits (HEADWATER_MACHINE describes the machine).",
+            ))
+            return None
+        if self._cpu_used + p.cpu > m.cpus or len(self._free_gpus) < p.gpu:
+            return None
+        self._cpu_used += p.cpu
+        gpus = tuple(self._free_gpus[: p.gpu])
+        del self._free_gpus[: p.gpu]
+        return gpus
+
+    def _release(self, run: _Running) -> None:
+        p = self._policy(run.spec.step_name)
+        if p.cpu is not None and self.machine is not None:
+            self._cpu_used -= p.cpu
+            self._free_gpus = sorted(self._free_gpus + list(run.gpus))
+
+    def _launch(self, spec: TaskSpec, gpus: tuple[int, ...]) -> None:
+        if self._policy(spec.step_name).cpu is not None and self.machine is not None and self.machine.gpus:
+            devices = ",".join(str(g) for g in gpus)
+            spec = dataclasses.replace(spec, env=spec.env + (("CUDA_VISIBLE_DEVICES", devices),))
         out = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stdout")
         err = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
         now = time.time()
         self.launcher.launch(spec, out, err)
-        self._num_tasks += 1
-        run = _Running(spec, now)
+        if spec.attempt == 0:
+            self._num_tasks += 1
+        timeout = self._policy(spec.step_name).timeout
+        run = _Running(spec, now, deadline=now + timeout if timeout else None, gpus=gpus)
         for stream, path in (("stdout", out), ("stderr", err)):
-            run.tails.append((stream, open(path, "a+b"), bytearray()))
-        for _, f, _ in run.tails:
+            f = open(path, "a+b")
             f.seek(0)
+            run.tails.append((stream, f, bytearray()))
         self._running[spec.key] = run
         self._pending_rows.append(self._row(spec, "running", now, None))
         prog = self._in_progress_group(spec)
@@ -143,7 +245,10 @@ class Scheduler:
             prog.running += 1
             self.console.progress(prog)
         else:
-            self.console.system(spec.step_name, spec.task_id, "Task is starting.")
+            what = "Task is starting." if spec.attempt == 0 else f"Task is starting (retry {spec.attempt})."
+            if spec.fallback is not None:
+                what = "Task is starting (@catch records the crash or timeout)."
+            self.console.system(spec.step_name, spec.task_id, what)
 
     def _row(self, spec: TaskSpec, status: str, started: float, finished: float | None) -> dict:
         return {"flow": self.flow_name, "run_id": self.run_id, "step": spec.step_name,
@@ -155,6 +260,7 @@ class Scheduler:
             self.index.upsert_attempts(self._pending_rows)
             self._pending_rows = []
 
+    # ---- output ------------------------------------------------------------------------
     def _tail(self, run: _Running, final: bool = False) -> None:
         spec = run.spec
         for stream, f, partial in run.tails:
@@ -168,43 +274,107 @@ class Scheduler:
                 lines.append(rest)
                 rest = b""
             for line in lines:
-                self.console.task_line(spec.step_name, spec.task_id, line.decode("utf-8", "replace"), stream=stream)
+                text = _STAMP.sub(b"", line).decode("utf-8", "replace")
+                self.console.task_line(spec.step_name, spec.task_id, text, stream=stream)
             partial[:] = rest
 
     def _tail_all(self) -> None:
         for run in self._running.values():
             self._tail(run)
 
+    # ---- completion --------------------------------------------------------------------
+    def _enforce_timeouts(self, now: float) -> None:
+        for key, run in self._running.items():
+            if run.deadline is not None and now > run.deadline:
+                self._timed_out.add(key)
+                self.launcher.kill(key)  # again each pass: the pid may not have been known yet
+
     def _on_finished(self, fin: Finished) -> None:
         run = self._running.pop(fin.task_key)
         self._tail(run, final=True)
         for _, f, _ in run.tails:
             f.close()
+        self._release(run)
         spec = run.spec
         res = fin.result
         prog = self._in_progress_group(spec)
         if prog is not None:
             prog.running -= 1
-        if res is None or not res.ok:
-            finished_at = res.finished_at if res else time.time()
-            self._pending_rows.append(self._row(spec, "failed", run.started_at, finished_at))
-            if res is None:
-                why = f"killed by signal {-fin.returncode}" if fin.returncode < 0 else f"exit code {fin.returncode}"
-                if not self._failed:  # siblings we killed are not the failure's cause
-                    self.console.error(
-                        f"[{self.run_id}/{spec.step_name}/{spec.task_id}] Task process ended without "
-                        f"committing a result ({why}).")
-            if prog is not None:
-                prog.failed += 1
-                self.console.progress(prog)
-            if not self._failed or res is not None:
-                self.console.system(spec.step_name, spec.task_id, "Task failed.")
-            self._failed.append((spec.step_name, spec.task_id))
+        if res is not None and res.ok:
+            self._finish_ok(spec, res, run.started_at)
             return
-        self._pending_rows.append(self._row(spec, "ok", res.started_at, res.finished_at))
+        timed_out = fin.task_key in self._timed_out
+        self._timed_out.discard(fin.task_key)
+        finished_at = res.finished_at if res else time.time()
+        self._pending_rows.append(self._row(spec, "failed", run.started_at, finished_at))
+        if self._failed:  # the run is already stopping: this is a sibling we killed
+            return
+        exc = res.exception if res else None
+        if res is None:
+            exc = self._record_crash(spec, run, fin, timed_out)
+        self._retry_or_fail(spec, res is None, exc, prog)
+
+    def _record_crash(self, spec: TaskSpec, run: _Running, fin: Finished, timed_out: bool) -> dict[str, str]:
+        """A task that died without committing: commit a failed attempt record for it."""
+        if timed_out:
+            secs = self._policy(spec.step_name).timeout or 0
+            exc = {"type": "TimeoutException",
+                   "message": f"Step {spec.step_name!r} timed out after {secs:g} seconds (@timeout).",
+                   "traceback": ""}
+        else:
+            code = fin.returncode
+            why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            exc = {"type": "TaskCrashed", "message": f"The task process died without committing ({why}).",
+                   "traceback": ""}
+        self.console.error(f"[{self.run_id}/{spec.step_name}/{spec.task_id}] {exc['message']}")
+        self.ds.records.write_attempt({
+            "version": 1, "flow": self.flow_name, "run_id": self.run_id, "step": spec.step_name,
+            "task_id": spec.task_id, "attempt": spec.attempt, "status": "failed",
+            "started_at": run.started_at, "finished_at": time.time(), "input_paths": list(spec.input_paths),
+            "split_index": spec.split_index,
+            "foreach_stack": [dataclasses.asdict(f) for f in spec.foreach_stack],
+            "transition": None, "artifacts": {}, "exception": exc, "metadata": {"user": self.user},
+        })
+        return exc
+
+    def _retry_or_fail(self, spec: TaskSpec, crashed: bool, exc: dict | None, prog: ForeachProgress | None) -> None:
+        policy = self._policy(spec.step_name)
+        nxt = None
+        if spec.fallback is None and spec.attempt < policy.retries:
+            nxt = dataclasses.replace(spec, attempt=spec.attempt + 1)
+            delay = policy.retry_delay
+            msg = f"Task failed; retrying (attempt {spec.attempt + 2} of {policy.retries + 1})" + (
+                f" in {delay:g} s." if delay else ".")
+        elif policy.catch and crashed and spec.fallback is None:
+            nxt = dataclasses.replace(spec, attempt=spec.attempt + 1, fallback=dict(exc or {}))
+            delay = 0.0
+            msg = "Task died; @catch records the failure and the flow continues."
+        if nxt is not None:
+            self.console.system(spec.step_name, spec.task_id, msg)
+            if delay:
+                heapq.heappush(self._delayed, (time.monotonic() + delay, self._next_id + len(self._delayed), nxt))
+            else:
+                self._queue.appendleft(nxt)
+            return
+        if prog is not None:
+            prog.failed += 1
+            self.console.progress(prog)
+        self.console.system(spec.step_name, spec.task_id, "Task failed.")
+        self._failed.append((spec.step_name, spec.task_id))
+
+    def _fail_without_task(self, spec: TaskSpec, error: HeadwaterException) -> None:
+        self.console.error(error.render())
+        self._failed.append((spec.step_name, spec.task_id))
+
+    def _finish_ok(self, spec: TaskSpec, res: TaskResult, started_at: float, cloned: bool = False) -> None:
+        self._pending_rows.append(self._row(spec, "ok", res.started_at if not cloned else started_at,
+                                            res.finished_at))
+        prog = self._in_progress_group(spec)
         if prog is not None:
             prog.done += 1
             self.console.progress(prog, final=prog.done + prog.failed == prog.total)
+        elif cloned:
+            self.console.system(spec.step_name, spec.task_id, "Cloned from a successful task of the origin run.")
         else:
             if res.num_splits:
                 self.console.system(spec.step_name, spec.task_id, f"Foreach yields {res.num_splits} child steps.")

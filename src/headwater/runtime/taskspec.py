@@ -42,6 +42,8 @@ class TaskSpec:
     max_user_code_retries: int = 0
     max_num_splits: int = 100
     env: tuple[tuple[str, str], ...] = ()
+    decospecs: tuple[str, ...] = ()  # ``--with`` decorators, re-attached by a fresh interpreter
+    fallback: dict[str, str] | None = None  # a crashed/timed-out attempt @catch must record
     extra: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -63,6 +65,7 @@ class TaskSpec:
         d["input_attempts"] = tuple(d["input_attempts"])
         d["foreach_stack"] = tuple(ForeachFrame(**f) for f in d["foreach_stack"])
         d["tags"] = tuple(d["tags"])
+        d["decospecs"] = tuple(d.get("decospecs", ()))
         d["env"] = tuple(tuple(x) for x in d["env"])
         d["extra"] = tuple(tuple(x) for x in d["extra"])
         return cls(**d)

@@ -7,6 +7,9 @@ and ``<step>/<task_id>/<attempt>.json`` (+ ``.stdout``/``.stderr`` logs).
 from __future__ import annotations
 
 import json
+import secrets
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .objects import ObjectStore
@@ -14,6 +17,8 @@ from .objects import ObjectStore
 RUN_FILE = "_run.json"
 RUN_END_FILE = "_run_end.json"
 PARAMETERS_STEP = "_parameters"
+#: Directory of a run's tag events (``runs/<Flow>/<run>/_tags/``); not a step.
+TAGS_DIR = "_tags"
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _loads = json.loads
 
@@ -53,6 +58,10 @@ class RecordStore:
         return f"runs/{flow}/{run_id}/{step}/{task_id}/{attempt}.json"
 
     @staticmethod
+    def tags_dir(flow: str, run_id: str) -> str:
+        return f"runs/{flow}/{run_id}/{TAGS_DIR}"
+
+    @staticmethod
     def log_key(flow: str, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> str:
         if stream != "stdout" and stream != "stderr":
             raise ValueError(f"Unknown log stream {stream!r}: expected 'stdout' or 'stderr'.")
@@ -78,6 +87,37 @@ class RecordStore:
             return _loads(self.objects.get(self.run_end_key(flow, run_id)))  # type: ignore[no-any-return]
         except KeyError:
             return None
+
+    # -- tag events ------------------------------------------------------------
+
+    def write_tag_event(self, flow: str, run_id: str, event: dict[str, Any]) -> None:
+        """Append one tag mutation (``add``, ``remove``, ``at``, ``user``) to a run.
+
+        Records are never rewritten, so tags change by events: each is a new
+        object ``_tags/<time_ns>-<random hex>.json``, and the name order is the
+        order they apply in (the random part keeps two writers apart).
+        """
+        name = f"{time.time_ns():020d}-{secrets.token_hex(6)}.json"
+        if not self.objects.put(f"{self.tags_dir(flow, run_id)}/{name}", _dumps(event).encode()):
+            raise FileExistsError(f"Tag event {name} of {flow}/{run_id} already exists.")
+
+    def read_tag_events(self, flow: str, run_id: str) -> list[dict[str, Any]]:
+        """A run's tag events, in the order they apply (``[]`` if none)."""
+        base = self.tags_dir(flow, run_id)
+        out = []
+        for name in self.objects.list_dir(base):
+            if name.endswith(".json"):
+                try:
+                    out.append(_loads(self.objects.get(f"{base}/{name}")))
+                except KeyError:  # removed while listing (gc)
+                    continue
+        return out
+
+    def current_tags(self, flow: str, run_id: str, rec: dict[str, Any] | None = None) -> list[str]:
+        """A run's user tags now: its record's tags with every tag event applied."""
+        if rec is None:
+            rec = self.read_run(flow, run_id)
+        return replay_tags(rec.get("tags") or (), self.read_tag_events(flow, run_id))
 
     # -- attempts --------------------------------------------------------------
 
@@ -114,8 +154,8 @@ class RecordStore:
         return sorted(self.objects.list_dir(f"runs/{flow}"), key=_numeric_order)
 
     def steps(self, flow: str, run_id: str) -> list[str]:
-        """Step directories of a run, including ``_parameters``."""
-        return [n for n in self.objects.list_dir(f"runs/{flow}/{run_id}") if "." not in n]
+        """Step directories of a run, including ``_parameters`` (not ``_tags``)."""
+        return [n for n in self.objects.list_dir(f"runs/{flow}/{run_id}") if "." not in n and n != TAGS_DIR]
 
     def tasks(self, flow: str, run_id: str, step: str) -> list[str]:
         """Task ids of a step, in numeric order."""
@@ -127,3 +167,18 @@ class RecordStore:
             return self.objects.get(self.log_key(flow, run_id, step, task_id, attempt, stream))
         except KeyError:
             return b""
+
+
+def replay_tags(initial: Iterable[str], events: Sequence[dict[str, Any]]) -> list[str]:
+    """User tags after applying tag ``events`` in order to ``initial``.
+
+    Within one event the removals apply first, then the additions (so a
+    ``replace`` of a tag by itself keeps it). Order is kept: first added first.
+    """
+    tags = dict.fromkeys(initial)
+    for ev in events:
+        for t in ev.get("remove") or ():
+            tags.pop(t, None)
+        for t in ev.get("add") or ():
+            tags.setdefault(t, None)
+    return list(tags)

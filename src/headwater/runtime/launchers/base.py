@@ -12,6 +12,7 @@ import abc
 import io
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ class TaskContext:
     graph: Any
     datastore_root: str
     script: str
+    decorators_attached: bool = True  # False in a fresh interpreter: apply spec.decospecs
 
 
 class Launcher(abc.ABC):
@@ -65,14 +67,62 @@ class Launcher(abc.ABC):
         """Release resources; running tasks are killed."""
 
 
+class StampedLines(io.TextIOBase):
+    """A text stream writing straight to a log fd, each line prefixed with its time.
+
+    Prefix: ``\x1e<epoch seconds>\x1f`` (see ``headwater.store.logs``). Writes go
+    out immediately, so the log streams as produced and survives a crash.
+    Output written at C level to the fd has no prefix; readers accept both.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._at_line_start = True
+
+    def write(self, s: str) -> int:
+        if not s:
+            return 0
+        stamp = f"\x1e{time.time():.6f}\x1f"
+        pieces = s.split("\n")
+        out = []
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            if last and not piece:
+                break
+            if self._at_line_start:
+                out.append(stamp)
+            out.append(piece)
+            if not last:
+                out.append("\n")
+            self._at_line_start = not last
+        data = memoryview("".join(out).encode("utf-8", "backslashreplace"))
+        while data:
+            data = data[os.write(self._fd, data):]
+        return len(s)
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+
 def redirect_output(stdout_path: str, stderr_path: str) -> None:
-    """Point fds 1 and 2 at the task's log files, line-buffered, so logs stream as produced."""
+    """Point fds 1 and 2 at the task's log files; Python-level output gets line timestamps."""
     for fd, path in ((1, stdout_path), (2, stderr_path)):
         f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(f, fd)
         os.close(f)
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True, write_through=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True, write_through=True)
+    sys.stdout = StampedLines(1)
+    sys.stderr = StampedLines(2)
 
 
 def run_task(spec: TaskSpec, ctx: TaskContext) -> TaskResult:
@@ -83,4 +133,8 @@ def run_task(spec: TaskSpec, ctx: TaskContext) -> TaskResult:
     env = dict(spec.env)
     if env:
         os.environ.update(env)
+    if spec.decospecs and not ctx.decorators_attached:
+        from ...flow.decorators import attach_decospecs
+
+        attach_decospecs(ctx.flow_cls, spec.decospecs)
     return execute(spec, ctx.flow_cls, ctx.graph, Datastore(spec.datastore_root))

@@ -1,0 +1,156 @@
+"""Resume: which tasks of an origin run a new run clones, and which it re-executes.
+
+A task of the new run is *the same task* as one of the origin run when it is
+of the same step, has the same split index and its inputs are clones of that
+origin task's inputs. Cloning writes a new attempt record pointing at the same
+artifacts (no data is copied, nothing re-runs). Steps in the rerun set — the
+first failed step (or the one asked for) and everything downstream — always
+re-execute.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import HeadwaterException
+from ..store import Datastore
+from .taskspec import TaskResult, TaskSpec
+
+PARAMETERS_PATH = "_parameters/0"
+
+
+class ResumeError(HeadwaterException):
+    headline = "Cannot resume"
+
+
+@dataclass
+class ResumePlan:
+    """Built once at resume start from the origin run's records."""
+
+    origin_run_id: str
+    rerun: frozenset[str]
+    first_step: str
+    parameters: dict[str, Any]  # the origin's _parameters record
+    _by_identity: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+    _children: dict[tuple[str, str], dict[int, dict[str, Any]]] = field(default_factory=dict)
+    origin_of: dict[str, str] = field(default_factory=lambda: {PARAMETERS_PATH: PARAMETERS_PATH})
+    cloned: int = 0
+
+    def match(self, spec: TaskSpec) -> dict[str, Any] | None:
+        """The origin record this task would clone, or None to execute it."""
+        if spec.step_name in self.rerun:
+            return None
+        try:
+            inputs = tuple(self.origin_of[p] for p in spec.input_paths)
+        except KeyError:
+            return None
+        return self._by_identity.get((spec.step_name, inputs, spec.split_index))
+
+    def foreach_values(self, origin_key: str, n: int) -> tuple[str, ...]:
+        """Display values of a cloned foreach split's items, from its origin children."""
+        kids = self._children.get(tuple(origin_key.split("/")), {})
+        out = []
+        for i in range(n):
+            rec = kids.get(i)
+            stack = rec.get("foreach_stack") if rec else None
+            out.append(stack[-1].get("value", "") if stack else "")
+        return tuple(out)
+
+    def clone(self, ds: Datastore, spec: TaskSpec, origin: dict[str, Any]) -> TaskResult:
+        """Commit ``spec`` as a clone of ``origin`` and report it like a finished task."""
+        now = time.time()
+        origin_key = f"{origin['step']}/{origin['task_id']}"
+        meta = dict(origin.get("metadata") or {})
+        meta.update({
+            "origin_pathspec": f"{spec.flow_name}/{self.origin_run_id}/{origin_key}",
+            "origin_run_id": self.origin_run_id, "origin_task_id": str(origin["task_id"]),
+            "origin_attempt": origin["attempt"], "cloned": True,
+        })
+        rec = dict(origin)
+        rec.update({
+            "run_id": spec.run_id, "task_id": spec.task_id, "attempt": 0,
+            "input_paths": list(spec.input_paths), "started_at": now, "finished_at": now, "metadata": meta,
+            "foreach_stack": [
+                {"step": f.step, "var": f.var, "index": f.index, "num_splits": f.num_splits, "value": f.value}
+                for f in spec.foreach_stack
+            ],
+        })
+        ds.records.write_attempt(rec)
+        self.origin_of[spec.key] = origin_key
+        self.cloned += 1
+        t = origin.get("transition") or {}
+        n = t.get("num_splits")
+        return TaskResult(
+            task_key=spec.key, attempt=0, ok=True, started_at=now, finished_at=now,
+            next_steps=tuple(t.get("next") or ()), foreach_var=t.get("foreach"), num_splits=n,
+            foreach_values=self.foreach_values(origin_key, n) if n else (), switch_case=t.get("switch_case"),
+        )
+
+
+def descendants(graph: Any, step: str) -> set[str]:
+    out = {step}
+    todo = [step]
+    while todo:
+        for nxt in graph[todo.pop()].out_funcs:
+            if nxt not in out:
+                out.add(nxt)
+                todo.append(nxt)
+    return out
+
+
+def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,
+                step: str | None) -> ResumePlan:
+    """Read the origin run and decide what to clone and what to re-execute."""
+    records = ds.records
+    try:
+        records.read_run(flow, origin_run_id)
+    except KeyError:
+        raise ResumeError(f"Flow {flow} has no run {origin_run_id!r} to resume.",
+                          hint="Pass --origin-run-id with an existing run id (see `headwater runs`).") from None
+    if step is not None and step not in graph:
+        raise ResumeError(f"Flow {flow} has no step {step!r}.",
+                          hint=f"Steps: {', '.join(graph.sorted_nodes)}.")
+    try:
+        params = records.read_attempt(flow, origin_run_id, "_parameters", "0", 0)
+    except KeyError:
+        raise ResumeError(f"Run {flow}/{origin_run_id} has no parameters record; it cannot be resumed.") from None
+
+    by_identity: dict[tuple, dict[str, Any]] = {}
+    children: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+    bad_steps: set[str] = set()
+    seen_steps: set[str] = set()
+    for s in records.steps(flow, origin_run_id):
+        if s == "_parameters":
+            continue
+        for tid in records.tasks(flow, origin_run_id, s):
+            rec = records.latest_attempt(flow, origin_run_id, s, tid)
+            if rec is None:  # started but never committed (killed)
+                bad_steps.add(s)
+                continue
+            seen_steps.add(s)
+            if rec.get("status") != "ok":
+                bad_steps.add(s)
+                continue
+            ident = (s, tuple(rec.get("input_paths") or ()), rec.get("split_index"))
+            by_identity[ident] = rec
+            if rec.get("split_index") is not None and rec.get("input_paths"):
+                parent = tuple(rec["input_paths"][0].split("/"))
+                children.setdefault(parent, {})[rec["split_index"]] = rec
+    order = {n: i for i, n in enumerate(graph.sorted_nodes)}
+    if step is not None:
+        first = step
+    elif bad_steps:
+        first = min(bad_steps, key=lambda n: order.get(n, 1 << 30))
+    else:
+        never_ran = [n for n in graph.sorted_nodes if n not in seen_steps]
+        end_rec = records.read_run_end(flow, origin_run_id)
+        if end_rec and end_rec.get("status") == "successful" or not never_ran:
+            raise ResumeError(
+                f"Run {flow}/{origin_run_id} finished successfully; there is nothing to resume.",
+                hint="Name the step to re-run: `resume <step>`.",
+            )
+        first = never_ran[0]
+    return ResumePlan(origin_run_id=origin_run_id, rerun=frozenset(descendants(graph, first)), first_step=first,
+                      parameters=params, _by_identity=by_identity, _children=children)
