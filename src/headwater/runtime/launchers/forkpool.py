@@ -100,7 +100,11 @@ def _zygote_main(ctx: TaskContext, cmd_r: int, evt_w: int) -> None:
                         sel.register(child.pidfd, selectors.EVENT_READ, ("exit", child))
                     _send(evt_w, ("started", spec.key, child.pid))
                 if cmd.eof:
+                    # The run process closed the pipe: it finished, or it was killed.
+                    # Either way no task may outlive it and commit behind its back.
                     sel.unregister(cmd_r)
+                    for child in children.values():
+                        _kill(child.pid)
                 continue
             kind, child = what
             if kind == "result":
@@ -143,6 +147,13 @@ class _Child:
         self.pidfd = pidfd
         self.reported = False
         self.reader_open = True
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _ok(result_json: bytes) -> bool:

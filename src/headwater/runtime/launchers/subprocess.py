@@ -13,9 +13,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 
 from ..taskspec import TaskResult, TaskSpec
 from .base import Finished, Launcher, TaskContext
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, a task process gets SIGKILL when the run process dies (kill -9 included)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return arm
 
 
 class SubprocessLauncher(Launcher):
@@ -37,7 +58,8 @@ class SubprocessLauncher(Launcher):
                "step", spec.step_name, "--task-spec", spec_path, "--result-file", result_path]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
-            p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+            p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                                 preexec_fn=_die_with_parent())
         self.procs[spec.key] = (p, spec.attempt, result_path)
         return p.pid
 
