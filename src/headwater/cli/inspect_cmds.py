@@ -9,8 +9,8 @@ namespace; ``tag`` defaults to the latest run in the current namespace.
 from __future__ import annotations
 
 import pickle
-import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 import click
@@ -53,7 +53,7 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
         guarded(go)
 
     @cli.command(help=f"Show (or save) the artifacts of a task, or of every task of a step.\n\n"
-                      f"PATHSPEC: {_PATHSPEC_HELP}")  # fmt: skip
+                      f"PATHSPEC: {_PATHSPEC_HELP}", short_help="Show or save the artifacts of a task or step.")  # fmt: skip
     @click.argument("pathspec")
     @click.option("--include", default=None, metavar="A,B", help="Only these artifacts (comma-separated).")
     @click.option("--private", is_flag=True, help="Include _private artifacts.")
@@ -82,7 +82,8 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
 
         guarded(go)
 
-    @cli.group(help="Add, remove, replace or list the user tags of runs (system tags cannot change).")
+    @cli.group(help="Add, remove, replace or list the user tags of runs (system tags cannot change).",
+               short_help="Add, remove, replace or list the tags of runs.")  # fmt: skip
     def tag() -> None:
         pass
 
@@ -94,14 +95,14 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
     @click.argument("tags", nargs=-1, required=True)
     @click.pass_context
     def tag_add(ctx: click.Context, run_id: str | None, tags: tuple[str, ...]) -> None:
-        guarded(lambda: _change(ctx, flow, run_id, lambda r: r.add_tags(tags), f"Added {_plural(tags)}"))
+        guarded(lambda: _change(ctx, flow, run_id, lambda r: r.add_tags(tags), f"Added {_plural(tags)} to"))
 
     @tag.command("remove", help="Remove tags from a run.")
     @run_id_opt
     @click.argument("tags", nargs=-1, required=True)
     @click.pass_context
     def tag_remove(ctx: click.Context, run_id: str | None, tags: tuple[str, ...]) -> None:
-        guarded(lambda: _change(ctx, flow, run_id, lambda r: r.remove_tags(tags), f"Removed {_plural(tags)}"))
+        guarded(lambda: _change(ctx, flow, run_id, lambda r: r.remove_tags(tags), f"Removed {_plural(tags)} from"))
 
     @tag.command("replace", help="Remove some tags and add others, in one change.")
     @run_id_opt
@@ -111,11 +112,12 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
     def tag_replace(ctx: click.Context, run_id: str | None, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
         if not add and not remove:
             raise click.UsageError("Give at least one --add TAG or --remove TAG.")
-        what = f"Replaced {_plural(remove)} by {_plural(add)}" if remove and add else (
-            f"Added {_plural(add)}" if add else f"Removed {_plural(remove)}")  # fmt: skip
+        what = f"Replaced {_plural(remove)} by {_plural(add)} on" if remove and add else (
+            f"Added {_plural(add)} to" if add else f"Removed {_plural(remove)} from")  # fmt: skip
         guarded(lambda: _change(ctx, flow, run_id, lambda r: r.replace_tags(remove, add), what))
 
-    @tag.command("list", help="List the tags of runs: by default every run in the current namespace.")
+    @tag.command("list", help="List the tags of runs: by default every run in the current namespace.",
+                 short_help="List the tags of runs.")  # fmt: skip
     @run_id_opt
     @click.option("--all", "all_runs", is_flag=True, help="Every run of the flow, in all namespaces.")
     @click.option("--hide-system-tags", is_flag=True, help="Only user tags.")
@@ -203,12 +205,9 @@ def _write_log(out: Any, data: bytes, timestamps: bool) -> None:
         text = strip_log_bytes(data)
         out.write(text if text.endswith(b"\n") else text + b"\n")
         return
-    blank = b" " * 23
+    blank = b" " * 23  # as wide as a stamp: lines without one stay aligned
     for ts, line in iter_log(data):
-        if ts is None:
-            stamp = blank
-        else:
-            stamp = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}").encode()
+        stamp = blank if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3].encode()
         out.write(stamp + b" " + line + b"\n")
 
 
@@ -226,7 +225,11 @@ def _format_task(task: Any, names: list[str], max_size: int) -> str:
     head = f"{task.pathspec} (attempt {task.current_attempt})"
     rec = task._record_or_none()
     if rec is None:
-        return f"{head}: still running, no artifacts yet."
+        from ..meta.liveness import run_status
+
+        if task._get_row().status == "running" and run_status(task._get_run_row()) == "running":
+            return f"{head}: still running, no artifacts yet."
+        return f"{head}: ended without committing (killed or crashed); no artifacts."
     if rec.get("status") != "ok":
         return f"{head}: failed ({task.exception}); a failed attempt has no artifacts."
     if not names:
@@ -261,7 +264,9 @@ def _flow(flow_cls: Callable[..., Any], flow: str) -> Any:
     try:
         return flow_cls(flow)
     except HeadwaterNamespaceMismatch as e:
-        raise HeadwaterNamespaceMismatch(e.message, hint="Name a run with --run-id RUN_ID.") from None
+        raise HeadwaterNamespaceMismatch(
+            e.message, hint="Name a run with --run-id RUN_ID (tag list --all shows every user's runs)."
+        ) from None
 
 
 def _open_run(flow: str, run_id: str) -> Any:
@@ -285,7 +290,7 @@ def _change(ctx: click.Context, flow: str, run_id: str | None, change: Callable[
     _use_root(ctx)
     run = _open_run(flow, run_id) if run_id is not None else _default_run(flow)
     change(run)
-    click.echo(f"{what} on run {run.pathspec}.", err=True)
+    click.echo(f"{what} run {run.pathspec}.", err=True)
     click.echo(_format_tags(run, hide_system=True), err=True)
 
 

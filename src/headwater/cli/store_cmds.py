@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -29,7 +30,8 @@ def _settings(datastore_root: str | None) -> Any:
     return settings
 
 
-def _source(root: str) -> Any:
+@contextmanager
+def _source(root: str) -> Iterator[Any]:
     from ..client.source import Source
 
     src = Source(root)
@@ -38,7 +40,10 @@ def _source(root: str) -> Any:
             f"There is no datastore at {root}.",
             hint="Run a flow first, or point --datastore-root (or HEADWATER_DATASTORE_ROOT) at its .headwater/.",
         )
-    return src
+    try:
+        yield src
+    finally:
+        src.close()
 
 
 # -- formatting -------------------------------------------------------------------------
@@ -92,8 +97,9 @@ def _run_duration(row: Any, status: str) -> float | None:
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most runs to list.")
 @_root_opt
 def runs(flow: str | None, all_users: bool, limit: int, datastore_root: str | None) -> None:
-    """List recent runs, newest first: status, start, duration, user and tags.
+    """List recent runs, newest first.
 
+    A table of each run's flow, id, status, start, duration, user and tags.
     FLOW limits the list to one flow. A run whose process died without ending
     it (kill -9, crash) shows as "failed (killed)".
     """
@@ -102,19 +108,20 @@ def runs(flow: str | None, all_users: bool, limit: int, datastore_root: str | No
         from ..meta.liveness import run_status
 
         settings = _settings(datastore_root)
-        src = _source(settings.datastore_root)
         tags: tuple[str, ...] = ()
         if not all_users:
             tags = (f"user:{settings.require_user()}",)
-        flows = [flow] if flow else src.flows()
-        rows = [r for f in flows for r in src.runs(f, tags=tags, limit=limit)]
+        with _source(settings.datastore_root) as src:
+            flows = [flow] if flow else src.flows()
+            rows = [r for f in flows for r in src.runs(f, tags=tags, limit=limit)]
+            root = src.root
         rows.sort(key=lambda r: (r.created_at or 0.0, r.run_id), reverse=True)
         rows = rows[:limit]
         if not rows:
             who = "anyone" if all_users else tags[0]
             what = f"of {flow} " if flow else ""
             hint = "" if all_users else " (--all shows everyone's)"
-            click.echo(f"No runs {what}by {who} in {src.root}{hint}.", err=True)
+            click.echo(f"No runs {what}by {who} in {root}{hint}.", err=True)
             return
         out = []
         for r in rows:
@@ -133,40 +140,47 @@ def runs(flow: str | None, all_users: bool, limit: int, datastore_root: str | No
 @click.argument("pathspec")
 @_root_opt
 def show(pathspec: str, datastore_root: str | None) -> None:
-    """Show one run (FLOW/RUN_ID): its status and each step's tasks and timing."""
+    """Show one run: its status and its steps' tasks and timings.
+
+    PATHSPEC is FLOW/RUN_ID.
+    """
 
     def go() -> None:
-        from ..meta.liveness import run_status
-
         parts = pathspec.strip("/").split("/")
         if len(parts) != 2 or not all(parts):
             raise HeadwaterInvalidPathspec(f"show expects FLOW/RUN_ID, got {pathspec!r}.",
                                            hint="For example: headwater show HelloFlow/1763841234567890.")  # fmt: skip
         flow, run_id = parts
         settings = _settings(datastore_root)
-        src = _source(settings.datastore_root)
-        row = src.run(flow, run_id)
-        if row is None:
-            from ..client.base import runs_hint
-
-            raise HeadwaterNotFound(f"Run '{flow}/{run_id}' does not exist.", hint=runs_hint(src, flow))
-        status = run_status(row)
-        click.echo(f"Run {flow}/{run_id}: {fmt_status(status)}")
-        click.echo(f"    user: {row.user or '-'}    started: {fmt_time(row.created_at)}    "
-                   f"duration: {fmt_duration(_run_duration(row, status))}")  # fmt: skip
-        click.echo(f"    tags: {', '.join(row.tags) or '(none)'}")
-        click.echo(f"    system tags: {', '.join(row.system_tags)}")
-        if row.origin_run_id:
-            click.echo(f"    resumed from: {flow}/{row.origin_run_id}")
-        steps = src.steps(flow, run_id)
-        if not steps:
-            click.echo("\nNo step has started.")
-            return
-        click.echo("")
-        click.echo(table(["STEP", "TASKS", "OK", "FAILED", "RUNNING", "STATUS", "STARTED", "DURATION"],
-                         [_step_line(src, flow, run_id, s, dead=status == "killed") for s in steps]))  # fmt: skip
+        with _source(settings.datastore_root) as src:
+            _show(src, flow, run_id)
 
     guarded(go)
+
+
+def _show(src: Any, flow: str, run_id: str) -> None:
+    from ..meta.liveness import run_status
+
+    row = src.run(flow, run_id)
+    if row is None:
+        from ..client.base import runs_hint
+
+        raise HeadwaterNotFound(f"Run '{flow}/{run_id}' does not exist.", hint=runs_hint(src, flow))
+    status = run_status(row)
+    click.echo(f"Run {flow}/{run_id}: {fmt_status(status)}")
+    click.echo(f"    user: {row.user or '-'}    started: {fmt_time(row.created_at)}    "
+               f"duration: {fmt_duration(_run_duration(row, status))}")  # fmt: skip
+    click.echo(f"    tags: {', '.join(row.tags) or '(none)'}")
+    click.echo(f"    system tags: {', '.join(row.system_tags)}")
+    if row.origin_run_id:
+        click.echo(f"    resumed from: {flow}/{row.origin_run_id}")
+    steps = src.steps(flow, run_id)
+    if not steps:
+        click.echo("\nNo step has started.")
+        return
+    click.echo("")
+    click.echo(table(["STEP", "TASKS", "OK", "FAILED", "RUNNING", "STATUS", "STARTED", "DURATION"],
+                     [_step_line(src, flow, run_id, s, dead=status == "killed") for s in steps]))  # fmt: skip
 
 
 def _step_line(src: Any, flow: str, run_id: str, step: str, *, dead: bool) -> list[str]:
@@ -204,7 +218,9 @@ def _step_line(src: Any, flow: str, run_id: str, step: str, *, dead: bool) -> li
 @click.command()
 @_root_opt
 def reindex(datastore_root: str | None) -> None:
-    """Rebuild the metadata index (index.sqlite) from the store's records.
+    """Rebuild the index from the store's records.
+
+    The index is index.sqlite in the datastore root.
 
     Safe at any time: the records are the source of truth, the index a cache.
     """
@@ -214,7 +230,8 @@ def reindex(datastore_root: str | None) -> None:
         from ..store import Datastore
 
         settings = _settings(datastore_root)
-        root = _source(settings.datastore_root).root
+        with _source(settings.datastore_root) as src:
+            root = src.root
         started = time.perf_counter()
         ds = Datastore(root)
         with Index(root) as idx:

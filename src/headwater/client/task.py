@@ -9,16 +9,26 @@ from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..exceptions import HeadwaterException, HeadwaterNotFound
 from .base import ChildNotFound, HeadwaterObject, to_datetime
 from .core import PARAMETERS_STEP, Step
 
 
-#: One piece of task metadata (Metaflow's shape): ``created_at`` is in
-#: milliseconds since the epoch, ``task`` the ``Task`` it belongs to.
-Metadata = namedtuple("Metadata", ["name", "value", "created_at", "type", "task"])
+class Metadata(NamedTuple):
+    """One piece of task metadata, in Metaflow's shape."""
+
+    #: What it is, e.g. ``"attempt"``, ``"user"``, ``"origin-run-id"``.
+    name: str
+    #: Its value (a string for the facts headwater derives; as recorded otherwise).
+    value: Any
+    #: When it was recorded, in milliseconds since the epoch.
+    created_at: int
+    #: Its kind, e.g. ``"attempt"``, ``"internal_attempt_status"``.
+    type: str
+    #: The ``Task`` it belongs to.
+    task: Any
 
 
 @dataclass(frozen=True)

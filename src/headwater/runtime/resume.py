@@ -36,7 +36,6 @@ class ResumePlan:
     _by_identity: dict[tuple, dict[str, Any]] = field(default_factory=dict)
     _children: dict[tuple[str, str], dict[int, dict[str, Any]]] = field(default_factory=dict)
     origin_of: dict[str, str] = field(default_factory=lambda: {PARAMETERS_PATH: PARAMETERS_PATH})
-    cloned: int = 0
 
     def match(self, spec: TaskSpec) -> dict[str, Any] | None:
         """The origin record this task would clone, or None to execute it."""
@@ -78,8 +77,7 @@ class ResumePlan:
             ],
         })
         ds.records.write_attempt(rec)
-        self.origin_of[spec.key] = origin_key
-        self.cloned += 1
+        self.origin_of[spec.key] = origin_key  # a single dict store: safe from the clone threads
         t = origin.get("transition") or {}
         n = t.get("num_splits")
         return TaskResult(

@@ -99,6 +99,8 @@ class Scheduler:
         self._num_tasks = 0
         self._cpu_used = 0.0
         self._free_gpus = list(range(machine.gpus)) if machine else []
+        self._clone_pool: Any = None
+        self._cloned = 0
         self._closes: dict[str, str] = {}  # join -> the split it closes
         self._branch_of: dict[tuple[str, str], str] = {}  # (static join, predecessor) -> branch
         for name in graph.sorted_nodes:
@@ -172,19 +174,46 @@ class Scheduler:
                     self._kill_all()
         finally:
             self._flush_rows()
-        cloned = self.resume.cloned if self.resume else 0
-        return RunOutcome(ok=not self._failed, failed=list(self._failed), num_tasks=self._num_tasks, cloned=cloned)
+            if self._clone_pool is not None:
+                self._clone_pool.shutdown()
+        return RunOutcome(ok=not self._failed, failed=list(self._failed), num_tasks=self._num_tasks,
+                          cloned=self._cloned)
+
+    def _clone_ready(self) -> None:
+        """Resume: commit every queued task that matches an origin task as a clone.
+
+        Clones are written by a thread pool (each is a few small-file syscalls,
+        which release the GIL); their successors may be clones too, so repeat.
+        """
+        assert self.resume is not None
+        while not self._failed:
+            matches, rest = [], deque()
+            for spec in self._queue:
+                origin = self.resume.match(spec) if spec.attempt == 0 else None
+                if origin is None:
+                    rest.append(spec)
+                else:
+                    matches.append((spec, origin))
+            self._queue = rest
+            if not matches:
+                return
+            if self._clone_pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._clone_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="headwater-clone")
+            now = time.time()
+            results = self._clone_pool.map(lambda m: self.resume.clone(self.ds, *m), matches)
+            for (spec, _), res in zip(matches, results):
+                self._num_tasks += 1
+                self._cloned += 1
+                self._finish_ok(spec, res, now, cloned=True)
 
     def _launch_ready(self) -> None:
+        if self.resume is not None:
+            self._clone_ready()
         blocked: deque[TaskSpec] = deque()
         while self._queue and not self._failed:
             spec = self._queue.popleft()
-            if self.resume is not None and spec.attempt == 0:
-                origin = self.resume.match(spec)
-                if origin is not None:
-                    self._num_tasks += 1
-                    self._finish_ok(spec, self.resume.clone(self.ds, spec, origin), time.time(), cloned=True)
-                    continue
             if len(self._running) >= self.max_workers:
                 blocked.append(spec)
                 continue
