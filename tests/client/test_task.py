@@ -66,8 +66,10 @@ def test_task_members(hello) -> None:
     assert task.stdout == "stdout of work/3 attempt 0\n"
     assert task.stderr == "stderr of work/3 attempt 0\n"
     assert task.stdout_size == len(task.stdout)
-    assert task.metadata_dict == {}
-    assert Task("HelloFlow/1000/start/1").metadata_dict == {"runtime": "dev"}
+    facts = {"attempt": "0", "status": "ok", "attempt_ok": "True", "started_at": "1700000004.0",
+             "finished_at": "1700000004.5"}  # fmt: skip
+    assert task.metadata_dict == facts
+    assert Task("HelloFlow/1000/start/1").metadata_dict["runtime"] == "dev"
     assert task.origin_pathspec is None and task.code is None
     assert task.data.item == "b" and task.data.result == "bb"
     assert repr(task) == "Task('HelloFlow/1000/work/3')"
@@ -112,7 +114,8 @@ def test_latest_attempt_is_the_default(retried) -> None:
     assert task.current_attempt == 1 and task.successful and task.exception is None
     assert task.data.item == "b"
     assert task.stdout == "stdout of work/3 attempt 1\n"
-    assert task.metadata_dict == {"attempt_ok": True}
+    assert task.metadata_dict["attempt_ok"] is True  # as recorded: wins over the derived fact
+    assert task.metadata_dict["attempt"] == "1"
     assert Step("HelloFlow/1000/work")["3"].current_attempt == 1
     assert Run("HelloFlow/1000").successful
 
@@ -166,3 +169,51 @@ def test_a_running_task(root) -> None:
     assert list(task) == [] and task.index is None and task.metadata_dict == {}
     with pytest.raises(AttributeError, match=r"attempt 0 has not finished yet"):
         task.data.message
+
+
+def test_task_metadata_list(hello, root) -> None:
+    from headwater.client import Metadata
+
+    task = Task("HelloFlow/1000/start/1")
+    meta = task.metadata
+    assert all(isinstance(m, Metadata) and m.task is task for m in meta)
+    by_name = {m.name: m for m in meta}
+    assert [m.name for m in meta] == ["runtime", "attempt", "status", "attempt_ok", "started_at", "finished_at"]
+    assert by_name["runtime"].value == "dev" and by_name["attempt_ok"].value == "True"
+    assert by_name["attempt"].created_at == int(task.created_at.timestamp() * 1000)
+    assert by_name["finished_at"].created_at == int(task.finished_at.timestamp() * 1000)
+    assert by_name["attempt_ok"].type == "internal_attempt_status"
+    assert task.metadata_dict == {m.name: m.value for m in meta}
+
+
+def test_cloned_task_metadata(root) -> None:
+    make_run(root)
+    ds = Datastore(root)
+    rec = ds.records.read_attempt("HelloFlow", "1000", "start", "1", 0)
+    rec = {**rec, "attempt": 1, "metadata": {"origin_pathspec": "HelloFlow/900/start/7"}}
+    ds.records.write_attempt(rec)
+    task = Task("HelloFlow/1000/start/1")
+    assert task.current_attempt == 1 and task.origin_pathspec == "HelloFlow/900/start/7"
+    assert task.metadata_dict["origin-run-id"] == "900" and task.metadata_dict["origin-task-id"] == "7"
+    assert Task("HelloFlow/1000/start/1", attempt=0).origin_pathspec is None
+
+
+def test_running_task_has_no_metadata(root) -> None:
+    make_run(root, running=True)
+    task = Task("HelloFlow/1000/end/6")
+    assert task.metadata == [] and task.metadata_dict == {}
+    assert list(task.loglines("stdout")) == [(None, "working...")]
+
+
+def test_a_record_wins_over_a_stale_running_row(root) -> None:
+    # A task that committed after its run process died: the index row still says "running".
+    make_run(root, running=True)
+    ds = Datastore(root)
+    rec = ds.records.read_attempt("HelloFlow", "1000", "join", "5", 0)
+    ds.records.write_attempt({**rec, "step": "end", "task_id": "6", "input_paths": ["join/5"],
+                              "transition": {"next": []}})  # fmt: skip
+    task = Step("HelloFlow/1000/end").task
+    assert task.successful and task._get_row().status == "running"  # listing: the index row
+    from headwater.client.source import source_for
+
+    assert source_for().task("HelloFlow", "1000", "end", "6").status == "ok"  # single lookups: the record

@@ -92,3 +92,30 @@ def test_logs(rs: RecordStore) -> None:
     assert rs.read_log("F", "1", "s", "1", 0, "stdout") == b""
     rs.objects.put(RecordStore.log_key("F", "1", "s", "1", 0, "stderr"), b"oops\n")
     assert rs.read_log("F", "1", "s", "1", 0, "stderr") == b"oops\n"
+
+
+def test_tag_events_append_in_order_and_replay(rs: RecordStore) -> None:
+    rs.write_run(_run(tags=["a", "b"]))
+    assert rs.read_tag_events("F", "100") == []
+    assert rs.current_tags("F", "100") == ["a", "b"]
+    rs.write_tag_event("F", "100", {"add": ["c"], "remove": ["a"], "at": 1.0, "user": "u"})
+    rs.write_tag_event("F", "100", {"add": ["a"], "remove": [], "at": 2.0, "user": "u"})
+    events = rs.read_tag_events("F", "100")
+    assert [e["at"] for e in events] == [1.0, 2.0]
+    assert rs.current_tags("F", "100") == ["b", "c", "a"]
+    names = rs.objects.list_dir("runs/F/100/_tags")
+    assert len(names) == 2 and names == sorted(names) and all(n.endswith(".json") for n in names)
+
+
+def test_tags_dir_is_not_a_step(rs: RecordStore) -> None:
+    rs.write_run(_run())
+    rs.write_tag_event("F", "100", {"add": ["x"], "remove": [], "at": 1.0, "user": "u"})
+    assert rs.steps("F", "100") == []
+
+
+def test_replay_removes_then_adds() -> None:
+    from headwater.store.records import replay_tags
+
+    assert replay_tags(["a"], [{"remove": ["a"], "add": ["a", "b"]}]) == ["a", "b"]
+    assert replay_tags(["a", "b"], [{"remove": ["zz"], "add": ["b"]}]) == ["a", "b"]
+    assert replay_tags([], []) == []
