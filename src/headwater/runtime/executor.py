@@ -19,7 +19,7 @@ from ..flow.parameters import Parameter
 from ..flow.spec import FlowSpec, Inputs
 from ..store import Datastore
 from ..store.codec import track_loaded_blobs
-from .taskspec import TaskResult, TaskSpec
+from .taskspec import TaskResult, TaskSpec, stack_record
 
 # Values of these types cannot change in place, so a loaded-and-untouched one
 # keeps its reference instead of being re-serialized and re-hashed.
@@ -116,10 +116,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         "task_id": spec.task_id, "attempt": spec.attempt, "status": "failed",
         "started_at": started, "finished_at": None, "input_paths": list(spec.input_paths),
         "split_index": spec.split_index,
-        "foreach_stack": [
-            {"step": f.step, "var": f.var, "index": f.index, "num_splits": f.num_splits, "value": f.value}
-            for f in spec.foreach_stack
-        ],
+        "foreach_stack": stack_record(spec.foreach_stack),
         "transition": None, "artifacts": {}, "exception": None,
         "metadata": {"user": spec.user, **({"origin_run_id": spec.origin_run_id} if spec.origin_run_id else {}),
                      **dict(spec.extra)},

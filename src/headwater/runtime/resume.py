@@ -16,7 +16,7 @@ from typing import Any
 
 from ..exceptions import HeadwaterException
 from ..store import Datastore
-from .taskspec import TaskResult, TaskSpec
+from .taskspec import TaskResult, TaskSpec, stack_record
 
 PARAMETERS_PATH = "_parameters/0"
 
@@ -71,10 +71,7 @@ class ResumePlan:
         rec.update({
             "run_id": spec.run_id, "task_id": spec.task_id, "attempt": 0,
             "input_paths": list(spec.input_paths), "started_at": now, "finished_at": now, "metadata": meta,
-            "foreach_stack": [
-                {"step": f.step, "var": f.var, "index": f.index, "num_splits": f.num_splits, "value": f.value}
-                for f in spec.foreach_stack
-            ],
+            "foreach_stack": stack_record(spec.foreach_stack),
         })
         ds.records.write_attempt(rec)
         self.origin_of[spec.key] = origin_key  # a single dict store: safe from the clone threads

@@ -26,7 +26,7 @@ from ..store import Datastore
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
 from .launchers import Finished, Launcher
 from .resume import ResumePlan
-from .taskspec import ForeachFrame, TaskResult, TaskSpec
+from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 PARAMETERS_PATH = "_parameters/0"
 _STAMP = re.compile(rb"^\x1e[0-9.]*\x1f")
@@ -361,7 +361,7 @@ class Scheduler:
             "task_id": spec.task_id, "attempt": spec.attempt, "status": "failed",
             "started_at": run.started_at, "finished_at": time.time(), "input_paths": list(spec.input_paths),
             "split_index": spec.split_index,
-            "foreach_stack": [dataclasses.asdict(f) for f in spec.foreach_stack],
+            "foreach_stack": stack_record(spec.foreach_stack),
             "transition": None, "artifacts": {}, "exception": exc, "metadata": {"user": self.user},
         })
         return exc

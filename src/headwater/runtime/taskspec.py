@@ -22,6 +22,11 @@ class ForeachFrame:
     value: str  # short repr of the item, for display
 
 
+def stack_record(stack: "tuple[ForeachFrame, ...]") -> list[dict[str, Any]]:
+    """A foreach stack as the attempt record stores it."""
+    return [asdict(f) for f in stack]
+
+
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """Everything a task process needs to run one attempt of one task."""
