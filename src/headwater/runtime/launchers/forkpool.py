@@ -107,6 +107,10 @@ def _zygote_main(ctx: TaskContext, cmd_r: int, evt_w: int) -> None:
                         _kill(child.pid)
                 continue
             kind, child = what
+            # One select() batch can hold both events of a child; the first one
+            # handled may already have closed the other's fd.
+            if (kind == "result" and not child.reader_open) or (kind == "exit" and child.pidfd < 0):
+                continue
             if kind == "result":
                 msgs = child.reader.read()
                 if msgs and not child.reported:
@@ -134,6 +138,7 @@ def _zygote_main(ctx: TaskContext, cmd_r: int, evt_w: int) -> None:
                 os.close(child.reader.fd)
                 child.reader_open = False
             os.close(child.pidfd)
+            child.pidfd = -1
             _reap(child, children, evt_w, 0)
     os._exit(0)
 
