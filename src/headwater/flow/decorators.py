@@ -64,6 +64,18 @@ class StepDecorator:
     def init(self) -> None:
         """Validate attributes (override)."""
 
+    # Task-side hooks, called by the executor in the task process with a
+    # ``TaskHookContext`` (headwater.runtime.executor): ``flow`` (the FlowSpec
+    # instance), ``spec`` (the TaskSpec), ``graph``, ``datastore``, ``record``
+    # (the committed attempt record, in task_finished) and ``ok``. A hook that
+    # raises fails the task (task_pre_step) or is reported and ignored
+    # (task_finished, which runs after the commit).
+    def task_pre_step(self, ctx: Any) -> None:
+        """Before the step function runs (``current`` is set)."""
+
+    def task_finished(self, ctx: Any) -> None:
+        """After the attempt record is committed, success or failure."""
+
     def spec(self) -> str:
         """This decorator as a ``--with`` decospec string."""
         if not self.attributes:
@@ -154,6 +166,19 @@ class ResourcesDecorator(StepDecorator):
 DECORATORS: dict[str, type[StepDecorator]] = {
     d.name: d for d in (RetryDecorator, CatchDecorator, TimeoutDecorator, EnvironmentDecorator, ResourcesDecorator)
 }
+# Decorators whose code lives in an optional or heavier module, imported on first use.
+LAZY_DECORATORS: dict[str, str] = {"card": "headwater.cards.decorator:CardDecorator"}
+
+
+def decorator_class(name: str) -> type[StepDecorator] | None:
+    """The decorator class called ``name`` (importing it if it is lazy), or None."""
+    cls = DECORATORS.get(name)
+    if cls is None and name in LAZY_DECORATORS:
+        import importlib
+
+        mod, _, attr = LAZY_DECORATORS[name].partition(":")
+        cls = DECORATORS[name] = getattr(importlib.import_module(mod), attr)
+    return cls
 
 
 def _make(cls: type[StepDecorator]) -> Callable[..., Any]:
@@ -201,11 +226,11 @@ def parse_decospec(spec: str) -> StepDecorator:
     """``name[:k=v,k2=json]`` → a decorator (values JSON, else int, else float, else str)."""
     name, _, rest = spec.partition(":")
     name = name.strip()
-    cls = DECORATORS.get(name)
+    cls = decorator_class(name)
     if cls is None:
         raise UnknownDecoratorError(
             f"--with {spec!r}: there is no step decorator called {name!r}.",
-            hint=f"Available: {', '.join(sorted(DECORATORS))}.",
+            hint=f"Available: {', '.join(sorted(set(DECORATORS) | set(LAZY_DECORATORS)))}.",
         )
     attrs: dict[str, Any] = {}
     if rest.strip():

@@ -11,10 +11,12 @@ from __future__ import annotations
 import pickle
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError
 from ..flow.current import current
+from ..flow.decorators import StepDecorator
 from ..flow.parameters import Parameter
 from ..flow.spec import FlowSpec, Inputs
 from ..store import Datastore
@@ -105,6 +107,34 @@ def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tupl
     return expected, None, None
 
 
+@dataclass
+class TaskHookContext:
+    """What step decorators' task hooks see (see StepDecorator.task_pre_step)."""
+
+    flow: Any
+    spec: TaskSpec
+    graph: Any
+    datastore: Datastore
+    record: dict[str, Any] | None = None
+    ok: bool = False
+
+
+def _hook_decorators(flow_cls: type, step_name: str) -> list[Any]:
+    return [d.validate() for d in getattr(getattr(flow_cls, step_name), "decorators", ())
+            if type(d).task_pre_step is not StepDecorator.task_pre_step
+            or type(d).task_finished is not StepDecorator.task_finished]
+
+
+def _task_finished(hooks: list[Any], ctx: TaskHookContext) -> None:
+    import sys
+
+    for d in hooks:
+        try:
+            d.task_finished(ctx)
+        except Exception as e:  # the attempt is committed: a hook must not change its outcome
+            sys.stderr.write(f"@{d.name} failed after the task finished: {type(e).__name__}: {e}\n")
+
+
 def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskResult:
     """Run one attempt of one task and commit its attempt record."""
     started = time.time()
@@ -124,6 +154,8 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
     gpus = dict(spec.env).get("CUDA_VISIBLE_DEVICES")
     if gpus is not None:
         rec["metadata"]["gpus"] = gpus
+    hooks: list[Any] = []
+    hook_ctx: Any = None
     next_steps: tuple[str, ...] = ()
     foreach_var = None
     num_splits = None
@@ -166,6 +198,10 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         )
         func = getattr(flow, spec.step_name)
         catch = _catch_decorator(flow_cls, spec.step_name)
+        hooks = _hook_decorators(flow_cls, spec.step_name)
+        hook_ctx = TaskHookContext(flow, spec, graph, ds)
+        for d in hooks:
+            d.task_pre_step(hook_ctx)
         try:
             if spec.fallback is not None:
                 raise _fallback_exception(spec.fallback)
@@ -205,6 +241,9 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
     rec["finished_at"] = time.time()
     records.write_attempt(rec)
     ok = rec["status"] == "ok"
+    if hooks:
+        hook_ctx.record, hook_ctx.ok = rec, ok
+        _task_finished(hooks, hook_ctx)
     return TaskResult(
         task_key=spec.key, attempt=spec.attempt, ok=ok, started_at=started,
         finished_at=rec["finished_at"], next_steps=tuple(next_steps), foreach_var=foreach_var,
