@@ -150,6 +150,8 @@ def test_local_paths(tmp_path) -> None:
 @contract
 def test_survives_removal_of_its_temp_dir(store: ObjectStore) -> None:
     store.put("a", b"1")
+    with store.open_writer("z") as f:
+        f.write(b"0")
     if isinstance(store, LocalObjectStore):
         os.rmdir(store.path("tmp"))
     assert store.put("b", b"2")
@@ -177,3 +179,10 @@ def test_concurrent_writers_of_one_key(store: ObjectStore) -> None:
     assert len(winners) == 1
     assert store.get("race/key") == f"writer-{winners[0]}".encode()
     assert _temp_files(store) == []
+
+
+def test_in_flight_temp_files_are_not_listed(tmp_path) -> None:
+    s = LocalObjectStore(tmp_path)
+    s.put("d/x.json", b"{}")
+    open(s.path("d/.123-abc.tmp"), "wb").close()  # what a writer killed mid-put leaves
+    assert s.list_dir("d") == ["x.json"]

@@ -7,10 +7,12 @@ a directory. Keys are ``/``-separated paths relative to the store's root.
 from __future__ import annotations
 
 import abc
+import ctypes
 import errno
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO
 
@@ -21,6 +23,28 @@ _MAX_WRITE = 1 << 30
 # errnos of link(2) on filesystems that lack hard links: fall back to rename.
 _NO_LINK_ERRNOS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK})
 _O_TMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _bind_renameat2() -> Callable[[str, str], int] | None:
+    """``renameat2(old, new, RENAME_NOREPLACE)`` from libc, or None where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    at_fdcwd, noreplace = -100, 1
+
+    def rename_noreplace(old: str, new: str) -> int:
+        return int(fn(at_fdcwd, os.fsencode(old), at_fdcwd, os.fsencode(new), noreplace))
+
+    return rename_noreplace
+
+
+_renameat2 = _bind_renameat2()
 
 
 class ObjectStore(abc.ABC):
@@ -166,6 +190,10 @@ class LocalObjectStore(ObjectStore):
     def put(self, key: str, data: Data | Sequence[Data]) -> bool:
         dst = self.path(key)
         parts: Sequence[Data] = (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
+        if _renameat2 is not None:
+            published = self._put_beside(dst, parts)
+            if published is not None:
+                return published
         tmp, fd = self._open_tmp()
         try:
             try:
@@ -177,6 +205,48 @@ class LocalObjectStore(ObjectStore):
             os.unlink(tmp)
             raise
         return self._publish(tmp, dst)
+
+    def _put_beside(self, dst: str, parts: Sequence[Data]) -> bool | None:
+        """Write a temp file next to ``dst`` and rename it in without replacing.
+
+        One directory instead of two: on ext4 here this is ~0.6 ms against ~1 ms
+        for temp-in-tmp/ + link + unlink, and every task commits a record this way.
+        Returns None when the filesystem cannot rename without replacing.
+        """
+        global _renameat2
+        parent = dst.rpartition("/")[0]
+        tmp = f"{parent}/.{os.getpid()}-{secrets.token_hex(6)}.tmp"  # dot files are not listed
+        for retry in (False, True):
+            if retry:
+                self._dirs.discard(parent)  # removed behind our back: recreate it
+            self._ensure_dir(parent)
+            try:
+                fd = os.open(tmp, _O_TMP, 0o644)
+                break
+            except FileNotFoundError:
+                if retry:
+                    raise
+        try:
+            try:
+                for part in parts:
+                    _write_all(fd, part)
+            finally:
+                os.close(fd)
+            rc = _renameat2(tmp, dst)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        if rc == 0:
+            return True
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            os.unlink(tmp)
+            return False
+        if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            _renameat2 = None  # this filesystem or kernel cannot: use the link path from now on
+            return self._publish(tmp, dst)
+        os.unlink(tmp)
+        raise OSError(err, os.strerror(err), dst)
 
     @contextmanager
     def _writer(self, key: str) -> Iterator[BinaryIO]:
@@ -218,6 +288,7 @@ class LocalObjectStore(ObjectStore):
             names = os.listdir(self.path(prefix.rstrip("/")) if prefix.strip("/") else self.root)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        names = [n for n in names if not n.startswith(".")]  # in-flight temp files
         names.sort()
         return names
 
