@@ -233,3 +233,10 @@ class TaskCrashed(HeadwaterException):
     """A task process died without reporting (killed, segfault, out of memory)."""
 
     headline = "Task process crashed"
+
+
+class RunnerError(HeadwaterException):
+    """The Runner (``Runner``/``NBRunner``) was used wrongly: a missing flow file,
+    an unknown option, or a flow class whose source cannot be found."""
+
+    headline = "Runner error"

@@ -5,6 +5,7 @@ read lazily and newest first.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -561,3 +562,19 @@ def _unique(items: Any) -> list[str]:
     for x in items:
         seen.setdefault(x, None)
     return list(seen)
+
+
+def open_run(pathspec: str, root: str) -> Run:
+    """Internal: ``Run(pathspec)`` read from the store at ``root``, in the global namespace.
+
+    For code that knows exactly which store a run went to (the Runner's
+    ``ExecutingRun.run``), whatever the current directory or namespace.
+    """
+    from .base import parse_pathspec
+
+    run = Run.__new__(Run)
+    run._bind(parse_pathspec("Run", 2, pathspec), attempt=None, ns_check=False, ns=None,
+              root=os.path.abspath(root))
+    run._load()
+    run._loaded = True
+    return run

@@ -264,6 +264,14 @@ def validate_parameters(flow_cls: type) -> None:
         names[low] = p.name
 
 
+def missing_required(p: Parameter) -> ParameterError:
+    """The error for a required parameter given no value (the CLI's and the Runner's)."""
+    return ParameterError(
+        f"Missing required parameter '--{p.name}'.",
+        hint=f"Pass --{p.name} <{p.type_name}> to run.",
+    )
+
+
 def resolve_parameters(flow_cls: type, given: dict[str, Any], user: str) -> dict[str, Any]:
     """Final values by attribute name: command line > default (callables evaluated);
     IncludeFile paths are read. Raises ParameterError for missing required ones."""
@@ -277,10 +285,7 @@ def resolve_parameters(flow_cls: type, given: dict[str, Any], user: str) -> dict
         elif isinstance(value, str):
             value = p.convert(value)
         if value is None and p.required:
-            raise ParameterError(
-                f"Missing required parameter '--{p.name}'.",
-                hint=f"Pass --{p.name} <{p.type_name}> to run.",
-            )
+            raise missing_required(p)
         if p.IS_INCLUDE_FILE:
             value = p.load(value)  # type: ignore[attr-defined]
         out[p.attr_name] = value

@@ -10,6 +10,7 @@ import os
 import platform
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -94,6 +95,23 @@ def latest_run_id(settings: Settings, flow_name: str) -> str | None:
         index.close()
 
 
+def write_run_id_file(path: str, run_id: str) -> None:
+    """Write the run id so a reader never sees a partial id: temp file + rename for a
+    regular file; a FIFO (or other special file) is written in place."""
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        with open(path, "w") as f:
+            f.write(run_id)
+        return
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(run_id)
+    os.replace(tmp, path)
+
+
 def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Console) -> tuple[str, RunOutcome]:
     """Run (or resume) the flow to completion; returns (run id, outcome)."""
     user = settings.require_user()
@@ -110,9 +128,6 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     try:
         index = Index(ds.root, records=ds.records)
         run_id = new_run_id(ds, flow_name)
-        if req.run_id_file:
-            with open(req.run_id_file, "w") as f:
-                f.write(run_id)
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
         run_rec = {
@@ -125,6 +140,9 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         ds.records.write_run(run_rec)
         index.add_run(run_rec)
         _write_parameters_task(ds, index, flow_name, run_id, req, user, now, plan)
+        if req.run_id_file:
+            # Only now: whoever reads the id (the Runner) can open the run with the client at once.
+            write_run_id_file(req.run_id_file, run_id)
         console = console_factory(run_id)
         if plan is not None:
             console.info(f"Resuming run {plan.origin_run_id} as run-id {run_id}: re-running step "

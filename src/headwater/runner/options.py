@@ -1,0 +1,173 @@
+"""Internal (runner layer): turn Runner keyword arguments into the flow CLI's argv,
+and check them in-process, with the CLI's own messages, before a run starts.
+
+The tables below mirror the options of ``headwater.cli.flow_cli``; a test keeps
+them in step with the click commands. Values are checked by parsing the argv
+with the flow's real click command, so a bad value gets exactly the message
+``python flow.py run`` would print.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..exceptions import ParameterError, RunnerError
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One CLI option as a Python keyword: ``flag`` (and ``off_flag`` for a boolean switch)."""
+
+    flag: str
+    kind: str  # "value" | "multiple" | "switch" | "argument"
+    off_flag: str | None = None
+
+
+#: Runner(**top_level) -> options before the command (``python flow.py [these] run``).
+TOP_LEVEL: dict[str, Opt] = {
+    "quiet": Opt("--quiet", "switch", "--not-quiet"),
+    "datastore_root": Opt("--datastore-root", "value"),
+    "decospecs": Opt("--with", "multiple"),
+}
+
+_COMMON: dict[str, Opt] = {
+    "tags": Opt("--tag", "multiple"),
+    "max_workers": Opt("--max-workers", "value"),
+    "max_num_splits": Opt("--max-num-splits", "value"),
+}
+
+#: run(**kwargs) / resume(**kwargs) -> the command's own options (flow parameters come on top for run).
+COMMANDS: dict[str, dict[str, Opt]] = {
+    "run": dict(_COMMON),
+    "resume": {"step_to_rerun": Opt("STEP_TO_RERUN", "argument"),
+               "origin_run_id": Opt("--origin-run-id", "value"), **_COMMON},
+}
+
+
+def _many(value: Any) -> list[Any]:
+    if isinstance(value, (str, bytes, os.PathLike)) or not hasattr(value, "__iter__"):
+        return [value]
+    return list(value)
+
+
+def _unknown(name: str, what: str, groups: dict[str, list[str]], error: type[Exception]) -> Exception:
+    valid = [n for names in groups.values() for n in names]
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"Did you mean {close[0]!r}? " if close else ""
+    listed = "; ".join(f"{label}: {', '.join(names)}" for label, names in groups.items() if names)
+    return error(f"Unknown argument {name!r} for {what}.", hint=hint + f"Valid arguments are {listed}.")
+
+
+def render_top_level(kwargs: Mapping[str, Any]) -> list[str]:
+    """argv for the top-level options; RunnerError naming the valid ones for an unknown keyword."""
+    argv: list[str] = []
+    for name, value in kwargs.items():
+        opt = TOP_LEVEL.get(name)
+        if opt is None:
+            raise _unknown(name, "Runner()", {"top-level options": sorted(TOP_LEVEL)}, RunnerError)
+        argv += _render(opt, value)
+    return argv
+
+
+def _render(opt: Opt, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if opt.kind == "switch":
+        return [opt.flag if value else opt.off_flag or ""]
+    if opt.kind == "multiple":
+        out: list[str] = []
+        for v in _many(value):
+            out += [opt.flag, os.fspath(v) if isinstance(v, os.PathLike) else str(v)]
+        return out
+    text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+    return [text] if opt.kind == "argument" else [opt.flag, text]
+
+
+def parameter_keyword(p: Any) -> str:
+    """The Python keyword of a flow Parameter: its CLI name with ``-`` as ``_`` (as in Metaflow)."""
+    return str(p.name).replace("-", "_")
+
+
+def _render_parameter(p: Any, value: Any) -> list[str]:
+    from ..flow.parameters import JSONTypeClass
+
+    flag = f"--{p.name}"
+    if value is None:
+        return []
+    if p.IS_INCLUDE_FILE:
+        return [flag, os.fspath(value)]
+    if isinstance(p.type, JSONTypeClass):
+        # A string is JSON text, as on the command line; anything else is encoded.
+        return [flag, value if isinstance(value, str) else json.dumps(value)]
+    if p.type is bool and isinstance(value, bool):
+        return [flag, "true" if value else "false"]
+    if p.separator is not None and isinstance(value, (list, tuple)):
+        return [flag, p.separator.join(str(v) for v in value)]
+    if isinstance(value, (list, tuple, set, dict)):
+        raise ParameterError(f"Invalid value for '--{p.name}': {value!r} is not a valid {p.type_name}.",
+                             hint=f"Pass one {p.type_name} as {parameter_keyword(p)}=.")
+    return [flag, str(value)]
+
+
+def render_command(command: str, kwargs: Mapping[str, Any], flow_cls: type,
+                   env: Mapping[str, str]) -> list[str]:
+    """argv after the command name for ``run``/``resume`` keyword arguments.
+
+    Raises ParameterError for an unknown keyword (listing the valid ones) or a
+    required parameter that has no value, before anything is spawned.
+    """
+    from ..flow.parameters import flow_parameters, missing_required
+
+    options = COMMANDS[command]
+    params = {parameter_keyword(p): p for p in flow_parameters(flow_cls)} if command == "run" else {}
+    argv: list[str] = []
+    positional: list[str] = []
+    for name, value in kwargs.items():
+        opt = options.get(name)
+        if opt is not None:
+            (positional if opt.kind == "argument" else argv).extend(_render(opt, value))
+        elif name in params:
+            argv += _render_parameter(params[name], value)
+        elif command == "resume" and name in {parameter_keyword(p) for p in flow_parameters(flow_cls)}:
+            raise ParameterError(f"resume() of {flow_cls.__name__} takes no flow parameters, got {name!r}.",
+                                 hint="A resume keeps the origin run's parameters; start a new run() to change them.")
+        else:
+            what = f"{command}() of {flow_cls.__name__}"
+            groups = {f"{command} options": sorted(options), "flow parameters": sorted(params)}
+            raise _unknown(name, what, groups, ParameterError)
+    for key, p in params.items():
+        if kwargs.get(key) is None and p.required and p.default is None \
+                and not env.get("HEADWATER_RUN_" + p.name.upper().replace("-", "_")):
+            raise missing_required(p)
+    return positional + argv
+
+
+def check_with_cli(flow_cls: type, command: str, argv: list[str]) -> None:
+    """Parse ``argv`` with the flow's own click command; a bad value raises ParameterError
+    carrying exactly the message the CLI prints after ``Error:``."""
+    import click
+
+    cmd = _cli_for(flow_cls).commands[command]
+    try:
+        ctx = cmd.make_context(command, list(argv))
+    except click.ClickException as e:
+        # No hint added: str(error) is exactly what the CLI prints after "Error: ".
+        raise ParameterError(e.format_message()) from None
+    ctx.close()
+
+
+_clis: dict[type, Any] = {}
+
+
+def _cli_for(flow_cls: type) -> Any:
+    cli = _clis.get(flow_cls)
+    if cli is None:
+        from ..cli.flow_cli import build_cli
+
+        cli = _clis[flow_cls] = build_cli(flow_cls)
+    return cli
