@@ -1,6 +1,6 @@
 """headwater: ML and data pipelines as Python classes (Metaflow's API, much faster).
 
-Public API: the names in ``__all__`` below (plus ``headwater.cards`` later).
+Public API: the names in ``__all__`` below, plus ``headwater.cards``.
 Every other module is internal and may change.
 """
 
@@ -25,7 +25,7 @@ from .flow.parameters import Parameter as Parameter
 from .flow.spec import FlowSpec as FlowSpec
 from .flow.step import step as step
 
-# The client loads on first use: a task that never reads past runs never imports it.
+# The client and the runner load on first use: a task that never reads past runs never imports them.
 _LAZY = {
     "Headwater": "headwater.client",
     "Metaflow": "headwater.client",
@@ -40,6 +40,11 @@ _LAZY = {
     "metadata": "headwater.client",
     "get_metadata": "headwater.client",
     "default_metadata": "headwater.client",
+    "Runner": "headwater.runner",
+    "NBRunner": "headwater.runner",
+    "ExecutingRun": "headwater.runner",
+    # @card loads the cards package only when a flow uses it.
+    "card": "headwater.cards.decorator",
 }
 
 
@@ -57,8 +62,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = sorted([
-    "DataArtifact", "Flow", "FlowSpec", "Headwater", "HeadwaterException", "IncludeFile", "JSONType",
-    "JSONTypeClass", "Metaflow", "Parameter", "Run", "Step", "Task", "catch", "current", "default_metadata",
-    "default_namespace", "environment", "get_metadata", "get_namespace", "metadata", "namespace", "resources",
-    "retry", "step", "timeout",
+    "DataArtifact", "ExecutingRun", "Flow", "FlowSpec", "Headwater", "HeadwaterException", "IncludeFile",
+    "JSONType", "JSONTypeClass", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "Step", "Task", "card", "catch",
+    "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",
+    "metadata", "namespace", "resources", "retry", "step", "timeout",
 ])

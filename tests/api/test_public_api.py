@@ -36,7 +36,7 @@ def _modules_after(code: str) -> set[str]:
 def test_import_headwater_is_light():
     mods = _modules_after("import headwater")
     for heavy in ("rich", "obstore", "ray", "starlette", "numpy", "click", "sqlite3", "zstandard",
-                  "headwater.client", "headwater.runtime"):
+                  "headwater.client", "headwater.runtime", "headwater.runner"):
         assert heavy not in mods, f"import headwater pulled in {heavy}"
 
 
@@ -83,6 +83,20 @@ def test_nothing_below_cli_imports_cli():
         for path, imps in _layer_imports(layer).items():
             bad = {i for i in imps if _under(i, "headwater.cli")}
             assert not bad, f"{path} imports {bad}"
+
+
+def test_nothing_below_runner_imports_runner():
+    for layer in ("flow", "runtime", "store", "meta", "client", "cli"):
+        for path, imps in _layer_imports(layer).items():
+            bad = {i for i in imps if _under(i, "headwater.runner")}
+            assert not bad, f"{path} imports {bad}"
+
+
+def test_runner_names_are_public():
+    from headwater import ExecutingRun, NBRunner, Runner
+    from headwater.runner import ExecutingRun as E, NBRunner as N, Runner as R
+
+    assert (Runner, NBRunner, ExecutingRun) == (R, N, E)
 
 
 def test_store_and_index_know_nothing_above():

@@ -14,6 +14,7 @@ CASES = {
     "foreach.py": (None, []),
     "nested_foreach.py": (None, []),
     "switch.py": (None, ["--mode", "thorough", "--limit", "4"]),
+    "cards.py": (None, []),
     "parameters.py": (None, ["--epochs", "5", "--verbose", "True", "--colors", "cyan,magenta",
                              "--notes", str(EXAMPLES / "data" / "notes.txt")]),
 }

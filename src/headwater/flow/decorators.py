@@ -64,6 +64,9 @@ class StepDecorator:
     def init(self) -> None:
         """Validate attributes (override)."""
 
+    def step_init(self, flow_cls: type, graph: Any, step_name: str, decorators: list["StepDecorator"]) -> None:
+        """Check rules that involve the step's other decorators (override); runs before the run starts."""
+
     # Task-side hooks, called by the executor in the task process with a
     # ``TaskHookContext`` (headwater.runtime.executor): ``flow`` (the FlowSpec
     # instance), ``spec`` (the TaskSpec), ``graph``, ``datastore``, ``record``
@@ -307,6 +310,8 @@ def validate_step_decorators(flow_cls: type) -> None:
         func = getattr(flow_cls, name)
         for d in func.decorators:
             d.validate()
+        for d in func.decorators:
+            d.step_init(flow_cls, graph, name, func.decorators)
         if any(d.name == "catch" for d in func.decorators):
             kind = graph[name].kind.value
             if kind in ("split-foreach", "split-switch"):

@@ -1,0 +1,164 @@
+"""``python flow.py card get|view|list``: read the cards of this flow's tasks (interface layer).
+
+Cards are read through ``headwater.cards.get_cards``, pinned to the flow CLI's
+datastore root; explicit pathspecs ignore the namespace, as ``logs`` does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ..exceptions import HeadwaterInvalidPathspec, HeadwaterNotFound
+from .errors import guarded
+from .inspect_cmds import _default_run, _id_key, _use_root, split_pathspec
+
+_TASK_HELP = "RUN_ID/STEP/TASK_ID (or RUN_ID/STEP when the step has one task), optionally prefixed with the flow name."
+
+
+def add_card_commands(cli: click.Group, flow_cls: type) -> None:
+    """Add the ``card`` command group to the per-flow CLI of ``flow_cls``."""
+    flow = flow_cls.__name__
+
+    @cli.group(help="Read the cards (HTML reports) of this flow's tasks.", short_help="Read the cards of tasks.")
+    def card() -> None:
+        pass
+
+    id_opt = click.option("--id", "card_id", default=None, metavar="ID", help="Only the card with this @card(id=...).")
+    type_opt = click.option("--type", "card_type", default=None, metavar="TYPE", help="Only cards of this type.")
+
+    @card.command("get", help=f"Print a task's card as HTML, or write it to FILE.\n\nPATHSPEC: {_TASK_HELP}")
+    @click.argument("pathspec")
+    @click.argument("file", required=False, type=click.Path(dir_okay=False, writable=True))
+    @id_opt
+    @type_opt
+    @click.pass_context
+    def card_get(ctx: click.Context, pathspec: str, file: str | None, card_id: str | None,
+                 card_type: str | None) -> None:  # fmt: skip
+        def go() -> None:
+            _use_root(ctx)
+            found = _one_card(flow, pathspec, card_id, card_type, "card get")
+            html = found.get()
+            if file:
+                with open(file, "w", encoding="utf-8") as f:
+                    f.write(html)
+                click.echo(f"Wrote card {found.name} of {found.pathspec} to {file}.", err=True)
+            else:
+                click.echo(html, nl=False)
+
+        guarded(go)
+
+    @card.command("view", help=f"Open a task's card in the web browser.\n\nPATHSPEC: {_TASK_HELP}")
+    @click.argument("pathspec")
+    @id_opt
+    @type_opt
+    @click.option("--no-open", is_flag=True, help="Only write the card to a temporary file and print its path.")
+    @click.pass_context
+    def card_view(ctx: click.Context, pathspec: str, card_id: str | None, card_type: str | None,
+                  no_open: bool) -> None:  # fmt: skip
+        def go() -> None:
+            _use_root(ctx)
+            found = _one_card(flow, pathspec, card_id, card_type, "card view")
+            path = found.view(open_browser=not no_open)
+            click.echo(path)
+
+        guarded(go)
+
+    @card.command("list", help="List the cards of a run, a step or a task (default: the latest run in the "
+                               "current namespace).\n\nPATHSPEC: RUN_ID, RUN_ID/STEP or RUN_ID/STEP/TASK_ID, "
+                               "optionally prefixed with the flow name.", short_help="List cards.")  # fmt: skip
+    @click.argument("pathspec", required=False)
+    @id_opt
+    @type_opt
+    @click.option("--as-json", is_flag=True, help="Print a JSON list instead of text.")
+    @click.pass_context
+    def card_list(ctx: click.Context, pathspec: str | None, card_id: str | None, card_type: str | None,
+                  as_json: bool) -> None:  # fmt: skip
+        def go() -> None:
+            from ..cards import get_cards
+
+            _use_root(ctx)
+            tasks = _task_pathspecs(flow, pathspec)
+            rows: list[dict[str, Any]] = []
+            lines: list[str] = []
+            for tp in tasks:
+                cards = get_cards(tp, id=card_id, type=card_type)
+                if not cards:
+                    continue
+                lines.append(f"{tp} (attempt {cards[0].attempt})")
+                for c in cards:
+                    rows.append({"pathspec": c.pathspec, "attempt": c.attempt, "name": c.name, "type": c.type,
+                                 "id": c.id, "live": c.live, "path": c.path})
+                    live = "  (live)" if c.live else ""
+                    lines.append(f"    {c.name:<28} type={c.type:<10} id={c.id or '-':<12} {c.path}{live}")
+            if as_json:
+                click.echo(json.dumps(rows, indent=2))
+            elif lines:
+                click.echo("\n".join(lines))
+            else:
+                click.echo(f"No cards found for {pathspec or 'the latest run'} of {flow}.", err=True)
+
+        guarded(go)
+
+
+def _one_card(flow: str, pathspec: str, card_id: str | None, card_type: str | None, command: str) -> Any:
+    from ..cards import get_cards
+
+    task = _one_task(flow, pathspec, command)
+    cards = get_cards(task, id=card_id, type=card_type)
+    if not cards:
+        what = " and ".join(f"{k} {v!r}" for k, v in (("id", card_id), ("type", card_type)) if v)
+        everything = get_cards(task)
+        hint = (f"Its cards: {', '.join(c.name for c in everything)}." if everything and what
+                else "Add @card to the step (or run with --with card) to get a card.")
+        raise HeadwaterNotFound(f"Task '{task}' has no card{' with ' + what if what else ''}.", hint=hint)
+    if len(cards) > 1:
+        click.echo(f"{len(cards)} cards match ({', '.join(c.name for c in cards)}); showing {cards[0].name}. "
+                   "Choose one with --id or --type.", err=True)
+    return cards[0]
+
+
+def _step_task_ids(flow: str, run_id: str, step: str) -> list[str]:
+    from ..client import Step
+
+    return sorted((t.id for t in Step(f"{flow}/{run_id}/{step}", _namespace_check=False)), key=_id_key)
+
+
+def _one_task(flow: str, pathspec: str, command: str) -> str:
+    run_id, step, task_id = split_pathspec(flow, pathspec, command)
+    if task_id is not None:
+        return f"{flow}/{run_id}/{step}/{task_id}"
+    ids = _step_task_ids(flow, run_id, step)
+    if len(ids) != 1:
+        shown = ", ".join(ids[:20]) + (", ..." if len(ids) > 20 else "")
+        raise HeadwaterInvalidPathspec(
+            f"{command}: step '{flow}/{run_id}/{step}' has {len(ids)} tasks ({shown}); name one.",
+            hint=f"For example: {command} {run_id}/{step}/{ids[0] if ids else 'TASK_ID'}.")
+    return f"{flow}/{run_id}/{step}/{ids[0]}"
+
+
+def _task_pathspecs(flow: str, pathspec: str | None) -> list[str]:
+    from ..client import Run
+
+    if pathspec is None:
+        run = _default_run(flow)
+        run_id, step, task_id = run.id, None, None
+    else:
+        parts = pathspec.strip("/").split("/")
+        if parts and parts[0] == flow and len(parts) > 1:
+            parts = parts[1:]
+        if len(parts) == 1 and parts[0]:
+            run_id, step, task_id = parts[0], None, None
+        else:
+            run_id, step, task_id = split_pathspec(flow, "/".join(parts), "card list")
+    if task_id is not None:
+        return [f"{flow}/{run_id}/{step}/{task_id}"]
+    steps = [step] if step else [s.id for s in Run(f"{flow}/{run_id}", _namespace_check=False)]
+    if not step:
+        steps.reverse()  # oldest step first
+    return [f"{flow}/{run_id}/{s}/{t}" for s in steps for t in _step_task_ids(flow, run_id, s)]
+
+
+__all__ = ["add_card_commands"]
