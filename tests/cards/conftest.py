@@ -73,3 +73,13 @@ class Browser:
 @pytest.fixture
 def browser(chromium: str, tmp_path: Path) -> Browser:
     return Browser(chromium, tmp_path / "chromium-profile")
+
+
+@pytest.fixture(scope="session")
+def vega_builds():
+    """The Vega builds cards inline; fetched from npm at build time (`make card-assets`)."""
+    from importlib import resources
+
+    if not (resources.files("headwater.cards") / "assets" / "vega.min.js").is_file():
+        pytest.skip("The Vega builds were not fetched from npm (is the npm registry reachable?): "
+                    "run `make card-assets`.")

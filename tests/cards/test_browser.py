@@ -70,7 +70,7 @@ def test_default_card_in_a_browser(browser, tmp_path, use_root):
     assert header is None or any(b > 150 and r < 80 for r, g, b in header), "the blue header is missing"
 
 
-def test_example_card_with_live_progress_and_chart(browser, tmp_path, use_root):
+def test_example_card_with_live_progress_and_chart(browser, vega_builds, tmp_path, use_root):
     root = tmp_path / ".headwater"
     r = run_flow(EXAMPLES / "cards.py", "run", root=root)
     assert r.returncode == 0, r.output
@@ -84,7 +84,7 @@ def test_example_card_with_live_progress_and_chart(browser, tmp_path, use_root):
     _keep(png, "card-default.png")
 
 
-def test_chart_and_table_card_in_a_browser(browser, tmp_path, use_root):
+def test_chart_and_table_card_in_a_browser(browser, vega_builds, tmp_path, use_root):
     root = tmp_path / ".headwater"
     r = run_flow("chart_card_flow.py", "run", root=root)
     assert r.returncode == 0, r.output

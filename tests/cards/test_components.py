@@ -254,7 +254,7 @@ def test_python_code_from_function_and_string():
         PythonCode()
 
 
-def test_vega_chart_embeds_spec_and_marks_the_page():
+def test_vega_chart_embeds_spec_and_marks_the_page(vega_builds):
     spec = {"mark": "bar", "data": {"values": [{"x": "</script>", "y": 1}]}}
     html = VegaChart(spec, show_controls=True).render()
     assert VEGA_MARKER in html and 'data-hw-actions="1"' in html
