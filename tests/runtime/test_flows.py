@@ -266,3 +266,9 @@ def test_switch_inside_split_branch(tmp_path, use_root):
     run = _client_run(use_root, r, "SwitchInBranchFlow")
     assert run["join"].task.data.sides == ["left", "b"]
     assert run["join"].task.data.from_a == "left"
+
+
+def test_foreach_over_a_dict_takes_keys_in_iteration_order(tmp_path, use_root):
+    r = run_flow("dict_foreach_flow.py", "run", root=tmp_path / ".headwater")
+    run = _client_run(use_root, r, "DictForeachFlow")
+    assert run["join"].task.data.keys == [10, 20, 30]

@@ -182,11 +182,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         flow.__dict__["_hw_foreach_stack"] = spec.foreach_stack
         if spec.split_index is not None and spec.foreach_stack:
             frame = spec.foreach_stack[-1]
-            items = loader(parents[0]["artifacts"][frame.var])
-            try:
-                item = items[spec.split_index]
-            except TypeError:
-                item = list(items)[spec.split_index]
+            item = _nth(loader(parents[0]["artifacts"][frame.var]), spec.split_index)
             flow.__dict__["_hw_input"] = item
             flow.__dict__["_hw_index"] = spec.split_index
 
@@ -282,6 +278,19 @@ def _handle_caught(flow: FlowSpec, node: Any, catch: Any, exc: Exception, rec: d
     rec["metadata"]["caught_exception"] = wrapper.type
     flow.__dict__["_hw_transition"] = None
     return tuple(node.out_funcs) if node.kind.value != "end" else ()
+
+
+def _nth(items: Any, i: int) -> Any:
+    """The i-th item in iteration order: what the foreach split counted.
+
+    Positional indexing only for true sequences; a dict yields its keys and a
+    pandas Series its values, as iterating them does (``series[i]`` is by label).
+    """
+    if isinstance(items, (list, tuple, range, str)):
+        return items[i]
+    import itertools
+
+    return next(itertools.islice(iter(items), i, None))
 
 
 def _constant_names(artifacts: dict, flow_cls: type) -> set[str]:
