@@ -196,3 +196,9 @@ def test_resources_beyond_the_machine(tmp_path):
                  env={"HEADWATER_MACHINE": json.dumps({"cpus": 8, "gpus": 0})})
     assert r.returncode == 1
     assert "asks for @resources(cpu=1, gpu=1)" in r.stderr and "0 GPUs" in r.stderr
+
+
+def test_bad_machine_description(tmp_path):
+    r = run_flow("gpu_flow.py", "run", root=tmp_path / ".headwater", env={"HEADWATER_MACHINE": "{cpus: 4}"})
+    assert r.returncode == 1
+    assert "is not a machine description" in r.stderr and "Traceback" not in r.stderr

@@ -272,3 +272,11 @@ def test_foreach_over_a_dict_takes_keys_in_iteration_order(tmp_path, use_root):
     r = run_flow("dict_foreach_flow.py", "run", root=tmp_path / ".headwater")
     run = _client_run(use_root, r, "DictForeachFlow")
     assert run["join"].task.data.keys == [10, 20, 30]
+
+
+def test_input_and_index_in_every_step_of_a_foreach(tmp_path, launcher, use_root):
+    r = run_flow("foreach_chain_flow.py", "run", root=tmp_path / ".headwater", launcher=launcher)
+    run = _client_run(use_root, r, "ForeachChainFlow")
+    seen = sorted(t.data.seen for t in run["body2"])
+    assert seen == [(0, "x", [(0, 3, "x")]), (1, "y", [(1, 3, "y")]), (2, "z", [(2, 3, "z")])]
+    assert run["join"].task.data.from_inputs == [(0, "x"), (1, "y"), (2, "z")]

@@ -124,3 +124,44 @@ def test_resume_clones_switch_loops(tmp_path, use_root):
     r = run_flow("resume_flow.py", "resume", "end", root=root, env=env)
     assert r.returncode == 0, r.output
     assert _effects(tmp_path) == ["end"]  # both loop iterations were cloned
+
+
+def test_resume_after_the_flow_was_edited(tmp_path, use_root):
+    """A failed step renamed since the origin run: no traceback, the new step runs."""
+    flow = tmp_path / "edited_flow.py"
+    src = (
+        "import os\n"
+        "from headwater import FlowSpec, step\n"
+        "class EditedFlow(FlowSpec):\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.x = 1\n"
+        "        self.next(self.STEP)\n"
+        "    @step\n"
+        "    def STEP(self):\n"
+        "        if os.path.exists(os.environ['HW_FAIL_MARKER']):\n"
+        "            raise RuntimeError('fails')\n"
+        "        self.next(self.end)\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        self.y = self.x + 1\n"
+        "if __name__ == '__main__':\n"
+        "    EditedFlow()\n")
+    flow.write_text(src.replace("STEP", "old_name"))
+    fail = tmp_path / "fail.marker"
+    fail.touch()
+    root = tmp_path / ".headwater"
+    env = {"HW_FAIL_MARKER": str(fail)}
+    assert run_flow(flow, "run", root=root, env=env).returncode == 1
+    fail.unlink()
+    flow.write_text(src.replace("STEP", "new_name"))
+    r = run_flow(flow, "resume", root=root, env=env)
+    assert r.returncode == 0, r.output
+    assert "Traceback" not in r.output
+    from headwater import Flow
+
+    use_root(root)
+    run = Flow("EditedFlow").latest_run
+    assert run.data.y == 2
+    # start's recorded transition names a step that no longer exists: it re-runs, not cloned
+    assert run["start"].task.origin_pathspec is None

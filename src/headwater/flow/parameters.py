@@ -119,12 +119,19 @@ class Parameter:
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        values = obj.__dict__.get("_hw_params")
+        d = obj.__dict__
+        values = d.get("_hw_params")
         if values is not None and self.attr_name in values:
             return values[self.attr_name]
-        getter = getattr(obj, "_hw_load_artifact", None)
-        if getter is not None:
-            return getter(self.attr_name)
+        refs, loader = d.get("_hw_refs"), d.get("_hw_loader")
+        if refs and loader is not None and self.attr_name in refs:
+            # Loaded once per task and kept apart from the artifacts the step sets,
+            # so reading a parameter never makes it a new artifact.
+            value = loader(refs[self.attr_name])
+            if values is None:
+                values = d["_hw_params"] = {}
+            values[self.attr_name] = value
+            return value
         raise AttributeError(self.attr_name)
 
     def __set__(self, obj: Any, value: Any) -> None:

@@ -12,6 +12,8 @@ import sys
 from typing import Any, Callable, Iterator
 
 from ..exceptions import (
+    DataCorruptionError,
+    DataMissingError,
     InvalidNextError,
     MergeArtifactsError,
     MissingInMergeArtifactsException,
@@ -69,8 +71,6 @@ class FlowSpec(metaclass=FlowSpecMeta):
         d["_hw_loaded"] = {}  # name -> value as loaded (to skip re-saving unchanged immutables)
         d["_hw_params"] = None
         d["_hw_transition"] = None
-        d["_hw_input"] = None
-        d["_hw_index"] = None
         d["_hw_foreach_stack"] = ()
         d["_hw_is_join"] = False
 
@@ -83,7 +83,11 @@ class FlowSpec(metaclass=FlowSpecMeta):
                 + (" (a join step sees only merged artifacts: call self.merge_artifacts(inputs))"
                    if d.get("_hw_is_join") else "")
             )
-        value = d["_hw_loader"](refs[name])
+        try:
+            value = d["_hw_loader"](refs[name])
+        except (DataMissingError, DataCorruptionError) as e:
+            raise type(e)(f"Cannot load artifact {name!r} (step {d.get('_hw_step_name')!r}): {e.message}",
+                          hint=e.hint) from None
         d[name] = value
         d["_hw_loaded"][name] = value
         return value
@@ -125,21 +129,33 @@ class FlowSpec(metaclass=FlowSpecMeta):
 
     @property
     def input(self) -> Any:
-        """The current foreach item (None outside a foreach)."""
-        return self.__dict__.get("_hw_input")
+        """The current foreach item (None outside a foreach), in any step inside it."""
+        d = self.__dict__
+        frames = d.get("_hw_foreach_stack", ())
+        if "_hw_input" not in d or (d["_hw_input"] is None and frames):
+            if not frames:
+                return None
+            top = frames[-1]
+            try:
+                d["_hw_input"] = nth_item(getattr(self, top.var), top.index)
+            except AttributeError:  # the foreach variable was deleted downstream
+                return None
+        return d["_hw_input"]
 
     @property
     def index(self) -> int | None:
-        """The current foreach index (None outside a foreach)."""
-        return self.__dict__.get("_hw_index")
+        """The current foreach index (None outside a foreach), in any step inside it."""
+        frames = self.__dict__.get("_hw_foreach_stack", ())
+        return frames[-1].index if frames else None
 
     def foreach_stack(self) -> list[tuple[int, int, Any]]:
-        """``(index, num_splits, value)`` for each enclosing foreach, outermost first."""
+        """``(index, num_splits, value)`` for each enclosing foreach, outermost first
+        (the innermost level carries the item itself, outer levels a short repr)."""
         frames = self.__dict__.get("_hw_foreach_stack", ())
         out = [(f.index, f.num_splits, f.value) for f in frames]
-        if out and self.__dict__.get("_hw_input") is not None:
+        if out:
             i, n, _ = out[-1]
-            out[-1] = (i, n, self.__dict__["_hw_input"])
+            out[-1] = (i, n, self.input)
         return out
 
     def next(self, *steps: Callable[..., Any] | dict, foreach: str | None = None,
@@ -211,6 +227,19 @@ class FlowSpec(metaclass=FlowSpecMeta):
                     hint="Check the names in include=.",
                 )
         mine["_hw_refs"].update(seen)
+
+
+def nth_item(items: Any, i: int) -> Any:
+    """The i-th item in iteration order: what a foreach split counted.
+
+    Positional indexing only for true sequences; a dict yields its keys and a
+    pandas Series its values, as iterating them does (``series[i]`` is by label).
+    """
+    if isinstance(items, (list, tuple, range, str)):
+        return items[i]
+    import itertools
+
+    return next(itertools.islice(iter(items), i, None))
 
 
 def _is_param(cls: type, name: str) -> bool:

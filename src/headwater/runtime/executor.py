@@ -18,10 +18,10 @@ from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError
 from ..flow.current import current
 from ..flow.decorators import StepDecorator
 from ..flow.parameters import Parameter
-from ..flow.spec import FlowSpec, Inputs
+from ..flow.spec import FlowSpec, Inputs, nth_item
 from ..store import Datastore
 from ..store.codec import track_loaded_blobs
-from .taskspec import TaskResult, TaskSpec, stack_record
+from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 # Values of these types cannot change in place, so a loaded-and-untouched one
 # keeps its reference instead of being re-serialized and re-hashed.
@@ -58,6 +58,13 @@ def _new_flow(flow_cls: type, refs: dict[str, dict], loader: Any, step_name: str
     d["_hw_refs"] = dict(refs)
     d["_hw_loader"] = loader
     d["_hw_step_name"] = step_name
+    return flow
+
+
+def _input_flow(flow_cls: type, parent: dict[str, Any], loader: Any) -> FlowSpec:
+    """One of a join's inputs: the parent's artifacts, and its place in any foreach."""
+    flow = _new_flow(flow_cls, parent["artifacts"], loader, parent["step"])
+    flow.__dict__["_hw_foreach_stack"] = tuple(ForeachFrame(**f) for f in parent.get("foreach_stack") or ())
     return flow
 
 
@@ -170,9 +177,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         loader = content.load
         is_join = node.kind.value == "join"
         if is_join:
-            inputs = Inputs([
-                _new_flow(flow_cls, p["artifacts"], loader, p["step"]) for p in parents
-            ])
+            inputs = Inputs([_input_flow(flow_cls, p, loader) for p in parents])
             shared = set(parameter_names(flow_cls)) | _constant_names(parents[0]["artifacts"], flow_cls)
             refs = {k: v for k, v in parents[0]["artifacts"].items() if k in shared}
         else:
@@ -182,9 +187,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         flow.__dict__["_hw_foreach_stack"] = spec.foreach_stack
         if spec.split_index is not None and spec.foreach_stack:
             frame = spec.foreach_stack[-1]
-            item = _nth(loader(parents[0]["artifacts"][frame.var]), spec.split_index)
-            flow.__dict__["_hw_input"] = item
-            flow.__dict__["_hw_index"] = spec.split_index
+            flow.__dict__["_hw_input"] = nth_item(loader(parents[0]["artifacts"][frame.var]), spec.split_index)
 
         current._set(
             flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step_name,
@@ -278,19 +281,6 @@ def _handle_caught(flow: FlowSpec, node: Any, catch: Any, exc: Exception, rec: d
     rec["metadata"]["caught_exception"] = wrapper.type
     flow.__dict__["_hw_transition"] = None
     return tuple(node.out_funcs) if node.kind.value != "end" else ()
-
-
-def _nth(items: Any, i: int) -> Any:
-    """The i-th item in iteration order: what the foreach split counted.
-
-    Positional indexing only for true sequences; a dict yields its keys and a
-    pandas Series its values, as iterating them does (``series[i]`` is by label).
-    """
-    if isinstance(items, (list, tuple, range, str)):
-        return items[i]
-    import itertools
-
-    return next(itertools.islice(iter(items), i, None))
 
 
 def _constant_names(artifacts: dict, flow_cls: type) -> set[str]:

@@ -37,15 +37,22 @@ class ResumePlan:
     _children: dict[tuple[str, str], dict[int, dict[str, Any]]] = field(default_factory=dict)
     origin_of: dict[str, str] = field(default_factory=lambda: {PARAMETERS_PATH: PARAMETERS_PATH})
 
-    def match(self, spec: TaskSpec) -> dict[str, Any] | None:
-        """The origin record this task would clone, or None to execute it."""
+    def match(self, spec: TaskSpec, graph: Any = None) -> dict[str, Any] | None:
+        """The origin record this task would clone, or None to execute it.
+
+        An origin task whose recorded transition no longer fits the graph (the
+        flow was edited since) is executed again rather than cloned.
+        """
         if spec.step_name in self.rerun:
             return None
         try:
             inputs = tuple(self.origin_of[p] for p in spec.input_paths)
         except KeyError:
             return None
-        return self._by_identity.get((spec.step_name, inputs, spec.split_index))
+        rec = self._by_identity.get((spec.step_name, inputs, spec.split_index))
+        if rec is not None and graph is not None and not _fits(rec, graph):
+            return None
+        return rec
 
     def foreach_values(self, origin_key: str, n: int) -> tuple[str, ...]:
         """Display values of a cloned foreach split's items, from its origin children."""
@@ -82,6 +89,16 @@ class ResumePlan:
             next_steps=tuple(t.get("next") or ()), foreach_var=t.get("foreach"), num_splits=n,
             foreach_values=self.foreach_values(origin_key, n) if n else (), switch_case=t.get("switch_case"),
         )
+
+
+def _fits(rec: dict[str, Any], graph: Any) -> bool:
+    node = graph[rec["step"]] if rec["step"] in graph else None
+    nxt = tuple((rec.get("transition") or {}).get("next") or ())
+    if node is None or any(n not in graph for n in nxt):
+        return False
+    if node.kind.value == "split-switch":
+        return all(n in node.out_funcs for n in nxt)
+    return nxt == tuple(node.out_funcs)
 
 
 def descendants(graph: Any, step: str) -> set[str]:
@@ -134,6 +151,7 @@ def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,
                 parent = tuple(rec["input_paths"][0].split("/"))
                 children.setdefault(parent, {})[rec["split_index"]] = rec
     order = {n: i for i, n in enumerate(graph.sorted_nodes)}
+    bad_steps &= set(graph.sorted_nodes)  # steps renamed or removed since the origin ran
     if step is not None:
         first = step
     elif bad_steps:

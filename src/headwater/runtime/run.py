@@ -65,8 +65,16 @@ def detect_machine(settings: Settings, need_gpus: bool) -> Machine:
     """CPUs and GPUs for ``@resources``: ``HEADWATER_MACHINE`` (JSON) if set, else detected."""
     desc = settings.extra.get("HEADWATER_MACHINE")
     if desc:
-        d = json.loads(desc)
-        return Machine(cpus=float(d.get("cpus", os.cpu_count() or 1)), gpus=int(d.get("gpus", 0)))
+        try:
+            d = json.loads(desc)
+            return Machine(cpus=float(d.get("cpus", os.cpu_count() or 1)), gpus=int(d.get("gpus", 0)))
+        except (ValueError, TypeError, AttributeError):
+            from ..exceptions import HeadwaterException
+
+            raise HeadwaterException(
+                f"HEADWATER_MACHINE={desc!r} is not a machine description.",
+                hint='Use JSON like {"cpus": 8, "gpus": 2}.',
+            ) from None
     gpus = 0
     if need_gpus:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -189,7 +189,7 @@ class Scheduler:
         while not self._failed:
             matches, rest = [], deque()
             for spec in self._queue:
-                origin = self.resume.match(spec) if spec.attempt == 0 else None
+                origin = self.resume.match(spec, self.graph) if spec.attempt == 0 else None
                 if origin is None:
                     rest.append(spec)
                 else:

@@ -37,12 +37,15 @@ class _Reader:
         self.fd = fd
         self.buf = bytearray()
         self.eof = False
+        self.idle = False  # the last read found nothing waiting
 
     def read(self) -> list[Any]:
+        self.idle = False
         try:
             chunk = os.read(self.fd, 1 << 20)
         except BlockingIOError:
             chunk = None
+            self.idle = True
         if chunk == b"":
             self.eof = True
         elif chunk:
@@ -127,9 +130,10 @@ def _zygote_main(ctx: TaskContext, cmd_r: int, evt_w: int) -> None:
             # kind == "exit": the child's pidfd became readable
             sel.unregister(child.pidfd)
             if child.reader_open:
-                # drain what the child wrote before dying
+                # The child is dead, so all it wrote is already in the pipe. Do not
+                # wait for EOF: a grandchild it forked may still hold the write end.
                 msgs = child.reader.read()
-                while not child.reader.eof and not msgs:
+                while not msgs and not child.reader.eof and not child.reader.idle:
                     msgs = child.reader.read()
                 if msgs and not child.reported:
                     child.reported = True
