@@ -20,7 +20,7 @@ from ..flow.decorators import StepDecorator
 from ..flow.parameters import Parameter
 from ..flow.spec import FlowSpec, Inputs, nth_item
 from ..store import Datastore
-from ..store.codec import track_loaded_blobs
+from ..store.codec import forget_loaded_blobs, track_loaded_blobs
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 # Values of these types cannot change in place, so a loaded-and-untouched one
@@ -47,8 +47,14 @@ def _short_repr(value: Any, limit: int = 30) -> str:
     return r if len(r) <= limit else r[: limit - 3] + "..."
 
 
+_param_names: dict[type, list[str]] = {}
+
+
 def parameter_names(flow_cls: type) -> list[str]:
-    return [n for n in dir(flow_cls) if isinstance(getattr(flow_cls, n, None), Parameter)]
+    names = _param_names.get(flow_cls)
+    if names is None:  # once per flow class (in the zygote, before forks)
+        names = _param_names[flow_cls] = [n for n in dir(flow_cls) if isinstance(getattr(flow_cls, n, None), Parameter)]
+    return names
 
 
 def _new_flow(flow_cls: type, refs: dict[str, dict], loader: Any, step_name: str) -> FlowSpec:
@@ -145,6 +151,7 @@ def _task_finished(hooks: list[Any], ctx: TaskHookContext) -> None:
 def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskResult:
     """Run one attempt of one task and commit its attempt record."""
     started = time.time()
+    forget_loaded_blobs()  # a process that runs several tasks must not keep their mappings
     track_loaded_blobs()  # re-saving an untouched inherited array skips re-hashing it
     records, content = ds.records, ds.content
     node = graph[spec.step_name]

@@ -133,6 +133,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         plan = plan_resume(ds, req.graph, flow_name, req.resume_from, req.resume_step)
     launcher = make_launcher(settings.launcher, TaskContext(req.flow_cls, req.graph, ds.root, req.script))
     launcher.start()  # fork the zygote before SQLite or any thread exists
+    index: Index | None = None
     try:
         index = Index(ds.root, records=ds.records)
         run_id = new_run_id(ds, flow_name)
@@ -174,6 +175,8 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         return run_id, outcome
     finally:
         launcher.shutdown()
+        if index is not None:
+            index.close()
 
 
 def _end(ds: Datastore, index: Index, flow: str, run_id: str, ok: bool, failed: list) -> None:

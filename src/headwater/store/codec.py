@@ -141,6 +141,11 @@ def track_loaded_blobs(enabled: bool = True) -> None:
     _loaded.enabled = enabled
 
 
+def forget_loaded_blobs() -> None:
+    """Drop what earlier tasks of this process loaded (and the mappings kept for it)."""
+    _loaded._by_stream.clear()
+
+
 def _regions(buffers: Sequence[Any]) -> tuple[tuple[int, int], ...] | None:
     import ctypes
 

@@ -73,6 +73,7 @@ def _warm_up(ctx: TaskContext) -> None:
 
     codec.encode({"warm": [1, 2.0, "x"]})
     executor.graph_info(ctx.graph)
+    executor.parameter_names(ctx.flow_cls)
     # Objects alive now never change: keep the children's GC from writing to
     # (and so copying) every page that holds them.
     gc.collect()
@@ -298,3 +299,7 @@ class ForkPoolLauncher(Launcher):
                 if self._sel.select(0.05) and self._evt is not None:
                     self._evt.read()
             self.zygote_pid = None
+        if self._evt is not None:
+            self._sel.close()
+            os.close(self._evt.fd)
+            self._evt = None
