@@ -202,3 +202,25 @@ def test_bad_machine_description(tmp_path):
     r = run_flow("gpu_flow.py", "run", root=tmp_path / ".headwater", env={"HEADWATER_MACHINE": "{cpus: 4}"})
     assert r.returncode == 1
     assert "is not a machine description" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_timeout_kills_what_the_task_started(tmp_path, launcher):
+    side = tmp_path / "pid.txt"
+    r = run_flow("spawning_flow.py", "run", root=tmp_path / ".headwater", launcher=launcher,
+                 env={"HW_SIDE_EFFECTS": str(side)}, timeout=60)
+    assert r.returncode == 0, r.output  # @catch recorded the timeout
+    import os
+    import time
+
+    pid = int(side.read_text())
+    for _ in range(50):  # the kill is immediate; reaping by init may take a moment
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().split(") ")[1].startswith("Z"):
+                break  # a zombie waiting for its reaper is dead
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the task's helper process {pid} outlived the task")

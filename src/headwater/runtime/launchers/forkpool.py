@@ -108,7 +108,7 @@ def _zygote_main(ctx: TaskContext, cmd_r: int, evt_w: int) -> None:
                     # Either way no task may outlive it and commit behind its back.
                     sel.unregister(cmd_r)
                     for child in children.values():
-                        _kill(child.pid)
+                        kill_task_tree(child.pid)
                 continue
             kind, child = what
             # One select() batch can hold both events of a child; the first one
@@ -159,11 +159,15 @@ class _Child:
         self.reader_open = True
 
 
-def _kill(pid: int) -> None:
+def kill_task_tree(pid: int) -> None:
+    """SIGKILL a task and every process it started (each task leads its own process group)."""
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _ok(result_json: bytes) -> bool:
@@ -181,6 +185,10 @@ def _spawn(spec: TaskSpec, ctx: TaskContext, out_path: str, err_path: str, cmd_r
         os.close(evt_w)
         _child_main(spec, ctx, out_path, err_path, w)
     os.close(w)
+    try:
+        os.setpgid(pid, pid)  # also here, so a kill right after the fork finds the group
+    except OSError:
+        pass
     os.set_blocking(r, False)
     try:
         pidfd = os.pidfd_open(pid)
@@ -200,6 +208,9 @@ def _reap(child: _Child, children: dict[int, _Child], evt_w: int, flags: int) ->
 def _child_main(spec: TaskSpec, ctx: TaskContext, out_path: str, err_path: str, result_w: int) -> None:
     code = 1
     try:
+        # Its own process group: a timeout or a failing sibling kills the task and
+        # whatever it spawned. Ctrl-C reaches the run process, which kills the tasks.
+        os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         redirect_output(out_path, err_path)
         result = run_task(spec, ctx)
@@ -276,10 +287,7 @@ class ForkPoolLauncher(Launcher):
     def kill(self, task_key: str) -> None:
         pid = self.pids.get(task_key, -1)
         if pid > 0:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_task_tree(pid)
 
     def shutdown(self) -> None:
         for key in list(self.pids):

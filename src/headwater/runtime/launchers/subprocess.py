@@ -59,7 +59,7 @@ class SubprocessLauncher(Launcher):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
             p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
-                                 preexec_fn=_die_with_parent())
+                                 preexec_fn=_die_with_parent(), start_new_session=True)
         self.procs[spec.key] = (p, spec.attempt, result_path)
         return p.pid
 
@@ -87,10 +87,9 @@ class SubprocessLauncher(Launcher):
     def kill(self, task_key: str) -> None:
         entry = self.procs.get(task_key)
         if entry is not None:
-            try:
-                entry[0].send_signal(signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            from .forkpool import kill_task_tree  # the task leads its own session and group
+
+            kill_task_tree(entry[0].pid)
 
     def shutdown(self) -> None:
         for key in list(self.procs):
