@@ -93,6 +93,7 @@ def _common_run_options() -> list[click.Option]:
 
 
 def build_cli(flow_cls: type) -> click.Group:
+    from ..flow.flow_decorators import top_level_options
     from ..flow.parameters import flow_parameters
 
     params = flow_parameters(flow_cls)
@@ -106,13 +107,18 @@ def build_cli(flow_cls: type) -> click.Group:
                   help="Add a step decorator to every step, e.g. --with retry:times=2 (repeatable).")
     @click.version_option(__version__, prog_name="headwater")
     @click.pass_context
-    def cli(ctx: click.Context, quiet: bool, datastore_root: str | None, decospecs: tuple[str, ...]) -> None:
+    def cli(ctx: click.Context, quiet: bool, datastore_root: str | None, decospecs: tuple[str, ...],
+            **flow_options: Any) -> None:
         settings = load_settings()
         if datastore_root:
             settings = settings.with_(datastore_root=os.path.abspath(datastore_root))
-        ctx.obj = {"settings": settings, "quiet": quiet, "decospecs": tuple(decospecs)}
+        ctx.obj = {"settings": settings, "quiet": quiet, "decospecs": tuple(decospecs),
+                   "flow_options": flow_options}
         if ctx.invoked_subcommand is None:
             ctx.invoke(check)
+
+    for opt, (_, kwargs) in top_level_options(flow_cls).items():
+        cli.params.append(click.Option([f"--{opt}", opt.replace("-", "_")], **kwargs))
 
     @cli.command(help="Check the flow's graph for errors.")
     @click.option("--warnings", is_flag=True, default=False, help="Also show warnings.")
@@ -135,12 +141,14 @@ def build_cli(flow_cls: type) -> click.Group:
 
         def go() -> int:
             from ..flow.decorators import attach_decospecs
+            from ..flow.flow_decorators import init_flow_decorators
             from ..flow.parameters import flow_constants, resolve_parameters
             from ..runtime.run import RunRequest, execute_run
 
             decospecs = ctx.obj["decospecs"]
             attach_decospecs(flow_cls, decospecs)
             graph = _lint_or_raise(flow_cls)
+            init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
             values: dict[str, Any] = {}
             origin = request.get("resume_from")
             if request.get("resume") and origin is None:

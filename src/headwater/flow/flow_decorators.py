@@ -1,0 +1,127 @@
+"""Flow-level decorators (``@project``, ``@exit_hook``, ...): the base class and how
+they attach to a flow class (authoring layer, internal).
+
+A flow decorator is applied to the ``FlowSpec`` subclass itself. It holds
+validated attributes like a step decorator, may add top-level command-line
+options (``options``, e.g. ``@project``'s ``--branch``) and is told their values
+through ``flow_init`` when the command line starts, before anything runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..exceptions import HeadwaterException
+from .decorators import InvalidDecoratorAttribute
+
+# Where a class keeps its own flow decorators (never inherited from a base flow).
+_ATTR = "_hw_flow_decorators"
+
+
+class FlowDecorator:
+    """Base class of flow decorators.
+
+    ``name`` is the decorator's name, ``defaults`` its attributes with their
+    defaults, and ``options`` maps top-level option names (without ``--``) to
+    click option keyword arguments (``{"branch": {"default": None, "help": ...}}``).
+    """
+
+    name = ""
+    defaults: dict[str, Any] = {}
+    options: dict[str, dict[str, Any]] = {}
+    allow_multiple = False
+
+    def __init__(self, attributes: dict[str, Any] | None = None, statically_defined: bool = True) -> None:
+        self._given = dict(attributes or {})
+        self.attributes = dict(self.defaults)
+        self.statically_defined = statically_defined
+        self._valid = False
+
+    def validate(self) -> "FlowDecorator":
+        """Check the attributes (``InvalidDecoratorAttribute`` naming the bad one); idempotent."""
+        if self._valid:
+            return self
+        for key, value in self._given.items():
+            if key not in self.defaults:
+                known = ", ".join(sorted(self.defaults)) or "none"
+                raise InvalidDecoratorAttribute(
+                    f"@{self.name} has no attribute {key!r}.", hint=f"Attributes of @{self.name}: {known}."
+                )
+            self.attributes[key] = value
+        self.init()
+        self._valid = True
+        return self
+
+    def init(self) -> None:
+        """Validate attributes (override)."""
+
+    def flow_init(self, flow_cls: type, graph: Any, options: dict[str, Any]) -> None:
+        """Called once when the command line starts, with the values of ``options`` (override)."""
+
+    def __repr__(self) -> str:
+        return f"@{self.name}({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
+
+
+def flow_decorators(flow_cls: type) -> list[FlowDecorator]:
+    """The flow decorators applied to ``flow_cls`` (outermost last, as applied)."""
+    return list(flow_cls.__dict__.get(_ATTR, ()))
+
+
+def add_flow_decorator(flow_cls: type, deco: FlowDecorator) -> None:
+    """Attach ``deco`` to ``flow_cls`` (refusing a duplicate unless allowed)."""
+    from .spec import FlowSpec
+
+    if not (isinstance(flow_cls, type) and issubclass(flow_cls, FlowSpec)):
+        raise HeadwaterException(
+            f"@{deco.name} is a flow decorator: put it on a FlowSpec subclass, not on {flow_cls!r}.",
+            hint=f"Write @{deco.name}(...) on the line above 'class MyFlow(FlowSpec):'.",
+        )
+    existing = flow_cls.__dict__.get(_ATTR)
+    if existing is None:
+        existing = []
+        type.__setattr__(flow_cls, _ATTR, existing)
+    if not deco.allow_multiple and any(d.name == deco.name for d in existing):
+        raise HeadwaterException(
+            f"Flow {flow_cls.__name__!r} has @{deco.name} twice.", hint=f"Keep one @{deco.name}."
+        )
+    existing.append(deco)
+
+
+def make_flow_decorator(cls: type[FlowDecorator]) -> Callable[..., Any]:
+    """The user-facing decorator for ``cls``: usable bare (``@project``) or called (``@project(name=...)``)."""
+
+    def decorator(f: Any = None, **attributes: Any) -> Any:
+        def attach(flow_cls: Any) -> Any:
+            add_flow_decorator(flow_cls, cls(attributes))
+            return flow_cls
+
+        if f is not None:
+            if attributes or not isinstance(f, type):
+                raise TypeError(f"Use @{cls.name} or @{cls.name}(key=value, ...).")
+            return attach(f)
+        return attach
+
+    decorator.__name__ = cls.name
+    decorator.__doc__ = cls.__doc__
+    return decorator
+
+
+def top_level_options(flow_cls: type) -> dict[str, tuple[FlowDecorator, dict[str, Any]]]:
+    """Top-level CLI options the flow's decorators add: option name -> (decorator, click kwargs)."""
+    out: dict[str, tuple[FlowDecorator, dict[str, Any]]] = {}
+    for deco in flow_decorators(flow_cls):
+        for opt, kwargs in deco.options.items():
+            if opt in out:
+                raise HeadwaterException(
+                    f"@{deco.name} and @{out[opt][0].name} both add the option --{opt}.",
+                    hint="Remove one of the two decorators.",
+                )
+            out[opt] = (deco, kwargs)
+    return out
+
+
+def init_flow_decorators(flow_cls: type, graph: Any, option_values: dict[str, Any]) -> None:
+    """Validate every flow decorator and call its ``flow_init`` with the top-level option values."""
+    for deco in flow_decorators(flow_cls):
+        deco.validate()
+        deco.flow_init(flow_cls, graph, dict(option_values))
