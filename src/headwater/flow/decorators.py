@@ -173,6 +173,7 @@ DECORATORS: dict[str, type[StepDecorator]] = {
 LAZY_DECORATORS: dict[str, str] = {
     "card": "headwater.cards.decorator:CardDecorator",
     "parallel": "headwater.flow.parallel:ParallelDecorator",
+    "secrets": "headwater.secret_providers.decorator:SecretsDecorator",
 }
 
 
