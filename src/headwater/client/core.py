@@ -538,7 +538,7 @@ class Step(HeadwaterObject):
         -------
         Iterator[Task]
         """
-        from ..flow.parallel import CONTROL_TASK, TASK_TYPE_KEY
+        from ..store.taskmeta import CONTROL_TASK, TASK_TYPE_KEY
 
         for task in self.tasks(*tags):
             rec = task._record_or_none() or {}

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..store.taskmeta import CONTROL_TASK, TASK_TYPE_KEY, WORLD_SIZE_KEY
 from .current import Parallel, current
 from .decorators import StepDecorator, _make
 
 #: ``foreach_stack`` variable of a gang's frame (Metaflow's name for it).
 PARALLEL_VAR = "_parallel_ubf_iter"
-#: Metadata of every task of a gang: how many tasks it has.
-WORLD_SIZE_KEY = "parallel-world-size"
-#: Metadata that marks the control task (``Step.control_tasks`` looks for it).
-TASK_TYPE_KEY = "internal_task_type"
-CONTROL_TASK = "control_task"
 #: Address of the control task when the gang runs on this machine.
 LOCAL_MAIN_IP = "127.0.0.1"
 
