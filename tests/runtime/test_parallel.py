@@ -143,3 +143,22 @@ def test_invalid_num_parallel_calls(tmp_path, call, match):
     spec.loader.exec_module(module)
     with pytest.raises(LintErrors, match=match):
         build_graph(module.BadCall).validate()
+
+
+def test_gang_that_can_never_fit_the_machine_fails_before_it_starts(tmp_path):
+    import json
+
+    r = run_flow("parallel_flow.py", "--with", "resources:cpu=2", "run", root=tmp_path / ".headwater",
+                 env={"HEADWATER_MACHINE": json.dumps({"cpus": 5, "gpus": 0})})
+    assert r.returncode == 1
+    assert "The @parallel step 'train' starts 3 tasks together, each with @resources(cpu=2, gpu=0)" in r.stderr
+    assert "/train/2] Task is starting" not in r.stdout
+
+
+def test_gang_that_fits_the_machine_runs(tmp_path, use_root):
+    import json
+
+    r = run_flow("parallel_flow.py", "--with", "resources:cpu=2", "run", root=tmp_path / ".headwater",
+                 env={"HEADWATER_MACHINE": json.dumps({"cpus": 6, "gpus": 0})})
+    assert r.returncode == 0, r.output
+    assert _run(use_root, r)["join"].task.data.values == [100, 101, 102]
