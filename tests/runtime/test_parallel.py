@@ -25,6 +25,7 @@ def test_gang_runs_together_and_is_joined(tmp_path, launcher, use_root):
     assert sorted(t.id for t in train) == ["2", "2_node_1", "2_node_2"]
     assert train.control_task.id == "2"
     assert [t.id for t in train.control_tasks()] == ["2"]
+    assert run["join"].control_task is None
     for t in train:
         node = t.data.info["node_index"]
         assert t.data.info == {"main_ip": "127.0.0.1", "num_nodes": 3, "node_index": node, "control_task_id": "2"}

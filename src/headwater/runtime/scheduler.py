@@ -526,12 +526,17 @@ class Scheduler:
         failed, _ = gang.failure
         policy = self._policy(failed.step_name)
         if failed.attempt < policy.retries:
+            delay = policy.retry_delay
             self.console.system(failed.step_name, failed.task_id,
                                 f"Task failed; retrying the whole @parallel gang (attempt {failed.attempt + 2} "
-                                f"of {policy.retries + 1}).")
+                                f"of {policy.retries + 1})" + (f" in {delay:g} s." if delay else "."))
             gang.specs = [dataclasses.replace(s, attempt=s.attempt + 1) for s in gang.specs]
             gang.done, gang.failure = [], None
-            self._queue.appendleft(gang.specs[0])
+            if delay:
+                heapq.heappush(self._delayed, (time.monotonic() + delay, self._next_id + len(self._delayed),
+                                               gang.specs[0]))
+            else:
+                self._queue.appendleft(gang.specs[0])
             return
         self.console.system(failed.step_name, failed.task_id, "Task failed.")
         self._failed.append((failed.step_name, failed.task_id))
