@@ -45,6 +45,11 @@ _LAZY = {
     "ExecutingRun": "headwater.runner",
     # @card loads the cards package only when a flow uses it.
     "card": "headwater.cards.decorator",
+    "parallel": "headwater.flow.parallel",
+    "parallel_map": "headwater.multicore",
+    "parallel_imap_unordered": "headwater.multicore",
+    "profile": "headwater.timing",
+    "secrets": "headwater.secret_providers.decorator",
 }
 
 
@@ -65,5 +70,6 @@ __all__ = sorted([
     "DataArtifact", "ExecutingRun", "Flow", "FlowSpec", "Headwater", "HeadwaterException", "IncludeFile",
     "JSONType", "JSONTypeClass", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "Step", "Task", "card", "catch",
     "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",
-    "metadata", "namespace", "resources", "retry", "step", "timeout",
+    "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "resources", "retry", "secrets",
+    "step", "timeout",
 ])

@@ -184,7 +184,7 @@ def test_inline_flow_in_a_function(flowspec):
     assert g["body"].is_inside_foreach and not g["join"].is_inside_foreach
 
 
-def test_num_parallel_is_recorded_as_invalid(flowspec):
+def test_num_parallel_is_a_parallel_split(flowspec):
     class Gang(flowspec):
         @step
         def start(self):
@@ -195,9 +195,9 @@ def test_num_parallel_is_recorded_as_invalid(flowspec):
             pass
 
     node = build_graph(Gang)["start"]
-    assert node.has_tail_next and node.invalid_tail_next
-    assert node.out_funcs == ()
-    assert "num_parallel" in node.tail_error and "not supported" in node.tail_error
+    assert node.has_tail_next and not node.invalid_tail_next
+    assert node.out_funcs == ("end",) and node.num_parallel == 2
+    assert node.kind.value == "split-parallel" and node.type == "foreach"
 
 
 # --- container protocol and outputs -------------------------------------------------------

@@ -60,8 +60,8 @@ RULES = [
      "next-not-last", r"outside any if/for/with/try"),
     ("NextTwice", r"Step 'start' calls self\.next\(\) at line \d+ as well as at its end", "next-twice",
      r"exactly once"),
-    ("NumParallel", r"invalid transition, `self\.next\(self\.train, num_parallel=4\)`: num_parallel=.*"
-     r"not supported", "num-parallel", r"Use one of"),
+    ("NumParallel", r"Step 'start' starts 'train' with self\.next\(num_parallel=\.\.\.\), but step 'train' "
+     r"has no @parallel decorator", "num-parallel", r"Put @parallel above @step on 'train'"),
     ("ForeachNotLiteral", r"`self\.next\(self\.a, foreach=name\)`: foreach= must be a string literal",
      "foreach-not-literal", r"foreach='items'"),
     ("TargetNotSelfAttr", r"`self\.next\(end\)`: end is not a step", "not-self-attr", r"Use one of"),

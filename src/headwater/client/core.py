@@ -516,6 +516,36 @@ class Step(HeadwaterObject):
         return self._task(rows[0]) if rows else None
 
     @property
+    def control_task(self) -> Task | None:
+        """The control task of a ``@parallel`` step (its node 0), or ``None`` for other steps.
+
+        Examples
+        --------
+        >>> run["train"].control_task.id  # doctest: +SKIP
+        '2'
+        """
+        return next(self.control_tasks(), None)
+
+    def control_tasks(self, *tags: str) -> Iterator[Task]:
+        """The control tasks of a ``@parallel`` step (one per gang), newest first.
+
+        Parameters
+        ----------
+        *tags : str
+            Tags the task must all have.
+
+        Returns
+        -------
+        Iterator[Task]
+        """
+        from ..store.taskmeta import CONTROL_TASK, TASK_TYPE_KEY
+
+        for task in self.tasks(*tags):
+            rec = task._record_or_none() or {}
+            if (rec.get("metadata") or {}).get(TASK_TYPE_KEY) == CONTROL_TASK:
+                yield task
+
+    @property
     def created_at(self) -> datetime | None:
         """When the step's first task started."""
         times = [r.started_at for r in self._rows() if r.started_at is not None]

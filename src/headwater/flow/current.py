@@ -7,7 +7,20 @@ attributes raise a clear error, as in Metaflow.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Parallel(NamedTuple):
+    """``current.parallel``: where this task sits in a ``@parallel`` gang."""
+
+    main_ip: str  # address of the control task (node 0)
+    num_nodes: int
+    node_index: int
+    control_task_id: str | None
+
+
+#: ``current.parallel`` outside a gang: one node, the local machine.
+SINGLE_NODE = Parallel("127.0.0.1", 1, 0, None)
 
 
 class Current:
@@ -45,6 +58,16 @@ class Current:
         return f"{v['flow_name']}/{v['run_id']}/{v['step_name']}/{v['task_id']}"
 
     @property
+    def parallel(self) -> Parallel:
+        """This task's place in a ``@parallel`` gang (a single node outside one)."""
+        return self._values.get("parallel") or SINGLE_NODE
+
+    @property
+    def is_parallel(self) -> bool:
+        """True in a task of a ``@parallel`` step."""
+        return bool(self._values.get("is_parallel", False))
+
+    @property
     def tempdir(self) -> str:
         return self._values.get("tempdir") or os.environ.get("HEADWATER_TEMPDIR", ".")
 
@@ -67,7 +90,7 @@ class Current:
             return default
 
     def __contains__(self, key: str) -> bool:
-        return key in self._values or key in ("is_running_flow", "pathspec", "tempdir")
+        return key in self._values or key in ("is_running_flow", "pathspec", "tempdir", "parallel", "is_parallel")
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -170,7 +170,11 @@ DECORATORS: dict[str, type[StepDecorator]] = {
     d.name: d for d in (RetryDecorator, CatchDecorator, TimeoutDecorator, EnvironmentDecorator, ResourcesDecorator)
 }
 # Decorators whose code lives in an optional or heavier module, imported on first use.
-LAZY_DECORATORS: dict[str, str] = {"card": "headwater.cards.decorator:CardDecorator"}
+LAZY_DECORATORS: dict[str, str] = {
+    "card": "headwater.cards.decorator:CardDecorator",
+    "parallel": "headwater.flow.parallel:ParallelDecorator",
+    "secrets": "headwater.secret_providers.decorator:SecretsDecorator",
+}
 
 
 def decorator_class(name: str) -> type[StepDecorator] | None:
@@ -314,8 +318,8 @@ def validate_step_decorators(flow_cls: type) -> None:
             d.step_init(flow_cls, graph, name, func.decorators)
         if any(d.name == "catch" for d in func.decorators):
             kind = graph[name].kind.value
-            if kind in ("split-foreach", "split-switch"):
-                what = "foreach split" if kind == "split-foreach" else "switch"
+            if kind in ("split-foreach", "split-parallel", "split-switch"):
+                what = {"split-foreach": "foreach split", "split-parallel": "num_parallel split"}.get(kind, "switch")
                 raise HeadwaterException(
                     f"@catch is not allowed on step {name!r}, a {what}: a caught failure could not "
                     "decide where the flow goes.",

@@ -35,6 +35,7 @@ class NodeKind(enum.Enum):
     LINEAR = "linear"
     SPLIT = "split-static"
     FOREACH = "split-foreach"
+    PARALLEL = "split-parallel"  # self.next(self.step, num_parallel=N): a gang of N tasks
     SWITCH = "split-switch"
     JOIN = "join"
     END = "end"
@@ -46,12 +47,15 @@ _COMPAT_TYPE = {
     NodeKind.LINEAR: "linear",
     NodeKind.SPLIT: "split",
     NodeKind.FOREACH: "foreach",
+    NodeKind.PARALLEL: "foreach",  # Metaflow types a num_parallel split as a foreach
     NodeKind.SWITCH: "split-switch",
     NodeKind.JOIN: "join",
     NodeKind.END: "end",
 }
 
-_SPLITTING = (NodeKind.SPLIT, NodeKind.FOREACH)
+_SPLITTING = (NodeKind.SPLIT, NodeKind.FOREACH, NodeKind.PARALLEL)
+#: Splits whose target runs as several tasks of one step (joined by index).
+FANOUT = (NodeKind.FOREACH, NodeKind.PARALLEL)
 _MAX_CONTEXTS = 16  # per step; bounds the work on pathological malformed graphs
 
 
@@ -76,6 +80,9 @@ class Node:
     switch_cases: tuple[tuple[str, str], ...] = ()
     switch_case_values: tuple[Any, ...] = ()
     condition: str | None = None
+    #: A ``num_parallel`` split: the count when written as an int literal, else
+    #: None (an expression, evaluated when the step runs).
+    num_parallel: int | None = None
     num_args: int = 1
     doc: str = ""
     next_location: Location | None = None
@@ -172,6 +179,7 @@ class FlowGraph:
                 "switch_cases": {k: v for k, v in node.switch_cases},
                 "switch_case_values": list(node.switch_case_values),
                 "condition": node.condition,
+                "num_parallel": node.num_parallel,
                 "split_parents": list(node.split_parents),
                 "matching_join": node.matching_join,
                 "inside_foreach": node.is_inside_foreach,
@@ -313,10 +321,11 @@ class _Draft:
     num_args: int
     doc: str
     decorators: tuple[Any, ...]
-    form: str | None = None  # "linear" | "split" | "foreach" | "switch" | None (no valid next)
+    form: str | None = None  # "linear" | "split" | "foreach" | "parallel" | "switch" | None (no valid next)
     targets: list[str] = field(default_factory=list)
     foreach_param: str | None = None
     condition: str | None = None
+    num_parallel: int | None = None
     switch_cases: list[tuple[str, str]] = field(default_factory=list)
     switch_case_values: list[Any] = field(default_factory=list)
     next_location: Location | None = None
@@ -367,14 +376,14 @@ def _classify(d: _Draft, call: ast.Call, self_name: str) -> str | None:
         return "self.next() cannot take *args or **kwargs; name the steps."
     kwargs: dict[str, ast.expr] = {}
     for kw in call.keywords:
-        if kw.arg == "num_parallel":
-            return "num_parallel= (a @parallel gang) is not supported by headwater yet."
-        if kw.arg not in ("foreach", "condition"):
-            return f"self.next() has no keyword argument {kw.arg}= (only foreach= and condition=)."
+        if kw.arg not in ("foreach", "condition", "num_parallel"):
+            return f"self.next() has no keyword argument {kw.arg}= (only foreach=, condition= and num_parallel=)."
         kwargs[str(kw.arg)] = kw.value
     if not call.args:
         return "self.next() needs at least one step, e.g. self.next(self.end)."
 
+    if "num_parallel" in kwargs and len(kwargs) > 1:
+        return "num_parallel= cannot be combined with foreach= or condition=."
     if len(call.args) == 1 and isinstance(call.args[0], ast.Dict):
         return _classify_switch(d, call.args[0], kwargs, self_name)
     if any(isinstance(a, ast.Dict) for a in call.args):
@@ -397,6 +406,15 @@ def _classify(d: _Draft, call: ast.Call, self_name: str) -> str | None:
         if not (isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value):
             return "foreach= must be a string literal naming an artifact, e.g. foreach='items'."
         d.form, d.foreach_param = "foreach", value.value
+    elif "num_parallel" in kwargs:
+        if len(targets) != 1:
+            return "num_parallel= goes to exactly one @parallel step, e.g. self.next(self.train, num_parallel=4)."
+        value = kwargs["num_parallel"]
+        if isinstance(value, ast.Constant):
+            if type(value.value) is not int or value.value < 1:
+                return f"num_parallel={ast.unparse(value)} must be a positive integer."
+            d.num_parallel = value.value
+        d.form = "parallel"
     else:
         d.form = "linear" if len(targets) == 1 else "split"
     d.targets = targets
@@ -538,6 +556,8 @@ def _kind(d: _Draft, is_start: bool, is_end: bool) -> NodeKind:
         return NodeKind.SWITCH
     if d.form == "foreach":
         return NodeKind.FOREACH
+    if d.form == "parallel":
+        return NodeKind.PARALLEL
     if d.form == "split":
         return NodeKind.SPLIT
     if is_start:
@@ -690,12 +710,13 @@ def build_graph(flow_cls: type) -> FlowGraph:
             switch_cases=tuple(d.switch_cases),
             switch_case_values=tuple(d.switch_case_values),
             condition=d.condition,
+            num_parallel=d.num_parallel,
             num_args=d.num_args,
             doc=d.doc,
             next_location=d.next_location,
             split_parents=tuple(s for s, _ in frames),
             matching_join=matching_join.get(n),
-            is_inside_foreach=any(kinds[s] is NodeKind.FOREACH for s, _ in open_frames),
+            is_inside_foreach=any(kinds[s] in FANOUT for s, _ in open_frames),
             has_tail_next=d.has_tail_next,
             invalid_tail_next=d.invalid_tail_next,
             tail_error=d.tail_error,

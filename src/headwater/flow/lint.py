@@ -12,7 +12,7 @@ import re
 from typing import Callable, Iterable, Iterator
 
 from ..exceptions import GraphError, Location
-from .graph import FlowGraph, Frames, Node, NodeKind
+from .graph import FANOUT, FlowGraph, Frames, Node, NodeKind
 
 Rule = Callable[[FlowGraph], Iterable[GraphError]]
 _RULES: list[Rule] = []
@@ -21,7 +21,7 @@ _STEP_NAME = re.compile(r"[a-z0-9_]+")
 
 _FORMS = (
     "self.next(self.a) · self.next(self.a, self.b) · self.next(self.a, foreach='items') · "
-    "self.next({'x': self.a, 'y': self.b}, condition='attr')"
+    "self.next({'x': self.a, 'y': self.b}, condition='attr') · self.next(self.a, num_parallel=4)"
 )
 
 
@@ -182,7 +182,7 @@ def argument_count(graph: FlowGraph) -> Iterator[GraphError]:
             elif node.is_start:
                 msg = f"The start step {node.name!r} takes inputs, but nothing comes before it."
                 hint = f"Write def {node.name}(self):"
-            elif node.kind in (NodeKind.SPLIT, NodeKind.FOREACH, NodeKind.SWITCH):
+            elif node.kind in (NodeKind.SPLIT, NodeKind.FOREACH, NodeKind.PARALLEL, NodeKind.SWITCH):
                 msg = f"Step {node.name!r} takes inputs (a join) and also splits; one step cannot do both."
                 hint = "Join in one step, then split in the next."
             else:
@@ -498,11 +498,11 @@ def end_outside_splits(graph: FlowGraph) -> Iterator[GraphError]:
 def splits_have_joins(graph: FlowGraph) -> Iterator[GraphError]:
     reached = _reachable(graph)
     for node in graph:
-        if node.kind not in (NodeKind.SPLIT, NodeKind.FOREACH) or node.matching_join is not None:
+        if node.kind not in (NodeKind.SPLIT, *FANOUT) or node.matching_join is not None:
             continue
         if node.name not in reached or any(t not in graph for t in node.out_funcs):
             continue
-        what = "Foreach" if node.kind is NodeKind.FOREACH else "Split"
+        what = {NodeKind.FOREACH: "Foreach", NodeKind.PARALLEL: "Parallel split"}.get(node.kind, "Split")
         yield GraphError(
             f"{what} step {node.name!r} has no matching join: its branches never meet again.",
             location=_at(node),
@@ -557,4 +557,67 @@ def switch_not_into_join(graph: FlowGraph) -> Iterator[GraphError]:
                     "the join could not tell which inputs to wait for.",
                     location=_at(node),
                     hint=f"Add a step between the switch and {target!r} for that case.",
+                )
+
+
+# --- @parallel ----------------------------------------------------------------------------
+
+
+def _is_parallel(node: Node) -> bool:
+    return any(getattr(d, "name", None) == "parallel" for d in node.decorators)
+
+
+@_rule
+def num_parallel_targets_parallel_step(graph: FlowGraph) -> Iterator[GraphError]:
+    for node in graph:
+        if node.kind is not NodeKind.PARALLEL:
+            continue
+        for target in node.out_funcs:
+            if target in graph and not _is_parallel(graph[target]):
+                yield GraphError(
+                    f"Step {node.name!r} starts {target!r} with self.next(num_parallel=...), "
+                    f"but step {target!r} has no @parallel decorator.",
+                    location=_at(node),
+                    hint=f"Put @parallel above @step on {target!r}, or drop num_parallel= for a single task.",
+                )
+
+
+@_rule
+def parallel_step_followed_by_join(graph: FlowGraph) -> Iterator[GraphError]:
+    for node in graph:
+        if not _is_parallel(node) or node.is_end or not node.has_tail_next or node.invalid_tail_next:
+            continue
+        targets = [t for t in node.out_funcs if t in graph]
+        if node.kind in (NodeKind.LINEAR, NodeKind.START) and len(targets) == 1 \
+                and graph[targets[0]].kind is NodeKind.JOIN:
+            continue
+        if len(targets) != len(node.out_funcs):
+            continue  # an unknown target: reported by its own rule
+        after = f"step {targets[0]!r}, which is not a join" if len(targets) == 1 else "several steps"
+        yield GraphError(
+            f"@parallel step {node.name!r} must be followed by a join step, but it goes to {after}.",
+            location=_at(node),
+            hint=f"Go from {node.name!r} to a join step: def join(self, inputs): ... "
+            "(the join gets one input per task of the gang).",
+        )
+
+
+@_rule
+def parallel_step_reached_by_num_parallel(graph: FlowGraph) -> Iterator[GraphError]:
+    for node in graph:
+        if not _is_parallel(node):
+            continue
+        if node.is_start:
+            yield GraphError(
+                f"@parallel step {node.name!r} is the start step; a gang is started by the step before it.",
+                location=node.location,
+                hint=f"Add a start step that calls self.next(self.{node.name}, num_parallel=N).",
+            )
+        for pred in node.in_funcs:
+            if graph[pred].kind is not NodeKind.PARALLEL:
+                yield GraphError(
+                    f"Step {node.name!r} has @parallel, but step {pred!r} reaches it without num_parallel=.",
+                    location=_at(graph[pred]),
+                    hint=f"Call self.next(self.{node.name}, num_parallel=N) in {pred!r}, "
+                    f"or remove @parallel from {node.name!r}.",
                 )

@@ -164,13 +164,24 @@ class FlowSpec(metaclass=FlowSpecMeta):
 
         Forms: ``self.next(self.a)``, ``self.next(self.a, self.b)`` (static split),
         ``self.next(self.a, foreach="items")``,
-        ``self.next({"x": self.a, "y": self.b}, condition="attr")`` (switch).
+        ``self.next({"x": self.a, "y": self.b}, condition="attr")`` (switch),
+        ``self.next(self.train, num_parallel=4)`` (a gang of 4 tasks of a ``@parallel`` step).
         """
         if self.__dict__.get("_hw_transition") is not None:
             raise InvalidNextError("self.next() was called more than once in this step.",
                                    hint="Call self.next() exactly once, as the step's last statement.")
         if num_parallel is not None:
-            raise InvalidNextError("num_parallel is not supported yet by headwater.")
+            if foreach is not None or condition is not None:
+                raise InvalidNextError("num_parallel= cannot be combined with foreach= or condition=.")
+            if len(steps) != 1 or isinstance(steps[0], dict):
+                raise InvalidNextError("num_parallel= goes to exactly one step: self.next(self.train, num_parallel=4).")
+            if isinstance(num_parallel, bool) or not isinstance(num_parallel, int) or num_parallel < 1:
+                raise InvalidNextError(
+                    f"num_parallel={num_parallel!r} must be a positive integer.",
+                    hint="Pass the number of tasks to start together, e.g. num_parallel=4.",
+                )
+            self.__dict__["_hw_transition"] = ("parallel", [_step_name(steps[0])], num_parallel)
+            return
         if condition is not None:
             if len(steps) != 1 or not isinstance(steps[0], dict):
                 raise InvalidNextError("A switch needs one dict of cases: self.next({'a': self.a, ...}, condition='attr').")

@@ -17,6 +17,8 @@ from typing import Any
 from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError
 from ..flow.current import current
 from ..flow.decorators import StepDecorator
+from ..flow.graph import NodeKind
+from ..flow.parallel import PARALLEL_VAR
 from ..flow.parameters import Parameter
 from ..flow.spec import FlowSpec, Inputs, nth_item
 from ..store import Datastore
@@ -109,7 +111,8 @@ def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tupl
             hint="Set the condition attribute to one of the case keys, or add a case for this value.",
         )
     expected = tuple(node.out_funcs)
-    if tuple(targets) != expected or (kind == "split-foreach") != (form == "foreach"):
+    if (tuple(targets) != expected or (kind == "split-foreach") != (form == "foreach")
+            or (kind == "split-parallel") != (form == "parallel")):
         raise InvalidNextError(
             f"Step {spec.step_name!r} called self.next() with a transition its graph does not have "
             f"(expected {', '.join(expected)}).",
@@ -194,7 +197,10 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         flow.__dict__["_hw_foreach_stack"] = spec.foreach_stack
         if spec.split_index is not None and spec.foreach_stack:
             frame = spec.foreach_stack[-1]
-            flow.__dict__["_hw_input"] = nth_item(loader(parents[0]["artifacts"][frame.var]), spec.split_index)
+            if frame.var == PARALLEL_VAR:  # a gang member: its input is its node index
+                flow.__dict__["_hw_input"] = spec.split_index
+            else:
+                flow.__dict__["_hw_input"] = nth_item(loader(parents[0]["artifacts"][frame.var]), spec.split_index)
 
         current._set(
             flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step_name,
@@ -228,6 +234,9 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             current._clear()
         if foreach_var is not None:
             num_splits, foreach_values = _foreach_info(flow, foreach_var, spec)
+        elif node.kind is NodeKind.PARALLEL and flow.__dict__.get("_hw_transition") is not None:
+            num_splits = flow.__dict__["_hw_transition"][2]
+            foreach_values = tuple(str(i) for i in range(num_splits))
         rec["artifacts"] = _persist(flow, content, spec.step_name)
         rec["status"] = "ok"
         rec["transition"] = {"next": list(next_steps), "foreach": foreach_var,
