@@ -70,8 +70,10 @@ class CardDecorator(StepDecorator):
         # Import the renderer now, in the run process: forked tasks then find it loaded.
         from . import render  # noqa: F401
 
-    def step_init(self, flow_cls: type, graph: Any, step_name: str, decorators: list[Any]) -> None:
+    def step_init(self, flow: Any, graph: Any, step_name: str, decorators: list[Any],
+                  environment: Any = None, flow_datastore: Any = None, logger: Any = None) -> None:
         """Rules across the step's cards: unique ids, at most one ``customize=True``."""
+        flow_cls = flow
         cards = [d for d in decorators if d.name == "card"]
         if cards[0] is not self:
             return
@@ -103,12 +105,12 @@ class CardDecorator(StepDecorator):
             ctx._hw_cards = session
         return session
 
-    def task_pre_step(self, ctx: Any) -> None:
+    def hw_task_pre_step(self, ctx: Any) -> None:
         from ..flow.current import current
 
         current._update(card=self._session(ctx).collector)
 
-    def task_finished(self, ctx: Any) -> None:
+    def hw_task_finished(self, ctx: Any) -> None:
         self._session(ctx).render_final(self)
 
 
