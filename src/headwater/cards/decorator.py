@@ -73,7 +73,7 @@ class CardDecorator(StepDecorator):
     def step_init(self, flow: Any, graph: Any, step_name: str, decorators: list[Any],
                   environment: Any = None, flow_datastore: Any = None, logger: Any = None) -> None:
         """Rules across the step's cards: unique ids, at most one ``customize=True``."""
-        flow_cls = flow
+        flow_cls = type(flow)
         cards = [d for d in decorators if d.name == "card"]
         if cards[0] is not self:
             return

@@ -93,8 +93,8 @@ class StepDecorator:
         return [], dict(self.attributes if self._valid else {**self.defaults, **self._given})
 
     # ---- Metaflow's hooks, called with Metaflow's arguments ----------------------------
-    # Run process, before anything runs (after --with and mutators): ``flow`` is the
-    # flow class, ``environment`` and ``flow_datastore`` are None, ``logger`` echoes.
+    # Run process, before anything runs (after --with and mutators): ``flow`` is a
+    # bare instance of the flow, ``environment`` and ``flow_datastore`` are None, ``logger`` echoes.
     def step_init(self, flow: Any, graph: Any, step_name: str, decorators: list["StepDecorator"],
                   environment: Any, flow_datastore: Any, logger: Any) -> None:
         """Check rules that involve the step's other decorators (override); runs before the run starts."""
@@ -449,9 +449,17 @@ def _echo(*args: Any, **kwargs: Any) -> None:
     print(*args, file=sys.stderr)
 
 
+def flow_instance(flow_cls: type) -> Any:
+    """A bare instance of the flow, what Metaflow's run-process hooks receive as ``flow``."""
+    flow = flow_cls.__new__(flow_cls)
+    flow._hw_reset()
+    return flow
+
+
 def validate_step_decorators(flow_cls: type) -> None:
     """Decorator rules that depend on the graph (e.g. no @catch on a foreach split); calls ``step_init``."""
     graph = flow_cls._graph
+    flow = None
     for name in graph.sorted_nodes:
         func = getattr(flow_cls, name)
         for d in func.decorators:
@@ -459,7 +467,9 @@ def validate_step_decorators(flow_cls: type) -> None:
         for w in getattr(func, "wrappers", ()):
             w.external_init()
         for d in func.decorators:
-            d.step_init(flow_cls, graph, name, func.decorators, None, None, _echo)
+            if type(d).step_init is not StepDecorator.step_init:
+                flow = flow or flow_instance(flow_cls)
+                d.step_init(flow, graph, name, func.decorators, None, None, _echo)
         if any(d.name == "catch" for d in func.decorators):
             kind = graph[name].kind.value
             if kind in ("split-foreach", "split-switch"):

@@ -90,7 +90,7 @@ class FlowDecorator:
                   logger: Any, echo: Any, options: dict[str, Any]) -> None:
         """Metaflow's hook: called once when a run (or resume) starts, before anything runs.
 
-        ``flow`` is the flow class, ``options`` the values of the top-level
+        ``flow`` is a bare instance of the flow, ``options`` the values of the top-level
         options; ``environment``, ``flow_datastore`` and ``metadata`` are None
         locally; ``logger`` and ``echo`` print to stderr.
         """
@@ -101,7 +101,9 @@ class FlowDecorator:
 
     def hw_flow_init(self, flow_cls: type, graph: Any, options: dict[str, Any]) -> None:
         """headwater's hook, called by the CLI; by default calls ``flow_init`` with Metaflow's arguments."""
-        self.flow_init(flow_cls, graph, None, None, None, _echo, _echo, options)
+        from .decorators import flow_instance
+
+        self.flow_init(flow_instance(flow_cls), graph, None, None, None, _echo, _echo, options)
 
     def __repr__(self) -> str:
         return f"@{self.name}({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"

@@ -135,8 +135,11 @@ class RuntimeHooks:
     runtime_finished: tuple[StepDecorator, ...] = ()
 
     def init(self, flow_cls: type, graph: Any, run_id: str) -> None:
+        from ..flow.decorators import flow_instance
+
+        flow = flow_instance(flow_cls) if self.runtime_init else None
         for d in self.runtime_init:
-            d.runtime_init(flow_cls, graph, None, run_id)
+            d.runtime_init(flow, graph, None, run_id)
 
     def finished(self, exception: BaseException | None) -> None:
         import sys
