@@ -58,10 +58,8 @@ def plugin_index() -> dict[PluginKind, dict[str, Any]]:
             if first is None:
                 index[kind][ep.name] = ep
             elif first.value != ep.value:
-                warnings.warn(
-                    f"Two packages declare the {kind.value} plugin {ep.name!r} ({first.value} and {ep.value}); "
-                    f"using {first.value}. Uninstall one of them to silence this warning.",
-                    PluginWarning, stacklevel=2)
+                _warn(f"Two packages declare the {kind.value} plugin {ep.name!r} ({first.value} and "
+                      f"{ep.value}); using {first.value}. Uninstall one of them to silence this warning.")
         _index = index
     return _index
 
@@ -115,13 +113,17 @@ def find_plugin(kind: PluginKind, name: str) -> object | None:
         _failed[key] = f"{type(e).__name__}: {e}"
         dist = getattr(getattr(ep, "dist", None), "name", None)
         source = f" from package {dist!r}" if dist else ""
-        warnings.warn(
-            f"The {kind.value} plugin {name!r} ({ep.value}{source}) failed to load and is skipped: "
-            f"{_failed[key]}. Fix or uninstall the package.",
-            PluginWarning, stacklevel=2)
+        _warn(f"The {kind.value} plugin {name!r} ({ep.value}{source}) failed to load and is skipped: "
+              f"{_failed[key]}. Fix or uninstall the package.")
         return None
     _loaded[key] = obj
     return obj
+
+
+def _warn(message: str) -> None:
+    # Attributed to no source line, so the console shows one line: "<headwater plugins>:0: PluginWarning: ...".
+    # Filters still match on the category and on module "headwater.plugins".
+    warnings.warn_explicit(message, PluginWarning, "<headwater plugins>", 0, module="headwater.plugins")
 
 
 def plugin_status(kind: PluginKind) -> list[tuple[str, str, str | None]]:

@@ -69,15 +69,16 @@ def plugins() -> None:
     """List the installed plugins by kind and check that each one loads."""
     from ..plugins import PluginKind, plugin_status
 
-    any_found = False
-    for kind in PluginKind:
-        rows = plugin_status(kind)
-        if not rows:
-            continue
-        any_found = True
-        click.echo(f"{kind.value}:")
-        for name, target, error in rows:
-            state = "ok" if error is None else f"BROKEN ({error})"
-            click.echo(f"  {name:<24} {target:<48} {state}")
-    if not any_found:
+    by_kind = {kind: plugin_status(kind) for kind in PluginKind}
+    rows = [r for found in by_kind.values() for r in found]
+    if not rows:
         click.echo("No headwater plugins are installed.")
+        return
+    w_name = max(len(r[0]) for r in rows)
+    w_target = max(len(r[1]) for r in rows)
+    for kind, found in by_kind.items():
+        if found:
+            click.echo(f"{kind.value}:")
+        for name, target, error in found:
+            state = "ok" if error is None else f"BROKEN ({error})"
+            click.echo(f"  {name:<{w_name}}  {target:<{w_target}}  {state}")
