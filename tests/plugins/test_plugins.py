@@ -174,3 +174,17 @@ def test_unknown_launcher_and_object_store_say_what_is_installed(installed):
     assert "example" in info.value.hint
     with pytest.raises(HeadwaterException, match=r"No object store handles 'gs://bucket/x' \(scheme 'gs'\)"):
         open_object_store("gs://bucket/x")
+
+
+def test_reading_a_codec_artifact_without_the_plugin_names_the_type(plugin_run, monkeypatch):
+    from headwater.exceptions import ArtifactError
+
+    hw_plugins._reset()  # this process has no plugin installed
+    codec_plugins._reset()
+    try:
+        task = _task(plugin_run.root, "PluginFlow", "start", monkeypatch)
+        with pytest.raises(ArtifactError, match="holds a hw_example_plugin.geometry.Point saved by a codec plugin"):
+            task["point"].data  # noqa: B018
+    finally:
+        hw_plugins._reset()
+        codec_plugins._reset()
