@@ -1,7 +1,9 @@
 """headwater: ML and data pipelines as Python classes (Metaflow's API, much faster).
 
-Public API: the names in ``__all__`` below, plus ``headwater.cards``.
-Every other module is internal and may change.
+Public API: the names in ``__all__`` below, plus ``headwater.cards`` and
+``headwater.decorators`` (Metaflow's path for the decorator base classes).
+Step and flow decorator plugins are importable by name (``from headwater import
+<plugin>``). Every other module is internal and may change.
 """
 
 from __future__ import annotations
