@@ -1,7 +1,9 @@
 """headwater: ML and data pipelines as Python classes (Metaflow's API, much faster).
 
-Public API: the names in ``__all__`` below, plus ``headwater.cards``.
-Every other module is internal and may change.
+Public API: the names in ``__all__`` below, plus ``headwater.cards`` and
+``headwater.decorators`` (Metaflow's path for the decorator base classes).
+Step and flow decorator plugins are importable by name (``from headwater import
+<plugin>``). Every other module is internal and may change.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ __version__ = "0.1.0"
 
 from .exceptions import HeadwaterException as HeadwaterException
 from .flow.current import current as current
+from .flow.decorators import StepDecorator as StepDecorator
 from .flow.decorators import catch as catch
 from .flow.decorators import environment as environment
 from .flow.decorators import resources as resources
@@ -22,8 +25,14 @@ from .flow.parameters import IncludeFile as IncludeFile
 from .flow.parameters import JSONType as JSONType
 from .flow.parameters import JSONTypeClass as JSONTypeClass
 from .flow.parameters import Parameter as Parameter
+from .flow.flow_decorators import FlowDecorator as FlowDecorator
+from .flow.mutators import FlowMutator as FlowMutator
 from .flow.spec import FlowSpec as FlowSpec
 from .flow.step import step as step
+from .flow.user_decorators import USER_SKIP_STEP as USER_SKIP_STEP
+from .flow.user_decorators import StepMutator as StepMutator
+from .flow.user_decorators import UserStepDecorator as UserStepDecorator
+from .flow.user_decorators import user_step_decorator as user_step_decorator
 
 # The client and the runner load on first use: a task that never reads past runs never imports them.
 _LAZY = {
@@ -59,7 +68,29 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(mod), name)
         globals()[name] = value
         return value
+    if not name.startswith("_"):
+        value = _plugin_decorator(name)
+        if value is not None:
+            globals()[name] = value
+            return value
     raise AttributeError(f"module 'headwater' has no attribute {name!r}")
+
+
+def _plugin_decorator(name: str) -> Any:
+    """``from headwater import <plugin decorator>``: a step or flow decorator plugin, as ``@name``."""
+    from .flow.decorators import make_step_decorator
+    from .flow.flow_decorators import make_flow_decorator
+    from .plugins import PluginKind, find_plugin
+
+    found = find_plugin(PluginKind.STEP_DECORATOR, name)
+    if isinstance(found, type) and issubclass(found, StepDecorator):
+        return make_step_decorator(found)
+    if found is not None:
+        return found  # a user step decorator class is its own @form
+    found = find_plugin(PluginKind.FLOW_DECORATOR, name)
+    if isinstance(found, type) and issubclass(found, FlowDecorator):
+        return make_flow_decorator(found)
+    return found
 
 
 def __dir__() -> list[str]:
@@ -67,9 +98,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = sorted([
-    "DataArtifact", "ExecutingRun", "Flow", "FlowSpec", "Headwater", "HeadwaterException", "IncludeFile",
+    "DataArtifact", "ExecutingRun", "Flow", "FlowDecorator", "FlowMutator", "FlowSpec", "Headwater", "HeadwaterException", "IncludeFile",
     "JSONType", "JSONTypeClass", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "Step", "Task", "card", "catch",
     "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",
-    "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "resources", "retry", "secrets",
-    "step", "timeout",
+    "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "resources", "retry",
+    "secrets", "step", "timeout",
+    "StepDecorator", "StepMutator", "USER_SKIP_STEP", "UserStepDecorator", "user_step_decorator",
 ])

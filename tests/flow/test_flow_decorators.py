@@ -69,7 +69,7 @@ def test_options_become_top_level_and_reach_flow_init(tmp_path: Path):
             name = "greeter"
             options = {"greeting": {"default": "hi", "help": "What to say."}}
 
-            def flow_init(self, flow_cls, graph, options):
+            def flow_init(self, flow, graph, environment, flow_datastore, metadata, logger, echo, options):
                 print("GREETING=" + options["greeting"])
 
         @make_flow_decorator(Greeter)

@@ -205,9 +205,9 @@ def test_variables_are_removed_after_the_task(monkeypatch):
                                           "options": {"env_vars": {"KEEP": "secret", "NEW_ONE": "v"}}}],
                              "allow_override": True}).validate()
     ctx = Ctx()
-    deco.task_pre_step(ctx)
+    deco.hw_task_pre_step(ctx)
     assert os.environ["KEEP"] == "secret" and os.environ["NEW_ONE"] == "v"
-    deco.task_finished(ctx)
+    deco.hw_task_finished(ctx)
     assert os.environ["KEEP"] == "before" and "NEW_ONE" not in os.environ
 
 
@@ -215,4 +215,4 @@ def test_reserved_variable_names_are_refused():
     deco = SecretsDecorator({"sources": [{"type": "inline", "id": "x",
                                           "options": {"env_vars": {"HEADWATER_USER": "eve"}}}]}).validate()
     with pytest.raises(SecretsError, match=r"would set 'HEADWATER_USER'"):
-        deco.task_pre_step(object())
+        deco.hw_task_pre_step(object())

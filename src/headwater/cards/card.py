@@ -18,6 +18,25 @@ from .preview import preview
 CARD_TYPES: dict[str, type["HeadwaterCard"]] = {}
 
 
+def card_type(name: str) -> type["HeadwaterCard"] | None:
+    """The card type called ``name``: defined or imported by the flow, else a ``headwater.cards`` plugin."""
+    cls = CARD_TYPES.get(name)
+    if cls is None:
+        from ..plugins import PluginKind, find_plugin
+
+        found = find_plugin(PluginKind.CARD, name)
+        if isinstance(found, type) and issubclass(found, HeadwaterCard):
+            cls = CARD_TYPES[name] = found
+    return cls
+
+
+def card_type_names() -> list[str]:
+    """Every card type name: registered ones and installed plugins (not imported)."""
+    from ..plugins import PluginKind, plugin_names
+
+    return sorted(set(CARD_TYPES) | set(plugin_names(PluginKind.CARD)))
+
+
 class HeadwaterCard:
     """Base class of card types. Subclass it, set ``type`` and implement :meth:`render`.
 
@@ -393,5 +412,5 @@ class ErrorCard(HeadwaterCard):
         return page("Card error", body, subtitle=task.pathspec, badges=[("card failed", "failed")], footer=_footer())
 
 
-__all__ = ["BlankCard", "CARD_TYPES", "CardTask", "DefaultCard", "ErrorCard", "HeadwaterCard", "MetaflowCard",
+__all__ = ["BlankCard", "CARD_TYPES", "card_type", "card_type_names", "CardTask", "DefaultCard", "ErrorCard", "HeadwaterCard", "MetaflowCard",
            "MetaflowCardComponent", "make_card"]

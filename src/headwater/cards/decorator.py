@@ -36,14 +36,15 @@ class CardDecorator(StepDecorator):
     allow_multiple = True
 
     def init(self) -> None:
-        from .card import CARD_TYPES
+        from .card import card_type, card_type_names
 
         a = self.attributes
         t = a["type"]
         if not isinstance(t, str) or not _NAME.match(t):
             raise InvalidDecoratorAttribute(f"@card(type={t!r}): type must be a name of letters, digits and _.")
-        if t not in CARD_TYPES:
-            known = ", ".join(sorted(CARD_TYPES))
+        cls = card_type(t)
+        if cls is None:
+            known = ", ".join(card_type_names())
             raise InvalidDecoratorAttribute(
                 f"@card(type={t!r}): there is no card type {t!r}.",
                 hint=f"Card types: {known}. A custom type is a subclass of headwater.cards.HeadwaterCard with "
@@ -63,15 +64,17 @@ class CardDecorator(StepDecorator):
         for flag in ("save_errors", "customize"):
             if not isinstance(a[flag], bool):
                 raise InvalidDecoratorAttribute(f"@card({flag}={a[flag]!r}): {flag} must be True or False.")
-        if a["customize"] and not getattr(CARD_TYPES[t], "ALLOW_USER_COMPONENTS", False):
+        if a["customize"] and not getattr(cls, "ALLOW_USER_COMPONENTS", False):
             raise InvalidDecoratorAttribute(
                 f"@card(type={t!r}, customize=True): the {t!r} card does not take components.",
                 hint="Use customize=True on a default or blank card.")
         # Import the renderer now, in the run process: forked tasks then find it loaded.
         from . import render  # noqa: F401
 
-    def step_init(self, flow_cls: type, graph: Any, step_name: str, decorators: list[Any]) -> None:
+    def step_init(self, flow: Any, graph: Any, step_name: str, decorators: list[Any],
+                  environment: Any = None, flow_datastore: Any = None, logger: Any = None) -> None:
         """Rules across the step's cards: unique ids, at most one ``customize=True``."""
+        flow_cls = type(flow)
         cards = [d for d in decorators if d.name == "card"]
         if cards[0] is not self:
             return
@@ -103,12 +106,12 @@ class CardDecorator(StepDecorator):
             ctx._hw_cards = session
         return session
 
-    def task_pre_step(self, ctx: Any) -> None:
+    def hw_task_pre_step(self, ctx: Any) -> None:
         from ..flow.current import current
 
         current._update(card=self._session(ctx).collector)
 
-    def task_finished(self, ctx: Any) -> None:
+    def hw_task_finished(self, ctx: Any) -> None:
         self._session(ctx).render_final(self)
 
 

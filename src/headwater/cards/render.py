@@ -23,7 +23,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from .card import CARD_TYPES, CardTask, ErrorCard, make_card
+from .card import CARD_TYPES, CardTask, ErrorCard, card_type, make_card
 from .collector import CardComponentCollector, CardSlot
 
 CARDS_SUFFIX = ".cards"
@@ -116,7 +116,7 @@ class CardSession:
         ordered = []
         for pos, deco in enumerate(decorators):
             attrs = deco.attributes
-            slot = CardSlot(attrs, CARD_TYPES.get(attrs["type"], ErrorCard), pos)
+            slot = CardSlot(attrs, card_type(attrs["type"]) or ErrorCard, pos)
             slot.refresher = self.refresh
             self.slots[id(deco)] = slot
             ordered.append(slot)

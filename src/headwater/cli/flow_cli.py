@@ -94,11 +94,14 @@ def _common_run_options() -> list[click.Option]:
 
 def build_cli(flow_cls: type) -> click.Group:
     from ..flow.flow_decorators import top_level_options
+    from ..flow.mutators import run_mutators
     from ..flow.parameters import flow_parameters
+    from .plugin_cmds import FlowCommandGroup
 
+    run_mutators(flow_cls, "pre_mutate")  # before options are made: a mutator may add parameters
     params = flow_parameters(flow_cls)
 
-    @click.group(invoke_without_command=True, help=(flow_cls.__doc__ or "").strip() or None,
+    @click.group(cls=FlowCommandGroup, invoke_without_command=True, help=(flow_cls.__doc__ or "").strip() or None,
                  context_settings={"help_option_names": ["-h", "--help"]})
     @click.option("--quiet/--not-quiet", default=False, help="Hide the banner and system messages.")
     @click.option("--datastore-root", default=None, metavar="PATH",
@@ -113,7 +116,7 @@ def build_cli(flow_cls: type) -> click.Group:
         if datastore_root:
             settings = settings.with_(datastore_root=os.path.abspath(datastore_root))
         ctx.obj = {"settings": settings, "quiet": quiet, "decospecs": tuple(decospecs),
-                   "flow_options": flow_options}
+                   "flow_options": flow_options, "flow_cls": flow_cls}
         if ctx.invoked_subcommand is None:
             ctx.invoke(check)
 
@@ -140,13 +143,15 @@ def build_cli(flow_cls: type) -> click.Group:
         settings = ctx.obj["settings"]
 
         def go() -> int:
-            from ..flow.decorators import attach_decospecs
             from ..flow.flow_decorators import init_flow_decorators
+            from ..flow.mutators import prepare_flow
             from ..flow.parameters import flow_constants, resolve_parameters
+            from ..plugins import plugin_index
             from ..runtime.run import RunRequest, execute_run
 
+            plugin_index()  # scanned once here, inherited by every forked task
             decospecs = ctx.obj["decospecs"]
-            attach_decospecs(flow_cls, decospecs)
+            prepare_flow(flow_cls, decospecs)
             graph = _lint_or_raise(flow_cls)
             init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
             values: dict[str, Any] = {}

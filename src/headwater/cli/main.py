@@ -14,6 +14,7 @@ import click
 from .. import __version__
 
 COMMANDS = {
+    "plugins": "headwater.cli.plugin_cmds:plugins",
     "reindex": "headwater.cli.store_cmds:reindex",
     "runs": "headwater.cli.store_cmds:runs",
     "show": "headwater.cli.store_cmds:show",
@@ -21,15 +22,22 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
-    """A click group whose commands in ``COMMANDS`` load on first use."""
+    """A click group whose commands in ``COMMANDS`` (and plugin commands) load on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *COMMANDS})
+        from .plugin_cmds import plugin_command_names
+
+        return sorted({*super().list_commands(ctx), *COMMANDS, *plugin_command_names(for_flow=False)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> Any:
         target = COMMANDS.get(cmd_name)
         if target is None:
-            return super().get_command(ctx, cmd_name)
+            cmd = super().get_command(ctx, cmd_name)
+            if cmd is None:
+                from .plugin_cmds import plugin_command
+
+                cmd = plugin_command(cmd_name, for_flow=False)
+            return cmd
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)
 

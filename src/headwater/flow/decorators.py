@@ -30,19 +30,39 @@ class UnknownDecoratorError(HeadwaterException):
     exit_code = 2
 
 
+#: StepDecorator subclasses defined outside headwater (in a flow file or a module it imports), by name.
+CUSTOM_DECORATORS: dict[str, type["StepDecorator"]] = {}
+
+
 class StepDecorator:
-    """Base class of step decorators: ``name``, ``defaults``, validated ``attributes``."""
+    """Base class of step decorators, built-in and custom (public as ``headwater.StepDecorator``).
+
+    Subclass it the way Metaflow users do: set ``name`` and ``defaults``,
+    validate attributes in ``init`` and override any of Metaflow's hooks below,
+    which headwater calls with Metaflow's arguments. Defining the subclass
+    registers it by ``name``, so ``--with name`` attaches it once its module is
+    imported; ``headwater.flow.decorators.make_step_decorator(cls)`` gives the
+    ``@name`` form. See docs/extending.md for when each hook runs.
+    """
 
     name = ""
     defaults: dict[str, Any] = {}
     allow_multiple = False
 
-    def __init__(self, attributes: dict[str, Any] | None = None, statically_defined: bool = True) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if isinstance(name, str) and name and not cls.__module__.startswith("headwater."):
+            CUSTOM_DECORATORS[name] = cls
+
+    def __init__(self, attributes: dict[str, Any] | None = None, statically_defined: bool = True,
+                 inserted_by: Any = None) -> None:
         # Validation waits for validate(): a mistake in @retry(...) found while the
         # flow module is still being imported could not be reported without a traceback.
         self._given = dict(attributes or {})
         self.attributes = dict(self.defaults)
         self.statically_defined = statically_defined
+        self.inserted_by = inserted_by
         self._valid = False
 
     def validate(self) -> "StepDecorator":
@@ -61,23 +81,75 @@ class StepDecorator:
         self._valid = True
         return self
 
+    def external_init(self) -> None:
+        """Metaflow's name for validating the attributes and running ``init`` once."""
+        self.validate()
+
     def init(self) -> None:
         """Validate attributes (override)."""
 
-    def step_init(self, flow_cls: type, graph: Any, step_name: str, decorators: list["StepDecorator"]) -> None:
+    def get_args_kwargs(self) -> tuple[list[Any], dict[str, Any]]:
+        """The decorator's arguments, as ``MutableStep.decorator_specs`` reports them."""
+        return [], dict(self.attributes if self._valid else {**self.defaults, **self._given})
+
+    # ---- Metaflow's hooks, called with Metaflow's arguments ----------------------------
+    # Run process, before anything runs (after --with and mutators): ``flow`` is a
+    # bare instance of the flow, ``environment`` and ``flow_datastore`` are None, ``logger`` echoes.
+    def step_init(self, flow: Any, graph: Any, step_name: str, decorators: list["StepDecorator"],
+                  environment: Any, flow_datastore: Any, logger: Any) -> None:
         """Check rules that involve the step's other decorators (override); runs before the run starts."""
 
-    # Task-side hooks, called by the executor in the task process with a
-    # ``TaskHookContext`` (headwater.runtime.executor): ``flow`` (the FlowSpec
-    # instance), ``spec`` (the TaskSpec), ``graph``, ``datastore``, ``record``
-    # (the committed attempt record, in task_finished) and ``ok``. A hook that
-    # raises fails the task (task_pre_step) or is reported and ignored
-    # (task_finished, which runs after the commit).
-    def task_pre_step(self, ctx: Any) -> None:
+    def step_task_retry_count(self) -> tuple[int | None, int | None]:
+        """``(user_code_retries, error_retries)`` this decorator asks for; the largest request wins."""
+        return 0, 0
+
+    # Run process, once per run: ``package`` is None (no code package locally).
+    def runtime_init(self, flow: Any, graph: Any, package: Any, run_id: str) -> None:
+        """Before the first task of the run is started."""
+
+    # Run process, per task of this step: ``task_datastore`` is the run's Datastore.
+    def runtime_task_created(self, task_datastore: Any, task_id: str, split_index: int | None,
+                             input_paths: list[str], is_cloned: bool, ubf_context: Any) -> None:
+        """When the scheduler creates a task of this step (also for tasks cloned by resume)."""
+
+    def runtime_finished(self, exception: BaseException | None) -> None:
+        """When the run ends; ``exception`` is what stopped it, or None."""
+
+    # Task process: ``task_datastore`` is the Datastore, ``metadata`` None,
+    # ``ubf_context`` None, ``inputs`` the join's inputs (else None).
+    def task_pre_step(self, step_name: str, task_datastore: Any, metadata: Any, run_id: str, task_id: str,
+                      flow: Any, graph: Any, retry_count: int, max_user_code_retries: int,
+                      ubf_context: Any, inputs: Any) -> None:
         """Before the step function runs (``current`` is set)."""
 
-    def task_finished(self, ctx: Any) -> None:
+    def task_decorate(self, step_func: Any, flow: Any, graph: Any, retry_count: int,
+                      max_user_code_retries: int, ubf_context: Any) -> Any:
+        """Return the callable to run instead of ``step_func`` (or ``step_func`` itself)."""
+        return step_func
+
+    def task_post_step(self, step_name: str, flow: Any, graph: Any, retry_count: int,
+                       max_user_code_retries: int) -> None:
+        """After the step function succeeded, before its artifacts are saved (may set artifacts)."""
+
+    def task_exception(self, exception: BaseException, step_name: str, flow: Any, graph: Any,
+                       retry_count: int, max_user_code_retries: int) -> bool | None:
+        """When the step raised; return True to treat the exception as handled (the step then succeeds)."""
+        return None
+
+    def task_finished(self, step_name: str, flow: Any, graph: Any, is_task_ok: bool, retry_count: int,
+                      max_user_code_retries: int) -> None:
         """After the attempt record is committed, success or failure."""
+
+    # ---- headwater's own task hooks (internal) ---------------------------------------
+    # Called by the executor with a ``TaskHookContext`` (headwater.runtime.executor):
+    # ``flow``, ``spec`` (the TaskSpec), ``graph``, ``datastore``, ``record`` (the
+    # committed attempt record, in hw_task_finished) and ``ok``. A hook that raises
+    # fails the task (hw_task_pre_step) or is reported and ignored (hw_task_finished).
+    def hw_task_pre_step(self, ctx: Any) -> None:
+        """Before the step function runs, after ``task_pre_step``."""
+
+    def hw_task_finished(self, ctx: Any) -> None:
+        """After the attempt record is committed, before ``task_finished``."""
 
     def spec(self) -> str:
         """This decorator as a ``--with`` decospec string."""
@@ -178,14 +250,54 @@ LAZY_DECORATORS: dict[str, str] = {
 
 
 def decorator_class(name: str) -> type[StepDecorator] | None:
-    """The decorator class called ``name`` (importing it if it is lazy), or None."""
-    cls = DECORATORS.get(name)
+    """The step decorator class called ``name``, or None.
+
+    Looked up among the built-in decorators (importing a lazy one), then
+    StepDecorator subclasses defined in the flow's modules, then the
+    ``headwater.step_decorators`` plugins (imported on first use).
+    """
+    cls = DECORATORS.get(name) or CUSTOM_DECORATORS.get(name)
     if cls is None and name in LAZY_DECORATORS:
         import importlib
 
         mod, _, attr = LAZY_DECORATORS[name].partition(":")
         cls = DECORATORS[name] = getattr(importlib.import_module(mod), attr)
+    if cls is None:
+        from ..plugins import PluginKind, find_plugin
+
+        found = find_plugin(PluginKind.STEP_DECORATOR, name)
+        if isinstance(found, type) and issubclass(found, StepDecorator):
+            cls = found
     return cls
+
+
+def _user_decorator(name: str) -> Any:
+    """A user step decorator or mutator class by name (flow modules first, then plugins), or None."""
+    from .user_decorators import UserStepDecoratorBase, user_decorator_class
+
+    cls = user_decorator_class(name)
+    if cls is not None and not issubclass(cls, UserStepDecoratorBase):
+        cls = None  # a flow mutator
+    if cls is None:
+        from ..plugins import PluginKind, find_plugin
+
+        found = find_plugin(PluginKind.STEP_DECORATOR, name)
+        if isinstance(found, type) and issubclass(found, UserStepDecoratorBase):
+            cls = found
+    return cls
+
+
+def make_step_decorator(cls: type[StepDecorator]) -> Callable[..., Any]:
+    """The ``@name`` / ``@name(key=value)`` form of a StepDecorator subclass.
+
+    Examples
+    --------
+    >>> class Tag(StepDecorator):
+    ...     name = "tag_doc"
+    ...     defaults = {"label": None}
+    >>> tag_doc = make_step_decorator(Tag)
+    """
+    return _make(cls)
 
 
 def _make(cls: type[StepDecorator]) -> Callable[..., Any]:
@@ -207,6 +319,7 @@ def _make(cls: type[StepDecorator]) -> Callable[..., Any]:
 
     decorator.__name__ = cls.name
     decorator.__doc__ = cls.__doc__
+    decorator.deco_cls = cls  # type: ignore[attr-defined]
     return decorator
 
 
@@ -229,16 +342,14 @@ resources = _make(ResourcesDecorator)
 _SPLIT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")
 
 
-def parse_decospec(spec: str) -> StepDecorator:
-    """``name[:k=v,k2=json]`` → a decorator (values JSON, else int, else float, else str)."""
+def parse_decospec(spec: str) -> Any:
+    """``name[:k=v,k2=json]`` → a decorator (values JSON, else int, else float, else str).
+
+    ``name`` is a step decorator (built-in, defined in the flow's modules or a
+    plugin) or a user step decorator / mutator, by qualified name or unique suffix.
+    """
     name, _, rest = spec.partition(":")
     name = name.strip()
-    cls = decorator_class(name)
-    if cls is None:
-        raise UnknownDecoratorError(
-            f"--with {spec!r}: there is no step decorator called {name!r}.",
-            hint=f"Available: {', '.join(sorted(set(DECORATORS) | set(LAZY_DECORATORS)))}.",
-        )
     attrs: dict[str, Any] = {}
     if rest.strip():
         for item in _SPLIT.split(rest):
@@ -246,7 +357,24 @@ def parse_decospec(spec: str) -> StepDecorator:
             if not eq:
                 raise InvalidDecoratorAttribute(f"--with {spec!r}: expected key=value, got {item!r}.")
             attrs[key.strip()] = _value(raw.strip())
-    return cls(attrs, statically_defined=False).validate()
+    cls = decorator_class(name)
+    if cls is not None:
+        return cls(attrs, statically_defined=False).validate()
+    user_cls = _user_decorator(name)
+    if user_cls is not None:
+        args = [attrs.pop(k) for k in sorted((k for k in attrs if k.isdigit()), key=int)]
+        deco = user_cls(*args, **attrs)
+        deco.statically_defined = False
+        return deco
+    from ..plugins import PluginKind, plugin_names
+
+    known = sorted(set(DECORATORS) | set(LAZY_DECORATORS) | set(CUSTOM_DECORATORS)
+                   | set(plugin_names(PluginKind.STEP_DECORATOR)))
+    raise UnknownDecoratorError(
+        f"--with {spec!r}: there is no step decorator called {name!r}.",
+        hint=f"Available: {', '.join(known)}; a user step decorator is found by name once the flow "
+             "imports its module.",
+    )
 
 
 def _value(raw: str) -> Any:
@@ -264,10 +392,17 @@ def _value(raw: str) -> Any:
 
 def attach_decospecs(flow_cls: type, specs: tuple[str, ...] | list[str]) -> None:
     """Attach ``--with`` decorators to every step that does not already have one of that name."""
+    from .user_decorators import UserStepDecoratorBase
+
     for spec in specs:
         for name in flow_cls._graph.sorted_nodes:
             func = getattr(flow_cls, name)
             deco = parse_decospec(spec)
+            if isinstance(deco, UserStepDecoratorBase):
+                field = getattr(func, deco._step_field)
+                if not any(type(d) is type(deco) for d in field):
+                    deco(func)
+                continue
             if any(d.name == deco.name for d in func.decorators):
                 continue
             func.decorators.append(deco)
@@ -288,11 +423,16 @@ class StepPolicy:
 
 
 def step_policy(func: Any) -> StepPolicy:
-    by_name = {d.name: d.validate() for d in getattr(func, "decorators", ())}
+    decos = [d.validate() for d in getattr(func, "decorators", ())]
+    by_name = {d.name: d for d in decos}
     kw: dict[str, Any] = {}
     if "retry" in by_name:
         kw["retries"] = int(by_name["retry"].attributes["times"])
         kw["retry_delay"] = 60.0 * float(by_name["retry"].attributes["minutes_between_retries"])
+    asked = [d.step_task_retry_count()[0] for d in decos
+             if type(d).step_task_retry_count is not StepDecorator.step_task_retry_count]
+    if asked:  # Metaflow's rule: the largest request wins
+        kw["retries"] = max([kw.get("retries", 0)] + [int(n or 0) for n in asked])
     if "timeout" in by_name:
         kw["timeout"] = by_name["timeout"].total_seconds  # type: ignore[attr-defined]
     if "catch" in by_name:
@@ -307,15 +447,33 @@ def step_policy(func: Any) -> StepPolicy:
     return StepPolicy(**kw)
 
 
+def _echo(*args: Any, **kwargs: Any) -> None:
+    import sys
+
+    print(*args, file=sys.stderr)
+
+
+def flow_instance(flow_cls: type) -> Any:
+    """A bare instance of the flow, what Metaflow's run-process hooks receive as ``flow``."""
+    flow = flow_cls.__new__(flow_cls)
+    flow._hw_reset()
+    return flow
+
+
 def validate_step_decorators(flow_cls: type) -> None:
-    """Decorator rules that depend on the graph (e.g. no @catch on a foreach split)."""
+    """Decorator rules that depend on the graph (e.g. no @catch on a foreach split); calls ``step_init``."""
     graph = flow_cls._graph
+    flow = None
     for name in graph.sorted_nodes:
         func = getattr(flow_cls, name)
         for d in func.decorators:
             d.validate()
+        for w in getattr(func, "wrappers", ()):
+            w.external_init()
         for d in func.decorators:
-            d.step_init(flow_cls, graph, name, func.decorators)
+            if type(d).step_init is not StepDecorator.step_init:
+                flow = flow or flow_instance(flow_cls)
+                d.step_init(flow, graph, name, func.decorators, None, None, _echo)
         if any(d.name == "catch" for d in func.decorators):
             kind = graph[name].kind.value
             if kind in ("split-foreach", "split-parallel", "split-switch"):

@@ -4,7 +4,8 @@ they attach to a flow class (authoring layer, internal).
 A flow decorator is applied to the ``FlowSpec`` subclass itself. It holds
 validated attributes like a step decorator, may add top-level command-line
 options (``options``, e.g. ``@project``'s ``--branch``) and is told their values
-through ``flow_init`` when the command line starts, before anything runs.
+through ``flow_init`` when the command line starts, before anything runs. Flow
+mutators (``FlowMutator``) live in ``headwater.flow.mutators``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,26 @@ from .decorators import InvalidDecoratorAttribute
 _ATTR = "_hw_flow_decorators"
 
 
+#: FlowDecorator subclasses defined outside headwater, by name (so plugins and flow files can name them).
+CUSTOM_FLOW_DECORATORS: dict[str, type["FlowDecorator"]] = {}
+
+
 class FlowDecorator:
-    """Base class of flow decorators.
+    """Base class of flow decorators, built-in and custom (public as ``headwater.FlowDecorator``).
 
     ``name`` is the decorator's name, ``defaults`` its attributes with their
     defaults, and ``options`` maps top-level option names (without ``--``) to
     click option keyword arguments (``{"branch": {"default": None, "help": ...}}``).
+    Override Metaflow's ``flow_init`` (called with Metaflow's arguments) and
+    ``get_top_level_options``; ``make_flow_decorator(cls)`` gives the ``@name`` form.
+
+    Examples
+    --------
+    >>> class Owner(FlowDecorator):
+    ...     name = "owner_doc"
+    ...     defaults = {"team": None}
+    ...     def flow_init(self, flow, graph, environment, flow_datastore, metadata, logger, echo, options):
+    ...         echo("owned by", self.attributes["team"])
     """
 
     name = ""
@@ -31,10 +46,18 @@ class FlowDecorator:
     options: dict[str, dict[str, Any]] = {}
     allow_multiple = False
 
-    def __init__(self, attributes: dict[str, Any] | None = None, statically_defined: bool = True) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if isinstance(name, str) and name and not cls.__module__.startswith("headwater."):
+            CUSTOM_FLOW_DECORATORS[name] = cls
+
+    def __init__(self, attributes: dict[str, Any] | None = None, statically_defined: bool = True,
+                 inserted_by: Any = None) -> None:
         self._given = dict(attributes or {})
         self.attributes = dict(self.defaults)
         self.statically_defined = statically_defined
+        self.inserted_by = inserted_by
         self._valid = False
 
     def validate(self) -> "FlowDecorator":
@@ -55,8 +78,32 @@ class FlowDecorator:
     def init(self) -> None:
         """Validate attributes (override)."""
 
-    def flow_init(self, flow_cls: type, graph: Any, options: dict[str, Any]) -> None:
-        """Called once when the command line starts, with the values of ``options`` (override)."""
+    def external_init(self) -> None:
+        """Metaflow's name for validating the attributes and running ``init`` once."""
+        self.validate()
+
+    def get_args_kwargs(self) -> tuple[list[Any], dict[str, Any]]:
+        """The decorator's arguments, as ``MutableFlow.decorator_specs`` reports them."""
+        return [], dict(self.attributes if self._valid else {**self.defaults, **self._given})
+
+    def flow_init(self, flow: Any, graph: Any, environment: Any, flow_datastore: Any, metadata: Any,
+                  logger: Any, echo: Any, options: dict[str, Any]) -> None:
+        """Metaflow's hook: called once when a run (or resume) starts, before anything runs.
+
+        ``flow`` is a bare instance of the flow, ``options`` the values of the top-level
+        options; ``environment``, ``flow_datastore`` and ``metadata`` are None
+        locally; ``logger`` and ``echo`` print to stderr.
+        """
+
+    def get_top_level_options(self) -> list[tuple[str, Any]]:
+        """Top-level ``(option, value)`` pairs a task in another process must be given (override)."""
+        return []
+
+    def hw_flow_init(self, flow_cls: type, graph: Any, options: dict[str, Any]) -> None:
+        """headwater's hook, called by the CLI; by default calls ``flow_init`` with Metaflow's arguments."""
+        from .decorators import flow_instance
+
+        self.flow_init(flow_instance(flow_cls), graph, None, None, None, _echo, _echo, options)
 
     def __repr__(self) -> str:
         return f"@{self.name}({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
@@ -103,6 +150,7 @@ def make_flow_decorator(cls: type[FlowDecorator]) -> Callable[..., Any]:
 
     decorator.__name__ = cls.name
     decorator.__doc__ = cls.__doc__
+    decorator.deco_cls = cls  # type: ignore[attr-defined]
     return decorator
 
 
@@ -124,4 +172,10 @@ def init_flow_decorators(flow_cls: type, graph: Any, option_values: dict[str, An
     """Validate every flow decorator and call its ``flow_init`` with the top-level option values."""
     for deco in flow_decorators(flow_cls):
         deco.validate()
-        deco.flow_init(flow_cls, graph, dict(option_values))
+        deco.hw_flow_init(flow_cls, graph, dict(option_values))
+
+
+def _echo(*args: Any, **kwargs: Any) -> None:
+    import sys
+
+    print(*(a for a in args if isinstance(a, str)), file=sys.stderr)

@@ -57,7 +57,7 @@ class ParallelDecorator(StepDecorator):
     name = "parallel"
     defaults: dict[str, Any] = {}
 
-    def task_pre_step(self, ctx: Any) -> None:
+    def hw_task_pre_step(self, ctx: Any) -> None:
         spec = ctx.spec
         frame = spec.foreach_stack[-1] if spec.foreach_stack else None
         if frame is None or frame.var != PARALLEL_VAR:

@@ -1,7 +1,8 @@
 """The ``@step`` decorator: marks a FlowSpec method as a step of the graph.
 
 A step function carries ``is_step = True``, ``name``, ``decorators`` (step
-decorators stacked above ``@step``, in application order), and the optional
+decorators stacked above ``@step``, in application order), ``wrappers`` (user
+step decorators) and ``config_decorators`` (step mutators), and the optional
 ``is_start`` / ``is_end`` markers of ``@step(start=True)`` / ``@step(end=True)``.
 """
 
@@ -16,6 +17,8 @@ def _mark(func: F, *, start: bool = False, end: bool = False, node_info: dict | 
     func.is_step = True  # type: ignore[attr-defined]
     func.name = func.__name__  # type: ignore[attr-defined]
     func.decorators = []  # type: ignore[attr-defined]
+    func.wrappers = []  # type: ignore[attr-defined]  # UserStepDecorators, innermost first
+    func.config_decorators = []  # type: ignore[attr-defined]  # StepMutators
     func.is_start = start  # type: ignore[attr-defined]
     func.is_end = end  # type: ignore[attr-defined]
     func.node_info = dict(node_info or {})  # type: ignore[attr-defined]

@@ -16,13 +16,13 @@ from typing import Any
 
 from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError
 from ..flow.current import current
-from ..flow.decorators import StepDecorator
 from ..flow.graph import NodeKind
 from ..flow.parallel import PARALLEL_VAR
 from ..flow.parameters import Parameter
 from ..flow.spec import FlowSpec, Inputs, nth_item
 from ..store import Datastore
 from ..store.codec import forget_loaded_blobs, track_loaded_blobs
+from .hooks import StepHooks, run_wrapped, step_hooks
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 # Values of these types cannot change in place, so a loaded-and-untouched one
@@ -125,7 +125,7 @@ def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tupl
 
 @dataclass
 class TaskHookContext:
-    """What step decorators' task hooks see (see StepDecorator.task_pre_step)."""
+    """What step decorators' internal task hooks see (see StepDecorator.hw_task_pre_step)."""
 
     flow: Any
     spec: TaskSpec
@@ -135,19 +135,19 @@ class TaskHookContext:
     ok: bool = False
 
 
-def _hook_decorators(flow_cls: type, step_name: str) -> list[Any]:
-    return [d.validate() for d in getattr(getattr(flow_cls, step_name), "decorators", ())
-            if type(d).task_pre_step is not StepDecorator.task_pre_step
-            or type(d).task_finished is not StepDecorator.task_finished]
-
-
-def _task_finished(hooks: list[Any], ctx: TaskHookContext) -> None:
+def _task_finished(hooks: StepHooks, ctx: TaskHookContext) -> None:
     import sys
 
-    for d in hooks:
+    spec = ctx.spec
+    for d in hooks.hw_task_finished:
         try:
-            d.task_finished(ctx)
+            d.hw_task_finished(ctx)
         except Exception as e:  # the attempt is committed: a hook must not change its outcome
+            sys.stderr.write(f"@{d.name} failed after the task finished: {type(e).__name__}: {e}\n")
+    for d in hooks.task_finished:
+        try:
+            d.task_finished(spec.step_name, ctx.flow, ctx.graph, ctx.ok, spec.attempt, spec.max_user_code_retries)
+        except Exception as e:
             sys.stderr.write(f"@{d.name} failed after the task finished: {type(e).__name__}: {e}\n")
 
 
@@ -171,7 +171,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
     gpus = dict(spec.env).get("CUDA_VISIBLE_DEVICES")
     if gpus is not None:
         rec["metadata"]["gpus"] = gpus
-    hooks: list[Any] = []
+    hooks: StepHooks | None = None
     hook_ctx: Any = None
     next_steps: tuple[str, ...] = ()
     foreach_var = None
@@ -210,26 +210,37 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         )
         func = getattr(flow, spec.step_name)
         catch = _catch_decorator(flow_cls, spec.step_name)
-        hooks = _hook_decorators(flow_cls, spec.step_name)
+        hooks = step_hooks(getattr(flow_cls, spec.step_name))
         hook_ctx = TaskHookContext(flow, spec, graph, ds)
-        for d in hooks:
-            d.task_pre_step(hook_ctx)
+        retry, max_retries = spec.attempt, spec.max_user_code_retries
+        for d in hooks.task_pre_step:
+            d.task_pre_step(spec.step_name, ds, None, spec.run_id, spec.task_id, flow, graph, retry, max_retries,
+                            None, inputs if is_join else None)
+        for d in hooks.hw_task_pre_step:
+            d.hw_task_pre_step(hook_ctx)
         try:
             if spec.fallback is not None:
                 raise _fallback_exception(spec.fallback)
-            if is_join:
-                func(inputs)
-            else:
-                func()
+            for d in hooks.task_decorate:
+                func = d.task_decorate(func, flow, graph, retry, max_retries, None)
+            run_wrapped(func, flow, node, hooks.wrappers, inputs if is_join else None)
+            for d in hooks.task_post_step:
+                d.task_post_step(spec.step_name, flow, graph, retry, max_retries)
             if catch is not None and catch.attributes["var"] and catch.attributes["var"] not in flow.__dict__:
                 setattr(flow, catch.attributes["var"], None)
             next_steps, foreach_var, case = _resolve_transition(flow, node, spec)
         except Exception as e:
+            handled = False
+            for d in hooks.task_exception:  # every decorator hears of it, as in Metaflow
+                handled = bool(d.task_exception(e, spec.step_name, flow, graph, retry, max_retries)) or handled
             last_attempt = spec.fallback is not None or spec.attempt >= spec.max_user_code_retries
-            if catch is None or not last_attempt:
+            if handled:
+                next_steps, foreach_var, case = _handled_transition(flow, node, spec, e)
+            elif catch is None or not last_attempt:
                 raise
-            next_steps = _handle_caught(flow, node, catch, e, rec)
-            foreach_var = case = None
+            else:
+                next_steps = _handle_caught(flow, node, catch, e, rec)
+                foreach_var = case = None
         finally:
             current._clear()
         if foreach_var is not None:
@@ -256,7 +267,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
     rec["finished_at"] = time.time()
     records.write_attempt(rec)
     ok = rec["status"] == "ok"
-    if hooks:
+    if hooks is not None and hooks.any_finished:
         hook_ctx.record, hook_ctx.ok = rec, ok
         _task_finished(hooks, hook_ctx)
     return TaskResult(
@@ -265,6 +276,20 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         num_splits=num_splits, foreach_values=foreach_values, switch_case=case,
         exception=rec["exception"], user_error=user_error,
     )
+
+
+def _handled_transition(flow: FlowSpec, node: Any, spec: TaskSpec,
+                        exc: Exception) -> tuple[tuple[str, ...], str | None, Any]:
+    """A decorator's task_exception handled the step's exception: take the transition the step
+    set, else its static one."""
+    if flow.__dict__.get("_hw_transition") is not None:
+        return _resolve_transition(flow, node, spec)
+    if node.kind.value in ("split-foreach", "split-switch"):
+        raise InvalidNextError(
+            f"Step {spec.step_name!r} raised {type(exc).__name__} and a decorator's task_exception handled it, "
+            "but a foreach or switch step cannot continue without calling self.next().",
+            hint="Handle the exception inside the step, or let it fail.") from exc
+    return (tuple(node.out_funcs) if node.kind.value != "end" else ()), None, None
 
 
 def _catch_decorator(flow_cls: type, step_name: str) -> Any:

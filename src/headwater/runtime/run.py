@@ -22,6 +22,7 @@ from ..flow.decorators import step_policy
 from ..meta.index import Index
 from ..store import Datastore
 from .console import Console
+from .hooks import runtime_hooks
 from .launchers import TaskContext, make_launcher
 from .resume import ResumePlan, plan_resume
 from .scheduler import Machine, RunOutcome, Scheduler
@@ -127,6 +128,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     os.makedirs(settings.datastore_root, exist_ok=True)
     ds = Datastore(settings.datastore_root)
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
+    hooks = runtime_hooks(req.flow_cls, req.graph)
     machine = detect_machine(settings, need_gpus=any(p.gpu for p in policies.values()))
     plan: ResumePlan | None = None
     if req.resume_from is not None:
@@ -162,13 +164,16 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             flow_name=flow_name, graph=req.graph, ds=ds, index=index, launcher=launcher, run_id=run_id,
             user=user, tags=req.tags, max_workers=req.max_workers, max_num_splits=req.max_num_splits,
             console=console, origin_run_id=plan.origin_run_id if plan else None, policies=policies,
-            decospecs=req.decospecs, machine=machine, resume=plan,
+            decospecs=req.decospecs, machine=machine, resume=plan, task_created=hooks.runtime_task_created,
         )
         try:
+            hooks.init(req.flow_cls, req.graph, run_id)
             outcome = sched.run()
-        except BaseException:
+        except BaseException as e:
             _end(ds, index, flow_name, run_id, False, [])
+            hooks.finished(e)
             raise
+        hooks.finished(None)
         _end(ds, index, flow_name, run_id, outcome.ok, outcome.failed[:1])
         if outcome.ok:
             console.info("Done!")

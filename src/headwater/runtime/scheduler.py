@@ -83,6 +83,7 @@ class Scheduler:
         max_num_splits: int = 100, console: Console, origin_run_id: str | None = None,
         policies: dict[str, StepPolicy] | None = None, decospecs: tuple[str, ...] = (),
         machine: Machine | None = None, resume: ResumePlan | None = None,
+        task_created: dict[str, tuple[Any, ...]] | None = None,
     ) -> None:
         self.flow_name = flow_name
         self.graph = graph
@@ -100,6 +101,7 @@ class Scheduler:
         self.decospecs = decospecs
         self.machine = machine
         self.resume = resume
+        self._task_created = task_created  # step -> decorators with a runtime_task_created hook
         self._queue: deque[TaskSpec] = deque()
         self._delayed: list[tuple[float, int, TaskSpec]] = []  # retries waiting for their time
         self._running: dict[str, _Running] = {}
@@ -225,6 +227,8 @@ class Scheduler:
             now = time.time()
             results = self._clone_pool.map(lambda m: self.resume.clone(self.ds, *m), matches)
             for (spec, _), res in zip(matches, results):
+                if self._task_created:
+                    self._announce(spec, cloned=True)
                 self._num_tasks += 1
                 self._cloned += 1
                 self._finish_ok(spec, res, now, cloned=True)
@@ -313,6 +317,8 @@ class Scheduler:
             spec = dataclasses.replace(spec, env=spec.env + (("CUDA_VISIBLE_DEVICES", devices),))
         out = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stdout")
         err = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
+        if self._task_created and spec.attempt == 0:
+            self._announce(spec, cloned=False)
         now = time.time()
         self.launcher.launch(spec, out, err)
         if spec.attempt == 0:
@@ -334,6 +340,11 @@ class Scheduler:
             if spec.fallback is not None:
                 what = "Task is starting (@catch records the crash or timeout)."
             self.console.system(spec.step_name, spec.task_id, what)
+
+    def _announce(self, spec: TaskSpec, cloned: bool) -> None:
+        """Metaflow's runtime_task_created hook of the step's decorators."""
+        for d in self._task_created.get(spec.step_name, ()):  # type: ignore[union-attr]
+            d.runtime_task_created(self.ds, spec.task_id, spec.split_index, list(spec.input_paths), cloned, None)
 
     def _row(self, spec: TaskSpec, status: str, started: float, finished: float | None) -> dict:
         return {"flow": self.flow_name, "run_id": self.run_id, "step": spec.step_name,

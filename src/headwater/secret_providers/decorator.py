@@ -63,7 +63,7 @@ class SecretsDecorator(StepDecorator):
             raise InvalidDecoratorAttribute(
                 f"@secrets(allow_override={a['allow_override']!r}): allow_override must be True or False.")
 
-    def task_pre_step(self, ctx: Any) -> None:
+    def hw_task_pre_step(self, ctx: Any) -> None:
         from ..config import load_settings
 
         settings = load_settings().extra
@@ -90,7 +90,7 @@ class SecretsDecorator(StepDecorator):
         setattr(ctx, "_hw_secrets_saved", [*getattr(ctx, "_hw_secrets_saved", []), saved])
         os.environ.update({var: value for var, (value, _) in found.items()})
 
-    def task_finished(self, ctx: Any) -> None:
+    def hw_task_finished(self, ctx: Any) -> None:
         for saved in reversed(getattr(ctx, "_hw_secrets_saved", [])):
             for var, old in saved.items():
                 if old is None:

@@ -10,7 +10,30 @@ from .content import ContentStore
 from .objects import LocalObjectStore, ObjectStore
 from .records import RecordStore
 
-__all__ = ["ContentStore", "Datastore", "LocalObjectStore", "ObjectStore", "RecordStore"]
+__all__ = ["ContentStore", "Datastore", "LocalObjectStore", "ObjectStore", "RecordStore", "open_object_store"]
+
+
+def open_object_store(root: str | os.PathLike[str]) -> ObjectStore:
+    """The object store for ``root``: a local directory, or ``scheme://...`` served by the
+    ``headwater.object_stores`` plugin named ``scheme`` (called with the URL)."""
+    text = os.fspath(root)
+    scheme, sep, _ = text.partition("://")
+    if not sep or scheme == "file":
+        return LocalObjectStore(text[len("file://"):] if sep else text)
+    from ..exceptions import HeadwaterException
+    from ..plugins import PluginKind, find_plugin, plugin_names
+
+    factory = find_plugin(PluginKind.OBJECT_STORE, scheme)
+    if not callable(factory):
+        known = ", ".join(plugin_names(PluginKind.OBJECT_STORE)) or "none installed"
+        raise HeadwaterException(f"No object store handles {text!r} (scheme {scheme!r}).",
+                                 hint=f"Install a headwater.object_stores plugin for {scheme!r} "
+                                      f"(installed: {known}), or use a local directory.")
+    store = factory(text)
+    if not isinstance(store, ObjectStore):
+        raise HeadwaterException(f"The object store plugin {scheme!r} returned a {type(store).__name__}, "
+                                 "not a headwater ObjectStore.", hint="Fix or uninstall the plugin.")
+    return store
 
 
 class Datastore:
@@ -30,8 +53,8 @@ class Datastore:
     """
 
     def __init__(self, root: str | os.PathLike[str]):
-        self.objects = LocalObjectStore(root)
-        self.root: str = self.objects.root
+        self.objects = open_object_store(root)
+        self.root: str = getattr(self.objects, "root", None) or os.fspath(root)
         self.content = ContentStore(self.objects)
         self.records = RecordStore(self.objects)
 

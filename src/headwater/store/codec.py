@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import blake3
 
 from ..exceptions import DataCorruptionError
+from .codec_plugins import dumps
 
 MAGIC = b"HWB1"
 ALIGN = 4096
@@ -194,7 +195,7 @@ def encode(obj: Any) -> Encoded:
         buffers.append(raw)
         return False
 
-    pickled = pickle.dumps(obj, protocol=5, buffer_callback=take)
+    pickled = dumps(obj, buffer_callback=take)
     size = len(pickled)
     for b in buffers:
         size += b.nbytes
@@ -204,7 +205,7 @@ def encode(obj: Any) -> Encoded:
 
 def encode_inline(obj: Any) -> Encoded:
     """Pickle a small value entirely in band (no buffers), keyed like a blob."""
-    pickled = pickle.dumps(obj, protocol=5)
+    pickled = dumps(obj)
     return Encoded(pickled, [], _key(pickled, (), len(pickled)), len(pickled))
 
 

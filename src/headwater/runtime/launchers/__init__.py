@@ -6,7 +6,10 @@ from .base import Finished, Launcher, TaskContext
 
 
 def make_launcher(name: str, ctx: TaskContext) -> Launcher:
-    """The launcher called ``name`` ("fork" or "subprocess")."""
+    """The launcher called ``name``: "fork", "subprocess" or a ``headwater.launchers`` plugin.
+
+    A plugin is a ``Launcher`` subclass (or any callable) taking the ``TaskContext``.
+    """
     if name == "fork":
         from .forkpool import ForkPoolLauncher
 
@@ -16,8 +19,13 @@ def make_launcher(name: str, ctx: TaskContext) -> Launcher:
 
         return SubprocessLauncher(ctx)
     from ...exceptions import HeadwaterException
+    from ...plugins import PluginKind, find_plugin, plugin_names
 
-    raise HeadwaterException(f"Unknown launcher {name!r}.", hint="Set HEADWATER_LAUNCHER to 'fork' or 'subprocess'.")
+    factory = find_plugin(PluginKind.LAUNCHER, name)
+    if callable(factory):
+        return factory(ctx)  # type: ignore[no-any-return]
+    known = ", ".join(["fork", "subprocess", *plugin_names(PluginKind.LAUNCHER)])
+    raise HeadwaterException(f"Unknown launcher {name!r}.", hint=f"Set HEADWATER_LAUNCHER to one of: {known}.")
 
 
 __all__ = ["Finished", "Launcher", "TaskContext", "make_launcher"]

@@ -133,8 +133,8 @@ def run_task(spec: TaskSpec, ctx: TaskContext) -> TaskResult:
     env = dict(spec.env)
     if env:
         os.environ.update(env)
-    if spec.decospecs and not ctx.decorators_attached:
-        from ...flow.decorators import attach_decospecs
+    if not ctx.decorators_attached:  # a fresh interpreter: mutators and --with shape the steps again
+        from ...flow.mutators import prepare_flow
 
-        attach_decospecs(ctx.flow_cls, spec.decospecs)
+        prepare_flow(ctx.flow_cls, spec.decospecs)
     return execute(spec, ctx.flow_cls, ctx.graph, Datastore(spec.datastore_root))
