@@ -145,12 +145,13 @@ def _one_task(flow: str, pathspec: str, command: str) -> str:
 def _newest_task_of_latest_run(flow: str, step: str, command: str) -> str:
     """A bare STEP, as in Metaflow: the latest run in the current namespace, the newest task of that step."""
     run = _default_run(flow)
-    ids = _step_task_ids(flow, run.id, step) if step in {s.id for s in run} else []
-    if not ids:
+    task = run[step].task if step in run else None
+    if task is None:
+        steps = ", ".join(s.id for s in run)
         raise HeadwaterNotFound(
             f"{command}: the latest run of {flow} ({run.pathspec}) has no task of step {step!r}.",
-            hint=f"Check the step name, or name the run: {command} RUN_ID/{step}.")
-    return f"{flow}/{run.id}/{step}/{ids[-1]}"
+            hint=f"Its steps: {steps}. Or name another run: {command} RUN_ID/{step}.")
+    return str(task.pathspec)
 
 
 def _task_pathspecs(flow: str, pathspec: str | None) -> list[str]:
