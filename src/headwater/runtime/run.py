@@ -115,6 +115,7 @@ def write_run_id_file(path: str, run_id: str) -> None:
         with open(path, "w") as f:
             f.write(run_id)
         return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         f.write(run_id)
