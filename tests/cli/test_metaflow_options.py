@@ -113,6 +113,22 @@ def test_with_after_resume_and_before_run(runs: Runs, client, tmp_path: Path) ->
     assert client.Run(f"CliOptionsFlow/{_run_id(tmp_path / 'id2')}")["flaky"].task.data.attempts == 1
 
 
+@pytest.mark.parametrize("args, seen", [([], "user:tester"), (["--namespace", "team:ml"], "team:ml"),
+                                        (["--namespace="], None)])  # fmt: skip
+def test_run_namespace_is_what_the_steps_client_sees(runs: Runs, client, tmp_path: Path, args: list[str],
+                                                    seen: str | None) -> None:  # fmt: skip
+    _ok(runs.cli("run", *args, "--run-id-file", str(tmp_path / "id")))
+    run = client.Run(f"CliOptionsFlow/{_run_id(tmp_path / 'id')}")
+    assert run["start"].task.data.namespace_seen == seen
+    assert "team:ml" not in run.tags  # the run's own tags do not change
+
+
+def test_run_namespace_reaches_tasks_in_a_fresh_interpreter(runs: Runs, client, tmp_path: Path) -> None:
+    _ok(runs.cli("run", "--namespace", "team:ml", "--run-id-file", str(tmp_path / "id"), launcher="subprocess"))
+    run = client.Run(f"CliOptionsFlow/{_run_id(tmp_path / 'id')}")
+    assert run["start"].task.data.namespace_seen == "team:ml"
+
+
 # -- tag list --flat, output-dot, version ------------------------------------------------------------
 
 

@@ -1,14 +1,16 @@
-"""For Metaflow-style command lines: a foreach whose body has a card, and a step that
-fails on its first attempt while HW_FLAKY is set (so ``--with retry`` is visible)."""
+"""For Metaflow-style command lines: a foreach whose body has a card, a step that
+fails on its first attempt while HW_FLAKY is set (so ``--with retry`` is visible),
+and the client namespace a step sees (``run --namespace``)."""
 import os
 
-from headwater import FlowSpec, card, current, step
+from headwater import FlowSpec, card, current, get_namespace, step
 
 
 class CliOptionsFlow(FlowSpec):
     @step
     def start(self):
         self.items = [1, 2, 3]
+        self.namespace_seen = get_namespace()
         self.next(self.body, foreach="items")
 
     @card

@@ -133,7 +133,7 @@ def test_unknown_parameter_lists_the_valid_ones(tmp_path):
     runner = _runner("params_flow.py", tmp_path / ".headwater")
     with pytest.raises(ParameterError, match=r"Unknown argument 'cont' for run\(\) of ParamsFlow\.\n"
                                              r"Hint: Did you mean 'count'\? Valid arguments are run options: "
-                                             r"decospecs, max_num_splits, max_workers, run_id_file, tags; "
+                                             r"decospecs, max_num_splits, max_workers, run_id_file, tags, user_namespace; "
                                              r"flow parameters: config, count, "
                                              r"fruits, loud, notes, ratio, seed, who\."):
         runner.run(cont=3)

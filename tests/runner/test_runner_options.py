@@ -45,6 +45,8 @@ def test_run_options_and_run_id_file(tmp_path: Path) -> None:
         assert resumed.status == "successful", resumed.stderr
         assert (tmp_path / "r").read_text() == resumed.run_id
         assert resumed.run["flaky"].task.data.attempts == 1
+        global_ns = runner.run(user_namespace="", decospecs=[RETRY])  # run --namespace=
+        assert global_ns.status == "successful" and global_ns.run["start"].task.data.namespace_seen is None
     assert (tmp_path / "ids" / "run.txt").exists()
 
 

@@ -184,7 +184,7 @@ def build_cli(flow_cls: type) -> click.Group:
                 max_workers=request["max_workers"], max_num_splits=request["max_num_splits"],
                 run_id_file=request["run_id_file"], runner_attribute_file=request["runner_attribute_file"],
                 decospecs=decospecs,
-                resume_from=origin, resume_step=request.get("resume_step"),
+                resume_from=origin, resume_step=request.get("resume_step"), namespace=request.get("namespace"),
             )
             _, outcome = execute_run(req, settings, _console_factory(ctx.obj["quiet"]))
             return _finish(outcome)
@@ -196,10 +196,14 @@ def build_cli(flow_cls: type) -> click.Group:
     common = [name for _, name, _ in _COMMON_RUN_OPTIONS]
 
     @click.pass_context
-    def run(ctx: click.Context, **values: Any) -> None:
-        _execute(ctx, **{k: values.pop(k) for k in common}, param_values=values)
+    def run(ctx: click.Context, user_namespace: str | None, **values: Any) -> None:
+        _execute(ctx, **{k: values.pop(k) for k in common}, namespace=user_namespace, param_values=values)
 
-    run_params = _common_run_options() + [_click_option(p) for p in params]
+    namespace_opt = click.Option(
+        ["--namespace", "user_namespace"], default=None, metavar="NAMESPACE",
+        help="The client namespace inside the steps (default: user:<you>); --namespace= is the global one. "
+             "It does not change the run's own tags.")
+    run_params = _common_run_options() + [namespace_opt] + [_click_option(p) for p in params]
     cli.add_command(click.Command("run", callback=run, params=run_params, help="Run the flow locally."))
 
     @click.pass_context

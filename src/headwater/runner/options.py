@@ -51,7 +51,7 @@ _COMMON: dict[str, Opt] = {
 
 #: run(**kwargs) / resume(**kwargs) -> the command's own options (flow parameters come on top for run).
 COMMANDS: dict[str, dict[str, Opt]] = {
-    "run": dict(_COMMON),
+    "run": {**_COMMON, "user_namespace": Opt("--namespace", "value")},
     "resume": {"step_to_rerun": Opt("STEP_TO_RERUN", "argument"),
                "origin_run_id": Opt("--origin-run-id", "value"), **_COMMON},
 }

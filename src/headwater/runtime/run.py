@@ -42,6 +42,7 @@ class RunRequest:
     decospecs: tuple[str, ...] = ()
     resume_from: str | None = None  # origin run id: this is a resume
     resume_step: str | None = None
+    namespace: str | None = None  # run --namespace: the client namespace in tasks ("" = global)
 
 
 def system_tags(user: str) -> list[str]:
@@ -167,7 +168,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             flow_name=flow_name, graph=req.graph, ds=ds, index=index, launcher=launcher, run_id=run_id,
             user=user, tags=req.tags, max_workers=req.max_workers, max_num_splits=req.max_num_splits,
             console=console, origin_run_id=plan.origin_run_id if plan else None, policies=policies,
-            decospecs=req.decospecs, machine=machine, resume=plan,
+            decospecs=req.decospecs, machine=machine, resume=plan, namespace=req.namespace,
         )
         try:
             outcome = sched.run()

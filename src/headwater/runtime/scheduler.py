@@ -69,7 +69,7 @@ class Scheduler:
         run_id: str, user: str, tags: tuple[str, ...] = (), max_workers: int = 16,
         max_num_splits: int = 100, console: Console, origin_run_id: str | None = None,
         policies: dict[str, StepPolicy] | None = None, decospecs: tuple[str, ...] = (),
-        machine: Machine | None = None, resume: ResumePlan | None = None,
+        machine: Machine | None = None, resume: ResumePlan | None = None, namespace: str | None = None,
     ) -> None:
         self.flow_name = flow_name
         self.graph = graph
@@ -87,6 +87,7 @@ class Scheduler:
         self.decospecs = decospecs
         self.machine = machine
         self.resume = resume
+        self.namespace = namespace  # run --namespace: the tasks' client namespace ("" = global)
         self._queue: deque[TaskSpec] = deque()
         self._delayed: list[tuple[float, int, TaskSpec]] = []  # retries waiting for their time
         self._running: dict[str, _Running] = {}
@@ -123,6 +124,8 @@ class Scheduler:
         self._next_id += 1
         policy = self._policy(step)
         extra = (("resources", json.dumps(policy.resources)),) if policy.resources else ()
+        if self.namespace is not None:
+            extra += (("namespace", self.namespace),)
         return TaskSpec(
             flow_name=self.flow_name, run_id=self.run_id, step_name=step, task_id=tid, attempt=0,
             input_paths=tuple(p for p, _ in inputs), input_attempts=tuple(a for _, a in inputs),
