@@ -14,7 +14,8 @@ does not import click.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import UnsupportedOptionError
@@ -37,7 +38,9 @@ class TopOption:
     ``name`` is both the click parameter name and the Runner keyword;
     ``supported`` (for a CHOICE) the values headwater accepts, the first being
     the default; ``not_yet`` the values Metaflow knows that headwater refuses
-    with a clear message; ``envvar`` an environment variable giving the default.
+    with a clear message; ``envvar`` an environment variable giving the default;
+    ``click_extra`` more keyword arguments for ``click.Option`` (``type``,
+    ``is_eager``, ``hidden``...).
     """
 
     name: str
@@ -50,6 +53,7 @@ class TopOption:
     not_yet: tuple[str, ...] = ()
     envvar: str | None = None
     metavar: str | None = None
+    click_extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 TOP_OPTIONS: tuple[TopOption, ...] = (
@@ -140,6 +144,7 @@ def click_params() -> list[Any]:
             kw.update(multiple=True, nargs=2)
         else:
             kw.update(default=o.default)
+        kw.update(o.click_extra)
         params.append(click.Option(decls, **kw))
     return params
 
