@@ -87,7 +87,8 @@ class Scheduler:
         self.decospecs = decospecs
         self.machine = machine
         self.resume = resume
-        self.namespace = namespace  # run --namespace: the tasks' client namespace ("" = global)
+        # run --namespace: the tasks' client namespace ("" = global), carried in TaskSpec.extra
+        self._namespace_extra = (("namespace", namespace),) if namespace is not None else ()
         self._queue: deque[TaskSpec] = deque()
         self._delayed: list[tuple[float, int, TaskSpec]] = []  # retries waiting for their time
         self._running: dict[str, _Running] = {}
@@ -124,15 +125,13 @@ class Scheduler:
         self._next_id += 1
         policy = self._policy(step)
         extra = (("resources", json.dumps(policy.resources)),) if policy.resources else ()
-        if self.namespace is not None:
-            extra += (("namespace", self.namespace),)
         return TaskSpec(
             flow_name=self.flow_name, run_id=self.run_id, step_name=step, task_id=tid, attempt=0,
             input_paths=tuple(p for p, _ in inputs), input_attempts=tuple(a for _, a in inputs),
             datastore_root=self.ds.root, user=self.user, split_index=split_index, foreach_stack=stack,
             tags=self.tags, origin_run_id=self.origin_run_id, max_num_splits=self.max_num_splits,
             max_user_code_retries=policy.retries, env=tuple(policy.env.items()), decospecs=self.decospecs,
-            extra=extra,
+            extra=extra + self._namespace_extra,
         )
 
     def _in_progress_group(self, spec: TaskSpec) -> ForeachProgress | None:
