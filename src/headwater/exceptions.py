@@ -240,3 +240,30 @@ class RunnerError(HeadwaterException):
     an unknown option, or a flow class whose source cannot be found."""
 
     headline = "Runner error"
+
+
+class RunnerValueError(ParameterError, RunnerError, ValueError):
+    """A Runner argument is unknown, missing, or has a value headwater does not
+    accept (``ValueError``, as Metaflow raises for these)."""
+
+    headline = "Invalid Runner argument"
+
+
+class RunnerTypeError(ParameterError, RunnerError, TypeError):
+    """A Runner argument has a value of the wrong type (``TypeError``, as Metaflow
+    raises for these)."""
+
+    headline = "Invalid Runner argument"
+
+
+class FlowFileNotFound(RunnerError, FileNotFoundError):
+    """The flow file given to ``Runner`` does not exist (``FileNotFoundError``, as in Metaflow)."""
+
+    headline = "Flow file not found"
+
+
+class UnsupportedOptionError(CommandException):
+    """A top-level option has a value Metaflow knows but headwater does not support
+    yet (``--datastore=s3``), or a value neither knows."""
+
+    headline = "Option value not supported"

@@ -246,13 +246,18 @@ def test_to_info_content(graphs):
 
 
 def test_output_dot(graphs):
+    """Metaflow's text: steps by name as records, then edges; a switch is a hexagon with labelled edges."""
     dot = graphs["SwitchFlow"].output_dot()
-    assert dot.startswith('digraph "SwitchFlow" {')
-    assert '"poll" -> "poll" [label="again"];' in dot
-    assert '"start" -> "slow" [label="1"];' in dot
+    assert dot.startswith("digraph SwitchFlow {\n") and dot.endswith("\n}")
+    assert 'poll -> poll [label="again" color="blue" fontcolor="blue"];' in dot
+    assert 'start -> slow [label="1" color="blue" fontcolor="blue"];' in dot
+    assert '<font point-size="9">switch: mode</font>>' in dot
     foreach_dot = graphs["NestedForeachFlow"].output_dot()
-    assert '"start" -> "outer" [label="foreach rows", style=bold];' in foreach_dot
-    assert '"join_outer" -> "end";' in foreach_dot
+    assert ('"start"[ label = <<b>start</b> | <font point-size="10">foreach</font>>   fontname = "Helvetica"'
+            '   shape = "record" ];') in foreach_dot
+    assert "start -> outer;" in foreach_dot and "join_outer -> end;" in foreach_dot
+    names = [line.split('"')[1] for line in foreach_dot.splitlines() if line.startswith('"')]
+    assert names == sorted(names)
 
 
 def test_format_show(flows, graphs):

@@ -159,7 +159,7 @@ def test_async_run_in_a_cell_and_cleanup(executed):
 def test_wrong_parameter_type_in_a_cell(executed):
     nb, work = executed
     assert _text(nb.cells[6]).strip() == \
-        "error ParameterError Invalid value for '--alpha': 'many' is not a valid integer."
+        "error RunnerTypeError Invalid value for '--alpha': 'many' is not a valid integer."
     runs = sorted(p.name for p in (work / ".headwater" / "runs").iterdir())
     assert runs == ["NotebookFlow", "SameCellFlow"]
     assert len(list((work / ".headwater" / "runs" / "NotebookFlow").iterdir())) == 2  # nbrun + async_run

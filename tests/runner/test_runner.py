@@ -75,7 +75,7 @@ def test_command_is_the_cli(linear):
     assert argv[1] == str(FLOWS / "linear_flow.py")
     assert argv[2:4] == ["--datastore-root", str(root)]
     assert argv[4:10] == ["run", "--tag", "from-runner", "--tag", "t2", "--max-workers"]
-    assert "--run-id-file" in argv
+    assert "--runner-attribute-file" in argv
 
 
 # ---- parameters ---------------------------------------------------------------------------------
@@ -133,12 +133,13 @@ def test_unknown_parameter_lists_the_valid_ones(tmp_path):
     runner = _runner("params_flow.py", tmp_path / ".headwater")
     with pytest.raises(ParameterError, match=r"Unknown argument 'cont' for run\(\) of ParamsFlow\.\n"
                                              r"Hint: Did you mean 'count'\? Valid arguments are run options: "
-                                             r"max_num_splits, max_workers, tags; flow parameters: config, count, "
+                                             r"decospecs, max_num_splits, max_workers, run_id_file, tags, user_namespace; "
+                                             r"flow parameters: config, count, "
                                              r"fruits, loud, notes, ratio, seed, who\."):
         runner.run(cont=3)
     with pytest.raises(ParameterError, match=r"(?s)Unknown argument 'alpha' for resume\(\) of ParamsFlow\..*"
-                                             r"resume options: max_num_splits, max_workers, origin_run_id, "
-                                             r"step_to_rerun, tags\."):
+                                             r"resume options: decospecs, max_num_splits, max_workers, "
+                                             r"origin_run_id, run_id_file, step_to_rerun, tags\."):
         runner.resume(alpha=1)
     with pytest.raises(ParameterError, match=r"resume\(\) of ParamsFlow takes no flow parameters, got 'count'\."):
         runner.resume(count=1)
@@ -146,10 +147,11 @@ def test_unknown_parameter_lists_the_valid_ones(tmp_path):
 
 
 def test_unknown_top_level_option():
-    with pytest.raises(RunnerError, match=r"Unknown argument 'pylint' for Runner\(\)\.\n"
-                                          r"Hint: Valid arguments are top-level options: datastore_root, "
-                                          r"decospecs, quiet\."):
-        Runner(FLOWS / "linear_flow.py", pylint=False)
+    with pytest.raises(RunnerError, match=r"Unknown argument 'metdata' for Runner\(\)\.\n"
+                                          r"Hint: Did you mean 'metadata'\? Valid arguments are top-level options: "
+                                          r"datastore, datastore_root, decospecs, environment, event_logger, "
+                                          r"metadata, monitor, package_suffixes, pylint, quiet\."):
+        Runner(FLOWS / "linear_flow.py", metdata="local")
     with pytest.raises(RunnerError, match=r"Did you mean 'quiet'\?"):
         Runner(FLOWS / "linear_flow.py", quite=True)
 
@@ -250,7 +252,7 @@ def test_option_tables_match_the_cli():
         assert opt.off_flag == (top[name].secondary_opts or [None])[0]
         assert (opt.kind == "multiple") == bool(getattr(top[name], "multiple", False))
     for command, options in COMMANDS.items():
-        params = {p.name: p for p in cli.commands[command].params if p.name not in ("run_id_file", "help")}
+        params = {p.name: p for p in cli.commands[command].params if p.name not in ("runner_attribute_file", "help")}
         assert set(params) == set(options), command
         for name, opt in options.items():
             p = params[name]

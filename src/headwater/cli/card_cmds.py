@@ -15,7 +15,8 @@ from ..exceptions import HeadwaterInvalidPathspec, HeadwaterNotFound
 from .errors import guarded
 from .inspect_cmds import _default_run, _id_key, _use_root, split_pathspec
 
-_TASK_HELP = "RUN_ID/STEP/TASK_ID (or RUN_ID/STEP when the step has one task), optionally prefixed with the flow name."
+_TASK_HELP = ("RUN_ID/STEP/TASK_ID (or RUN_ID/STEP when the step has one task), optionally prefixed with the flow "
+              "name; or a bare STEP: the newest task of that step in the latest run.")
 
 
 def add_card_commands(cli: click.Group, flow_cls: type) -> None:
@@ -127,6 +128,8 @@ def _step_task_ids(flow: str, run_id: str, step: str) -> list[str]:
 
 
 def _one_task(flow: str, pathspec: str, command: str) -> str:
+    if "/" not in pathspec.strip("/"):
+        return _newest_task_of_latest_run(flow, pathspec.strip("/"), command)
     run_id, step, task_id = split_pathspec(flow, pathspec, command)
     if task_id is not None:
         return f"{flow}/{run_id}/{step}/{task_id}"
@@ -137,6 +140,18 @@ def _one_task(flow: str, pathspec: str, command: str) -> str:
             f"{command}: step '{flow}/{run_id}/{step}' has {len(ids)} tasks ({shown}); name one.",
             hint=f"For example: {command} {run_id}/{step}/{ids[0] if ids else 'TASK_ID'}.")
     return f"{flow}/{run_id}/{step}/{ids[0]}"
+
+
+def _newest_task_of_latest_run(flow: str, step: str, command: str) -> str:
+    """A bare STEP, as in Metaflow: the latest run in the current namespace, the newest task of that step."""
+    run = _default_run(flow)
+    task = run[step].task if step in run else None
+    if task is None:
+        steps = ", ".join(s.id for s in run)
+        raise HeadwaterNotFound(
+            f"{command}: the latest run of {flow} ({run.pathspec}) has no task of step {step!r}.",
+            hint=f"Its steps: {steps}. Or name another run: {command} RUN_ID/{step}.")
+    return str(task.pathspec)
 
 
 def _task_pathspecs(flow: str, pathspec: str | None) -> list[str]:

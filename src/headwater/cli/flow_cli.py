@@ -18,6 +18,7 @@ from .. import __version__
 from ..config import load_settings
 from ..exceptions import HeadwaterException
 from .errors import guarded
+from .top_options import TOP_OPTIONS, click_params
 
 
 class _JSONParam(click.ParamType):
@@ -84,7 +85,12 @@ _COMMON_RUN_OPTIONS = [
     ("--max-num-splits", "max_num_splits", dict(type=int, default=100, show_default=True,
                                                 envvar="HEADWATER_RUN_MAX_NUM_SPLITS",
                                                 help="Most tasks one foreach may create.")),
+    ("--with", "decospecs", dict(multiple=True, metavar="DECORATOR[:k=v,...]",
+                                 help="Add a step decorator to every step, as the top-level --with does (repeatable).")),
     ("--run-id-file", "run_id_file", dict(default=None, metavar="FILE", help="Write the run id to this file.")),
+    ("--runner-attribute-file", "runner_attribute_file",
+     dict(default=None, metavar="FILE", help="Write the run's flow name, run id and datastore root as JSON to this "
+                                             "file (used by the Runner).")),
 ]
 
 
@@ -103,23 +109,19 @@ def build_cli(flow_cls: type) -> click.Group:
 
     @click.group(cls=FlowCommandGroup, invoke_without_command=True, help=(flow_cls.__doc__ or "").strip() or None,
                  context_settings={"help_option_names": ["-h", "--help"]})
-    @click.option("--quiet/--not-quiet", default=False, help="Hide the banner and system messages.")
-    @click.option("--datastore-root", default=None, metavar="PATH",
-                  help="Store root (default: nearest .headwater/ upward, else ./.headwater).")
-    @click.option("--with", "decospecs", multiple=True, metavar="DECORATOR[:k=v,...]",
-                  help="Add a step decorator to every step, e.g. --with retry:times=2 (repeatable).")
     @click.version_option(__version__, prog_name="headwater")
     @click.pass_context
-    def cli(ctx: click.Context, quiet: bool, datastore_root: str | None, decospecs: tuple[str, ...],
-            **flow_options: Any) -> None:
+    def cli(ctx: click.Context, **options: Any) -> None:
+        top = {o.name: options.pop(o.name) for o in TOP_OPTIONS}
         settings = load_settings()
-        if datastore_root:
-            settings = settings.with_(datastore_root=os.path.abspath(datastore_root))
-        ctx.obj = {"settings": settings, "quiet": quiet, "decospecs": tuple(decospecs),
-                   "flow_options": flow_options, "flow_cls": flow_cls}
+        if top["datastore_root"]:
+            settings = settings.with_(datastore_root=os.path.abspath(top["datastore_root"]))
+        ctx.obj = {"settings": settings, "quiet": top["quiet"], "decospecs": tuple(top["decospecs"]),
+                   "top": top, "flow_options": options, "flow_cls": flow_cls}
         if ctx.invoked_subcommand is None:
             ctx.invoke(check)
 
+    cli.params[:0] = click_params()
     for opt, (_, kwargs) in top_level_options(flow_cls).items():
         cli.params.append(click.Option([f"--{opt}", opt.replace("-", "_")], **kwargs))
 
@@ -138,6 +140,20 @@ def build_cli(flow_cls: type) -> click.Group:
 
         click.echo(format_show(flow_cls._graph, flow_cls))
 
+    @cli.command(help="Print headwater's version.")
+    @click.pass_context
+    def version(ctx: click.Context) -> None:
+        _banner(ctx, flow_cls)
+        click.echo(__version__, err=True)  # stderr, as Metaflow prints it
+
+    @cli.command("output-dot", help="Print the flow's graph in Graphviz dot syntax.")
+    @click.pass_context
+    def output_dot(ctx: click.Context) -> None:
+        _banner(ctx, flow_cls)
+        click.echo("Visualizing the flow as a GraphViz graph\n"
+                   "    Try piping the output to 'dot -Tpng -o graph.png' to produce an actual image.", err=True)
+        click.echo(flow_cls._graph.output_dot())
+
     def _execute(ctx: click.Context, **request: Any) -> None:
         _banner(ctx, flow_cls)
         settings = ctx.obj["settings"]
@@ -150,7 +166,7 @@ def build_cli(flow_cls: type) -> click.Group:
             from ..runtime.run import RunRequest, execute_run
 
             plugin_index()  # scanned once here, inherited by every forked task
-            decospecs = ctx.obj["decospecs"]
+            decospecs = ctx.obj["decospecs"] + tuple(request["decospecs"])
             prepare_flow(flow_cls, decospecs)
             graph = _lint_or_raise(flow_cls)
             init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
@@ -171,8 +187,9 @@ def build_cli(flow_cls: type) -> click.Group:
                 flow_cls=flow_cls, graph=graph, script=os.path.abspath(sys.argv[0]), params=values,
                 constants=flow_constants(flow_cls), tags=tuple(request["tags"]),
                 max_workers=request["max_workers"], max_num_splits=request["max_num_splits"],
-                run_id_file=request["run_id_file"], decospecs=decospecs,
-                resume_from=origin, resume_step=request.get("resume_step"),
+                run_id_file=request["run_id_file"], runner_attribute_file=request["runner_attribute_file"],
+                decospecs=decospecs,
+                resume_from=origin, resume_step=request.get("resume_step"), namespace=request.get("namespace"),
             )
             _, outcome = execute_run(req, settings, _console_factory(ctx.obj["quiet"]))
             return _finish(outcome)
@@ -181,20 +198,22 @@ def build_cli(flow_cls: type) -> click.Group:
         if code:
             raise SystemExit(code)
 
-    @click.pass_context
-    def run(ctx: click.Context, tags: tuple[str, ...], max_workers: int, max_num_splits: int,
-            run_id_file: str | None, **param_values: Any) -> None:
-        _execute(ctx, tags=tags, max_workers=max_workers, max_num_splits=max_num_splits,
-                 run_id_file=run_id_file, param_values=param_values)
+    common = [name for _, name, _ in _COMMON_RUN_OPTIONS]
 
-    run_params = _common_run_options() + [_click_option(p) for p in params]
+    @click.pass_context
+    def run(ctx: click.Context, user_namespace: str | None, **values: Any) -> None:
+        _execute(ctx, **{k: values.pop(k) for k in common}, namespace=user_namespace, param_values=values)
+
+    namespace_opt = click.Option(
+        ["--namespace", "user_namespace"], default=None, metavar="NAMESPACE",
+        help="The client namespace inside the steps (default: user:<you>); --namespace= is the global one. "
+             "It does not change the run's own tags.")
+    run_params = _common_run_options() + [namespace_opt] + [_click_option(p) for p in params]
     cli.add_command(click.Command("run", callback=run, params=run_params, help="Run the flow locally."))
 
     @click.pass_context
-    def resume(ctx: click.Context, step_to_rerun: str | None, origin_run_id: str | None, tags: tuple[str, ...],
-               max_workers: int, max_num_splits: int, run_id_file: str | None) -> None:
-        _execute(ctx, tags=tags, max_workers=max_workers, max_num_splits=max_num_splits,
-                 run_id_file=run_id_file, resume=True, resume_from=origin_run_id, resume_step=step_to_rerun)
+    def resume(ctx: click.Context, step_to_rerun: str | None, origin_run_id: str | None, **values: Any) -> None:
+        _execute(ctx, **values, resume=True, resume_from=origin_run_id, resume_step=step_to_rerun)
 
     resume_params = [
         click.Argument(["step_to_rerun"], required=False),

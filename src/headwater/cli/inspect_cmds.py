@@ -120,11 +120,23 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
                  short_help="List the tags of runs.")  # fmt: skip
     @run_id_opt
     @click.option("--all", "all_runs", is_flag=True, help="Every run of the flow, in all namespaces.")
+    @click.option("--my-runs", is_flag=True, help="Only your own runs (the namespace user:<you>).")
     @click.option("--hide-system-tags", is_flag=True, help="Only user tags.")
+    @click.option("--flat", is_flag=True,
+                  help="One tag per line, sorted, for scripts: every tag of the runs listed, on stderr as Metaflow "
+                       "prints it.")
+    @click.argument("arg_run_id", required=False, metavar="[RUN_ID]")
     @click.pass_context
-    def tag_list(ctx: click.Context, run_id: str | None, all_runs: bool, hide_system_tags: bool) -> None:
+    def tag_list(ctx: click.Context, run_id: str | None, all_runs: bool, my_runs: bool, hide_system_tags: bool,
+                 flat: bool, arg_run_id: str | None) -> None:  # fmt: skip
+        if run_id is not None and arg_run_id is not None:
+            raise click.UsageError("Name the run either with --run-id or as an argument, not both.")
+        if all_runs and my_runs:
+            raise click.UsageError("Option --all cannot be used together with --my-runs.")
+        run_id = run_id if run_id is not None else arg_run_id
+
         def go() -> None:
-            from ..client import Flow, namespace
+            from ..client import Flow, default_namespace, namespace
 
             _use_root(ctx)
             if run_id is not None:
@@ -132,7 +144,14 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
             else:
                 if all_runs:
                     namespace(None)
+                elif my_runs:
+                    default_namespace()
                 runs = list(_flow(Flow, flow))
+            if flat:
+                tags = set().union(*(r.user_tags if hide_system_tags else r.tags for r in runs))
+                for t in sorted(tags):
+                    click.echo(t, err=True)
+                return
             if not runs:
                 click.echo(f"No runs of {flow} in the namespace.", err=True)
             for run in runs:

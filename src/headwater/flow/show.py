@@ -49,25 +49,24 @@ def format_show(graph: FlowGraph, flow_cls: type) -> str:
     return "\n".join(parts)
 
 
-def _dot_id(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
 def format_dot(graph: FlowGraph) -> str:
-    """The graph in Graphviz ``dot`` syntax (``FlowGraph.output_dot``)."""
-    out = [f"digraph {_dot_id(graph.name)} {{", "  rankdir=TB;", "  node [shape=box];"]
-    for node in graph:
-        shape = "ellipse" if node.name in (graph.start, graph.end) else "box"
-        label = _dot_id(node.name + "\n(" + node.type + ")")
-        out.append(f"  {_dot_id(node.name)} [label={label}, shape={shape}];")
-    for node in graph:
-        src = _dot_id(node.name)
+    """The graph in Graphviz ``dot`` syntax, line for line as Metaflow's ``output-dot`` prints it.
+
+    Steps are listed by name, each as a record labelled with its name and type
+    (a switch is a green hexagon naming its condition); edges follow in the same
+    order, switch edges labelled with their case.
+    """
+    nodes, edges = [], []
+    for node in sorted(graph, key=lambda n: n.name):
         if node.kind is NodeKind.SWITCH:
-            out.extend(f"  {src} -> {_dot_id(target)} [label={_dot_id(key)}];" for key, target in node.switch_cases)
-        elif node.kind is NodeKind.FOREACH:
-            label = _dot_id(f"foreach {node.foreach_param}")
-            out.extend(f"  {src} -> {_dot_id(t)} [label={label}, style=bold];" for t in node.out_funcs)
-        else:
-            out.extend(f"  {src} -> {_dot_id(t)};" for t in node.out_funcs)
-    out.append("}")
-    return "\n".join(out) + "\n"
+            condition = f"switch: {node.condition}" if node.condition else "switch"
+            nodes.append(f'"{node.name}" [ label = <<b>{node.name}</b><br/><font point-size="9">{condition}</font>> '
+                         '  fontname = "Helvetica"   shape = "hexagon"   style = "filled" fillcolor = "lightgreen" ];')
+            edges.extend(f'{node.name} -> {target} [label="{key}" color="blue" fontcolor="blue"];'
+                         for key, target in node.switch_cases)
+            continue
+        kind = "join" if node.num_args > 1 else node.type
+        nodes.append(f'"{node.name}"[ label = <<b>{node.name}</b> | <font point-size="10">{kind}</font>> '
+                     '  fontname = "Helvetica"   shape = "record" ];')
+        edges.extend(f"{node.name} -> {target};" for target in node.out_funcs)
+    return f"digraph {graph.name} {{\n" + "\n".join(nodes) + "\n" + "\n".join(edges) + "\n}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -34,9 +35,10 @@ class _Process(Protocol):
 
 @dataclass(frozen=True)
 class RunFiles:
-    """Where one execution's run id and captured output live (in the Runner's temp dir)."""
+    """Where one execution's run attributes (``--runner-attribute-file``: JSON with the
+    run id) and captured output live (in the Runner's temp dir)."""
 
-    run_id: str
+    attributes: str
     stdout: str
     stderr: str
 
@@ -44,7 +46,7 @@ class RunFiles:
         return self.stdout if stream == "stdout" else self.stderr
 
     def remove(self) -> None:
-        for path in (self.run_id, self.stdout, self.stderr):
+        for path in (self.attributes, self.stdout, self.stderr):
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -98,11 +100,11 @@ class ExecutingRun:
         """The run's id, once the run process has recorded the run (``None`` before, or if it never did)."""
         if self._run_id is None and not self._released:
             try:
-                with open(self._files.run_id) as f:
+                with open(self._files.attributes) as f:
                     text = f.read().strip()
             except FileNotFoundError:
                 return None
-            self._run_id = text or None
+            self._run_id = json.loads(text)["run_id"] if text else None
         return self._run_id
 
     @property

@@ -16,37 +16,48 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import ParameterError, RunnerError
+from ..cli.top_options import TOP_OPTIONS, OptionKind, TopOption, check_choice
+from ..exceptions import RunnerTypeError, RunnerValueError, UnsupportedOptionError
 
 
 @dataclass(frozen=True)
 class Opt:
-    """One CLI option as a Python keyword: ``flag`` (and ``off_flag`` for a boolean switch)."""
+    """One CLI option as a Python keyword: ``flag`` (and ``off_flag`` for a boolean switch).
+
+    ``kind`` is "value", "multiple", "switch", "argument" or "pairs" (``--config NAME PATH``);
+    ``choices`` (top level) are checked in-process by ``check_choice``.
+    """
 
     flag: str
-    kind: str  # "value" | "multiple" | "switch" | "argument"
+    kind: str
     off_flag: str | None = None
+    top: TopOption | None = None
 
 
-#: Runner(**top_level) -> options before the command (``python flow.py [these] run``).
+#: Runner(**top_level) -> options before the command (``python flow.py [these] run``),
+#: from the CLI's own table (``headwater.cli.top_options``).
 TOP_LEVEL: dict[str, Opt] = {
-    "quiet": Opt("--quiet", "switch", "--not-quiet"),
-    "datastore_root": Opt("--datastore-root", "value"),
-    "decospecs": Opt("--with", "multiple"),
+    o.name: Opt(o.flag, "value" if o.kind is OptionKind.CHOICE else o.kind.value, o.off_flag, o)
+    for o in TOP_OPTIONS
 }
 
 _COMMON: dict[str, Opt] = {
     "tags": Opt("--tag", "multiple"),
     "max_workers": Opt("--max-workers", "value"),
     "max_num_splits": Opt("--max-num-splits", "value"),
+    "decospecs": Opt("--with", "multiple"),
+    "run_id_file": Opt("--run-id-file", "value"),
 }
 
 #: run(**kwargs) / resume(**kwargs) -> the command's own options (flow parameters come on top for run).
 COMMANDS: dict[str, dict[str, Opt]] = {
-    "run": dict(_COMMON),
+    "run": {**_COMMON, "user_namespace": Opt("--namespace", "value")},
     "resume": {"step_to_rerun": Opt("STEP_TO_RERUN", "argument"),
                "origin_run_id": Opt("--origin-run-id", "value"), **_COMMON},
 }
+
+#: Options the Runner itself passes; a caller cannot set them.
+RESERVED = {"runner_attribute_file": "--runner-attribute-file"}
 
 
 def _many(value: Any) -> list[Any]:
@@ -55,21 +66,49 @@ def _many(value: Any) -> list[Any]:
     return list(value)
 
 
-def _unknown(name: str, what: str, groups: dict[str, list[str]], error: type[Exception]) -> Exception:
+def _unknown(name: str, what: str, groups: dict[str, list[str]]) -> Exception:
     valid = [n for names in groups.values() for n in names]
     close = difflib.get_close_matches(name, valid, n=1)
     hint = f"Did you mean {close[0]!r}? " if close else ""
     listed = "; ".join(f"{label}: {', '.join(names)}" for label, names in groups.items() if names)
-    return error(f"Unknown argument {name!r} for {what}.", hint=hint + f"Valid arguments are {listed}.")
+    if name in RESERVED:
+        hint = f"The Runner passes {RESERVED[name]} itself; use run_id_file= to get the run id in a file. "
+    return RunnerValueError(f"Unknown argument {name!r} for {what}.", hint=hint + f"Valid arguments are {listed}.")
+
+
+def _check_top_value(name: str, opt: Opt, value: Any) -> None:
+    """A top-level keyword's value has the type its option takes, and a supported value."""
+    top = opt.top
+    if top is None or value is None:
+        return
+    if top.kind is OptionKind.SWITCH and not isinstance(value, bool):
+        raise RunnerTypeError(f"Runner({name}=...) takes True or False, got {value!r}.",
+                              hint=f"Pass {name}=True for {opt.flag} or {name}=False for {opt.off_flag}.")
+    if top.kind in (OptionKind.VALUE, OptionKind.CHOICE) and not isinstance(value, (str, os.PathLike)):
+        raise RunnerTypeError(f"Runner({name}=...) takes a string, got {value!r}.")
+    if top.kind is OptionKind.CHOICE:
+        try:
+            check_choice(top, os.fspath(value))
+        except UnsupportedOptionError as e:
+            raise RunnerValueError(f"Runner({name}={value!r}): {e.message}", hint=e.hint) from None
 
 
 def render_top_level(kwargs: Mapping[str, Any]) -> list[str]:
-    """argv for the top-level options; RunnerError naming the valid ones for an unknown keyword."""
+    """argv for the top-level options.
+
+    Raises
+    ------
+    RunnerValueError
+        An unknown keyword (naming the valid ones) or an unsupported value.
+    RunnerTypeError
+        A value of the wrong type (``quiet="yes"``).
+    """
     argv: list[str] = []
     for name, value in kwargs.items():
         opt = TOP_LEVEL.get(name)
         if opt is None:
-            raise _unknown(name, "Runner()", {"top-level options": sorted(TOP_LEVEL)}, RunnerError)
+            raise _unknown(name, "Runner()", {"top-level options": sorted(TOP_LEVEL)})
+        _check_top_value(name, opt, value)
         argv += _render(opt, value)
     return argv
 
@@ -79,8 +118,13 @@ def _render(opt: Opt, value: Any) -> list[str]:
         return []
     if opt.kind == "switch":
         return [opt.flag if value else opt.off_flag or ""]
-    if opt.kind == "multiple":
+    if opt.kind == "pairs":
         out: list[str] = []
+        for first, second in (value.items() if isinstance(value, Mapping) else value):
+            out += [opt.flag, str(first), str(second)]
+        return out
+    if opt.kind == "multiple":
+        out = []
         for v in _many(value):
             out += [opt.flag, os.fspath(v) if isinstance(v, os.PathLike) else str(v)]
         return out
@@ -109,8 +153,8 @@ def _render_parameter(p: Any, value: Any) -> list[str]:
     if p.separator is not None and isinstance(value, (list, tuple)):
         return [flag, p.separator.join(str(v) for v in value)]
     if isinstance(value, (list, tuple, set, dict)):
-        raise ParameterError(f"Invalid value for '--{p.name}': {value!r} is not a valid {p.type_name}.",
-                             hint=f"Pass one {p.type_name} as {parameter_keyword(p)}=.")
+        raise RunnerTypeError(f"Invalid value for '--{p.name}': {value!r} is not a valid {p.type_name}.",
+                              hint=f"Pass one {p.type_name} as {parameter_keyword(p)}=.")
     return [flag, str(value)]
 
 
@@ -118,8 +162,9 @@ def render_command(command: str, kwargs: Mapping[str, Any], flow_cls: type,
                    env: Mapping[str, str]) -> list[str]:
     """argv after the command name for ``run``/``resume`` keyword arguments.
 
-    Raises ParameterError for an unknown keyword (listing the valid ones) or a
-    required parameter that has no value, before anything is spawned.
+    Raises RunnerValueError (a ``ValueError`` and a ``ParameterError``) for an
+    unknown keyword (listing the valid ones) or a required parameter that has no
+    value, before anything is spawned.
     """
     from ..flow.parameters import flow_parameters, missing_required
 
@@ -134,22 +179,25 @@ def render_command(command: str, kwargs: Mapping[str, Any], flow_cls: type,
         elif name in params:
             argv += _render_parameter(params[name], value)
         elif command == "resume" and name in {parameter_keyword(p) for p in flow_parameters(flow_cls)}:
-            raise ParameterError(f"resume() of {flow_cls.__name__} takes no flow parameters, got {name!r}.",
-                                 hint="A resume keeps the origin run's parameters; start a new run() to change them.")
+            raise RunnerValueError(f"resume() of {flow_cls.__name__} takes no flow parameters, got {name!r}.",
+                                   hint="A resume keeps the origin run's parameters; start a new run() to change "
+                                        "them.")
         else:
             what = f"{command}() of {flow_cls.__name__}"
             groups = {f"{command} options": sorted(options), "flow parameters": sorted(params)}
-            raise _unknown(name, what, groups, ParameterError)
+            raise _unknown(name, what, groups)
     for key, p in params.items():
         if kwargs.get(key) is None and p.required and p.default is None \
                 and not env.get("HEADWATER_RUN_" + p.name.upper().replace("-", "_")):
-            raise missing_required(p)
+            e = missing_required(p)
+            raise RunnerValueError(e.message, hint=e.hint)
     return positional + argv
 
 
 def check_with_cli(flow_cls: type, command: str, argv: list[str]) -> None:
-    """Parse ``argv`` with the flow's own click command; a bad value raises ParameterError
-    carrying exactly the message the CLI prints after ``Error:``."""
+    """Parse ``argv`` with the flow's own click command; a value click cannot convert raises
+    RunnerTypeError (other usage errors RunnerValueError) carrying exactly the message the
+    CLI prints after ``Error:``."""
     import click
 
     cmd = _cli_for(flow_cls).commands[command]
@@ -157,7 +205,8 @@ def check_with_cli(flow_cls: type, command: str, argv: list[str]) -> None:
         ctx = cmd.make_context(command, list(argv))
     except click.ClickException as e:
         # No hint added: str(error) is exactly what the CLI prints after "Error: ".
-        raise ParameterError(e.format_message()) from None
+        error = RunnerTypeError if isinstance(e, click.BadParameter) else RunnerValueError
+        raise error(e.format_message()) from None
     ctx.close()
 
 

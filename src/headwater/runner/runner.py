@@ -18,7 +18,7 @@ import sys
 import tempfile
 from typing import Any
 
-from ..exceptions import RunnerError
+from ..exceptions import FlowFileNotFound, RunnerError
 from .executing import ExecutingRun, RunFiles
 from .options import COMMANDS, check_with_cli, render_command, render_top_level
 from .process import AsyncProcess, LogTee, ThreadedProcess
@@ -41,8 +41,21 @@ class Runner:
     file_read_timeout : float, default 3600
         Seconds ``async_run()`` waits for the run to be recorded.
     **top_level_kwargs
-        Top-level CLI options: ``quiet=True``, ``datastore_root="path"``,
-        ``decospecs=["retry:times=2"]`` (``--with``).
+        Top-level CLI options, as in Metaflow: ``quiet=True``,
+        ``datastore_root="path"``, ``decospecs=["retry:times=2"]`` (``--with``),
+        ``metadata="local"``, ``datastore="local"``, ``environment="local"``,
+        ``event_logger=``, ``monitor=``, ``pylint=False``, ``package_suffixes=``
+        (the table in ``headwater.cli.top_options``).
+
+    Raises
+    ------
+    FlowFileNotFound
+        The flow file does not exist (a ``FileNotFoundError``).
+    RunnerValueError
+        An unknown keyword, or a value headwater does not support yet
+        (``datastore="s3"``); a ``ValueError``.
+    RunnerTypeError
+        A value of the wrong type (``quiet="yes"``); a ``TypeError``.
 
     Examples
     --------
@@ -61,7 +74,7 @@ class Runner:
             raise RunnerError(f"The working directory {self.cwd!r} does not exist.")
         self.flow_file = os.path.join(self.cwd, os.fspath(flow_file))
         if not os.path.isfile(self.flow_file):
-            raise RunnerError(f"The flow file {self.flow_file!r} does not exist.",
+            raise FlowFileNotFound(f"The flow file {self.flow_file!r} does not exist.",
                               hint="Pass the path of your flow's .py file (relative paths start at cwd).")
         self.show_output = show_output
         self.file_read_timeout = file_read_timeout
@@ -116,8 +129,10 @@ class Runner:
         Parameters
         ----------
         **kwargs
-            Run options (``tags=[...]``, ``max_workers=``, ``max_num_splits=``)
-            and flow parameters by name (``alpha=5``; ``-`` in a name is ``_``).
+            Run options (``tags=[...]``, ``max_workers=``, ``max_num_splits=``,
+            ``decospecs=[...]`` for ``run --with``, ``run_id_file=`` to also
+            write the run id to a file) and flow parameters by name (``alpha=5``;
+            ``-`` in a name is ``_``).
 
         Returns
         -------
@@ -127,10 +142,12 @@ class Runner:
 
         Raises
         ------
-        ParameterError
+        RunnerValueError
             Before anything runs: an unknown argument (the message lists the
-            valid ones), a value of the wrong type (the CLI's message) or a
-            missing required parameter.
+            valid ones) or a missing required parameter; a ``ValueError``.
+        RunnerTypeError
+            Before anything runs: a value of the wrong type (the CLI's own
+            message); a ``TypeError``. Both are also ``ParameterError``.
         """
         return self._execute(self._argv("run", kwargs))
 
@@ -142,7 +159,8 @@ class Runner:
         **kwargs
             ``origin_run_id=`` (default: your latest run), ``step_to_rerun=``
             (default: the failed step), ``tags=[...]``, ``max_workers=``,
-            ``max_num_splits=``. Parameters come from the origin run.
+            ``max_num_splits=``, ``decospecs=[...]``, ``run_id_file=``.
+            Parameters come from the origin run.
 
         Returns
         -------
@@ -193,7 +211,7 @@ class Runner:
         if self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="headwater-runner-")
         base = os.path.join(self._tmpdir, str(next(self._counter)))
-        return RunFiles(run_id=base + ".run_id", stdout=base + ".stdout", stderr=base + ".stderr")
+        return RunFiles(attributes=base + ".attributes", stdout=base + ".stdout", stderr=base + ".stderr")
 
     def _tees(self, files: RunFiles) -> tuple[LogTee, LogTee]:
         show = self.show_output
@@ -209,7 +227,7 @@ class Runner:
 
     def _execute(self, argv: list[str]) -> ExecutingRun:
         files = self._new_files()
-        argv = argv + ["--run-id-file", files.run_id]
+        argv = argv + ["--runner-attribute-file", files.attributes]
         holder: list[ExecutingRun] = []
         tees = self._tees(files)
         try:
@@ -224,7 +242,7 @@ class Runner:
 
     async def _execute_async(self, argv: list[str]) -> ExecutingRun:
         files = self._new_files()
-        argv = argv + ["--run-id-file", files.run_id]
+        argv = argv + ["--runner-attribute-file", files.attributes]
         holder: list[ExecutingRun] = []
         tees = self._tees(files)
         try:

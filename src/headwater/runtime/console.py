@@ -3,6 +3,13 @@ foreach progress (done/running/failed of N) instead of a wall of lines.
 
 The scheduler tails each running task's log files (tasks write them directly)
 and hands complete lines here.
+
+Progress on a terminal redraws one line at most every ``PROGRESS_TTY_INTERVAL_S``.
+Into a log file or a pipe, where nothing is redrawn, a foreach prints its final
+line always and otherwise a line only when it reached a new 10% (or
+``PROGRESS_HEARTBEAT_S`` passed without one), and never two progress lines
+within ``PROGRESS_LOG_INTERVAL_S``: a foreach of 2,000 tasks writes about a
+dozen lines, however fast or slow it runs.
 """
 
 from __future__ import annotations
@@ -11,10 +18,16 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Callable, TextIO
 
 # A foreach with more splits than this shows one progress line, not per-task system lines.
 PROGRESS_THRESHOLD = 8
+#: Seconds between redraws of the progress line on a terminal.
+PROGRESS_TTY_INTERVAL_S = 0.1
+#: Fewest seconds between two progress lines written to a file or pipe (a foreach's last line excepted).
+PROGRESS_LOG_INTERVAL_S = 5.0
+#: Seconds after which a file or pipe gets a progress line even without a new 10%.
+PROGRESS_HEARTBEAT_S = 60.0
 
 
 def _ts() -> str:
@@ -29,7 +42,7 @@ class ForeachProgress:
     done: int = 0
     running: int = 0
     failed: int = 0
-    last_shown: float = 0.0
+    last_shown: float = float("-inf")
     last_decile: int = -1
 
 
@@ -41,10 +54,12 @@ class Console:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     quiet: bool = False
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.tty = bool(getattr(self.out, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
         self._progress_line = False
+        self._last_logged = float("-inf")  # when the last progress line went to a file or pipe
 
     def _clear_progress(self) -> None:
         if self._progress_line:
@@ -77,16 +92,18 @@ class Console:
         if self.quiet:
             return
         text = f"[{self.run_id}/{p.label}] foreach: {p.done}/{p.total} done, {p.running} running, {p.failed} failed"
-        now = time.monotonic()
+        now = self.clock()
         if self.tty:
-            if final or now - p.last_shown >= 0.1:
+            if final or now - p.last_shown >= PROGRESS_TTY_INTERVAL_S:
                 self.out.write("\r\033[K" + text + ("\n" if final else ""))
                 self.out.flush()
                 self._progress_line = not final
                 p.last_shown = now
             return
         decile = (10 * p.done) // p.total
-        if final or decile > p.last_decile:
+        due = decile > p.last_decile or now - p.last_shown >= PROGRESS_HEARTBEAT_S
+        if final or (due and now - self._last_logged >= PROGRESS_LOG_INTERVAL_S):
             p.last_decile = decile
+            p.last_shown = self._last_logged = now
             self.out.write(f"{_ts()} {text}\n")
             self.out.flush()

@@ -208,6 +208,11 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             namespace=f"user:{spec.user}", username=spec.user, tags=list(spec.tags),
             parameter_names=parameter_names(flow_cls), graph=graph_info(graph),
         )
+        user_namespace = dict(spec.extra).get("namespace")
+        if user_namespace is not None:  # run --namespace: what the client sees inside the step
+            from ..client.namespace import namespace
+
+            namespace(user_namespace or None)
         func = getattr(flow, spec.step_name)
         catch = _catch_decorator(flow_cls, spec.step_name)
         hooks = step_hooks(getattr(flow_cls, spec.step_name))
@@ -243,6 +248,10 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
                 foreach_var = case = None
         finally:
             current._clear()
+            if user_namespace is not None:  # a process that runs several tasks starts each afresh
+                from ..client.namespace import default_namespace
+
+                default_namespace()
         if foreach_var is not None:
             num_splits, foreach_values = _foreach_info(flow, foreach_var, spec)
         elif node.kind is NodeKind.PARALLEL and flow.__dict__.get("_hw_transition") is not None:

@@ -39,9 +39,11 @@ class RunRequest:
     max_workers: int = 16
     max_num_splits: int = 100
     run_id_file: str | None = None
+    runner_attribute_file: str | None = None  # JSON {flow_name, run_id, datastore_root} for the Runner
     decospecs: tuple[str, ...] = ()
     resume_from: str | None = None  # origin run id: this is a resume
     resume_step: str | None = None
+    namespace: str | None = None  # run --namespace: the client namespace in tasks ("" = global)
 
 
 def system_tags(user: str) -> list[str]:
@@ -105,8 +107,8 @@ def latest_run_id(settings: Settings, flow_name: str) -> str | None:
 
 
 def write_run_id_file(path: str, run_id: str) -> None:
-    """Write the run id so a reader never sees a partial id: temp file + rename for a
-    regular file; a FIFO (or other special file) is written in place."""
+    """Write the run id (or the Runner's attribute JSON) so a reader never sees a partial
+    text: temp file + rename for a regular file; a FIFO (or other special file) is written in place."""
     try:
         special = not stat.S_ISREG(os.stat(path).st_mode)
     except FileNotFoundError:
@@ -115,6 +117,7 @@ def write_run_id_file(path: str, run_id: str) -> None:
         with open(path, "w") as f:
             f.write(run_id)
         return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         f.write(run_id)
@@ -154,6 +157,9 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         if req.run_id_file:
             # Only now: whoever reads the id (the Runner) can open the run with the client at once.
             write_run_id_file(req.run_id_file, run_id)
+        if req.runner_attribute_file:
+            attributes = {"flow_name": flow_name, "run_id": run_id, "datastore_root": ds.root}
+            write_run_id_file(req.runner_attribute_file, json.dumps(attributes))
         console = console_factory(run_id)
         if plan is not None:
             console.info(f"Resuming run {plan.origin_run_id} as run-id {run_id}: re-running step "
@@ -165,6 +171,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             user=user, tags=req.tags, max_workers=req.max_workers, max_num_splits=req.max_num_splits,
             console=console, origin_run_id=plan.origin_run_id if plan else None, policies=policies,
             decospecs=req.decospecs, machine=machine, resume=plan, task_created=hooks.runtime_task_created,
+            namespace=req.namespace,
         )
         try:
             hooks.init(req.flow_cls, req.graph, run_id)

@@ -83,7 +83,7 @@ class Scheduler:
         max_num_splits: int = 100, console: Console, origin_run_id: str | None = None,
         policies: dict[str, StepPolicy] | None = None, decospecs: tuple[str, ...] = (),
         machine: Machine | None = None, resume: ResumePlan | None = None,
-        task_created: dict[str, tuple[Any, ...]] | None = None,
+        task_created: dict[str, tuple[Any, ...]] | None = None, namespace: str | None = None,
     ) -> None:
         self.flow_name = flow_name
         self.graph = graph
@@ -102,6 +102,8 @@ class Scheduler:
         self.machine = machine
         self.resume = resume
         self._task_created = task_created  # step -> decorators with a runtime_task_created hook
+        # run --namespace: the tasks' client namespace ("" = global), carried in TaskSpec.extra
+        self._namespace_extra = (("namespace", namespace),) if namespace is not None else ()
         self._queue: deque[TaskSpec] = deque()
         self._delayed: list[tuple[float, int, TaskSpec]] = []  # retries waiting for their time
         self._running: dict[str, _Running] = {}
@@ -150,7 +152,7 @@ class Scheduler:
             datastore_root=self.ds.root, user=self.user, split_index=split_index, foreach_stack=stack,
             tags=self.tags, origin_run_id=self.origin_run_id, max_num_splits=self.max_num_splits,
             max_user_code_retries=policy.retries, env=tuple(policy.env.items()), decospecs=self.decospecs,
-            extra=extra,
+            extra=extra + self._namespace_extra,
         )
 
     def _in_progress_group(self, spec: TaskSpec) -> ForeachProgress | None:
