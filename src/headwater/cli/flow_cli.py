@@ -92,6 +92,20 @@ def _common_run_options() -> list[click.Option]:
     return [click.Option([flag, name], **kw) for flag, name, kw in _COMMON_RUN_OPTIONS]
 
 
+def _read_configs(flow_cls: type, command: str | None, files: tuple[tuple[str, str], ...],
+                  values: tuple[tuple[str, str], ...], settings: Any) -> None:
+    """Fix the flow's configs from the command line, the environment and defaults. A
+    ``step`` takes its run's recorded values and ``resume`` its origin's (see _execute)."""
+    from ..flow.config import ConfigError, apply_configs, flow_configs, resolve_configs
+
+    if command == "resume" and (files or values):
+        raise ConfigError("resume reuses the configs of the run it resumes; --config and --config-value "
+                          "cannot be given with resume.", hint="Drop --config/--config-value, or start a new run.")
+    if command in ("resume", "step") or not flow_configs(flow_cls):
+        return
+    apply_configs(flow_cls, resolve_configs(flow_cls, files=files, values=values, user=settings.user))
+
+
 def build_cli(flow_cls: type) -> click.Group:
     from ..flow.flow_decorators import top_level_options
     from ..flow.parameters import flow_parameters
@@ -105,15 +119,21 @@ def build_cli(flow_cls: type) -> click.Group:
                   help="Store root (default: nearest .headwater/ upward, else ./.headwater).")
     @click.option("--with", "decospecs", multiple=True, metavar="DECORATOR[:k=v,...]",
                   help="Add a step decorator to every step, e.g. --with retry:times=2 (repeatable).")
+    @click.option("--config", "config", nargs=2, multiple=True, metavar="NAME PATH",
+                  help="Read config NAME from the file PATH (repeatable; env HEADWATER_FLOW_CONFIG).")
+    @click.option("--config-value", "config_value", nargs=2, multiple=True, metavar="NAME VALUE",
+                  help="Set config NAME to VALUE (repeatable; env HEADWATER_FLOW_CONFIG_VALUE).")
     @click.version_option(__version__, prog_name="headwater")
     @click.pass_context
     def cli(ctx: click.Context, quiet: bool, datastore_root: str | None, decospecs: tuple[str, ...],
+            config: tuple[tuple[str, str], ...], config_value: tuple[tuple[str, str], ...],
             **flow_options: Any) -> None:
         settings = load_settings()
         if datastore_root:
             settings = settings.with_(datastore_root=os.path.abspath(datastore_root))
         ctx.obj = {"settings": settings, "quiet": quiet, "decospecs": tuple(decospecs),
                    "flow_options": flow_options}
+        guarded(lambda: _read_configs(flow_cls, ctx.invoked_subcommand, config, config_value, settings))
         if ctx.invoked_subcommand is None:
             ctx.invoke(check)
 
@@ -142,13 +162,12 @@ def build_cli(flow_cls: type) -> click.Group:
         def go() -> int:
             from ..flow.decorators import attach_decospecs
             from ..flow.flow_decorators import init_flow_decorators
+            from ..flow.config import config_artifacts
             from ..flow.parameters import flow_constants, resolve_parameters
             from ..runtime.run import RunRequest, execute_run
 
             decospecs = ctx.obj["decospecs"]
             attach_decospecs(flow_cls, decospecs)
-            graph = _lint_or_raise(flow_cls)
-            init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
             values: dict[str, Any] = {}
             origin = request.get("resume_from")
             if request.get("resume") and origin is None:
@@ -159,12 +178,16 @@ def build_cli(flow_cls: type) -> click.Group:
                 if origin is None:
                     raise CommandException(f"There is no earlier run of {flow_cls.__name__} to resume.",
                                            hint="Run the flow first, or pass --origin-run-id.")
+            if origin is not None:
+                _resume_configs(flow_cls, settings, origin)
+            graph = _lint_or_raise(flow_cls)
+            init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
             if not request.get("resume"):
                 given = {p.name: request["param_values"].get(p.attr_name) for p in params}
                 values = resolve_parameters(flow_cls, given, settings.require_user())
             req = RunRequest(
                 flow_cls=flow_cls, graph=graph, script=os.path.abspath(sys.argv[0]), params=values,
-                constants=flow_constants(flow_cls), tags=tuple(request["tags"]),
+                constants={**flow_constants(flow_cls), **config_artifacts(flow_cls)}, tags=tuple(request["tags"]),
                 max_workers=request["max_workers"], max_num_splits=request["max_num_splits"],
                 run_id_file=request["run_id_file"], decospecs=decospecs,
                 resume_from=origin, resume_step=request.get("resume_step"),
@@ -217,6 +240,10 @@ def build_cli(flow_cls: type) -> click.Group:
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = StampedLines(1), StampedLines(2)  # fds 1/2 are the task's log files
+        from ..runtime.run_state import restore_run_state
+        from ..store import Datastore
+
+        guarded(lambda: restore_run_state(Datastore(spec.datastore_root), flow_cls, spec.run_id))
         ctx = TaskContext(flow_cls, flow_cls._graph, spec.datastore_root, sys.argv[0], decorators_attached=False)
         result = run_task(spec, ctx)
         tmp = result_file + ".tmp"
@@ -231,6 +258,16 @@ def build_cli(flow_cls: type) -> click.Group:
     from .card_cmds import add_card_commands
     add_card_commands(cli, flow_cls)
     return cli
+
+
+def _resume_configs(flow_cls: type, settings: Any, origin: str) -> None:
+    from ..flow.config import apply_configs, flow_configs
+
+    if flow_configs(flow_cls):
+        from ..runtime.run_state import recorded_configs
+        from ..store import Datastore
+
+        apply_configs(flow_cls, recorded_configs(Datastore(settings.datastore_root), flow_cls, origin))
 
 
 def _console_factory(quiet: bool) -> Any:

@@ -58,6 +58,18 @@ class FlowDecorator:
     def flow_init(self, flow_cls: type, graph: Any, options: dict[str, Any]) -> None:
         """Called once when the command line starts, with the values of ``options`` (override)."""
 
+    def restore(self, run_record: dict[str, Any]) -> None:
+        """In a task started in another process: take the state ``flow_init`` had from the
+        run's record instead of the command line (override)."""
+
+    def system_tags(self) -> list[str]:
+        """System tags this decorator adds to the run, after ``flow_init`` (override)."""
+        return []
+
+    def current_fields(self) -> dict[str, Any]:
+        """Fields this decorator adds to ``current`` in every task, after ``flow_init`` (override)."""
+        return {}
+
     def __repr__(self) -> str:
         return f"@{self.name}({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
 
@@ -125,3 +137,16 @@ def init_flow_decorators(flow_cls: type, graph: Any, option_values: dict[str, An
     for deco in flow_decorators(flow_cls):
         deco.validate()
         deco.flow_init(flow_cls, graph, dict(option_values))
+
+
+def flow_system_tags(flow_cls: type) -> list[str]:
+    """System tags the flow's decorators add to a run."""
+    return [t for d in flow_decorators(flow_cls) for t in d.system_tags()]
+
+
+def flow_current_fields(flow_cls: type) -> dict[str, Any]:
+    """Fields the flow's decorators add to ``current``."""
+    out: dict[str, Any] = {}
+    for d in flow_decorators(flow_cls):
+        out.update(d.current_fields())
+    return out

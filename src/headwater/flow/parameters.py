@@ -75,6 +75,7 @@ class Parameter:
     """
 
     IS_INCLUDE_FILE = False
+    IS_CONFIG = False
 
     def __init__(
         self,
@@ -95,8 +96,9 @@ class Parameter:
         self.separator = separator
         self.kwargs = kwargs
         self.attr_name: str = name.replace("-", "_")
+        self.given_type = type  # None: inferred from the default (again once a config default is known)
         if type is None:
-            if default is not None and not callable(default):
+            if default is not None and not callable(default) and not getattr(default.__class__, "_hw_deferred", False):
                 type = builtin_type(default)
             else:
                 type = str
@@ -244,11 +246,11 @@ class IncludeFile(Parameter):
 
 
 def flow_parameters(flow_cls: type) -> list[Parameter]:
-    """The flow's Parameters (and IncludeFiles), in a stable order."""
+    """The flow's Parameters (and IncludeFiles), in a stable order; Configs are not among them."""
     seen: dict[str, Parameter] = {}
     for klass in reversed(flow_cls.__mro__):
         for attr, value in vars(klass).items():
-            if isinstance(value, Parameter):
+            if isinstance(value, Parameter) and not value.IS_CONFIG:
                 seen[attr] = value
     return list(seen.values())
 

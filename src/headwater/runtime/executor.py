@@ -17,6 +17,7 @@ from typing import Any
 from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError
 from ..flow.current import current
 from ..flow.decorators import StepDecorator
+from ..flow.flow_decorators import flow_current_fields
 from ..flow.parameters import Parameter
 from ..flow.spec import FlowSpec, Inputs, nth_item
 from ..store import Datastore
@@ -48,6 +49,15 @@ def _short_repr(value: Any, limit: int = 30) -> str:
 
 
 _param_names: dict[type, list[str]] = {}
+_flow_fields: dict[type, dict[str, Any]] = {}
+
+
+def flow_fields(flow_cls: type) -> dict[str, Any]:
+    """``current`` fields from flow decorators (e.g. @project's), once per flow class per process."""
+    fields = _flow_fields.get(flow_cls)
+    if fields is None:  # in the zygote before forks, or once in a `step` process
+        fields = _flow_fields[flow_cls] = flow_current_fields(flow_cls)
+    return fields
 
 
 def parameter_names(flow_cls: type) -> list[str]:
@@ -201,6 +211,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             task_id=spec.task_id, retry_count=spec.attempt, origin_run_id=spec.origin_run_id,
             namespace=f"user:{spec.user}", username=spec.user, tags=list(spec.tags),
             parameter_names=parameter_names(flow_cls), graph=graph_info(graph),
+            **flow_fields(flow_cls),
         )
         func = getattr(flow, spec.step_name)
         catch = _catch_decorator(flow_cls, spec.step_name)
