@@ -24,7 +24,7 @@ class Opt:
     """One CLI option as a Python keyword: ``flag`` (and ``off_flag`` for a boolean switch)."""
 
     flag: str
-    kind: str  # "value" | "multiple" | "switch" | "argument"
+    kind: str  # "value" | "multiple" | "pairs" (repeatable NAME VALUE) | "switch" | "argument"
     off_flag: str | None = None
 
 
@@ -33,6 +33,8 @@ TOP_LEVEL: dict[str, Opt] = {
     "quiet": Opt("--quiet", "switch", "--not-quiet"),
     "datastore_root": Opt("--datastore-root", "value"),
     "decospecs": Opt("--with", "multiple"),
+    "config": Opt("--config", "pairs"),
+    "config_value": Opt("--config-value", "pairs"),
 }
 
 _COMMON: dict[str, Opt] = {
@@ -79,6 +81,13 @@ def _render(opt: Opt, value: Any) -> list[str]:
         return []
     if opt.kind == "switch":
         return [opt.flag if value else opt.off_flag or ""]
+    if opt.kind == "pairs":  # [(name, value), ...] or {name: value}; a non-string value as JSON
+        items = value.items() if isinstance(value, Mapping) else value
+        out = []
+        for name, v in items:
+            text = os.fspath(v) if isinstance(v, os.PathLike) else v if isinstance(v, str) else json.dumps(v)
+            out += [opt.flag, str(name), text]
+        return out
     if opt.kind == "multiple":
         out: list[str] = []
         for v in _many(value):
