@@ -93,17 +93,19 @@ def _common_run_options() -> list[click.Option]:
 
 
 def _read_configs(flow_cls: type, command: str | None, files: tuple[tuple[str, str], ...],
-                  values: tuple[tuple[str, str], ...], settings: Any) -> None:
+                  values: tuple[tuple[str, str], ...], settings: Any) -> bool:
     """Fix the flow's configs from the command line, the environment and defaults. A
-    ``step`` takes its run's recorded values and ``resume`` its origin's (see _execute)."""
+    ``step`` takes its run's recorded values and ``resume`` its origin's (see _execute).
+    Returns whether configs were applied."""
     from ..flow.config import ConfigError, apply_configs, flow_configs, resolve_configs
 
     if command == "resume" and (files or values):
         raise ConfigError("resume reuses the configs of the run it resumes; --config and --config-value "
                           "cannot be given with resume.", hint="Drop --config/--config-value, or start a new run.")
     if command in ("resume", "step") or not flow_configs(flow_cls):
-        return
+        return False
     apply_configs(flow_cls, resolve_configs(flow_cls, files=files, values=values, user=settings.user))
+    return True
 
 
 def build_cli(flow_cls: type) -> click.Group:
@@ -133,7 +135,9 @@ def build_cli(flow_cls: type) -> click.Group:
             settings = settings.with_(datastore_root=os.path.abspath(datastore_root))
         ctx.obj = {"settings": settings, "quiet": quiet, "decospecs": tuple(decospecs),
                    "flow_options": flow_options}
-        guarded(lambda: _read_configs(flow_cls, ctx.invoked_subcommand, config, config_value, settings))
+        if guarded(lambda: _read_configs(flow_cls, ctx.invoked_subcommand, config, config_value, settings)):
+            # Parameter defaults may come from configs: show and type them with their values.
+            cli.commands["run"].params = run_params()
         if ctx.invoked_subcommand is None:
             ctx.invoke(check)
 
@@ -160,9 +164,9 @@ def build_cli(flow_cls: type) -> click.Group:
         settings = ctx.obj["settings"]
 
         def go() -> int:
+            from ..flow.config import config_artifacts
             from ..flow.decorators import attach_decospecs
             from ..flow.flow_decorators import init_flow_decorators
-            from ..flow.config import config_artifacts
             from ..flow.parameters import flow_constants, resolve_parameters
             from ..runtime.run import RunRequest, execute_run
 
@@ -205,8 +209,10 @@ def build_cli(flow_cls: type) -> click.Group:
         _execute(ctx, tags=tags, max_workers=max_workers, max_num_splits=max_num_splits,
                  run_id_file=run_id_file, param_values=param_values)
 
-    run_params = _common_run_options() + [_click_option(p) for p in params]
-    cli.add_command(click.Command("run", callback=run, params=run_params, help="Run the flow locally."))
+    def run_params() -> list[click.Parameter]:
+        return _common_run_options() + [_click_option(p) for p in flow_parameters(flow_cls)]
+
+    cli.add_command(click.Command("run", callback=run, params=run_params(), help="Run the flow locally."))
 
     @click.pass_context
     def resume(ctx: click.Context, step_to_rerun: str | None, origin_run_id: str | None, tags: tuple[str, ...],

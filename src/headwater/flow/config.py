@@ -181,7 +181,7 @@ class ConfigExpr(_Deferred):
 
     def __init__(self, expr: str, scope: Mapping[str, Any] | None = None) -> None:
         self.expr = expr
-        self.scope = dict(scope or {})
+        self.scope = scope if scope is not None else {}  # live: names defined later in the module count
 
     def resolve(self, values: Mapping[str, Any]) -> Any:
         names = dict(self.scope)
