@@ -163,6 +163,22 @@ def test_required_default_file_and_parser_names():
         Config("x", default="a.json", default_value={})
 
 
+def test_a_missing_key_in_a_decorator_is_reported_when_applied():
+    from headwater import retry
+
+    cfg = Config("cfg", default_value={"a": 1})
+
+    def start(self):
+        self.next(self.end)
+
+    def end(self):
+        pass
+
+    cls = type("KeyFlow", (FlowSpec,), {"cfg": cfg, "start": retry(times=cfg.nope)(step(start)), "end": step(end)})
+    with pytest.raises(ConfigError, match=r"cfg.nope does not exist: config 'cfg' has no 'nope' there"):
+        apply_configs(cls, resolve_configs(cls, env={}))
+
+
 def test_config_expr_errors_name_the_expression():
     cls = _flow(cfg=Config("cfg", default_value={"a": 1}))
     apply_configs(cls, resolve_configs(cls, env={}))
