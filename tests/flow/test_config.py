@@ -31,7 +31,8 @@ def test_defaults_reach_steps_decorators_parameters_and_switch(tmp_path, launche
     seen = task.data.seen
     assert seen == {"cfg_type": "ConfigValue", "lr": 0.1, "lr_item": 0.1, "kv": {"alpha": "1", "beta": "2"},
                     "raw": "just text", "opt": None, "greeting": "hi", "env_mode": "fast",
-                    "attempt": 1}  # @retry(times=config_expr("cfg.retries")) gave one retry
+                    "attempt": 1,  # @retry(times=config_expr("cfg.retries")) gave one retry
+                    "scaled": 10}  # a callable default read ctx.configs
     assert "read-only" in task.data.assign_error
     assert task.data.nested_error == "ConfigValue is immutable"
     assert run["fast"].task.data.path == "fast"
@@ -52,7 +53,8 @@ def test_file_and_value_options_override_defaults(tmp_path, use_root):
     assert r.returncode == 0, r.output
     run, task = _task(root, use_root)
     seen = task.data.seen
-    assert (seen["lr"], seen["greeting"], seen["env_mode"], seen["attempt"]) == (0.5, "hey", "turbo", 0)
+    assert (seen["lr"], seen["greeting"], seen["env_mode"], seen["attempt"], seen["scaled"]) == (
+        0.5, "hey", "turbo", 0, 0)
     assert seen["kv"] == {"gamma": "3"} and seen["opt"] == {"on": True}
     # The switch key self.cfg.mode was read from the config: "turbo" went to the fast step.
     assert [s.id for s in run] == ["end", "fast", "start"]

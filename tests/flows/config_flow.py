@@ -16,6 +16,7 @@ class ConfigFlow(FlowSpec):
     raw = Config("raw", default_value="just text", plain=True)
     opt = Config("opt")
     greeting = Parameter("greeting", default=cfg.greeting)
+    scaled = Parameter("scaled", default=lambda ctx: ctx.configs.cfg.retries * 10, type=int)
 
     @environment(vars={"HW_MODE": cfg.mode})
     @retry(times=config_expr("cfg.retries"), minutes_between_retries=0)
@@ -26,7 +27,7 @@ class ConfigFlow(FlowSpec):
         self.seen = {
             "cfg_type": type(self.cfg).__name__, "lr": self.cfg.train.lr, "lr_item": self.cfg["train"]["lr"],
             "kv": self.kv.to_dict(), "raw": self.raw, "opt": self.opt, "greeting": self.greeting,
-            "env_mode": os.environ.get("HW_MODE"), "attempt": current.retry_count,
+            "env_mode": os.environ.get("HW_MODE"), "attempt": current.retry_count, "scaled": self.scaled,
         }
         try:
             self.cfg = {"x": 1}

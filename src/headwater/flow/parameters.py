@@ -284,11 +284,15 @@ def missing_required(p: Parameter) -> ParameterError:
 def resolve_parameters(flow_cls: type, given: dict[str, Any], user: str) -> dict[str, Any]:
     """Final values by attribute name: command line > default (callables evaluated);
     IncludeFile paths are read. Raises ParameterError for missing required ones."""
+    from .config import ConfigValue, applied_configs
+
+    applied = applied_configs(flow_cls)
+    configs = ConfigValue(applied) if applied else None  # ctx.configs, as Metaflow's
     out: dict[str, Any] = {}
     for p in flow_parameters(flow_cls):
         value = given.get(p.name)
         if value is None:
-            value = p.resolve_default(ParameterContext(flow_cls.__name__, user, p.name))
+            value = p.resolve_default(ParameterContext(flow_cls.__name__, user, p.name, configs=configs))
             if value is not None and p.separator is not None and isinstance(value, str):
                 value = p.convert(value)
         elif isinstance(value, str):
