@@ -137,11 +137,15 @@ def test_config_value_is_a_read_only_mapping():
     v = ConfigValue({"a": {"b": [1, {"c": 2}]}, "n": 1})
     assert v.a.b[1].c == 2 and v["a"]["b"][0] == 1
     assert dict(v) == {"a": v.a, "n": 1} and v == {"a": {"b": [1, {"c": 2}]}, "n": 1}
-    assert v.to_dict() == {"a": {"b": [1, {"c": 2}]}, "n": 1}
+    assert isinstance(v, dict) and json.loads(json.dumps(v)) == v  # as Metaflow's, a dict subclass
+    assert type(v.a.b[1]) is ConfigValue and type(v.copy()) is ConfigValue
+    assert v.to_dict() == {"a": {"b": [1, {"c": 2}]}, "n": 1} and type(v.to_dict()["a"]) is dict
     with pytest.raises(TypeError, match="immutable"):
         v.n = 2
     with pytest.raises(TypeError, match="immutable"):
         v["n"] = 2
+    with pytest.raises(TypeError, match="immutable"):
+        v.update(n=2)
     with pytest.raises(AttributeError, match="no key 'zz'"):
         v.zz
     import pickle

@@ -44,26 +44,28 @@ class ConfigError(HeadwaterException):
 # ---------------------------------------------------------------------------------------
 
 def _freeze(value: Any) -> Any:
+    # Lists, tuples and sets keep their type (as in Metaflow); the mappings inside become ConfigValues.
     if isinstance(value, Mapping) and not isinstance(value, ConfigValue):
         return ConfigValue(value)
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
+    if isinstance(value, (list, tuple, set)):
+        return type(value)(_freeze(v) for v in value)
     return value
 
 
 def _thaw(value: Any) -> Any:
     if isinstance(value, ConfigValue):
         return value.to_dict()
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
+    if isinstance(value, (list, tuple, set)):
+        return type(value)(_thaw(v) for v in value)
     return value
 
 
-class ConfigValue(Mapping):
+class ConfigValue(dict):  # a dict subclass, as Metaflow's: json.dumps and isinstance(v, dict) work
     """A read-only mapping with attribute access: the value of a (non-plain) ``Config``.
 
-    Nested mappings are ``ConfigValue`` too and lists read as tuples; any attempt to
-    change it raises ``TypeError``. ``to_dict()`` gives a plain, mutable copy.
+    Nested mappings are ``ConfigValue`` too; any attempt to change one raises
+    ``TypeError`` (a list inside can be changed in place, but the change is not
+    kept past the step). ``to_dict()`` gives a plain, mutable copy.
 
     Examples
     --------
@@ -72,50 +74,30 @@ class ConfigValue(Mapping):
     (3, 3)
     """
 
-    __slots__ = ("_data",)
-
     def __init__(self, data: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "_data", {k: _freeze(v) for k, v in data.items()})
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
+        dict.__init__(self, ((k, _freeze(v)) for k, v in data.items()))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         try:
-            return self._data[name]
+            return self[name]
         except KeyError:
-            raise AttributeError(f"Config has no key {name!r} (keys: {', '.join(map(str, self._data))})") from None
+            raise AttributeError(f"Config has no key {name!r} (keys: {', '.join(map(str, self))})") from None
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def _immutable(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("ConfigValue is immutable")
 
-    def __delattr__(self, name: str) -> None:
-        raise TypeError("ConfigValue is immutable")
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        raise TypeError("ConfigValue is immutable")
-
-    def __delitem__(self, key: str) -> None:
-        raise TypeError("ConfigValue is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ConfigValue):
-            return self._data == other._data
-        return isinstance(other, Mapping) and self.to_dict() == dict(other)
-
+    __setattr__ = __delattr__ = __setitem__ = __delitem__ = __ior__ = _immutable
+    clear = pop = popitem = setdefault = update = _immutable
     __hash__ = None  # type: ignore[assignment]
+
+    def copy(self) -> "ConfigValue":
+        return ConfigValue(self)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain ``dict`` copy (nested values as dicts and lists)."""
-        return {k: _thaw(v) for k, v in self._data.items()}
+        return {k: _thaw(v) for k, v in self.items()}
 
     def __reduce__(self) -> Any:
         return (ConfigValue, (self.to_dict(),))
