@@ -104,7 +104,8 @@ def _read_configs(flow_cls: type, command: str | None, files: tuple[tuple[str, s
                           "cannot be given with resume.", hint="Drop --config/--config-value, or start a new run.")
     if command in ("resume", "step") or not flow_configs(flow_cls):
         return False
-    apply_configs(flow_cls, resolve_configs(flow_cls, files=files, values=values, user=settings.user))
+    apply_configs(flow_cls, resolve_configs(flow_cls, files=files, values=values, env=settings.extra,
+                                            user=settings.user))
     return True
 
 

@@ -95,6 +95,10 @@ class ConfigValue(dict):  # a dict subclass, as Metaflow's: json.dumps and isins
     def copy(self) -> "ConfigValue":
         return ConfigValue(self)
 
+    @classmethod
+    def fromkeys(cls, keys: Any, value: Any = None) -> "ConfigValue":
+        return cls(dict.fromkeys(keys, value))
+
     def to_dict(self) -> dict[str, Any]:
         """A plain ``dict`` copy (nested values as dicts and lists)."""
         return {k: _thaw(v) for k, v in self.items()}
