@@ -10,7 +10,8 @@ import pytest
 
 from flowrun import run_flow
 from headwater import Config, ConfigValue, FlowSpec, config_expr, step
-from headwater.flow.config import ConfigError, apply_configs, resolve_configs
+from headwater.flow.config import ConfigError, apply_configs
+from headwater.flow.config_sources import resolve_configs
 
 NEW_CFG = {"retries": 0, "greeting": "hey", "mode": "turbo", "train": {"lr": 0.5}}
 

@@ -97,7 +97,8 @@ def _read_configs(flow_cls: type, command: str | None, files: tuple[tuple[str, s
     """Fix the flow's configs from the command line, the environment and defaults. A
     ``step`` takes its run's recorded values and ``resume`` its origin's (see _execute).
     Returns whether configs were applied."""
-    from ..flow.config import ConfigError, apply_configs, flow_configs, resolve_configs
+    from ..flow.config import ConfigError, apply_configs, flow_configs
+    from ..flow.config_sources import resolve_configs
 
     if command == "resume" and (files or values):
         raise ConfigError("resume reuses the configs of the run it resumes; --config and --config-value "
