@@ -20,6 +20,7 @@ def test_branch_naming_tags_and_current(tmp_path, use_root, args, branch, user_b
     root = tmp_path / ".headwater"
     r = run_flow("project_flow.py", *args, "run", root=root)
     assert r.returncode == 0, r.output
+    assert f"Project: demo_proj, Branch: {branch}" in r.stderr
     use_root(root)
     run = Flow("ProjectFlow").latest_run
     assert {"project:demo_proj", f"project_branch:{branch}"} <= set(run.system_tags)

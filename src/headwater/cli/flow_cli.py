@@ -188,6 +188,7 @@ def build_cli(flow_cls: type) -> click.Group:
                 _resume_configs(flow_cls, settings, origin)
             graph = _lint_or_raise(flow_cls)
             init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
+            _announce_project(flow_cls, ctx.obj["quiet"])
             if not request.get("resume"):
                 given = {p.name: request["param_values"].get(p.attr_name) for p in params}
                 values = resolve_parameters(flow_cls, given, settings.require_user())
@@ -266,6 +267,14 @@ def build_cli(flow_cls: type) -> click.Group:
     from .card_cmds import add_card_commands
     add_card_commands(cli, flow_cls)
     return cli
+
+
+def _announce_project(flow_cls: type, quiet: bool) -> None:
+    from ..flow.flow_decorators import flow_current_fields
+
+    fields = flow_current_fields(flow_cls)
+    if "branch_name" in fields and not quiet:  # as Metaflow's banner line
+        click.echo(f"Project: {fields['project_name']}, Branch: {fields['branch_name']}", err=True)
 
 
 def _resume_configs(flow_cls: type, settings: Any, origin: str) -> None:
