@@ -14,6 +14,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 from .exceptions import HeadwaterException as HeadwaterException
+from .flow.config import Config as Config
+from .flow.config import ConfigValue as ConfigValue
+from .flow.config import config_expr as config_expr
 from .flow.current import current as current
 from .flow.decorators import StepDecorator as StepDecorator
 from .flow.decorators import catch as catch
@@ -52,6 +55,11 @@ _LAZY = {
     "Runner": "headwater.runner",
     "NBRunner": "headwater.runner",
     "ExecutingRun": "headwater.runner",
+    "project": "headwater.flow.project",
+    "exit_hook": "headwater.flow.exit_hook",
+    "yaml_parser": "headwater.flow.parsers",
+    "requirements_txt_parser": "headwater.flow.parsers",
+    "pyproject_toml_parser": "headwater.flow.parsers",
     # @card loads the cards package only when a flow uses it.
     "card": "headwater.cards.decorator",
     "parallel": "headwater.flow.parallel",
@@ -98,7 +106,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = sorted([
-    "DataArtifact", "ExecutingRun", "Flow", "FlowDecorator", "FlowMutator", "FlowSpec", "Headwater", "HeadwaterException", "IncludeFile",
+    "Config", "ConfigValue", "config_expr", "exit_hook", "project", "pyproject_toml_parser",
+    "requirements_txt_parser", "yaml_parser",
+    "DataArtifact", "ExecutingRun", "Flow", "FlowDecorator", "FlowMutator", "FlowSpec", "Headwater",
+    "HeadwaterException", "IncludeFile",
     "JSONType", "JSONTypeClass", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "Step", "Task", "card", "catch",
     "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",
     "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "resources", "retry",

@@ -149,7 +149,7 @@ def test_unknown_parameter_lists_the_valid_ones(tmp_path):
 def test_unknown_top_level_option():
     with pytest.raises(RunnerError, match=r"Unknown argument 'metdata' for Runner\(\)\.\n"
                                           r"Hint: Did you mean 'metadata'\? Valid arguments are top-level options: "
-                                          r"datastore, datastore_root, decospecs, environment, event_logger, "
+                                          r"config, config_value, datastore, datastore_root, decospecs, environment, event_logger, "
                                           r"metadata, monitor, package_suffixes, pylint, quiet\."):
         Runner(FLOWS / "linear_flow.py", metdata="local")
     with pytest.raises(RunnerError, match=r"Did you mean 'quiet'\?"):
@@ -209,6 +209,19 @@ def test_top_level_options(tmp_path):
     assert "hello from start" in result.stdout  # task output still shows
 
 
+def test_config_options(tmp_path):
+    root = tmp_path / ".headwater"
+    kv = tmp_path / "kv.txt"
+    kv.write_text("k=v\n")
+    cfg = {"retries": 0, "greeting": "from runner", "mode": "turbo", "train": {"lr": 1}}
+    with _runner("config_flow.py", root, config_value=[("cfg", cfg)], config={"kv": kv}) as runner:
+        result = runner.run()
+    assert result.status == "successful", result.stderr
+    seen = result.run["start"].task.data.seen
+    assert (seen["greeting"], seen["kv"]) == ("from runner", {"k": "v"})
+    assert result.run["fast"].task.data.path == "fast"
+
+
 def test_root_is_resolved_from_cwd_and_passed_explicitly(tmp_path, monkeypatch):
     monkeypatch.delenv("HEADWATER_DATASTORE_ROOT", raising=False)
     monkeypatch.delenv("HEADWATER_DATASTORE_SYSROOT_LOCAL", raising=False)
@@ -250,7 +263,8 @@ def test_option_tables_match_the_cli():
     for name, opt in TOP_LEVEL.items():
         assert opt.flag == top[name].opts[0]
         assert opt.off_flag == (top[name].secondary_opts or [None])[0]
-        assert (opt.kind == "multiple") == bool(getattr(top[name], "multiple", False))
+        assert (opt.kind in ("multiple", "pairs")) == bool(getattr(top[name], "multiple", False))
+        assert (opt.kind == "pairs") == (top[name].nargs == 2)
     for command, options in COMMANDS.items():
         params = {p.name: p for p in cli.commands[command].params if p.name not in ("runner_attribute_file", "help")}
         assert set(params) == set(options), command

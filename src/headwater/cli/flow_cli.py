@@ -98,6 +98,24 @@ def _common_run_options() -> list[click.Option]:
     return [click.Option([flag, name], **kw) for flag, name, kw in _COMMON_RUN_OPTIONS]
 
 
+def _read_configs(flow_cls: type, command: str | None, files: tuple[tuple[str, str], ...],
+                  values: tuple[tuple[str, str], ...], settings: Any) -> bool:
+    """Fix the flow's configs from the command line, the environment and defaults. A
+    ``step`` takes its run's recorded values and ``resume`` its origin's (see _execute).
+    Returns whether configs were applied."""
+    from ..flow.config import ConfigError, apply_configs, flow_configs
+    from ..flow.config_sources import resolve_configs
+
+    if command == "resume" and (files or values):
+        raise ConfigError("resume reuses the configs of the run it resumes; --config and --config-value "
+                          "cannot be given with resume.", hint="Drop --config/--config-value, or start a new run.")
+    if command in ("resume", "step") or not flow_configs(flow_cls):
+        return False
+    apply_configs(flow_cls, resolve_configs(flow_cls, files=files, values=values, env=settings.extra,
+                                            user=settings.user))
+    return True
+
+
 def build_cli(flow_cls: type) -> click.Group:
     from ..flow.flow_decorators import top_level_options
     from ..flow.mutators import run_mutators
@@ -118,6 +136,10 @@ def build_cli(flow_cls: type) -> click.Group:
             settings = settings.with_(datastore_root=os.path.abspath(top["datastore_root"]))
         ctx.obj = {"settings": settings, "quiet": top["quiet"], "decospecs": tuple(top["decospecs"]),
                    "top": top, "flow_options": options, "flow_cls": flow_cls}
+        if guarded(lambda: _read_configs(flow_cls, ctx.invoked_subcommand, top["config"], top["config_value"],
+                                         settings)):
+            # Parameter defaults may come from configs: show and type them with their values.
+            cli.commands["run"].params = run_params()
         if ctx.invoked_subcommand is None:
             ctx.invoke(check)
 
@@ -159,6 +181,7 @@ def build_cli(flow_cls: type) -> click.Group:
         settings = ctx.obj["settings"]
 
         def go() -> int:
+            from ..flow.config import config_artifacts
             from ..flow.flow_decorators import init_flow_decorators
             from ..flow.mutators import prepare_flow
             from ..flow.parameters import flow_constants, resolve_parameters
@@ -167,9 +190,6 @@ def build_cli(flow_cls: type) -> click.Group:
 
             plugin_index()  # scanned once here, inherited by every forked task
             decospecs = ctx.obj["decospecs"] + tuple(request["decospecs"])
-            prepare_flow(flow_cls, decospecs)
-            graph = _lint_or_raise(flow_cls)
-            init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
             values: dict[str, Any] = {}
             origin = request.get("resume_from")
             if request.get("resume") and origin is None:
@@ -180,12 +200,18 @@ def build_cli(flow_cls: type) -> click.Group:
                 if origin is None:
                     raise CommandException(f"There is no earlier run of {flow_cls.__name__} to resume.",
                                            hint="Run the flow first, or pass --origin-run-id.")
+            if origin is not None:
+                _resume_configs(flow_cls, settings, origin)
+            prepare_flow(flow_cls, decospecs)  # mutators see the configs' values
+            graph = _lint_or_raise(flow_cls)
+            init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
+            _announce_project(flow_cls, ctx.obj["quiet"])
             if not request.get("resume"):
                 given = {p.name: request["param_values"].get(p.attr_name) for p in params}
                 values = resolve_parameters(flow_cls, given, settings.require_user())
             req = RunRequest(
                 flow_cls=flow_cls, graph=graph, script=os.path.abspath(sys.argv[0]), params=values,
-                constants=flow_constants(flow_cls), tags=tuple(request["tags"]),
+                constants={**flow_constants(flow_cls), **config_artifacts(flow_cls)}, tags=tuple(request["tags"]),
                 max_workers=request["max_workers"], max_num_splits=request["max_num_splits"],
                 run_id_file=request["run_id_file"], runner_attribute_file=request["runner_attribute_file"],
                 decospecs=decospecs,
@@ -204,12 +230,14 @@ def build_cli(flow_cls: type) -> click.Group:
     def run(ctx: click.Context, user_namespace: str | None, **values: Any) -> None:
         _execute(ctx, **{k: values.pop(k) for k in common}, namespace=user_namespace, param_values=values)
 
-    namespace_opt = click.Option(
-        ["--namespace", "user_namespace"], default=None, metavar="NAMESPACE",
-        help="The client namespace inside the steps (default: user:<you>); --namespace= is the global one. "
-             "It does not change the run's own tags.")
-    run_params = _common_run_options() + [namespace_opt] + [_click_option(p) for p in params]
-    cli.add_command(click.Command("run", callback=run, params=run_params, help="Run the flow locally."))
+    def run_params() -> list[click.Parameter]:
+        namespace_opt = click.Option(
+            ["--namespace", "user_namespace"], default=None, metavar="NAMESPACE",
+            help="The client namespace inside the steps (default: user:<you>); --namespace= is the global one. "
+                 "It does not change the run's own tags.")
+        return _common_run_options() + [namespace_opt] + [_click_option(p) for p in flow_parameters(flow_cls)]
+
+    cli.add_command(click.Command("run", callback=run, params=run_params(), help="Run the flow locally."))
 
     @click.pass_context
     def resume(ctx: click.Context, step_to_rerun: str | None, origin_run_id: str | None, **values: Any) -> None:
@@ -241,6 +269,10 @@ def build_cli(flow_cls: type) -> click.Group:
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = StampedLines(1), StampedLines(2)  # fds 1/2 are the task's log files
+        from ..runtime.run_state import restore_run_state
+        from ..store import Datastore
+
+        guarded(lambda: restore_run_state(Datastore(spec.datastore_root), flow_cls, spec.run_id))
         ctx = TaskContext(flow_cls, flow_cls._graph, spec.datastore_root, sys.argv[0], decorators_attached=False)
         result = run_task(spec, ctx)
         tmp = result_file + ".tmp"
@@ -255,6 +287,24 @@ def build_cli(flow_cls: type) -> click.Group:
     from .card_cmds import add_card_commands
     add_card_commands(cli, flow_cls)
     return cli
+
+
+def _announce_project(flow_cls: type, quiet: bool) -> None:
+    from ..flow.flow_decorators import flow_current_fields
+
+    fields = flow_current_fields(flow_cls)
+    if "branch_name" in fields and not quiet:  # as Metaflow's banner line
+        click.echo(f"Project: {fields['project_name']}, Branch: {fields['branch_name']}", err=True)
+
+
+def _resume_configs(flow_cls: type, settings: Any, origin: str) -> None:
+    from ..flow.config import apply_configs, flow_configs
+
+    if flow_configs(flow_cls):
+        from ..runtime.run_state import recorded_configs
+        from ..store import Datastore
+
+        apply_configs(flow_cls, recorded_configs(Datastore(settings.datastore_root), flow_cls, origin))
 
 
 def _console_factory(quiet: bool) -> Any:

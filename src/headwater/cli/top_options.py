@@ -78,6 +78,10 @@ TOP_OPTIONS: tuple[TopOption, ...] = (
               off_flag="--no-pylint", default=True),
     TopOption("event_logger", "--event-logger", OptionKind.CHOICE, "Event logger.",
               supported=("nullSidecarLogger",), not_yet=("debugLogger",), envvar="HEADWATER_DEFAULT_EVENT_LOGGER"),
+    TopOption("config", "--config", OptionKind.PAIRS,
+              "Read config NAME from the file PATH (repeatable; env HEADWATER_FLOW_CONFIG).", metavar="NAME PATH"),
+    TopOption("config_value", "--config-value", OptionKind.PAIRS,
+              "Set config NAME to VALUE (repeatable; env HEADWATER_FLOW_CONFIG_VALUE).", metavar="NAME VALUE"),
     TopOption("monitor", "--monitor", OptionKind.CHOICE, "Monitoring backend.",
               supported=("nullSidecarMonitor",), not_yet=("debugMonitor",), envvar="HEADWATER_DEFAULT_MONITOR"),
 )

@@ -105,6 +105,18 @@ class FlowDecorator:
 
         self.flow_init(flow_instance(flow_cls), graph, None, None, None, _echo, _echo, options)
 
+    def restore(self, run_record: dict[str, Any]) -> None:
+        """In a task started in another process: take the state ``flow_init`` had from the
+        run's record instead of the command line (override)."""
+
+    def system_tags(self) -> list[str]:
+        """System tags this decorator adds to the run, after ``flow_init`` (override)."""
+        return []
+
+    def current_fields(self) -> dict[str, Any]:
+        """Fields this decorator adds to ``current`` in every task, after ``flow_init`` (override)."""
+        return {}
+
     def __repr__(self) -> str:
         return f"@{self.name}({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
 
@@ -179,3 +191,16 @@ def _echo(*args: Any, **kwargs: Any) -> None:
     import sys
 
     print(*(a for a in args if isinstance(a, str)), file=sys.stderr)
+
+
+def flow_system_tags(flow_cls: type) -> list[str]:
+    """System tags the flow's decorators add to a run."""
+    return [t for d in flow_decorators(flow_cls) for t in d.system_tags()]
+
+
+def flow_current_fields(flow_cls: type) -> dict[str, Any]:
+    """Fields the flow's decorators add to ``current``."""
+    out: dict[str, Any] = {}
+    for d in flow_decorators(flow_cls):
+        out.update(d.current_fields())
+    return out

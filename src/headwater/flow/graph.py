@@ -18,8 +18,9 @@ import os
 import sys
 import textwrap
 import types
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..exceptions import GraphError, LintErrors, Location
 
@@ -297,6 +298,24 @@ def _is_next_call(node: ast.AST, self_name: str) -> bool:
     return isinstance(node, ast.Call) and _self_attr(node.func, self_name) == "next"
 
 
+# While build_graph runs: reads ``self.<config>.<key>`` switch keys from the flow's applied configs.
+_config_key_reader: ContextVar[Callable[[list[str]], tuple[bool, Any]] | None] = ContextVar(
+    "_config_key_reader", default=None)
+
+
+def _config_key(node: ast.AST | None, self_name: str) -> tuple[bool, Any]:
+    """Read a switch key written ``self.<config>.<key>...`` (its value from the applied configs)."""
+    dotted: list[str] = []
+    while isinstance(node, ast.Attribute):
+        dotted.insert(0, node.attr)
+        node = node.value
+    reader = _config_key_reader.get()
+    if not (isinstance(node, ast.Name) and node.id == self_name and len(dotted) >= 2 and reader):
+        return False, None
+    ok, value = reader(dotted)
+    return (True, value) if ok and isinstance(value, (str, int, float)) else (False, None)
+
+
 def _literal_key(node: ast.AST | None) -> tuple[bool, Any]:
     """Read a switch key: a str, int, float or bool literal (a leading minus is allowed)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float)):
@@ -435,9 +454,11 @@ def _classify_switch(d: _Draft, cases: ast.Dict, kwargs: dict[str, ast.expr], se
             return "a switch's cases must be written out; **dict unpacking is not allowed."
         ok, key = _literal_key(key_node)
         if not ok:
+            ok, key = _config_key(key_node, self_name)
+        if not ok:
             return (
-                f"switch key {ast.unparse(key_node)} must be a string or number literal "
-                "(keys read from a Config are not supported yet)."
+                f"switch key {ast.unparse(key_node)} must be a string or number literal, "
+                "or self.<config>.<key> naming a string or number in one of the flow's Configs."
             )
         target = _self_attr(value_node, self_name)
         if target is None:
@@ -644,7 +665,13 @@ def build_graph(flow_cls: type) -> FlowGraph:
     # Like inspect.getsource: re-read a flow file that changed on disk since it was cached.
     for filename in {code.co_filename for code in map(_code, funcs.values()) if code is not None}:
         linecache.checkcache(filename)
-    drafts = {name: _draft_step(name, func) for name, func in funcs.items()}
+    from .config import read_switch_key
+
+    token = _config_key_reader.set(functools.partial(read_switch_key, flow_cls))
+    try:
+        drafts = {name: _draft_step(name, func) for name, func in funcs.items()}
+    finally:
+        _config_key_reader.reset(token)
     start, starts = _resolve(drafts, funcs, "is_start", "start")
     end, ends = _resolve(drafts, funcs, "is_end", "end")
     for name, d in drafts.items():

@@ -75,6 +75,7 @@ class Parameter:
     """
 
     IS_INCLUDE_FILE = False
+    IS_CONFIG = False
 
     def __init__(
         self,
@@ -95,8 +96,9 @@ class Parameter:
         self.separator = separator
         self.kwargs = kwargs
         self.attr_name: str = name.replace("-", "_")
+        self.given_type = type  # None: inferred from the default (again once a config default is known)
         if type is None:
-            if default is not None and not callable(default):
+            if default is not None and not callable(default) and not getattr(default.__class__, "_hw_deferred", False):
                 type = builtin_type(default)
             else:
                 type = str
@@ -244,11 +246,11 @@ class IncludeFile(Parameter):
 
 
 def flow_parameters(flow_cls: type) -> list[Parameter]:
-    """The flow's Parameters (and IncludeFiles), in a stable order."""
+    """The flow's Parameters (and IncludeFiles), in a stable order; Configs are not among them."""
     seen: dict[str, Parameter] = {}
     for klass in reversed(flow_cls.__mro__):
         for attr, value in vars(klass).items():
-            if isinstance(value, Parameter):
+            if isinstance(value, Parameter) and not value.IS_CONFIG:
                 seen[attr] = value
     return list(seen.values())
 
@@ -282,11 +284,15 @@ def missing_required(p: Parameter) -> ParameterError:
 def resolve_parameters(flow_cls: type, given: dict[str, Any], user: str) -> dict[str, Any]:
     """Final values by attribute name: command line > default (callables evaluated);
     IncludeFile paths are read. Raises ParameterError for missing required ones."""
+    from .config import ConfigValue, applied_configs
+
+    applied = applied_configs(flow_cls)
+    configs = ConfigValue(applied) if applied else None  # ctx.configs, as Metaflow's
     out: dict[str, Any] = {}
     for p in flow_parameters(flow_cls):
         value = given.get(p.name)
         if value is None:
-            value = p.resolve_default(ParameterContext(flow_cls.__name__, user, p.name))
+            value = p.resolve_default(ParameterContext(flow_cls.__name__, user, p.name, configs=configs))
             if value is not None and p.separator is not None and isinstance(value, str):
                 value = p.convert(value)
         elif isinstance(value, str):

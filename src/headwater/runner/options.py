@@ -118,10 +118,12 @@ def _render(opt: Opt, value: Any) -> list[str]:
         return []
     if opt.kind == "switch":
         return [opt.flag if value else opt.off_flag or ""]
-    if opt.kind == "pairs":
-        out: list[str] = []
-        for first, second in (value.items() if isinstance(value, Mapping) else value):
-            out += [opt.flag, str(first), str(second)]
+    if opt.kind == "pairs":  # [(name, value), ...] or {name: value}; a non-string value as JSON
+        items = value.items() if isinstance(value, Mapping) else value
+        out = []
+        for name, v in items:
+            text = os.fspath(v) if isinstance(v, os.PathLike) else v if isinstance(v, str) else json.dumps(v)
+            out += [opt.flag, str(name), text]
         return out
     if opt.kind == "multiple":
         out = []

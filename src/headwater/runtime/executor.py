@@ -16,6 +16,7 @@ from typing import Any
 
 from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError
 from ..flow.current import current
+from ..flow.flow_decorators import flow_current_fields
 from ..flow.graph import NodeKind
 from ..flow.parallel import PARALLEL_VAR
 from ..flow.parameters import Parameter
@@ -50,6 +51,15 @@ def _short_repr(value: Any, limit: int = 30) -> str:
 
 
 _param_names: dict[type, list[str]] = {}
+_flow_fields: dict[type, dict[str, Any]] = {}
+
+
+def flow_fields(flow_cls: type) -> dict[str, Any]:
+    """``current`` fields from flow decorators (e.g. @project's), once per flow class per process."""
+    fields = _flow_fields.get(flow_cls)
+    if fields is None:  # in the zygote before forks, or once in a `step` process
+        fields = _flow_fields[flow_cls] = flow_current_fields(flow_cls)
+    return fields
 
 
 def parameter_names(flow_cls: type) -> list[str]:
@@ -207,6 +217,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             task_id=spec.task_id, retry_count=spec.attempt, origin_run_id=spec.origin_run_id,
             namespace=f"user:{spec.user}", username=spec.user, tags=list(spec.tags),
             parameter_names=parameter_names(flow_cls), graph=graph_info(graph),
+            **flow_fields(flow_cls),
         )
         user_namespace = dict(spec.extra).get("namespace")
         if user_namespace is not None:  # run --namespace: what the client sees inside the step

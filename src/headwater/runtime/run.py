@@ -19,9 +19,11 @@ from typing import Any
 from .. import __version__
 from ..config import Settings
 from ..flow.decorators import step_policy
+from ..flow.flow_decorators import flow_decorators, flow_system_tags
 from ..meta.index import Index
 from ..store import Datastore
 from .console import Console
+from .exit_hooks import run_exit_hooks
 from .hooks import runtime_hooks
 from .launchers import TaskContext, make_launcher
 from .resume import ResumePlan, plan_resume
@@ -144,9 +146,10 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         run_id = new_run_id(ds, flow_name)
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
+        sys_tags = system_tags(user) + flow_system_tags(req.flow_cls)
         run_rec = {
             "version": 1, "flow": flow_name, "run_id": run_id, "user": user, "tags": list(req.tags),
-            "system_tags": system_tags(user), "created_at": now, "start_step": req.graph.start,
+            "system_tags": sys_tags, "created_at": now, "start_step": req.graph.start,
             "end_step": req.graph.end, "parameters": params,
             "origin_run_id": plan.origin_run_id if plan else None,
             "pid": os.getpid(), "host": socket.gethostname(), "script": os.path.abspath(req.script),
@@ -161,6 +164,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             attributes = {"flow_name": flow_name, "run_id": run_id, "datastore_root": ds.root}
             write_run_id_file(req.runner_attribute_file, json.dumps(attributes))
         console = console_factory(run_id)
+        has_exit_hooks = any(d.name == "exit_hook" for d in flow_decorators(req.flow_cls))
         if plan is not None:
             console.info(f"Resuming run {plan.origin_run_id} as run-id {run_id}: re-running step "
                          f"{plan.first_step!r} and everything after it.")
@@ -179,9 +183,13 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         except BaseException as e:
             _end(ds, index, flow_name, run_id, False, [])
             hooks.finished(e)
+            if has_exit_hooks and not isinstance(e, KeyboardInterrupt):
+                run_exit_hooks(req.flow_cls, run_id, False, ds.root)
             raise
         hooks.finished(None)
         _end(ds, index, flow_name, run_id, outcome.ok, outcome.failed[:1])
+        if has_exit_hooks:
+            run_exit_hooks(req.flow_cls, run_id, outcome.ok, ds.root)
         if outcome.ok:
             console.info("Done!")
         return run_id, outcome

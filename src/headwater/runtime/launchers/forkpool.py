@@ -74,6 +74,7 @@ def _warm_up(ctx: TaskContext) -> None:
     codec.encode({"warm": [1, 2.0, "x"]})
     executor.graph_info(ctx.graph)
     executor.parameter_names(ctx.flow_cls)
+    executor.flow_fields(ctx.flow_cls)
     # Objects alive now never change: keep the children's GC from writing to
     # (and so copying) every page that holds them.
     gc.collect()
