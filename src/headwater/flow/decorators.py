@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from ..exceptions import HeadwaterException
 
@@ -34,26 +34,22 @@ class UnknownDecoratorError(HeadwaterException):
 CUSTOM_DECORATORS: dict[str, type["StepDecorator"]] = {}
 
 
-class StepDecorator:
-    """Base class of step decorators, built-in and custom (public as ``headwater.StepDecorator``).
-
-    Subclass it the way Metaflow users do: set ``name`` and ``defaults``,
-    validate attributes in ``init`` and override any of Metaflow's hooks below,
-    which headwater calls with Metaflow's arguments. Defining the subclass
-    registers it by ``name``, so ``--with name`` attaches it once its module is
-    imported; ``headwater.flow.decorators.make_step_decorator(cls)`` gives the
-    ``@name`` form. See docs/extending.md for when each hook runs.
-    """
+class DecoratorBase:
+    """What step and flow decorators share: a ``name``, ``defaults``, and attributes
+    validated on first use (``validate``). A subclass defined outside headwater is
+    registered by ``name`` in its kind's ``custom_registry``."""
 
     name = ""
     defaults: dict[str, Any] = {}
     allow_multiple = False
+    custom_registry: ClassVar[dict[str, type] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         name = cls.__dict__.get("name")
-        if isinstance(name, str) and name and not cls.__module__.startswith("headwater."):
-            CUSTOM_DECORATORS[name] = cls
+        registry = cls.custom_registry
+        if registry is not None and isinstance(name, str) and name and not cls.__module__.startswith("headwater."):
+            registry[name] = cls
 
     def __init__(self, attributes: dict[str, Any] | None = None, statically_defined: bool = True,
                  inserted_by: Any = None) -> None:
@@ -65,7 +61,7 @@ class StepDecorator:
         self.inserted_by = inserted_by
         self._valid = False
 
-    def validate(self) -> "StepDecorator":
+    def validate(self) -> Any:
         """Check the attributes (``InvalidDecoratorAttribute`` naming the bad one); idempotent."""
         if self._valid:
             return self
@@ -89,8 +85,22 @@ class StepDecorator:
         """Validate attributes (override)."""
 
     def get_args_kwargs(self) -> tuple[list[Any], dict[str, Any]]:
-        """The decorator's arguments, as ``MutableStep.decorator_specs`` reports them."""
+        """The decorator's arguments, as ``decorator_specs`` of a mutable step or flow reports them."""
         return [], dict(self.attributes if self._valid else {**self.defaults, **self._given})
+
+
+class StepDecorator(DecoratorBase):
+    """Base class of step decorators, built-in and custom (public as ``headwater.StepDecorator``).
+
+    Subclass it the way Metaflow users do: set ``name`` and ``defaults``,
+    validate attributes in ``init`` and override any of Metaflow's hooks below,
+    which headwater calls with Metaflow's arguments. Defining the subclass
+    registers it by ``name``, so ``--with name`` attaches it once its module is
+    imported; ``headwater.flow.decorators.make_step_decorator(cls)`` gives the
+    ``@name`` form. See docs/extending.md for when each hook runs.
+    """
+
+    custom_registry = CUSTOM_DECORATORS
 
     # ---- Metaflow's hooks, called with Metaflow's arguments ----------------------------
     # Run process, before anything runs (after --with and mutators): ``flow`` is a

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..exceptions import HeadwaterException
-from .decorators import InvalidDecoratorAttribute
+from .decorators import DecoratorBase
 
 # Where a class keeps its own flow decorators (never inherited from a base flow).
 _ATTR = "_hw_flow_decorators"
@@ -23,7 +23,7 @@ _ATTR = "_hw_flow_decorators"
 CUSTOM_FLOW_DECORATORS: dict[str, type["FlowDecorator"]] = {}
 
 
-class FlowDecorator:
+class FlowDecorator(DecoratorBase):
     """Base class of flow decorators, built-in and custom (public as ``headwater.FlowDecorator``).
 
     ``name`` is the decorator's name, ``defaults`` its attributes with their
@@ -41,50 +41,8 @@ class FlowDecorator:
     ...         echo("owned by", self.attributes["team"])
     """
 
-    name = ""
-    defaults: dict[str, Any] = {}
     options: dict[str, dict[str, Any]] = {}
-    allow_multiple = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        name = cls.__dict__.get("name")
-        if isinstance(name, str) and name and not cls.__module__.startswith("headwater."):
-            CUSTOM_FLOW_DECORATORS[name] = cls
-
-    def __init__(self, attributes: dict[str, Any] | None = None, statically_defined: bool = True,
-                 inserted_by: Any = None) -> None:
-        self._given = dict(attributes or {})
-        self.attributes = dict(self.defaults)
-        self.statically_defined = statically_defined
-        self.inserted_by = inserted_by
-        self._valid = False
-
-    def validate(self) -> "FlowDecorator":
-        """Check the attributes (``InvalidDecoratorAttribute`` naming the bad one); idempotent."""
-        if self._valid:
-            return self
-        for key, value in self._given.items():
-            if key not in self.defaults:
-                known = ", ".join(sorted(self.defaults)) or "none"
-                raise InvalidDecoratorAttribute(
-                    f"@{self.name} has no attribute {key!r}.", hint=f"Attributes of @{self.name}: {known}."
-                )
-            self.attributes[key] = value
-        self.init()
-        self._valid = True
-        return self
-
-    def init(self) -> None:
-        """Validate attributes (override)."""
-
-    def external_init(self) -> None:
-        """Metaflow's name for validating the attributes and running ``init`` once."""
-        self.validate()
-
-    def get_args_kwargs(self) -> tuple[list[Any], dict[str, Any]]:
-        """The decorator's arguments, as ``MutableFlow.decorator_specs`` reports them."""
-        return [], dict(self.attributes if self._valid else {**self.defaults, **self._given})
+    custom_registry = CUSTOM_FLOW_DECORATORS
 
     def flow_init(self, flow: Any, graph: Any, environment: Any, flow_datastore: Any, metadata: Any,
                   logger: Any, echo: Any, options: dict[str, Any]) -> None:
