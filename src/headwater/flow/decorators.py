@@ -105,7 +105,8 @@ def _number(deco: StepDecorator, key: str, *, minimum: float = 0, integer: bool 
 
 
 class RetryDecorator(StepDecorator):
-    """Re-run a failed attempt ``times`` more times, ``minutes_between_retries`` apart."""
+    """Re-run a failed attempt ``times`` more times; locally at once, unless
+    ``minutes_between_retries`` is given (then that far apart)."""
 
     name = "retry"
     defaults = {"times": 3, "minutes_between_retries": 2}
@@ -288,7 +289,9 @@ def step_policy(func: Any) -> StepPolicy:
     kw: dict[str, Any] = {}
     if "retry" in by_name:
         kw["retries"] = int(by_name["retry"].attributes["times"])
-        kw["retry_delay"] = 60.0 * float(by_name["retry"].attributes["minutes_between_retries"])
+        # Metaflow's local runtime retries at once; wait only when the user asked to.
+        if "minutes_between_retries" in by_name["retry"]._given:
+            kw["retry_delay"] = 60.0 * float(by_name["retry"].attributes["minutes_between_retries"])
     if "timeout" in by_name:
         kw["timeout"] = by_name["timeout"].total_seconds  # type: ignore[attr-defined]
     if "catch" in by_name:

@@ -165,6 +165,9 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         "metadata": {"user": spec.user, **({"origin_run_id": spec.origin_run_id} if spec.origin_run_id else {}),
                      **dict(spec.extra)},
     }
+    if spec.foreach_stack:  # Metaflow's foreach-execution-path: "<body step>:<index>" per level
+        rec["metadata"]["foreach-execution-path"] = ",".join(
+            f"{_body_step(graph, f.step)}:{f.index}" for f in spec.foreach_stack)
     gpus = dict(spec.env).get("CUDA_VISIBLE_DEVICES")
     if gpus is not None:
         rec["metadata"]["gpus"] = gpus
@@ -176,6 +179,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
     foreach_values: tuple[str, ...] = ()
     case = None
     user_error = False
+    flow: FlowSpec | None = None
     try:
         parents = [
             records.read_attempt(spec.flow_name, spec.run_id, *path.split("/"), att)
@@ -216,7 +220,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             else:
                 func()
             if catch is not None and catch.attributes["var"] and catch.attributes["var"] not in flow.__dict__:
-                setattr(flow, catch.attributes["var"], None)
+                flow.__dict__[catch.attributes["var"]] = None
             next_steps, foreach_var, case = _resolve_transition(flow, node, spec)
         except Exception as e:
             last_attempt = spec.fallback is not None or spec.attempt >= spec.max_user_code_retries
@@ -236,7 +240,9 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         if isinstance(e, KeyboardInterrupt):
             raise
         user_error = isinstance(e, HeadwaterException)
-        rec["artifacts"] = {}
+        # What the step set before it failed stays visible on the failed attempt
+        # (users debug from it, as in Metaflow); a value that cannot be stored is skipped.
+        rec["artifacts"] = _persist_partial(flow, content) if flow is not None else {}
         rec["exception"] = {
             "type": f"{type(e).__module__}.{type(e).__qualname__}" if type(e).__module__ != "builtins"
             else type(e).__qualname__,
@@ -256,6 +262,11 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         num_splits=num_splits, foreach_values=foreach_values, switch_case=case,
         exception=rec["exception"], user_error=user_error,
     )
+
+
+def _body_step(graph: Any, split: str) -> str:
+    out = graph[split].out_funcs if split in graph else ()
+    return out[0] if out else split
 
 
 def _catch_decorator(flow_cls: type, step_name: str) -> Any:
@@ -285,7 +296,9 @@ def _handle_caught(flow: FlowSpec, node: Any, catch: Any, exc: Exception, rec: d
     var = catch.attributes["var"]
     if var:
         flow.__dict__[var] = wrapper
-    rec["metadata"]["caught_exception"] = wrapper.type
+    # The attempt finished (the flow goes on) but did not succeed: Metaflow's
+    # task.finished is True and task.successful False for it.
+    rec["caught"] = {"type": wrapper.type, "message": wrapper.message}
     flow.__dict__["_hw_transition"] = None
     return tuple(node.out_funcs) if node.kind.value != "end" else ()
 
@@ -315,7 +328,7 @@ def _foreach_info(flow: FlowSpec, var: str, spec: TaskSpec) -> tuple[int, tuple[
             raise InvalidNextError(
                 f"Step {spec.step_name!r}: the foreach attribute {var!r} is a {type(items).__name__}, "
                 "which is not iterable.", hint="Foreach over a list, tuple, range or other iterable.") from None
-        setattr(flow, var, items)
+        flow.__dict__[var] = items
         n = len(items)
     if n == 0:
         raise InvalidNextError(
@@ -350,6 +363,21 @@ def _persist(flow: FlowSpec, content: Any, step_name: str) -> dict[str, dict]:
                 f"Step {step_name!r} set artifact {name!r} to a {type(value).__name__}, which cannot be pickled ({e}).",
                 hint=f"Store something picklable in self.{name}, or use a local variable for it.",
             ) from None
+    return out
+
+
+def _persist_partial(flow: FlowSpec, content: Any) -> dict[str, dict]:
+    """The artifacts of a failed attempt: every value that can be stored, the rest skipped."""
+    d = flow.__dict__
+    out = dict(d.get("_hw_refs") or {})
+    loaded = d.get("_hw_loaded") or {}
+    for name, value in list(d.items()):
+        if name.startswith("_hw_") or (name in loaded and loaded[name] is value and isinstance(value, _IMMUTABLE)):
+            continue
+        try:
+            out[name] = content.save(value)
+        except Exception:  # the attempt already failed; an unstorable value must not hide why
+            continue
     return out
 
 

@@ -153,9 +153,14 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             # Only now: whoever reads the id (the Runner) can open the run with the client at once.
             write_run_id_file(req.run_id_file, run_id)
         console = console_factory(run_id)
-        if plan is not None:
+        if plan is not None and plan.rerun:
             console.info(f"Resuming run {plan.origin_run_id} as run-id {run_id}: re-running step "
                          f"{plan.first_step!r} and everything after it.")
+        elif plan is not None:
+            rest = (f"running from step {plan.first_step!r} on" if plan.first_step is not None
+                    else "the origin run succeeded, so every task is cloned")
+            console.info(f"Resuming run {plan.origin_run_id} as run-id {run_id}: cloning the tasks that "
+                         f"succeeded, {rest}.")
         else:
             console.info(f"Workflow starting (run-id {run_id}):")
         sched = Scheduler(

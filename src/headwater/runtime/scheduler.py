@@ -14,6 +14,7 @@ import dataclasses
 import heapq
 import json
 import re
+import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from ..exceptions import HeadwaterException
 from ..flow.decorators import StepPolicy
 from ..meta.index import Index
 from ..store import Datastore
+from ..store.logs import stamp
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
 from .launchers import Finished, Launcher
 from .resume import ResumePlan
@@ -30,6 +32,13 @@ from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 PARAMETERS_PATH = "_parameters/0"
 _STAMP = re.compile(rb"^\x1e[0-9.]*\x1f")
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
 
 
 class ResourcesError(HeadwaterException):
@@ -352,9 +361,10 @@ class Scheduler:
                    "traceback": ""}
         else:
             code = fin.returncode
-            why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            why = f"killed by {_signal_name(-code)} (signal {-code})" if code < 0 else f"exit code {code}"
             exc = {"type": "TaskCrashed", "message": f"The task process died without committing ({why}).",
                    "traceback": ""}
+            self._log_crash(spec, code)
         self.console.error(f"[{self.run_id}/{spec.step_name}/{spec.task_id}] {exc['message']}")
         self.ds.records.write_attempt({
             "version": 1, "flow": self.flow_name, "run_id": self.run_id, "step": spec.step_name,
@@ -365,6 +375,18 @@ class Scheduler:
             "transition": None, "artifacts": {}, "exception": exc, "metadata": {"user": self.user},
         })
         return exc
+
+    def _log_crash(self, spec: TaskSpec, returncode: int) -> None:
+        """Say in the task's stderr log how its process died (the task could not)."""
+        if returncode == -signal.SIGSEGV:
+            text = "Task failed with a segmentation fault (SIGSEGV)."
+        elif returncode < 0:
+            text = f"Task failed: its process was killed by {_signal_name(-returncode)}."
+        else:
+            text = f"Task failed: its process exited with code {returncode} without committing."
+        path = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
+        with open(path, "ab") as f:
+            f.write(stamp(time.time()) + text.encode() + b"\n")
 
     def _retry_or_fail(self, spec: TaskSpec, crashed: bool, exc: dict | None, prog: ForeachProgress | None) -> None:
         policy = self._policy(spec.step_name)
