@@ -41,7 +41,10 @@ def foreach_stack_value(stack: Any) -> list[str]:
 
 
 def attempt_entries(rec: dict[str, Any], run_rec: dict[str, Any] | None, root: str) -> list[Entry]:
-    """The metadata entries of one attempt record, in the order Metaflow registers them."""
+    """The metadata entries of one attempt record, in the order Metaflow registers them.
+
+    What the record's own ``metadata`` says wins over a derived entry of the same name.
+    """
     run_rec = run_rec or {}
     started, finished = rec.get("started_at"), rec.get("finished_at")
     t0 = int((started or 0.0) * 1000)
@@ -49,38 +52,39 @@ def attempt_entries(rec: dict[str, Any], run_rec: dict[str, Any] | None, root: s
     meta: dict[str, Any] = dict(rec.get("metadata") or {})
     attempt = str(rec.get("attempt", 0))
     system_tags = run_rec.get("system_tags")
-    out: list[Entry] = [("user", str(meta.get("user") or run_rec.get("user") or ""), t0, "user"),
-                        ("runtime", _tag_value(system_tags, "runtime:") or "dev", t0, "runtime")]
+    origin = meta.get("origin_pathspec")
+    origin_parts = origin.split("/") if isinstance(origin, str) and origin.count("/") == 3 else None
+    head: list[tuple[str, Any]] = [("user", str(meta.get("user") or run_rec.get("user") or "")),
+                                   ("runtime", _tag_value(system_tags, "runtime:") or "dev")]
     for name, prefix in (("python_version", "python_version:"), ("headwater_version", "headwater_version:")):
         value = _tag_value(system_tags, prefix)
         if value is not None:
-            out.append((name, value, t0, name))
+            head.append((name, value))
     script = run_rec.get("script")
     if script:
-        out.append(("script-name", os.path.basename(script), t0, "script-name"))
-    out += [("ds-type", "s3" if root.startswith("s3://") else "local", t0, "ds-type"),
-            ("ds-root", root, t0, "ds-root"),
-            ("attempt", attempt, t0, "attempt"),
-            ("origin-run-id", str(run_rec.get("origin_run_id")), t0, "origin-run-id")]
+        head.append(("script-name", os.path.basename(script)))
+    head += [("ds-type", "s3" if root.startswith("s3://") else "local"), ("ds-root", root), ("attempt", attempt),
+             ("origin-run-id", str(run_rec.get("origin_run_id") or (origin_parts[1] if origin_parts else None)))]
     stack = rec.get("foreach_stack")
     if stack:
-        out.append(("foreach-stack", foreach_stack_value(stack), t0, "foreach-stack"))
-        path = meta.get("foreach-execution-path")
-        if path:
-            out.append(("foreach-execution-path", path, t0, "foreach-execution-path"))
-    out += [(_name(k), v, t0, _name(k)) for k, v in meta.items() if k not in _DERIVED]
-    origin = meta.get("origin_pathspec")
-    if isinstance(origin, str):
-        out.append(("origin-pathspec", origin, t0, "origin-pathspec"))
+        head.append(("foreach-stack", foreach_stack_value(stack)))
+        if meta.get("foreach-execution-path"):
+            head.append(("foreach-execution-path", meta["foreach-execution-path"]))
+    if origin_parts:
+        head += [("origin-task-id", origin_parts[3]), ("origin-pathspec", origin)]
+    own = [(_name(k), v) for k, v in meta.items() if k not in _DERIVED]
+    recorded = {name for name, _ in own}
+    out: list[Entry] = [(n, v, t0, n) for n, v in head if n not in recorded]
+    out += [(n, v, t0, _TYPES.get(n, n)) for n, v in own]
+    tail: list[tuple[str, Any, int]] = []
     # A process that died never registered its end (Metaflow writes neither entry then).
     died = (rec.get("exception") or {}).get("type") == "TaskCrashed"
     if finished is not None and not died:
         status = rec.get("status", "failed")
-        out += [(ATTEMPT_OK, str(status == "ok"), t1, _TYPES[ATTEMPT_OK]),
-                ("attempt-done", attempt, t1, "attempt-done"),
-                ("status", str(status), t1, _TYPES["status"])]
+        tail += [(ATTEMPT_OK, str(status == "ok"), t1), ("attempt-done", attempt, t1), ("status", str(status), t1)]
     if started is not None:
-        out.append(("started_at", str(started), t0, _TYPES["started_at"]))
+        tail.append(("started_at", str(started), t0))
     if finished is not None:
-        out.append(("finished_at", str(finished), t1, _TYPES["finished_at"]))
+        tail.append(("finished_at", str(finished), t1))
+    out += [(n, v, at, _TYPES.get(n, n)) for n, v, at in tail if n not in recorded]
     return out

@@ -51,6 +51,16 @@ class FlowSpecMeta(type):
             type.__setattr__(cls, "_hw_constants_cache", names)
         return names
 
+    @property
+    def _hw_read_only(cls) -> frozenset[str]:
+        """Names a step may not assign: the class-level constants and the Parameters."""
+        names = cls.__dict__.get("_hw_read_only_cache")
+        if names is None:
+            params = {n for n in dir(cls) if isinstance(getattr(cls, n, None), Parameter)}
+            names = cls._hw_constants | params
+            type.__setattr__(cls, "_hw_read_only_cache", names)
+        return names
+
 
 class FlowSpec(metaclass=FlowSpecMeta):
     """Base class for flows: subclass it, add ``@step`` methods, and end the
@@ -112,8 +122,11 @@ class FlowSpec(metaclass=FlowSpecMeta):
         return self._hw_load_artifact(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in type(self)._hw_constants:
-            raise _read_only(self, name, "a class-level constant", sys._getframe(1))
+        cls = type(self)
+        if name in cls._hw_read_only:
+            param = getattr(cls, name, None)
+            what = f"the Parameter {param.name!r}" if isinstance(param, Parameter) else "a class-level constant"
+            raise _read_only(self, name, what, sys._getframe(1))
         object.__setattr__(self, name, value)
 
     def __iter__(self) -> Iterator[Callable[..., Any]]:
@@ -275,8 +288,9 @@ def _read_only(flow: FlowSpec, name: str, what: str, frame: Any) -> ReadOnlyAttr
         f"{where} assigned self.{name}, but {name!r} is {what} of {cls}; "
         "flow level attributes and Parameters are not modifiable.",
         location=Location(frame.f_code.co_filename, frame.f_lineno) if frame is not None else None,
-        hint=f"Store the new value under another name (self.my_{name.lower()} = ...), "
-             f"or make {name!r} an artifact set in a step instead of a class attribute.",
+        hint=f"Store the new value under another name (self.my_{name.lower()} = ...)"
+             + ("." if what.startswith("the Parameter") else
+                f", or make {name!r} an artifact set in a step instead of a class attribute."),
     )
 
 
