@@ -112,6 +112,14 @@ def test_a_failed_task_keeps_the_artifacts_it_set(attempts_run, use_root):
     assert "unstorable" not in task  # could not be pickled: skipped, the rest kept
 
 
+def test_a_timed_out_task_keeps_the_artifacts_it_set(tmp_path, launcher, use_root):
+    r = run_flow("timeout_flow.py", "run", root=tmp_path / ".headwater", launcher=launcher, timeout=60)
+    assert r.returncode == 1 and "timed out after 1 seconds (@timeout)" in r.output
+    task = _latest(use_root, r, "TimeoutFlow")["start"].task
+    assert task.exception.type == "headwater.exceptions.TimeoutException"
+    assert task.data.progress == "set before the timeout"
+
+
 def test_a_retried_task_shows_each_attempts_artifacts(attempts_run, use_root):
     from headwater import Task
 

@@ -14,13 +14,14 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError
+from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError, TimeoutException
 from ..flow.current import current
 from ..flow.decorators import StepDecorator
 from ..flow.parameters import Parameter
 from ..flow.spec import FlowSpec, Inputs, nth_item
 from ..store import Datastore
 from ..store.codec import forget_loaded_blobs, track_loaded_blobs
+from . import deadline
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 # Values of these types cannot change in place, so a loaded-and-untouched one
@@ -179,6 +180,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
     foreach_values: tuple[str, ...] = ()
     case = None
     user_error = False
+    timed_out = False
     flow: FlowSpec | None = None
     try:
         parents = [
@@ -212,18 +214,25 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         hook_ctx = TaskHookContext(flow, spec, graph, ds)
         for d in hooks:
             d.task_pre_step(hook_ctx)
+        timer = False
         try:
             if spec.fallback is not None:
                 raise _fallback_exception(spec.fallback)
-            if is_join:
-                func(inputs)
-            else:
-                func()
+            timer = deadline.arm(spec.step_name, _timeout_seconds(flow_cls, spec.step_name))
+            try:
+                if is_join:
+                    func(inputs)
+                else:
+                    func()
+            finally:
+                if timer:
+                    deadline.disarm()
             if catch is not None and catch.attributes["var"] and catch.attributes["var"] not in flow.__dict__:
                 flow.__dict__[catch.attributes["var"]] = None
             next_steps, foreach_var, case = _resolve_transition(flow, node, spec)
         except Exception as e:
             last_attempt = spec.fallback is not None or spec.attempt >= spec.max_user_code_retries
+            timed_out = timer and isinstance(e, TimeoutException)
             if catch is None or not last_attempt:
                 raise
             next_steps = _handle_caught(flow, node, catch, e, rec)
@@ -252,6 +261,8 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         _print_failure(rec["exception"], user_error)
     rec["finished_at"] = time.time()
     records.write_attempt(rec)
+    if timed_out:
+        deadline.kill_descendants()
     ok = rec["status"] == "ok"
     if hooks:
         hook_ctx.record, hook_ctx.ok = rec, ok
@@ -262,6 +273,13 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         num_splits=num_splits, foreach_values=foreach_values, switch_case=case,
         exception=rec["exception"], user_error=user_error,
     )
+
+
+def _timeout_seconds(flow_cls: type, step_name: str) -> float | None:
+    for d in getattr(getattr(flow_cls, step_name), "decorators", ()):
+        if d.name == "timeout":
+            return float(d.validate().total_seconds)
+    return None
 
 
 def _body_step(graph: Any, split: str) -> str:

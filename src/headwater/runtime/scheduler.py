@@ -2,7 +2,7 @@
 
 It learns what each task did (transition, foreach cardinality, status) from
 its TaskResult, never by reading the store back. It owns the run's index rows
-and the console, enforces ``@timeout`` by killing tasks, retries failed
+and the console, enforces ``@timeout`` by killing tasks that outlive it, retries failed
 attempts (``@retry``), gives ``@catch`` a fallback attempt after a crash, admits
 ``@resources`` tasks only when the machine can hold them, and — on resume —
 clones tasks of the origin run instead of launching them.
@@ -26,6 +26,7 @@ from ..meta.index import Index
 from ..store import Datastore
 from ..store.logs import stamp
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
+from .deadline import GRACE, timeout_message
 from .launchers import Finished, Launcher
 from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
@@ -271,7 +272,9 @@ class Scheduler:
         if spec.attempt == 0:
             self._num_tasks += 1
         timeout = self._policy(spec.step_name).timeout
-        run = _Running(spec, now, deadline=now + timeout if timeout else None, gpus=gpus)
+        # The task raises TimeoutException itself at the deadline (runtime.deadline); the
+        # kill, a little later, is for a step that swallowed it or hangs below Python.
+        run = _Running(spec, now, deadline=now + timeout + GRACE if timeout else None, gpus=gpus)
         for stream, path in (("stdout", out), ("stderr", err)):
             f = open(path, "a+b")
             f.seek(0)
@@ -356,9 +359,7 @@ class Scheduler:
         """A task that died without committing: commit a failed attempt record for it."""
         if timed_out:
             secs = self._policy(spec.step_name).timeout or 0
-            exc = {"type": "TimeoutException",
-                   "message": f"Step {spec.step_name!r} timed out after {secs:g} seconds (@timeout).",
-                   "traceback": ""}
+            exc = {"type": "TimeoutException", "message": timeout_message(spec.step_name, secs), "traceback": ""}
         else:
             code = fin.returncode
             why = f"killed by {_signal_name(-code)} (signal {-code})" if code < 0 else f"exit code {code}"
