@@ -172,7 +172,7 @@ def test_foreach_task_metadata(nested_run, use_root):
     run = _latest(use_root, nested_run, "NestedForeachFlow")
     task = next(t for t in run["inner_body"] if t.data.stack[0][0] == 2 and t.index == 1)
     md = task.metadata_dict
-    assert md["foreach-stack"] == ["outer={'k': 2}", "inner='y'"]
+    assert md["foreach-stack"] == ["outer={'k': 2}", "inner=y"]  # Metaflow: str() of a str item
     assert md["foreach-execution-path"] == "body:2,inner_body:1"
     assert md["attempt"] == "0" and md["attempt_ok"] == "True" and md["user"] == "tester"
 

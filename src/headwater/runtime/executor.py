@@ -9,6 +9,7 @@ nothing of where it runs.
 from __future__ import annotations
 
 import pickle
+import reprlib
 import time
 import traceback
 from dataclasses import dataclass
@@ -41,11 +42,15 @@ def graph_info(graph: Any) -> dict:
 
 
 def _short_repr(value: Any, limit: int = 30) -> str:
+    """An item as Metaflow shows it in ``foreach-stack``: a str, int, float or bool
+    as ``str()``, anything else as a ``reprlib`` repr; at most ``limit`` characters."""
+    if isinstance(value, (str, int, float, bool)):
+        return str(value)[:limit]
     try:
-        r = repr(value)
+        r = reprlib.repr(value)
     except Exception:  # a broken __repr__ must not fail the task
         r = f"<{type(value).__name__}>"
-    return r if len(r) <= limit else r[: limit - 3] + "..."
+    return r[:limit]
 
 
 _param_names: dict[type, list[str]] = {}
