@@ -8,6 +8,7 @@ a ``HeadwaterException`` is an internal error and keeps its traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,16 @@ class CommandException(HeadwaterException):
     exit_code = 2
 
 
+class ReadOnlyAttributeError(HeadwaterException, AttributeError):
+    """A step assigned to a class-level constant or a Parameter of its flow.
+
+    Also an ``AttributeError``, as Metaflow raises, so ``except AttributeError``
+    in user code keeps working.
+    """
+
+    headline = "Flow level attributes and Parameters are not modifiable"
+
+
 class ArtifactError(HeadwaterException):
     """An artifact could not be stored (e.g. it cannot be pickled)."""
 
@@ -172,52 +183,64 @@ MetaflowInvalidPathspec = HeadwaterInvalidPathspec
 MetaflowTaggingError = HeadwaterTaggingError
 
 
-class HeadwaterExceptionWrapper:
-    """A caught exception, stored by ``@catch(var=...)`` as an artifact.
+class HeadwaterExceptionWrapper(Exception):
+    """A caught exception as ``@catch(var=...)`` stores it: text only, so it loads anywhere.
+
+    The exception object itself is not kept: its class may not be importable
+    where the artifact is read, and an exception whose ``__init__`` takes other
+    arguments than its message cannot be unpickled at all. As Metaflow's
+    ``MetaflowExceptionWrapper``, ``str()`` is the traceback.
 
     Attributes
     ----------
     type : str
-        The exception's class, ``module.Name``.
+        The exception's class, ``module.QualifiedName`` (builtins without module).
     message : str
         ``str(exception)``.
+    exception : str
+        The same as ``message`` (Metaflow's name for it).
     stacktrace : str
         The formatted traceback.
-    exception : BaseException or None
-        The exception itself when it could be pickled, else None.
+
+    Examples
+    --------
+    >>> w = HeadwaterExceptionWrapper(KeyError("k"))
+    >>> w.type, w.message
+    ('KeyError', "'k'")
     """
 
     def __init__(self, exc: BaseException | None = None, *, type: str = "", message: str = "",
                  stacktrace: str = "") -> None:
-        import pickle
-        import traceback
-
+        super().__init__()
         if exc is not None:
+            import traceback
+
             cls = exc.__class__
             type = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
             message = str(exc)
             stacktrace = stacktrace or "".join(traceback.format_exception(exc))
-            try:
-                pickle.dumps(exc)
-            except Exception:  # an exception holding unpicklable state is kept as text only
-                exc = None
-        self.exception = exc
         self.type = type
         self.message = message
         self.stacktrace = stacktrace
 
+    @property
+    def exception(self) -> str:
+        """The exception's message (Metaflow keeps ``str(exception)`` under this name)."""
+        return self.message
+
     def __str__(self) -> str:
+        if self.stacktrace:
+            return self.stacktrace
         return f"{self.type}: {self.message}" if self.message else self.type
 
     def __repr__(self) -> str:
-        return f"HeadwaterExceptionWrapper({self})"
+        head = f"{self.type}: {self.message}" if self.message else self.type
+        return f"HeadwaterExceptionWrapper({head!r})"
 
-    def __getstate__(self) -> dict:
-        return {"exception": self.exception, "type": self.type, "message": self.message,
-                "stacktrace": self.stacktrace}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from text alone: no user class is needed to load it.
+        return (HeadwaterExceptionWrapper, (), {"type": self.type, "message": self.message,
+                                                "stacktrace": self.stacktrace})
 
 
 MetaflowExceptionWrapper = HeadwaterExceptionWrapper

@@ -185,9 +185,12 @@ def test_dump_a_step_to_a_file(runs: Runs, client, tmp_path: Path) -> None:
 
 def test_dump_of_failed_and_killed_tasks(runs: Runs) -> None:
     r = _ok(runs.cli("failing_flow.py", "dump", f"FailingFlow/{runs.failing}/work"))
-    lines = dict(line.split(": ", 1) for line in r.stdout.splitlines())
+    heads = [line for line in r.stdout.splitlines() if not line.startswith(" ")]
+    lines = dict(line.split(": ", 1) for line in heads)
+    # The failed attempt keeps what it had (here its foreach inputs), as in Metaflow.
     assert lines[f"FailingFlow/{runs.failing}/work/4 (attempt 0)"] == (
-        "failed (ValueError: boom in task 2); a failed attempt has no artifacts.")
+        "failed (ValueError: boom in task 2); its artifacts:")
+    assert "    items = " in r.stdout
     killed = [v for k, v in lines.items() if not k.startswith(f"FailingFlow/{runs.failing}/work/4 ")]
     assert killed and all(v == "ended without committing (killed or crashed); no artifacts." for v in killed)
 

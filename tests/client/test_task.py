@@ -66,9 +66,10 @@ def test_task_members(hello) -> None:
     assert task.stdout == "stdout of work/3 attempt 0\n"
     assert task.stderr == "stderr of work/3 attempt 0\n"
     assert task.stdout_size == len(task.stdout)
-    facts = {"attempt": "0", "status": "ok", "attempt_ok": "True", "started_at": "1700000004.0",
-             "finished_at": "1700000004.5"}  # fmt: skip
-    assert task.metadata_dict == facts
+    facts = {"attempt": "0", "status": "ok", "attempt_ok": "True", "attempt-done": "0", "origin-run-id": "None",
+             "ds-type": "local", "started_at": "1700000004.0", "finished_at": "1700000004.5",
+             "foreach-stack": ["items='b'"]}  # fmt: skip
+    assert facts.items() <= task.metadata_dict.items()
     assert Task("HelloFlow/1000/start/1").metadata_dict["runtime"] == "dev"
     assert task.origin_pathspec is None and task.code is None
     assert task.data.item == "b" and task.data.result == "bb"
@@ -130,9 +131,9 @@ def test_a_failed_attempt(retried) -> None:
     assert exc.exception == "boom in work" and "Traceback" in exc.stacktrace
     assert str(exc) == "ValueError: boom in work"
     assert task.stderr == "stderr of work/3 attempt 0\n"
-    # A failed attempt's artifacts are not visible.
+    # This failed attempt set no artifacts (test_semantics covers one that did).
     assert list(task) == [] and task.artifacts == () and "item" not in task
-    with pytest.raises(AttributeError, match=r"attempt 0 failed \(ValueError: boom in work\)"):
+    with pytest.raises(AttributeError, match=r"attempt 0 failed: ValueError: boom in work\)"):
         task.data.item
     with pytest.raises(HeadwaterNotFound, match=r"DataArtifact 'HelloFlow/1000/work/3/item' does not exist"):
         DataArtifact("HelloFlow/1000/work/3/item", attempt=0)
@@ -155,7 +156,7 @@ def test_a_failed_task_in_a_failed_run(root) -> None:
     assert task is not None and not task.successful and not task.finished
     assert task.exception.message == "boom in end"
     assert task.finished_at is not None
-    with pytest.raises(AttributeError, match=r"a failed attempt's artifacts are not visible"):
+    with pytest.raises(AttributeError, match=r"its artifacts are: \(none\) \(attempt 0 failed: ValueError"):
         task.data.message
 
 
@@ -178,7 +179,10 @@ def test_task_metadata_list(hello, root) -> None:
     meta = task.metadata
     assert all(isinstance(m, Metadata) and m.task is task for m in meta)
     by_name = {m.name: m for m in meta}
-    assert [m.name for m in meta] == ["runtime", "attempt", "status", "attempt_ok", "started_at", "finished_at"]
+    assert [m.name for m in meta] == ["user", "python_version", "headwater_version", "script-name", "ds-type",
+                                      "ds-root", "attempt", "origin-run-id", "runtime", "attempt_ok",
+                                      "attempt-done", "status", "started_at", "finished_at"]  # fmt: skip
+    assert by_name["script-name"].value == "flow.py" and by_name["origin-run-id"].value == "None"
     assert by_name["runtime"].value == "dev" and by_name["attempt_ok"].value == "True"
     assert by_name["attempt"].created_at == int(task.created_at.timestamp() * 1000)
     assert by_name["finished_at"].created_at == int(task.finished_at.timestamp() * 1000)

@@ -1,6 +1,7 @@
 """A flow to resume: start -> foreach work -> join -> after -> loop (switch) -> end.
 
-`after` fails while the file named by HW_FAIL_MARKER exists; `work` sleeps
+`after` fails while the file named by HW_FAIL_MARKER exists, the second `loop`
+iteration while HW_LOOP_FAIL_MARKER exists; `work` sleeps
 while HW_SLOW_MARKER exists (so the run can be killed mid-step). Every task
 appends a line to HW_SIDE_EFFECTS, so a test can tell what really executed.
 """
@@ -55,6 +56,8 @@ class ResumeFlow(FlowSpec):
     @step
     def loop(self):
         note(f"loop {self.count}")
+        if self.count == 1 and marker("HW_LOOP_FAIL_MARKER"):
+            raise RuntimeError("the second loop iteration fails while the marker exists")
         self.count += 1
         self.more = "yes" if self.count < 2 else "no"
         self.next({"yes": self.loop, "no": self.end}, condition="more")

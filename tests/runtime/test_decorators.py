@@ -51,7 +51,7 @@ def test_catch_after_retries(tmp_path, launcher, use_root):
     run = _latest(use_root, r, "DecoratedFlow")
     g = run["guarded"].task.data
     assert g.err.type == "KeyError" and "caught me" in g.err.message and "Traceback" in g.err.stacktrace
-    assert isinstance(g.err.exception, KeyError)
+    assert g.err.exception == g.err.message  # text, as Metaflow's wrapper: loads without the class
     assert g.before == "kept"  # artifacts set before the exception survive
     assert run.successful
 

@@ -65,15 +65,6 @@ def test_resume_named_step(tmp_path, use_root):
     assert _effects(tmp_path) == ["join", "after", "loop 0", "loop 1", "end"]
 
 
-def test_resume_nothing_to_do(tmp_path):
-    root = tmp_path / ".headwater"
-    env = _env(tmp_path)
-    assert run_flow("resume_flow.py", "run", root=root, env=env).returncode == 0
-    r = run_flow("resume_flow.py", "resume", root=root, env=env)
-    assert r.returncode == 1
-    assert "finished successfully; there is nothing to resume" in r.stderr and "Traceback" not in r.stderr
-
-
 def test_resume_unknown_origin(tmp_path):
     r = run_flow("resume_flow.py", "resume", "--origin-run-id", "123", root=tmp_path / ".headwater",
                  env=_env(tmp_path))

@@ -201,11 +201,13 @@ class CardTask:
 
     @property
     def successful(self) -> bool:
-        return self.status == "ok"
+        """As ``Task.successful``: ``False`` for a failure ``@catch`` caught."""
+        return self.status == "ok" and not (self.record or {}).get("caught")
 
     @property
     def finished(self) -> bool:
-        return self.successful
+        """As ``Task.finished``: the step succeeded or ``@catch`` handled its failure."""
+        return self.status == "ok"
 
     @property
     def created_at(self) -> datetime:

@@ -249,11 +249,14 @@ def _format_task(task: Any, names: list[str], max_size: int) -> str:
         if task._get_row().status == "running" and run_status(task._get_run_row()) == "running":
             return f"{head}: still running, no artifacts yet."
         return f"{head}: ended without committing (killed or crashed); no artifacts."
-    if rec.get("status") != "ok":
-        return f"{head}: failed ({task.exception}); a failed attempt has no artifacts."
-    if not names:
+    failed = rec.get("status") != "ok"
+    if failed:  # a failed attempt keeps what its step set before failing
+        head += f": failed ({task.exception})"
+        if not names:
+            return f"{head}; no artifacts."
+    elif not names:
         return f"{head}: no artifacts to show."
-    lines = [f"{head}:"]
+    lines = [f"{head}; its artifacts:" if failed else f"{head}:"]
     refs = task._refs()
     for name in names:
         if max_size == 0:

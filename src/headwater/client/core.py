@@ -286,32 +286,22 @@ class Run(HeadwaterObject):
 
     @property
     def successful(self) -> bool:
-        """Whether the run ended successfully (its end task succeeded)."""
-        if self._fresh_row().status == "successful":
-            return True
+        """Whether the run's end task succeeded (as in Metaflow; see :attr:`status`)."""
+        if self._fresh_row().status == "failed":
+            return False
         task = self.end_task
         return task is not None and task.successful
 
     @property
     def finished(self) -> bool:
-        """Whether the run has ended, successfully or not."""
-        row = self._fresh_row()
-        if row.status in ("successful", "failed"):
-            return True
-        if self._source.run_end(*self._components) is not None:
-            return True
+        """Whether the run's end task completed, as in Metaflow: a run that failed
+        before its end step is not finished (:attr:`status` tells it ``"failed"``)."""
         task = self.end_task
         return task is not None and task.finished
 
     @property
     def finished_at(self) -> datetime | None:
-        """When the run ended, or ``None`` while it runs."""
-        row = self._fresh_row()
-        if row.finished_at is not None:
-            return to_datetime(row.finished_at)
-        end = self._source.run_end(*self._components)
-        if end and end.get("finished_at") is not None:
-            return to_datetime(end["finished_at"])
+        """When the end task ended (as in Metaflow), or ``None`` if the end step has not run."""
         task = self.end_task
         return task.finished_at if task is not None else None
 

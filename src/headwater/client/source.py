@@ -262,7 +262,7 @@ class Source:
         except (OSError, KeyError):
             return []
         infos = [t for t in (self.task(flow, run_id, step, tid) for tid in ids) if t is not None]
-        infos.sort(key=lambda t: (t.started_at or 0.0, _id_key(t.task_id)), reverse=True)
+        infos.sort(key=lambda t: _id_key(t.task_id), reverse=True)  # newest task first, as the index
         return infos
 
     # single objects (index, else records) ---------------------------------------------

@@ -194,10 +194,9 @@ class Task(HeadwaterObject):
         return self._record
 
     def _refs(self) -> dict[str, dict[str, Any]]:
+        # A failed attempt keeps what its step set before failing (Metaflow shows it too).
         rec = self._record_or_none()
-        if rec is None or rec.get("status") != "ok":
-            return {}
-        return rec.get("artifacts") or {}
+        return {} if rec is None else rec.get("artifacts") or {}
 
     def _public_names(self) -> list[str]:
         return sorted(n for n in self._refs() if not n.startswith("_"))
@@ -206,12 +205,11 @@ class Task(HeadwaterObject):
         rec = self._record_or_none()
         if rec is None:
             why = f"attempt {self.current_attempt} has not finished yet"
-        elif rec.get("status") != "ok":
-            exc = self.exception
-            why = f"attempt {self.current_attempt} failed ({exc}); a failed attempt's artifacts are not visible"
         else:
             names = self._public_names()
             why = f"its artifacts are: {', '.join(names) if names else '(none)'}"
+            if rec.get("status") != "ok":
+                why += f" (attempt {self.current_attempt} failed: {self.exception})"
         return f"Task '{self.pathspec}' has no artifact {name!r}: {why}."
 
     # the Task surface ---------------------------------------------------------------
@@ -249,14 +247,16 @@ class Task(HeadwaterObject):
 
     @property
     def successful(self) -> bool:
-        """Whether the attempt succeeded."""
+        """Whether the attempt succeeded: ``False`` for a failure ``@catch`` caught, as in Metaflow."""
         rec = self._record_or_none()
-        return rec is not None and rec.get("status") == "ok"
+        return rec is not None and rec.get("status") == "ok" and not rec.get("caught")
 
     @property
     def finished(self) -> bool:
-        """Whether the attempt finished successfully (a failed attempt is not finished)."""
-        return self.successful
+        """Whether the attempt completed: its step succeeded or ``@catch`` handled its
+        failure (then ``successful`` is ``False``); a failed attempt is not finished."""
+        rec = self._record_or_none()
+        return rec is not None and rec.get("status") == "ok"
 
     @property
     def exception(self) -> TaskException | None:
@@ -293,42 +293,35 @@ class Task(HeadwaterObject):
 
     @property
     def metadata(self) -> list[Metadata]:
-        """Everything recorded about the attempt, as ``Metadata(name, value, created_at, type, task)``.
+        """Everything recorded about the task, as ``Metadata(name, value, created_at, type, task)``.
 
-        The attempt record's ``metadata`` entries (``user``, ``runtime``, ...),
-        then facts of the attempt itself: ``attempt``, ``status``,
-        ``attempt_ok`` (``"True"``/``"False"``, as Metaflow), ``started_at``,
-        ``finished_at`` (epoch seconds) and, for a task cloned by ``resume``,
-        ``origin-run-id`` and ``origin-task-id``. ``created_at`` is in
-        milliseconds since the epoch. Empty while the attempt is still running.
+        Every committed attempt's entries, oldest attempt first, in Metaflow's
+        names and formats (string values): ``user``, ``runtime``,
+        ``python_version``, ``headwater_version``, ``script-name``, ``ds-type``,
+        ``ds-root``, ``attempt``, ``origin-run-id`` (``"None"`` unless the run
+        is a resume), ``foreach-stack`` and ``foreach-execution-path`` in a
+        foreach, and, once the attempt ended, ``attempt_ok`` (``"True"`` /
+        ``"False"``) and ``attempt-done``. A task cloned by ``resume`` adds
+        ``origin-task-id`` and ``origin-pathspec``. headwater adds ``status``,
+        ``started_at`` and ``finished_at`` (epoch seconds). ``created_at`` is
+        in milliseconds since the epoch.
 
         Examples
         --------
-        >>> [m.name for m in task.metadata]  # doctest: +SKIP
-        ['user', 'attempt', 'status', 'attempt_ok', 'started_at', 'finished_at']
+        >>> [m.name for m in task.metadata][:4]  # doctest: +SKIP
+        ['user', 'runtime', 'python_version', 'headwater_version']
         """
-        rec = self._record_or_none()
-        if rec is None:
-            return []
-        started, finished = rec.get("started_at"), rec.get("finished_at")
-        t0 = int((started or 0.0) * 1000)
-        t1 = int((finished or started or 0.0) * 1000)
-        meta: dict[str, Any] = dict(rec.get("metadata") or {})
-        out = [Metadata(k, v, t0, k, self) for k, v in meta.items()]
-        status = rec.get("status", "failed")
-        attempt = rec.get("attempt", self.current_attempt)
-        facts = [("attempt", str(attempt), t0, "attempt"), ("status", str(status), t1, "attempt-status"),
-                 ("attempt_ok", str(status == "ok"), t1, "internal_attempt_status")]  # fmt: skip
-        if started is not None:
-            facts.append(("started_at", str(started), t0, "attempt-time"))
-        if finished is not None:
-            facts.append(("finished_at", str(finished), t1, "attempt-time"))
-        origin = meta.get("origin_pathspec")
-        if isinstance(origin, str) and origin.count("/") == 3:
-            _, o_run, _, o_task = origin.split("/")
-            facts += [("origin-run-id", o_run, t0, "origin-run-id"), ("origin-task-id", o_task, t0, "origin-task-id")]
-        # What the record itself says wins over a derived fact of the same name.
-        out += [Metadata(name, value, at, kind, self) for name, value, at, kind in facts if name not in meta]
+        from .task_metadata import attempt_entries
+
+        flow, run_id, step, task_id = self._components
+        src = self._source
+        run_rec = src.run_record(flow, run_id)
+        out: list[Metadata] = []
+        for n in src.attempts(flow, run_id, step, task_id):
+            rec = self._record_or_none() if n == self.current_attempt else src.attempt(flow, run_id, step, task_id, n)
+            if rec is not None:
+                out += [Metadata(name, value, at, kind, self) for name, value, at, kind in
+                        attempt_entries(rec, run_rec, src.root)]
         return out
 
     @property

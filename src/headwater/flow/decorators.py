@@ -187,7 +187,8 @@ def _number(deco: StepDecorator, key: str, *, minimum: float = 0, integer: bool 
 
 
 class RetryDecorator(StepDecorator):
-    """Re-run a failed attempt ``times`` more times, ``minutes_between_retries`` apart."""
+    """Re-run a failed attempt ``times`` more times; locally at once, unless
+    ``minutes_between_retries`` is given (then that far apart)."""
 
     name = "retry"
     defaults = {"times": 3, "minutes_between_retries": 2}
@@ -438,7 +439,9 @@ def step_policy(func: Any) -> StepPolicy:
     kw: dict[str, Any] = {}
     if "retry" in by_name:
         kw["retries"] = int(by_name["retry"].attributes["times"])
-        kw["retry_delay"] = 60.0 * float(by_name["retry"].attributes["minutes_between_retries"])
+        # Metaflow's local runtime retries at once; wait only when the user asked to.
+        if "minutes_between_retries" in by_name["retry"]._given:
+            kw["retry_delay"] = 60.0 * float(by_name["retry"].attributes["minutes_between_retries"])
     asked = [d.step_task_retry_count()[0] for d in decos
              if type(d).step_task_retry_count is not StepDecorator.step_task_retry_count]
     if asked:  # Metaflow's rule: the largest request wins

@@ -137,9 +137,11 @@ class Parameter:
         raise AttributeError(self.attr_name)
 
     def __set__(self, obj: Any, value: Any) -> None:
-        raise AttributeError(
-            f"Parameter {self.name!r} is read-only inside steps; store a new value under another name."
-        )
+        import sys
+
+        from .spec import _read_only
+
+        raise _read_only(obj, self.attr_name, f"the Parameter {self.name!r}", sys._getframe(1))
 
     # -- values ------------------------------------------------------------------------
     @property

@@ -15,8 +15,10 @@ from ..exceptions import (
     DataCorruptionError,
     DataMissingError,
     InvalidNextError,
+    Location,
     MergeArtifactsError,
     MissingInMergeArtifactsException,
+    ReadOnlyAttributeError,
     UnhandledInMergeArtifactsException,
 )
 from .parameters import Parameter
@@ -37,6 +39,27 @@ class FlowSpecMeta(type):
             g = build_graph(cls)
             type.__setattr__(cls, "_hw_graph_cache", g)
         return g
+
+    @property
+    def _hw_constants(cls) -> frozenset[str]:
+        """Names of the class-level constants, which steps may read but not assign."""
+        names = cls.__dict__.get("_hw_constants_cache")
+        if names is None:
+            from .parameters import flow_constants
+
+            names = frozenset(flow_constants(cls))
+            type.__setattr__(cls, "_hw_constants_cache", names)
+        return names
+
+    @property
+    def _hw_read_only(cls) -> frozenset[str]:
+        """Names a step may not assign: the class-level constants and the Parameters."""
+        names = cls.__dict__.get("_hw_read_only_cache")
+        if names is None:
+            params = {n for n in dir(cls) if isinstance(getattr(cls, n, None), Parameter)}
+            names = cls._hw_constants | params
+            type.__setattr__(cls, "_hw_read_only_cache", names)
+        return names
 
 
 class FlowSpec(metaclass=FlowSpecMeta):
@@ -98,6 +121,19 @@ class FlowSpec(metaclass=FlowSpecMeta):
             raise AttributeError(name)
         return self._hw_load_artifact(name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        cls = type(self)
+        if name in cls._hw_read_only:
+            param = getattr(cls, name, None)
+            what = f"the Parameter {param.name!r}" if isinstance(param, Parameter) else "a class-level constant"
+            raise _read_only(self, name, what, sys._getframe(1))
+        object.__setattr__(self, name, value)
+
+    def __iter__(self) -> Iterator[Callable[..., Any]]:
+        """The flow's step functions, sorted by name (Metaflow's legacy ``for step in self``)."""
+        cls = type(self)
+        return iter([getattr(cls, name) for name in sorted(cls._graph.sorted_nodes)])
+
     def __delattr__(self, name: str) -> None:
         refs = self.__dict__.get("_hw_refs", {})
         found = False
@@ -149,13 +185,23 @@ class FlowSpec(metaclass=FlowSpecMeta):
         return frames[-1].index if frames else None
 
     def foreach_stack(self) -> list[tuple[int, int, Any]]:
-        """``(index, num_splits, value)`` for each enclosing foreach, outermost first
-        (the innermost level carries the item itself, outer levels a short repr)."""
+        """``(index, num_splits, item)`` for each enclosing foreach, outermost first.
+
+        Each level carries the item itself (``self.input`` at the innermost
+        level), read from that level's foreach attribute as Metaflow does; a
+        level whose attribute is gone (deleted downstream) gives ``None``.
+        """
         frames = self.__dict__.get("_hw_foreach_stack", ())
-        out = [(f.index, f.num_splits, f.value) for f in frames]
-        if out:
-            i, n, _ = out[-1]
-            out[-1] = (i, n, self.input)
+        out = []
+        for level, f in enumerate(frames):
+            if level == len(frames) - 1:
+                item = self.input
+            else:
+                try:
+                    item = nth_item(getattr(self, f.var), f.index)
+                except AttributeError:
+                    item = None
+            out.append((f.index, f.num_splits, item))
         return out
 
     def next(self, *steps: Callable[..., Any] | dict, foreach: str | None = None,
@@ -231,13 +277,32 @@ class FlowSpec(metaclass=FlowSpecMeta):
                 hint="Set them explicitly in the join before merge_artifacts(), or pass exclude=[...].",
             )
         if include:
-            missing = [n for n in include if n not in seen and n not in mine]
+            # Parameters and class-level constants are the same in every branch and
+            # already visible in the join: naming them is allowed, as in Metaflow.
+            shared = type(self)._hw_constants
+            missing = [n for n in include if n not in seen and n not in mine and n not in mine["_hw_refs"]
+                       and not _is_param(type(self), n) and n not in shared]
             if missing:
                 raise MissingInMergeArtifactsException(
                     f"merge_artifacts(include=...) names artifact(s) no input has: {', '.join(map(repr, missing))}.",
                     hint="Check the names in include=.",
                 )
         mine["_hw_refs"].update(seen)
+
+
+def _read_only(flow: FlowSpec, name: str, what: str, frame: Any) -> ReadOnlyAttributeError:
+    """The error for a step assigning ``self.<name>``, located at the assignment."""
+    cls = type(flow).__name__
+    step = flow.__dict__.get("_hw_step_name")
+    where = f"Step {step!r}" if step else "The flow"
+    return ReadOnlyAttributeError(
+        f"{where} assigned self.{name}, but {name!r} is {what} of {cls}; "
+        "flow level attributes and Parameters are not modifiable.",
+        location=Location(frame.f_code.co_filename, frame.f_lineno) if frame is not None else None,
+        hint=f"Store the new value under another name (self.my_{name.lower()} = ...)"
+             + ("." if what.startswith("the Parameter") else
+                f", or make {name!r} an artifact set in a step instead of a class attribute."),
+    )
 
 
 def nth_item(items: Any, i: int) -> Any:

@@ -133,12 +133,13 @@ SELECT step FROM tasks WHERE flow = ? AND run_id = ? AND step != ?
 GROUP BY step ORDER BY MIN(started_at) IS NULL, MIN(started_at), step
 """
 # SQLite fills the bare columns of a MAX() aggregate from the row holding the
-# maximum: one pass gives the latest attempt of every task.
+# maximum: one pass gives the latest attempt of every task. Newest task first by
+# id, as Metaflow orders by task creation (a retry does not move a task ahead).
 _TASKS = """
 SELECT flow, run_id, step, task_id, MAX(attempt), status, started_at, finished_at
 FROM tasks WHERE flow = ? AND run_id = ? AND step = ?
 GROUP BY task_id
-ORDER BY started_at DESC, CAST(task_id AS INTEGER) DESC, task_id DESC
+ORDER BY CAST(task_id AS INTEGER) DESC, task_id DESC
 """
 _TASK = f"""
 SELECT {_TASK_COLS} FROM tasks WHERE flow = ? AND run_id = ? AND step = ? AND task_id = ?

@@ -9,12 +9,13 @@ nothing of where it runs.
 from __future__ import annotations
 
 import pickle
+import reprlib
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError
+from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError, TimeoutException
 from ..flow.current import current
 from ..flow.flow_decorators import flow_current_fields
 from ..flow.graph import NodeKind
@@ -23,6 +24,7 @@ from ..flow.parameters import Parameter
 from ..flow.spec import FlowSpec, Inputs, nth_item
 from ..store import Datastore
 from ..store.codec import forget_loaded_blobs, track_loaded_blobs
+from . import deadline
 from .hooks import StepHooks, run_wrapped, step_hooks
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
@@ -43,11 +45,15 @@ def graph_info(graph: Any) -> dict:
 
 
 def _short_repr(value: Any, limit: int = 30) -> str:
+    """An item as Metaflow shows it in ``foreach-stack``: a str, int, float or bool
+    as ``str()``, anything else as a ``reprlib`` repr; at most ``limit`` characters."""
+    if isinstance(value, (str, int, float, bool)):
+        return str(value)[:limit]
     try:
-        r = repr(value)
+        r = reprlib.repr(value)
     except Exception:  # a broken __repr__ must not fail the task
         r = f"<{type(value).__name__}>"
-    return r if len(r) <= limit else r[: limit - 3] + "..."
+    return r[:limit]
 
 
 _param_names: dict[type, list[str]] = {}
@@ -178,6 +184,9 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         "metadata": {"user": spec.user, **({"origin_run_id": spec.origin_run_id} if spec.origin_run_id else {}),
                      **dict(spec.extra)},
     }
+    if spec.foreach_stack:  # Metaflow's foreach-execution-path: "<body step>:<index>" per level
+        rec["metadata"]["foreach-execution-path"] = ",".join(
+            f"{_body_step(graph, f.step)}:{f.index}" for f in spec.foreach_stack)
     gpus = dict(spec.env).get("CUDA_VISIBLE_DEVICES")
     if gpus is not None:
         rec["metadata"]["gpus"] = gpus
@@ -189,6 +198,8 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
     foreach_values: tuple[str, ...] = ()
     case = None
     user_error = False
+    timed_out = False
+    flow: FlowSpec | None = None
     try:
         parents = [
             records.read_attempt(spec.flow_name, spec.run_id, *path.split("/"), att)
@@ -234,22 +245,29 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
                             None, inputs if is_join else None)
         for d in hooks.hw_task_pre_step:
             d.hw_task_pre_step(hook_ctx)
+        timer = False
         try:
             if spec.fallback is not None:
                 raise _fallback_exception(spec.fallback)
             for d in hooks.task_decorate:
                 func = d.task_decorate(func, flow, graph, retry, max_retries, None)
-            run_wrapped(func, flow, node, hooks.wrappers, inputs if is_join else None)
+            timer = deadline.arm(spec.step_name, _timeout_seconds(flow_cls, spec.step_name))
+            try:
+                run_wrapped(func, flow, node, hooks.wrappers, inputs if is_join else None)
+            finally:
+                if timer:
+                    deadline.disarm()
             for d in hooks.task_post_step:
                 d.task_post_step(spec.step_name, flow, graph, retry, max_retries)
             if catch is not None and catch.attributes["var"] and catch.attributes["var"] not in flow.__dict__:
-                setattr(flow, catch.attributes["var"], None)
+                flow.__dict__[catch.attributes["var"]] = None
             next_steps, foreach_var, case = _resolve_transition(flow, node, spec)
         except Exception as e:
             handled = False
             for d in hooks.task_exception:  # every decorator hears of it, as in Metaflow
                 handled = bool(d.task_exception(e, spec.step_name, flow, graph, retry, max_retries)) or handled
             last_attempt = spec.fallback is not None or spec.attempt >= spec.max_user_code_retries
+            timed_out = timer and isinstance(e, TimeoutException)
             if handled:
                 next_steps, foreach_var, case = _handled_transition(flow, node, spec, e)
             elif catch is None or not last_attempt:
@@ -276,7 +294,9 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         if isinstance(e, KeyboardInterrupt):
             raise
         user_error = isinstance(e, HeadwaterException)
-        rec["artifacts"] = {}
+        # What the step set before it failed stays visible on the failed attempt
+        # (users debug from it, as in Metaflow); a value that cannot be stored is skipped.
+        rec["artifacts"] = _persist_partial(flow, content) if flow is not None else {}
         rec["exception"] = {
             "type": f"{type(e).__module__}.{type(e).__qualname__}" if type(e).__module__ != "builtins"
             else type(e).__qualname__,
@@ -286,6 +306,8 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         _print_failure(rec["exception"], user_error)
     rec["finished_at"] = time.time()
     records.write_attempt(rec)
+    if timed_out:
+        deadline.kill_descendants()
     ok = rec["status"] == "ok"
     if hooks is not None and hooks.any_finished:
         hook_ctx.record, hook_ctx.ok = rec, ok
@@ -310,6 +332,18 @@ def _handled_transition(flow: FlowSpec, node: Any, spec: TaskSpec,
             "but a foreach or switch step cannot continue without calling self.next().",
             hint="Handle the exception inside the step, or let it fail.") from exc
     return (tuple(node.out_funcs) if node.kind.value != "end" else ()), None, None
+
+
+def _timeout_seconds(flow_cls: type, step_name: str) -> float | None:
+    for d in getattr(getattr(flow_cls, step_name), "decorators", ()):
+        if d.name == "timeout":
+            return float(d.validate().total_seconds)
+    return None
+
+
+def _body_step(graph: Any, split: str) -> str:
+    out = graph[split].out_funcs if split in graph else ()
+    return out[0] if out else split
 
 
 def _catch_decorator(flow_cls: type, step_name: str) -> Any:
@@ -339,7 +373,9 @@ def _handle_caught(flow: FlowSpec, node: Any, catch: Any, exc: Exception, rec: d
     var = catch.attributes["var"]
     if var:
         flow.__dict__[var] = wrapper
-    rec["metadata"]["caught_exception"] = wrapper.type
+    # The attempt finished (the flow goes on) but did not succeed: Metaflow's
+    # task.finished is True and task.successful False for it.
+    rec["caught"] = {"type": wrapper.type, "message": wrapper.message}
     flow.__dict__["_hw_transition"] = None
     return tuple(node.out_funcs) if node.kind.value != "end" else ()
 
@@ -369,7 +405,7 @@ def _foreach_info(flow: FlowSpec, var: str, spec: TaskSpec) -> tuple[int, tuple[
             raise InvalidNextError(
                 f"Step {spec.step_name!r}: the foreach attribute {var!r} is a {type(items).__name__}, "
                 "which is not iterable.", hint="Foreach over a list, tuple, range or other iterable.") from None
-        setattr(flow, var, items)
+        flow.__dict__[var] = items
         n = len(items)
     if n == 0:
         raise InvalidNextError(
@@ -404,6 +440,21 @@ def _persist(flow: FlowSpec, content: Any, step_name: str) -> dict[str, dict]:
                 f"Step {step_name!r} set artifact {name!r} to a {type(value).__name__}, which cannot be pickled ({e}).",
                 hint=f"Store something picklable in self.{name}, or use a local variable for it.",
             ) from None
+    return out
+
+
+def _persist_partial(flow: FlowSpec, content: Any) -> dict[str, dict]:
+    """The artifacts of a failed attempt: every value that can be stored, the rest skipped."""
+    d = flow.__dict__
+    out = dict(d.get("_hw_refs") or {})
+    loaded = d.get("_hw_loaded") or {}
+    for name, value in list(d.items()):
+        if name.startswith("_hw_") or (name in loaded and loaded[name] is value and isinstance(value, _IMMUTABLE)):
+            continue
+        try:
+            out[name] = content.save(value)
+        except Exception:  # the attempt already failed; an unstorable value must not hide why
+            continue
     return out
 
 

@@ -3,9 +3,9 @@
 A task of the new run is *the same task* as one of the origin run when it is
 of the same step, has the same split index and its inputs are clones of that
 origin task's inputs. Cloning writes a new attempt record pointing at the same
-artifacts (no data is copied, nothing re-runs). Steps in the rerun set — the
-first failed step (or the one asked for) and everything downstream — always
-re-execute.
+artifacts (no data is copied, nothing re-runs). A bare resume clones every such
+task that succeeded; ``resume <step>`` re-executes that step and everything
+downstream.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ class ResumePlan:
     """Built once at resume start from the origin run's records."""
 
     origin_run_id: str
-    rerun: frozenset[str]
-    first_step: str
+    rerun: frozenset[str]  # steps that run again whatever the origin did (`resume <step>`)
+    first_step: str | None  # the step asked for, else the first that failed or never ran (None: all done)
     parameters: dict[str, Any]  # the origin's _parameters record
     _by_identity: dict[tuple, dict[str, Any]] = field(default_factory=dict)
     _children: dict[tuple[str, str], dict[int, dict[str, Any]]] = field(default_factory=dict)
@@ -152,18 +152,15 @@ def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,
                 children.setdefault(parent, {})[rec["split_index"]] = rec
     order = {n: i for i, n in enumerate(graph.sorted_nodes)}
     bad_steps &= set(graph.sorted_nodes)  # steps renamed or removed since the origin ran
-    if step is not None:
-        first = step
-    elif bad_steps:
-        first = min(bad_steps, key=lambda n: order.get(n, 1 << 30))
-    else:
-        never_ran = [n for n in graph.sorted_nodes if n not in seen_steps]
-        end_rec = records.read_run_end(flow, origin_run_id)
-        if end_rec and end_rec.get("status") == "successful" or not never_ran:
-            raise ResumeError(
-                f"Run {flow}/{origin_run_id} finished successfully; there is nothing to resume.",
-                hint="Name the step to re-run: `resume <step>`.",
-            )
-        first = never_ran[0]
-    return ResumePlan(origin_run_id=origin_run_id, rerun=frozenset(descendants(graph, first)), first_step=first,
+    if step is not None:  # `resume <step>`: that step and everything after it run again
+        return ResumePlan(origin_run_id=origin_run_id, rerun=frozenset(descendants(graph, step)),
+                          first_step=step, parameters=params, _by_identity=by_identity, _children=children)
+    # A bare `resume` forces nothing: as in Metaflow, every task whose inputs were
+    # cloned and that succeeded in the origin run is cloned (the iterations of a
+    # loop and the splits of a foreach that succeeded too), the rest runs. A
+    # successful origin run is cloned whole.
+    never_ran = [n for n in graph.sorted_nodes if n not in seen_steps]
+    first = min(bad_steps, key=lambda n: order.get(n, 1 << 30)) if bad_steps else (
+        never_ran[0] if never_ran else None)
+    return ResumePlan(origin_run_id=origin_run_id, rerun=frozenset(), first_step=first,
                       parameters=params, _by_identity=by_identity, _children=children)

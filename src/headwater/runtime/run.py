@@ -165,9 +165,14 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             write_run_id_file(req.runner_attribute_file, json.dumps(attributes))
         console = console_factory(run_id)
         has_exit_hooks = any(d.name == "exit_hook" for d in flow_decorators(req.flow_cls))
-        if plan is not None:
+        if plan is not None and plan.rerun:
             console.info(f"Resuming run {plan.origin_run_id} as run-id {run_id}: re-running step "
                          f"{plan.first_step!r} and everything after it.")
+        elif plan is not None:
+            rest = (f"running from step {plan.first_step!r} on" if plan.first_step is not None
+                    else "the origin run succeeded, so every task is cloned")
+            console.info(f"Resuming run {plan.origin_run_id} as run-id {run_id}: cloning the tasks that "
+                         f"succeeded, {rest}.")
         else:
             console.info(f"Workflow starting (run-id {run_id}):")
         sched = Scheduler(

@@ -2,7 +2,7 @@
 
 It learns what each task did (transition, foreach cardinality, status) from
 its TaskResult, never by reading the store back. It owns the run's index rows
-and the console, enforces ``@timeout`` by killing tasks, retries failed
+and the console, enforces ``@timeout`` by killing tasks that outlive it, retries failed
 attempts (``@retry``), gives ``@catch`` a fallback attempt after a crash, admits
 ``@resources`` tasks only when the machine can hold them, launches the tasks of
 a ``@parallel`` gang together (all or none), and — on resume — clones tasks of
@@ -15,6 +15,7 @@ import dataclasses
 import heapq
 import json
 import re
+import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,13 +27,22 @@ from ..flow.graph import FANOUT, NodeKind
 from ..flow.parallel import PARALLEL_VAR, gang_metadata, gang_task_ids
 from ..meta.index import Index
 from ..store import Datastore
+from ..store.logs import stamp
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
+from .deadline import GRACE, timeout_message
 from .launchers import Finished, Launcher
 from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 PARAMETERS_PATH = "_parameters/0"
 _STAMP = re.compile(rb"^\x1e[0-9.]*\x1f")
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
 
 
 class ResourcesError(HeadwaterException):
@@ -326,7 +336,9 @@ class Scheduler:
         if spec.attempt == 0:
             self._num_tasks += 1
         timeout = self._policy(spec.step_name).timeout
-        run = _Running(spec, now, deadline=now + timeout if timeout else None, gpus=gpus)
+        # The task raises TimeoutException itself at the deadline (runtime.deadline); the
+        # kill, a little later, is for a step that swallowed it or hangs below Python.
+        run = _Running(spec, now, deadline=now + timeout + GRACE if timeout else None, gpus=gpus)
         for stream, path in (("stdout", out), ("stderr", err)):
             f = open(path, "a+b")
             f.seek(0)
@@ -422,14 +434,13 @@ class Scheduler:
             exc = {"type": "TaskCrashed", "message": message, "traceback": ""}
         elif timed_out:
             secs = self._policy(spec.step_name).timeout or 0
-            exc = {"type": "TimeoutException",
-                   "message": f"Step {spec.step_name!r} timed out after {secs:g} seconds (@timeout).",
-                   "traceback": ""}
+            exc = {"type": "TimeoutException", "message": timeout_message(spec.step_name, secs), "traceback": ""}
         else:
             code = fin.returncode
-            why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            why = f"killed by {_signal_name(-code)} (signal {-code})" if code < 0 else f"exit code {code}"
             exc = {"type": "TaskCrashed", "message": f"The task process died without committing ({why}).",
                    "traceback": ""}
+            self._log_crash(spec, code)
         self.console.error(f"[{self.run_id}/{spec.step_name}/{spec.task_id}] {exc['message']}")
         self.ds.records.write_attempt({
             "version": 1, "flow": self.flow_name, "run_id": self.run_id, "step": spec.step_name,
@@ -440,6 +451,18 @@ class Scheduler:
             "transition": None, "artifacts": {}, "exception": exc, "metadata": {"user": self.user},
         })
         return exc
+
+    def _log_crash(self, spec: TaskSpec, returncode: int) -> None:
+        """Say in the task's stderr log how its process died (the task could not)."""
+        if returncode == -signal.SIGSEGV:
+            text = "Task failed with a segmentation fault (SIGSEGV)."
+        elif returncode < 0:
+            text = f"Task failed: its process was killed by {_signal_name(-returncode)}."
+        else:
+            text = f"Task failed: its process exited with code {returncode} without committing."
+        path = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
+        with open(path, "ab") as f:
+            f.write(stamp(time.time()) + text.encode() + b"\n")
 
     def _retry_or_fail(self, spec: TaskSpec, crashed: bool, exc: dict | None, prog: ForeachProgress | None) -> None:
         policy = self._policy(spec.step_name)
