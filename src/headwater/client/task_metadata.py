@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..store.taskmeta import TASK_TYPE_KEY
+
 #: Metaflow's name for the entry that says whether an attempt succeeded, and its type.
 ATTEMPT_OK = "attempt_ok"
 _TYPES = {ATTEMPT_OK: "internal_attempt_status", "status": "attempt-status",
@@ -19,7 +21,7 @@ _TYPES = {ATTEMPT_OK: "internal_attempt_status", "status": "attempt-status",
 # Record metadata keys the derived entries below replace, or that only headwater uses.
 _DERIVED = frozenset({"user", "origin_run_id", "origin_pathspec", "foreach-execution-path"})
 # Names Metaflow spells with an underscore; every other key is spelled with hyphens.
-_UNDERSCORED = frozenset({ATTEMPT_OK, "python_version"})
+_UNDERSCORED = frozenset({ATTEMPT_OK, "python_version", TASK_TYPE_KEY})
 
 Entry = tuple[str, Any, int, str]  # (name, value, created_at in ms, type)
 

@@ -125,7 +125,12 @@ class FlowSpec(metaclass=FlowSpecMeta):
         cls = type(self)
         if name in cls._hw_read_only:
             param = getattr(cls, name, None)
-            what = f"the Parameter {param.name!r}" if isinstance(param, Parameter) else "a class-level constant"
+            if getattr(param, "IS_CONFIG", False):
+                what = f"the Config {param.name!r} (configs are read-only)"
+            elif isinstance(param, Parameter):
+                what = f"the Parameter {param.name!r}"
+            else:
+                what = "a class-level constant"
             raise _read_only(self, name, what, sys._getframe(1))
         object.__setattr__(self, name, value)
 
