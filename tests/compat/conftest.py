@@ -1,0 +1,94 @@
+"""Fixtures of the differential suite: one Metaflow and one headwater engine per session.
+
+Metaflow comes from ``$HEADWATER_COMPAT_METAFLOW_PYTHON`` (a Python that has
+``metaflow==2.19.39``), else from a virtualenv created once under
+``~/.cache/headwater/compat-metaflow-2.19.39`` (``$XDG_CACHE_HOME`` is honoured). Each flow
+command runs once per engine per session; tests share the results through ``both``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from compat.harness import (METAFLOW_VERSION, PYTHON_ENV, Engine, Result, find_or_make_metaflow_python,
+                     headwater_engine, metaflow_engine, normalize)
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "headwater" / f"compat-metaflow-{METAFLOW_VERSION}"
+
+
+@pytest.fixture(scope="session")
+def metaflow_python() -> str:
+    try:
+        python = find_or_make_metaflow_python(_cache_dir())
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        pytest.skip(f"could not install metaflow=={METAFLOW_VERSION} into a scratch venv ({e}); "
+                    f"set {PYTHON_ENV} to a Python that has it")
+    p = subprocess.run([python, "-c", "import metaflow; print(metaflow.__version__)"],
+                       capture_output=True, text=True, env={**os.environ, "METAFLOW_USER": "tester"})
+    if p.returncode != 0 or p.stdout.strip() != METAFLOW_VERSION:
+        pytest.fail(f"{python} should have metaflow=={METAFLOW_VERSION}, has: {p.stdout.strip() or p.stderr[-500:]}")
+    return python
+
+
+@pytest.fixture(scope="session")
+def engines(metaflow_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Engine]:
+    base = tmp_path_factory.mktemp("compat")
+    return {"metaflow": metaflow_engine(metaflow_python, base / "mf"),
+            "headwater": headwater_engine(base / "hw")}
+
+
+class Pair:
+    """One command run under both engines, with the probe of the run it made (if any)."""
+
+    def __init__(self, engines: dict[str, Engine], flow: str, args: tuple[str, ...]) -> None:
+        self.engines = engines
+        self.flow = flow
+        self.results: dict[str, Result] = {n: e.cli(flow, *args) for n, e in engines.items()}
+        self._probes: dict[str, Any] = {}
+
+    @property
+    def mf(self) -> Result:
+        return self.results["metaflow"]
+
+    @property
+    def hw(self) -> Result:
+        return self.results["headwater"]
+
+    def probe(self, flow_name: str) -> dict[str, Any]:
+        """Normalised probe documents of this command's run, per engine."""
+        if not self._probes:
+            for name, eng in self.engines.items():
+                run_id = self.results[name].run_id
+                assert run_id, f"{name} wrote no run id: {self.results[name].stderr[-2000:]}"
+                self._probes[name] = sort_tasks(normalize(eng.probe(flow_name, run_id)))
+        return self._probes
+
+
+def sort_tasks(doc: dict[str, Any]) -> dict[str, Any]:
+    """Tasks of each step in a canonical order (after normalisation, so engine names don't count)."""
+    for tasks in doc["run"]["steps"].values():
+        tasks.sort(key=lambda d: json.dumps(d, sort_keys=True))
+    return doc
+
+
+@pytest.fixture(scope="session")
+def both(engines: dict[str, Engine]) -> Callable[..., Pair]:
+    """``both(flow, *args)``: the command run once per engine per session (cached)."""
+    cache: dict[tuple[str, tuple[str, ...]], Pair] = {}
+
+    def get(flow: str, *args: str) -> Pair:
+        key = (flow, args)
+        if key not in cache:
+            cache[key] = Pair(engines, flow, args)
+        return cache[key]
+
+    return get
