@@ -70,7 +70,7 @@ FACETS: dict[str, Callable[[dict[str, Any], str], Any]] = {
     "lineage": lambda d, c: _per_task(d, c, lambda t: {"parents": t["parents"], "children": t["children"]}),
     "logs": lambda d, c: _per_task(d, c, lambda t: {"stdout": t.get("stdout"),
                                                     "stderr": _user_stderr(t["stderr"])}),
-    "metadata": lambda d, c: _per_task(d, c, lambda t: {k: t["metadata"].get(k) for k in COMMON_METADATA}),
+    "metadata": lambda d, c: _per_task(d, c, lambda t: {k: t.get("metadata", {}).get(k) for k in COMMON_METADATA}),
 }
 
 KNOWN: dict[tuple[str, str], str] = {
