@@ -16,19 +16,14 @@ from typing import Any, Callable
 
 import pytest
 
-from compat.harness import (METAFLOW_VERSION, PYTHON_ENV, Engine, Result, find_or_make_metaflow_python,
-                     headwater_engine, metaflow_engine, normalize)
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "headwater" / f"compat-metaflow-{METAFLOW_VERSION}"
+from compat.harness import (METAFLOW_VERSION, PYTHON_ENV, Engine, Result, default_cache_dir,
+                            find_or_make_metaflow_python, headwater_engine, metaflow_engine, normalize)
 
 
 @pytest.fixture(scope="session")
 def metaflow_python() -> str:
     try:
-        python = find_or_make_metaflow_python(_cache_dir())
+        python = find_or_make_metaflow_python(default_cache_dir())
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
         pytest.skip(f"could not install metaflow=={METAFLOW_VERSION} into a scratch venv ({e}); "
                     f"set {PYTHON_ENV} to a Python that has it")

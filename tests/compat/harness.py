@@ -117,6 +117,12 @@ def headwater_engine(workdir: Path) -> Engine:
     })
 
 
+def default_cache_dir() -> Path:
+    """Where the scratch Metaflow virtualenv lives (``$XDG_CACHE_HOME`` honoured)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "headwater" / f"compat-metaflow-{METAFLOW_VERSION}"
+
+
 def find_or_make_metaflow_python(cache: Path) -> str:
     """A Python with ``metaflow==METAFLOW_VERSION``: ``$HEADWATER_COMPAT_METAFLOW_PYTHON``, else a
     virtualenv in ``cache`` (created on first use with pip from PyPI, reused after)."""
