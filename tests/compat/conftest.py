@@ -86,3 +86,18 @@ def both(engines: dict[str, Engine]) -> Callable[..., Pair]:
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def each(engines: dict[str, Engine]) -> Callable[..., dict[str, Result]]:
+    """``each(flow, *args, run=pair)``: one command per engine, ``RID`` in args replaced by that
+    engine's run id from ``pair`` (not cached: for commands that change or only read state)."""
+
+    def go(flow: str, *args: str, run: Pair | None = None) -> dict[str, Result]:
+        out = {}
+        for name, eng in engines.items():
+            rid = run.results[name].run_id if run is not None else None
+            out[name] = eng.cli(flow, *[a.replace("RID", rid) if rid else a for a in args])
+        return out
+
+    return go
