@@ -2,7 +2,7 @@
 
 import os
 
-from metaflow import FlowSpec, step
+from metaflow import FlowSpec, current, step
 
 
 class FailingFlow(FlowSpec):
@@ -25,6 +25,7 @@ class FailingFlow(FlowSpec):
     @step
     def end(self):
         self.result = (self.before, self.fixed)
+        self.resumed = current.origin_run_id is not None
 
 
 if __name__ == "__main__":
