@@ -8,7 +8,7 @@ import pytest
 
 from compat.conftest import sort_tasks
 from compat.harness import normalize
-from compat.test_runs import FACETS
+from compat.facets import FACETS
 
 
 @pytest.fixture(scope="module")

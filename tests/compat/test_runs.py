@@ -1,19 +1,18 @@
 """The same flows run under Metaflow and headwater leave the same runs behind (read by each client).
 
-A case is a flow file plus CLI arguments; a facet is one view of the probe document (run
-fields, task status, artifacts, lineage, logs, metadata). Every case is compared on every
-facet. Known headwater differences are strict xfails whose reason starts with ``DIFF:``;
-deliberate ones are forgiven in ``FORGIVE`` (documented in docs/compat.md).
+A case is a flow file plus CLI arguments; a facet (``facets.py``) is one view of the probe
+document. Every case is compared on every facet. Known headwater differences are strict
+xfails whose reason starts with ``DIFF:``; deliberate ones are forgiven in
+``facets.FORGIVE`` (documented in docs/compat.md).
 """
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, Callable
 
 import pytest
 
+from compat.facets import FACETS, FORGIVE, per_task
 from compat.harness import FLOWS
 
 NOTES = str(FLOWS / "notes.txt")
@@ -31,46 +30,6 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "--seed", "7", "--fruits", "fig,kiwi,lime", "--notes", NOTES, "--tag", "given", "--tag", "second")),
     "decorated": ("decorated_flow.py", "DecoratedFlow", ("run",)),
     "failing": ("failing_flow.py", "FailingFlow", ("run",)),
-}
-
-# Deliberate differences, per (case, step): task fields left out of the comparison.
-FORGIVE: dict[tuple[str, str], set[str]] = {
-    # headwater enforces @timeout by killing the task and records the caught TimeoutException in a
-    # short fallback attempt (docs/operating.md, "Retries, catch, timeouts"); Metaflow raises inside
-    # attempt 0 with SIGALRM and prints the timeout into the task's stdout.
-    ("decorated", "slow"): {"current_attempt", "stdout", "metadata"},
-}
-
-# Task metadata keys both engines have today; the rest are compared in test_metadata_keys.
-COMMON_METADATA = ("user", "attempt", "attempt_ok")
-
-# Lines of a failed task's stderr that are the engine's, not the user's: Metaflow prints its own
-# CLI frames in the traceback and a "Task failed." trailer.
-_ENGINE_STDERR = re.compile(r"^(Traceback \(most recent call last\):|\s+.*|Task failed\.|<flow .*> failed:|)$")
-
-
-def _user_stderr(text: str) -> list[str]:
-    return [line for line in text.splitlines() if not _ENGINE_STDERR.match(line)]
-
-
-def _per_task(doc: dict[str, Any], case: str, pick: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
-    out = {}
-    for step, tasks in doc["run"]["steps"].items():
-        skip = FORGIVE.get((case, step), set())
-        views = [pick({k: v for k, v in t.items() if k not in skip}) for t in tasks]
-        out[step] = sorted(views, key=lambda v: json.dumps(v, sort_keys=True))
-    return out
-
-
-FACETS: dict[str, Callable[[dict[str, Any], str], Any]] = {
-    "run": lambda d, c: {k: v for k, v in d["run"].items() if k != "steps"} | {"steps": sorted(d["run"]["steps"])},
-    "status": lambda d, c: _per_task(d, c, lambda t: {k: t.get(k) for k in (
-        "successful", "finished", "index", "current_attempt", "id_is_int", "exception")}),
-    "artifacts": lambda d, c: _per_task(d, c, lambda t: t["artifacts"]),
-    "lineage": lambda d, c: _per_task(d, c, lambda t: {"parents": t["parents"], "children": t["children"]}),
-    "logs": lambda d, c: _per_task(d, c, lambda t: {"stdout": t.get("stdout"),
-                                                    "stderr": _user_stderr(t["stderr"])}),
-    "metadata": lambda d, c: _per_task(d, c, lambda t: {k: t.get("metadata", {}).get(k) for k in COMMON_METADATA}),
 }
 
 KNOWN: dict[tuple[str, str], str] = {
@@ -125,5 +84,5 @@ def test_known_differences_name_real_cases() -> None:
 def test_metadata_keys(both: Callable[..., Any], case: str) -> None:
     flow, flow_name, args = CASES[case]
     docs = both(flow, *args).probe(flow_name)
-    keys = {n: _per_task(d, case, lambda t: sorted(t["metadata"])) for n, d in docs.items()}
+    keys = {n: per_task(d, case, lambda t: sorted(t["metadata"])) for n, d in docs.items()}
     assert keys["headwater"] == keys["metaflow"]
