@@ -33,6 +33,8 @@ SECTIONS = {
     "flow": "Flow decorators and their attributes (Metaflow column: the default)",
     "cli": "CLI: `python flow.py [options] COMMAND [options]`",
     "client": "Client classes: public members",
+    "exceptions": "Exceptions (`metaflow.exception`; headwater: `headwater.exceptions`, `Metaflow` in a name "
+                  "becomes `Headwater`)",
 }
 STATUSES = ("same", "differs", "not yet", "not planned")
 
@@ -76,6 +78,7 @@ def rows(mf: dict[str, Any]) -> list[Row]:
                 out.append(Row("cli", f"{path or '(top)'} {opt}", "hidden" if hidden else ""))
     for cls, members in sorted(mf["client"].items()):
         out += [Row("client", f"{cls}.{m}", "") for m in members]
+    out += [Row("exceptions", n, "") for n in mf["exceptions"]]
     return out
 
 
@@ -101,6 +104,8 @@ def headwater_has(hw: dict[str, Any], row: Row) -> str | None:
         if cmd is None:
             return None
         return "same" if not opt or opt in cmd["options"] else None
+    if row.section == "exceptions":
+        return "same" if row.key in hw["exceptions"] else None
     cls, _, member = row.key.partition(".")
     return "same" if member in hw["client"].get(cls, ()) else None
 
@@ -143,7 +148,7 @@ def render(mf: dict[str, Any], hw: dict[str, Any], text: str) -> str:
     for row in rows(mf):
         if row.section != current:
             current = row.section
-            lines += ["", f"## {SECTIONS[current]}", "", "| Metaflow | Metaflow 2.19 | headwater |", "|---|---|---|"]
+            lines += ["", f"## {SECTIONS[current]}", "", "| Item | Metaflow 2.19 | headwater |", "|---|---|---|"]
         status = old.get((row.section, row.key)) or propose(hw, row)
         if status.startswith("not yet") and headwater_has(hw, row) == "same":
             status = "same"

@@ -29,6 +29,7 @@ class _Captured(BaseException):
 def names(mod: types.ModuleType) -> list[str]:
     out = [n for n in dir(mod) if not n.startswith("_") and not isinstance(getattr(mod, n), types.ModuleType)]
     out += [m for m in USER_MODULES if _has_module(mod.__name__ + "." + m)]
+    out += [n for n in ("__version__",) if hasattr(mod, n)]
     return sorted(set(out))
 
 
@@ -38,6 +39,16 @@ def _has_module(name: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def exceptions(engine: str) -> list[str]:
+    """Exception classes users catch, named as Metaflow names them (``Headwater`` -> ``Metaflow``)."""
+    mod = importlib.import_module("metaflow.exception" if engine == "metaflow" else "headwater.exceptions")
+    found = [n for n, v in vars(mod).items()
+             if isinstance(v, type) and issubclass(v, BaseException) and v.__module__ == mod.__name__]
+    # The @catch wrapper is not an exception class in either engine, but users import it from here.
+    found += [n for n in ("MetaflowExceptionWrapper", "HeadwaterExceptionWrapper") if hasattr(mod, n)]
+    return sorted({n.replace("Headwater", "Metaflow") for n in found})
 
 
 def _defaults(deco: Any) -> dict[str, str]:
@@ -143,6 +154,7 @@ def main(engine: str, flow_file: str, wanted_json: str = "{}") -> None:
         "step_decorators": step_decorators(mod, wanted.get("step", [])),
         "flow_decorators": flow_decorators(mod, wanted.get("flow", [])),
         "client": client(mod),
+        "exceptions": exceptions(engine),
         "cli": cli(engine, flow_file),
     }
     json.dump(doc, sys.__stdout__, sort_keys=True)

@@ -41,10 +41,10 @@ def test_doc_is_what_the_generator_writes(surfaces: tuple[dict[str, Any], dict[s
 # The checker itself, on a tiny made-up surface: each rule must be able to fail.
 MF = {"names": ["FlowSpec", "S3"], "step_decorators": {"retry": {"times": "'3'"}}, "flow_decorators": {},
       "cli": {"": {"hidden": False, "options": {"--quiet": False}}, "run": {"hidden": False, "options": {}}},
-      "client": {"Run": ["data"]}}
+      "client": {"Run": ["data"]}, "exceptions": []}
 HW = {"names": ["FlowSpec"], "step_decorators": {"retry": {"times": "3"}}, "flow_decorators": {},
       "cli": {"": {"hidden": False, "options": {"--quiet": False}}, "run": {"hidden": False, "options": {}}},
-      "client": {"Run": ["data"]}}
+      "client": {"Run": ["data"]}, "exceptions": []}
 
 
 def test_headwater_has_compares_defaults_and_presence() -> None:
