@@ -43,10 +43,13 @@ def engines(metaflow_python: str, tmp_path_factory: pytest.TempPathFactory) -> d
 class Pair:
     """One command run under both engines, with the probe of the run it made (if any)."""
 
-    def __init__(self, engines: dict[str, Engine], flow: str, args: tuple[str, ...]) -> None:
+    def __init__(self, engines: dict[str, Engine], flow: str, args: tuple[str, ...],
+                 env: tuple[tuple[str, str], ...] = ()) -> None:
         self.engines = engines
         self.flow = flow
-        self.results: dict[str, Result] = {n: e.cli(flow, *args) for n, e in engines.items()}
+        self.results: dict[str, Result] = {
+            n: e.cli(flow, *args, env={k.replace("ENGINE_", n.upper() + "_"): v for k, v in env})
+            for n, e in engines.items()}
         self._probes: dict[str, Any] = {}
 
     @property
@@ -76,13 +79,15 @@ def sort_tasks(doc: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def both(engines: dict[str, Engine]) -> Callable[..., Pair]:
-    """``both(flow, *args)``: the command run once per engine per session (cached)."""
-    cache: dict[tuple[str, tuple[str, ...]], Pair] = {}
+    """``both(flow, *args, env={...})``: the command run once per engine per session (cached).
+    ``ENGINE_`` at the start of an env var name becomes ``METAFLOW_`` / ``HEADWATER_``."""
+    cache: dict[tuple[Any, ...], Pair] = {}
 
-    def get(flow: str, *args: str) -> Pair:
-        key = (flow, args)
+    def get(flow: str, *args: str, env: dict[str, str] | None = None) -> Pair:
+        env_items = tuple(sorted((env or {}).items()))
+        key = (flow, args, env_items)
         if key not in cache:
-            cache[key] = Pair(engines, flow, args)
+            cache[key] = Pair(engines, flow, args, env_items)
         return cache[key]
 
     return get

@@ -17,8 +17,8 @@ from compat.harness import FLOWS
 
 NOTES = str(FLOWS / "notes.txt")
 
-# case -> (flow file, flow class, CLI arguments)
-CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+# case -> (flow file, flow class, CLI arguments[, environment: ENGINE_X is METAFLOW_X / HEADWATER_X])
+CASES: dict[str, tuple[Any, ...]] = {
     "linear": ("linear_flow.py", "LinearFlow", ("run",)),
     "branch": ("branch_flow.py", "BranchFlow", ("run",)),
     "foreach": ("foreach_flow.py", "ForeachFlow", ("run",)),
@@ -28,11 +28,33 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "params_given": ("params_flow.py", "ParamsFlow", (
         "run", "--who", "you", "--count", "4", "--ratio", "2.5", "--loud", "true", "--config", '{"b": [1, 2]}',
         "--seed", "7", "--fruits", "fig,kiwi,lime", "--notes", NOTES, "--tag", "given", "--tag", "second")),
+    "params_env": ("params_flow.py", "ParamsFlow", ("run",), {"ENGINE_RUN_WHO": "env", "ENGINE_RUN_COUNT": "9"}),
+    "foreach_too_many": ("foreach_flow.py", "ForeachFlow", ("run", "--max-num-splits", "1")),
+    "switch_unmatched": ("switch_flow.py", "SwitchFlow", ("run", "--mode", "sideways", "--limit", "1")),
     "decorated": ("decorated_flow.py", "DecoratedFlow", ("run",)),
     "failing": ("failing_flow.py", "FailingFlow", ("run",)),
 }
 
+_FINISHED = ("DIFF: Run.finished is False for a failed run in Metaflow (its end step never ran), True in headwater")
+_FAILED_ARTIFACTS = ("DIFF: a failed task keeps the artifacts it set before raising in Metaflow; headwater's "
+                     "client shows none")
+_TOO_MANY = ("DIFF: past --max-num-splits Metaflow's split task succeeds (artifacts kept, no stderr) and the "
+             "runtime fails the run; headwater fails the split task itself ('Invalid self.next() transition')")
+_UNMATCHED = ("DIFF: a switch value that matches no case raises RuntimeError(\"Switch condition variable 'choice' "
+              "has value ...\") in Metaflow; headwater fails the task with its own 'Invalid self.next() "
+              "transition' error")
+
 KNOWN: dict[tuple[str, str], str] = {
+    ("foreach_too_many", "run"): _FINISHED,
+    ("foreach_too_many", "status"): _TOO_MANY,
+    ("foreach_too_many", "artifacts"): _TOO_MANY,
+    ("foreach_too_many", "logs"): _TOO_MANY,
+    ("foreach_too_many", "metadata"): _TOO_MANY,
+    ("switch_unmatched", "run"): _FINISHED,
+    ("switch_unmatched", "status"): _UNMATCHED,
+    ("switch_unmatched", "artifacts"): _FAILED_ARTIFACTS,
+    ("switch_unmatched", "lineage"): "DIFF: switch self-loop lineage (see switch_low-lineage)",
+    ("switch_unmatched", "logs"): _UNMATCHED,
     ("foreach", "artifacts"): "DIFF: self.foreach_stack() gives a str/int/float/bool value as str(value) in "
                               "Metaflow ('a'), as repr(value) in headwater (\"'a'\")",
     ("switch", "lineage"): "DIFF: in a switch self-loop Metaflow's parent/child_task_pathspecs name every task "
@@ -43,12 +65,10 @@ KNOWN: dict[tuple[str, str], str] = {
                                 "headwater",
     ("decorated", "status"): "DIFF: a task whose exception @catch swallowed has successful=False in Metaflow's "
                              "client, True in headwater's",
-    ("failing", "artifacts"): "DIFF: a failed task keeps the artifacts it set before raising in Metaflow "
-                              "(before, name); headwater's client shows none",
+    ("failing", "artifacts"): _FAILED_ARTIFACTS,
     ("failing", "status"): "DIFF: Task.exception is a MetaflowExceptionWrapper with .type 'builtins.RuntimeError' "
                            "in Metaflow; headwater returns a TaskException with .type 'RuntimeError'",
-    ("failing", "run"): "DIFF: Run.finished is False for a failed run in Metaflow (its end step never ran), "
-                        "True in headwater",
+    ("failing", "run"): _FINISHED,
 }
 
 
@@ -64,8 +84,8 @@ def _params() -> list[Any]:
 
 @pytest.mark.parametrize("case,facet", _params())
 def test_same_run(both: Callable[..., Any], case: str, facet: str) -> None:
-    flow, flow_name, args = CASES[case]
-    pair = both(flow, *args)
+    flow, flow_name, args, *env = CASES[case]
+    pair = both(flow, *args, env=env[0] if env else None)
     assert pair.mf.returncode == pair.hw.returncode, (pair.mf.stderr[-2000:], pair.hw.stderr[-2000:])
     docs = pair.probe(flow_name)
     view = FACETS[facet]
@@ -82,7 +102,7 @@ def test_known_differences_name_real_cases() -> None:
                                        "foreach-stack, foreach-execution-path")
 @pytest.mark.parametrize("case", ["linear", "foreach"])
 def test_metadata_keys(both: Callable[..., Any], case: str) -> None:
-    flow, flow_name, args = CASES[case]
+    flow, flow_name, args, *_ = CASES[case]
     docs = both(flow, *args).probe(flow_name)
     keys = {n: per_task(d, case, lambda t: sorted(t["metadata"])) for n, d in docs.items()}
     assert keys["headwater"] == keys["metaflow"]

@@ -7,7 +7,8 @@ from metaflow import FlowSpec, catch, current, environment, retry, step, timeout
 
 
 class DecoratedFlow(FlowSpec):
-    """A flaky step that succeeds on its second attempt, a caught failure, a caught timeout."""
+    """A flaky step that succeeds on its second attempt, caught failures (with and without
+    retries), a caught timeout."""
 
     @environment(vars={"GREETING": "hi there"})
     @step
@@ -28,6 +29,14 @@ class DecoratedFlow(FlowSpec):
     def caught(self):
         self.before = "set"
         raise KeyError("nope")
+        self.next(self.retried)
+
+    @catch(var="gave_up", print_exception=False)
+    @retry(times=1, minutes_between_retries=0)
+    @step
+    def retried(self):
+        self.tries = current.retry_count
+        raise ValueError(f"attempt {current.retry_count} fails")
         self.next(self.slow)
 
     @catch(var="timed_out", print_exception=False)
@@ -43,6 +52,8 @@ class DecoratedFlow(FlowSpec):
             "problem_type": type(self.problem).__name__ if self.problem is not None else None,
             "problem_is_set": self.problem is not None,
             "timed_out_is_set": self.timed_out is not None,
+            "gave_up_is_set": self.gave_up is not None,
+            "tries": self.tries,
         }
 
 
