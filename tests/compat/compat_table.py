@@ -151,7 +151,8 @@ def render(mf: dict[str, Any], hw: dict[str, Any], text: str) -> str:
             lines += ["", f"## {SECTIONS[current]}", "", "| Item | Metaflow 2.19 | headwater |", "|---|---|---|"]
         status = old.get((row.section, row.key)) or propose(hw, row)
         if status.startswith("not yet") and headwater_has(hw, row) == "same":
-            status = "same"
+            issue = re.match(r"not yet: #(\d+)", status)
+            status = f"same (issue {issue[1]})" if issue else "same"
         metaflow = f"`{row.metaflow}`" if row.metaflow and row.metaflow != "hidden" else row.metaflow
         lines.append(f"| `{row.key}` | {metaflow} | {status} |")
     return "\n".join(lines) + "\n"
@@ -188,9 +189,9 @@ def surfaces() -> tuple[dict[str, Any], dict[str, Any]]:
     sys.path.insert(0, str(Path(__file__).parents[1]))
     from compat.harness import default_cache_dir, find_or_make_metaflow_python, headwater_engine, metaflow_engine
 
-    base = Path(tempfile.mkdtemp(prefix="compat-table-"))
-    mf_engine = metaflow_engine(find_or_make_metaflow_python(default_cache_dir()), base / "mf")
-    return read_surfaces(mf_engine, headwater_engine(base / "hw"))
+    python = find_or_make_metaflow_python(default_cache_dir())
+    with tempfile.TemporaryDirectory(prefix="compat-table-") as tmp:
+        return read_surfaces(metaflow_engine(python, Path(tmp) / "mf"), headwater_engine(Path(tmp) / "hw"))
 
 
 def read_surfaces(mf_engine: Any, hw_engine: Any) -> tuple[dict[str, Any], dict[str, Any]]:

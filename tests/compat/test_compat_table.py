@@ -74,5 +74,6 @@ def test_render_keeps_written_statuses_and_flips_what_headwater_gained() -> None
     text = render(MF, HW, "# title\n").replace("| `S3` |  | not yet: #9 (S3) |", "| `S3` |  | not yet: #42 |")
     assert "| `S3` |  | not yet: #42 |" in render(MF, HW, text)
     gained = dict(HW, names=["FlowSpec", "S3"])
-    assert parse(render(MF, gained, text))[("names", "S3")] == "same"
+    assert parse(render(MF, gained, text))[("names", "S3")] == "same (issue 42)"
+    assert parse(render(MF, gained, text.replace("not yet: #42", "not yet: no issue")))[("names", "S3")] == "same"
     assert [r.key for r in rows(MF)][:2] == ["FlowSpec", "S3"]
