@@ -176,7 +176,7 @@ def problems(mf: dict[str, Any], hw: dict[str, Any], text: str) -> list[str]:
         elif kind == "same" and has != "same":
             out.append(f"{row.key}: says 'same' but headwater " + ("has another default" if has else "lacks it"))
         elif kind in ("not yet", "not planned") and has == "same":
-            out.append(f"{row.key}: says {kind!r} but headwater has it now: make it 'same'")
+            out.append(f"{row.key}: says {kind!r} but headwater has it now: make it 'same' (--write does)")
         elif kind == "differs" and has is None and row.section in ("step", "flow"):
             out.append(f"{row.key}: says 'differs' but headwater lacks it: make it 'not yet'")
     return out

@@ -22,7 +22,6 @@ HERE = Path(__file__).parent
 FLOWS = HERE / "flows"
 PROBE = HERE / "probe.py"
 SURFACE = HERE / "surface.py"
-SRC = HERE.parents[1] / "src"
 USER = "tester"
 METAFLOW_VERSION = "2.19.39"
 PYTHON_ENV = "HEADWATER_COMPAT_METAFLOW_PYTHON"
@@ -109,11 +108,11 @@ def metaflow_engine(python: str, workdir: Path) -> Engine:
 
 
 def headwater_engine(workdir: Path) -> Engine:
+    """headwater as the test process imports it (its Python, its PYTHONPATH), as tests/flowrun.py does."""
     workdir.mkdir(parents=True, exist_ok=True)
-    pythonpath = os.pathsep.join(p for p in [str(SRC), os.environ.get("PYTHONPATH", "")] if p)
     return Engine("headwater", sys.executable, workdir, {
         "HEADWATER_USER": USER, "HEADWATER_DATASTORE_ROOT": str(workdir / ".headwater"),
-        "HEADWATER_HOME": str(workdir / "hwhome"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath,
+        "HEADWATER_HOME": str(workdir / "hwhome"), "PYTHONUNBUFFERED": "1",
     })
 
 

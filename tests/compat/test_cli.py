@@ -26,8 +26,8 @@ def linear(both: Callable[..., Any]) -> Any:
     ("params_flow.py", ("run", "--config", "{bad"), 2),
     ("params_flow.py", ("run", "--notes", "/nonexistent/notes.txt"), 2),
     pytest.param("hello_flow.py", ("run", "--with", "nosuch"), 1, marks=pytest.mark.xfail(
-        strict=True, reason="DIFF: `run --with` (after the command) is not an option of headwater's run "
-                            "(exit 2); Metaflow reports the unknown decorator (exit 1). Issue 7 adds it.")),
+        strict=True, reason="DIFF: an unknown decorator in --with exits 2 in headwater (a usage error; and before "
+                            "issue 7 `run --with` is no option at all), 1 in Metaflow ('Unknown step decorator')")),
 ])
 def test_exit_codes(each: Callable[..., Any], flow: str, args: tuple[str, ...], code: int) -> None:
     results = each(flow, *args)
