@@ -66,9 +66,10 @@ class Engine:
         path = self.flow_file(flow)
         args_l = list(args)
         id_file = None
-        if args_l and args_l[0] in ("run", "resume"):
+        command = next((i for i, a in enumerate(args_l) if a in ("run", "resume")), None)
+        if command is not None:
             id_file = self.workdir / f".runid-{os.getpid()}-{len(list(self.workdir.glob('.runid-*')))}"
-            args_l[1:1] = ["--run-id-file", str(id_file)]
+            args_l[command + 1:command + 1] = ["--run-id-file", str(id_file)]
         p = self._exec([str(path), *args_l], timeout=timeout, env=env)
         run_id = None
         if id_file is not None and id_file.exists():

@@ -31,9 +31,18 @@ CASES: dict[str, tuple[Any, ...]] = {
     "params_env": ("params_flow.py", "ParamsFlow", ("run",), {"ENGINE_RUN_WHO": "env", "ENGINE_RUN_COUNT": "9"}),
     "foreach_too_many": ("foreach_flow.py", "ForeachFlow", ("run", "--max-num-splits", "1")),
     "switch_unmatched": ("switch_flow.py", "SwitchFlow", ("run", "--mode", "sideways", "--limit", "1")),
+    "config_default": ("config_flow.py", "ConfigFlow", ("run",)),
+    "config_given": ("config_flow.py", "ConfigFlow", (
+        "--config-value", "cfg", '{"mode": "slow", "env": "e2", "sizes": [5, 6], "deep": {"k": "w"}}', "run")),
+    "project_user": ("project_flow.py", "ProjectFlow", ("run",)),
+    "project_branch": ("project_flow.py", "ProjectFlow", ("--branch", "feat", "run")),
+    "project_production": ("project_flow.py", "ProjectFlow", ("--production", "run")),
     "decorated": ("decorated_flow.py", "DecoratedFlow", ("run",)),
     "failing": ("failing_flow.py", "FailingFlow", ("run",)),
 }
+
+# case prefix -> the headwater export it needs: skipped in a checkout that lacks it (issue 7's features).
+REQUIRES = {"config": "Config", "project": "project"}
 
 _FINISHED = ("DIFF: Run.finished is False for a failed run in Metaflow (its end step never ran), True in headwater")
 _FAILED_ARTIFACTS = ("DIFF: a failed task keeps the artifacts it set before raising in Metaflow; headwater's "
@@ -83,7 +92,10 @@ def _params() -> list[Any]:
 
 
 @pytest.mark.parametrize("case,facet", _params())
-def test_same_run(both: Callable[..., Any], case: str, facet: str) -> None:
+def test_same_run(both: Callable[..., Any], headwater_names: set[str], case: str, facet: str) -> None:
+    needed = REQUIRES.get(case.split("_")[0])
+    if needed and needed not in headwater_names:
+        pytest.skip(f"this headwater has no {needed} yet")
     flow, flow_name, args, *env = CASES[case]
     pair = both(flow, *args, env=env[0] if env else None)
     assert pair.mf.returncode == pair.hw.returncode, (pair.mf.stderr[-2000:], pair.hw.stderr[-2000:])
