@@ -37,12 +37,13 @@ CASES: dict[str, tuple[Any, ...]] = {
     "project_user": ("project_flow.py", "ProjectFlow", ("run",)),
     "project_branch": ("project_flow.py", "ProjectFlow", ("--branch", "feat", "run")),
     "project_production": ("project_flow.py", "ProjectFlow", ("--production", "run")),
+    "userdeco": ("user_deco_flow.py", "UserDecoFlow", ("run",)),
     "decorated": ("decorated_flow.py", "DecoratedFlow", ("run",)),
     "failing": ("failing_flow.py", "FailingFlow", ("run",)),
 }
 
 # case prefix -> the headwater export it needs: skipped in a checkout that lacks it (issue 7's features).
-REQUIRES = {"config": "Config", "project": "project"}
+REQUIRES = {"config": "Config", "project": "project", "userdeco": "user_step_decorator"}
 
 _FINISHED = ("DIFF: Run.finished is False for a failed run in Metaflow (its end step never ran), True in headwater")
 _FAILED_ARTIFACTS = ("DIFF: a failed task keeps the artifacts it set before raising in Metaflow; headwater's "
