@@ -9,6 +9,7 @@ the comparison forgives.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -25,6 +26,7 @@ SURFACE = HERE / "surface.py"
 USER = "tester"
 METAFLOW_VERSION = "2.19.39"
 PYTHON_ENV = "HEADWATER_COMPAT_METAFLOW_PYTHON"
+_RUN_ID_FILES = itertools.count()
 
 
 def switch_imports(text: str, engine: str) -> str:
@@ -68,7 +70,7 @@ class Engine:
         id_file = None
         command = next((i for i, a in enumerate(args_l) if a in ("run", "resume")), None)
         if command is not None:
-            id_file = self.workdir / f".runid-{os.getpid()}-{len(list(self.workdir.glob('.runid-*')))}"
+            id_file = self.workdir / f".run-id-{next(_RUN_ID_FILES)}"
             args_l[command + 1:command + 1] = ["--run-id-file", str(id_file)]
         p = self._exec([str(path), *args_l], timeout=timeout, env=env)
         run_id = None
@@ -98,6 +100,7 @@ class Engine:
 
 
 def metaflow_engine(python: str, workdir: Path) -> Engine:
+    """Metaflow from ``python``, with its own config home and its local store under ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
     home = workdir / "mfhome"
     home.mkdir(exist_ok=True)
