@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,3 +29,18 @@ def use_root(monkeypatch: pytest.MonkeyPatch):
         default_namespace()
 
     return use
+
+
+EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "plugin"
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin package (examples/plugin), installed with pip into a directory of its own."""
+    work = tmp_path_factory.mktemp("plugin")
+    src = work / "src"
+    shutil.copytree(EXAMPLE_PLUGIN, src)
+    site = work / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(src)], check=True, capture_output=True, text=True)
+    return site

@@ -37,6 +37,7 @@ class Settings:
     datastore_root: str
     user: str | None
     launcher: str = "fork"  # "fork" | "subprocess"
+    metadata: str = "local"  # the metadata provider: "local" (SQLite index) or a plugin's name
     max_workers: int = 16
     max_num_splits: int = 100
     home: str = field(default_factory=lambda: str(Path.home() / STORE_DIRNAME))
@@ -102,6 +103,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
         datastore_root=root,
         user=user,
         launcher=launcher,
+        metadata=str(get("DEFAULT_METADATA", "local")),
         max_workers=int(get("RUN_MAX_WORKERS", 16)),
         max_num_splits=int(get("RUN_MAX_NUM_SPLITS", 100)),
         home=home,

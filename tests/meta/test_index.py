@@ -1,4 +1,6 @@
-"""Index: runs, tags, task attempts, and rebuilding from the store's records."""
+"""The metadata index contract: runs, tags, task attempts, and rebuilding from the
+store's records. Every implementation passes it: the SQLite index (``local``) and the
+example plugin's provider (``audit``, examples/plugin), opened through ``open_index``."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import os
 
 import pytest
 
-from headwater.meta import Index, RunRow, TaskRow
+from headwater import plugins
+from headwater.meta import Index, MetadataIndex, RunRow, TaskRow, open_index
 from headwater.store import Datastore
 
 
@@ -25,13 +28,29 @@ def _attempt(flow, run_id, step, task_id, attempt=0, status="ok", started_at=1.0
             "input_paths": [], "artifacts": {}, "exception": None, "metadata": {}}  # fmt: skip
 
 
+@pytest.fixture(params=["local", "audit"])
+def open_idx(request, monkeypatch):
+    """Opens an index of one implementation: ``open_idx(root, records=None)``."""
+    if request.param != "local":
+        monkeypatch.syspath_prepend(str(request.getfixturevalue("plugin_site")))
+        plugins._reset()
+        request.addfinalizer(plugins._reset)
+
+    def make(root, records=None) -> MetadataIndex:
+        index = open_index(root, records=records, provider=request.param)
+        assert isinstance(index, MetadataIndex)
+        return index
+
+    return make
+
+
 @pytest.fixture
-def idx(tmp_path):
-    with Index(tmp_path) as index:
+def idx(tmp_path, open_idx):
+    with open_idx(tmp_path) as index:
         yield index
 
 
-def test_add_and_end_runs(idx: Index) -> None:
+def test_add_and_end_runs(idx: MetadataIndex) -> None:
     idx.add_run(_run("F", "1", 10.0, origin_run_id="0"))
     row = idx.run("F", "1")
     assert row == RunRow("F", "1", "alice", ("t",), ("user:alice", "runtime:dev"), 10.0, None,
@@ -43,7 +62,7 @@ def test_add_and_end_runs(idx: Index) -> None:
     assert idx.flows() == ["F"]
 
 
-def test_runs_newest_first_with_limit(idx: Index) -> None:
+def test_runs_newest_first_with_limit(idx: MetadataIndex) -> None:
     for i, t in enumerate([5.0, 1.0, 9.0, 3.0]):
         idx.add_run(_run("F", f"r{i}", t))
     idx.add_run(_run("G", "x", 100.0))
@@ -53,7 +72,7 @@ def test_runs_newest_first_with_limit(idx: Index) -> None:
     assert idx.flows() == ["F", "G"]
 
 
-def test_tag_filter_is_and_over_user_and_system_tags(idx: Index) -> None:
+def test_tag_filter_is_and_over_user_and_system_tags(idx: MetadataIndex) -> None:
     idx.add_run(_run("F", "1", 1.0, tags=["a", "b"]))
     idx.add_run(_run("F", "2", 2.0, tags=["a"]))
     idx.add_run(_run("F", "3", 3.0, tags=[], system_tags=["user:bob"]))
@@ -71,7 +90,7 @@ def test_tag_filter_is_and_over_user_and_system_tags(idx: Index) -> None:
     assert [r.run_id for r in idx.runs("F", tags=["a"], limit=1)] == ["2"]
 
 
-def test_set_tags(idx: Index) -> None:
+def test_set_tags(idx: MetadataIndex) -> None:
     idx.add_run(_run("F", "1", 1.0, tags=["old"]))
     idx.set_tags("F", "1", ["new", "other", "new"])
     row = idx.run("F", "1")
@@ -81,7 +100,7 @@ def test_set_tags(idx: Index) -> None:
     assert [r.run_id for r in idx.runs("F", tags=["new", "runtime:dev"])] == ["1"]
 
 
-def test_tasks_latest_attempt(idx: Index) -> None:
+def test_tasks_latest_attempt(idx: MetadataIndex) -> None:
     idx.add_run(_run("F", "1", 1.0))
     idx.upsert_attempts(
         [
@@ -107,9 +126,9 @@ def test_tasks_latest_attempt(idx: Index) -> None:
     idx.upsert_attempts([])
 
 
-def _populate(ds: Datastore) -> Index:
+def _populate(ds: Datastore, open_idx=Index) -> MetadataIndex:
     """Write records to the store and mirror them into an index, as a run does."""
-    idx = Index(ds.root)
+    idx = open_idx(ds.root)
     for run_id, t, ended in [("1", 1.0, "successful"), ("2", 2.0, "failed"), ("3", 3.0, None)]:
         rec = _run("F", run_id, t, tags=[f"n{run_id}"])
         ds.records.write_run(rec)
@@ -129,7 +148,7 @@ def _populate(ds: Datastore) -> Index:
     return idx
 
 
-def _snapshot(idx: Index) -> dict:
+def _snapshot(idx: MetadataIndex) -> dict:
     out: dict = {}
     for flow in idx.flows():
         for run in idx.runs(flow):
@@ -143,9 +162,9 @@ def _snapshot(idx: Index) -> dict:
     return out
 
 
-def test_reindex_reproduces_rows(tmp_path) -> None:
+def test_reindex_reproduces_rows(tmp_path, open_idx) -> None:
     ds = Datastore(tmp_path)
-    live = _populate(ds)
+    live = _populate(ds, open_idx)
     before = _snapshot(live)
     assert before[("F", "3")][0].status == "running"
     stats = live.reindex(ds.records)
@@ -154,10 +173,10 @@ def test_reindex_reproduces_rows(tmp_path) -> None:
     live.close()
 
 
-def test_reindex_skips_runs_without_a_record(tmp_path) -> None:
+def test_reindex_skips_runs_without_a_record(tmp_path, open_idx) -> None:
     ds = Datastore(tmp_path)
     ds.records.write_attempt(_attempt("F", "orphan", "start", "1"))
-    with Index(tmp_path) as idx:
+    with open_idx(tmp_path) as idx:
         assert idx.reindex(ds.records) == {"runs": 0, "attempts": 0, "skipped": 1}
         assert idx.runs("F") == []
 
@@ -179,9 +198,15 @@ def test_auto_reindex_when_index_file_is_missing(tmp_path) -> None:
         assert _snapshot(reopened) == before
 
 
-def test_concurrent_connections_see_each_others_writes(tmp_path) -> None:
-    with Index(tmp_path) as writer, Index(tmp_path) as reader:
+def test_concurrent_connections_see_each_others_writes(tmp_path, open_idx) -> None:
+    with open_idx(tmp_path) as writer, open_idx(tmp_path) as reader:
         writer.add_run(_run("F", "1", 1.0))
         assert [r.run_id for r in reader.runs("F")] == ["1"]
-        with open(writer.path, "rb") as f:
-            assert f.read(16) == b"SQLite format 3\x00"
+
+
+def test_local_index_is_one_sqlite_file_in_the_root(tmp_path) -> None:
+    with open_index(tmp_path) as idx:
+        assert isinstance(idx, Index)
+        idx.add_run(_run("F", "1", 1.0))
+    with open(tmp_path / "index.sqlite", "rb") as f:
+        assert f.read(16) == b"SQLite format 3\x00"

@@ -4,7 +4,6 @@ temporary directory, then used from real flows, both CLIs and in process."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,18 +17,6 @@ from headwater.plugins import PluginKind, PluginWarning, find_plugin, plugin_nam
 from headwater.store import codec_plugins
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugin"
-
-
-@pytest.fixture(scope="session")
-def plugin_site(tmp_path_factory) -> Path:
-    """The example plugin package, installed with pip into a directory of its own."""
-    work = tmp_path_factory.mktemp("plugin")
-    src = work / "src"
-    shutil.copytree(EXAMPLE, src)
-    site = work / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(src)], check=True, capture_output=True, text=True)
-    return site
 
 
 @pytest.fixture
@@ -188,3 +175,61 @@ def test_reading_a_codec_artifact_without_the_plugin_names_the_type(plugin_run, 
     finally:
         hw_plugins._reset()
         codec_plugins._reset()
+
+
+def test_metadata_provider_plugin_indexes_the_run_and_the_client_reads_through_it(plugin_env, tmp_path,
+                                                                                  installed, monkeypatch):
+    import json
+
+    from headwater import Flow, default_metadata, get_metadata, metadata
+
+    root = tmp_path / "store"
+    r = run_flow("plain_flow.py", "--metadata=audit", "run", root=root, env=plugin_env)
+    assert r.returncode == 0, r.output
+    ops = [json.loads(line) for line in (root / "audit.jsonl").read_text().splitlines()]
+    assert [o["op"] for o in ops][0] == "add_run" and ops[-1]["op"] == "end_run"
+    assert ops[-1]["status"] == "successful"
+    assert any(o["op"] == "upsert_attempts" and "end/2" in o["tasks"] for o in ops)
+    monkeypatch.setenv("HEADWATER_USER", USER)
+    try:
+        assert metadata(f"audit@{root}") == f"audit@{root}"
+        namespace(None)
+        assert Flow("PlainFlow").latest_run.successful
+        assert get_metadata().startswith("audit@")
+    finally:
+        default_metadata()
+    # The run through the provider is the same run the local index sees (the records are the truth).
+    assert _task(root, "PlainFlow", "end", monkeypatch)["plugin_modules"].data == []
+
+
+def test_unknown_metadata_provider_lists_the_installed_ones(plugin_env, tmp_path):
+    r = run_flow("plain_flow.py", "--metadata=nope", "run", root=tmp_path / "store", env=plugin_env)
+    assert r.returncode == 2
+    assert "--metadata=nope is not a valid value" in r.stderr and "local, audit" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_secrets_provider_plugin_fills_the_task_environment(plugin_env, tmp_path, monkeypatch):
+    secrets_file = tmp_path / "team.env"
+    secrets_file.write_text("# team credentials\nTEAM_TOKEN=s3cr3t-value\n")
+    flow = tmp_path / "envfile_flow.py"
+    flow.write_text(
+        "import os\n"
+        "from headwater import FlowSpec, secrets, step\n\n"
+        "class EnvFileFlow(FlowSpec):\n"
+        f"    @secrets(sources=['envfile.{secrets_file}'])\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.token_length = len(os.environ['TEAM_TOKEN'])\n"
+        "        self.next(self.end)\n\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        self.leaked = 'TEAM_TOKEN' in os.environ\n\n"
+        "if __name__ == '__main__':\n"
+        "    EnvFileFlow()\n")
+    root = tmp_path / "store"
+    r = run_flow(flow, "run", root=root, env=plugin_env)
+    assert r.returncode == 0, r.output
+    assert _task(root, "EnvFileFlow", "start", monkeypatch)["token_length"].data == len("s3cr3t-value")
+    assert _task(root, "EnvFileFlow", "end", monkeypatch)["leaked"].data is False
+    assert "s3cr3t-value" not in r.output

@@ -134,6 +134,10 @@ def build_cli(flow_cls: type) -> click.Group:
         settings = load_settings()
         if top["datastore_root"]:
             settings = settings.with_(datastore_root=os.path.abspath(top["datastore_root"]))
+        if top["metadata"] != settings.metadata:
+            settings = settings.with_(metadata=top["metadata"])
+            # Tasks (forked or started as subprocesses) and the client inside them read the same provider.
+            os.environ["HEADWATER_DEFAULT_METADATA"] = top["metadata"]
         ctx.obj = {"settings": settings, "quiet": top["quiet"], "decospecs": tuple(top["decospecs"]),
                    "top": top, "flow_options": options, "flow_cls": flow_cls}
         if guarded(lambda: _read_configs(flow_cls, ctx.invoked_subcommand, top["config"], top["config_value"],

@@ -167,7 +167,7 @@ def _use_root(ctx: click.Context) -> None:
     """Point the client at this CLI's datastore root."""
     from ..client.source import pin_root
 
-    pin_root(ctx.obj["settings"].datastore_root)
+    pin_root(ctx.obj["settings"].datastore_root, provider=ctx.obj["settings"].metadata)
 
 
 def split_pathspec(flow: str, pathspec: str, command: str) -> tuple[str, str, str | None]:

@@ -226,7 +226,7 @@ def reindex(datastore_root: str | None) -> None:
     """
 
     def go() -> None:
-        from ..meta.index import Index
+        from ..meta import open_index
         from ..store import Datastore
 
         settings = _settings(datastore_root)
@@ -234,7 +234,7 @@ def reindex(datastore_root: str | None) -> None:
             root = src.root
         started = time.perf_counter()
         ds = Datastore(root)
-        with Index(root) as idx:
+        with open_index(root, provider=settings.metadata) as idx:
             counts = idx.reindex(ds.records)
         took = time.perf_counter() - started
         skipped = f", {counts['skipped']} run directories without a run record skipped" if counts["skipped"] else ""

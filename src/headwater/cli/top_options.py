@@ -54,13 +54,15 @@ class TopOption:
     envvar: str | None = None
     metavar: str | None = None
     click_extra: Mapping[str, Any] = field(default_factory=dict)
+    plugin_group: str | None = None  # a CHOICE also accepts the names of these plugins (an entry-point group)
 
 
 TOP_OPTIONS: tuple[TopOption, ...] = (
     TopOption("quiet", "--quiet", OptionKind.SWITCH, "Hide the banner and system messages.",
               off_flag="--not-quiet", default=False),
     TopOption("metadata", "--metadata", OptionKind.CHOICE, "Metadata provider.",
-              supported=("local",), not_yet=("service", "spin"), envvar="HEADWATER_DEFAULT_METADATA"),
+              supported=("local",), not_yet=("service", "spin"), envvar="HEADWATER_DEFAULT_METADATA",
+              plugin_group="headwater.metadata_providers"),
     TopOption("environment", "--environment", OptionKind.CHOICE, "Execution environment.",
               supported=("local",), not_yet=("conda", "pypi", "uv"), envvar="HEADWATER_DEFAULT_ENVIRONMENT"),
     TopOption("datastore", "--datastore", OptionKind.CHOICE, "Datastore type.",
@@ -100,7 +102,14 @@ def check_choice(opt: TopOption, value: str) -> str:
     """
     if value in opt.supported:
         return value
-    ok = ", ".join(opt.supported)
+    plugins: list[str] = []
+    if opt.plugin_group:
+        from ..plugins import PluginKind, plugin_names
+
+        plugins = plugin_names(PluginKind(opt.plugin_group))
+        if value in plugins:
+            return value
+    ok = ", ".join((*opt.supported, *plugins))
     if value in opt.not_yet:
         raise UnsupportedOptionError(
             f"{opt.flag}={value} is not supported yet by headwater (supported: {ok}).",

@@ -30,9 +30,10 @@ _ENV_KEYS = (
 
 _lock = threading.RLock()
 _pinned_root: str | None = None
+_pinned_provider: str | None = None  # a metadata provider named by metadata("<provider>@<path>")
 _settings_key: tuple[Any, ...] | None = None
 _settings: Settings | None = None
-_sources: dict[str, Source] = {}
+_sources: dict[tuple[str, str], Source] = {}
 _sources_pid: int = os.getpid()
 # Roots kept open at once; a process that reads many stores (a test session) stays bounded.
 _MAX_OPEN_SOURCES = 8
@@ -54,30 +55,39 @@ def current_root() -> str:
     return _pinned_root if _pinned_root is not None else current_settings().datastore_root
 
 
+def current_provider() -> str:
+    """The metadata provider the client reads through right now (``local`` unless configured)."""
+    return _pinned_provider if _pinned_provider is not None else current_settings().metadata
+
+
 def source_for(root: str | None = None) -> Source:
     """The shared ``Source`` of ``root`` (default: :func:`current_root`)."""
     global _sources_pid
     root = current_root() if root is None else root
+    key = (current_provider(), root)
     with _lock:
         if os.getpid() != _sources_pid:
             # A forked child starts its own cache (Source also refuses the parent's connection).
             _sources.clear()
             _sources_pid = os.getpid()
-        src = _sources.pop(root, None)
+        src = _sources.pop(key, None)
         if src is None:
-            src = Source(root)
-        _sources[root] = src  # most recently used last
+            src = Source(root, provider=key[0])
+        _sources[key] = src  # most recently used last
         while len(_sources) > _MAX_OPEN_SOURCES:
             # Closing is safe: a Source reopens on its next use.
             _sources.pop(next(iter(_sources))).close()
         return src
 
 
-def pin_root(root: str) -> None:
-    """Read from exactly ``root`` from now on (the CLI's ``--datastore-root``)."""
-    global _pinned_root
+def pin_root(root: str, provider: str | None = None) -> None:
+    """Read from exactly ``root`` from now on (the CLI's ``--datastore-root``), through
+    ``provider`` when given (the CLI's ``--metadata``)."""
+    global _pinned_root, _pinned_provider
     with _lock:
         _pinned_root = os.path.abspath(root)
+        if provider is not None:
+            _pinned_provider = provider
 
 
 def _resolve_local_path(path: str) -> str:
@@ -115,16 +125,21 @@ def metadata(ms: str) -> str:
     >>> metadata("local@/data/project")  # doctest: +SKIP
     'local@/data/project/.headwater'
     """
-    global _pinned_root
+    global _pinned_root, _pinned_provider
     if not isinstance(ms, str) or not ms:
         raise HeadwaterException(f"metadata() expects a string like 'local@/path', got {ms!r}.")
     kind, sep, rest = ms.partition("@")
+    provider = None
     if sep:
-        if kind != "local":
+        from ..meta import metadata_providers
+
+        known = metadata_providers()
+        if kind not in known:
             raise HeadwaterException(
                 f"Metadata provider {kind!r} is not supported.",
-                hint="Use 'local@/path/to/datastore' (the only provider headwater has so far).",
+                hint=f"Use '<provider>@/path/to/datastore' with a provider of: {', '.join(known)}.",
             )
+        provider = kind
         path = rest
     elif ms.startswith(("http://", "https://")):
         raise HeadwaterException(
@@ -136,6 +151,7 @@ def metadata(ms: str) -> str:
     root = _resolve_local_path(path)
     with _lock:
         _pinned_root = root
+        _pinned_provider = provider
     return get_metadata()
 
 
@@ -145,9 +161,9 @@ def get_metadata() -> str:
     Returns
     -------
     str
-        ``"local@<datastore root>"``.
+        ``"<provider>@<datastore root>"``, e.g. ``"local@/data/.headwater"``.
     """
-    return f"local@{current_root()}"
+    return f"{current_provider()}@{current_root()}"
 
 
 def default_metadata() -> str:
@@ -158,9 +174,9 @@ def default_metadata() -> str:
     str
         The description of the default metadata source, as :func:`get_metadata`.
     """
-    global _pinned_root
+    global _pinned_root, _pinned_provider
     with _lock:
-        _pinned_root = None
+        _pinned_root = _pinned_provider = None
     return get_metadata()
 
 
@@ -172,8 +188,9 @@ class Source:
     yet (a run started by another process, a stale cache).
     """
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, *, provider: str = "local"):
         self.root = root
+        self.provider = provider
         self._datastore: Any = None
         self._index: Any = None
         self._pid = os.getpid()
@@ -194,12 +211,12 @@ class Source:
             return False
         with self._open_lock:
             if self._index is None or self._pid != os.getpid():
-                from ..meta.index import Index
+                from ..meta import open_index
                 from ..store import Datastore
 
                 # After a fork the parent's SQLite connection is dropped, never used or closed.
                 ds = Datastore(self.root)
-                self._index = Index(self.root, records=ds.records)
+                self._index = open_index(self.root, records=ds.records, provider=self.provider)
                 self._datastore = ds
                 self._pid = os.getpid()
         return True

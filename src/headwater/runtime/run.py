@@ -20,7 +20,7 @@ from .. import __version__
 from ..config import Settings
 from ..flow.decorators import step_policy
 from ..flow.flow_decorators import flow_decorators, flow_system_tags
-from ..meta.index import Index
+from ..meta import MetadataIndex, open_index
 from ..store import Datastore
 from .console import Console
 from .exit_hooks import run_exit_hooks
@@ -99,7 +99,7 @@ def latest_run_id(settings: Settings, flow_name: str) -> str | None:
     if not os.path.isdir(settings.datastore_root):
         return None
     ds = Datastore(settings.datastore_root)
-    index = Index(ds.root, records=ds.records)
+    index = open_index(ds.root, records=ds.records, provider=settings.metadata)
     try:
         mine = index.runs(flow_name, tags=(f"user:{settings.user}",), limit=1)
         rows = mine or index.runs(flow_name, limit=1)
@@ -140,9 +140,9 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         plan = plan_resume(ds, req.graph, flow_name, req.resume_from, req.resume_step)
     launcher = make_launcher(settings.launcher, TaskContext(req.flow_cls, req.graph, ds.root, req.script))
     launcher.start()  # fork the zygote before SQLite or any thread exists
-    index: Index | None = None
+    index: MetadataIndex | None = None
     try:
-        index = Index(ds.root, records=ds.records)
+        index = open_index(ds.root, records=ds.records, provider=settings.metadata)
         run_id = new_run_id(ds, flow_name)
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
@@ -204,7 +204,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             index.close()
 
 
-def _end(ds: Datastore, index: Index, flow: str, run_id: str, ok: bool, failed: list) -> None:
+def _end(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, ok: bool, failed: list) -> None:
     now = time.time()
     status = "successful" if ok else "failed"
     ds.records.write_run_end(flow, run_id, {
@@ -214,7 +214,7 @@ def _end(ds: Datastore, index: Index, flow: str, run_id: str, ok: bool, failed: 
     index.end_run(flow, run_id, status, now)
 
 
-def _write_parameters_task(ds: Datastore, index: Index, flow: str, run_id: str, req: RunRequest,
+def _write_parameters_task(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, req: RunRequest,
                            user: str, now: float, plan: ResumePlan | None) -> None:
     if plan is not None:  # a resume keeps the origin's parameters and constants, by reference
         artifacts = dict(plan.parameters["artifacts"])

@@ -25,7 +25,7 @@ from ..exceptions import HeadwaterException
 from ..flow.decorators import StepPolicy
 from ..flow.graph import FANOUT, NodeKind
 from ..flow.parallel import PARALLEL_VAR, gang_metadata, gang_task_ids
-from ..meta.index import Index
+from ..meta import MetadataIndex
 from ..store import Datastore
 from ..store.logs import stamp
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
@@ -88,7 +88,7 @@ class Scheduler:
     """Runs one flow run to completion (or first unrecoverable failure)."""
 
     def __init__(
-        self, *, flow_name: str, graph: Any, ds: Datastore, index: Index, launcher: Launcher,
+        self, *, flow_name: str, graph: Any, ds: Datastore, index: MetadataIndex, launcher: Launcher,
         run_id: str, user: str, tags: tuple[str, ...] = (), max_workers: int = 16,
         max_num_splits: int = 100, console: Console, origin_run_id: str | None = None,
         policies: dict[str, StepPolicy] | None = None, decospecs: tuple[str, ...] = (),

@@ -82,8 +82,10 @@ def register_provider(type_name: str, provider: str | ProviderFactory) -> None:
 
 
 def provider_types() -> list[str]:
-    """The registered backend types, sorted."""
-    return sorted(_REGISTRY)
+    """The backend types: registered here and installed as ``headwater.secrets_providers`` plugins."""
+    from ..plugins import PluginKind, plugin_names
+
+    return sorted({*_REGISTRY, *plugin_names(PluginKind.SECRETS_PROVIDER)})
 
 
 def get_provider(type_name: str) -> SecretsProvider:
@@ -98,6 +100,16 @@ def get_provider(type_name: str) -> SecretsProvider:
     """
     target = _REGISTRY.get(type_name)
     if target is None:
+        from ..plugins import PluginKind, find_plugin
+
+        plugin = find_plugin(PluginKind.SECRETS_PROVIDER, type_name)  # a SecretsProvider class or factory
+        if callable(plugin):
+            provider = plugin()
+            if not isinstance(provider, SecretsProvider):
+                raise UnknownSecretsBackendError(
+                    f"The secrets provider plugin {type_name!r} gave a {type(provider).__name__}, "
+                    "not a SecretsProvider.", hint="Fix or uninstall the plugin.")
+            return provider
         raise UnknownSecretsBackendError(
             f"There is no secrets backend of type {type_name!r}.",
             hint=f"Use one of: {', '.join(provider_types())} (or install the plugin that provides it).",
