@@ -3,16 +3,24 @@
 A third-party package adds step and flow decorators, card types, CLI commands,
 launchers, object stores, metadata providers, secrets providers and artifact
 codecs by declaring entry points in one of the groups of :class:`PluginKind`.
-Entry points are listed by name once per process (one scan, ~2 ms) and each is
-imported only when something asks for it by name, so a task that does not use a
-plugin never imports it. A plugin that fails to import is named in a
+Entry points are listed by name once per process and each is imported only when
+something asks for it by name, so a task that does not use a plugin never imports
+it. Listing needs ``importlib.metadata``, whose import alone costs ~30 ms: the
+listing is therefore cached in ``$HEADWATER_HOME/plugins.json``, keyed by the
+modification times of the ``sys.path`` directories (installing or removing a
+package changes them) and of the entry-point files that declared a plugin. A plugin that fails to import is named in a
 :class:`PluginWarning` and treated as absent: it never breaks an unrelated flow.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
+import json
+import os
+import sys
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["PluginKind", "PluginWarning", "find_plugin", "plugin_names", "plugin_status"]
@@ -36,32 +44,120 @@ class PluginWarning(UserWarning):
     """A plugin could not be loaded; it is skipped."""
 
 
-_index: dict[PluginKind, dict[str, Any]] | None = None  # kind -> name -> EntryPoint
+@dataclass(frozen=True)
+class PluginEntry:
+    """One declared plugin: ``value`` is the entry point's ``module:attr``, ``dist`` its package."""
+
+    name: str
+    value: str
+    dist: str | None = None
+
+    def load(self) -> Any:
+        """Import the module and return the attribute the entry point names."""
+        module, _, attr = self.value.split("[", 1)[0].strip().partition(":")
+        obj = importlib.import_module(module.strip())
+        for part in attr.strip().split(".") if attr.strip() else ():
+            obj = getattr(obj, part)
+        return obj
+
+
+_index: dict[PluginKind, dict[str, PluginEntry]] | None = None
 _loaded: dict[tuple[PluginKind, str], Any] = {}
 _failed: dict[tuple[PluginKind, str], str] = {}
+_CACHE_VERSION = 2
+_CACHE_ENTRIES = 32  # listings kept, one per distinct sys.path (flows in many directories)
 
 
-def plugin_index() -> dict[PluginKind, dict[str, Any]]:
-    """Every declared plugin entry point by kind and name (scanned once per process).
+def plugin_index() -> dict[PluginKind, dict[str, PluginEntry]]:
+    """Every declared plugin by kind and name (listed once per process, cached on disk).
 
     The run process calls this before it forks tasks, so forked tasks inherit the
-    scan instead of repeating it.
+    listing instead of repeating it.
     """
     global _index
     if _index is None:
-        from importlib.metadata import entry_points
-
-        index: dict[PluginKind, dict[str, Any]] = {k: {} for k in PluginKind}
-        every = entry_points()  # one scan of the installed packages; select() filters it
-        for kind, ep in ((k, ep) for k in PluginKind for ep in every.select(group=k.value)):
-            first = index[kind].get(ep.name)
-            if first is None:
-                index[kind][ep.name] = ep
-            elif first.value != ep.value:
-                _warn(f"Two packages declare the {kind.value} plugin {ep.name!r} ({first.value} and "
-                      f"{ep.value}); using {first.value}. Uninstall one of them to silence this warning.")
-        _index = index
+        key = _path_key()
+        cached = _read_cache(key)
+        if cached is None:
+            cached, files = _scan()
+            _write_cache(key, cached, files)
+        _index = cached
     return _index
+
+
+def _scan() -> tuple[dict[PluginKind, dict[str, PluginEntry]], list[str]]:
+    from importlib.metadata import entry_points
+
+    index: dict[PluginKind, dict[str, PluginEntry]] = {k: {} for k in PluginKind}
+    files: set[str] = set()
+    every = entry_points()  # one scan of the installed packages; select() filters it
+    for kind, ep in ((k, ep) for k in PluginKind for ep in every.select(group=k.value)):
+        dist = getattr(ep, "dist", None)
+        first = index[kind].get(ep.name)
+        if first is None:
+            index[kind][ep.name] = PluginEntry(ep.name, ep.value, getattr(dist, "name", None))
+            located = getattr(dist, "_path", None)  # the dist-info directory, when it is one
+            if located is not None:
+                files.add(os.path.join(str(located), "entry_points.txt"))
+        elif first.value != ep.value:
+            _warn(f"Two packages declare the {kind.value} plugin {ep.name!r} ({first.value} and "
+                  f"{ep.value}); using {first.value}. Uninstall one of them to silence this warning.")
+    return index, sorted(files)
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _path_key() -> list[list[Any]]:
+    return [[p, _mtime(p or ".")] for p in sys.path]
+
+
+def _cache_file() -> str:
+    from .config import load_settings
+
+    return os.path.join(load_settings().home, "plugins.json")
+
+
+def _load_cache_doc() -> dict[str, Any]:
+    try:
+        with open(_cache_file()) as f:
+            doc = json.load(f)
+        return doc if isinstance(doc, dict) and doc.get("version") == _CACHE_VERSION else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _read_cache(key: list[list[Any]]) -> dict[PluginKind, dict[str, PluginEntry]] | None:
+    try:
+        entry = _load_cache_doc().get("listings", {}).get(json.dumps(key))
+        if entry is None or any(_mtime(path) != mtime for path, mtime in entry["files"]):
+            return None
+        return {k: {n: PluginEntry(n, v, d) for n, (v, d) in entry["plugins"].get(k.value, {}).items()}
+                for k in PluginKind}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _write_cache(key: list[list[Any]], index: dict[PluginKind, dict[str, PluginEntry]], files: list[str]) -> None:
+    listings = dict(_load_cache_doc().get("listings", {}))
+    listings.pop(json.dumps(key), None)
+    listings[json.dumps(key)] = {  # newest last; the oldest go first
+        "files": [[f, _mtime(f)] for f in files],
+        "plugins": {k.value: {n: [e.value, e.dist] for n, e in v.items()} for k, v in index.items() if v}}
+    doc = {"version": _CACHE_VERSION, "listings": dict(list(listings.items())[-_CACHE_ENTRIES:])}
+    try:
+        path = _cache_file()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.replace(tmp, path)
+    except OSError:  # a read-only home: list again next time
+        pass
 
 
 def plugin_names(kind: PluginKind) -> list[str]:
@@ -111,8 +207,7 @@ def find_plugin(kind: PluginKind, name: str) -> object | None:
         obj = ep.load()
     except Exception as e:  # a broken plugin must not break an unrelated flow
         _failed[key] = f"{type(e).__name__}: {e}"
-        dist = getattr(getattr(ep, "dist", None), "name", None)
-        source = f" from package {dist!r}" if dist else ""
+        source = f" from package {ep.dist!r}" if ep.dist else ""
         _warn(f"The {kind.value} plugin {name!r} ({ep.value}{source}) failed to load and is skipped: "
               f"{_failed[key]}. Fix or uninstall the package.")
         return None
