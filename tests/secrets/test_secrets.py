@@ -216,3 +216,20 @@ def test_reserved_variable_names_are_refused():
                                           "options": {"env_vars": {"HEADWATER_USER": "eve"}}}]}).validate()
     with pytest.raises(SecretsError, match=r"would set 'HEADWATER_USER'"):
         deco.hw_task_pre_step(object())
+
+
+def test_errors_about_a_source_never_show_option_values():
+    source = {"type": "inline", "id": "x", "options": {"env_vars": {"PW": "hunter2"}}, "rol": "r"}
+    with pytest.raises(SecretsError, match=r"unknown keys: rol") as info:
+        parse_source(source, role=None, default_type=None)
+    assert "hunter2" not in str(info.value) and "hunter2" not in info.value.render()
+    spec = parse_source({"type": "inline", "id": "x", "options": {"env_vars": {"PW": "hunter2"}}},
+                        role=None, default_type=None)
+    assert "hunter2" not in repr(spec) and "hunter2" not in str(spec)
+
+
+def test_malformed_sources_are_refused_when_the_decorator_is_validated():
+    with pytest.raises(SecretsError, match=r"must be '<type>.<id>' or '<id>'"):
+        SecretsDecorator({"sources": [".x"]}).validate()
+    # A bare id is fine until the task: the default backend type is read there.
+    assert SecretsDecorator({"sources": ["just-an-id"]}).validate()

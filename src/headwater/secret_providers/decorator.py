@@ -20,6 +20,8 @@ DEFAULT_ROLE_KEY = "HEADWATER_DEFAULT_SECRETS_ROLE"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Variables that configure headwater itself; a secret must not change them.
 _RESERVED_PREFIXES = ("HEADWATER_",)
+# Checking sources when the decorator is validated: the default backend type is read in the task.
+_DEFERRED = "(the default backend type)"
 
 
 class SecretsDecorator(StepDecorator):
@@ -62,6 +64,8 @@ class SecretsDecorator(StepDecorator):
         if not isinstance(a["allow_override"], bool):
             raise InvalidDecoratorAttribute(
                 f"@secrets(allow_override={a['allow_override']!r}): allow_override must be True or False.")
+        for source in a["sources"]:  # malformed sources fail before the run starts, not in a task
+            parse_source(source, role=a["role"], default_type=_DEFERRED)
 
     def hw_task_pre_step(self, ctx: Any) -> None:
         from ..config import load_settings
