@@ -43,11 +43,21 @@ class _Worker:
 def _spawn(func: Callable[[Any], Any], arg: Any, index: int, dir: str | None) -> _Worker:
     fd, output = tempfile.mkstemp(prefix="parallel_map_", dir=dir)
     os.close(fd)
-    read_end, write_end = os.pipe()
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        os.unlink(output)
+        raise
     # Flush first, or the child would print the parent's buffered output again.
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # e.g. EAGAIN at the process limit: leave nothing behind
+        os.close(read_end)
+        os.close(write_end)
+        os.unlink(output)
+        raise
     if pid:
         os.close(write_end)
         return _Worker(pid, index, output, read_end)
