@@ -14,9 +14,6 @@ from typing import Any
 __version__ = "0.1.0"
 
 from .exceptions import HeadwaterException as HeadwaterException
-from .flow.config import Config as Config
-from .flow.config import ConfigValue as ConfigValue
-from .flow.config import config_expr as config_expr
 from .flow.current import current as current
 from .flow.decorators import StepDecorator as StepDecorator
 from .flow.decorators import catch as catch
@@ -28,17 +25,21 @@ from .flow.parameters import IncludeFile as IncludeFile
 from .flow.parameters import JSONType as JSONType
 from .flow.parameters import JSONTypeClass as JSONTypeClass
 from .flow.parameters import Parameter as Parameter
-from .flow.flow_decorators import FlowDecorator as FlowDecorator
-from .flow.mutators import FlowMutator as FlowMutator
 from .flow.spec import FlowSpec as FlowSpec
 from .flow.step import step as step
-from .flow.user_decorators import USER_SKIP_STEP as USER_SKIP_STEP
-from .flow.user_decorators import StepMutator as StepMutator
-from .flow.user_decorators import UserStepDecorator as UserStepDecorator
-from .flow.user_decorators import user_step_decorator as user_step_decorator
 
 # The client and the runner load on first use: a task that never reads past runs never imports them.
 _LAZY = {
+    # Configs, mutators and user decorators load when a flow uses them (import headwater stays fast).
+    "Config": "headwater.flow.config",
+    "ConfigValue": "headwater.flow.config",
+    "config_expr": "headwater.flow.config",
+    "FlowDecorator": "headwater.flow.flow_decorators",
+    "FlowMutator": "headwater.flow.mutators",
+    "USER_SKIP_STEP": "headwater.flow.user_decorators",
+    "StepMutator": "headwater.flow.user_decorators",
+    "UserStepDecorator": "headwater.flow.user_decorators",
+    "user_step_decorator": "headwater.flow.user_decorators",
     "Headwater": "headwater.client",
     "Metaflow": "headwater.client",
     "Flow": "headwater.client",
@@ -87,7 +88,7 @@ def __getattr__(name: str) -> Any:
 def _plugin_decorator(name: str) -> Any:
     """``from headwater import <plugin decorator>``: a step or flow decorator plugin, as ``@name``."""
     from .flow.decorators import make_step_decorator
-    from .flow.flow_decorators import make_flow_decorator
+    from .flow.flow_decorators import FlowDecorator, make_flow_decorator
     from .plugins import PluginKind, find_plugin
 
     found = find_plugin(PluginKind.STEP_DECORATOR, name)
