@@ -311,16 +311,14 @@ def make_step_decorator(cls: type[StepDecorator]) -> Callable[..., Any]:
     return _make(cls)
 
 
-def _make(cls: type[StepDecorator]) -> Callable[..., Any]:
+def decorator_form(cls: type[DecoratorBase], attach_to: Callable[[Any, Any], None]) -> Callable[..., Any]:
+    """The user-facing ``@name`` / ``@name(key=value, ...)`` form of a decorator class;
+    ``attach_to(target, decorator)`` attaches an instance to what it decorates."""
+
     def decorator(f: Any = None, **attributes: Any) -> Any:
-        def attach(func: Any) -> Any:
-            if not getattr(func, "is_step", False):
-                raise HeadwaterException(
-                    f"@{cls.name} must be placed above @step (on {getattr(func, '__name__', func)!r}).",
-                    hint=f"Write @{cls.name} on the line above @step.",
-                )
-            add_decorator(func, cls(attributes))
-            return func
+        def attach(target: Any) -> Any:
+            attach_to(target, cls(attributes))
+            return target
 
         if f is not None:
             if attributes or not callable(f):
@@ -332,6 +330,19 @@ def _make(cls: type[StepDecorator]) -> Callable[..., Any]:
     decorator.__doc__ = cls.__doc__
     decorator.deco_cls = cls  # type: ignore[attr-defined]
     return decorator
+
+
+def _attach_to_step(func: Any, deco: StepDecorator) -> None:
+    if not getattr(func, "is_step", False):
+        raise HeadwaterException(
+            f"@{deco.name} must be placed above @step (on {getattr(func, '__name__', func)!r}).",
+            hint=f"Write @{deco.name} on the line above @step.",
+        )
+    add_decorator(func, deco)
+
+
+def _make(cls: type[StepDecorator]) -> Callable[..., Any]:
+    return decorator_form(cls, _attach_to_step)
 
 
 def add_decorator(func: Any, deco: StepDecorator) -> None:

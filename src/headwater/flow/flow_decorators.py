@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..exceptions import HeadwaterException
-from .decorators import DecoratorBase
+from .decorators import DecoratorBase, decorator_form
 
 # Where a class keeps its own flow decorators (never inherited from a base flow).
 _ATTR = "_hw_flow_decorators"
@@ -106,22 +106,7 @@ def add_flow_decorator(flow_cls: type, deco: FlowDecorator) -> None:
 
 def make_flow_decorator(cls: type[FlowDecorator]) -> Callable[..., Any]:
     """The user-facing decorator for ``cls``: usable bare (``@project``) or called (``@project(name=...)``)."""
-
-    def decorator(f: Any = None, **attributes: Any) -> Any:
-        def attach(flow_cls: Any) -> Any:
-            add_flow_decorator(flow_cls, cls(attributes))
-            return flow_cls
-
-        if f is not None:
-            if attributes or not isinstance(f, type):
-                raise TypeError(f"Use @{cls.name} or @{cls.name}(key=value, ...).")
-            return attach(f)
-        return attach
-
-    decorator.__name__ = cls.name
-    decorator.__doc__ = cls.__doc__
-    decorator.deco_cls = cls  # type: ignore[attr-defined]
-    return decorator
+    return decorator_form(cls, add_flow_decorator)
 
 
 def top_level_options(flow_cls: type) -> dict[str, tuple[FlowDecorator, dict[str, Any]]]:
