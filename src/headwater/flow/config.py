@@ -297,26 +297,15 @@ class Config(Parameter):
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(f"Config {self.name!r} has no value until the configs are read; it cannot be iterated.")
 
-    # -- inside steps: read-only value ------------------------------------------------
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        d = obj.__dict__
-        values = d.get("_hw_params")
-        if values is not None and self.attr_name in values:
-            return values[self.attr_name]
-        refs, loader = d.get("_hw_refs"), d.get("_hw_loader")
-        if refs and loader is not None and self.attr_name in refs:
-            value = self.wrap(loader(refs[self.attr_name]))
-        else:
-            applied = getattr(type(obj), _APPLIED, None) or {}
-            if self.name not in applied:
-                raise AttributeError(self.attr_name)
-            value = applied[self.name]
-        if values is None:
-            values = d["_hw_params"] = {}
-        values[self.attr_name] = value
-        return value
+    # -- inside steps: read-only value (Parameter.__get__ caches it per task) ----------
+    def task_value(self, stored: Any) -> Any:
+        return self.wrap(stored)
+
+    def unstored_value(self, obj: Any) -> Any:
+        applied = getattr(type(obj), _APPLIED, None) or {}
+        if self.name not in applied:
+            raise AttributeError(self.attr_name)
+        return applied[self.name]
 
     def __set__(self, obj: Any, value: Any) -> None:
         raise AttributeError(

@@ -127,13 +127,22 @@ class Parameter:
             return values[self.attr_name]
         refs, loader = d.get("_hw_refs"), d.get("_hw_loader")
         if refs and loader is not None and self.attr_name in refs:
-            # Loaded once per task and kept apart from the artifacts the step sets,
-            # so reading a parameter never makes it a new artifact.
-            value = loader(refs[self.attr_name])
-            if values is None:
-                values = d["_hw_params"] = {}
-            values[self.attr_name] = value
-            return value
+            value = self.task_value(loader(refs[self.attr_name]))
+        else:
+            value = self.unstored_value(obj)
+        # Loaded once per task and kept apart from the artifacts the step sets,
+        # so reading a parameter never makes it a new artifact.
+        if values is None:
+            values = d["_hw_params"] = {}
+        values[self.attr_name] = value
+        return value
+
+    def task_value(self, stored: Any) -> Any:
+        """What a step sees for the value stored with the run (override)."""
+        return stored
+
+    def unstored_value(self, obj: Any) -> Any:
+        """The value when the run stored none (override); a parameter always has one stored."""
         raise AttributeError(self.attr_name)
 
     def __set__(self, obj: Any, value: Any) -> None:
