@@ -102,7 +102,21 @@ def _is_step(value: Any) -> bool:
     return callable(value) and getattr(value, "is_step", False) is True
 
 
-class MutableFlow:
+class _DecoratorQueries:
+    """Lookups over ``decorator_specs`` (``(name, qualified name, args, kwargs)`` tuples)."""
+
+    decorator_specs: Any
+
+    def has_decorator(self, name: str) -> bool:
+        """Whether there is a decorator called ``name`` (short or qualified)."""
+        return bool(self.get_decorator_specs(name))
+
+    def get_decorator_specs(self, name: str) -> list[Spec]:
+        """The specs of the decorators called ``name`` (short or qualified)."""
+        return [s for s in self.decorator_specs if _matches(s, name)]
+
+
+class MutableFlow(_DecoratorQueries):
     """A flow as a mutator sees it (as in Metaflow)."""
 
     IGNORE = Duplicates.IGNORE
@@ -157,14 +171,6 @@ class MutableFlow:
         for d in flow_decorators(self._flow_cls):
             yield (d.name, f"{type(d).__module__}.{type(d).__qualname__}", *d.get_args_kwargs())
 
-    def has_decorator(self, name: str) -> bool:
-        """Whether the flow has a flow decorator called ``name``."""
-        return bool(self.get_decorator_specs(name))
-
-    def get_decorator_specs(self, name: str) -> list[Spec]:
-        """The specs of the flow decorators called ``name`` (short or qualified)."""
-        return [s for s in self.decorator_specs if _matches(s, name)]
-
     def add_decorator(self, deco_type: Any, deco_args: list[Any] | None = None,
                       deco_kwargs: dict[str, Any] | None = None,
                       duplicates: int = Duplicates.IGNORE) -> FlowDecorator | None:
@@ -213,7 +219,7 @@ class MutableFlow:
         raise AttributeError(f"Flow {self._flow_cls.__name__!r} has no step {name!r}.")
 
 
-class MutableStep:
+class MutableStep(_DecoratorQueries):
     """A step as a mutator sees it (as in Metaflow)."""
 
     IGNORE = Duplicates.IGNORE
@@ -245,14 +251,6 @@ class MutableStep:
             if id(d) not in seen:
                 seen.add(id(d))
                 yield (short_name(type(d)), type(d).decorator_name, *d.get_args_kwargs())
-
-    def has_decorator(self, name: str) -> bool:
-        """Whether the step has a decorator called ``name`` (short or qualified)."""
-        return bool(self.get_decorator_specs(name))
-
-    def get_decorator_specs(self, name: str) -> list[Spec]:
-        """The specs of the step's decorators called ``name``."""
-        return [s for s in self.decorator_specs if _matches(s, name)]
 
     def add_decorator(self, deco_type: Any, deco_args: list[Any] | None = None,
                       deco_kwargs: dict[str, Any] | None = None,
