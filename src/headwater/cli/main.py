@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .. import __version__
+from .plugin_cmds import PluginCommandGroup
 
 COMMANDS = {
     "plugins": "headwater.cli.plugin_cmds:plugins",
@@ -21,23 +22,16 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose commands in ``COMMANDS`` (and plugin commands) load on first use."""
+class LazyGroup(PluginCommandGroup):
+    """The ``headwater`` group: commands in ``COMMANDS`` load on first use, then plugin commands."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from .plugin_cmds import plugin_command_names
-
-        return sorted({*super().list_commands(ctx), *COMMANDS, *plugin_command_names(for_flow=False)})
+        return sorted({*super().list_commands(ctx), *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> Any:
         target = COMMANDS.get(cmd_name)
         if target is None:
-            cmd = super().get_command(ctx, cmd_name)
-            if cmd is None:
-                from .plugin_cmds import plugin_command
-
-                cmd = plugin_command(cmd_name, for_flow=False)
-            return cmd
+            return super().get_command(ctx, cmd_name)
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)
 
