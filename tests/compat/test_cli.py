@@ -25,9 +25,7 @@ def linear(both: Callable[..., Any]) -> Any:
     ("params_flow.py", ("run", "--loud", "maybe"), 2),
     ("params_flow.py", ("run", "--config", "{bad"), 2),
     ("params_flow.py", ("run", "--notes", "/nonexistent/notes.txt"), 2),
-    pytest.param("hello_flow.py", ("run", "--with", "nosuch"), 1, marks=pytest.mark.xfail(
-        strict=True, reason="DIFF: an unknown decorator in --with exits 2 in headwater (a usage error; and before "
-                            "issue 7 `run --with` is no option at all), 1 in Metaflow ('Unknown step decorator')")),
+    ("hello_flow.py", ("run", "--with", "nosuch"), 1),
 ])
 def test_exit_codes(each: Callable[..., Any], flow: str, args: tuple[str, ...], code: int) -> None:
     results = each(flow, *args)

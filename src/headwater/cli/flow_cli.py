@@ -284,6 +284,8 @@ def build_cli(flow_cls: type) -> click.Group:
 
     from .inspect_cmds import add_inspect_commands
     add_inspect_commands(cli, flow_cls)
+    from .tag_cmds import add_tag_commands
+    add_tag_commands(cli, flow_cls)
     from .card_cmds import add_card_commands
     add_card_commands(cli, flow_cls)
     return cli
