@@ -365,3 +365,24 @@ def test_async_run_of_a_run_that_never_starts(tmp_path):
 
     result = asyncio.run(go())
     assert result.status == "failed" and result.run is None
+
+
+# ---- options flow decorators add ------------------------------------------------------------------
+
+
+def test_project_options_as_runner_keywords(tmp_path):
+    root = tmp_path / ".headwater"
+    with _runner("project_flow.py", root, branch="feature") as runner:
+        result = runner.run(max_log_size=5)
+        assert result.status == "successful", result.stderr
+        assert result.run.data.fields["branch_name"] == "test.feature"
+    with _runner("project_flow.py", root, production=True) as runner:
+        assert runner.run().run.data.fields["branch_name"] == "prod"
+
+
+def test_unknown_keyword_lists_the_flow_decorator_options():
+    with pytest.raises(RunnerError, match=r"Unknown argument 'brnach' for Runner\(\)\.\nHint: Did you mean 'branch'\? "
+                                          r".*; flow decorator options: branch, production\."):
+        Runner(FLOWS / "project_flow.py", brnach="x")
+    with pytest.raises(RunnerError, match=r"Runner\(production=\.\.\.\) takes True or False, got 'yes'\."):
+        Runner(FLOWS / "project_flow.py", production="yes")
