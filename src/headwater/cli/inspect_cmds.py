@@ -75,11 +75,15 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
 
         guarded(go)
 
-    @logs.command("scrub", help=f"Not supported yet: erase the logs of a task or step.\n\nPATHSPEC: {_PATHSPEC_HELP}",
-                  context_settings={"ignore_unknown_options": True})  # fmt: skip
+    @logs.command("scrub", help=f"Not supported yet: erase the logs of a task or step.\n\nPATHSPEC: {_PATHSPEC_HELP}")
     @click.argument("pathspec")
-    @click.argument("options", nargs=-1, type=click.UNPROCESSED)
-    def logs_scrub(pathspec: str, options: tuple[str, ...]) -> None:
+    @click.option("--stdout/--no-stdout", default=False, help="Scrub stdout.")
+    @click.option("--stderr/--no-stderr", default=False, help="Scrub stderr.")
+    @click.option("--both/--no-both", default=True, help="Scrub both.")
+    @click.option("--attempt", type=click.IntRange(min=0), default=None, help="Which attempt (default: the latest).")
+    @click.option("--latest/--all", default=True, help="The latest attempt, or all of them.")
+    @click.option("--include-not-done", is_flag=True, help="Also tasks that did not finish.")
+    def logs_scrub(pathspec: str, **_options: Any) -> None:
         guarded(lambda: _scrub_not_supported(pathspec))
 
     @cli.command(help=f"Show (or save) the artifacts of a task, or of every task of a step.\n\n"
