@@ -125,3 +125,20 @@ def _table(text: str) -> list[list[str]]:
     """A tag table's rows of cells: each engine's version tag differs in length, so column widths may."""
     text = re.sub(r"engine_version:\S+", "engine_version:<v>", normalize_text(text))
     return [line.split() for line in text.splitlines()]
+
+
+@pytest.mark.parametrize("args", [(), ("--hide-system-tags", "--run-id", "RID"), ("--group-by-tag",)])
+def test_tag_list_layouts(each: Callable[..., Any], tagged: Any, args: tuple[str, ...]) -> None:
+    pair, _ = tagged
+    results = each("hello_flow.py", "tag", "list", *args, run=pair)
+    assert results["metaflow"].returncode == results["headwater"].returncode == 0
+    assert _table(results["headwater"].stdout) == _table(results["metaflow"].stdout)
+
+
+def test_tag_list_flat(each: Callable[..., Any], tagged: Any) -> None:
+    pair, _ = tagged
+    results = each("hello_flow.py", "tag", "list", "--flat", "--run-id", "RID", run=pair)
+    tags = {name: sorted(line for line in _table(res.stderr) if "executing" not in line)  # no banner
+            for name, res in results.items()}
+    assert ["cc"] in tags["metaflow"]
+    assert tags["headwater"] == tags["metaflow"]
