@@ -50,11 +50,11 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
 
     @logs.command("show", help=f"Show the logs of a task, or of every task of a step.\n\nPATHSPEC: {_PATHSPEC_HELP}")
     @click.argument("pathspec")
-    @click.option("--stdout", "want_stdout", is_flag=True, help="Only the stdout log.")
-    @click.option("--stderr", "want_stderr", is_flag=True, help="Only the stderr log.")
-    @click.option("--both", is_flag=True, help="stdout, then stderr (the default).")
+    @click.option("--stdout/--no-stdout", "want_stdout", default=False, help="Only the stdout log.")
+    @click.option("--stderr/--no-stderr", "want_stderr", default=False, help="Only the stderr log.")
+    @click.option("--both/--no-both", default=False, help="stdout, then stderr (the default).")
     @click.option("--attempt", type=click.IntRange(min=0), default=None, help="Which attempt (default: the latest).")
-    @click.option("--timestamps", is_flag=True, help="Prefix each line with the local time it was written.")
+    @click.option("--timestamps/--no-timestamps", default=False, help="Prefix each line with the local time it was written.")
     @click.pass_context
     def logs_show(ctx: click.Context, pathspec: str, want_stdout: bool, want_stderr: bool, both: bool,
                   attempt: int | None, timestamps: bool) -> None:  # fmt: skip
@@ -90,7 +90,7 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
                       f"PATHSPEC: {_PATHSPEC_HELP}", short_help="Show or save the artifacts of a task or step.")  # fmt: skip
     @click.argument("pathspec")
     @click.option("--include", default=None, metavar="A,B", help="Only these artifacts (comma-separated).")
-    @click.option("--private", is_flag=True, help="Include _private artifacts.")
+    @click.option("--private/--no-private", default=False, help="Include _private artifacts.")
     @click.option("--max-value-size", type=click.IntRange(min=0), default=1000, show_default=True,
                   help="Show values of artifacts up to this many (serialized) bytes; larger ones show as "
                        "'< artifact too large >'.")  # fmt: skip
