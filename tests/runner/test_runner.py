@@ -133,12 +133,12 @@ def test_unknown_parameter_lists_the_valid_ones(tmp_path):
     runner = _runner("params_flow.py", tmp_path / ".headwater")
     with pytest.raises(ParameterError, match=r"Unknown argument 'cont' for run\(\) of ParamsFlow\.\n"
                                              r"Hint: Did you mean 'count'\? Valid arguments are run options: "
-                                             r"decospecs, max_num_splits, max_workers, run_id_file, tags, user_namespace; "
+                                             r"decospecs, max_log_size, max_num_splits, max_workers, run_id_file, tags, user_namespace; "
                                              r"flow parameters: config, count, "
                                              r"fruits, loud, notes, ratio, seed, who\."):
         runner.run(cont=3)
     with pytest.raises(ParameterError, match=r"(?s)Unknown argument 'alpha' for resume\(\) of ParamsFlow\..*"
-                                             r"resume options: decospecs, max_num_splits, max_workers, "
+                                             r"resume options: decospecs, max_log_size, max_num_splits, max_workers, "
                                              r"origin_run_id, run_id_file, step_to_rerun, tags\."):
         runner.resume(alpha=1)
     with pytest.raises(ParameterError, match=r"resume\(\) of ParamsFlow takes no flow parameters, got 'count'\."):
