@@ -1,9 +1,10 @@
-"""``python flow.py logs|dump|tag``: look at past runs of this flow (interface layer).
+"""``python flow.py logs [show|scrub]|dump``: look at past tasks of this flow (interface layer).
 
 The commands read through the client (``headwater.client``), pinned to the
 flow CLI's datastore root, and import it inside their bodies so ``--help``
-stays light. ``logs`` and ``dump`` take explicit pathspecs and ignore the
-namespace; ``tag`` defaults to the latest run in the current namespace.
+stays light. They take explicit pathspecs and ignore the namespace, and print
+what Metaflow prints (``dump``: one ``name [size: N type: T] = value`` line per
+artifact). Helpers shared with ``tag_cmds`` and ``card_cmds`` live here too.
 """
 
 from __future__ import annotations
