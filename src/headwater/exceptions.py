@@ -97,6 +97,19 @@ class CommandException(HeadwaterException):
     exit_code = 2
 
 
+class InvalidCommandUse(HeadwaterException):
+    """A command was given a combination Metaflow rejects after parsing (``tag add`` without
+    ``--run-id``, ``tag list --flat --group-by-tag``): exit 1, as Metaflow's CommandException."""
+
+    headline = "Invalid command"
+
+
+class CommandNotSupported(HeadwaterException):
+    """A Metaflow command headwater accepts but cannot carry out yet (``logs scrub``)."""
+
+    headline = "Not supported yet"
+
+
 class ReadOnlyAttributeError(HeadwaterException, AttributeError):
     """A step assigned to a class-level constant or a Parameter of its flow.
 

@@ -242,18 +242,30 @@ def test_get_cards_errors(client):
 # -- the card CLI ------------------------------------------------------------------------------------------
 
 
-def test_card_cli_list(client):
+def test_card_cli_list(client, tmp_path):
     r = client.cli("card", "list")
     assert r.returncode == 0, r.output
-    lines = r.stdout.splitlines()
-    assert lines[0] == f"{client.pathspec('start')} (attempt 0)"
-    assert sum(1 for ln in lines if ln.startswith("CardFlow/")) == 5  # start, 3 x train, end
-    rows = json.loads(client.cli("card", "list", f"{client.run_id}/end", "--as-json").stdout)
-    assert [(r["type"], r["id"]) for r in rows] == [("default", "main"), ("blank", "extra"),
-                                                    ("summary_test", "summary"), ("error", None)]
-    assert all(Path(r["path"]).is_file() for r in rows)
+    lines = r.stderr.splitlines()  # the text listing goes to stderr, as Metaflow's
+    assert lines[lines.index(f"Listing cards for run CardFlow/{client.run_id}"):][1:3] == ["Step : start", "\tTask: 1"]
+    assert sum(1 for ln in lines if ln.startswith("\tTask: ")) == 5  # start, 3 x train, end
+    doc = json.loads(client.cli("card", "list", f"{client.run_id}/end", "--as-json").stdout)
+    assert doc["pathspec"] == client.pathspec("end")  # one task: Metaflow's {pathspec, cards}
+    cards = doc["cards"]
+    assert [(c["type"], c["id"]) for c in cards] == [("default", "main"), ("blank", "extra"),
+                                                     ("summary_test", "summary"), ("error", None)]
+    assert [c["filename"] for c in cards][:2] == ["default-main-0.html", "blank-extra-1.html"]
+    assert all(set(c) == {"id", "hash", "type", "filename"} for c in cards)
+    r = client.cli("card", "list", f"{client.run_id}/end")
+    assert "Found 4 card matching for your query..." in r.stderr and "Card Hash: " + cards[0]["hash"] in r.stderr
     only = json.loads(client.cli("card", "list", f"CardFlow/{client.run_id}", "--type", "blank", "--as-json").stdout)
-    assert {r["pathspec"].split("/")[2] for r in only} == {"train", "end"} and len(only) == 4
+    assert {d["pathspec"].split("/")[2] for d in only} == {"train", "end"} and len(only) == 4  # a run: a list
+    first = client.cli("card", "list", f"{client.run_id}/end", "--hash", cards[1]["hash"][:6], "--as-json")
+    assert [c["id"] for c in json.loads(first.stdout)["cards"]] == ["extra"]
+    out = tmp_path / "cards.json"
+    r = client.cli("card", "list", f"{client.run_id}/end", "--as-json", "--file", str(out))
+    assert r.returncode == 0 and r.stdout == "" and json.loads(out.read_text()) == doc
+    r = client.cli("card", "list", f"{client.run_id}/end", "--type", "nosuch")
+    assert r.returncode == 1 and "Card with type 'nosuch' not found for pathspec" in r.stderr
 
 
 def test_card_cli_get_prints_or_writes(client, tmp_path):

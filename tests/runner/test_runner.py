@@ -133,12 +133,12 @@ def test_unknown_parameter_lists_the_valid_ones(tmp_path):
     runner = _runner("params_flow.py", tmp_path / ".headwater")
     with pytest.raises(ParameterError, match=r"Unknown argument 'cont' for run\(\) of ParamsFlow\.\n"
                                              r"Hint: Did you mean 'count'\? Valid arguments are run options: "
-                                             r"decospecs, max_num_splits, max_workers, run_id_file, tags, user_namespace; "
+                                             r"decospecs, max_log_size, max_num_splits, max_workers, run_id_file, tags, user_namespace; "
                                              r"flow parameters: config, count, "
                                              r"fruits, loud, notes, ratio, seed, who\."):
         runner.run(cont=3)
     with pytest.raises(ParameterError, match=r"(?s)Unknown argument 'alpha' for resume\(\) of ParamsFlow\..*"
-                                             r"resume options: decospecs, max_num_splits, max_workers, "
+                                             r"resume options: decospecs, max_log_size, max_num_splits, max_workers, "
                                              r"origin_run_id, run_id_file, step_to_rerun, tags\."):
         runner.resume(alpha=1)
     with pytest.raises(ParameterError, match=r"resume\(\) of ParamsFlow takes no flow parameters, got 'count'\."):
@@ -365,3 +365,24 @@ def test_async_run_of_a_run_that_never_starts(tmp_path):
 
     result = asyncio.run(go())
     assert result.status == "failed" and result.run is None
+
+
+# ---- options flow decorators add ------------------------------------------------------------------
+
+
+def test_project_options_as_runner_keywords(tmp_path):
+    root = tmp_path / ".headwater"
+    with _runner("project_flow.py", root, branch="feature") as runner:
+        result = runner.run(max_log_size=5)
+        assert result.status == "successful", result.stderr
+        assert result.run.data.fields["branch_name"] == "test.feature"
+    with _runner("project_flow.py", root, production=True) as runner:
+        assert runner.run().run.data.fields["branch_name"] == "prod"
+
+
+def test_unknown_keyword_lists_the_flow_decorator_options():
+    with pytest.raises(RunnerError, match=r"Unknown argument 'brnach' for Runner\(\)\.\nHint: Did you mean 'branch'\? "
+                                          r".*; flow decorator options: branch, production\."):
+        Runner(FLOWS / "project_flow.py", brnach="x")
+    with pytest.raises(RunnerError, match=r"Runner\(production=\.\.\.\) takes True or False, got 'yes'\."):
+        Runner(FLOWS / "project_flow.py", production="yes")

@@ -7,6 +7,7 @@ datastore root; explicit pathspecs ignore the namespace, as ``logs`` does.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
@@ -67,41 +68,87 @@ def add_card_commands(cli: click.Group, flow_cls: type) -> None:
 
         guarded(go)
 
-    @card.command("list", help="List the cards of a run, a step or a task (default: the latest run in the "
-                               "current namespace).\n\nPATHSPEC: RUN_ID, RUN_ID/STEP or RUN_ID/STEP/TASK_ID, "
-                               "optionally prefixed with the flow name.", short_help="List cards.")  # fmt: skip
+    @card.command("list", help="List the cards of a task (or the only task of a step); of every task of a run or "
+                               "step; or, without PATHSPEC, of the latest run in the current namespace.\n\n"
+                               "PATHSPEC: RUN_ID, RUN_ID/STEP or RUN_ID/STEP/TASK_ID, optionally prefixed with the "
+                               "flow name.", short_help="List cards.")  # fmt: skip
     @click.argument("pathspec", required=False)
     @id_opt
     @type_opt
-    @click.option("--as-json", is_flag=True, help="Print a JSON list instead of text.")
+    @click.option("--hash", "card_hash", default=None, metavar="HASH", help="Only the card whose hash starts so.")
+    @click.option("--as-json", is_flag=True, help="Print JSON ({pathspec, cards: [{id, hash, type, filename}]}).")
+    @click.option("--file", "file", default=None, metavar="FILE", help="Write the JSON to FILE instead (with "
+                                                                           "--as-json).")  # fmt: skip
     @click.pass_context
     def card_list(ctx: click.Context, pathspec: str | None, card_id: str | None, card_type: str | None,
-                  as_json: bool) -> None:  # fmt: skip
+                  card_hash: str | None, as_json: bool, file: str | None) -> None:  # fmt: skip
         def go() -> None:
             from ..cards import get_cards
 
             _use_root(ctx)
-            tasks = _task_pathspecs(flow, pathspec)
-            rows: list[dict[str, Any]] = []
-            lines: list[str] = []
+            run_pathspec, tasks, many = _task_pathspecs(flow, pathspec)
+            found = []
             for tp in tasks:
-                cards = get_cards(tp, id=card_id, type=card_type)
-                if not cards:
-                    continue
-                lines.append(f"{tp} (attempt {cards[0].attempt})")
-                for c in cards:
-                    rows.append({"pathspec": c.pathspec, "attempt": c.attempt, "name": c.name, "type": c.type,
-                                 "id": c.id, "live": c.live, "path": c.path})
-                    live = "  (live)" if c.live else ""
-                    lines.append(f"    {c.name:<28} type={c.type:<10} id={c.id or '-':<12} {c.path}{live}")
+                cards = [c for c in get_cards(tp, id=card_id, type=card_type)
+                         if card_hash is None or c.hash.startswith(card_hash)]
+                if cards:
+                    found.append((tp, cards))
+            if not found:
+                what = "".join(f" with {k} {v!r}" for k, v in (("id", card_id), ("type", card_type),
+                                                                ("hash", card_hash)) if v)  # fmt: skip
+                raise HeadwaterNotFound(f"Card{what} not found for pathspec {pathspec or run_pathspec}.",
+                                        hint="Add @card to a step (or run with --with card) to get a card.")
             if as_json:
-                click.echo(json.dumps(rows, indent=2))
-            elif lines:
-                click.echo("\n".join(lines))
-            else:
-                click.echo(f"No cards found for {pathspec or 'the latest run'} of {flow}.", err=True)
+                docs = [card_list_json(tp, cards) for tp, cards in found]
+                doc: Any = docs if many else docs[0]
+                if file:
+                    with open(file, "w", encoding="utf-8") as f:
+                        json.dump(doc, f)
+                else:
+                    click.echo(json.dumps(doc, indent=4))
+            elif not ctx.obj["quiet"]:
+                text = format_card_listing(run_pathspec, found) if many else format_task_cards(*found[0])
+                click.echo(text, err=True)
 
         guarded(go)
+
+
+def card_filename(card: Any) -> str:
+    """The name of the card's HTML file (``<type>[-<id>]-<n>.html``), as ``Card Path`` ends."""
+    return os.path.basename(card.path)
+
+
+def card_list_json(task_pathspec: str, cards: list[Any]) -> dict[str, Any]:
+    """One task's cards as ``card list --as-json`` prints them (Metaflow's shape)."""
+    return {"pathspec": task_pathspec,
+            "cards": [{"id": c.id, "hash": c.hash, "type": c.type, "filename": card_filename(c)} for c in cards]}
+
+
+def _card_blocks(cards: list[Any]) -> str:
+    """The indented ``Card Id / Type / Hash / Path`` block of each card, as Metaflow lays them out."""
+    pad = " " * 8
+    blocks = [f"\n{pad}Card Id: {c.id}\n{pad}Card Type: {c.type}\n{pad}Card Hash: {c.hash}\n"
+              f"{pad}Card Path: {c.path}\n{pad}" for c in cards]
+    return "\n\t".join(["", *blocks]) + "\n"
+
+
+def format_task_cards(task_pathspec: str, cards: list[Any]) -> str:
+    """The text ``card list TASK`` prints (on stderr, as Metaflow does)."""
+    return (f"Resolving card: {task_pathspec}\nFound {len(cards)} card matching for your query...\n"
+            + _card_blocks(cards))
+
+
+def format_card_listing(run_pathspec: str, found: list[tuple[str, list[Any]]]) -> str:
+    """The text ``card list`` prints for several tasks: per step, per task, its cards."""
+    lines = [f"Listing cards for run {run_pathspec}"]
+    step = None
+    for tp, cards in found:
+        if tp.split("/")[2] != step:
+            step = tp.split("/")[2]
+            lines.append(f"Step : {step}")
+        lines.append(f"\tTask: {tp.split('/')[-1]}")
+        lines.append(_card_blocks(cards))
+    return "\n".join(lines)
 
 
 def _one_card(flow: str, pathspec: str, card_id: str | None, card_type: str | None, command: str) -> Any:
@@ -154,7 +201,9 @@ def _newest_task_of_latest_run(flow: str, step: str, command: str) -> str:
     return str(task.pathspec)
 
 
-def _task_pathspecs(flow: str, pathspec: str | None) -> list[str]:
+def _task_pathspecs(flow: str, pathspec: str | None) -> tuple[str, list[str], bool]:
+    """(run pathspec, task pathspecs, whether that is a listing of many) for ``card list``: a
+    task or the only task of a step is one; a run, a step of several tasks or no pathspec is many."""
     from ..client import Run
 
     if pathspec is None:
@@ -168,12 +217,14 @@ def _task_pathspecs(flow: str, pathspec: str | None) -> list[str]:
             run_id, step, task_id = parts[0], None, None
         else:
             run_id, step, task_id = split_pathspec(flow, "/".join(parts), "card list")
+    run_pathspec = f"{flow}/{run_id}"
     if task_id is not None:
-        return [f"{flow}/{run_id}/{step}/{task_id}"]
-    steps = [step] if step else [s.id for s in Run(f"{flow}/{run_id}", _namespace_check=False)]
+        return run_pathspec, [f"{run_pathspec}/{step}/{task_id}"], False
+    steps = [step] if step else [s.id for s in Run(run_pathspec, _namespace_check=False)]
     if not step:
         steps.reverse()  # oldest step first
-    return [f"{flow}/{run_id}/{s}/{t}" for s in steps for t in _step_task_ids(flow, run_id, s)]
+    tasks = [f"{run_pathspec}/{s}/{t}" for s in steps for t in _step_task_ids(flow, run_id, s)]
+    return run_pathspec, tasks, step is None or len(tasks) != 1
 
 
-__all__ = ["add_card_commands"]
+__all__ = ["add_card_commands", "card_list_json", "format_card_listing", "format_task_cards"]

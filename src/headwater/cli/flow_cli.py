@@ -85,6 +85,9 @@ _COMMON_RUN_OPTIONS = [
     ("--max-num-splits", "max_num_splits", dict(type=int, default=100, show_default=True,
                                                 envvar="HEADWATER_RUN_MAX_NUM_SPLITS",
                                                 help="Most tasks one foreach may create.")),
+    ("--max-log-size", "max_log_size", dict(type=click.IntRange(min=1), default=10, show_default=True,
+                                            help="Accepted for Metaflow compatibility, not enforced yet: headwater "
+                                                 "keeps a task's whole stdout and stderr (megabytes).")),
     ("--with", "decospecs", dict(multiple=True, metavar="DECORATOR[:k=v,...]",
                                  help="Add a step decorator to every step, as the top-level --with does (repeatable).")),
     ("--run-id-file", "run_id_file", dict(default=None, metavar="FILE", help="Write the run id to this file.")),
@@ -288,6 +291,8 @@ def build_cli(flow_cls: type) -> click.Group:
 
     from .inspect_cmds import add_inspect_commands
     add_inspect_commands(cli, flow_cls)
+    from .tag_cmds import add_tag_commands
+    add_tag_commands(cli, flow_cls)
     from .card_cmds import add_card_commands
     add_card_commands(cli, flow_cls)
     return cli

@@ -1,40 +1,64 @@
-"""``python flow.py logs|dump|tag``: look at past runs of this flow (interface layer).
+"""``python flow.py logs [show|scrub]|dump``: look at past tasks of this flow (interface layer).
 
 The commands read through the client (``headwater.client``), pinned to the
 flow CLI's datastore root, and import it inside their bodies so ``--help``
-stays light. ``logs`` and ``dump`` take explicit pathspecs and ignore the
-namespace; ``tag`` defaults to the latest run in the current namespace.
+stays light. They take explicit pathspecs and ignore the namespace, and print
+what Metaflow prints (``dump``: one ``name [size: N type: T] = value`` line per
+artifact). Helpers shared with ``tag_cmds`` and ``card_cmds`` live here too.
 """
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import click
 
-from ..exceptions import HeadwaterException, HeadwaterInvalidPathspec, HeadwaterNamespaceMismatch, HeadwaterNotFound
+from ..exceptions import (CommandNotSupported, HeadwaterException, HeadwaterInvalidPathspec,
+                          HeadwaterNamespaceMismatch, HeadwaterNotFound)
 from .errors import guarded
 
 _PATHSPEC_HELP = "RUN_ID/STEP or RUN_ID/STEP/TASK_ID, optionally prefixed with the flow name."
+#: What ``dump`` prints for a value over ``--max-value-size`` (Metaflow's words).
+TOO_LARGE = "< artifact too large >"
+
+
+class DefaultCommandGroup(click.Group):
+    """A group that runs ``default_command`` when the first argument names none of its
+    commands: Metaflow's ``logs RUN/STEP`` is ``logs show RUN/STEP``."""
+
+    def __init__(self, *args: Any, default_command: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_command = default_command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
 
 
 def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
     """Add ``logs``, ``dump`` and ``tag`` to the per-flow CLI of ``flow_cls``."""
     flow = flow_cls.__name__
 
-    @cli.command(help=f"Show the logs of a task, or of every task of a step.\n\nPATHSPEC: {_PATHSPEC_HELP}")
+    @cli.group(cls=DefaultCommandGroup, default_command="show",
+               help="Show the logs of tasks: `logs show PATHSPEC`, or `logs PATHSPEC` for short.",
+               short_help="Show the logs of a task or step.")  # fmt: skip
+    def logs() -> None:
+        pass
+
+    @logs.command("show", help=f"Show the logs of a task, or of every task of a step.\n\nPATHSPEC: {_PATHSPEC_HELP}")
     @click.argument("pathspec")
-    @click.option("--stdout", "want_stdout", is_flag=True, help="Only the stdout log.")
-    @click.option("--stderr", "want_stderr", is_flag=True, help="Only the stderr log.")
-    @click.option("--both", is_flag=True, help="stdout, then stderr (the default).")
+    @click.option("--stdout/--no-stdout", "want_stdout", default=False, help="Only the stdout log.")
+    @click.option("--stderr/--no-stderr", "want_stderr", default=False, help="Only the stderr log.")
+    @click.option("--both/--no-both", default=False, help="stdout, then stderr (the default).")
     @click.option("--attempt", type=click.IntRange(min=0), default=None, help="Which attempt (default: the latest).")
-    @click.option("--timestamps", is_flag=True, help="Prefix each line with the local time it was written.")
+    @click.option("--timestamps/--no-timestamps", default=False, help="Prefix each line with the local time it was written.")
     @click.pass_context
-    def logs(ctx: click.Context, pathspec: str, want_stdout: bool, want_stderr: bool, both: bool,
-             attempt: int | None, timestamps: bool) -> None:  # fmt: skip
+    def logs_show(ctx: click.Context, pathspec: str, want_stdout: bool, want_stderr: bool, both: bool,
+                  attempt: int | None, timestamps: bool) -> None:  # fmt: skip
         streams = [s for s, on in (("stdout", want_stdout), ("stderr", want_stderr)) if on]
         if both or not streams:
             streams = ["stdout", "stderr"]
@@ -52,110 +76,54 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
 
         guarded(go)
 
+    @logs.command("scrub", help=f"Not supported yet: erase the logs of a task or step.\n\nPATHSPEC: {_PATHSPEC_HELP}")
+    @click.argument("pathspec")
+    @click.option("--stdout/--no-stdout", default=False, help="Scrub stdout.")
+    @click.option("--stderr/--no-stderr", default=False, help="Scrub stderr.")
+    @click.option("--both/--no-both", default=True, help="Scrub both.")
+    @click.option("--attempt", type=click.IntRange(min=0), default=None, help="Which attempt (default: the latest).")
+    @click.option("--latest/--all", default=True, help="The latest attempt, or all of them.")
+    @click.option("--include-not-done", is_flag=True, help="Also tasks that did not finish.")
+    def logs_scrub(pathspec: str, **_options: Any) -> None:
+        guarded(lambda: _scrub_not_supported(pathspec))
+
     @cli.command(help=f"Show (or save) the artifacts of a task, or of every task of a step.\n\n"
                       f"PATHSPEC: {_PATHSPEC_HELP}", short_help="Show or save the artifacts of a task or step.")  # fmt: skip
     @click.argument("pathspec")
     @click.option("--include", default=None, metavar="A,B", help="Only these artifacts (comma-separated).")
-    @click.option("--private", is_flag=True, help="Include _private artifacts.")
+    @click.option("--private/--no-private", default=False, help="Include _private artifacts.")
     @click.option("--max-value-size", type=click.IntRange(min=0), default=1000, show_default=True,
-                  help="Cut each value's repr to this many characters; 0 shows names, types and sizes only.")
+                  help="Show values of artifacts up to this many (serialized) bytes; larger ones show as "
+                       "'< artifact too large >'.")  # fmt: skip
     @click.option("--file", "file", default=None, metavar="FILE",
-                  help="Write a pickled {pathspec: {name: value}} to FILE instead of printing.")
+                  help="Write a pickled {'RUN/STEP/TASK': {name: value}} to FILE instead of printing.")
     @click.pass_context
     def dump(ctx: click.Context, pathspec: str, include: str | None, private: bool, max_value_size: int,
              file: str | None) -> None:  # fmt: skip
-        wanted = [n.strip() for n in include.split(",") if n.strip()] if include else None
+        wanted = {n.strip() for n in include.split(",") if n.strip()} if include else None
+        quiet = ctx.obj["quiet"]
 
         def go() -> None:
             _use_root(ctx)
             tasks = _tasks(flow, pathspec, "dump")
+            data: dict[str, dict[str, Any]] = {}
+            for task in tasks:
+                if not quiet:
+                    click.echo(_dump_header(task), err=True)
+                note = _unfinished_note(task)
+                if note:
+                    click.echo(note, err=True)
+                    continue
+                names = _names(task, wanted, private)
+                if file:
+                    data[_short_pathspec(task)] = {n: getattr(task.data, n) for n in names}
+                elif names:
+                    click.echo(format_artifacts(task, names, max_value_size))
             if file:
-                data = {t.pathspec: {n: getattr(t.data, n) for n in _names(t, wanted, private)} for t in tasks}
                 with open(file, "wb") as f:
                     pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
-                n = sum(len(v) for v in data.values())
-                click.echo(f"Wrote {n} artifact{'s' if n != 1 else ''} of {len(data)} "
-                           f"task{'s' if len(data) != 1 else ''} to {file}.", err=True)  # fmt: skip
-                return
-            for task in tasks:
-                click.echo(_format_task(task, _names(task, wanted, private), max_value_size))
-
-        guarded(go)
-
-    @cli.group(help="Add, remove, replace or list the user tags of runs (system tags cannot change).",
-               short_help="Add, remove, replace or list the tags of runs.")  # fmt: skip
-    def tag() -> None:
-        pass
-
-    run_id_opt = click.option("--run-id", default=None, metavar="RUN_ID",
-                              help="The run (default: the latest run in the current namespace).")  # fmt: skip
-
-    @tag.command("add", help="Add tags to a run.")
-    @run_id_opt
-    @click.argument("tags", nargs=-1, required=True)
-    @click.pass_context
-    def tag_add(ctx: click.Context, run_id: str | None, tags: tuple[str, ...]) -> None:
-        guarded(lambda: _change(ctx, flow, run_id, lambda r: r.add_tags(tags), f"Added {_plural(tags)} to"))
-
-    @tag.command("remove", help="Remove tags from a run.")
-    @run_id_opt
-    @click.argument("tags", nargs=-1, required=True)
-    @click.pass_context
-    def tag_remove(ctx: click.Context, run_id: str | None, tags: tuple[str, ...]) -> None:
-        guarded(lambda: _change(ctx, flow, run_id, lambda r: r.remove_tags(tags), f"Removed {_plural(tags)} from"))
-
-    @tag.command("replace", help="Remove some tags and add others, in one change.")
-    @run_id_opt
-    @click.option("--add", "add", multiple=True, metavar="TAG", help="A tag to add (repeatable).")
-    @click.option("--remove", "remove", multiple=True, metavar="TAG", help="A tag to remove (repeatable).")
-    @click.pass_context
-    def tag_replace(ctx: click.Context, run_id: str | None, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
-        if not add and not remove:
-            raise click.UsageError("Give at least one --add TAG or --remove TAG.")
-        what = f"Replaced {_plural(remove)} by {_plural(add)} on" if remove and add else (
-            f"Added {_plural(add)} to" if add else f"Removed {_plural(remove)} from")  # fmt: skip
-        guarded(lambda: _change(ctx, flow, run_id, lambda r: r.replace_tags(remove, add), what))
-
-    @tag.command("list", help="List the tags of runs: by default every run in the current namespace.",
-                 short_help="List the tags of runs.")  # fmt: skip
-    @run_id_opt
-    @click.option("--all", "all_runs", is_flag=True, help="Every run of the flow, in all namespaces.")
-    @click.option("--my-runs", is_flag=True, help="Only your own runs (the namespace user:<you>).")
-    @click.option("--hide-system-tags", is_flag=True, help="Only user tags.")
-    @click.option("--flat", is_flag=True,
-                  help="One tag per line, sorted, for scripts: every tag of the runs listed, on stderr as Metaflow "
-                       "prints it.")
-    @click.argument("arg_run_id", required=False, metavar="[RUN_ID]")
-    @click.pass_context
-    def tag_list(ctx: click.Context, run_id: str | None, all_runs: bool, my_runs: bool, hide_system_tags: bool,
-                 flat: bool, arg_run_id: str | None) -> None:  # fmt: skip
-        if run_id is not None and arg_run_id is not None:
-            raise click.UsageError("Name the run either with --run-id or as an argument, not both.")
-        if all_runs and my_runs:
-            raise click.UsageError("Option --all cannot be used together with --my-runs.")
-        run_id = run_id if run_id is not None else arg_run_id
-
-        def go() -> None:
-            from ..client import Flow, default_namespace, namespace
-
-            _use_root(ctx)
-            if run_id is not None:
-                runs = [_open_run(flow, run_id)]
-            else:
-                if all_runs:
-                    namespace(None)
-                elif my_runs:
-                    default_namespace()
-                runs = list(_flow(Flow, flow))
-            if flat:
-                tags = set().union(*(r.user_tags if hide_system_tags else r.tags for r in runs))
-                for t in sorted(tags):
-                    click.echo(t, err=True)
-                return
-            if not runs:
-                click.echo(f"No runs of {flow} in the namespace.", err=True)
-            for run in runs:
-                click.echo(_format_tags(run, hide_system_tags), err=True)
+                if not quiet:
+                    click.echo(f"Artifacts written to {file}", err=True)
 
         guarded(go)
 
@@ -233,52 +201,54 @@ def _write_log(out: Any, data: bytes, timestamps: bool) -> None:
 # -- dump ----------------------------------------------------------------------------------
 
 
-def _names(task: Any, wanted: list[str] | None, private: bool) -> list[str]:
-    names = sorted(n for n in task._refs() if private or not n.startswith("_"))
-    if wanted is not None:
-        names = [n for n in wanted if n in names]
-    return names
+def _names(task: Any, wanted: set[str] | None, private: bool) -> list[str]:
+    """The artifacts to show, sorted by name as Metaflow sorts them."""
+    return sorted(n for n in task._refs() if (private or not n.startswith("_")) and (wanted is None or n in wanted))
 
 
-def _format_task(task: Any, names: list[str], max_size: int) -> str:
-    head = f"{task.pathspec} (attempt {task.current_attempt})"
-    rec = task._record_or_none()
-    if rec is None:
-        from ..meta.liveness import run_status
+def _short_pathspec(task: Any) -> str:
+    """``RUN/STEP/TASK``: how Metaflow keys ``dump --file``."""
+    return "/".join(task.pathspec.split("/")[1:])
 
-        if task._get_row().status == "running" and run_status(task._get_run_row()) == "running":
-            return f"{head}: still running, no artifacts yet."
-        return f"{head}: ended without committing (killed or crashed); no artifacts."
-    failed = rec.get("status") != "ok"
-    if failed:  # a failed attempt keeps what its step set before failing
-        head += f": failed ({task.exception})"
-        if not names:
-            return f"{head}; no artifacts."
-    elif not names:
-        return f"{head}: no artifacts to show."
-    lines = [f"{head}; its artifacts:" if failed else f"{head}:"]
+
+def _dump_header(task: Any) -> str:
+    run_id, step, task_id = task.pathspec.split("/")[1:]
+    return f"Dumping output of run_id={run_id} step={step} task_id={task_id}"
+
+
+def _unfinished_note(task: Any) -> str | None:
+    """Why a task has nothing to dump (still running, or never committed), else ``None``."""
+    if task._record_or_none() is not None:
+        return None
+    from ..meta.liveness import run_status
+
+    if task._get_row().status == "running" and run_status(task._get_run_row()) == "running":
+        return f"    {task.pathspec} is still running: no artifacts yet."
+    return f"    {task.pathspec} ended without committing (killed or crashed): no artifacts."
+
+
+def type_label(type_name: str) -> str:
+    """``builtins.int`` -> ``<class 'int'>``: the type as ``str(type(value))`` prints it."""
+    return f"<class '{type_name.removeprefix('builtins.')}'>"
+
+
+def format_artifacts(task: Any, names: list[str], max_value_size: int) -> str:
+    """One ``name [size: N type: <class 'T'>] = value`` line per artifact, as Metaflow's ``dump``
+    prints them; a value larger than ``max_value_size`` serialized bytes shows as too large."""
     refs = task._refs()
+    lines = []
     for name in names:
-        if max_size == 0:
-            ref = refs[name]
-            lines.append(f"    {name}  <{ref.get('type', '?')}, {ref.get('size', '?')} bytes>")
-            continue
-        try:
-            text = repr(getattr(task.data, name))
-        except HeadwaterException as e:
-            text = f"<cannot load: {e.message}>"
-        if len(text) > max_size:
-            text = text[:max_size] + f"... ({len(text) - max_size} more characters)"
-        lines.append(f"    {name} = " + text.replace("\n", "\n" + " " * (7 + len(name))))
+        ref = refs[name]
+        size = int(ref.get("size", 0))
+        if size == 0 or size > max_value_size:
+            text = TOO_LARGE
+        else:
+            try:
+                text = str(getattr(task.data, name))
+            except HeadwaterException as e:
+                text = f"<cannot load: {e.message}>"
+        lines.append(f"{name} [size: {size} type: {type_label(ref.get('type', '?'))}] = {text}")
     return "\n".join(lines)
-
-
-# -- tag -------------------------------------------------------------------------------------
-
-
-def _plural(tags: Iterable[str]) -> str:
-    tags = list(tags)
-    return f"tag{'s' if len(tags) != 1 else ''} " + ", ".join(repr(t) for t in tags)
 
 
 def _flow(flow_cls: Callable[..., Any], flow: str) -> Any:
@@ -291,14 +261,8 @@ def _flow(flow_cls: Callable[..., Any], flow: str) -> Any:
         ) from None
 
 
-def _open_run(flow: str, run_id: str) -> Any:
-    from ..client import Run
-
-    # An explicit run id is unambiguous: no namespace check.
-    return Run(f"{flow}/{run_id}", _namespace_check=False)
-
-
 def _default_run(flow: str) -> Any:
+    """The latest run of ``flow`` in the current namespace."""
     from ..client import Flow, get_namespace
 
     run = _flow(Flow, flow).latest_run
@@ -308,19 +272,11 @@ def _default_run(flow: str) -> Any:
     return run
 
 
-def _change(ctx: click.Context, flow: str, run_id: str | None, change: Callable[[Any], None], what: str) -> None:
-    _use_root(ctx)
-    run = _open_run(flow, run_id) if run_id is not None else _default_run(flow)
-    change(run)
-    click.echo(f"{what} run {run.pathspec}.", err=True)
-    click.echo(_format_tags(run, hide_system=True), err=True)
+def _scrub_not_supported(pathspec: str) -> None:
+    raise CommandNotSupported(
+        f"logs scrub {pathspec}: erasing logs is not supported by headwater yet.",
+        hint="Logs are files under the datastore's runs/<Flow>/<run>/<step>/<task>/ folder; delete "
+             "<attempt>.stdout / <attempt>.stderr there to erase them.")
 
 
-def _format_tags(run: Any, hide_system: bool) -> str:
-    lines = [run.pathspec, "    user tags:   " + (", ".join(sorted(run.user_tags)) or "(none)")]
-    if not hide_system:
-        lines.append("    system tags: " + ", ".join(sorted(run.system_tags)))
-    return "\n".join(lines)
-
-
-__all__ = ["add_inspect_commands", "split_pathspec"]
+__all__ = ["add_inspect_commands", "format_artifacts", "split_pathspec", "type_label"]

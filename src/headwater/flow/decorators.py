@@ -24,10 +24,9 @@ class InvalidDecoratorAttribute(HeadwaterException):
 
 
 class UnknownDecoratorError(HeadwaterException):
-    """``--with`` named a decorator that does not exist."""
+    """``--with`` named a decorator that does not exist (exit 1, as Metaflow's)."""
 
-    headline = "Unknown decorator"
-    exit_code = 2
+    headline = "Unknown step decorator"
 
 
 #: StepDecorator subclasses defined outside headwater (in a flow file or a module it imports), by name.
@@ -394,7 +393,7 @@ def parse_decospec(spec: str) -> Any:
                    | set(plugin_names(PluginKind.STEP_DECORATOR)))
     raise UnknownDecoratorError(
         f"--with {spec!r}: there is no step decorator called {name!r}.",
-        hint=f"Available: {', '.join(known)}; a user step decorator is found by name once the flow "
+        hint=f"The following decorators are supported: {', '.join(known)}; a user step decorator is found by name once the flow "
              "imports its module.",
     )
 

@@ -45,6 +45,7 @@ _COMMON: dict[str, Opt] = {
     "tags": Opt("--tag", "multiple"),
     "max_workers": Opt("--max-workers", "value"),
     "max_num_splits": Opt("--max-num-splits", "value"),
+    "max_log_size": Opt("--max-log-size", "value"),
     "decospecs": Opt("--with", "multiple"),
     "run_id_file": Opt("--run-id-file", "value"),
 }
@@ -93,8 +94,18 @@ def _check_top_value(name: str, opt: Opt, value: Any) -> None:
             raise RunnerValueError(f"Runner({name}={value!r}): {e.message}", hint=e.hint) from None
 
 
-def render_top_level(kwargs: Mapping[str, Any]) -> list[str]:
-    """argv for the top-level options.
+def flow_decorator_options(flow_cls: type) -> dict[str, Opt]:
+    """Runner keywords for the top-level options the flow's decorators add (@project's
+    ``branch`` and ``production``): the option name with ``-`` as ``_``."""
+    from ..flow.flow_decorators import top_level_options
+
+    return {name.replace("-", "_"): Opt(f"--{name}", "switch" if kwargs.get("is_flag") else "value")
+            for name, (_, kwargs) in top_level_options(flow_cls).items()}
+
+
+def render_top_level(kwargs: Mapping[str, Any], flow_options: Mapping[str, Opt] | None = None) -> list[str]:
+    """argv for the top-level options; ``flow_options`` are those the flow's decorators add
+    (``flow_decorator_options``).
 
     Raises
     ------
@@ -105,9 +116,13 @@ def render_top_level(kwargs: Mapping[str, Any]) -> list[str]:
     """
     argv: list[str] = []
     for name, value in kwargs.items():
-        opt = TOP_LEVEL.get(name)
+        opt = TOP_LEVEL.get(name) or (flow_options or {}).get(name)
         if opt is None:
-            raise _unknown(name, "Runner()", {"top-level options": sorted(TOP_LEVEL)})
+            raise _unknown(name, "Runner()", {"top-level options": sorted(TOP_LEVEL),
+                                              "flow decorator options": sorted(flow_options or {})})
+        if opt.top is None and opt.kind == "switch" and value is not None and not isinstance(value, bool):
+            raise RunnerTypeError(f"Runner({name}=...) takes True or False, got {value!r}.",
+                                  hint=f"Pass {name}=True for {opt.flag}.")
         _check_top_value(name, opt, value)
         argv += _render(opt, value)
     return argv
@@ -117,7 +132,8 @@ def _render(opt: Opt, value: Any) -> list[str]:
     if value is None:
         return []
     if opt.kind == "switch":
-        return [opt.flag if value else opt.off_flag or ""]
+        off = [opt.off_flag] if opt.off_flag else []
+        return [opt.flag] if value else off
     if opt.kind == "pairs":  # [(name, value), ...] or {name: value}; a non-string value as JSON
         items = value.items() if isinstance(value, Mapping) else value
         out = []

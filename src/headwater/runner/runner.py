@@ -20,7 +20,8 @@ from typing import Any
 
 from ..exceptions import FlowFileNotFound, RunnerError
 from .executing import ExecutingRun, RunFiles
-from .options import COMMANDS, check_with_cli, render_command, render_top_level
+from .options import (COMMANDS, TOP_LEVEL, check_with_cli, flow_decorator_options, render_command,
+                      render_top_level)
 from .process import AsyncProcess, LogTee, ThreadedProcess
 
 
@@ -81,12 +82,15 @@ class Runner:
         top = dict(top_level_kwargs)
         if top.get("datastore_root") is not None:
             top["datastore_root"] = os.path.join(self.cwd, os.fspath(top["datastore_root"]))
-        self._top_argv = render_top_level(top)
+        self._flow_cls: type | None = None
+        # Options a flow decorator adds (@project's branch=, production=) need the flow class:
+        # loaded here only when a keyword is not one of the CLI's own top-level options.
+        flow_options = flow_decorator_options(self.flow_cls) if set(top) - set(TOP_LEVEL) else None
+        self._top_argv = render_top_level(top, flow_options)
         self.env: dict[str, str] = {**os.environ, **(env or {})}
         self.datastore_root = self._resolve_root(top.get("datastore_root"))
         # Explicit, so the run writes where ExecutingRun.run reads, whatever the cwd.
         self.env["HEADWATER_DATASTORE_ROOT"] = self.datastore_root
-        self._flow_cls: type | None = None
         self._tmpdir: str | None = None
         self._counter = itertools.count()
         self._executions: list[ExecutingRun] = []
