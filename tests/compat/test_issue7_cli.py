@@ -38,9 +38,13 @@ def test_check(each: Callable[..., Any]) -> None:
         assert "The graph looks good!" in res.stderr, res.engine
 
 
-def test_show_names_steps_and_transitions(each: Callable[..., Any]) -> None:
-    results = each("branch_flow.py", "show")
-    for res in results.values():
+@pytest.fixture(scope="module")
+def shown(each: Callable[..., Any]) -> dict[str, Any]:
+    return each("branch_flow.py", "show")
+
+
+def test_show_names_steps_and_transitions(shown: dict[str, Any]) -> None:
+    for res in shown.values():
         assert res.returncode == 0
         for line in ("Step start", "    => left, right", "Step join", "    => end", "Step end"):
             assert line in res.stdout.splitlines(), (res.engine, line)
@@ -49,9 +53,8 @@ def test_show_names_steps_and_transitions(each: Callable[..., Any]) -> None:
 @pytest.mark.xfail(strict=True, reason="DIFF: `show` prints the flow's docstring to stderr and a '    ?' line for "
                                        "each step without a docstring in Metaflow; headwater prints the docstring on "
                                        "stdout and no '?' lines")
-def test_show_output(each: Callable[..., Any]) -> None:
-    results = each("branch_flow.py", "show")
-    assert results["headwater"].stdout == results["metaflow"].stdout
+def test_show_output(shown: dict[str, Any]) -> None:
+    assert shown["headwater"].stdout == shown["metaflow"].stdout
 
 
 def test_version(each: Callable[..., Any]) -> None:
@@ -86,9 +89,8 @@ def test_quiet_keeps_the_console_lines(quiet_run: Any) -> None:
         assert "Done!" in res.stdout, res.engine
 
 
-@pytest.mark.parametrize("args", [("--run-id", "RID"), ()], ids=["run-id", "latest"])
-def test_tag_list_flat(each: Callable[..., Any], quiet_run: Any, args: tuple[str, ...]) -> None:
-    results = each("hello_flow.py", "tag", "list", "--flat", *args, run=quiet_run)
+def test_tag_list_flat(each: Callable[..., Any], quiet_run: Any) -> None:
+    results = each("hello_flow.py", "tag", "list", "--flat", "--run-id", "RID", run=quiet_run)
     assert results["metaflow"].returncode == results["headwater"].returncode == 0
     tags = {n: sorted(normalize(_engine_lines(r.stderr))) for n, r in results.items()}
     assert tags["headwater"] == tags["metaflow"]
@@ -148,10 +150,10 @@ def _resumed(each_results: dict[str, Any], engines: dict[str, Any], flow_name: s
 
 @pytest.fixture(scope="module")
 def bare_resume(both: Callable[..., Any], each: Callable[..., Any]) -> dict[str, Any]:
-    """``resume`` with no step and no origin of ToolboxFlow's only (successful) run."""
-    pair = both("toolbox_flow.py", "run")
+    """``resume`` with no step and no origin: LinearFlow's latest run (successful) is cloned whole."""
+    pair = both("linear_flow.py", "run")
     assert pair.mf.returncode == pair.hw.returncode == 0
-    return _resumed(each("toolbox_flow.py", "resume"), pair.engines, "ToolboxFlow")
+    return _resumed(each("linear_flow.py", "resume"), pair.engines, "LinearFlow")
 
 
 @pytest.mark.parametrize("facet", list(FACETS))
@@ -161,8 +163,8 @@ def test_bare_resume_of_a_successful_run(bare_resume: dict[str, Any], facet: str
 
 @pytest.fixture(scope="module")
 def loop_resume(both: Callable[..., Any], each: Callable[..., Any]) -> dict[str, Any]:
-    """``resume loop`` of SwitchFlow: the self-looping switch step runs again."""
-    pair = both("switch_flow.py", "run")
+    """``resume loop`` of SwitchFlow (--mode low --limit 1): the self-looping switch step runs again."""
+    pair = both("switch_flow.py", "run", "--mode", "low", "--limit", "1")
     assert pair.mf.returncode == pair.hw.returncode == 0
     return _resumed(each("switch_flow.py", "resume", "loop", "--origin-run-id", "RID", run=pair), pair.engines,
                     "SwitchFlow")
@@ -170,7 +172,7 @@ def loop_resume(both: Callable[..., Any], each: Callable[..., Any]) -> dict[str,
 
 @pytest.mark.parametrize("facet", [
     pytest.param(f, marks=[pytest.mark.xfail(strict=True, reason="DIFF: switch self-loop lineage (see test_runs.py "
-                                                                 "switch-lineage)")] if f == "lineage" else [])
+                                                                 "switch_low-lineage)")] if f == "lineage" else [])
     for f in FACETS])
 def test_resume_of_a_switch_loop(loop_resume: dict[str, Any], facet: str) -> None:
     assert FACETS[facet](loop_resume["headwater"], "loop") == FACETS[facet](loop_resume["metaflow"], "loop")

@@ -1,4 +1,5 @@
-"""@exit_hook: a hook per outcome, told the finished run; COMPAT_FAIL makes the run fail (compat fixture)."""
+"""@exit_hook: hooks per outcome, told the finished run (one raises); COMPAT_FAIL makes the run fail
+(compat fixture)."""
 
 import os
 
@@ -13,11 +14,15 @@ def after_error(run=None):
     print(f"HOOK after_error {run.pathspec.split('/')[0]} successful={run.successful}")
 
 
+def broken(run=None):
+    raise ValueError("hook exploded")
+
+
 def no_args():
     print("HOOK no_args")
 
 
-@exit_hook(on_success=[after_success, "no_args"], on_error=[after_error])
+@exit_hook(on_success=[broken, after_success, "no_args"], on_error=[after_error])
 class ExitHookFlow(FlowSpec):
     """start fails when COMPAT_FAIL is set."""
 
