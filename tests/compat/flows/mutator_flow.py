@@ -3,7 +3,7 @@ Metaflow's hook names (compat fixture)."""
 
 import os
 
-from metaflow import FlowMutator, FlowSpec, StepMutator, environment, retry, step
+from metaflow import FlowMutator, FlowSpec, StepMutator, environment, step
 from metaflow.decorators import StepDecorator
 
 try:  # headwater's public helper
