@@ -167,3 +167,22 @@ def test_segfaulted_task_logs(each: Callable[..., Any], crashed: Any) -> None:
     results = each("crash_flow.py", "logs", "RID/crash", "--stdout", run=crashed)
     assert results["metaflow"].returncode == results["headwater"].returncode == 0
     assert results["headwater"].stdout == results["metaflow"].stdout == "about to crash\n"
+
+
+@pytest.fixture(scope="module")
+def crash_stderr(each: Callable[..., Any], crashed: Any) -> dict[str, str]:
+    results = each("crash_flow.py", "logs", "RID/crash", "--stderr", run=crashed)
+    assert results["metaflow"].returncode == results["headwater"].returncode == 0
+    return {name: res.stdout for name, res in results.items()}
+
+
+def test_segfaulted_task_stderr_names_the_segfault(crash_stderr: dict[str, str]) -> None:
+    for name, text in crash_stderr.items():
+        assert text.startswith("Task failed with a segmentation fault"), (name, text)
+
+
+@pytest.mark.xfail(strict=True, reason="DIFF: a segfaulted task's stderr log is 'Task failed with a segmentation "
+                                       "fault.' in Metaflow, 'Task failed with a segmentation fault (SIGSEGV).' in "
+                                       "headwater")
+def test_segfaulted_task_stderr(crash_stderr: dict[str, str]) -> None:
+    assert crash_stderr["headwater"] == crash_stderr["metaflow"]
