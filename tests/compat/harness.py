@@ -108,6 +108,8 @@ def metaflow_engine(python: str, workdir: Path) -> Engine:
         "METAFLOW_USER": USER, "METAFLOW_HOME": str(home), "USERNAME": USER,
         "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(workdir), "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": "", "METAFLOW_DEFAULT_METADATA": "local",
+        # Metaflow starts @parallel's local workers with the `python` found on PATH.
+        "PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")]),
     })
 
 
