@@ -142,11 +142,33 @@ def test_switch_other_case(tmp_path, use_root):
     assert run.data.result == "went low" and len(list(run["loop"].tasks())) == 1
 
 
-def test_switch_unmatched_value(tmp_path, launcher):
+def test_switch_unmatched_value(tmp_path, launcher, use_root):
+    from headwater import Flow
+
     r = run_flow("switch_flow.py", "run", "--mode", "sideways", root=tmp_path / ".headwater", launcher=launcher)
     assert r.returncode != 0
-    assert "'sideways'" in r.output and "'high'" in r.output and "'low'" in r.output
+    message = ("Switch condition variable 'choice' has value 'sideways' which is not in the available cases: "
+               "['high', 'low']")  # Metaflow's words, raised by self.next() inside the step
+    assert f"RuntimeError: {message}" in r.stderr
     assert "Step failure: Step route" in r.stderr
+    use_root(r.root)
+    route = Flow("SwitchFlow").latest_run["route"].task
+    assert (route.exception.type, route.exception.message) == ("builtins.RuntimeError", message)
+    assert 'self.next({"high": self.high, "low": self.low}, condition="choice")' in route.exception.stacktrace
+
+
+def test_switch_loop_lineage(switch, use_root):
+    # As Metaflow's client: every task of each neighbouring step, so a loop task is its own parent and child.
+    run = _client_run(use_root, switch, "SwitchFlow")
+    loops = sorted(t.pathspec for t in run["loop"].tasks())
+    start, route, high = run["start"].task, run["route"].task, run["high"].task
+    for task in run["loop"].tasks():
+        assert sorted(task.parent_task_pathspecs) == sorted([start.pathspec, *loops])
+        assert sorted(task.child_task_pathspecs) == sorted([*loops, route.pathspec])
+        assert task.pathspec in {t.pathspec for t in task.parent_tasks}
+    assert sorted(route.parent_task_pathspecs) == loops
+    assert list(route.child_task_pathspecs) == [high.pathspec]  # the case that ran; no 'low' task exists
+    assert list(high.child_tasks) == [run["end"].task]
 
 
 def test_parameters(tmp_path, launcher, use_root):

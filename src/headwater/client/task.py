@@ -191,7 +191,9 @@ class Task(HeadwaterObject):
             why = f"its artifacts are: {', '.join(names) if names else '(none)'}"
             if rec.get("status") != "ok":
                 exc = self.exception
-                why += f" (attempt {self.current_attempt} failed: {exc.type.removeprefix('builtins.')}: {exc.message})" if exc else ""
+                if exc is not None:
+                    kind = exc.type.removeprefix("builtins.")
+                    why += f" (attempt {self.current_attempt} failed: {kind}: {exc.message})"
         return f"Task '{self.pathspec}' has no artifact {name!r}: {why}."
 
     # the Task surface ---------------------------------------------------------------

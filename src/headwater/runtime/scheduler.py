@@ -437,7 +437,8 @@ class Scheduler:
             exc = {"type": _CRASHED, "message": message, "traceback": ""}
         elif timed_out:
             secs = self._policy(spec.step_name).timeout or 0
-            exc = {"type": qualified_type(TimeoutException), "message": timeout_message(spec.step_name, secs), "traceback": ""}
+            exc = {"type": qualified_type(TimeoutException), "message": timeout_message(spec.step_name, secs),
+                   "traceback": ""}
         else:
             code = fin.returncode
             why = f"killed by {_signal_name(-code)} (signal {-code})" if code < 0 else f"exit code {code}"
