@@ -169,6 +169,10 @@ def test_switch_loop_lineage(switch, use_root):
     assert sorted(route.parent_task_pathspecs) == loops
     assert list(route.child_task_pathspecs) == [high.pathspec]  # the case that ran; no 'low' task exists
     assert list(high.child_tasks) == [run["end"].task]
+    # Steps, as Metaflow's (from the graph); a case that never ran is left out (Metaflow's raises).
+    assert [s.id for s in run["loop"].parent_steps] == ["start", "loop"]
+    assert [s.id for s in run["loop"].child_steps] == ["loop", "route"]
+    assert [s.id for s in run["route"].child_steps] == ["high"]
 
 
 def test_parameters(tmp_path, launcher, use_root):

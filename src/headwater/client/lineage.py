@@ -14,9 +14,30 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .source import PARAMETERS_STEP
+
+# A run's graph, by (store root, flow, run id): written once with the run, so never stale.
+_GRAPH_INFOS: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+
 #: The pattern that matches every task (Metaflow does not read the tasks' metadata then).
 ANY = ".*"
 _FANOUT = ("split-foreach", "split-parallel")
+
+
+def run_graph_info(source: Any, flow: str, run_id: str) -> dict[str, Any] | None:
+    """The graph stored with a run (``_parameters``' ``_graph_info``), read once per run;
+    ``None`` for a run stored without a usable one."""
+    key = (source.root, flow, run_id)
+    if key not in _GRAPH_INFOS:
+        rec = source.attempt(flow, run_id, PARAMETERS_STEP, "0", 0) or {}
+        ref = (rec.get("artifacts") or {}).get("_graph_info")
+        info = source.load(ref) if ref is not None else None
+        if not (isinstance(info, dict) and isinstance(info.get("steps"), dict)):
+            info = None
+        if len(_GRAPH_INFOS) >= 64:
+            _GRAPH_INFOS.pop(next(iter(_GRAPH_INFOS)))
+        _GRAPH_INFOS[key] = info
+    return _GRAPH_INFOS[key]
 
 
 def previous_steps(graph_info: dict[str, Any], step: str) -> list[str]:

@@ -15,10 +15,6 @@ from .base import ChildNotFound, HeadwaterObject, to_datetime
 from .core import PARAMETERS_STEP, Step
 
 
-# A run's graph, by (store root, flow, run id): written once with the run, so never stale.
-_GRAPH_INFOS: dict[tuple[str, str, str], dict[str, Any] | None] = {}
-
-
 class Metadata(NamedTuple):
     """One piece of task metadata, in Metaflow's shape."""
 
@@ -425,8 +421,7 @@ class Task(HeadwaterObject):
 
         flow, run_id, step, _ = self._components
         info = self._graph_info()
-        steps_info = info.get("steps") if isinstance(info, dict) else None
-        if not isinstance(steps_info, dict) or step not in steps_info:
+        if info is None or step not in info["steps"]:
             return recorded()  # a run stored without its graph: follow the recorded inputs
         steps, pattern = query(info, step, self._execution_path(self._record_or_none()))
         src = self._source
@@ -444,17 +439,10 @@ class Task(HeadwaterObject):
         return path if isinstance(path, str) and path else None
 
     def _graph_info(self) -> dict[str, Any] | None:
-        """The run's graph as stored with it (``_parameters``' ``_graph_info``), read once per run."""
+        from .lineage import run_graph_info
+
         flow, run_id = self._components[:2]
-        src = self._source
-        key = (src.root, flow, run_id)
-        if key not in _GRAPH_INFOS:
-            rec = src.attempt(flow, run_id, PARAMETERS_STEP, "0", 0) or {}
-            ref = (rec.get("artifacts") or {}).get("_graph_info")
-            if len(_GRAPH_INFOS) >= 64:
-                _GRAPH_INFOS.pop(next(iter(_GRAPH_INFOS)))
-            _GRAPH_INFOS[key] = src.load(ref) if ref is not None else None
-        return _GRAPH_INFOS[key]
+        return run_graph_info(self._source, flow, run_id)
 
     def _recorded_parents(self) -> list[str]:
         rec = self._record_or_none() or {}
