@@ -40,6 +40,7 @@ CASES: dict[str, tuple[Any, ...]] = {
     "userdeco": ("user_deco_flow.py", "UserDecoFlow", ("run",)),
     "decorated": ("decorated_flow.py", "DecoratedFlow", ("run",)),
     "failing": ("failing_flow.py", "FailingFlow", ("run",)),
+    "catch_killed": ("catch_kill_flow.py", "CatchKillFlow", ("run",)),
 }
 
 # case prefix -> the headwater export it needs: skipped in a checkout that lacks it (issue 7's features).
