@@ -157,6 +157,23 @@ def test_switch_unmatched_value(tmp_path, launcher, use_root):
     assert 'self.next({"high": self.high, "low": self.low}, condition="choice")' in route.exception.stacktrace
 
 
+def test_switch_without_its_condition_variable(tmp_path):
+    flow = tmp_path / "nocond_flow.py"
+    flow.write_text(
+        "from headwater import FlowSpec, step\n\n\n"
+        "class NoCondFlow(FlowSpec):\n"
+        "    @step\n    def start(self):\n"
+        "        self.next({'a': self.a, 'b': self.b}, condition='pick')\n\n"
+        "    @step\n    def a(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def b(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        pass\n\n\n"
+        "if __name__ == '__main__':\n    NoCondFlow()\n")
+    r = run_flow(flow, "run", root=tmp_path / ".headwater")
+    assert r.returncode == 1
+    assert "Condition variable self.pick in step 'start' does not exist." in r.stderr
+    assert "Set self.pick in this step before calling self.next()." in r.stderr
+
+
 def test_switch_loop_lineage(switch, use_root):
     # As Metaflow's client: every task of each neighbouring step, so a loop task is its own parent and child.
     run = _client_run(use_root, switch, "SwitchFlow")

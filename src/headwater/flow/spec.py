@@ -241,9 +241,9 @@ class FlowSpec(metaclass=FlowSpecMeta):
                 value = getattr(self, condition)
             except AttributeError:
                 raise InvalidNextError(
-                    f"Step {self.__dict__.get('_hw_step_name', '?')!r} switches on self.{condition}, "
-                    "which was not set.",
-                    hint=f"Set self.{condition} in the step before calling self.next().") from None
+                    f"Condition variable self.{condition} in step {self.__dict__.get('_hw_step_name', '?')!r} "
+                    "does not exist.",
+                    hint=f"Set self.{condition} in this step before calling self.next().") from None
             if value not in cases:  # Metaflow's error, raised where Metaflow raises it (in the step)
                 raise RuntimeError(f"Switch condition variable '{condition}' has value '{value}' "
                                    f"which is not in the available cases: {list(cases)}")
