@@ -15,7 +15,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError, TimeoutException, qualified_type
+from ..exceptions import (ArtifactError, FailureHandledByCatch, HeadwaterException, InvalidNextError, TaskCrashed,
+                          TimeoutException, qualified_type)
 from ..flow.current import current
 from ..flow.flow_decorators import flow_current_fields
 from ..flow.graph import NodeKind
@@ -359,8 +360,6 @@ def _fallback_exception(fallback: dict[str, str], attempt: int) -> Exception:
     crash is Metaflow's ``FailureHandledByCatch``, caused by a ``TaskCrashed`` that names how
     the process died (kept in the stacktrace).
     """
-    from ..exceptions import FailureHandledByCatch, TaskCrashed
-
     message = fallback.get("message", "the task process died")
     if fallback.get("type", "").rsplit(".", 1)[-1] == TimeoutException.__name__:
         return TimeoutException(message)
