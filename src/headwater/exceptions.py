@@ -188,38 +188,79 @@ class UnknownUserError(HeadwaterException):
     headline = "Unknown user"
 
 
-# Metaflow-compatible aliases (users switching by changing imports catch these names).
+class HeadwaterInternalError(HeadwaterException):
+    """headwater reached a state it should not (a bug to report, not a user mistake)."""
+
+    headline = "Internal error"
+
+
+class ExternalCommandFailed(HeadwaterException):
+    """A command headwater ran on the user's behalf (a package installer, a tool) failed."""
+
+    headline = "External command failed"
+
+
+class ParameterFieldFailed(ParameterError):
+    """Evaluating a field of a Parameter (e.g. a callable default) raised."""
+
+    headline = "Parameter field failed"
+
+
+class ParameterFieldTypeMismatch(ParameterError):
+    """A field of a Parameter has a value of the wrong type."""
+
+    headline = "Parameter field with a mismatching type"
+
+
+# Metaflow-compatible aliases (users switching by changing imports catch these names;
+# ``headwater.exception`` is this module under Metaflow's module name).
 MetaflowException = HeadwaterException
 MetaflowNotFound = HeadwaterNotFound
 MetaflowNamespaceMismatch = HeadwaterNamespaceMismatch
 MetaflowInvalidPathspec = HeadwaterInvalidPathspec
 MetaflowTaggingError = HeadwaterTaggingError
+MetaflowInternalError = HeadwaterInternalError
+MetaflowDataMissing = DataMissingError
+MetaflowUnknownUser = UnknownUserError
+
+
+def qualified_type(cls: type) -> str:
+    """``module.Name`` of an exception class, as Metaflow records it (``builtins.KeyError``)."""
+    return f"{cls.__module__}.{cls.__name__}"
 
 
 class HeadwaterExceptionWrapper(Exception):
-    """A caught exception as ``@catch(var=...)`` stores it: text only, so it loads anywhere.
+    """An exception kept as text: what ``@catch(var=...)`` stores and ``Task.exception`` returns.
 
     The exception object itself is not kept: its class may not be importable
-    where the artifact is read, and an exception whose ``__init__`` takes other
+    where the wrapper is read, and an exception whose ``__init__`` takes other
     arguments than its message cannot be unpickled at all. As Metaflow's
-    ``MetaflowExceptionWrapper``, ``str()`` is the traceback.
+    ``MetaflowExceptionWrapper`` (an alias of this class), ``str()`` is the
+    traceback.
+
+    Parameters
+    ----------
+    exc : BaseException, optional
+        The exception to keep.
+    type, message, stacktrace : str, optional
+        The recorded text, when there is no exception object (read back from a record).
 
     Attributes
     ----------
     type : str
-        The exception's class, ``module.QualifiedName`` (builtins without module).
+        The exception's class as ``module.Name``, builtins included (``builtins.KeyError``).
     message : str
         ``str(exception)``.
     exception : str
         The same as ``message`` (Metaflow's name for it).
     stacktrace : str
-        The formatted traceback.
+        The formatted traceback (empty when there was none).
 
     Examples
     --------
     >>> w = HeadwaterExceptionWrapper(KeyError("k"))
     >>> w.type, w.message
-    ('KeyError', "'k'")
+    ('builtins.KeyError', "'k'")
     """
 
     def __init__(self, exc: BaseException | None = None, *, type: str = "", message: str = "",
@@ -228,8 +269,7 @@ class HeadwaterExceptionWrapper(Exception):
         if exc is not None:
             import traceback
 
-            cls = exc.__class__
-            type = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+            type = qualified_type(exc.__class__)
             message = str(exc)
             stacktrace = stacktrace or "".join(traceback.format_exception(exc))
         self.type = type
@@ -244,11 +284,10 @@ class HeadwaterExceptionWrapper(Exception):
     def __str__(self) -> str:
         if self.stacktrace:
             return self.stacktrace
-        return f"{self.type}: {self.message}" if self.message else self.type
+        return f"[no stacktrace]\n{self.type}: {self.message}"
 
     def __repr__(self) -> str:
-        head = f"{self.type}: {self.message}" if self.message else self.type
-        return f"HeadwaterExceptionWrapper({head!r})"
+        return f"HeadwaterExceptionWrapper({self.type}: {self.message!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from text alone: no user class is needed to load it.
@@ -269,6 +308,23 @@ class TaskCrashed(HeadwaterException):
     """A task process died without reporting (killed, segfault, out of memory)."""
 
     headline = "Task process crashed"
+
+
+class FailureHandledByCatch(HeadwaterException):
+    """What ``@catch`` stores when the task's process died rather than raising (Metaflow's name).
+
+    Parameters
+    ----------
+    attempts : int
+        How many attempts failed before the fallback attempt that records this.
+    """
+
+    headline = "Task execution failed but @catch handled it"
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(
+            f"Task execution kept failing over {attempts} attempts. Your code did not raise an exception. "
+            "Something in the execution environment caused the failure.")
 
 
 class RunnerError(HeadwaterException):

@@ -127,9 +127,10 @@ def test_a_failed_attempt(retried) -> None:
     assert task.current_attempt == 0
     assert not task.successful and not task.finished
     exc = task.exception
-    assert (exc.type, exc.message) == ("ValueError", "boom in work")
+    assert (type(exc).__name__, exc.type, exc.message) == ("HeadwaterExceptionWrapper", "builtins.ValueError",
+                                                           "boom in work")
     assert exc.exception == "boom in work" and "Traceback" in exc.stacktrace
-    assert str(exc) == "ValueError: boom in work"
+    assert str(exc) == exc.stacktrace  # as Metaflow's wrapper
     assert task.stderr == "stderr of work/3 attempt 0\n"
     # This failed attempt set no artifacts (test_semantics covers one that did).
     assert list(task) == [] and task.artifacts == () and "item" not in task

@@ -40,33 +40,13 @@ CASES: dict[str, tuple[Any, ...]] = {
     "userdeco": ("user_deco_flow.py", "UserDecoFlow", ("run",)),
     "decorated": ("decorated_flow.py", "DecoratedFlow", ("run",)),
     "failing": ("failing_flow.py", "FailingFlow", ("run",)),
+    "catch_killed": ("catch_kill_flow.py", "CatchKillFlow", ("run",)),
 }
 
 # case prefix -> the headwater export it needs: skipped in a checkout that lacks it (issue 7's features).
 REQUIRES = {"config": "Config", "project": "project", "userdeco": "user_step_decorator"}
 
-_TOO_MANY = ("DIFF: past --max-num-splits Metaflow's split task succeeds (artifacts kept, no stderr) and the "
-             "runtime fails the run; headwater fails the split task itself ('Invalid self.next() transition')")
-_UNMATCHED = ("DIFF: a switch value that matches no case raises RuntimeError(\"Switch condition variable 'choice' "
-              "has value ...\") in Metaflow; headwater fails the task with its own 'Invalid self.next() "
-              "transition' error")
-
-KNOWN: dict[tuple[str, str], str] = {
-    ("foreach_too_many", "status"): _TOO_MANY,
-    ("foreach_too_many", "logs"): _TOO_MANY,
-    ("foreach_too_many", "metadata"): _TOO_MANY,
-    ("switch_unmatched", "status"): _UNMATCHED,
-    ("switch_unmatched", "lineage"): "DIFF: switch self-loop lineage (see switch_low-lineage)",
-    ("switch_unmatched", "logs"): _UNMATCHED,
-    ("switch", "lineage"): "DIFF: in a switch self-loop Metaflow's parent/child_task_pathspecs name every task "
-                           "of each neighbouring step; headwater names only the task that ran before/after",
-    ("switch_low", "lineage"): "DIFF: a switch self-loop step that ran once is its own parent and child in "
-                               "Metaflow's parent/child_task_pathspecs; headwater names start and route only",
-    ("decorated", "artifacts"): "DIFF: @catch's wrapper .type is 'builtins.KeyError' in Metaflow, 'KeyError' in "
-                                "headwater",
-    ("failing", "status"): "DIFF: Task.exception is a MetaflowExceptionWrapper with .type 'builtins.RuntimeError' "
-                           "in Metaflow; headwater returns a TaskException with .type 'RuntimeError'",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _params() -> list[Any]:

@@ -142,11 +142,54 @@ def test_switch_other_case(tmp_path, use_root):
     assert run.data.result == "went low" and len(list(run["loop"].tasks())) == 1
 
 
-def test_switch_unmatched_value(tmp_path, launcher):
+def test_switch_unmatched_value(tmp_path, launcher, use_root):
+    from headwater import Flow
+
     r = run_flow("switch_flow.py", "run", "--mode", "sideways", root=tmp_path / ".headwater", launcher=launcher)
     assert r.returncode != 0
-    assert "'sideways'" in r.output and "'high'" in r.output and "'low'" in r.output
+    message = ("Switch condition variable 'choice' has value 'sideways' which is not in the available cases: "
+               "['high', 'low']")  # Metaflow's words, raised by self.next() inside the step
+    assert f"RuntimeError: {message}" in r.stderr
     assert "Step failure: Step route" in r.stderr
+    use_root(r.root)
+    route = Flow("SwitchFlow").latest_run["route"].task
+    assert (route.exception.type, route.exception.message) == ("builtins.RuntimeError", message)
+    assert 'self.next({"high": self.high, "low": self.low}, condition="choice")' in route.exception.stacktrace
+
+
+def test_switch_without_its_condition_variable(tmp_path):
+    flow = tmp_path / "nocond_flow.py"
+    flow.write_text(
+        "from headwater import FlowSpec, step\n\n\n"
+        "class NoCondFlow(FlowSpec):\n"
+        "    @step\n    def start(self):\n"
+        "        self.next({'a': self.a, 'b': self.b}, condition='pick')\n\n"
+        "    @step\n    def a(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def b(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        pass\n\n\n"
+        "if __name__ == '__main__':\n    NoCondFlow()\n")
+    r = run_flow(flow, "run", root=tmp_path / ".headwater")
+    assert r.returncode == 1
+    assert "Condition variable self.pick in step 'start' does not exist." in r.stderr
+    assert "Set self.pick in this step before calling self.next()." in r.stderr
+
+
+def test_switch_loop_lineage(switch, use_root):
+    # As Metaflow's client: every task of each neighbouring step, so a loop task is its own parent and child.
+    run = _client_run(use_root, switch, "SwitchFlow")
+    loops = sorted(t.pathspec for t in run["loop"].tasks())
+    start, route, high = run["start"].task, run["route"].task, run["high"].task
+    for task in run["loop"].tasks():
+        assert sorted(task.parent_task_pathspecs) == sorted([start.pathspec, *loops])
+        assert sorted(task.child_task_pathspecs) == sorted([*loops, route.pathspec])
+        assert task.pathspec in {t.pathspec for t in task.parent_tasks}
+    assert sorted(route.parent_task_pathspecs) == loops
+    assert list(route.child_task_pathspecs) == [high.pathspec]  # the case that ran; no 'low' task exists
+    assert list(high.child_tasks) == [run["end"].task]
+    # Steps, as Metaflow's (from the graph); a case that never ran is left out (Metaflow's raises).
+    assert [s.id for s in run["loop"].parent_steps] == ["start", "loop"]
+    assert [s.id for s in run["loop"].child_steps] == ["loop", "route"]
+    assert [s.id for s in run["route"].child_steps] == ["high"]
 
 
 def test_parameters(tmp_path, launcher, use_root):
@@ -212,10 +255,20 @@ def test_unpicklable_artifact(tmp_path, launcher):
     assert "'handle'" in r.output and "'work'" in r.output and "cannot be pickled" in r.output
 
 
-def test_max_num_splits(tmp_path):
+def test_max_num_splits(tmp_path, use_root):
+    from headwater import Flow
+
     r = run_flow("failing_flow.py", "run", "--what", "splits", root=tmp_path / ".headwater")
     assert r.returncode == 1
-    assert "150 splits" in r.output and "--max-num-splits 100" in r.output
+    assert ("Foreach in step start yielded 150 child steps which is more than the current maximum of 100 children. "
+            "You can raise the maximum with the --max-num-splits option.") in r.stderr
+    # As in Metaflow the split task itself succeeded (its artifacts kept, nothing in its stderr); the run failed.
+    use_root(r.root)
+    run = Flow("FailingFlow").latest_run
+    start = run["start"].task
+    assert start.successful and start.exception is None and start.stderr == ""
+    assert len(start.data.items) == 150
+    assert not run.successful and [s.id for s in run] == ["start"]
     r2 = run_flow("failing_flow.py", "run", "--what", "splits", "--max-num-splits", "200", "--max-workers", "4",
                   root=tmp_path / ".headwater")
     assert r2.returncode == 0, r2.output

@@ -95,8 +95,15 @@ def test_a_task_killed_inside_a_caught_step(catch_run, use_root):
     task = run["killed"].task
     assert task.current_attempt == 1  # the fallback attempt that records the crash
     assert (task.successful, task.finished, task.exception) == (False, True, None)
-    assert task.data.kill_err.type == "headwater.exceptions.TaskCrashed"
-    assert "SIGKILL" in task.data.kill_err.message
+    # What Metaflow stores (type and message); how the process died is kept in the stacktrace.
+    err = task.data.kill_err
+    assert err.type == "headwater.exceptions.FailureHandledByCatch"
+    assert err.message == ("Task execution kept failing over 1 attempts. Your code did not raise an exception. "
+                           "Something in the execution environment caused the failure.")
+    assert "SIGKILL" in err.stacktrace
+    head, *quoted = task.stderr.splitlines()  # printed as Metaflow's @catch prints it
+    assert head == "@catch caught an exception from <flow CatchFlow step killed>"
+    assert all(line.startswith(">  ") for line in quoted) and "FailureHandledByCatch" in quoted[-1]
     names = [m.name for m in task.metadata]
     assert names.count("attempt") == 2 and names.count("attempt_ok") == 1  # the killed attempt never ended
 

@@ -9,7 +9,7 @@ from .base import HeadwaterObject
 from .core import Flow, Headwater, Run, Step
 from .namespace import default_namespace, get_namespace, namespace
 from .source import default_metadata, get_metadata, metadata
-from .task import DataArtifact, Metadata, Task, TaskData, TaskException
+from .task import DataArtifact, Metadata, Task, TaskData
 
 #: Metaflow's name for :class:`Headwater` (users switching by changing imports use it).
 Metaflow = Headwater
@@ -25,7 +25,6 @@ __all__ = [
     "Step",
     "Task",
     "TaskData",
-    "TaskException",
     "default_metadata",
     "default_namespace",
     "get_metadata",

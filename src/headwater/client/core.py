@@ -558,23 +558,45 @@ class Step(HeadwaterObject):
 
     @property
     def parent_steps(self) -> Iterator[Step]:
-        """The steps whose tasks fed this one (``_parameters`` excluded)."""
-        rec = self._any_record() or {}
-        names = _unique(p.split("/")[0] for p in rec.get("input_paths") or ())
-        run = self.parent
-        assert isinstance(run, Run)
-        return iter([Step._make(run, n) for n in names if n != PARAMETERS_STEP])
+        """The steps before this one in the run's graph that have run (a loop step is its own parent).
+
+        As Metaflow's (which reads the graph stored with the run); a step the run never
+        reached (another case of a switch) is left out, where Metaflow's raises.
+        """
+        from .lineage import previous_steps
+
+        info = self._graph_info()
+        if info is None:  # a run stored without its graph: the steps its tasks read from
+            rec = self._any_record() or {}
+            names = _unique(p.split("/")[0] for p in rec.get("input_paths") or ())
+        else:
+            names = previous_steps(info, self.id)
+        return self._started(n for n in names if n != PARAMETERS_STEP)
 
     @property
     def child_steps(self) -> Iterator[Step]:
-        """The steps this one transitioned to (that have started)."""
-        rec = self._any_record() or {}
-        nxt = (rec.get("transition") or {}).get("next") or ()
+        """The steps after this one in the run's graph that have run (each case of a switch that ran)."""
+        info = self._graph_info()
+        if info is None:  # a run stored without its graph: the steps its tasks went to
+            rec = self._any_record() or {}
+            names = (rec.get("transition") or {}).get("next") or ()
+        else:
+            names = info["steps"].get(self.id, {}).get("next") or ()
+        return self._started(names)
+
+    def _graph_info(self) -> dict[str, Any] | None:
+        from .lineage import run_graph_info
+
+        flow, run_id = self._components[:2]
+        info = run_graph_info(self._source, flow, run_id)
+        return info if info is not None and self.id in info["steps"] else None
+
+    def _started(self, names: Any) -> Iterator[Step]:
         run = self.parent
         assert isinstance(run, Run)
         src = self._source
         flow, run_id = self._components[:2]
-        return iter([Step._make(run, n) for n in _unique(nxt) if src.tasks(flow, run_id, n)])
+        return iter([Step._make(run, n) for n in _unique(names) if src.tasks(flow, run_id, n)])
 
 
 def _unique(items: Any) -> list[str]:

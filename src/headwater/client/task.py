@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from ..exceptions import HeadwaterException, HeadwaterNotFound
+from ..exceptions import HeadwaterException, HeadwaterExceptionWrapper, HeadwaterNotFound
 from .base import ChildNotFound, HeadwaterObject, to_datetime
 from .core import PARAMETERS_STEP, Step
 
@@ -31,36 +30,14 @@ class Metadata(NamedTuple):
     task: Any
 
 
-@dataclass(frozen=True)
-class TaskException:
-    """The exception a failed task attempt raised, as recorded.
+def _full_type(kind: str) -> str:
+    """``module.Name`` of a recorded exception type (earlier records spelled builtins and
+    headwater's own crash types without a module)."""
+    if "." in kind:
+        return kind
+    from .. import exceptions
 
-    Attributes
-    ----------
-    type : str
-        The exception's class name, e.g. ``"ValueError"``.
-    message : str
-        ``str()`` of the exception.
-    traceback : str
-        The formatted traceback of the user's code.
-    """
-
-    type: str
-    message: str
-    traceback: str
-
-    @property
-    def exception(self) -> str:
-        """The message (Metaflow's name for it)."""
-        return self.message
-
-    @property
-    def stacktrace(self) -> str:
-        """The traceback (Metaflow's name for it)."""
-        return self.traceback
-
-    def __str__(self) -> str:
-        return f"{self.type}: {self.message}"
+    return f"headwater.exceptions.{kind}" if hasattr(exceptions, kind) else f"builtins.{kind}"
 
 
 class TaskData:
@@ -209,7 +186,10 @@ class Task(HeadwaterObject):
             names = self._public_names()
             why = f"its artifacts are: {', '.join(names) if names else '(none)'}"
             if rec.get("status") != "ok":
-                why += f" (attempt {self.current_attempt} failed: {self.exception})"
+                exc = self.exception
+                if exc is not None:
+                    kind = exc.type.removeprefix("builtins.")
+                    why += f" (attempt {self.current_attempt} failed: {kind}: {exc.message})"
         return f"Task '{self.pathspec}' has no artifact {name!r}: {why}."
 
     # the Task surface ---------------------------------------------------------------
@@ -259,16 +239,23 @@ class Task(HeadwaterObject):
         return rec is not None and rec.get("status") == "ok"
 
     @property
-    def exception(self) -> TaskException | None:
-        """The exception a failed attempt raised, ``None`` otherwise."""
+    def exception(self) -> HeadwaterExceptionWrapper | None:
+        """The exception a failed attempt raised, ``None`` otherwise (and for a failure ``@catch`` caught).
+
+        As Metaflow's: a ``HeadwaterExceptionWrapper`` (alias ``MetaflowExceptionWrapper``)
+        with ``.type`` (``module.Name``, e.g. ``builtins.ValueError``), ``.message`` (Metaflow:
+        ``.exception``) and ``.stacktrace``; ``str()`` of it is the traceback. A process that
+        died without committing gives a ``headwater.exceptions.TaskCrashed`` naming how it died
+        (Metaflow: ``None``).
+        """
         rec = self._record_or_none()
         exc = rec.get("exception") if rec is not None else None
         if not exc:
             return None
-        return TaskException(
-            type=str(exc.get("type", "Exception")),
+        return HeadwaterExceptionWrapper(
+            type=_full_type(str(exc.get("type") or "Exception")),
             message=str(exc.get("message", "")),
-            traceback=str(exc.get("traceback", "")),
+            stacktrace=str(exc.get("traceback") or ""),
         )
 
     @property
@@ -408,21 +395,61 @@ class Task(HeadwaterObject):
 
     @property
     def parent_task_pathspecs(self) -> Iterator[str]:
-        """Pathspecs of the tasks this one took its inputs from (``_parameters`` excluded)."""
-        rec = self._record_or_none() or {}
-        flow, run_id = self._components[:2]
-        return iter(
-            [f"{flow}/{run_id}/{p}" for p in rec.get("input_paths") or () if p.split("/")[0] != PARAMETERS_STEP]
-        )
+        """Pathspecs of this task's parents, as Metaflow finds them: every task of each step
+        before this one in the graph that sits in the same foreach iteration (so in a switch
+        self-loop, every task of the loop step, this one included)."""
+        from .lineage import parent_query
+
+        return iter(self._lineage(parent_query, recorded=self._recorded_parents))
 
     @property
     def parent_tasks(self) -> Iterator[Task]:
-        """The tasks this one took its inputs from."""
+        """The tasks :attr:`parent_task_pathspecs` names."""
         return iter([self._sibling(p) for p in self.parent_task_pathspecs])
 
     @property
     def child_task_pathspecs(self) -> Iterator[str]:
-        """Pathspecs of the tasks that took this one as an input."""
+        """Pathspecs of this task's children, as Metaflow finds them: every task of each step
+        after this one in the graph (each case of a switch) that sits in the same foreach
+        iteration."""
+        from .lineage import child_query
+
+        return iter(self._lineage(child_query, recorded=self._recorded_children))
+
+    def _lineage(self, query: Any, *, recorded: Any) -> list[str]:
+        from .lineage import matches
+
+        flow, run_id, step, _ = self._components
+        info = self._graph_info()
+        if info is None or step not in info["steps"]:
+            return recorded()  # a run stored without its graph: follow the recorded inputs
+        steps, pattern = query(info, step, self._execution_path(self._record_or_none()))
+        src = self._source
+        out: list[str] = []
+        for name in steps:
+            for row in src.tasks(flow, run_id, name):
+                if matches(pattern, None if pattern == ".*" else
+                           self._execution_path(src.attempt(flow, run_id, name, row.task_id, row.attempt))):
+                    out.append(f"{flow}/{run_id}/{name}/{row.task_id}")
+        return out
+
+    @staticmethod
+    def _execution_path(rec: dict[str, Any] | None) -> str | None:
+        path = ((rec or {}).get("metadata") or {}).get("foreach-execution-path")
+        return path if isinstance(path, str) and path else None
+
+    def _graph_info(self) -> dict[str, Any] | None:
+        from .lineage import run_graph_info
+
+        flow, run_id = self._components[:2]
+        return run_graph_info(self._source, flow, run_id)
+
+    def _recorded_parents(self) -> list[str]:
+        rec = self._record_or_none() or {}
+        flow, run_id = self._components[:2]
+        return [f"{flow}/{run_id}/{p}" for p in rec.get("input_paths") or () if p.split("/")[0] != PARAMETERS_STEP]
+
+    def _recorded_children(self) -> list[str]:
         rec = self._record_or_none() or {}
         flow, run_id, step, task_id = self._components
         me = f"{step}/{task_id}"
@@ -433,7 +460,7 @@ class Task(HeadwaterObject):
                 child = src.attempt(flow, run_id, nxt, row.task_id, row.attempt) or {}
                 if me in (child.get("input_paths") or ()):
                     out.append(f"{flow}/{run_id}/{nxt}/{row.task_id}")
-        return iter(out)
+        return out
 
     @property
     def child_tasks(self) -> Iterator[Task]:

@@ -80,7 +80,7 @@ def attempt_entries(rec: dict[str, Any], run_rec: dict[str, Any] | None, root: s
     out += [(n, v, t0, _TYPES.get(n, n)) for n, v in own]
     tail: list[tuple[str, Any, int]] = []
     # A process that died never registered its end (Metaflow writes neither entry then).
-    died = (rec.get("exception") or {}).get("type") == "TaskCrashed"
+    died = str((rec.get("exception") or {}).get("type")).rsplit(".", 1)[-1] == "TaskCrashed"
     if finished is not None and not died:
         status = rec.get("status", "failed")
         tail += [(ATTEMPT_OK, str(status == "ok"), t1), ("attempt-done", attempt, t1), ("status", str(status), t1)]

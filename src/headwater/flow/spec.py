@@ -237,6 +237,16 @@ class FlowSpec(metaclass=FlowSpecMeta):
             if len(steps) != 1 or not isinstance(steps[0], dict):
                 raise InvalidNextError("A switch needs one dict of cases: self.next({'a': self.a, ...}, condition='attr').")
             cases = {k: _step_name(v) for k, v in steps[0].items()}
+            try:
+                value = getattr(self, condition)
+            except AttributeError:
+                raise InvalidNextError(
+                    f"Condition variable self.{condition} in step {self.__dict__.get('_hw_step_name', '?')!r} "
+                    "does not exist.",
+                    hint=f"Set self.{condition} in this step before calling self.next().") from None
+            if value not in cases:  # Metaflow's error, raised where Metaflow raises it (in the step)
+                raise RuntimeError(f"Switch condition variable '{condition}' has value '{value}' "
+                                   f"which is not in the available cases: {list(cases)}")
             self.__dict__["_hw_transition"] = ("switch", cases, condition)
             return
         names = [_step_name(s) for s in steps]

@@ -15,7 +15,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import ArtifactError, HeadwaterException, InvalidNextError, TimeoutException
+from ..exceptions import (ArtifactError, FailureHandledByCatch, HeadwaterException, InvalidNextError, TaskCrashed,
+                          TimeoutException, qualified_type)
 from ..flow.current import current
 from ..flow.flow_decorators import flow_current_fields
 from ..flow.graph import NodeKind
@@ -248,7 +249,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         timer = False
         try:
             if spec.fallback is not None:
-                raise _fallback_exception(spec.fallback)
+                raise _fallback_exception(spec.fallback, spec.attempt)
             for d in hooks.task_decorate:
                 func = d.task_decorate(func, flow, graph, retry, max_retries, None)
             timer = deadline.arm(spec.step_name, _timeout_seconds(flow_cls, spec.step_name))
@@ -298,8 +299,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         # (users debug from it, as in Metaflow); a value that cannot be stored is skipped.
         rec["artifacts"] = _persist_partial(flow, content) if flow is not None else {}
         rec["exception"] = {
-            "type": f"{type(e).__module__}.{type(e).__qualname__}" if type(e).__module__ != "builtins"
-            else type(e).__qualname__,
+            "type": qualified_type(type(e)),
             "message": e.render() if user_error else str(e),
             "traceback": "" if user_error else _user_traceback(e),
         }
@@ -353,11 +353,19 @@ def _catch_decorator(flow_cls: type, step_name: str) -> Any:
     return None
 
 
-def _fallback_exception(fallback: dict[str, str]) -> Exception:
-    from ..exceptions import TaskCrashed, TimeoutException
+def _fallback_exception(fallback: dict[str, str], attempt: int) -> Exception:
+    """What @catch records in the fallback attempt after ``attempt`` attempts crashed or timed out.
 
-    cls = TimeoutException if fallback.get("type") == "TimeoutException" else TaskCrashed
-    return cls(fallback.get("message", "the task process died"))
+    A timeout is the step's own ``TimeoutException`` (Metaflow raises it inside the step); a
+    crash is Metaflow's ``FailureHandledByCatch``, caused by a ``TaskCrashed`` that names how
+    the process died (kept in the stacktrace).
+    """
+    message = fallback.get("message", "the task process died")
+    if fallback.get("type", "").rsplit(".", 1)[-1] == TimeoutException.__name__:
+        return TimeoutException(message)
+    exc = FailureHandledByCatch(attempt)
+    exc.__cause__ = TaskCrashed(message)
+    return exc
 
 
 def _handle_caught(flow: FlowSpec, node: Any, catch: Any, exc: Exception, rec: dict[str, Any]) -> tuple[str, ...]:
@@ -367,8 +375,9 @@ def _handle_caught(flow: FlowSpec, node: Any, catch: Any, exc: Exception, rec: d
     from ..exceptions import HeadwaterExceptionWrapper
 
     wrapper = HeadwaterExceptionWrapper(exc, stacktrace=_user_traceback(exc))
-    if catch.attributes["print_exception"]:
-        sys.stderr.write(f"@catch caught an exception in step {node.name!r}:\n{wrapper.stacktrace}")
+    if catch.attributes["print_exception"]:  # Metaflow's format: a head line, then the traceback quoted
+        quoted = "".join(f">  {line}\n" for line in wrapper.stacktrace.splitlines())
+        sys.stderr.write(f"@catch caught an exception from <flow {type(flow).__name__} step {node.name}>\n{quoted}")
         sys.stderr.flush()
     var = catch.attributes["var"]
     if var:
@@ -411,12 +420,6 @@ def _foreach_info(flow: FlowSpec, var: str, spec: TaskSpec) -> tuple[int, tuple[
         raise InvalidNextError(
             f"Step {spec.step_name!r}: foreach over {var!r} has no items.",
             hint="A foreach needs at least one item; guard it with a switch if the list may be empty.",
-        )
-    if n > spec.max_num_splits:
-        raise InvalidNextError(
-            f"Step {spec.step_name!r}: foreach over {var!r} yields {n} splits, more than "
-            f"--max-num-splits {spec.max_num_splits}.",
-            hint=f"Run with --max-num-splits {n} (or more) if this is intended.",
         )
     values: tuple[str, ...] = ()
     if n <= 10_000:

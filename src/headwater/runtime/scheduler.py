@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import HeadwaterException
+from ..exceptions import HeadwaterException, TaskCrashed, TimeoutException, qualified_type
 from ..flow.decorators import StepPolicy
 from ..flow.graph import FANOUT, NodeKind
 from ..flow.parallel import PARALLEL_VAR, gang_metadata, gang_task_ids
@@ -35,6 +35,7 @@ from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 PARAMETERS_PATH = "_parameters/0"
+_CRASHED = qualified_type(TaskCrashed)  # the exception type recorded for a task that died
 _STAMP = re.compile(rb"^\x1e[0-9.]*\x1f")
 
 
@@ -82,6 +83,7 @@ class RunOutcome:
     failed: list[tuple[str, str]]  # (step, task_id); the first is the cause
     num_tasks: int
     cloned: int = 0
+    reason: str | None = None  # why the run failed, when no task failing says it (e.g. --max-num-splits)
 
 
 class Scheduler:
@@ -122,6 +124,7 @@ class Scheduler:
         self._pending_rows: list[dict] = []
         self._progress: dict[tuple, ForeachProgress] = {}
         self._failed: list[tuple[str, str]] = []
+        self._reason: str | None = None
         self._timed_out: set[str] = set()
         self._num_tasks = 0
         self._cpu_used = 0.0
@@ -160,7 +163,7 @@ class Scheduler:
             flow_name=self.flow_name, run_id=self.run_id, step_name=step, task_id=tid, attempt=0,
             input_paths=tuple(p for p, _ in inputs), input_attempts=tuple(a for _, a in inputs),
             datastore_root=self.ds.root, user=self.user, split_index=split_index, foreach_stack=stack,
-            tags=self.tags, origin_run_id=self.origin_run_id, max_num_splits=self.max_num_splits,
+            tags=self.tags, origin_run_id=self.origin_run_id,
             max_user_code_retries=policy.retries, env=tuple(policy.env.items()), decospecs=self.decospecs,
             extra=extra + self._namespace_extra,
         )
@@ -210,7 +213,7 @@ class Scheduler:
             if self._clone_pool is not None:
                 self._clone_pool.shutdown()
         return RunOutcome(ok=not self._failed, failed=list(self._failed), num_tasks=self._num_tasks,
-                          cloned=self._cloned)
+                          cloned=self._cloned, reason=self._reason)
 
     def _clone_ready(self) -> None:
         """Resume: commit every queued task that matches an origin task as a clone.
@@ -431,14 +434,15 @@ class Scheduler:
                       message: str | None = None) -> dict[str, str]:
         """A task that died without committing: commit a failed attempt record for it."""
         if message is not None:
-            exc = {"type": "TaskCrashed", "message": message, "traceback": ""}
+            exc = {"type": _CRASHED, "message": message, "traceback": ""}
         elif timed_out:
             secs = self._policy(spec.step_name).timeout or 0
-            exc = {"type": "TimeoutException", "message": timeout_message(spec.step_name, secs), "traceback": ""}
+            exc = {"type": qualified_type(TimeoutException), "message": timeout_message(spec.step_name, secs),
+                   "traceback": ""}
         else:
             code = fin.returncode
             why = f"killed by {_signal_name(-code)} (signal {-code})" if code < 0 else f"exit code {code}"
-            exc = {"type": "TaskCrashed", "message": f"The task process died without committing ({why}).",
+            exc = {"type": _CRASHED, "message": f"The task process died without committing ({why}).",
                    "traceback": ""}
             self._log_crash(spec, code)
         self.console.error(f"[{self.run_id}/{spec.step_name}/{spec.task_id}] {exc['message']}")
@@ -509,8 +513,20 @@ class Scheduler:
             elif res.num_splits:
                 self.console.system(spec.step_name, spec.task_id, f"Foreach yields {res.num_splits} child steps.")
             self.console.system(spec.step_name, spec.task_id, "Task finished successfully.")
-        if not self._failed:
+        if not self._failed and not self._too_many_splits(spec, res):
             self._schedule_successors(spec, res)
+
+    def _too_many_splits(self, spec: TaskSpec, res: TaskResult) -> bool:
+        """Past ``--max-num-splits`` the split task stands (it succeeded) and the run fails, as in Metaflow."""
+        n = res.num_splits or 0
+        if n <= self.max_num_splits or self.graph[spec.step_name].kind is NodeKind.PARALLEL:
+            return False
+        self._reason = (f"Step {spec.step_name} (task-id {spec.task_id}) failed: Foreach in step {spec.step_name} "
+                        f"yielded {n} child steps which is more than the current maximum of {self.max_num_splits} "
+                        "children. You can raise the maximum with the --max-num-splits option.")
+        self.console.error(self._reason)
+        self._failed.append((spec.step_name, spec.task_id))
+        return True
 
     # ---- @parallel gangs ----------------------------------------------------------------
     def _queue_gang(self, spec: TaskSpec, res: TaskResult) -> None:

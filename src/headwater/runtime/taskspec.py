@@ -45,7 +45,6 @@ class TaskSpec:
     tags: tuple[str, ...] = ()
     origin_run_id: str | None = None
     max_user_code_retries: int = 0
-    max_num_splits: int = 100
     env: tuple[tuple[str, str], ...] = ()
     decospecs: tuple[str, ...] = ()  # ``--with`` decorators, re-attached by a fresh interpreter
     fallback: dict[str, str] | None = None  # a crashed/timed-out attempt @catch must record
