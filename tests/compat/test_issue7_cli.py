@@ -170,10 +170,7 @@ def loop_resume(both: Callable[..., Any], each: Callable[..., Any]) -> dict[str,
                     "SwitchFlow")
 
 
-@pytest.mark.parametrize("facet", [
-    pytest.param(f, marks=[pytest.mark.xfail(strict=True, reason="DIFF: switch self-loop lineage (see test_runs.py "
-                                                                 "switch_low-lineage)")] if f == "lineage" else [])
-    for f in FACETS])
+@pytest.mark.parametrize("facet", list(FACETS))
 def test_resume_of_a_switch_loop(loop_resume: dict[str, Any], facet: str) -> None:
     assert FACETS[facet](loop_resume["headwater"], "loop") == FACETS[facet](loop_resume["metaflow"], "loop")
 

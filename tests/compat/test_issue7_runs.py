@@ -38,9 +38,6 @@ _CONSTANT = ("DIFF: assigning a class-level constant in a step raises AttributeE
              "message is \"Step 'start' assigned self.LIMIT, but 'LIMIT' is a class-level constant ...\"")
 
 KNOWN: dict[tuple[str, str], str] = {
-    ("exit_hook_error", "status"): "DIFF: Task.exception is a MetaflowExceptionWrapper with .type "
-                                   "'builtins.RuntimeError' in Metaflow; headwater returns a TaskException with "
-                                   ".type 'RuntimeError' (as test_runs.py failing-status)",
     ("parallel", "logs"): _PARALLEL_LOGS,
     ("constant", "artifacts"): _CONSTANT,
 }
