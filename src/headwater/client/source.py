@@ -37,6 +37,8 @@ _sources: dict[tuple[str, str], Source] = {}
 _sources_pid: int = os.getpid()
 # Roots kept open at once; a process that reads many stores (a test session) stays bounded.
 _MAX_OPEN_SOURCES = 8
+# Run records kept per source (each is small; they are immutable once written).
+_RUN_RECORDS_CACHED = 256
 
 
 def current_settings() -> Settings:
@@ -191,6 +193,7 @@ class Source:
     def __init__(self, root: str, *, provider: str = "local"):
         self.root = root
         self.provider = provider
+        self._run_records: dict[tuple[str, str], dict[str, Any]] = {}
         self._datastore: Any = None
         self._index: Any = None
         self._pid = os.getpid()
@@ -310,12 +313,22 @@ class Source:
             return None
 
     def run_record(self, flow: str, run_id: str) -> dict[str, Any] | None:
+        # Run records are written once and never rewritten: reading each once is enough
+        # (Task.metadata of every task of a run needs it).
+        key = (flow, run_id)
+        rec = self._run_records.get(key)
+        if rec is not None:
+            return rec
         if not self._open():
             return None
         try:
-            return self._datastore.records.read_run(flow, run_id)
+            rec = self._datastore.records.read_run(flow, run_id)
         except (KeyError, OSError, ValueError):
             return None
+        if len(self._run_records) >= _RUN_RECORDS_CACHED:
+            self._run_records.pop(next(iter(self._run_records)))
+        self._run_records[key] = rec
+        return rec
 
     def task(self, flow: str, run_id: str, step: str, task_id: str) -> Any | None:
         if not self._open():
