@@ -310,9 +310,9 @@ def test_flow_without_source(flowspec):
 
 
 def test_parsed_source_is_cached(flows):
-    from headwater.flow import graph as graph_module
+    from headwater.flow import parse as parse_module
 
     build_graph(flows["BranchFlow"])
-    cached = graph_module._PARSED[str(GRAPHS / "branches.py")]
+    cached = parse_module._PARSED[str(GRAPHS / "branches.py")]
     build_graph(flows["BranchFlow"])
-    assert graph_module._PARSED[str(GRAPHS / "branches.py")] is cached
+    assert parse_module._PARSED[str(GRAPHS / "branches.py")] is cached
