@@ -17,8 +17,9 @@ import click
 from .. import __version__
 from ..config import load_settings
 from ..exceptions import HeadwaterException
+from ..top_options import TOP_OPTIONS
 from .errors import guarded
-from .top_options import TOP_OPTIONS, click_params
+from .top_options import click_params
 
 
 class _JSONParam(click.ParamType):

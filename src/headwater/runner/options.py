@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..cli.top_options import TOP_OPTIONS, OptionKind, TopOption, check_choice
+from ..top_options import TOP_OPTIONS, OptionKind, TopOption, check_choice
 from ..exceptions import RunnerTypeError, RunnerValueError, UnsupportedOptionError
 
 
@@ -35,7 +35,7 @@ class Opt:
 
 
 #: Runner(**top_level) -> options before the command (``python flow.py [these] run``),
-#: from the CLI's own table (``headwater.cli.top_options``).
+#: from the shared table (``headwater.top_options``).
 TOP_LEVEL: dict[str, Opt] = {
     o.name: Opt(o.flag, "value" if o.kind is OptionKind.CHOICE else o.kind.value, o.off_flag, o)
     for o in TOP_OPTIONS
