@@ -166,9 +166,13 @@ def build_cli(flow_cls: type) -> click.Group:
     @cli.command(help="Show the flow's steps, their docstrings and transitions.")
     @click.pass_context
     def show(ctx: click.Context) -> None:
-        from ..flow.show import format_show
+        from ..flow.mutators import prepare_flow
+        from ..flow.show import Stream, show_lines
 
-        click.echo(format_show(flow_cls._graph, flow_cls))
+        _banner(ctx, flow_cls)
+        guarded(lambda: prepare_flow(flow_cls, ctx.obj["decospecs"]))  # --with and mutators' decorators show
+        for stream, line in show_lines(flow_cls._graph, flow_cls):
+            click.echo(line, err=stream is Stream.ERR)
 
     @cli.command(help="Print headwater's version.")
     @click.pass_context
