@@ -61,7 +61,7 @@ class TopOption:
 
 
 TOP_OPTIONS: tuple[TopOption, ...] = (
-    TopOption("quiet", "--quiet", OptionKind.SWITCH, "Hide the banner and system messages.",
+    TopOption("quiet", "--quiet", OptionKind.SWITCH, "Hide the banner and the checks (the run's console lines stay).",
               off_flag="--not-quiet", default=False),
     TopOption("metadata", "--metadata", OptionKind.CHOICE, "Metadata provider.",
               supported=("local",), not_yet=("service", "spin"), envvar="HEADWATER_DEFAULT_METADATA",

@@ -79,9 +79,6 @@ def test_metaflow_top_level_options_are_accepted(quiet_run: Any) -> None:
         assert " executing " not in res.stderr, res.engine
 
 
-@pytest.mark.xfail(strict=True, reason="DIFF: with --quiet Metaflow still prints the run's console lines ('Workflow "
-                                       "starting', task lines, 'Done!') on stdout, dropping only the banner and "
-                                       "checks; headwater prints nothing")
 def test_quiet_keeps_the_console_lines(quiet_run: Any) -> None:
     for res in (quiet_run.mf, quiet_run.hw):
         assert "Done!" in res.stdout, res.engine

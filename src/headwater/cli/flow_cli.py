@@ -229,7 +229,8 @@ def build_cli(flow_cls: type) -> click.Group:
                 decospecs=decospecs,
                 resume_from=origin, resume_step=request.get("resume_step"), namespace=request.get("namespace"),
             )
-            _, outcome = execute_run(req, settings, _console_factory(ctx.obj["quiet"]))
+            # --quiet hides the banner and checks only: the run's console lines stay, as in Metaflow.
+            _, outcome = execute_run(req, settings, _console_factory())
             return _finish(outcome)
 
         code = guarded(go)
@@ -321,10 +322,10 @@ def _resume_configs(flow_cls: type, settings: Any, origin: str) -> None:
         apply_configs(flow_cls, recorded_configs(Datastore(settings.datastore_root), flow_cls, origin))
 
 
-def _console_factory(quiet: bool) -> Any:
+def _console_factory() -> Any:
     from ..runtime.console import Console
 
-    return lambda run_id: Console(run_id, quiet=quiet)
+    return lambda run_id: Console(run_id)
 
 
 def main(flow_cls: type, argv: list[str]) -> None:
