@@ -109,13 +109,13 @@ def test_card_get_step_by_id_writes_the_card(each: Callable[..., Any], card_run:
         assert "<html" in html.lower(), name
 
 
-@pytest.mark.xfail(strict=True, reason="DIFF: `card get RUN/STEP` of a task with two cards lists them (id, type, "
-                                       "hash, path) on stderr and prints no card in Metaflow; headwater prints the "
-                                       "default card's HTML to stdout")
 def test_card_get_step_with_two_cards(each: Callable[..., Any], card_run: Any) -> None:
     results = each("card_flow.py", "card", "get", "RID/start", run=card_run)
     assert results["metaflow"].returncode == results["headwater"].returncode == 0
     assert results["headwater"].stdout == results["metaflow"].stdout == ""
+    for res in results.values():
+        assert "Found 2 card matching for your query..." in res.stderr, res.engine
+        assert re.search(r"card get \d+/start/1 --hash [0-9a-f]{5}\n", res.stderr), res.engine
 
 
 def test_card_view_step(each: Callable[..., Any], card_run: Any) -> None:
