@@ -33,13 +33,9 @@ CASES: dict[str, tuple[Any, ...]] = {
 _PARALLEL_LOGS = ("DIFF: a local @parallel gang's output is all in the control task's stdout in Metaflow (node 0 "
                   "and node 1 lines; the worker task's stdout is empty); headwater keeps each node's output in its "
                   "own task")
-_CONSTANT = ("DIFF: assigning a class-level constant in a step raises AttributeError('Flow level attributes and "
-             "Parameters are not modifiable') in Metaflow (docs/authoring.md promises that text); headwater's "
-             "message is \"Step 'start' assigned self.LIMIT, but 'LIMIT' is a class-level constant ...\"")
 
 KNOWN: dict[tuple[str, str], str] = {
     ("parallel", "logs"): _PARALLEL_LOGS,
-    ("constant", "artifacts"): _CONSTANT,
 }
 
 
