@@ -85,10 +85,6 @@ def test_a_failing_exit_hook_is_reported_and_the_rest_run(both: Callable[..., An
         assert "ValueError: hook exploded" in res.stderr, res.engine
 
 
-@pytest.mark.xfail(strict=True, reason="DIFF: a failing exit hook is reported on stdout in Metaflow (\"[exit_hook] "
-                                       "Hook 'broken' failed with error: Command [...] returned non-zero exit status "
-                                       "1.\"); headwater reports \"[exit_hook] Hook 'broken' failed: ValueError: hook "
-                                       "exploded\" on stderr")
 def test_a_failing_exit_hook_is_reported_on_stdout(both: Callable[..., Any]) -> None:
     for res in run_case(both, "exit_hook_ok").results.values():
         assert "[exit_hook] Hook 'broken' failed" in res.stdout, res.engine
