@@ -143,10 +143,6 @@ def test_segfault_exit_code_and_failure_line(crashed: Any) -> None:
         assert "about to crash" in res.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="DIFF: for a segfaulting task Metaflow prints 'Task failed with a "
-                                       "segmentation fault.' on the console; headwater prints 'Task failed.' and, "
-                                       "on stderr, 'The task process died without committing (killed by SIGSEGV "
-                                       "(signal 11)).'")
 def test_segfault_is_named(crashed: Any) -> None:
     for res in (crashed.mf, crashed.hw):
         assert "Task failed with a segmentation fault." in res.stdout, res.engine
@@ -170,8 +166,5 @@ def test_segfaulted_task_stderr_names_the_segfault(crash_stderr: dict[str, str])
         assert text.startswith("Task failed with a segmentation fault"), (name, text)
 
 
-@pytest.mark.xfail(strict=True, reason="DIFF: a segfaulted task's stderr log is 'Task failed with a segmentation "
-                                       "fault.' in Metaflow, 'Task failed with a segmentation fault (SIGSEGV).' in "
-                                       "headwater")
 def test_segfaulted_task_stderr(crash_stderr: dict[str, str]) -> None:
     assert crash_stderr["headwater"] == crash_stderr["metaflow"]
