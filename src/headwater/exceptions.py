@@ -45,6 +45,10 @@ class HeadwaterException(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
+        return self.details()
+
+    def details(self) -> str:
+        """The message, then ``Hint: ...`` when there is a hint."""
         parts = [self.message]
         if self.hint:
             parts.append(f"Hint: {self.hint}")
@@ -55,7 +59,7 @@ class HeadwaterException(Exception):
         head = self.headline
         if self.location is not None:
             head += f" ({self.location})"
-        return f"{head}:\n    " + str(self).replace("\n", "\n    ")
+        return f"{head}:\n    " + self.details().replace("\n", "\n    ")
 
 
 class GraphError(HeadwaterException):
@@ -114,10 +118,16 @@ class ReadOnlyAttributeError(HeadwaterException, AttributeError):
     """A step assigned to a class-level constant or a Parameter of its flow.
 
     Also an ``AttributeError``, as Metaflow raises, so ``except AttributeError``
-    in user code keeps working.
+    in user code keeps working, and ``str()`` of it is Metaflow's exact text
+    (code that compares it keeps working too). Which step, attribute and line,
+    and the fix, are in ``message``, ``location`` and ``hint``, and in what a
+    failed task prints (``render()``).
     """
 
     headline = "Flow level attributes and Parameters are not modifiable"
+
+    def __str__(self) -> str:
+        return self.headline
 
 
 class ArtifactError(HeadwaterException):

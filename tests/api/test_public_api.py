@@ -92,6 +92,14 @@ def test_nothing_below_runner_imports_runner():
             assert not bad, f"{path} imports {bad}"
 
 
+def test_runner_imports_the_cli_only_to_parse_argv():
+    # The option table is shared (headwater.top_options); the one way in is check_with_cli, which
+    # parses a Runner's argv with the flow's own click command so its messages are the CLI's.
+    for path, imps in _layer_imports("runner").items():
+        bad = {i for i in imps if _under(i, "headwater.cli") and i != "headwater.cli.flow_cli"}
+        assert not bad, f"{path} imports {bad}"
+
+
 def test_runner_names_are_public():
     from headwater import ExecutingRun, NBRunner, Runner
     from headwater.runner import ExecutingRun as E, NBRunner as N, Runner as R

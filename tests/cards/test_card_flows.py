@@ -276,9 +276,22 @@ def test_card_cli_get_prints_or_writes(client, tmp_path):
     r = client.cli("card", "get", client.pathspec("end"), str(out), "--id", "summary")
     assert r.returncode == 0, r.output
     assert "total=60" in out.read_text() and "Wrote card summary_test-summary-2" in r.stderr
-    r = client.cli("card", "get", client.pathspec("end"))
-    assert "4 cards match (default-main-0, blank-extra-1, summary_test-summary-2, error-3); showing default-main-0" \
-        in r.stderr
+
+
+def test_card_cli_get_and_view_list_several_matching_cards(client):
+    end = client.pathspec("end")
+    cards = get_cards(end)
+    for command in ("get", "view"):
+        r = client.cli("card", command, end)
+        assert (r.returncode, r.stdout) == (0, ""), r.output  # as Metaflow: a listing, no card
+        assert f"Resolving card: {end}\nFound 4 card matching for your query..." in r.stderr
+        assert all(f"Card Hash: {c.hash}" in r.stderr for c in cards)
+        task = end.split("/", 1)[1]
+        assert f" >>> python card_flow.py card {command} {task} --hash {cards[0].hash[:5]}" in r.stderr
+    r = client.cli("card", "get", end, "--hash", cards[1].hash[:6])
+    assert r.returncode == 0 and r.stdout == cards[1].get()
+    r = client.cli("card", "get", end, "--type", "blank", "--hash", cards[0].hash)
+    assert r.returncode == 1 and f"has no card with type 'blank' and hash '{cards[0].hash}'" in r.stderr
 
 
 def test_card_cli_view_no_open(client):

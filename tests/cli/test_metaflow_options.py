@@ -1,5 +1,5 @@
 """The command lines Metaflow users type: top-level options, ``--with`` after the command,
-``tag list --flat``, ``output-dot``, ``version``, ``card get|view STEP``; real runs, checked
+``tag list --flat``, ``output-dot``, ``show``, ``version``, ``card get|view STEP``; real runs, checked
 through the client."""
 
 from __future__ import annotations
@@ -158,6 +158,17 @@ def test_output_dot_is_metaflows_graphviz_text(runs: Runs) -> None:
     assert list(nodes) == sorted(nodes)
     edges = [line for line in lines[1:-1] if not line.startswith('"')]
     assert edges == ["body -> join;", "flaky -> end;", "join -> flaky;", "start -> body;"]
+
+
+def test_show_lists_steps_on_stdout_and_the_docstring_on_stderr(runs: Runs) -> None:
+    r = _ok(runs.cli("--with", "retry", "show"))
+    assert r.stdout.splitlines()[:8] == [
+        "@retry", "Step start", "    ?", "    => body",
+        "@card", "@retry", "Step body", "    ?"]  # a step's own decorators, then --with's  # fmt: skip
+    assert r.stdout.endswith("Step end\n    ?\n")
+    banner, *spacing = r.stderr.splitlines()  # the class has no docstring; a blank line before each step
+    assert "executing CliOptionsFlow" in banner and spacing == [""] * 8
+    assert "@retry" not in _ok(runs.cli("--quiet", "show")).stdout
 
 
 def test_version(runs: Runs) -> None:

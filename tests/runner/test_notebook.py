@@ -147,7 +147,7 @@ def test_notebook_only_lines_stay_in_the_notebook(executed):
     nb, _ = executed
     assert "'defined'" in _text(nb.cells[1])
     assert "same cell 7" in _text(nb.cells[4])
-    assert "Workflow starting" not in _text(nb.cells[4])  # quiet=True
+    assert "executing SameCellFlow" not in _text(nb.cells[4])  # quiet=True hides the banner
 
 
 def test_async_run_in_a_cell_and_cleanup(executed):

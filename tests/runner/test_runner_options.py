@@ -59,6 +59,9 @@ def test_run_options_and_run_id_file(tmp_path: Path) -> None:
     ({"quiet": "yes"}, RunnerTypeError, r"^Runner\(quiet=\.\.\.\) takes True or False, got 'yes'\."),
     ({"datastore": 3}, RunnerTypeError, r"^Runner\(datastore=\.\.\.\) takes a string, got 3\."),
     ({"quite": True}, RunnerValueError, r"^Unknown argument 'quite' for Runner\(\)\.\nHint: Did you mean 'quiet'"),
+    ({"decospecs": "retry"}, RunnerTypeError,
+     r"^Runner\(decospecs=\.\.\.\) takes a list of strings, got 'retry'\.\nHint: Pass a list, e\.g\. "
+     r"Runner\(decospecs=\['retry'\]\)\.$"),
 ])
 def test_top_level_errors_are_value_or_type_errors(tmp_path: Path, top: dict, error: type, message: str) -> None:
     builtin = TypeError if error is RunnerTypeError else ValueError
@@ -73,6 +76,9 @@ def test_top_level_errors_are_value_or_type_errors(tmp_path: Path, top: dict, er
     ("run", {"count": "abc"}, TypeError, r"^Invalid value for '--count': 'abc' is not a valid integer\.$"),
     ("run", {"max_workers": "many"}, TypeError, r"^Invalid value for '--max-workers': 'many' is not a valid integer"),
     ("run", {"fruits": {"a": 1}}, TypeError, r"^Invalid value for '--fruits'"),
+    ("run", {"tags": "x"}, TypeError, r"^run\(tags=\.\.\.\) takes a list of strings, got 'x'\.\nHint: Pass a "
+                                      r"list, e\.g\. run\(tags=\['x'\]\)\.$"),
+    ("resume", {"decospecs": "retry"}, TypeError, r"^resume\(decospecs=\.\.\.\) takes a list of strings"),
     ("resume", {"count": 1}, ValueError, r"^resume\(\) of ParamsFlow takes no flow parameters, got 'count'\."),
     ("run", {"runner_attribute_file": "x"}, ValueError,
      r"(?s)Unknown argument 'runner_attribute_file'.*The Runner passes --runner-attribute-file itself"),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -30,18 +32,24 @@ def add_card_commands(cli: click.Group, flow_cls: type) -> None:
 
     id_opt = click.option("--id", "card_id", default=None, metavar="ID", help="Only the card with this @card(id=...).")
     type_opt = click.option("--type", "card_type", default=None, metavar="TYPE", help="Only cards of this type.")
+    hash_opt = click.option("--hash", "card_hash", default=None, metavar="HASH",
+                            help="Only the card whose hash starts so.")
 
-    @card.command("get", help=f"Print a task's card as HTML, or write it to FILE.\n\nPATHSPEC: {_TASK_HELP}")
+    @card.command("get", help=f"Print a task's card as HTML, or write it to FILE; when several cards match, list "
+                               f"them instead.\n\nPATHSPEC: {_TASK_HELP}")
     @click.argument("pathspec")
     @click.argument("file", required=False, type=click.Path(dir_okay=False, writable=True))
     @id_opt
     @type_opt
+    @hash_opt
     @click.pass_context
     def card_get(ctx: click.Context, pathspec: str, file: str | None, card_id: str | None,
-                 card_type: str | None) -> None:  # fmt: skip
+                 card_type: str | None, card_hash: str | None) -> None:  # fmt: skip
         def go() -> None:
             _use_root(ctx)
-            found = _one_card(flow, pathspec, card_id, card_type, "card get")
+            found = _one_card(ctx, flow, pathspec, CardFilter(card_id, card_type, card_hash), "get")
+            if found is None:
+                return
             html = found.get()
             if file:
                 with open(file, "w", encoding="utf-8") as f:
@@ -52,17 +60,21 @@ def add_card_commands(cli: click.Group, flow_cls: type) -> None:
 
         guarded(go)
 
-    @card.command("view", help=f"Open a task's card in the web browser.\n\nPATHSPEC: {_TASK_HELP}")
+    @card.command("view", help=f"Open a task's card in the web browser; when several cards match, list them "
+                                f"instead.\n\nPATHSPEC: {_TASK_HELP}")
     @click.argument("pathspec")
     @id_opt
     @type_opt
+    @hash_opt
     @click.option("--no-open", is_flag=True, help="Only write the card to a temporary file and print its path.")
     @click.pass_context
     def card_view(ctx: click.Context, pathspec: str, card_id: str | None, card_type: str | None,
-                  no_open: bool) -> None:  # fmt: skip
+                  card_hash: str | None, no_open: bool) -> None:  # fmt: skip
         def go() -> None:
             _use_root(ctx)
-            found = _one_card(flow, pathspec, card_id, card_type, "card view")
+            found = _one_card(ctx, flow, pathspec, CardFilter(card_id, card_type, card_hash), "view")
+            if found is None:
+                return
             path = found.view(open_browser=not no_open)
             click.echo(path)
 
@@ -151,20 +163,53 @@ def format_card_listing(run_pathspec: str, found: list[tuple[str, list[Any]]]) -
     return "\n".join(lines)
 
 
-def _one_card(flow: str, pathspec: str, card_id: str | None, card_type: str | None, command: str) -> Any:
+@dataclass(frozen=True)
+class CardFilter:
+    """Which of a task's cards ``card get|view`` mean: ``--id``, ``--type`` and a ``--hash`` prefix."""
+
+    id: str | None = None
+    type: str | None = None
+    hash: str | None = None
+
+    def describe(self) -> str:
+        """``id 'x' and hash 'ab'``: the filters given, for messages."""
+        return " and ".join(f"{k} {v!r}" for k, v in (("id", self.id), ("type", self.type), ("hash", self.hash)) if v)
+
+
+#: How many leading hex digits of a card's hash the example command passes to --hash (as Metaflow).
+SHORT_HASH = 5
+
+
+def choose_card_hint(script: str, task_pathspec: str, cards: list[Any], command: str) -> str:
+    """The line after a listing of several cards: a command that picks one of them by hash."""
+    task = "/".join(task_pathspec.split("/")[1:])
+    return (f"\n\tExample access from CLI via: \n\t >>> python {script} card {command} {task} "
+            f"--hash {cards[0].hash[:SHORT_HASH]}\n")
+
+
+def _one_card(ctx: click.Context, flow: str, pathspec: str, which: CardFilter, command: str) -> Any:
+    """The one card ``pathspec`` and ``which`` name; None after listing them when several match
+    (as Metaflow, on stderr and exit status 0; nothing with ``--quiet``)."""
     from ..cards import get_cards
 
-    task = _one_task(flow, pathspec, command)
-    cards = get_cards(task, id=card_id, type=card_type)
+    task = _one_task(flow, pathspec, f"card {command}")
+    cards = [c for c in get_cards(task, id=which.id, type=which.type)
+             if which.hash is None or c.hash.startswith(which.hash)]
     if not cards:
-        what = " and ".join(f"{k} {v!r}" for k, v in (("id", card_id), ("type", card_type)) if v)
+        what = which.describe()
         everything = get_cards(task)
         hint = (f"Its cards: {', '.join(c.name for c in everything)}." if everything and what
                 else "Add @card to the step (or run with --with card) to get a card.")
         raise HeadwaterNotFound(f"Task '{task}' has no card{' with ' + what if what else ''}.", hint=hint)
+    quiet = ctx.obj["quiet"]
     if len(cards) > 1:
-        click.echo(f"{len(cards)} cards match ({', '.join(c.name for c in cards)}); showing {cards[0].name}. "
-                   "Choose one with --id or --type.", err=True)
+        if not quiet:
+            script = os.path.basename(sys.argv[0])
+            click.echo(format_task_cards(task, cards), err=True)
+            click.echo(choose_card_hint(script, task, cards, command), err=True)
+        return None
+    if not quiet:
+        click.echo(f"Resolving card: {task}", err=True)
     return cards[0]
 
 
@@ -227,4 +272,5 @@ def _task_pathspecs(flow: str, pathspec: str | None) -> tuple[str, list[str], bo
     return run_pathspec, tasks, step is None or len(tasks) != 1
 
 
-__all__ = ["add_card_commands", "card_list_json", "format_card_listing", "format_task_cards"]
+__all__ = ["CardFilter", "add_card_commands", "card_list_json", "choose_card_hint", "format_card_listing",
+           "format_task_cards"]

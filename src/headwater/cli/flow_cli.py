@@ -17,8 +17,9 @@ import click
 from .. import __version__
 from ..config import load_settings
 from ..exceptions import HeadwaterException
+from ..top_options import TOP_OPTIONS
 from .errors import guarded
-from .top_options import TOP_OPTIONS, click_params
+from .top_options import click_params
 
 
 class _JSONParam(click.ParamType):
@@ -165,9 +166,13 @@ def build_cli(flow_cls: type) -> click.Group:
     @cli.command(help="Show the flow's steps, their docstrings and transitions.")
     @click.pass_context
     def show(ctx: click.Context) -> None:
-        from ..flow.show import format_show
+        from ..flow.mutators import prepare_flow
+        from ..flow.show import Stream, show_lines
 
-        click.echo(format_show(flow_cls._graph, flow_cls))
+        _banner(ctx, flow_cls)
+        guarded(lambda: prepare_flow(flow_cls, ctx.obj["decospecs"]))  # --with and mutators' decorators show
+        for stream, line in show_lines(flow_cls._graph, flow_cls):
+            click.echo(line, err=stream is Stream.ERR)
 
     @cli.command(help="Print headwater's version.")
     @click.pass_context
@@ -224,7 +229,8 @@ def build_cli(flow_cls: type) -> click.Group:
                 decospecs=decospecs,
                 resume_from=origin, resume_step=request.get("resume_step"), namespace=request.get("namespace"),
             )
-            _, outcome = execute_run(req, settings, _console_factory(ctx.obj["quiet"]))
+            # --quiet hides the banner and checks only: the run's console lines stay, as in Metaflow.
+            _, outcome = execute_run(req, settings, _console_factory())
             return _finish(outcome)
 
         code = guarded(go)
@@ -316,10 +322,10 @@ def _resume_configs(flow_cls: type, settings: Any, origin: str) -> None:
         apply_configs(flow_cls, recorded_configs(Datastore(settings.datastore_root), flow_cls, origin))
 
 
-def _console_factory(quiet: bool) -> Any:
+def _console_factory() -> Any:
     from ..runtime.console import Console
 
-    return lambda run_id: Console(run_id, quiet=quiet)
+    return lambda run_id: Console(run_id)
 
 
 def main(flow_cls: type, argv: list[str]) -> None:

@@ -2,51 +2,66 @@
 
 from __future__ import annotations
 
-import inspect
-import textwrap
+import enum
+from collections.abc import Iterator
 
-from .graph import FlowGraph, Node, NodeKind
+from .graph import FlowGraph, NodeKind
 
-
-def transition_text(node: Node) -> str:
-    """Where a step goes, in words: ``=> a, b``, ``foreach items => body``, ``switch on x: k -> a``."""
-    if node.kind is NodeKind.SWITCH:
-        cases = ", ".join(f"{key} -> {target}" for key, target in node.switch_cases)
-        return f"switch on {node.condition or '?'}: {cases}"
-    if not node.out_funcs:
-        return ""
-    if node.kind is NodeKind.FOREACH:
-        return f"foreach {node.foreach_param} => {', '.join(node.out_funcs)}"
-    return "=> " + ", ".join(node.out_funcs)
+_INDENT = "    "
 
 
-def format_show(graph: FlowGraph, flow_cls: type) -> str:
-    """The flow's docstring, then ``Step <name>`` with its docstring and transition, in graph order.
+class Stream(enum.Enum):
+    """Where a line of ``show`` goes: the steps on stdout, the flow's docstring and spacing on stderr."""
+
+    OUT = "stdout"
+    ERR = "stderr"
+
+
+def _indented(text: str) -> str:
+    return "\n".join(_INDENT + line for line in text.splitlines())
+
+
+def show_lines(graph: FlowGraph, flow_cls: type) -> Iterator[tuple[Stream, str]]:
+    """The lines of ``python flow.py show`` with their streams, laid out as Metaflow's.
+
+    stderr gets a blank line and the flow's docstring, and a blank line before each
+    step and after the last; stdout gets, per step in graph order, its decorators
+    (``@retry``, then user step decorators), ``Step <name>``, its docstring indented
+    (``?`` when it has none) and, unless it is the end step, ``=> <targets>``. On a
+    terminal the two streams interleave into one readable listing; piped, stdout is
+    the compact step list scripts read.
 
     Examples
     --------
-    >>> print(format_show(build_graph(HelloFlow), HelloFlow))  # doctest: +SKIP
-    A flow that says hello.
-    <BLANKLINE>
-    Step start
-        The first step.
-        => end
-    <BLANKLINE>
-    Step end
+    >>> for stream, line in show_lines(build_graph(HelloFlow), HelloFlow):  # doctest: +SKIP
+    ...     print(stream.name, line)
+    ERR
+    ERR A flow that says hello.
+    ERR
+    OUT @retry
+    OUT Step start
+    OUT     The first step.
+    OUT     => end
+    ERR
+    OUT Step end
+    OUT     ?
+    ERR
     """
-    doc = flow_cls.__dict__.get("__doc__")
-    parts: list[str] = []
-    if isinstance(doc, str) and doc.strip():
-        parts.append(inspect.cleandoc(doc) + "\n")
+    yield Stream.ERR, ""
+    yield Stream.ERR, graph.doc.strip()
     for node in graph:
-        lines = [f"Step {node.name}"]
-        if node.doc:
-            lines.append(textwrap.indent(node.doc, "    "))
-        transition = transition_text(node)
-        if transition:
-            lines.append("    " + transition)
-        parts.append("\n".join(lines) + "\n")
-    return "\n".join(parts)
+        yield Stream.ERR, ""
+        func = getattr(flow_cls, node.name, None)
+        # Read from the step function, not the graph: --with and mutators attach decorators after it was built.
+        for deco in getattr(func, "decorators", node.decorators):
+            yield Stream.OUT, f"@{getattr(deco, 'name', None) or type(deco).__name__}"
+        for wrapper in getattr(func, "wrappers", ()):
+            yield Stream.OUT, f"@{type(wrapper).decorator_name}"
+        yield Stream.OUT, f"Step {node.name}"
+        yield Stream.OUT, _indented(node.doc.strip() or "?")
+        if node.kind is not NodeKind.END:
+            yield Stream.OUT, f"{_INDENT}=> {', '.join(node.out_funcs)}"
+    yield Stream.ERR, ""
 
 
 def format_dot(graph: FlowGraph) -> str:

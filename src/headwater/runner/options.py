@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..cli.top_options import TOP_OPTIONS, OptionKind, TopOption, check_choice
+from ..top_options import TOP_OPTIONS, OptionKind, TopOption, check_choice
 from ..exceptions import RunnerTypeError, RunnerValueError, UnsupportedOptionError
 
 
@@ -35,7 +35,7 @@ class Opt:
 
 
 #: Runner(**top_level) -> options before the command (``python flow.py [these] run``),
-#: from the CLI's own table (``headwater.cli.top_options``).
+#: from the shared table (``headwater.top_options``).
 TOP_LEVEL: dict[str, Opt] = {
     o.name: Opt(o.flag, "value" if o.kind is OptionKind.CHOICE else o.kind.value, o.off_flag, o)
     for o in TOP_OPTIONS
@@ -61,9 +61,12 @@ COMMANDS: dict[str, dict[str, Opt]] = {
 RESERVED = {"runner_attribute_file": "--runner-attribute-file"}
 
 
-def _many(value: Any) -> list[Any]:
-    if isinstance(value, (str, bytes, os.PathLike)) or not hasattr(value, "__iter__"):
-        return [value]
+def _many(where: str, value: Any) -> list[Any]:
+    """The items of a repeatable option's value: a list or tuple, as Metaflow's Runner requires
+    (a lone string would otherwise be a silent one-item list, or split into characters)."""
+    if not isinstance(value, (list, tuple)):
+        raise RunnerTypeError(f"{where} takes a list of strings, got {value!r}.",
+                              hint=f"Pass a list, e.g. {where.replace('...', repr([value]))}.")
     return list(value)
 
 
@@ -124,11 +127,11 @@ def render_top_level(kwargs: Mapping[str, Any], flow_options: Mapping[str, Opt] 
             raise RunnerTypeError(f"Runner({name}=...) takes True or False, got {value!r}.",
                                   hint=f"Pass {name}=True for {opt.flag}.")
         _check_top_value(name, opt, value)
-        argv += _render(opt, value)
+        argv += _render(opt, value, where=f"Runner({name}=...)")
     return argv
 
 
-def _render(opt: Opt, value: Any) -> list[str]:
+def _render(opt: Opt, value: Any, *, where: str) -> list[str]:
     if value is None:
         return []
     if opt.kind == "switch":
@@ -143,7 +146,7 @@ def _render(opt: Opt, value: Any) -> list[str]:
         return out
     if opt.kind == "multiple":
         out = []
-        for v in _many(value):
+        for v in _many(where, value):
             out += [opt.flag, os.fspath(v) if isinstance(v, os.PathLike) else str(v)]
         return out
     text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
@@ -193,7 +196,8 @@ def render_command(command: str, kwargs: Mapping[str, Any], flow_cls: type,
     for name, value in kwargs.items():
         opt = options.get(name)
         if opt is not None:
-            (positional if opt.kind == "argument" else argv).extend(_render(opt, value))
+            rendered = _render(opt, value, where=f"{command}({name}=...)")
+            (positional if opt.kind == "argument" else argv).extend(rendered)
         elif name in params:
             argv += _render_parameter(params[name], value)
         elif command == "resume" and name in {parameter_keyword(p) for p in flow_parameters(flow_cls)}:

@@ -46,7 +46,7 @@ class Runner:
         ``datastore_root="path"``, ``decospecs=["retry:times=2"]`` (``--with``),
         ``metadata="local"``, ``datastore="local"``, ``environment="local"``,
         ``event_logger=``, ``monitor=``, ``pylint=False``, ``package_suffixes=``
-        (the table in ``headwater.cli.top_options``).
+        (the table in ``headwater.top_options``).
 
     Raises
     ------

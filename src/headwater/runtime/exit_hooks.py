@@ -2,7 +2,9 @@
 
 Hooks run in the run's process, one after another, after the run's end is
 recorded (so the ``Run`` they get reads as finished). Their output goes to the
-run's stdout; a hook that fails is reported on stderr, and the next one still runs.
+run's stdout; a hook that fails is reported as Metaflow reports it (its traceback on
+stderr, ``[exit_hook] Hook 'name' failed with error: ...`` on stdout), and the next one
+still runs.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def _hook_name(hook: Any) -> str:
 
 def run_exit_hooks(flow_cls: type, run_id: str, ok: bool, datastore_root: str) -> list[str]:
     """Call the hooks for a run that succeeded (``ok``) or failed; returns the names of
-    the hooks that failed (each reported on stderr)."""
+    the hooks that failed (each reported: traceback on stderr, one line on stdout)."""
     hooks = [h for d in flow_decorators(flow_cls) if d.name == "exit_hook" for h in d.validate().hooks(ok)]
     failed: list[str] = []
     run: Any = None
@@ -62,9 +64,10 @@ def run_exit_hooks(flow_cls: type, run_id: str, ok: bool, datastore_root: str) -
         except BaseException as e:  # a hook must never change how the run ended
             failed.append(name)
             sys.stdout.flush()
-            detail = "".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip()
-            sys.stderr.write(f"[exit_hook] Hook {name!r} failed: {type(e).__name__}: {e}\n{detail}\n")
+            # As Metaflow: the hook's traceback on stderr, then the one-line report on stdout.
+            sys.stderr.write("".join(traceback.format_exception(type(e), e, e.__traceback__)))
             sys.stderr.flush()
+            sys.stdout.write(f"[exit_hook] Hook {name!r} failed with error: {type(e).__name__}: {e}\n")
         finally:
             sys.stdout.flush()
     return failed

@@ -36,6 +36,8 @@ from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 PARAMETERS_PATH = "_parameters/0"
 _CRASHED = qualified_type(TaskCrashed)  # the exception type recorded for a task that died
+#: What the console and the task's stderr log say for a task killed by SIGSEGV (Metaflow's words).
+SEGFAULT_LINE = "Task failed with a segmentation fault."
 _STAMP = re.compile(rb"^\x1e[0-9.]*\x1f")
 
 
@@ -428,7 +430,8 @@ class Scheduler:
         exc = res.exception if res else None
         if res is None:
             exc = self._record_crash(spec, run, fin, timed_out)
-        self._retry_or_fail(spec, res is None, exc, prog)
+        segfault = res is None and not timed_out and fin.returncode == -signal.SIGSEGV
+        self._retry_or_fail(spec, res is None, exc, prog, failed_line=SEGFAULT_LINE if segfault else "Task failed.")
 
     def _record_crash(self, spec: TaskSpec, run: _Running, fin: Finished, timed_out: bool,
                       message: str | None = None) -> dict[str, str]:
@@ -459,7 +462,7 @@ class Scheduler:
     def _log_crash(self, spec: TaskSpec, returncode: int) -> None:
         """Say in the task's stderr log how its process died (the task could not)."""
         if returncode == -signal.SIGSEGV:
-            text = "Task failed with a segmentation fault (SIGSEGV)."
+            text = SEGFAULT_LINE
         elif returncode < 0:
             text = f"Task failed: its process was killed by {_signal_name(-returncode)}."
         else:
@@ -468,7 +471,8 @@ class Scheduler:
         with open(path, "ab") as f:
             f.write(stamp(time.time()) + text.encode() + b"\n")
 
-    def _retry_or_fail(self, spec: TaskSpec, crashed: bool, exc: dict | None, prog: ForeachProgress | None) -> None:
+    def _retry_or_fail(self, spec: TaskSpec, crashed: bool, exc: dict | None, prog: ForeachProgress | None,
+                       failed_line: str = "Task failed.") -> None:
         policy = self._policy(spec.step_name)
         nxt = None
         if spec.fallback is None and spec.attempt < policy.retries:
@@ -490,7 +494,7 @@ class Scheduler:
         if prog is not None:
             prog.failed += 1
             self.console.progress(prog)
-        self.console.system(spec.step_name, spec.task_id, "Task failed.")
+        self.console.system(spec.step_name, spec.task_id, failed_line)
         self._failed.append((spec.step_name, spec.task_id))
 
     def _fail_without_task(self, spec: TaskSpec, error: HeadwaterException) -> None:
