@@ -34,7 +34,7 @@ def test_defaults_reach_steps_decorators_parameters_and_switch(tmp_path, launche
                     "raw": "just text", "opt": None, "greeting": "hi", "env_mode": "fast",
                     "attempt": 1,  # @retry(times=config_expr("cfg.retries")) gave one retry
                     "scaled": 10}  # a callable default read ctx.configs
-    assert "read-only" in task.data.assign_error
+    assert task.data.assign_error == "Flow level attributes and Parameters are not modifiable"  # as Metaflow
     assert task.data.nested_error == "ConfigValue is immutable"
     assert run["fast"].task.data.path == "fast"
     # Recorded with the run as Metaflow shows them: plain values, by attribute name.
