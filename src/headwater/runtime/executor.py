@@ -26,7 +26,7 @@ from ..flow.spec import FlowSpec, Inputs, nth_item
 from ..store import Datastore
 from ..store.codec import forget_loaded_blobs, track_loaded_blobs
 from . import deadline
-from .hooks import StepHooks, run_wrapped, step_hooks
+from .hooks import StepHooks, run_wrapped, step_plan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 # Values of these types cannot change in place, so a loaded-and-untouched one
@@ -229,16 +229,11 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             task_id=spec.task_id, retry_count=spec.attempt, origin_run_id=spec.origin_run_id,
             namespace=f"user:{spec.user}", username=spec.user, tags=list(spec.tags),
             parameter_names=parameter_names(flow_cls), graph=graph_info(graph),
-            **flow_fields(flow_cls),
+            run_namespace=_run_namespace(spec), **flow_fields(flow_cls),
         )
-        user_namespace = dict(spec.extra).get("namespace")
-        if user_namespace is not None:  # run --namespace: what the client sees inside the step
-            from ..client.namespace import namespace
-
-            namespace(user_namespace or None)
         func = getattr(flow, spec.step_name)
-        catch = _catch_decorator(flow_cls, spec.step_name)
-        hooks = step_hooks(getattr(flow_cls, spec.step_name))
+        plan = step_plan(flow_cls, spec.step_name)
+        catch, hooks = plan.catch, plan.hooks
         hook_ctx = TaskHookContext(flow, spec, graph, ds)
         retry, max_retries = spec.attempt, spec.max_user_code_retries
         for d in hooks.task_pre_step:
@@ -246,18 +241,20 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
                             None, inputs if is_join else None)
         for d in hooks.hw_task_pre_step:
             d.hw_task_pre_step(hook_ctx)
-        timer = False
+        timer: deadline.StepTimer | None = None
         try:
             if spec.fallback is not None:
                 raise _fallback_exception(spec.fallback, spec.attempt)
             for d in hooks.task_decorate:
                 func = d.task_decorate(func, flow, graph, retry, max_retries, None)
-            timer = deadline.arm(spec.step_name, _timeout_seconds(flow_cls, spec.step_name))
-            try:
+            if plan.timeout:
+                # The scheduler's deadline counts from launch; without one (a `step` run by hand
+                # or by an orchestrator) the step gets its whole @timeout from now.
+                at = spec.deadline if spec.deadline is not None else deadline.task_deadline(plan.timeout)
+                timer = deadline.StepTimer(spec.step_name, plan.timeout, at)
+                timer.run(run_wrapped, func, flow, node, hooks.wrappers, inputs if is_join else None)
+            else:
                 run_wrapped(func, flow, node, hooks.wrappers, inputs if is_join else None)
-            finally:
-                if timer:
-                    deadline.disarm()
             for d in hooks.task_post_step:
                 d.task_post_step(spec.step_name, flow, graph, retry, max_retries)
             if catch is not None and catch.attributes["var"] and catch.attributes["var"] not in flow.__dict__:
@@ -268,7 +265,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             for d in hooks.task_exception:  # every decorator hears of it, as in Metaflow
                 handled = bool(d.task_exception(e, spec.step_name, flow, graph, retry, max_retries)) or handled
             last_attempt = spec.fallback is not None or spec.attempt >= spec.max_user_code_retries
-            timed_out = timer and isinstance(e, TimeoutException)
+            timed_out = timer is not None and isinstance(e, TimeoutException)
             if handled:
                 next_steps, foreach_var, case = _handled_transition(flow, node, spec, e)
             elif catch is None or not last_attempt:
@@ -278,10 +275,6 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
                 foreach_var = case = None
         finally:
             current._clear()
-            if user_namespace is not None:  # a process that runs several tasks starts each afresh
-                from ..client.namespace import default_namespace
-
-                default_namespace()
         if foreach_var is not None:
             num_splits, foreach_values = _foreach_info(flow, foreach_var, spec)
         elif node.kind is NodeKind.PARALLEL and flow.__dict__.get("_hw_transition") is not None:
@@ -307,7 +300,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
     rec["finished_at"] = time.time()
     records.write_attempt(rec)
     if timed_out:
-        deadline.kill_descendants()
+        deadline.kill_descendants(dedicated=spec.dedicated_process)
     ok = rec["status"] == "ok"
     if hooks is not None and hooks.any_finished:
         hook_ctx.record, hook_ctx.ok = rec, ok
@@ -334,23 +327,15 @@ def _handled_transition(flow: FlowSpec, node: Any, spec: TaskSpec,
     return (tuple(node.out_funcs) if node.kind.value != "end" else ()), None, None
 
 
-def _timeout_seconds(flow_cls: type, step_name: str) -> float | None:
-    for d in getattr(getattr(flow_cls, step_name), "decorators", ()):
-        if d.name == "timeout":
-            return float(d.validate().total_seconds)
-    return None
+def _run_namespace(spec: TaskSpec) -> tuple[str | None, ...]:
+    """``run --namespace``: the client namespace inside the step ("" is the global one), if the run chose one."""
+    ns = dict(spec.extra).get("namespace")
+    return () if ns is None else (ns or None,)
 
 
 def _body_step(graph: Any, split: str) -> str:
     out = graph[split].out_funcs if split in graph else ()
     return out[0] if out else split
-
-
-def _catch_decorator(flow_cls: type, step_name: str) -> Any:
-    for d in getattr(getattr(flow_cls, step_name), "decorators", ()):
-        if d.name == "catch":
-            return d.validate()
-    return None
 
 
 def _fallback_exception(fallback: dict[str, str], attempt: int) -> Exception:

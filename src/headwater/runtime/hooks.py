@@ -37,6 +37,40 @@ class StepHooks:
 _NONE = StepHooks()
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """What the executor needs of a step's decorators, worked out once per flow class and step."""
+
+    hooks: StepHooks
+    catch: StepDecorator | None  # the step's @catch, if any
+    timeout: float | None  # the step's @timeout in seconds, if any
+
+
+_plans: dict[tuple[type, str], StepPlan] = {}  # filled in the zygote before forks, or once in a `step` process
+
+
+def step_plan(flow_cls: type, step_name: str) -> StepPlan:
+    """The step's hooks, ``@catch`` and ``@timeout``, computed on first use and kept.
+
+    Raises what a decorator's validation raises (e.g. ``InvalidDecoratorAttribute``);
+    nothing is kept then, so each task fails with that error.
+    """
+    plan = _plans.get((flow_cls, step_name))
+    if plan is None:
+        func = getattr(flow_cls, step_name)
+        timeout = _named(func, "timeout")
+        plan = _plans[(flow_cls, step_name)] = StepPlan(
+            step_hooks(func), _named(func, "catch"), float(timeout.total_seconds) if timeout is not None else None)
+    return plan
+
+
+def _named(step_func: Any, name: str) -> Any:
+    for d in getattr(step_func, "decorators", ()):
+        if d.name == name:
+            return d.validate()
+    return None
+
+
 def step_hooks(step_func: Any) -> StepHooks:
     """The hooks of a step function's decorators (only those a decorator overrides)."""
     decos = [d.validate() for d in getattr(step_func, "decorators", ())]

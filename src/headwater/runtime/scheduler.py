@@ -29,7 +29,7 @@ from ..meta import MetadataIndex
 from ..store import Datastore
 from ..store.logs import stamp
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
-from .deadline import GRACE, timeout_message
+from .deadline import GRACE, task_deadline, timeout_message
 from .launchers import Finished, Launcher
 from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
@@ -62,7 +62,7 @@ class Machine:
 class _Running:
     spec: TaskSpec
     started_at: float
-    deadline: float | None = None
+    kill_at: float | None = None  # time.monotonic() past which the scheduler kills the task (@timeout)
     gpus: tuple[int, ...] = ()
     tails: list[tuple[str, Any, bytearray]] = field(default_factory=list)  # (stream, file, partial line)
 
@@ -205,7 +205,7 @@ class Scheduler:
                     last_tail = now
                 for f in finished:
                     self._on_finished(f)
-                self._enforce_timeouts(time.time())
+                self._enforce_timeouts(time.monotonic())
                 if self._failed and self._running:
                     self._kill_all()
         finally:
@@ -334,14 +334,17 @@ class Scheduler:
         err = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
         if self._task_created and spec.attempt == 0:
             self._announce(spec, cloned=False)
+        # One deadline: the task arms its timer for what is left of it and raises TimeoutException
+        # itself (runtime.deadline); the kill, GRACE later, is for a step that swallowed it or
+        # hangs below Python.
+        at = task_deadline(self._policy(spec.step_name).timeout)
+        if at is not None:
+            spec = dataclasses.replace(spec, deadline=at)
         now = time.time()
         self.launcher.launch(spec, out, err)
         if spec.attempt == 0:
             self._num_tasks += 1
-        timeout = self._policy(spec.step_name).timeout
-        # The task raises TimeoutException itself at the deadline (runtime.deadline); the
-        # kill, a little later, is for a step that swallowed it or hangs below Python.
-        run = _Running(spec, now, deadline=now + timeout + GRACE if timeout else None, gpus=gpus)
+        run = _Running(spec, now, kill_at=at + GRACE if at is not None else None, gpus=gpus)
         for stream, path in (("stdout", out), ("stderr", err)):
             f = open(path, "a+b")
             f.seek(0)
@@ -398,7 +401,7 @@ class Scheduler:
     # ---- completion --------------------------------------------------------------------
     def _enforce_timeouts(self, now: float) -> None:
         for key, run in self._running.items():
-            if run.deadline is not None and now > run.deadline:
+            if run.kill_at is not None and now > run.kill_at:
                 self._timed_out.add(key)
                 self.launcher.kill(key)  # again each pass: the pid may not have been known yet
 
