@@ -12,7 +12,6 @@ the origin run instead of launching them.
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import json
 import re
 import signal
@@ -30,6 +29,7 @@ from ..store import Datastore
 from ..store.logs import stamp
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
 from .deadline import GRACE, task_deadline, timeout_message
+from .delayed import DelayedQueue
 from .launchers import Finished, Launcher
 from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
@@ -117,7 +117,7 @@ class Scheduler:
         # run --namespace: the tasks' client namespace ("" = global), carried in TaskSpec.extra
         self._namespace_extra = (("namespace", namespace),) if namespace is not None else ()
         self._queue: deque[TaskSpec] = deque()
-        self._delayed: list[tuple[float, int, TaskSpec]] = []  # retries waiting for their time
+        self._delayed = DelayedQueue()  # retries waiting for their time
         self._running: dict[str, _Running] = {}
         self._next_id = 1
         self._joins: dict[tuple, dict[Any, tuple[str, int]]] = {}
@@ -187,8 +187,7 @@ class Scheduler:
         try:
             while self._queue or self._running or self._delayed:
                 now = time.monotonic()
-                while self._delayed and self._delayed[0][0] <= now:
-                    self._queue.append(heapq.heappop(self._delayed)[2])
+                self._queue.extend(self._delayed.pop_due(now))
                 if not self._failed:
                     self._launch_ready()
                 elif self._queue or self._delayed:
@@ -197,7 +196,7 @@ class Scheduler:
                 self._flush_rows()
                 wait = 0.05 if self._running else 0.0
                 if self._delayed and not self._queue:
-                    wait = max(0.0, min(0.05 if self._running else 1.0, self._delayed[0][0] - now))
+                    wait = max(0.0, min(0.05 if self._running else 1.0, self._delayed.next_at() - now))
                 finished = self.launcher.poll(wait)
                 now = time.monotonic()
                 if finished or now - last_tail > 0.05:
@@ -486,7 +485,7 @@ class Scheduler:
         if nxt is not None:
             self.console.system(spec.step_name, spec.task_id, msg)
             if delay:
-                heapq.heappush(self._delayed, (time.monotonic() + delay, self._next_id + len(self._delayed), nxt))
+                self._delayed.push(time.monotonic() + delay, nxt)
             else:
                 self._queue.appendleft(nxt)
             return
@@ -588,8 +587,7 @@ class Scheduler:
             gang.specs = [dataclasses.replace(s, attempt=s.attempt + 1) for s in gang.specs]
             gang.done, gang.failure = [], None
             if delay:
-                heapq.heappush(self._delayed, (time.monotonic() + delay, self._next_id + len(self._delayed),
-                                               gang.specs[0]))
+                self._delayed.push(time.monotonic() + delay, gang.specs[0])
             else:
                 self._queue.appendleft(gang.specs[0])
             return
