@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..flow.graph import NodeKind
 from .source import PARAMETERS_STEP
 
 # A run's graph, by (store root, flow, run id): written once with the run, so never stale.
@@ -21,7 +22,9 @@ _GRAPH_INFOS: dict[tuple[str, str, str], dict[str, Any] | None] = {}
 
 #: The pattern that matches every task (Metaflow does not read the tasks' metadata then).
 ANY = ".*"
-_FANOUT = ("split-foreach", "split-parallel")
+# Stored graphs name each step's kind by its NodeKind value.
+_FANOUT = (NodeKind.FOREACH.value, NodeKind.PARALLEL.value)
+_JOIN = NodeKind.JOIN.value
 
 
 def run_graph_info(source: Any, flow: str, run_id: str) -> dict[str, Any] | None:
@@ -53,7 +56,7 @@ def parent_query(graph_info: dict[str, Any], step: str, path: str | None) -> tup
     if len(steps) != 1 or not path:  # a static join, the start step, or outside any foreach
         return steps, path if len(steps) > 1 and path else ANY
     depth = len(path.split(","))
-    if graph_info["steps"][step]["type"] == "join":  # a foreach join: its parents are one level deeper
+    if graph_info["steps"][step]["type"] == _JOIN:  # a foreach join: its parents are one level deeper
         return steps, f"{path},.*"
     parent_fans_out = graph_info["steps"][steps[0]]["type"] in _FANOUT
     if parent_fans_out and depth == 1:
@@ -71,7 +74,7 @@ def child_query(graph_info: dict[str, Any], step: str, path: str | None) -> tupl
     if node["type"] in _FANOUT:  # a foreach split: its children are one level deeper
         return steps, f"{path},.*"
     depth = len(path.split(","))
-    child_is_foreach_join = (graph_info["steps"][steps[0]]["type"] == "join"
+    child_is_foreach_join = (graph_info["steps"][steps[0]]["type"] == _JOIN
                              and len(previous_steps(graph_info, steps[0])) == 1)
     if child_is_foreach_join and depth == 1:
         return steps, ANY

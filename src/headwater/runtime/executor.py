@@ -103,8 +103,8 @@ def _matches(value: Any, key: Any) -> bool:
 def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tuple[str, ...], str | None, Any]:
     """Check the step's ``self.next`` against the graph; returns (next steps, foreach var, case)."""
     t = flow.__dict__.get("_hw_transition")
-    kind = node.kind.value
-    if kind == "end":
+    kind = node.kind
+    if kind is NodeKind.END:
         if t is not None:
             raise InvalidNextError(f"The end step {spec.step_name!r} must not call self.next().")
         return (), None, None
@@ -114,7 +114,7 @@ def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tupl
             hint="End the step with self.next(...), as its last statement.",
         )
     form, targets, arg = t
-    if kind == "split-switch":
+    if kind is NodeKind.SWITCH:
         if form != "switch":
             raise InvalidNextError(f"Step {spec.step_name!r} must transition with a switch (condition=...).")
         value = getattr(flow, node.condition)
@@ -128,8 +128,8 @@ def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tupl
             hint="Set the condition attribute to one of the case keys, or add a case for this value.",
         )
     expected = tuple(node.out_funcs)
-    if (tuple(targets) != expected or (kind == "split-foreach") != (form == "foreach")
-            or (kind == "split-parallel") != (form == "parallel")):
+    if (tuple(targets) != expected or (kind is NodeKind.FOREACH) != (form == "foreach")
+            or (kind is NodeKind.PARALLEL) != (form == "parallel")):
         raise InvalidNextError(
             f"Step {spec.step_name!r} called self.next() with a transition its graph does not have "
             f"(expected {', '.join(expected)}).",
@@ -207,7 +207,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             for path, att in zip(spec.input_paths, spec.input_attempts)
         ]
         loader = content.load
-        is_join = node.kind.value == "join"
+        is_join = node.kind is NodeKind.JOIN
         if is_join:
             inputs = Inputs([_input_flow(flow_cls, p, loader) for p in parents])
             shared = set(parameter_names(flow_cls)) | _constant_names(parents[0]["artifacts"], flow_cls)
@@ -319,12 +319,12 @@ def _handled_transition(flow: FlowSpec, node: Any, spec: TaskSpec,
     set, else its static one."""
     if flow.__dict__.get("_hw_transition") is not None:
         return _resolve_transition(flow, node, spec)
-    if node.kind.value in ("split-foreach", "split-switch"):
+    if node.kind in (NodeKind.FOREACH, NodeKind.SWITCH):
         raise InvalidNextError(
             f"Step {spec.step_name!r} raised {type(exc).__name__} and a decorator's task_exception handled it, "
             "but a foreach or switch step cannot continue without calling self.next().",
             hint="Handle the exception inside the step, or let it fail.") from exc
-    return (tuple(node.out_funcs) if node.kind.value != "end" else ()), None, None
+    return (tuple(node.out_funcs) if node.kind is not NodeKind.END else ()), None, None
 
 
 def _run_namespace(spec: TaskSpec) -> tuple[str | None, ...]:
@@ -371,7 +371,7 @@ def _handle_caught(flow: FlowSpec, node: Any, catch: Any, exc: Exception, rec: d
     # task.finished is True and task.successful False for it.
     rec["caught"] = {"type": wrapper.type, "message": wrapper.message}
     flow.__dict__["_hw_transition"] = None
-    return tuple(node.out_funcs) if node.kind.value != "end" else ()
+    return tuple(node.out_funcs) if node.kind is not NodeKind.END else ()
 
 
 def _constant_names(artifacts: dict, flow_cls: type) -> set[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..exceptions import InvalidNextError
 from ..flow.decorators import StepDecorator
+from ..flow.graph import NodeKind
 
 _HOOKS = ("task_pre_step", "task_decorate", "task_post_step", "task_exception", "task_finished",
           "hw_task_pre_step", "hw_task_finished")
@@ -144,13 +145,13 @@ def _fake_next(flow: Any, node: Any, next_args: Any) -> None:
         return
     if isinstance(next_args, dict) and next_args:
         args = dict(next_args)
-        if node.kind.value == "split-switch":
+        if node.kind is NodeKind.SWITCH:
             cases = {k: getattr(flow, s) for k, s in node.switch_cases}
             flow.next(cases, **args)
         else:
             flow.next(*(getattr(flow, s) for s in node.out_funcs), **args)
         return
-    if node.kind.value == "split-switch":
+    if node.kind is NodeKind.SWITCH:
         raise InvalidNextError(
             f"Step {node.name!r} is a switch and was skipped without saying where to go.",
             hint="Yield (or return) a dict of self.next arguments, e.g. {'condition': 'attr'}.")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import HeadwaterException
+from ..flow.graph import NodeKind
 from ..store import Datastore
 from .taskspec import TaskResult, TaskSpec, stack_record
 
@@ -96,7 +97,7 @@ def _fits(rec: dict[str, Any], graph: Any) -> bool:
     nxt = tuple((rec.get("transition") or {}).get("next") or ())
     if node is None or any(n not in graph for n in nxt):
         return False
-    if node.kind.value == "split-switch":
+    if node.kind is NodeKind.SWITCH:
         return all(n in node.out_funcs for n in nxt)
     return nxt == tuple(node.out_funcs)
 

@@ -614,7 +614,7 @@ class Scheduler:
             return
         for target in res.next_steps:
             node = self.graph[target]
-            if node.kind.value != "join":
+            if node.kind is not NodeKind.JOIN:
                 self._queue.append(self._spec(target, [me], stack))
                 continue
             split = self._closes.get(target)
