@@ -14,17 +14,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..flow.graph import NodeKind
-from .source import PARAMETERS_STEP
+from ..store.taskmeta import PARAMETERS_STEP, PARAMETERS_TASK_ID
 
 # A run's graph, by (store root, flow, run id): written once with the run, so never stale.
 _GRAPH_INFOS: dict[tuple[str, str, str], dict[str, Any] | None] = {}
 
 #: The pattern that matches every task (Metaflow does not read the tasks' metadata then).
 ANY = ".*"
-# Stored graphs name each step's kind by its NodeKind value.
-_FANOUT = (NodeKind.FOREACH.value, NodeKind.PARALLEL.value)
-_JOIN = NodeKind.JOIN.value
+# Stored graphs (``_graph_info``) name each step's kind by its Metaflow type string; the client
+# reads them as data and never imports the flow layer's NodeKind.
+_FANOUT = ("split-foreach", "split-parallel")
+_JOIN = "join"
 
 
 def run_graph_info(source: Any, flow: str, run_id: str) -> dict[str, Any] | None:
@@ -32,7 +32,7 @@ def run_graph_info(source: Any, flow: str, run_id: str) -> dict[str, Any] | None
     ``None`` for a run stored without a usable one."""
     key = (source.root, flow, run_id)
     if key not in _GRAPH_INFOS:
-        rec = source.attempt(flow, run_id, PARAMETERS_STEP, "0", 0) or {}
+        rec = source.attempt(flow, run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID, 0) or {}
         ref = (rec.get("artifacts") or {}).get("_graph_info")
         info = source.load(ref) if ref is not None else None
         if not (isinstance(info, dict) and isinstance(info.get("steps"), dict)):

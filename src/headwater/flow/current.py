@@ -34,12 +34,10 @@ class Current:
     def __init__(self) -> None:
         self._values: dict[str, Any] = {}
         self._running = False
-        self._run_namespace: tuple[str | None, ...] = ()
 
-    def _set(self, *, run_namespace: tuple[str | None, ...] = (), **values: Any) -> None:
+    def _set(self, **values: Any) -> None:
         self._values = dict(values)
         self._running = True
-        self._run_namespace = run_namespace
 
     def _update(self, **values: Any) -> None:
         self._values.update(values)
@@ -47,15 +45,6 @@ class Current:
     def _clear(self) -> None:
         self._values = {}
         self._running = False
-        self._run_namespace = ()
-
-    def _client_namespace(self) -> tuple[str | None, ...]:
-        """The client namespace the run chose for its tasks (``run --namespace``), while a task runs:
-        ``(ns,)``, where ``None`` is the global namespace; ``()`` when it chose none.
-
-        The client's default namespace reads this, so the runtime never has to import the client.
-        """
-        return self._run_namespace
 
     @property
     def is_running_flow(self) -> bool:

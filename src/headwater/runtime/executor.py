@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from .. import run_namespace
 from ..exceptions import (ArtifactError, FailureHandledByCatch, HeadwaterException, InvalidNextError, TaskCrashed,
                           TimeoutException, qualified_type)
 from ..flow.current import current
@@ -32,8 +33,6 @@ from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 # Values of these types cannot change in place, so a loaded-and-untouched one
 # keeps its reference instead of being re-serialized and re-hashed.
 _IMMUTABLE = (int, float, bool, str, bytes, type(None), complex, frozenset)
-
-PARAMETERS_STEP = "_parameters"
 
 _graph_info_cache: dict[int, dict] = {}  # per flow graph; filled in the zygote before forks
 
@@ -229,8 +228,9 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             task_id=spec.task_id, retry_count=spec.attempt, origin_run_id=spec.origin_run_id,
             namespace=f"user:{spec.user}", username=spec.user, tags=list(spec.tags),
             parameter_names=parameter_names(flow_cls), graph=graph_info(graph),
-            run_namespace=_run_namespace(spec), **flow_fields(flow_cls),
+            **flow_fields(flow_cls),
         )
+        run_namespace.choose(_run_namespace(spec))  # what the client sees inside the step
         func = getattr(flow, spec.step_name)
         plan = step_plan(flow_cls, spec.step_name)
         catch, hooks = plan.catch, plan.hooks
@@ -275,6 +275,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
                 foreach_var = case = None
         finally:
             current._clear()
+            run_namespace.choose(())  # a process that runs several tasks starts each afresh
         if foreach_var is not None:
             num_splits, foreach_values = _foreach_info(flow, foreach_var, spec)
         elif node.kind is NodeKind.PARALLEL and flow.__dict__.get("_hw_transition") is not None:

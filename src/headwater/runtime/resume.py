@@ -17,9 +17,9 @@ from typing import Any
 from ..exceptions import HeadwaterException
 from ..flow.graph import NodeKind
 from ..store import Datastore
+from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
 from .taskspec import TaskResult, TaskSpec, stack_record
 
-PARAMETERS_PATH = "_parameters/0"
 
 
 class ResumeError(HeadwaterException):
@@ -126,7 +126,7 @@ def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,
         raise ResumeError(f"Flow {flow} has no step {step!r}.",
                           hint=f"Steps: {', '.join(graph.sorted_nodes)}.")
     try:
-        params = records.read_attempt(flow, origin_run_id, "_parameters", "0", 0)
+        params = records.read_attempt(flow, origin_run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID, 0)
     except KeyError:
         raise ResumeError(f"Run {flow}/{origin_run_id} has no parameters record; it cannot be resumed.") from None
 
@@ -135,7 +135,7 @@ def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,
     bad_steps: set[str] = set()
     seen_steps: set[str] = set()
     for s in records.steps(flow, origin_run_id):
-        if s == "_parameters":
+        if s == PARAMETERS_STEP:
             continue
         for tid in records.tasks(flow, origin_run_id, s):
             rec = records.latest_attempt(flow, origin_run_id, s, tid)

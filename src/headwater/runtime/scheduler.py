@@ -20,13 +20,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import HeadwaterException, TaskCrashed, TimeoutException, qualified_type
+from ..exceptions import HeadwaterException, TimeoutException, qualified_type
 from ..flow.decorators import StepPolicy
 from ..flow.graph import FANOUT, NodeKind
 from ..flow.parallel import PARALLEL_VAR, gang_metadata, gang_task_ids
 from ..meta import MetadataIndex
 from ..store import Datastore
 from ..store.logs import stamp
+from ..store.taskmeta import CRASH_TYPE, PARAMETERS_PATH
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
 from .deadline import GRACE, task_deadline, timeout_message
 from .delayed import DelayedQueue
@@ -34,8 +35,6 @@ from .launchers import Finished, Launcher
 from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
-PARAMETERS_PATH = "_parameters/0"
-_CRASHED = qualified_type(TaskCrashed)  # the exception type recorded for a task that died
 _STAMP = re.compile(rb"^\x1e[0-9.]*\x1f")
 
 
@@ -436,7 +435,7 @@ class Scheduler:
                       message: str | None = None) -> dict[str, str]:
         """A task that died without committing: commit a failed attempt record for it."""
         if message is not None:
-            exc = {"type": _CRASHED, "message": message, "traceback": ""}
+            exc = {"type": CRASH_TYPE, "message": message, "traceback": ""}
         elif timed_out:
             secs = self._policy(spec.step_name).timeout or 0
             exc = {"type": qualified_type(TimeoutException), "message": timeout_message(spec.step_name, secs),
@@ -444,7 +443,7 @@ class Scheduler:
         else:
             code = fin.returncode
             why = f"killed by {_signal_name(-code)} (signal {-code})" if code < 0 else f"exit code {code}"
-            exc = {"type": _CRASHED, "message": f"The task process died without committing ({why}).",
+            exc = {"type": CRASH_TYPE, "message": f"The task process died without committing ({why}).",
                    "traceback": ""}
             self._log_crash(spec, code)
         self.console.error(f"[{self.run_id}/{spec.step_name}/{spec.task_id}] {exc['message']}")
