@@ -320,6 +320,12 @@ class TaskCrashed(HeadwaterException):
     headline = "Task process crashed"
 
 
+class ResourcesError(HeadwaterException):
+    """A step's ``@resources`` (or a whole ``@parallel`` gang's) cannot fit on this machine."""
+
+    headline = "Not enough resources"
+
+
 class FailureHandledByCatch(HeadwaterException):
     """What ``@catch`` stores when the task's process died rather than raising (Metaflow's name).
 

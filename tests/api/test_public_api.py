@@ -78,6 +78,13 @@ def test_client_never_imports_runtime_or_cli():
         assert not bad, f"{path} imports {bad}"
 
 
+def test_runtime_never_imports_the_client():
+    # Exit hooks are the one exception: Metaflow hands them a client Run once the run has ended.
+    for path, imps in _layer_imports("runtime").items():
+        bad = {i for i in imps if _under(i, "headwater.client")}
+        assert not bad or path.endswith("exit_hooks.py"), f"{path} imports {bad}"
+
+
 def test_nothing_below_cli_imports_cli():
     for layer in ("runtime", "store", "meta", "client"):
         for path, imps in _layer_imports(layer).items():

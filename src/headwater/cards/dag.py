@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..flow.graph import NodeKind
 from .html import esc
 
 _NODE_H = 46
 _LAYER_GAP = 84
 _NODE_GAP = 28
 _MARGIN = 24
+# Stored graphs name each step's kind by its NodeKind value.
 _KIND_LABEL = {
-    "start": "", "end": "", "linear": "", "join": "join", "split-static": "split",
-    "split-foreach": "foreach", "split-switch": "switch", "split-parallel": "parallel",
+    NodeKind.START.value: "", NodeKind.END.value: "", NodeKind.LINEAR.value: "", NodeKind.JOIN.value: "join",
+    NodeKind.SPLIT.value: "split", NodeKind.FOREACH.value: "foreach", NodeKind.SWITCH.value: "switch",
+    NodeKind.PARALLEL.value: "parallel",
 }
 
 
@@ -87,7 +90,7 @@ def dag_svg(info: dict[str, Any], highlight: str | None = None) -> str:
             x1, y1, w1 = box[n]
             x2, y2, w2 = box[c]
             label = ""
-            if s.get("type") == "split-foreach" and s.get("foreach_param"):
+            if s.get("type") == NodeKind.FOREACH.value and s.get("foreach_param"):
                 label = f"foreach {s['foreach_param']}"
             elif c in cases:
                 label = str(cases[c])

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import HeadwaterNamespaceMismatch, HeadwaterNotFound
+from ..store.taskmeta import PARAMETERS_STEP
 from .base import ChildNotFound, HeadwaterObject, flow_hint, runs_hint, to_datetime
 from .namespace import get_namespace
 from .source import source_for
@@ -18,7 +19,6 @@ from .source import source_for
 if TYPE_CHECKING:
     from .task import Task, TaskData
 
-PARAMETERS_STEP = "_parameters"
 
 
 class Headwater:

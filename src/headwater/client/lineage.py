@@ -14,14 +14,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .source import PARAMETERS_STEP
+from ..store.taskmeta import PARAMETERS_STEP, PARAMETERS_TASK_ID
 
 # A run's graph, by (store root, flow, run id): written once with the run, so never stale.
 _GRAPH_INFOS: dict[tuple[str, str, str], dict[str, Any] | None] = {}
 
 #: The pattern that matches every task (Metaflow does not read the tasks' metadata then).
 ANY = ".*"
+# Stored graphs (``_graph_info``) name each step's kind by its Metaflow type string; the client
+# reads them as data and never imports the flow layer's NodeKind.
 _FANOUT = ("split-foreach", "split-parallel")
+_JOIN = "join"
 
 
 def run_graph_info(source: Any, flow: str, run_id: str) -> dict[str, Any] | None:
@@ -29,7 +32,7 @@ def run_graph_info(source: Any, flow: str, run_id: str) -> dict[str, Any] | None
     ``None`` for a run stored without a usable one."""
     key = (source.root, flow, run_id)
     if key not in _GRAPH_INFOS:
-        rec = source.attempt(flow, run_id, PARAMETERS_STEP, "0", 0) or {}
+        rec = source.attempt(flow, run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID, 0) or {}
         ref = (rec.get("artifacts") or {}).get("_graph_info")
         info = source.load(ref) if ref is not None else None
         if not (isinstance(info, dict) and isinstance(info.get("steps"), dict)):
@@ -53,7 +56,7 @@ def parent_query(graph_info: dict[str, Any], step: str, path: str | None) -> tup
     if len(steps) != 1 or not path:  # a static join, the start step, or outside any foreach
         return steps, path if len(steps) > 1 and path else ANY
     depth = len(path.split(","))
-    if graph_info["steps"][step]["type"] == "join":  # a foreach join: its parents are one level deeper
+    if graph_info["steps"][step]["type"] == _JOIN:  # a foreach join: its parents are one level deeper
         return steps, f"{path},.*"
     parent_fans_out = graph_info["steps"][steps[0]]["type"] in _FANOUT
     if parent_fans_out and depth == 1:
@@ -71,7 +74,7 @@ def child_query(graph_info: dict[str, Any], step: str, path: str | None) -> tupl
     if node["type"] in _FANOUT:  # a foreach split: its children are one level deeper
         return steps, f"{path},.*"
     depth = len(path.split(","))
-    child_is_foreach_join = (graph_info["steps"][steps[0]]["type"] == "join"
+    child_is_foreach_join = (graph_info["steps"][steps[0]]["type"] == _JOIN
                              and len(previous_steps(graph_info, steps[0])) == 1)
     if child_is_foreach_join and depth == 1:
         return steps, ANY

@@ -3,7 +3,8 @@
 A run is in namespace ``ns`` when ``ns`` is one of its tags or system tags;
 ``None`` is the global namespace (every run). Until :func:`namespace` is called
 the namespace is the default, ``user:<current user>``, which follows the
-environment (``HEADWATER_USER``/``USER``) as it changes.
+environment (``HEADWATER_USER``/``USER``) as it changes; inside a task of
+``run --namespace NS`` the default is ``NS`` (``headwater.run_namespace``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import threading
 
 from ..exceptions import HeadwaterException
+from .. import run_namespace
 from .source import current_settings
 
 _UNSET = object()
@@ -19,6 +21,9 @@ _current: object = _UNSET
 
 
 def _default() -> str | None:
+    chosen = run_namespace.chosen()  # inside a task of `run --namespace NS`
+    if chosen:
+        return chosen[0]
     user = current_settings().user
     return f"user:{user}" if user else None
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from ..config import STORE_DIRNAME, Settings, load_settings
 from ..exceptions import HeadwaterException, HeadwaterNotFound
+from ..store.taskmeta import PARAMETERS_STEP
 
 # The environment variables load_settings() (and the default namespace) depend on.
-PARAMETERS_STEP = "_parameters"
 
 _ENV_KEYS = (
     "HEADWATER_DATASTORE_ROOT",

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 from ..exceptions import HeadwaterException, HeadwaterExceptionWrapper, HeadwaterNotFound
 from .base import ChildNotFound, HeadwaterObject, to_datetime
-from .core import PARAMETERS_STEP, Step
+from ..store.taskmeta import PARAMETERS_STEP
+from .core import Step
 
 
 class Metadata(NamedTuple):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..store.taskmeta import TASK_TYPE_KEY
+from ..store.taskmeta import CRASH_TYPE, TASK_TYPE_KEY
 
 #: Metaflow's name for the entry that says whether an attempt succeeded, and its type.
 ATTEMPT_OK = "attempt_ok"
@@ -80,7 +80,7 @@ def attempt_entries(rec: dict[str, Any], run_rec: dict[str, Any] | None, root: s
     out += [(n, v, t0, _TYPES.get(n, n)) for n, v in own]
     tail: list[tuple[str, Any, int]] = []
     # A process that died never registered its end (Metaflow writes neither entry then).
-    died = str((rec.get("exception") or {}).get("type")).rsplit(".", 1)[-1] == "TaskCrashed"
+    died = (rec.get("exception") or {}).get("type") == CRASH_TYPE
     if finished is not None and not died:
         status = rec.get("status", "failed")
         tail += [(ATTEMPT_OK, str(status == "ok"), t1), ("attempt-done", attempt, t1), ("status", str(status), t1)]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from ..exceptions import HeadwaterException
+from .graph import NodeKind
 
 
 class InvalidDecoratorAttribute(HeadwaterException):
@@ -483,6 +484,10 @@ def flow_instance(flow_cls: type) -> Any:
     return flow
 
 
+# Steps whose failure @catch cannot absorb (what the flow does next depends on the step), as named to users.
+_NO_CATCH = {NodeKind.FOREACH: "foreach split", NodeKind.PARALLEL: "num_parallel split", NodeKind.SWITCH: "switch"}
+
+
 def validate_step_decorators(flow_cls: type) -> None:
     """Decorator rules that depend on the graph (e.g. no @catch on a foreach split); calls ``step_init``."""
     graph = flow_cls._graph
@@ -498,9 +503,9 @@ def validate_step_decorators(flow_cls: type) -> None:
                 flow = flow or flow_instance(flow_cls)
                 d.step_init(flow, graph, name, func.decorators, None, None, _echo)
         if any(d.name == "catch" for d in func.decorators):
-            kind = graph[name].kind.value
-            if kind in ("split-foreach", "split-parallel", "split-switch"):
-                what = {"split-foreach": "foreach split", "split-parallel": "num_parallel split"}.get(kind, "switch")
+            kind = graph[name].kind
+            if kind in _NO_CATCH:
+                what = _NO_CATCH[kind]
                 raise HeadwaterException(
                     f"@catch is not allowed on step {name!r}, a {what}: a caught failure could not "
                     "decide where the flow goes.",

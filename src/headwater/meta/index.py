@@ -14,12 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..store.taskmeta import PARAMETERS_STEP
+
 if TYPE_CHECKING:
     from ..store.records import RecordStore
 
 INDEX_FILE = "index.sqlite"
 SCHEMA_VERSION = 1
-PARAMETERS_STEP = "_parameters"
 
 
 @dataclass(frozen=True, slots=True)

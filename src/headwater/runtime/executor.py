@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from .. import run_namespace
 from ..exceptions import (ArtifactError, FailureHandledByCatch, HeadwaterException, InvalidNextError, TaskCrashed,
                           TimeoutException, qualified_type)
 from ..flow.current import current
@@ -26,14 +27,12 @@ from ..flow.spec import FlowSpec, Inputs, nth_item
 from ..store import Datastore
 from ..store.codec import forget_loaded_blobs, track_loaded_blobs
 from . import deadline
-from .hooks import StepHooks, run_wrapped, step_hooks
+from .hooks import StepHooks, run_wrapped, step_plan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 # Values of these types cannot change in place, so a loaded-and-untouched one
 # keeps its reference instead of being re-serialized and re-hashed.
 _IMMUTABLE = (int, float, bool, str, bytes, type(None), complex, frozenset)
-
-PARAMETERS_STEP = "_parameters"
 
 _graph_info_cache: dict[int, dict] = {}  # per flow graph; filled in the zygote before forks
 
@@ -103,8 +102,8 @@ def _matches(value: Any, key: Any) -> bool:
 def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tuple[str, ...], str | None, Any]:
     """Check the step's ``self.next`` against the graph; returns (next steps, foreach var, case)."""
     t = flow.__dict__.get("_hw_transition")
-    kind = node.kind.value
-    if kind == "end":
+    kind = node.kind
+    if kind is NodeKind.END:
         if t is not None:
             raise InvalidNextError(f"The end step {spec.step_name!r} must not call self.next().")
         return (), None, None
@@ -114,7 +113,7 @@ def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tupl
             hint="End the step with self.next(...), as its last statement.",
         )
     form, targets, arg = t
-    if kind == "split-switch":
+    if kind is NodeKind.SWITCH:
         if form != "switch":
             raise InvalidNextError(f"Step {spec.step_name!r} must transition with a switch (condition=...).")
         value = getattr(flow, node.condition)
@@ -128,8 +127,8 @@ def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tupl
             hint="Set the condition attribute to one of the case keys, or add a case for this value.",
         )
     expected = tuple(node.out_funcs)
-    if (tuple(targets) != expected or (kind == "split-foreach") != (form == "foreach")
-            or (kind == "split-parallel") != (form == "parallel")):
+    if (tuple(targets) != expected or (kind is NodeKind.FOREACH) != (form == "foreach")
+            or (kind is NodeKind.PARALLEL) != (form == "parallel")):
         raise InvalidNextError(
             f"Step {spec.step_name!r} called self.next() with a transition its graph does not have "
             f"(expected {', '.join(expected)}).",
@@ -207,7 +206,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             for path, att in zip(spec.input_paths, spec.input_attempts)
         ]
         loader = content.load
-        is_join = node.kind.value == "join"
+        is_join = node.kind is NodeKind.JOIN
         if is_join:
             inputs = Inputs([_input_flow(flow_cls, p, loader) for p in parents])
             shared = set(parameter_names(flow_cls)) | _constant_names(parents[0]["artifacts"], flow_cls)
@@ -231,14 +230,10 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             parameter_names=parameter_names(flow_cls), graph=graph_info(graph),
             **flow_fields(flow_cls),
         )
-        user_namespace = dict(spec.extra).get("namespace")
-        if user_namespace is not None:  # run --namespace: what the client sees inside the step
-            from ..client.namespace import namespace
-
-            namespace(user_namespace or None)
+        run_namespace.choose(_run_namespace(spec))  # what the client sees inside the step
         func = getattr(flow, spec.step_name)
-        catch = _catch_decorator(flow_cls, spec.step_name)
-        hooks = step_hooks(getattr(flow_cls, spec.step_name))
+        plan = step_plan(flow_cls, spec.step_name)
+        catch, hooks = plan.catch, plan.hooks
         hook_ctx = TaskHookContext(flow, spec, graph, ds)
         retry, max_retries = spec.attempt, spec.max_user_code_retries
         for d in hooks.task_pre_step:
@@ -246,18 +241,20 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
                             None, inputs if is_join else None)
         for d in hooks.hw_task_pre_step:
             d.hw_task_pre_step(hook_ctx)
-        timer = False
+        timer: deadline.StepTimer | None = None
         try:
             if spec.fallback is not None:
                 raise _fallback_exception(spec.fallback, spec.attempt)
             for d in hooks.task_decorate:
                 func = d.task_decorate(func, flow, graph, retry, max_retries, None)
-            timer = deadline.arm(spec.step_name, _timeout_seconds(flow_cls, spec.step_name))
-            try:
+            if plan.timeout:
+                # The scheduler's deadline counts from launch; without one (a `step` run by hand
+                # or by an orchestrator) the step gets its whole @timeout from now.
+                at = spec.deadline if spec.deadline is not None else deadline.task_deadline(plan.timeout)
+                timer = deadline.StepTimer(spec.step_name, plan.timeout, at)
+                timer.run(run_wrapped, func, flow, node, hooks.wrappers, inputs if is_join else None)
+            else:
                 run_wrapped(func, flow, node, hooks.wrappers, inputs if is_join else None)
-            finally:
-                if timer:
-                    deadline.disarm()
             for d in hooks.task_post_step:
                 d.task_post_step(spec.step_name, flow, graph, retry, max_retries)
             if catch is not None and catch.attributes["var"] and catch.attributes["var"] not in flow.__dict__:
@@ -268,7 +265,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             for d in hooks.task_exception:  # every decorator hears of it, as in Metaflow
                 handled = bool(d.task_exception(e, spec.step_name, flow, graph, retry, max_retries)) or handled
             last_attempt = spec.fallback is not None or spec.attempt >= spec.max_user_code_retries
-            timed_out = timer and isinstance(e, TimeoutException)
+            timed_out = timer is not None and isinstance(e, TimeoutException)
             if handled:
                 next_steps, foreach_var, case = _handled_transition(flow, node, spec, e)
             elif catch is None or not last_attempt:
@@ -278,10 +275,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
                 foreach_var = case = None
         finally:
             current._clear()
-            if user_namespace is not None:  # a process that runs several tasks starts each afresh
-                from ..client.namespace import default_namespace
-
-                default_namespace()
+            run_namespace.choose(())  # a process that runs several tasks starts each afresh
         if foreach_var is not None:
             num_splits, foreach_values = _foreach_info(flow, foreach_var, spec)
         elif node.kind is NodeKind.PARALLEL and flow.__dict__.get("_hw_transition") is not None:
@@ -307,7 +301,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
     rec["finished_at"] = time.time()
     records.write_attempt(rec)
     if timed_out:
-        deadline.kill_descendants()
+        deadline.kill_descendants(dedicated=spec.dedicated_process)
     ok = rec["status"] == "ok"
     if hooks is not None and hooks.any_finished:
         hook_ctx.record, hook_ctx.ok = rec, ok
@@ -326,31 +320,23 @@ def _handled_transition(flow: FlowSpec, node: Any, spec: TaskSpec,
     set, else its static one."""
     if flow.__dict__.get("_hw_transition") is not None:
         return _resolve_transition(flow, node, spec)
-    if node.kind.value in ("split-foreach", "split-switch"):
+    if node.kind in (NodeKind.FOREACH, NodeKind.SWITCH):
         raise InvalidNextError(
             f"Step {spec.step_name!r} raised {type(exc).__name__} and a decorator's task_exception handled it, "
             "but a foreach or switch step cannot continue without calling self.next().",
             hint="Handle the exception inside the step, or let it fail.") from exc
-    return (tuple(node.out_funcs) if node.kind.value != "end" else ()), None, None
+    return (tuple(node.out_funcs) if node.kind is not NodeKind.END else ()), None, None
 
 
-def _timeout_seconds(flow_cls: type, step_name: str) -> float | None:
-    for d in getattr(getattr(flow_cls, step_name), "decorators", ()):
-        if d.name == "timeout":
-            return float(d.validate().total_seconds)
-    return None
+def _run_namespace(spec: TaskSpec) -> tuple[str | None, ...]:
+    """``run --namespace``: the client namespace inside the step ("" is the global one), if the run chose one."""
+    ns = dict(spec.extra).get("namespace")
+    return () if ns is None else (ns or None,)
 
 
 def _body_step(graph: Any, split: str) -> str:
     out = graph[split].out_funcs if split in graph else ()
     return out[0] if out else split
-
-
-def _catch_decorator(flow_cls: type, step_name: str) -> Any:
-    for d in getattr(getattr(flow_cls, step_name), "decorators", ()):
-        if d.name == "catch":
-            return d.validate()
-    return None
 
 
 def _fallback_exception(fallback: dict[str, str], attempt: int) -> Exception:
@@ -386,7 +372,7 @@ def _handle_caught(flow: FlowSpec, node: Any, catch: Any, exc: Exception, rec: d
     # task.finished is True and task.successful False for it.
     rec["caught"] = {"type": wrapper.type, "message": wrapper.message}
     flow.__dict__["_hw_transition"] = None
-    return tuple(node.out_funcs) if node.kind.value != "end" else ()
+    return tuple(node.out_funcs) if node.kind is not NodeKind.END else ()
 
 
 def _constant_names(artifacts: dict, flow_cls: type) -> set[str]:

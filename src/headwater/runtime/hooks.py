@@ -11,6 +11,7 @@ from typing import Any
 
 from ..exceptions import InvalidNextError
 from ..flow.decorators import StepDecorator
+from ..flow.graph import NodeKind
 
 _HOOKS = ("task_pre_step", "task_decorate", "task_post_step", "task_exception", "task_finished",
           "hw_task_pre_step", "hw_task_finished")
@@ -35,6 +36,40 @@ class StepHooks:
 
 
 _NONE = StepHooks()
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What the executor needs of a step's decorators, worked out once per flow class and step."""
+
+    hooks: StepHooks
+    catch: StepDecorator | None  # the step's @catch, if any
+    timeout: float | None  # the step's @timeout in seconds, if any
+
+
+_plans: dict[tuple[type, str], StepPlan] = {}  # filled in the zygote before forks, or once in a `step` process
+
+
+def step_plan(flow_cls: type, step_name: str) -> StepPlan:
+    """The step's hooks, ``@catch`` and ``@timeout``, computed on first use and kept.
+
+    Raises what a decorator's validation raises (e.g. ``InvalidDecoratorAttribute``);
+    nothing is kept then, so each task fails with that error.
+    """
+    plan = _plans.get((flow_cls, step_name))
+    if plan is None:
+        func = getattr(flow_cls, step_name)
+        timeout = _named(func, "timeout")
+        plan = _plans[(flow_cls, step_name)] = StepPlan(
+            step_hooks(func), _named(func, "catch"), float(timeout.total_seconds) if timeout is not None else None)
+    return plan
+
+
+def _named(step_func: Any, name: str) -> Any:
+    for d in getattr(step_func, "decorators", ()):
+        if d.name == name:
+            return d.validate()
+    return None
 
 
 def step_hooks(step_func: Any) -> StepHooks:
@@ -110,13 +145,13 @@ def _fake_next(flow: Any, node: Any, next_args: Any) -> None:
         return
     if isinstance(next_args, dict) and next_args:
         args = dict(next_args)
-        if node.kind.value == "split-switch":
+        if node.kind is NodeKind.SWITCH:
             cases = {k: getattr(flow, s) for k, s in node.switch_cases}
             flow.next(cases, **args)
         else:
             flow.next(*(getattr(flow, s) for s in node.out_funcs), **args)
         return
-    if node.kind.value == "split-switch":
+    if node.kind is NodeKind.SWITCH:
         raise InvalidNextError(
             f"Step {node.name!r} is a switch and was skipped without saying where to go.",
             hint="Yield (or return) a dict of self.next arguments, e.g. {'condition': 'attr'}.")

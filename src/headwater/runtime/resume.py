@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import HeadwaterException
+from ..flow.graph import NodeKind
 from ..store import Datastore
+from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
 from .taskspec import TaskResult, TaskSpec, stack_record
 
-PARAMETERS_PATH = "_parameters/0"
 
 
 class ResumeError(HeadwaterException):
@@ -96,7 +97,7 @@ def _fits(rec: dict[str, Any], graph: Any) -> bool:
     nxt = tuple((rec.get("transition") or {}).get("next") or ())
     if node is None or any(n not in graph for n in nxt):
         return False
-    if node.kind.value == "split-switch":
+    if node.kind is NodeKind.SWITCH:
         return all(n in node.out_funcs for n in nxt)
     return nxt == tuple(node.out_funcs)
 
@@ -125,7 +126,7 @@ def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,
         raise ResumeError(f"Flow {flow} has no step {step!r}.",
                           hint=f"Steps: {', '.join(graph.sorted_nodes)}.")
     try:
-        params = records.read_attempt(flow, origin_run_id, "_parameters", "0", 0)
+        params = records.read_attempt(flow, origin_run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID, 0)
     except KeyError:
         raise ResumeError(f"Run {flow}/{origin_run_id} has no parameters record; it cannot be resumed.") from None
 
@@ -134,7 +135,7 @@ def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,
     bad_steps: set[str] = set()
     seen_steps: set[str] = set()
     for s in records.steps(flow, origin_run_id):
-        if s == "_parameters":
+        if s == PARAMETERS_STEP:
             continue
         for tid in records.tasks(flow, origin_run_id, s):
             rec = records.latest_attempt(flow, origin_run_id, s, tid)

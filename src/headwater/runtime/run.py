@@ -22,6 +22,7 @@ from ..flow.decorators import step_policy
 from ..flow.flow_decorators import flow_decorators, flow_system_tags
 from ..meta import MetadataIndex, open_index
 from ..store import Datastore
+from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
 from .console import Console
 from .exit_hooks import run_exit_hooks
 from .hooks import runtime_hooks
@@ -219,7 +220,7 @@ def _write_parameters_task(ds: Datastore, index: MetadataIndex, flow: str, run_i
     if plan is not None:  # a resume keeps the origin's parameters and constants, by reference
         artifacts = dict(plan.parameters["artifacts"])
         meta = dict(plan.parameters.get("metadata") or {})
-        meta["origin_pathspec"] = f"{flow}/{plan.origin_run_id}/_parameters/0"
+        meta["origin_pathspec"] = f"{flow}/{plan.origin_run_id}/{PARAMETERS_PATH}"
     else:
         save = ds.content.save
         artifacts = {name: save(value) for name, value in req.constants.items()}
@@ -229,12 +230,12 @@ def _write_parameters_task(ds: Datastore, index: MetadataIndex, flow: str, run_i
         meta = {"parameters": sorted(req.params)}
     meta["user"] = user
     rec = {
-        "version": 1, "flow": flow, "run_id": run_id, "step": "_parameters", "task_id": "0",
+        "version": 1, "flow": flow, "run_id": run_id, "step": PARAMETERS_STEP, "task_id": PARAMETERS_TASK_ID,
         "attempt": 0, "status": "ok", "started_at": now, "finished_at": time.time(),
         "input_paths": [], "split_index": None, "foreach_stack": [],
         "transition": {"next": [req.graph.start], "foreach": None, "num_splits": None, "switch_case": None},
         "artifacts": artifacts, "exception": None, "metadata": meta,
     }
     ds.records.write_attempt(rec)
-    index.upsert_attempts([{"flow": flow, "run_id": run_id, "step": "_parameters", "task_id": "0",
+    index.upsert_attempts([{"flow": flow, "run_id": run_id, "step": PARAMETERS_STEP, "task_id": PARAMETERS_TASK_ID,
                             "attempt": 0, "status": "ok", "started_at": now, "finished_at": rec["finished_at"]}])

@@ -13,8 +13,7 @@ from typing import Any
 from ..flow.config import apply_configs, flow_configs
 from ..flow.flow_decorators import flow_decorators
 from ..store import Datastore
-
-PARAMETERS_STEP = "_parameters"
+from ..store.taskmeta import PARAMETERS_STEP, PARAMETERS_TASK_ID
 
 
 def recorded_configs(ds: Datastore, flow_cls: type, run_id: str) -> dict[str, Any]:
@@ -22,7 +21,7 @@ def recorded_configs(ds: Datastore, flow_cls: type, run_id: str) -> dict[str, An
     configs = flow_configs(flow_cls)
     if not configs:
         return {}
-    rec = ds.records.read_attempt(flow_cls.__name__, run_id, PARAMETERS_STEP, "0", 0)
+    rec = ds.records.read_attempt(flow_cls.__name__, run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID, 0)
     artifacts = rec.get("artifacts") or {}
     return {c.name: ds.content.load(artifacts[c.attr_name]) if c.attr_name in artifacts else None
             for c in configs}

@@ -5,14 +5,13 @@ its TaskResult, never by reading the store back. It owns the run's index rows
 and the console, enforces ``@timeout`` by killing tasks that outlive it, retries failed
 attempts (``@retry``), gives ``@catch`` a fallback attempt after a crash, admits
 ``@resources`` tasks only when the machine can hold them, launches the tasks of
-a ``@parallel`` gang together (all or none), and — on resume — clones tasks of
+a ``@parallel`` gang together (all or none; runtime.gangs), and — on resume — clones tasks of
 the origin run instead of launching them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import json
 import re
 import signal
@@ -21,21 +20,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import HeadwaterException, TaskCrashed, TimeoutException, qualified_type
+from ..exceptions import HeadwaterException, ResourcesError, TimeoutException, qualified_type
 from ..flow.decorators import StepPolicy
 from ..flow.graph import FANOUT, NodeKind
-from ..flow.parallel import PARALLEL_VAR, gang_metadata, gang_task_ids
 from ..meta import MetadataIndex
 from ..store import Datastore
 from ..store.logs import stamp
+from ..store.taskmeta import CRASH_TYPE, PARAMETERS_PATH
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
-from .deadline import GRACE, timeout_message
+from .deadline import GRACE, task_deadline, timeout_message
+from .delayed import DelayedQueue
+from .gangs import Gangs
 from .launchers import Finished, Launcher
 from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
-PARAMETERS_PATH = "_parameters/0"
-_CRASHED = qualified_type(TaskCrashed)  # the exception type recorded for a task that died
 #: What the console and the task's stderr log say for a task killed by SIGSEGV (Metaflow's words).
 SEGFAULT_LINE = "Task failed with a segmentation fault."
 _STAMP = re.compile(rb"^\x1e[0-9.]*\x1f")
@@ -46,10 +45,6 @@ def _signal_name(num: int) -> str:
         return signal.Signals(num).name
     except ValueError:
         return f"signal {num}"
-
-
-class ResourcesError(HeadwaterException):
-    headline = "Not enough resources"
 
 
 @dataclass(frozen=True)
@@ -64,19 +59,9 @@ class Machine:
 class _Running:
     spec: TaskSpec
     started_at: float
-    deadline: float | None = None
+    kill_at: float | None = None  # time.monotonic() past which the scheduler kills the task (@timeout)
     gpus: tuple[int, ...] = ()
     tails: list[tuple[str, Any, bytearray]] = field(default_factory=list)  # (stream, file, partial line)
-
-
-@dataclass
-class _Gang:
-    """The tasks of one ``@parallel`` gang: launched together, finished together."""
-
-    specs: list[TaskSpec]  # the current attempt of every member, control task first
-    running: set[str] = field(default_factory=set)
-    done: list[tuple[TaskSpec, TaskResult, float]] = field(default_factory=list)  # ok members
-    failure: tuple[TaskSpec, dict | None] | None = None  # the first member that failed
 
 
 @dataclass
@@ -119,7 +104,7 @@ class Scheduler:
         # run --namespace: the tasks' client namespace ("" = global), carried in TaskSpec.extra
         self._namespace_extra = (("namespace", namespace),) if namespace is not None else ()
         self._queue: deque[TaskSpec] = deque()
-        self._delayed: list[tuple[float, int, TaskSpec]] = []  # retries waiting for their time
+        self._delayed = DelayedQueue()  # retries waiting for their time
         self._running: dict[str, _Running] = {}
         self._next_id = 1
         self._joins: dict[tuple, dict[Any, tuple[str, int]]] = {}
@@ -135,8 +120,7 @@ class Scheduler:
         self._cloned = 0
         self._closes: dict[str, str] = {}  # join -> the split it closes
         self._branch_of: dict[tuple[str, str], str] = {}  # (static join, predecessor) -> branch
-        self._gangs: dict[str, _Gang] = {}  # control task key -> its gang (only its spec is queued)
-        self._gang_of: dict[str, str] = {}  # member task key -> control task key
+        self._gangs = Gangs(self)  # @parallel gangs (only a gang's control spec is queued)
         for name in graph.sorted_nodes:
             node = graph[name]
             if node.matching_join:
@@ -150,14 +134,16 @@ class Scheduler:
         p = self.policies.get(step)
         return p if p is not None else StepPolicy()
 
+    def _new_task_id(self) -> str:
+        tid = str(self._next_id)
+        self._next_id += 1
+        return tid
+
     # ---- spec construction -------------------------------------------------------------
     def _spec(self, step: str, inputs: list[tuple[str, int]], stack: tuple[ForeachFrame, ...],
               split_index: int | None = None, task_id: str | None = None,
               extra: tuple[tuple[str, str], ...] = ()) -> TaskSpec:
-        if task_id is None:
-            task_id = str(self._next_id)
-            self._next_id += 1
-        tid = task_id
+        tid = task_id if task_id is not None else self._new_task_id()
         policy = self._policy(step)
         if policy.resources:
             extra = (("resources", json.dumps(policy.resources)),) + extra
@@ -189,8 +175,7 @@ class Scheduler:
         try:
             while self._queue or self._running or self._delayed:
                 now = time.monotonic()
-                while self._delayed and self._delayed[0][0] <= now:
-                    self._queue.append(heapq.heappop(self._delayed)[2])
+                self._queue.extend(self._delayed.pop_due(now))
                 if not self._failed:
                     self._launch_ready()
                 elif self._queue or self._delayed:
@@ -199,7 +184,7 @@ class Scheduler:
                 self._flush_rows()
                 wait = 0.05 if self._running else 0.0
                 if self._delayed and not self._queue:
-                    wait = max(0.0, min(0.05 if self._running else 1.0, self._delayed[0][0] - now))
+                    wait = max(0.0, min(0.05 if self._running else 1.0, self._delayed.next_at() - now))
                 finished = self.launcher.poll(wait)
                 now = time.monotonic()
                 if finished or now - last_tail > 0.05:
@@ -207,7 +192,7 @@ class Scheduler:
                     last_tail = now
                 for f in finished:
                     self._on_finished(f)
-                self._enforce_timeouts(time.time())
+                self._enforce_timeouts(time.monotonic())
                 if self._failed and self._running:
                     self._kill_all()
         finally:
@@ -228,7 +213,7 @@ class Scheduler:
             matches, rest = [], deque()
             for spec in self._queue:
                 # A gang always runs again as a whole: its tasks start together or not at all.
-                gang = spec.key in self._gangs
+                gang = self._gangs.is_control(spec.key)
                 origin = self.resume.match(spec, self.graph) if spec.attempt == 0 and not gang else None
                 if origin is None:
                     rest.append(spec)
@@ -256,8 +241,8 @@ class Scheduler:
         blocked: deque[TaskSpec] = deque()
         while self._queue and not self._failed:
             spec = self._queue.popleft()
-            if spec.key in self._gangs:
-                if not self._launch_gang(self._gangs[spec.key]):
+            if self._gangs.is_control(spec.key):
+                if not self._gangs.launch(spec.key):
                     blocked.append(spec)
                 continue
             if len(self._running) >= self.max_workers:
@@ -291,37 +276,6 @@ class Scheduler:
         del self._free_gpus[: p.gpu]
         return gpus
 
-    def _launch_gang(self, gang: _Gang) -> bool:
-        """Launch every task of the gang now, or none of them; False if it must wait for room.
-
-        A gang larger than --max-workers runs when nothing else does: its tasks
-        must all be up at once, so waiting for more workers would wait forever.
-        """
-        n = len(gang.specs)
-        if self._running and len(self._running) + n > self.max_workers:
-            return False
-        control = gang.specs[0]
-        p = self._policy(control.step_name)
-        if p.cpu is not None and self.machine is not None:
-            m = self.machine
-            if n * p.cpu > m.cpus or n * p.gpu > m.gpus:
-                self._fail_without_task(control, ResourcesError(
-                    f"The @parallel step {control.step_name!r} starts {n} tasks together, each with "
-                    f"@resources(cpu={p.cpu:g}, gpu={p.gpu}), but this machine has {m.cpus:g} CPUs and "
-                    f"{m.gpus} GPUs.",
-                    hint="Lower num_parallel or the request, or run the step where the whole gang fits "
-                    "(HEADWATER_MACHINE describes the machine).",
-                ))
-                return True
-            if self._cpu_used + n * p.cpu > m.cpus or len(self._free_gpus) < n * p.gpu:
-                return False
-        for spec in gang.specs:
-            gpus = self._admit(spec)
-            assert gpus is not None  # the whole gang was checked to fit
-            self._launch(spec, gpus)
-            gang.running.add(spec.key)
-        return True
-
     def _release(self, run: _Running) -> None:
         p = self._policy(run.spec.step_name)
         if p.cpu is not None and self.machine is not None:
@@ -336,14 +290,17 @@ class Scheduler:
         err = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
         if self._task_created and spec.attempt == 0:
             self._announce(spec, cloned=False)
+        # One deadline: the task arms its timer for what is left of it and raises TimeoutException
+        # itself (runtime.deadline); the kill, GRACE later, is for a step that swallowed it or
+        # hangs below Python.
+        at = task_deadline(self._policy(spec.step_name).timeout)
+        if at is not None:
+            spec = dataclasses.replace(spec, deadline=at)
         now = time.time()
         self.launcher.launch(spec, out, err)
         if spec.attempt == 0:
             self._num_tasks += 1
-        timeout = self._policy(spec.step_name).timeout
-        # The task raises TimeoutException itself at the deadline (runtime.deadline); the
-        # kill, a little later, is for a step that swallowed it or hangs below Python.
-        run = _Running(spec, now, deadline=now + timeout + GRACE if timeout else None, gpus=gpus)
+        run = _Running(spec, now, kill_at=at + GRACE if at is not None else None, gpus=gpus)
         for stream, path in (("stdout", out), ("stderr", err)):
             f = open(path, "a+b")
             f.seek(0)
@@ -400,7 +357,7 @@ class Scheduler:
     # ---- completion --------------------------------------------------------------------
     def _enforce_timeouts(self, now: float) -> None:
         for key, run in self._running.items():
-            if run.deadline is not None and now > run.deadline:
+            if run.kill_at is not None and now > run.kill_at:
                 self._timed_out.add(key)
                 self.launcher.kill(key)  # again each pass: the pid may not have been known yet
 
@@ -412,8 +369,8 @@ class Scheduler:
         self._release(run)
         spec = run.spec
         res = fin.result
-        if spec.key in self._gang_of:
-            self._on_gang_member_finished(self._gangs[self._gang_of[spec.key]], run, fin)
+        if self._gangs.is_member(spec.key):
+            self._gangs.member_finished(run, fin)
             return
         prog = self._in_progress_group(spec)
         if prog is not None:
@@ -437,7 +394,7 @@ class Scheduler:
                       message: str | None = None) -> dict[str, str]:
         """A task that died without committing: commit a failed attempt record for it."""
         if message is not None:
-            exc = {"type": _CRASHED, "message": message, "traceback": ""}
+            exc = {"type": CRASH_TYPE, "message": message, "traceback": ""}
         elif timed_out:
             secs = self._policy(spec.step_name).timeout or 0
             exc = {"type": qualified_type(TimeoutException), "message": timeout_message(spec.step_name, secs),
@@ -445,7 +402,7 @@ class Scheduler:
         else:
             code = fin.returncode
             why = f"killed by {_signal_name(-code)} (signal {-code})" if code < 0 else f"exit code {code}"
-            exc = {"type": _CRASHED, "message": f"The task process died without committing ({why}).",
+            exc = {"type": CRASH_TYPE, "message": f"The task process died without committing ({why}).",
                    "traceback": ""}
             self._log_crash(spec, code)
         self.console.error(f"[{self.run_id}/{spec.step_name}/{spec.task_id}] {exc['message']}")
@@ -487,7 +444,7 @@ class Scheduler:
         if nxt is not None:
             self.console.system(spec.step_name, spec.task_id, msg)
             if delay:
-                heapq.heappush(self._delayed, (time.monotonic() + delay, self._next_id + len(self._delayed), nxt))
+                self._delayed.push(time.monotonic() + delay, nxt)
             else:
                 self._queue.appendleft(nxt)
             return
@@ -532,81 +489,11 @@ class Scheduler:
         self._failed.append((spec.step_name, spec.task_id))
         return True
 
-    # ---- @parallel gangs ----------------------------------------------------------------
-    def _queue_gang(self, spec: TaskSpec, res: TaskResult) -> None:
-        """Queue the N tasks a ``num_parallel`` split starts, as one unit."""
-        n = res.num_splits or 0
-        target = res.next_steps[0]
-        ids = gang_task_ids(str(self._next_id), n)
-        self._next_id += 1
-        specs = [
-            self._spec(target, [(spec.key, spec.attempt)],
-                       spec.foreach_stack + (ForeachFrame(spec.step_name, PARALLEL_VAR, i, n, str(i)),),
-                       split_index=i, task_id=tid, extra=gang_metadata(tid, i, n))
-            for i, tid in enumerate(ids)
-        ]
-        gang = _Gang(specs)
-        self._gangs[specs[0].key] = gang
-        for s in specs:
-            self._gang_of[s.key] = specs[0].key
-        self._queue.append(specs[0])
-
-    def _on_gang_member_finished(self, gang: _Gang, run: _Running, fin: Finished) -> None:
-        spec, res = run.spec, fin.result
-        gang.running.discard(spec.key)
-        if res is not None and res.ok:
-            gang.done.append((spec, res, run.started_at))
-        else:
-            finished_at = res.finished_at if res else time.time()
-            self._pending_rows.append(self._row(spec, "failed", run.started_at, finished_at))
-            if self._failed:  # the run is already stopping
-                return
-            if gang.failure is None:
-                exc = res.exception if res else self._record_crash(spec, run, fin, fin.task_key in self._timed_out)
-                gang.failure = (spec, exc)
-                for key in gang.running:  # a gang lives and dies together
-                    self.launcher.kill(key)
-            elif res is None:
-                self._record_crash(spec, run, fin, False, message=(
-                    f"Killed because task {gang.failure[0].task_id} of its @parallel gang failed."))
-        self._timed_out.discard(spec.key)
-        if gang.running or self._failed:
-            return
-        if gang.failure is None:
-            for member, member_res, started in sorted(gang.done, key=lambda d: d[0].split_index or 0):
-                self._finish_ok(member, member_res, started)
-            self._forget_gang(gang)
-            return
-        for member, member_res, started in gang.done:  # committed ok, but their gang failed
-            self._pending_rows.append(self._row(member, "ok", member_res.started_at, member_res.finished_at))
-        failed, _ = gang.failure
-        policy = self._policy(failed.step_name)
-        if failed.attempt < policy.retries:
-            delay = policy.retry_delay
-            self.console.system(failed.step_name, failed.task_id,
-                                f"Task failed; retrying the whole @parallel gang (attempt {failed.attempt + 2} "
-                                f"of {policy.retries + 1})" + (f" in {delay:g} s." if delay else "."))
-            gang.specs = [dataclasses.replace(s, attempt=s.attempt + 1) for s in gang.specs]
-            gang.done, gang.failure = [], None
-            if delay:
-                heapq.heappush(self._delayed, (time.monotonic() + delay, self._next_id + len(self._delayed),
-                                               gang.specs[0]))
-            else:
-                self._queue.appendleft(gang.specs[0])
-            return
-        self.console.system(failed.step_name, failed.task_id, "Task failed.")
-        self._failed.append((failed.step_name, failed.task_id))
-
-    def _forget_gang(self, gang: _Gang) -> None:
-        del self._gangs[gang.specs[0].key]
-        for s in gang.specs:
-            del self._gang_of[s.key]
-
     def _schedule_successors(self, spec: TaskSpec, res: TaskResult) -> None:
         me = (spec.key, spec.attempt)
         stack = spec.foreach_stack
         if res.num_splits and self.graph[spec.step_name].kind is NodeKind.PARALLEL:
-            self._queue_gang(spec, res)
+            self._gangs.queue(spec, res)
             return
         if res.num_splits:
             target = res.next_steps[0]
@@ -617,7 +504,7 @@ class Scheduler:
             return
         for target in res.next_steps:
             node = self.graph[target]
-            if node.kind.value != "join":
+            if node.kind is not NodeKind.JOIN:
                 self._queue.append(self._spec(target, [me], stack))
                 continue
             split = self._closes.get(target)

@@ -49,6 +49,13 @@ class TaskSpec:
     decospecs: tuple[str, ...] = ()  # ``--with`` decorators, re-attached by a fresh interpreter
     fallback: dict[str, str] | None = None  # a crashed/timed-out attempt @catch must record
     extra: tuple[tuple[str, str], ...] = ()
+    # When the attempt must end (@timeout), as an absolute ``time.monotonic()`` value set by the
+    # scheduler at launch. CLOCK_MONOTONIC is shared by the processes of one host; a launcher
+    # that runs the task on another host must translate it to that host's clock.
+    deadline: float | None = None
+    # The task has its process to itself (a fork-pool child, a ``step`` subprocess), so on a
+    # timeout it may kill every process it started; False in a long-lived worker.
+    dedicated_process: bool = False
 
     @property
     def key(self) -> str:

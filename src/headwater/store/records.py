@@ -16,7 +16,6 @@ from .objects import ObjectStore
 
 RUN_FILE = "_run.json"
 RUN_END_FILE = "_run_end.json"
-PARAMETERS_STEP = "_parameters"
 #: Directory of a run's tag events (``runs/<Flow>/<run>/_tags/``); not a step.
 TAGS_DIR = "_tags"
 _dumps = json.JSONEncoder(separators=(",", ":")).encode

@@ -53,7 +53,13 @@ class Launcher(abc.ABC):
 
     @abc.abstractmethod
     def launch(self, spec: TaskSpec, stdout_path: str, stderr_path: str) -> int:
-        """Start one attempt; returns the task process's pid."""
+        """Start one attempt; returns the task process's pid.
+
+        A launcher that gives the attempt a process of its own sets ``spec.dedicated_process``
+        (the task may then kill every process it started when it times out); one that runs
+        ``execute()`` in a long-lived worker leaves it False. One that runs the task on another
+        host translates ``spec.deadline`` (this host's ``time.monotonic()``) to that host's clock.
+        """
 
     @abc.abstractmethod
     def poll(self, timeout: float) -> list[Finished]:

@@ -8,6 +8,7 @@ one pipe, length-prefixed, so messages never interleave.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import selectors
@@ -70,11 +71,17 @@ def _warm_up(ctx: TaskContext) -> None:
 
     from ...store import Datastore, codec  # noqa: F401  (import cost paid once)
     from .. import executor  # noqa: F401
+    from ..hooks import step_plan
 
     codec.encode({"warm": [1, 2.0, "x"]})
     executor.graph_info(ctx.graph)
     executor.parameter_names(ctx.flow_cls)
     executor.flow_fields(ctx.flow_cls)
+    for name in ctx.graph.sorted_nodes:
+        try:
+            step_plan(ctx.flow_cls, name)
+        except Exception:  # a bad decorator fails the step's tasks, with its own message, not the pool
+            pass
     # Objects alive now never change: keep the children's GC from writing to
     # (and so copying) every page that holds them.
     gc.collect()
@@ -264,6 +271,7 @@ class ForkPoolLauncher(Launcher):
         self._sel.register(evt_r, selectors.EVENT_READ)
 
     def launch(self, spec: TaskSpec, stdout_path: str, stderr_path: str) -> int:
+        spec = dataclasses.replace(spec, dedicated_process=True)  # each task gets a child of its own
         _send(self._cmd_w, (spec, stdout_path, stderr_path))
         self.pids[spec.key] = -1
         return -1

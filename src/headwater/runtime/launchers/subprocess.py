@@ -7,6 +7,7 @@ same ``execute`` and writes the TaskResult as JSON to ``--result-file``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -48,6 +49,7 @@ class SubprocessLauncher(Launcher):
         self._tmp = tempfile.mkdtemp(prefix="headwater-results-")
 
     def launch(self, spec: TaskSpec, stdout_path: str, stderr_path: str) -> int:
+        spec = dataclasses.replace(spec, dedicated_process=True)  # one interpreter per attempt
         safe = spec.key.replace("/", "_")
         spec_path = os.path.join(self._tmp, f"{safe}.{spec.attempt}.spec.json")
         result_path = os.path.join(self._tmp, f"{safe}.{spec.attempt}.result.json")
