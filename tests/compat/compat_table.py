@@ -40,7 +40,8 @@ STATUSES = ("same", "differs", "not yet", "not planned")
 
 # Where a missing item is planned (issue numbers in the tracker); first match wins.
 _PLANS: list[tuple[str, str]] = [
-    (r"batch|step.functions|airflow|spot.metadata", "not planned: AWS Batch, Step Functions and Airflow"),
+    (r"batch|spot.metadata", "not planned: AWS Batch (headwater scales out on Kubernetes and Ray)"),
+    (r"step.functions|airflow", "not yet: no issue (Step Functions and Airflow deployers follow Argo, #10)"),
     (r"^(R|tuple_util)$", "not planned: R support"),
     (r"^(EXT_PKG|unbounded_test_foreach_internal|@unbounded_test_foreach_internal)$",
      "not planned: Metaflow-internal helper"),
