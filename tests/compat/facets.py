@@ -12,10 +12,6 @@ from typing import Any, Callable
 
 # Deliberate differences, per (case, step): task fields left out of the comparison.
 FORGIVE: dict[tuple[str, str], set[str]] = {
-    # headwater enforces @timeout by killing the task and records the caught TimeoutException in a
-    # short fallback attempt (docs/operating.md, "Retries, catch, timeouts"); Metaflow raises inside
-    # attempt 0 with SIGALRM and prints the timeout into the task's stdout.
-    ("decorated", "slow"): {"current_attempt", "stdout", "metadata"},
     # A local @parallel gang: Metaflow runs the workers as children of the control task and its
     # log capture puts every node's output in the control task's stdout (the workers' is empty);
     # headwater keeps each node's output in its own task, as on a cluster in both engines

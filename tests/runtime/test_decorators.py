@@ -69,7 +69,7 @@ def test_timeout_kills_sleeping_step(tmp_path, launcher, use_root):
     assert r.returncode == 0, r.output
     run = _latest(use_root, r, "DecoratedFlow")
     err = run["guarded"].task.data.err
-    assert err.type.endswith("TimeoutException") and "timed out after 2 seconds" in err.message
+    assert err.type.endswith("TimeoutException") and "timed out after 0 hours, 0 minutes, 2 seconds" in err.message
     assert side.read_text().count("guarded attempt") == 2  # the retry applied to the timeout too
     from headwater import Task
 

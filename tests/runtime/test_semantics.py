@@ -122,7 +122,7 @@ def test_a_failed_task_keeps_the_artifacts_it_set(attempts_run, use_root):
 
 def test_a_timed_out_task_keeps_the_artifacts_it_set(tmp_path, launcher, use_root):
     r = run_flow("timeout_flow.py", "run", root=tmp_path / ".headwater", launcher=launcher, timeout=60)
-    assert r.returncode == 1 and "timed out after 1 seconds (@timeout)" in r.output
+    assert r.returncode == 1 and "timed out after 0 hours, 0 minutes, 1 seconds" in r.output
     task = _latest(use_root, r, "TimeoutFlow")["start"].task
     assert task.exception.type == "headwater.exceptions.TimeoutException"
     assert task.data.progress == "set before the timeout"

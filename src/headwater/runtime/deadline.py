@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import datetime
 import time
 from typing import Any, Callable
 
@@ -31,8 +32,10 @@ _OWN_FILES = frozenset({__file__, os.path.join(os.path.dirname(__file__), "hooks
 
 
 def timeout_message(step: str, seconds: float) -> str:
-    """The one message for a step that ran past its ``@timeout``."""
-    return f"Step {step!r} timed out after {seconds:g} seconds (@timeout)."
+    """The one message for a step that ran past its ``@timeout``, in Metaflow's words."""
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"Step {step} timed out after {hours} hours, {minutes} minutes, {secs:g} seconds"
 
 
 def task_deadline(seconds: float | None, *, now: float | None = None) -> float | None:
@@ -93,7 +96,10 @@ class StepTimer:
             # returned): fire again in a moment, in the step, unless it is done by then.
             signal.setitimer(signal.ITIMER_REAL, _DEFER)
             return
-        raise TimeoutException(timeout_message(self.step, self.seconds))
+        message = timeout_message(self.step, self.seconds)
+        # Into the task's stdout with a wall-clock stamp, as Metaflow's timeout logs it.
+        print(f"{datetime.now():%Y-%m-%d %H:%M:%S.%f}"[:-3], message, flush=True)
+        raise TimeoutException(message)
 
 
 def kill_descendants(*, dedicated: bool) -> None:
