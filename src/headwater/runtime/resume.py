@@ -17,6 +17,7 @@ from typing import Any
 from ..exceptions import HeadwaterException
 from ..flow.graph import NodeKind
 from ..store import Datastore
+from ..store.records import unsafe_component
 from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
 from .taskspec import TaskResult, TaskSpec, stack_record
 
@@ -117,6 +118,9 @@ def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,
                 step: str | None) -> ResumePlan:
     """Read the origin run and decide what to clone and what to re-execute."""
     records = ds.records
+    if unsafe_component(origin_run_id):
+        raise ResumeError(f"--origin-run-id {origin_run_id!r} {unsafe_component(origin_run_id)}: it is no run id.",
+                          hint="Pass --origin-run-id with an existing run id (see `headwater runs`).")
     try:
         records.read_run(flow, origin_run_id)
     except KeyError:
