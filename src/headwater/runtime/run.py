@@ -23,6 +23,7 @@ from ..flow.flow_decorators import flow_decorators, flow_system_tags
 from ..meta import MetadataIndex, open_index
 from ..store import Datastore
 from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
+from ..tags import check_run_tags
 from .console import Console
 from .exit_hooks import run_exit_hooks
 from .hooks import runtime_hooks
@@ -131,6 +132,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     """Run (or resume) the flow to completion; returns (run id, outcome)."""
     user = settings.require_user()
     flow_name = req.flow_cls.__name__
+    check_run_tags(req.tags, arg="--tag")
     os.makedirs(settings.datastore_root, exist_ok=True)
     ds = Datastore(settings.datastore_root)
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
