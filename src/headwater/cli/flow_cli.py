@@ -206,13 +206,22 @@ def build_cli(flow_cls: type) -> click.Group:
             origin = request.get("resume_from")
             if request.get("resume") and origin is None:
                 from ..exceptions import CommandException
-                from ..runtime.run import latest_run_id
+                from ..runtime.run import resume_origin
 
-                origin = latest_run_id(settings, flow_cls.__name__)
+                chosen = resume_origin(settings, flow_cls.__name__)
+                for skipped_id, why in chosen.skipped:
+                    click.echo(f"Skipping run {skipped_id} as the resume origin: {why}.", err=True)
+                origin = chosen.run_id
                 if origin is None:
-                    raise CommandException(f"There is no earlier run of {flow_cls.__name__} to resume.",
-                                           hint="Run the flow first, or pass --origin-run-id.")
+                    raise CommandException(
+                        f"There is no earlier run of {flow_cls.__name__} "
+                        + ("that can be resumed." if chosen.skipped else "to resume."),
+                        hint="Run the flow first, or pass --origin-run-id.")
             if origin is not None:
+                from ..runtime.resume import check_origin
+                from ..store import Datastore
+
+                check_origin(Datastore(settings.datastore_root), flow_cls.__name__, origin)
                 _resume_configs(flow_cls, settings, origin)
             prepare_flow(flow_cls, decospecs)  # mutators see the configs' values
             graph = _lint_or_raise(flow_cls)

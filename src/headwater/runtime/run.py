@@ -28,7 +28,7 @@ from .console import Console
 from .exit_hooks import run_exit_hooks
 from .hooks import runtime_hooks
 from .launchers import TaskContext, make_launcher
-from .resume import ResumePlan, plan_resume
+from .resume import ResumePlan, plan_resume, unresumable
 from .scheduler import Machine, RunOutcome, Scheduler
 
 
@@ -96,18 +96,35 @@ def detect_machine(settings: Settings, need_gpus: bool) -> Machine:
     return Machine(cpus=float(os.cpu_count() or 1), gpus=gpus)
 
 
-def latest_run_id(settings: Settings, flow_name: str) -> str | None:
-    """The newest run of ``flow_name`` by this user (else by anyone): resume's default origin."""
+@dataclass(frozen=True)
+class ResumeOrigin:
+    """Which run a bare ``resume`` continues, and the newer runs it had to pass over."""
+
+    run_id: str | None  # None: no run of the flow can be resumed
+    skipped: tuple[tuple[str, str], ...] = ()  # (run id, why it cannot be resumed), newest first
+
+
+def resume_origin(settings: Settings, flow_name: str) -> ResumeOrigin:
+    """The newest resumable run of ``flow_name`` by this user (else by anyone): resume's default origin.
+
+    A run killed after its run record but before its parameters record has nothing
+    to resume from; it is skipped (and reported) rather than chosen.
+    """
     if not os.path.isdir(settings.datastore_root):
-        return None
+        return ResumeOrigin(None)
     ds = Datastore(settings.datastore_root)
     index = open_index(ds.root, records=ds.records, provider=settings.metadata)
     try:
-        mine = index.runs(flow_name, tags=(f"user:{settings.user}",), limit=1)
-        rows = mine or index.runs(flow_name, limit=1)
-        return rows[0].run_id if rows else None
+        rows = index.runs(flow_name, tags=(f"user:{settings.user}",)) or index.runs(flow_name)
     finally:
         index.close()
+    skipped = []
+    for row in rows:
+        why = unresumable(ds, flow_name, row.run_id)
+        if why is None:
+            return ResumeOrigin(row.run_id, tuple(skipped))
+        skipped.append((row.run_id, why))
+    return ResumeOrigin(None, tuple(skipped))
 
 
 def write_run_id_file(path: str, run_id: str) -> None:
