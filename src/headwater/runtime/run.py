@@ -10,7 +10,6 @@ import os
 import platform
 import shutil
 import socket
-import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from .console import Console
 from .exit_hooks import run_exit_hooks
 from .hooks import runtime_hooks
 from .launchers import TaskContext, make_launcher
+from .run_id_file import RunIdFileError, check_run_id_file, write_run_id_file
 from .resume import ResumePlan, plan_resume, unresumable
 from .scheduler import Machine, RunOutcome, Scheduler
 
@@ -127,29 +127,14 @@ def resume_origin(settings: Settings, flow_name: str) -> ResumeOrigin:
     return ResumeOrigin(None, tuple(skipped))
 
 
-def write_run_id_file(path: str, run_id: str) -> None:
-    """Write the run id (or the Runner's attribute JSON) so a reader never sees a partial
-    text: temp file + rename for a regular file; a FIFO (or other special file) is written in place."""
-    try:
-        special = not stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
-        special = False
-    if special:
-        with open(path, "w") as f:
-            f.write(run_id)
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(run_id)
-    os.replace(tmp, path)
-
-
 def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Console) -> tuple[str, RunOutcome]:
     """Run (or resume) the flow to completion; returns (run id, outcome)."""
     user = settings.require_user()
     flow_name = req.flow_cls.__name__
     check_run_tags(req.tags, arg="--tag")
+    for path, option in ((req.run_id_file, "--run-id-file"), (req.runner_attribute_file, "--runner-attribute-file")):
+        if path:
+            check_run_id_file(path, option=option, datastore_root=settings.datastore_root)
     os.makedirs(settings.datastore_root, exist_ok=True)
     ds = Datastore(settings.datastore_root)
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
@@ -177,12 +162,16 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         ds.records.write_run(run_rec)
         index.add_run(run_rec)
         _write_parameters_task(ds, index, flow_name, run_id, req, user, now, plan)
-        if req.run_id_file:
+        try:
             # Only now: whoever reads the id (the Runner) can open the run with the client at once.
-            write_run_id_file(req.run_id_file, run_id)
-        if req.runner_attribute_file:
-            attributes = {"flow_name": flow_name, "run_id": run_id, "datastore_root": ds.root}
-            write_run_id_file(req.runner_attribute_file, json.dumps(attributes))
+            if req.run_id_file:
+                write_run_id_file(req.run_id_file, run_id, option="--run-id-file")
+            if req.runner_attribute_file:
+                attributes = {"flow_name": flow_name, "run_id": run_id, "datastore_root": ds.root}
+                write_run_id_file(req.runner_attribute_file, json.dumps(attributes), option="--runner-attribute-file")
+        except RunIdFileError:
+            _end(ds, index, flow_name, run_id, False, [])  # it ran nothing: failed, not killed
+            raise
         console = console_factory(run_id)
         has_exit_hooks = any(d.name == "exit_hook" for d in flow_decorators(req.flow_cls))
         if plan is not None and plan.rerun:
