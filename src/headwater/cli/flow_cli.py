@@ -7,7 +7,6 @@ so ``--help`` stays fast.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -28,8 +27,12 @@ class _JSONParam(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if not isinstance(value, str):
             return value
+        from ..flow.parameters import JSONTooDeepError, JSONType
+
         try:
-            return json.loads(value)
+            return JSONType.convert(value)
+        except JSONTooDeepError as e:
+            self.fail(f"{e}.", param, ctx)
         except ValueError as e:
             self.fail(f"{value!r} is not valid JSON ({e}).", param, ctx)
 

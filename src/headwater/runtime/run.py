@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import platform
 import shutil
 import socket
@@ -17,6 +18,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import Settings
+from ..exceptions import ParameterError
 from ..flow.decorators import step_policy
 from ..flow.flow_decorators import flow_decorators, flow_system_tags
 from ..meta import MetadataIndex, open_index
@@ -148,6 +150,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     index: MetadataIndex | None = None
     try:
         index = open_index(ds.root, records=ds.records, provider=settings.metadata)
+        saved = _parameter_artifacts(ds, flow_name, req, plan)  # after the fork: hashing may start threads
         run_id = new_run_id(ds, flow_name)
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
@@ -161,7 +164,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         }
         ds.records.write_run(run_rec)
         index.add_run(run_rec)
-        _write_parameters_task(ds, index, flow_name, run_id, req, user, now, plan)
+        _write_parameters_task(ds, index, flow_name, run_id, req, user, now, saved)
         try:
             # Only now: whoever reads the id (the Runner) can open the run with the client at once.
             if req.run_id_file:
@@ -223,20 +226,31 @@ def _end(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, ok: bool, 
     index.end_run(flow, run_id, status, now)
 
 
-def _write_parameters_task(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, req: RunRequest,
-                           user: str, now: float, plan: ResumePlan | None) -> None:
+def _parameter_artifacts(ds: Datastore, flow: str, req: RunRequest,
+                         plan: ResumePlan | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(artifacts, metadata) of the ``_parameters`` task, saved before the run is recorded, so
+    a value that cannot be stored is an error with no run left behind."""
     if plan is not None:  # a resume keeps the origin's parameters and constants, by reference
-        artifacts = dict(plan.parameters["artifacts"])
         meta = dict(plan.parameters.get("metadata") or {})
         meta["origin_pathspec"] = f"{flow}/{plan.origin_run_id}/{PARAMETERS_PATH}"
-    else:
-        save = ds.content.save
-        artifacts = {name: save(value) for name, value in req.constants.items()}
-        artifacts.update({name: save(value) for name, value in req.params.items()})
-        artifacts["name"] = save(flow)
-        artifacts["_graph_info"] = save(req.graph.to_info())
-        meta = {"parameters": sorted(req.params)}
-    meta["user"] = user
+        return dict(plan.parameters["artifacts"]), meta
+    artifacts = {}
+    for kind, values in (("constant", req.constants), ("parameter", req.params)):
+        for name, value in values.items():
+            try:
+                artifacts[name] = ds.content.save(value)
+            except pickle.PicklingError as e:
+                raise ParameterError(f"The value of {kind} {name!r} of {flow} cannot be stored: {e}.",
+                                     hint=f"Give {name!r} a value that pickle can store.") from None
+    artifacts["name"] = ds.content.save(flow)
+    artifacts["_graph_info"] = ds.content.save(req.graph.to_info())
+    return artifacts, {"parameters": sorted(req.params)}
+
+
+def _write_parameters_task(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, req: RunRequest,
+                           user: str, now: float, saved: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    artifacts, meta = saved
+    meta = {**meta, "user": user}
     rec = {
         "version": 1, "flow": flow, "run_id": run_id, "step": PARAMETERS_STEP, "task_id": PARAMETERS_TASK_ID,
         "attempt": 0, "status": "ok", "started_at": now, "finished_at": time.time(),
