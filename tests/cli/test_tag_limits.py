@@ -78,3 +78,16 @@ def test_tag_add_and_client_share_the_limits(tmp_path, use_root) -> None:
         run.add_tag("")
     with pytest.raises(HeadwaterTaggingError, match=r"a run may have at most 50"):
         run.add_tags([f"t{i}" for i in range(51)])
+
+
+def test_runner_tags_obey_the_tag_limits(tmp_path, monkeypatch) -> None:
+    from flowrun import FLOWS
+    from headwater import Runner
+
+    root = tmp_path / ".headwater"
+    monkeypatch.setenv("HEADWATER_DATASTORE_ROOT", str(root))
+    monkeypatch.setenv("HEADWATER_USER", USER)
+    with Runner(str(FLOWS / "linear_flow.py"), cwd=str(tmp_path)).run(tags=["ok", "z" * 501]) as result:
+        assert result.status == "failed" and result.run is None
+        assert "is 501 characters long; tags may have at most 500" in result.stderr
+    assert not (root / "runs" / "LinearFlow").exists() or not any((root / "runs" / "LinearFlow").iterdir())
