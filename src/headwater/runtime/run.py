@@ -29,8 +29,8 @@ from .console import Console
 from .exit_hooks import run_exit_hooks
 from .hooks import runtime_hooks
 from .launchers import TaskContext, make_launcher
-from .run_id_file import RunIdFileError, check_run_id_file, write_run_id_file
 from .resume import ResumePlan, plan_resume, unresumable
+from .run_id_file import RunIdFileError, check_run_id_file, write_run_id_file
 from .scheduler import Machine, RunOutcome, Scheduler
 
 
