@@ -7,7 +7,6 @@ so ``--help`` stays fast.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -28,8 +27,12 @@ class _JSONParam(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if not isinstance(value, str):
             return value
+        from ..flow.parameters import JSONTooDeepError, JSONType
+
         try:
-            return json.loads(value)
+            return JSONType.convert(value)
+        except JSONTooDeepError as e:
+            self.fail(f"{e}.", param, ctx)
         except ValueError as e:
             self.fail(f"{value!r} is not valid JSON ({e}).", param, ctx)
 
@@ -206,13 +209,22 @@ def build_cli(flow_cls: type) -> click.Group:
             origin = request.get("resume_from")
             if request.get("resume") and origin is None:
                 from ..exceptions import CommandException
-                from ..runtime.run import latest_run_id
+                from ..runtime.run import resume_origin
 
-                origin = latest_run_id(settings, flow_cls.__name__)
+                chosen = resume_origin(settings, flow_cls.__name__)
+                for skipped_id, why in chosen.skipped:
+                    click.echo(f"Skipping run {skipped_id} as the resume origin: {why}.", err=True)
+                origin = chosen.run_id
                 if origin is None:
-                    raise CommandException(f"There is no earlier run of {flow_cls.__name__} to resume.",
-                                           hint="Run the flow first, or pass --origin-run-id.")
+                    raise CommandException(
+                        f"There is no earlier run of {flow_cls.__name__} "
+                        + ("that can be resumed." if chosen.skipped else "to resume."),
+                        hint="Run the flow first, or pass --origin-run-id.")
             if origin is not None:
+                from ..runtime.resume import check_origin
+                from ..store import Datastore
+
+                check_origin(Datastore(settings.datastore_root), flow_cls.__name__, origin)
                 _resume_configs(flow_cls, settings, origin)
             prepare_flow(flow_cls, decospecs)  # mutators see the configs' values
             graph = _lint_or_raise(flow_cls)

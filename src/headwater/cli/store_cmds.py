@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ..exceptions import HeadwaterInvalidPathspec, HeadwaterNotFound
+from ..tags import shown_tag
 from .errors import guarded
 
 _root_opt = click.option("--datastore-root", default=None, metavar="PATH",
@@ -127,7 +128,7 @@ def runs(flow: str | None, all_users: bool, limit: int, datastore_root: str | No
         for r in rows:
             status = run_status(r)
             out.append([r.flow, r.run_id, fmt_status(status), fmt_time(r.created_at),
-                        fmt_duration(_run_duration(r, status)), r.user or "-", ", ".join(r.tags)])  # fmt: skip
+                        fmt_duration(_run_duration(r, status)), r.user or "-", ", ".join(map(shown_tag, r.tags))])  # fmt: skip
         click.echo(table(["FLOW", "RUN ID", "STATUS", "STARTED", "DURATION", "USER", "TAGS"], out))
 
     guarded(go)
@@ -170,8 +171,8 @@ def _show(src: Any, flow: str, run_id: str) -> None:
     click.echo(f"Run {flow}/{run_id}: {fmt_status(status)}")
     click.echo(f"    user: {row.user or '-'}    started: {fmt_time(row.created_at)}    "
                f"duration: {fmt_duration(_run_duration(row, status))}")  # fmt: skip
-    click.echo(f"    tags: {', '.join(row.tags) or '(none)'}")
-    click.echo(f"    system tags: {', '.join(row.system_tags)}")
+    click.echo(f"    tags: {', '.join(map(shown_tag, row.tags)) or '(none)'}")
+    click.echo(f"    system tags: {', '.join(map(shown_tag, row.system_tags))}")
     if row.origin_run_id:
         click.echo(f"    resumed from: {flow}/{row.origin_run_id}")
     steps = src.steps(flow, run_id)

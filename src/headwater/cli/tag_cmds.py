@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ..exceptions import HeadwaterNamespaceMismatch, HeadwaterNotFound, InvalidCommandUse
+from ..tags import shown_tag
 from .errors import guarded
 from .inspect_cmds import _use_root
 
@@ -137,20 +138,22 @@ def tag_groups(runs: Iterable[Any], *, by_run: bool, by_tag: bool, hide_system: 
     names = []
     for run in runs:
         names.append(run.pathspec)
-        user_tags = set(run.tags) - set(run.system_tags)
+        # Control characters shown escaped: a tag with a newline must not break a row.
+        run_tags, run_system = {shown_tag(t) for t in run.tags}, {shown_tag(t) for t in run.system_tags}
+        user_tags = run_tags - run_system
         if by_run:
-            every[run.pathspec] = user_tags if hide_system else set(run.tags)
+            every[run.pathspec] = user_tags if hide_system else run_tags
             if not hide_system:
-                system[run.pathspec] = set(run.system_tags)
+                system[run.pathspec] = run_system
         elif by_tag:
             for t in user_tags:
                 every.setdefault(t, set()).add(run.pathspec)
-            for t in () if hide_system else run.system_tags:
+            for t in () if hide_system else run_system:
                 system.setdefault(t, set()).add(run.pathspec)
         else:
-            every.setdefault("_", set()).update(user_tags if hide_system else run.tags)
+            every.setdefault("_", set()).update(user_tags if hide_system else run_tags)
             if not hide_system:
-                system.setdefault("_", set()).update(run.system_tags)
+                system.setdefault("_", set()).update(run_system)
     if not by_run and not by_tag:
         joined = ",".join(names)
         system, every = {joined: system.get("_", set())}, {joined: every.get("_", set())}

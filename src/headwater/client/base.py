@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from ..exceptions import HeadwaterInvalidPathspec, HeadwaterNamespaceMismatch, HeadwaterNotFound
+from ..store.records import unsafe_component
 from .namespace import get_namespace
 from .source import Source, current_root, source_for
 
@@ -47,6 +48,12 @@ def parse_pathspec(kind: str, depth: int, pathspec: Any) -> tuple[str, ...]:
             f"{kind}() expects a pathspec string '{SHAPES[depth]}', got {pathspec!r}.",
         )
     parts = tuple(pathspec.strip("/").split("/")) if pathspec.strip("/") else ()
+    bad = next((p for p in parts if unsafe_component(p)), None)
+    if bad is not None:
+        raise HeadwaterInvalidPathspec(
+            f"{kind}({pathspec!r}): the component {bad!r} {unsafe_component(bad)}.",
+            hint="Each component is a flow name, run id, step name, task id or artifact name.",
+        )
     if len(parts) != depth or any(not p for p in parts):
         n = len(parts)
         raise HeadwaterInvalidPathspec(
@@ -139,6 +146,10 @@ class HeadwaterObject:
     def _child(self, child_id: str) -> Any:
         """``self[child_id]``, checked: exists, and in the namespace if this object checks it."""
         cls = _CLASSES[self._DEPTH + 1]
+        if isinstance(child_id, str) and unsafe_component(child_id):
+            raise ChildNotFound(
+                f"{cls._KIND} '{self.pathspec}/{child_id}' does not exist: {child_id!r} {unsafe_component(child_id)}.",
+            )
         obj = cls.__new__(cls)
         obj._bind(
             (*self._components, child_id),

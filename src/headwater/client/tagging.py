@@ -1,9 +1,8 @@
 """Changing a run's user tags (reading layer, internal): validation and the
 one tag event each change appends to the store (``runs/<Flow>/<run>/_tags/``).
 
-Metaflow's rules: a tag is a non-empty string of at most 500 characters; a run
-has at most 50 user tags; system tags (``user:``, ``runtime:``, ...) cannot be
-removed.
+The rules a tag obeys live in ``headwater.tags`` (one validation for every way a
+tag comes in); system tags (``user:``, ``runtime:``, ...) cannot be removed.
 """
 
 from __future__ import annotations
@@ -15,37 +14,11 @@ from typing import TYPE_CHECKING
 
 from ..exceptions import HeadwaterTaggingError
 from ..store.records import replay_tags
+from ..tags import MAX_USER_TAGS, check_tags
 from .source import current_settings
 
 if TYPE_CHECKING:
     from .core import Run
-
-MAX_TAG_LENGTH = 500
-MAX_USER_TAGS = 50
-
-
-def check_tags(tags: Iterable[str] | str, *, arg: str) -> list[str]:
-    """``tags`` as a list, each one checked; ``arg`` names the argument in messages."""
-    if isinstance(tags, (str, bytes)):
-        raise HeadwaterTaggingError(
-            f"{arg} expects a list of tags, got the string {tags!r}.",
-            hint=f"Pass [{tags!r}], or use the single-tag method (add_tag, remove_tag, replace_tag).",
-        )
-    try:
-        out = list(tags)
-    except TypeError:
-        raise HeadwaterTaggingError(f"{arg} expects a list of tags, got {tags!r}.") from None
-    for t in out:
-        if not isinstance(t, str):
-            raise HeadwaterTaggingError(f"Tag {t!r} is not a string ({type(t).__name__}).",
-                                        hint="Tags are strings, e.g. 'experiment:7'.")  # fmt: skip
-        if not t.strip():
-            raise HeadwaterTaggingError(f"Tag {t!r} is empty.", hint="Tags are non-empty strings.")
-        if len(t) > MAX_TAG_LENGTH:
-            raise HeadwaterTaggingError(
-                f"Tag {t[:40]!r}... is {len(t)} characters long; tags may have at most {MAX_TAG_LENGTH}.",
-            )
-    return out
 
 
 def change_tags(run: Run, add: Iterable[str], remove: Iterable[str], *, what: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from ..exceptions import HeadwaterException, HeadwaterExceptionWrapper, HeadwaterNotFound
 from .base import ChildNotFound, HeadwaterObject, to_datetime
-from ..store.taskmeta import PARAMETERS_STEP
+from ..store.taskmeta import CRASH_TYPE, PARAMETERS_STEP
 from .core import Step
 
 
@@ -171,6 +171,16 @@ class Task(HeadwaterObject):
             self._record = self._source.attempt(flow, run_id, step, task_id, self.current_attempt)
         return self._record
 
+    def _killed(self) -> bool:
+        """Whether the attempt never committed and never will: its run is no longer running."""
+        if self._record_or_none() is not None:
+            return False
+        from ..meta.liveness import attempt_status
+
+        flow, run_id = self._components[0], self._components[1]
+        run = self._source.run(flow, run_id) or self._get_run_row()  # fresh: the run may have died since
+        return attempt_status("running", run) == "killed"
+
     def _refs(self) -> dict[str, dict[str, Any]]:
         # A failed attempt keeps what its step set before failing (Metaflow shows it too).
         rec = self._record_or_none()
@@ -181,7 +191,9 @@ class Task(HeadwaterObject):
 
     def _no_artifact_message(self, name: str) -> str:
         rec = self._record_or_none()
-        if rec is None:
+        if rec is None and self._killed():
+            why = f"attempt {self.current_attempt} was killed with its run before it committed, so it saved nothing"
+        elif rec is None:
             why = f"attempt {self.current_attempt} has not finished yet"
         else:
             names = self._public_names()
@@ -240,6 +252,19 @@ class Task(HeadwaterObject):
         return rec is not None and rec.get("status") == "ok"
 
     @property
+    def status(self) -> str:
+        """How the attempt stands (a headwater extension, as ``Run.status``).
+
+        ``"running"``, ``"successful"``, ``"failed"`` (a failure ``@catch`` caught
+        included), or ``"killed"``: the attempt never committed and its run is no
+        longer running (kill -9 of the run process, a crash), so it never will.
+        """
+        rec = self._record_or_none()
+        if rec is None:
+            return "killed" if self._killed() else "running"
+        return "successful" if self.successful else "failed"
+
+    @property
     def exception(self) -> HeadwaterExceptionWrapper | None:
         """The exception a failed attempt raised, ``None`` otherwise (and for a failure ``@catch`` caught).
 
@@ -250,6 +275,13 @@ class Task(HeadwaterObject):
         (Metaflow: ``None``).
         """
         rec = self._record_or_none()
+        if rec is None and self._killed():
+            return HeadwaterExceptionWrapper(
+                type=CRASH_TYPE,
+                message=f"Attempt {self.current_attempt} was killed with its run: the run's process is gone and "
+                        "the attempt never committed.",
+                stacktrace="",
+            )
         exc = rec.get("exception") if rec is not None else None
         if not exc:
             return None

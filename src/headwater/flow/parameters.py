@@ -9,6 +9,7 @@ the run's value and ``self.alpha = 1`` raises. The CLI turns each into a
 from __future__ import annotations
 
 import json
+import sys
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -22,15 +23,27 @@ RESERVED_PARAMETER_NAMES = frozenset(
 )
 
 
+class JSONTooDeepError(ValueError):
+    """A JSON text nests deeper than Python's recursion limit lets ``json.loads`` go."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the JSON value is nested too deeply to load (past Python's recursion limit, "
+                         f"{sys.getrecursionlimit()})")
+
+
 class JSONTypeClass:
     """Marker type: the parameter's value is parsed as JSON."""
 
     name = "JSON"
 
     def convert(self, value: Any) -> Any:
+        """``value`` parsed as JSON; ``ValueError`` (``JSONTooDeepError`` when too deep) if it is not."""
         if not isinstance(value, str):
             return value
-        return json.loads(value)
+        try:
+            return json.loads(value)
+        except RecursionError:
+            raise JSONTooDeepError() from None
 
     def __repr__(self) -> str:
         return "JSONType"
@@ -186,6 +199,9 @@ class Parameter:
             if self.type is str and self.separator is not None and isinstance(value, str):
                 return [v for v in value.split(self.separator)]
             return self.type(value)
+        except JSONTooDeepError as e:
+            raise ParameterError(f"Invalid value for parameter '--{self.name}': {e}.",
+                                 hint=f"Pass a flatter value with --{self.name}.") from None
         except (ValueError, TypeError) as e:
             raise ParameterError(
                 f"Invalid value for parameter '--{self.name}': {value!r} is not a valid {self.type_name}.",

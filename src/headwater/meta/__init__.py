@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..exceptions import HeadwaterException
 from .base import MetadataIndex
 from .index import Index, RunRow, TaskRow
-from .liveness import run_is_dead, run_status
+from .liveness import attempt_status, run_is_dead, run_status
 
 if TYPE_CHECKING:
     from ..store.records import RecordStore
@@ -65,4 +65,4 @@ def open_index(root: str | os.PathLike[str], *, records: RecordStore | None = No
 
 
 __all__ = ["LOCAL_PROVIDER", "Index", "MetadataIndex", "RunRow", "TaskRow", "UnknownMetadataProviderError",
-           "metadata_providers", "open_index", "run_is_dead", "run_status"]
+           "attempt_status", "metadata_providers", "open_index", "run_is_dead", "run_status"]

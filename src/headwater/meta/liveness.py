@@ -133,3 +133,20 @@ def run_status(run: Any) -> str:
     if status in ("successful", "failed"):
         return str(status)
     return "killed" if run_is_dead(run) else "running"
+
+
+def attempt_status(status: str, run: Any) -> str:
+    """An attempt's index status as users see it: an attempt still ``"running"``
+    in a run that is no longer running (killed, or ended without it) is ``"killed"``:
+    it will never commit.
+
+    Parameters
+    ----------
+    status : str
+        The attempt's status in the index (``"running"``, ``"ok"``, ``"failed"``).
+    run : RunRow or dict
+        Its run's row, read after the attempt's (a run row read earlier may be stale).
+    """
+    if status == "running" and run_status(run) != "running":
+        return "killed"
+    return status

@@ -17,6 +17,7 @@ from typing import Any
 from ..exceptions import HeadwaterException
 from ..flow.graph import NodeKind
 from ..store import Datastore
+from ..store.records import unsafe_component
 from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
 from .taskspec import TaskResult, TaskSpec, stack_record
 
@@ -113,22 +114,47 @@ def descendants(graph: Any, step: str) -> set[str]:
     return out
 
 
+def unresumable(ds: Datastore, flow: str, run_id: str) -> str | None:
+    """Why the run ``flow/run_id`` cannot be resumed, or ``None`` if it can.
+
+    A run is resumable once its parameters record is committed: a run killed
+    between its run record and that record started nothing and holds nothing.
+    """
+    try:
+        ds.records.read_attempt(flow, run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID, 0)
+    except KeyError:
+        return "it was stopped before it recorded its parameters, so it ran no step"
+    except ValueError:  # a damaged record (not valid JSON)
+        return "its parameters record is damaged"
+    return None
+
+
+def check_origin(ds: Datastore, flow: str, origin_run_id: str) -> None:
+    """Raise ``ResumeError`` unless ``origin_run_id`` names a run of ``flow`` that can be resumed."""
+    if unsafe_component(origin_run_id):
+        raise ResumeError(f"--origin-run-id {origin_run_id!r} {unsafe_component(origin_run_id)}: it is no run id.",
+                          hint="Pass --origin-run-id with an existing run id (see `headwater runs`).")
+    try:
+        ds.records.read_run(flow, origin_run_id)
+    except KeyError:
+        raise ResumeError(f"Flow {flow} has no run {origin_run_id!r} to resume.",
+                          hint="Pass --origin-run-id with an existing run id (see `headwater runs`).") from None
+    why = unresumable(ds, flow, origin_run_id)
+    if why is not None:
+        raise ResumeError(f"Run {flow}/{origin_run_id} cannot be resumed: {why}.",
+                          hint="Resume another run with --origin-run-id (see `headwater runs`), or start a new "
+                               "run.")
+
+
 def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,
                 step: str | None) -> ResumePlan:
     """Read the origin run and decide what to clone and what to re-execute."""
     records = ds.records
-    try:
-        records.read_run(flow, origin_run_id)
-    except KeyError:
-        raise ResumeError(f"Flow {flow} has no run {origin_run_id!r} to resume.",
-                          hint="Pass --origin-run-id with an existing run id (see `headwater runs`).") from None
+    check_origin(ds, flow, origin_run_id)
     if step is not None and step not in graph:
         raise ResumeError(f"Flow {flow} has no step {step!r}.",
                           hint=f"Steps: {', '.join(graph.sorted_nodes)}.")
-    try:
-        params = records.read_attempt(flow, origin_run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID, 0)
-    except KeyError:
-        raise ResumeError(f"Run {flow}/{origin_run_id} has no parameters record; it cannot be resumed.") from None
+    params = records.read_attempt(flow, origin_run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID, 0)
 
     by_identity: dict[tuple, dict[str, Any]] = {}
     children: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}

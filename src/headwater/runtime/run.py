@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import platform
 import shutil
 import socket
-import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -18,16 +18,19 @@ from typing import Any
 
 from .. import __version__
 from ..config import Settings
+from ..exceptions import ParameterError
 from ..flow.decorators import step_policy
 from ..flow.flow_decorators import flow_decorators, flow_system_tags
 from ..meta import MetadataIndex, open_index
 from ..store import Datastore
 from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
+from ..tags import check_run_tags
 from .console import Console
 from .exit_hooks import run_exit_hooks
 from .hooks import runtime_hooks
 from .launchers import TaskContext, make_launcher
-from .resume import ResumePlan, plan_resume
+from .resume import ResumePlan, plan_resume, unresumable
+from .run_id_file import RunIdFileError, check_run_id_file, write_run_id_file
 from .scheduler import Machine, RunOutcome, Scheduler
 
 
@@ -95,42 +98,45 @@ def detect_machine(settings: Settings, need_gpus: bool) -> Machine:
     return Machine(cpus=float(os.cpu_count() or 1), gpus=gpus)
 
 
-def latest_run_id(settings: Settings, flow_name: str) -> str | None:
-    """The newest run of ``flow_name`` by this user (else by anyone): resume's default origin."""
+@dataclass(frozen=True)
+class ResumeOrigin:
+    """Which run a bare ``resume`` continues, and the newer runs it had to pass over."""
+
+    run_id: str | None  # None: no run of the flow can be resumed
+    skipped: tuple[tuple[str, str], ...] = ()  # (run id, why it cannot be resumed), newest first
+
+
+def resume_origin(settings: Settings, flow_name: str) -> ResumeOrigin:
+    """The newest resumable run of ``flow_name`` by this user (else by anyone): resume's default origin.
+
+    A run killed after its run record but before its parameters record has nothing
+    to resume from; it is skipped (and reported) rather than chosen.
+    """
     if not os.path.isdir(settings.datastore_root):
-        return None
+        return ResumeOrigin(None)
     ds = Datastore(settings.datastore_root)
     index = open_index(ds.root, records=ds.records, provider=settings.metadata)
     try:
-        mine = index.runs(flow_name, tags=(f"user:{settings.user}",), limit=1)
-        rows = mine or index.runs(flow_name, limit=1)
-        return rows[0].run_id if rows else None
+        rows = index.runs(flow_name, tags=(f"user:{settings.user}",)) or index.runs(flow_name)
     finally:
         index.close()
-
-
-def write_run_id_file(path: str, run_id: str) -> None:
-    """Write the run id (or the Runner's attribute JSON) so a reader never sees a partial
-    text: temp file + rename for a regular file; a FIFO (or other special file) is written in place."""
-    try:
-        special = not stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
-        special = False
-    if special:
-        with open(path, "w") as f:
-            f.write(run_id)
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(run_id)
-    os.replace(tmp, path)
+    skipped = []
+    for row in rows:
+        why = unresumable(ds, flow_name, row.run_id)
+        if why is None:
+            return ResumeOrigin(row.run_id, tuple(skipped))
+        skipped.append((row.run_id, why))
+    return ResumeOrigin(None, tuple(skipped))
 
 
 def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Console) -> tuple[str, RunOutcome]:
     """Run (or resume) the flow to completion; returns (run id, outcome)."""
     user = settings.require_user()
     flow_name = req.flow_cls.__name__
+    check_run_tags(req.tags, arg="--tag")
+    for path, option in ((req.run_id_file, "--run-id-file"), (req.runner_attribute_file, "--runner-attribute-file")):
+        if path:
+            check_run_id_file(path, option=option, datastore_root=settings.datastore_root)
     os.makedirs(settings.datastore_root, exist_ok=True)
     ds = Datastore(settings.datastore_root)
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
@@ -144,6 +150,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     index: MetadataIndex | None = None
     try:
         index = open_index(ds.root, records=ds.records, provider=settings.metadata)
+        saved = _parameter_artifacts(ds, flow_name, req, plan)  # after the fork: hashing may start threads
         run_id = new_run_id(ds, flow_name)
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
@@ -157,13 +164,17 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         }
         ds.records.write_run(run_rec)
         index.add_run(run_rec)
-        _write_parameters_task(ds, index, flow_name, run_id, req, user, now, plan)
-        if req.run_id_file:
+        _write_parameters_task(ds, index, flow_name, run_id, req, user, now, saved)
+        try:
             # Only now: whoever reads the id (the Runner) can open the run with the client at once.
-            write_run_id_file(req.run_id_file, run_id)
-        if req.runner_attribute_file:
-            attributes = {"flow_name": flow_name, "run_id": run_id, "datastore_root": ds.root}
-            write_run_id_file(req.runner_attribute_file, json.dumps(attributes))
+            if req.run_id_file:
+                write_run_id_file(req.run_id_file, run_id, option="--run-id-file")
+            if req.runner_attribute_file:
+                attributes = {"flow_name": flow_name, "run_id": run_id, "datastore_root": ds.root}
+                write_run_id_file(req.runner_attribute_file, json.dumps(attributes), option="--runner-attribute-file")
+        except RunIdFileError:
+            _end(ds, index, flow_name, run_id, False, [])  # it ran nothing: failed, not killed
+            raise
         console = console_factory(run_id)
         has_exit_hooks = any(d.name == "exit_hook" for d in flow_decorators(req.flow_cls))
         if plan is not None and plan.rerun:
@@ -215,20 +226,31 @@ def _end(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, ok: bool, 
     index.end_run(flow, run_id, status, now)
 
 
-def _write_parameters_task(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, req: RunRequest,
-                           user: str, now: float, plan: ResumePlan | None) -> None:
+def _parameter_artifacts(ds: Datastore, flow: str, req: RunRequest,
+                         plan: ResumePlan | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(artifacts, metadata) of the ``_parameters`` task, saved before the run is recorded, so
+    a value that cannot be stored is an error with no run left behind."""
     if plan is not None:  # a resume keeps the origin's parameters and constants, by reference
-        artifacts = dict(plan.parameters["artifacts"])
         meta = dict(plan.parameters.get("metadata") or {})
         meta["origin_pathspec"] = f"{flow}/{plan.origin_run_id}/{PARAMETERS_PATH}"
-    else:
-        save = ds.content.save
-        artifacts = {name: save(value) for name, value in req.constants.items()}
-        artifacts.update({name: save(value) for name, value in req.params.items()})
-        artifacts["name"] = save(flow)
-        artifacts["_graph_info"] = save(req.graph.to_info())
-        meta = {"parameters": sorted(req.params)}
-    meta["user"] = user
+        return dict(plan.parameters["artifacts"]), meta
+    artifacts = {}
+    for kind, values in (("constant", req.constants), ("parameter", req.params)):
+        for name, value in values.items():
+            try:
+                artifacts[name] = ds.content.save(value)
+            except pickle.PicklingError as e:
+                raise ParameterError(f"The value of {kind} {name!r} of {flow} cannot be stored: {e}.",
+                                     hint=f"Give {name!r} a value that pickle can store.") from None
+    artifacts["name"] = ds.content.save(flow)
+    artifacts["_graph_info"] = ds.content.save(req.graph.to_info())
+    return artifacts, {"parameters": sorted(req.params)}
+
+
+def _write_parameters_task(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, req: RunRequest,
+                           user: str, now: float, saved: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    artifacts, meta = saved
+    meta = {**meta, "user": user}
     rec = {
         "version": 1, "flow": flow, "run_id": run_id, "step": PARAMETERS_STEP, "task_id": PARAMETERS_TASK_ID,
         "attempt": 0, "status": "ok", "started_at": now, "finished_at": time.time(),

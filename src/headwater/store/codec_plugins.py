@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import sys
 from typing import Any, Callable
 
 _UNSET: Any = object()
@@ -69,12 +70,25 @@ class _PluginPickler(pickle.Pickler):
 
 
 def dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None = None) -> bytes:
-    """``pickle.dumps(obj, protocol=5)``, with codec plugins when any is installed."""
-    if not _codec_names():
-        return pickle.dumps(obj, protocol=5, buffer_callback=buffer_callback)
-    out = io.BytesIO()
-    _PluginPickler(out, protocol=5, buffer_callback=buffer_callback).dump(obj)
-    return out.getvalue()
+    """``pickle.dumps(obj, protocol=5)``, with codec plugins when any is installed.
+
+    Raises
+    ------
+    pickle.PicklingError
+        Also for a value nested past Python's recursion limit (pickle recurses once
+        per level), so callers that name the artifact name this failure too.
+    """
+    try:
+        if not _codec_names():
+            return pickle.dumps(obj, protocol=5, buffer_callback=buffer_callback)
+        out = io.BytesIO()
+        _PluginPickler(out, protocol=5, buffer_callback=buffer_callback).dump(obj)
+        return out.getvalue()
+    except RecursionError:
+        raise pickle.PicklingError(
+            f"it is nested too deeply: pickle recurses once per level, and the value goes past Python's "
+            f"recursion limit ({sys.getrecursionlimit()})"
+        ) from None
 
 
 def _reset() -> None:

@@ -22,6 +22,19 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _loads = json.loads
 
 
+def unsafe_component(part: str) -> str | None:
+    """Why ``part`` cannot name anything in the store (``'.'``, ``'..'``, a NUL byte), or ``None``.
+
+    Such a component would otherwise reach the filesystem as a path and fail there
+    with a ``ValueError``; no flow, run, step, task or artifact can carry it.
+    """
+    if part in (".", ".."):
+        return "is a relative path, not a name"
+    if "\x00" in part:
+        return "contains a NUL byte"
+    return None
+
+
 def _numeric_order(name: str) -> tuple[int, int, str]:
     # Task ids and attempts are decimal strings: "10" sorts after "9".
     return (0, int(name), "") if name.isdigit() else (1, 0, name)
