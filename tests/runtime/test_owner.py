@@ -89,7 +89,7 @@ def test_step_command_refuses_to_commit_for_a_dead_run(tmp_path):
 
     root = tmp_path / ".headwater"
     me = process_token()
-    gone = f"{me.partition(':')[0]}:1"  # this pid, but started at another time: a process that is gone
+    gone = f"{me.partition(':')[0]}:1"  # this pid, started after 1970 + 1 s: its pid was reused
     spec = TaskSpec(flow_name="OrphanFlow", run_id="1", step_name="start", task_id="1", attempt=0,
                     input_paths=(), input_attempts=(), datastore_root=str(root), user=USER, run_owner=gone)
     spec_file = tmp_path / "spec.json"

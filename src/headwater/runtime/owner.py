@@ -1,17 +1,16 @@
 """The run process that owns a task attempt: named by a token, checked before the attempt commits.
 
-Runtime layer. A local launcher stamps each TaskSpec with its own token; the
-executor refuses to commit once that process is gone, so no task of a killed run
-commits behind its back (whatever the launcher did or failed to do).
+Runtime layer. A local launcher stamps each TaskSpec with a token naming its own
+process; the executor refuses to commit once that process is gone, so no task of
+a killed run commits behind its back, whatever the launcher did or failed to do.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from ..exceptions import HeadwaterException
-
-_DEAD_STATES = frozenset("ZXx")  # zombie, dead: exited even if not reaped yet
 
 
 class RunGoneError(HeadwaterException):
@@ -20,41 +19,19 @@ class RunGoneError(HeadwaterException):
     headline = "Run process gone"
 
 
-def _stat(pid: int) -> tuple[str, str] | None:
-    """(state, start time in clock ticks) of a live pid from /proc, None when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            text = f.read().decode("ascii", "replace")
-    except FileNotFoundError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
-    return fields[0], fields[19]
-
-
-def process_token(pid: int | None = None) -> str:
-    """``"<pid>:<start time>"`` naming this (or ``pid``'s) process on this host, immune to pid reuse."""
-    pid = os.getpid() if pid is None else pid
-    try:
-        st = _stat(pid)
-    except OSError:  # no /proc (macOS): the pid alone
-        st = None
-    return f"{pid}:{st[1] if st else ''}"
+def process_token() -> str:
+    """``"<pid>:<epoch seconds>"``: this process, and a time by which it had started (against pid reuse)."""
+    return f"{os.getpid()}:{time.time():.3f}"
 
 
 def alive(token: str) -> bool:
-    """Whether the process named by ``token`` (from ``process_token``) still runs."""
-    pid_text, _, started = token.partition(":")
-    pid = int(pid_text)
-    if started:
-        st = _stat(pid)
-        return st is not None and st[1] == started and st[0] not in _DEAD_STATES
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the process named by ``token`` (from ``process_token``) still runs; a zombie does not."""
+    # Imported here: the index package pulls in sqlite3, which a task that never checks need not
+    # pay for (the run process, and so every fork-pool child, has it already).
+    from ..meta.liveness import pid_alive
+
+    pid, _, started_by = token.partition(":")
+    return pid_alive(int(pid), started_by=float(started_by) if started_by else None)
 
 
 def check_owner(token: str | None, pathspec: str, attempt: int) -> None:

@@ -325,7 +325,7 @@ class ForkPoolLauncher(Launcher):
         sys.stdout.flush()
         sys.stderr.flush()
         run_pid = os.getpid()
-        self._owner = process_token(run_pid)
+        self._owner = process_token()
         pid = os.fork()
         if pid == 0:
             os.close(cmd_w)
