@@ -73,6 +73,9 @@ def test_no_task_commits_after_the_run_process_is_killed(tmp_path):
         after = _records(root)
         assert after == before, f"committed after the run process was killed: {sorted(after - before)}"
         assert not any("/nap/" in r for r in after)
+        logs = [p.read_text() for p in root.glob("runs/OrphanFlow/*/nap/*/0.stderr")]
+        said = [log for log in logs if "was not committed: its run process" in log]
+        assert len(said) == 1 and "Traceback" not in said[0], logs  # the short nap; the long one was killed
     finally:
         if zygote is not None and not _ended(zygote):
             os.kill(zygote, signal.SIGCONT)

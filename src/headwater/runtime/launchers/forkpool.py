@@ -24,7 +24,7 @@ import struct
 import sys
 from typing import Any
 
-from ..owner import process_token
+from ..owner import RunGoneError, process_token
 from ..taskspec import TaskResult, TaskSpec
 from .base import Finished, Launcher, TaskContext, redirect_output, run_task
 
@@ -291,6 +291,8 @@ def _child_main(spec: TaskSpec, ctx: TaskContext, out_path: str, err_path: str, 
         result = run_task(spec, ctx)
         _send(result_w, result.to_json().encode())
         code = 0 if result.ok else 1
+    except RunGoneError as e:  # the run died under the task: nothing committed, say why in its log
+        sys.stderr.write(f"{e}\n")
     except BaseException:  # an internal error: keep its traceback in the task's stderr
         import traceback
 
