@@ -28,6 +28,7 @@ from ..store import Datastore
 from ..store.codec import forget_loaded_blobs, track_loaded_blobs
 from . import deadline
 from .hooks import StepHooks, run_wrapped, step_plan
+from .owner import check_owner
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
 # Values of these types cannot change in place, so a loaded-and-untouched one
@@ -299,6 +300,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         }
         _print_failure(rec["exception"], user_error)
     rec["finished_at"] = time.time()
+    check_owner(spec.run_owner, spec.pathspec, spec.attempt)  # nothing commits after its run died
     records.write_attempt(rec)
     if timed_out:
         deadline.kill_descendants(dedicated=spec.dedicated_process)

@@ -56,6 +56,9 @@ class TaskSpec:
     # The task has its process to itself (a fork-pool child, a ``step`` subprocess), so on a
     # timeout it may kill every process it started; False in a long-lived worker.
     dedicated_process: bool = False
+    # The local run process that launched the attempt (``runtime.owner.process_token``): the
+    # attempt commits only while it lives. None where no such process watches (an orchestrator).
+    run_owner: str | None = None
 
     @property
     def key(self) -> str:

@@ -16,6 +16,7 @@ import tempfile
 import time
 from typing import Callable
 
+from ..owner import process_token
 from ..taskspec import TaskResult, TaskSpec
 from .base import Finished, Launcher, TaskContext
 
@@ -47,9 +48,13 @@ class SubprocessLauncher(Launcher):
         super().__init__(ctx)
         self.procs: dict[str, tuple[subprocess.Popen, int, str]] = {}
         self._tmp = tempfile.mkdtemp(prefix="headwater-results-")
+        self._owner = process_token()
 
     def launch(self, spec: TaskSpec, stdout_path: str, stderr_path: str) -> int:
-        spec = dataclasses.replace(spec, dedicated_process=True)  # one interpreter per attempt
+        # One interpreter per attempt. PR_SET_PDEATHSIG kills it when the thread that started it
+        # dies; the owner token covers the rest (e.g. a task already past that signal's reach):
+        # it commits only while this run process lives.
+        spec = dataclasses.replace(spec, dedicated_process=True, run_owner=self._owner)
         safe = spec.key.replace("/", "_")
         spec_path = os.path.join(self._tmp, f"{safe}.{spec.attempt}.spec.json")
         result_path = os.path.join(self._tmp, f"{safe}.{spec.attempt}.result.json")
