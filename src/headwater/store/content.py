@@ -8,7 +8,7 @@ import base64
 import io
 from typing import Any
 
-from ..exceptions import DataMissingError
+from ..exceptions import DataCorruptionError, DataMissingError
 from .codec import decode_inline, encode, read_blob, write_blob
 from .objects import ObjectStore
 
@@ -76,20 +76,31 @@ class ContentStore:
 
     def load(self, ref: dict[str, Any], *, verify: bool = True) -> Any:
         """The value a ref names; ``DataMissingError`` if its blob is gone,
-        ``DataCorruptionError`` if (with ``verify``) it does not match its key."""
+        ``DataCorruptionError`` if (with ``verify``) it does not match its key.
+
+        A corrupt blob is quarantined (moved out of ``blobs/``) before the error
+        is raised, so the next save of the same value writes it again: re-running
+        the step that produced it repairs every run that refers to it."""
         key = ref["key"]
         inline = ref.get("inline")
         if inline is not None:
             return decode_inline(base64.b64decode(inline), key if verify else None)
+        bkey = f"blobs/{key[:2]}/{key}"
         try:
-            path = self.objects.local_path(f"blobs/{key[:2]}/{key}")
+            path = self.objects.local_path(bkey)
         except KeyError:
             raise DataMissingError(
                 f"Blob {key} is missing from the store {self.objects.url}.",
                 hint="The blob was deleted (garbage collection or a partial copy of the store); "
                 "re-run the step that produced this artifact.",
             ) from None
-        return read_blob(path, key, verify=verify)
+        try:
+            return read_blob(path, key, verify=verify)
+        except DataCorruptionError:
+            # Free the key: saving skips keys that exist, so only with the damaged
+            # blob out of the way does re-running the step store it again.
+            self.objects.quarantine(bkey)
+            raise
 
     def has(self, key: str) -> bool:
         """Whether the blob for content key ``key`` is stored."""

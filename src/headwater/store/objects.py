@@ -12,11 +12,15 @@ import errno
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO
 
 Data = bytes | bytearray | memoryview
+
+#: Directory under a local store's root where damaged objects are moved (never read back).
+QUARANTINE_DIR = "quarantine"
 
 # Linux caps one write(2) at 0x7ffff000 bytes; larger parts are written in slices.
 _MAX_WRITE = 1 << 30
@@ -93,6 +97,14 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
+
+    def quarantine(self, key: str) -> None:
+        """Take a damaged object out of the way so that the next write of ``key`` stores it anew.
+
+        Stores that can keep the damaged bytes for inspection do (the local store
+        moves them to ``quarantine/``); the default removes the object.
+        """
+        self.delete(key)
 
 
 class LocalObjectStore(ObjectStore):
@@ -295,6 +307,19 @@ class LocalObjectStore(ObjectStore):
     def delete(self, key: str) -> None:
         try:
             os.unlink(self.path(key))
+        except FileNotFoundError:
+            pass
+
+    def quarantine(self, key: str) -> None:
+        """Move ``key`` to ``<root>/quarantine/<key with / as _>.<ns>``; a missing key is not an error.
+
+        A rename, never a copy: a reader that has the damaged file mapped keeps its
+        pages, and the key is free at once for a writer to store the good bytes.
+        """
+        qdir = f"{self.root}/{QUARANTINE_DIR}"
+        self._ensure_dir(qdir)
+        try:
+            os.rename(self.path(key), f"{qdir}/{key.replace('/', '_')}.{time.time_ns()}")
         except FileNotFoundError:
             pass
 

@@ -1,0 +1,22 @@
+"""A flow for store fault tests: a blob-sized artifact whose size is a parameter."""
+from headwater import FlowSpec, Parameter, step
+
+
+class StoreFaultFlow(FlowSpec):
+    """start saves ``payload`` (``kib`` KiB, stored as a blob); end reads it back."""
+
+    kib = Parameter("kib", default=16, type=int)
+
+    @step
+    def start(self):
+        """Make the payload: deterministic, so every run stores the same blob."""
+        self.payload = bytes(range(256)) * (4 * self.kib)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.payload_len = len(self.payload)
+
+
+if __name__ == "__main__":
+    StoreFaultFlow()
