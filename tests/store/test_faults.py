@@ -5,13 +5,23 @@ temp files are cleaned, and a full disk ends in one clear message."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from flowrun import run_flow
+from flowrun import USER, run_flow
 
 FLOW = "store_fault_flow.py"
+
+
+def _headwater(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The ``headwater`` command in a subprocess, on the store at ``root``."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    full.update({"HEADWATER_DATASTORE_ROOT": str(root), "HEADWATER_USER": USER, **(env or {})})
+    return subprocess.run([sys.executable, "-m", "headwater.cli.main", *args], capture_output=True, text=True,
+                          env=full, timeout=120)
 
 
 def _blob_paths(root: Path) -> list[Path]:
@@ -42,3 +52,29 @@ def test_corrupt_blob_is_repaired_by_rerunning(tmp_path, use_root) -> None:
     assert again.returncode == 0, again.output
     assert run["start"].task.data.payload == bytes(range(256)) * 64  # the first run is repaired too
     assert len(list((root / "quarantine").iterdir())) == 1
+
+
+def test_truncated_attempt_record_is_named_damaged_everywhere(tmp_path, use_root) -> None:
+    from headwater import Flow
+
+    root = tmp_path / ".headwater"
+    first = run_flow(FLOW, "run", root=root)
+    assert first.returncode == 0, first.output
+    (record,) = root.glob("runs/StoreFaultFlow/*/start/1/0.json")
+    record.write_bytes(record.read_bytes()[:100])
+    (root / "index.sqlite").unlink()  # the rebuilt index reads the torn record too
+    for side in root.glob("index.sqlite-*"):
+        side.unlink()
+    use_root(root)
+    task = Flow("StoreFaultFlow").latest_run["start"].task
+    assert not task.successful and not task.finished
+    assert "DamagedRecordError" in task.exception.type and "is damaged" in task.exception.message
+    with pytest.raises(AttributeError, match=r"attempt 0 cannot be read: The record runs/StoreFaultFlow/.*is damaged"):
+        task.data.payload
+    dump = run_flow(FLOW, "dump", f"{task.pathspec.split('/', 1)[1]}", root=root)
+    assert dump.returncode == 0 and "start/1/0.json in local:" in dump.output and "is damaged" in dump.output
+    resume = run_flow(FLOW, "resume", root=root)
+    assert resume.returncode == 0, resume.output
+    assert Flow("StoreFaultFlow").latest_run.data.payload_len == 16384
+    reindex = _headwater(root, "reindex")
+    assert reindex.returncode == 0 and "1 task attempt records are damaged" in reindex.stdout, reindex.stderr

@@ -217,9 +217,13 @@ def _dump_header(task: Any) -> str:
 
 
 def _unfinished_note(task: Any) -> str | None:
-    """Why a task has nothing to dump (still running, or never committed), else ``None``."""
-    if task._record_or_none() is not None:
-        return None
+    """Why a task has nothing to dump (still running, never committed, or its record is
+    damaged), else ``None``."""
+    rec = task._record_or_none()
+    if rec is not None:
+        from ..store.records import DAMAGED
+
+        return f"    {task.pathspec}: {rec['damaged']}" if rec.get("status") == DAMAGED else None
     from ..meta.liveness import run_status
 
     if task._get_row().status == "running" and run_status(task._get_run_row()) == "running":

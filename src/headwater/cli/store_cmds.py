@@ -240,5 +240,8 @@ def reindex(datastore_root: str | None) -> None:
         skipped = f", {counts['skipped']} run directories without a run record skipped" if counts["skipped"] else ""
         click.echo(f"Reindexed {root}: {counts['runs']} runs, {counts['attempts']} task attempts{skipped} "
                    f"in {fmt_duration(took)}.")  # fmt: skip
+        if counts.get("damaged"):
+            click.echo(f"{counts['damaged']} task attempt records are damaged (indexed as 'damaged'; their "
+                       "tasks count as not done, so resume re-runs them).")
 
     guarded(go)

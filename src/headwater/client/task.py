@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from ..exceptions import HeadwaterException, HeadwaterExceptionWrapper, HeadwaterNotFound
 from .base import ChildNotFound, HeadwaterObject, to_datetime
 from ..store.taskmeta import PARAMETERS_STEP
+from ..store.records import DAMAGED
 from .core import Step
 
 
@@ -183,6 +184,8 @@ class Task(HeadwaterObject):
         rec = self._record_or_none()
         if rec is None:
             why = f"attempt {self.current_attempt} has not finished yet"
+        elif rec.get("status") == DAMAGED:
+            why = f"attempt {self.current_attempt} cannot be read: {rec['damaged'].rstrip('.')}"
         else:
             names = self._public_names()
             why = f"its artifacts are: {', '.join(names) if names else '(none)'}"

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..store.records import DAMAGED, DamagedRecordError
 from ..store.taskmeta import PARAMETERS_STEP
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class TaskRow:
     step: str
     task_id: str
     attempt: int
-    status: str  # "running" | "ok" | "failed"
+    status: str  # "running" | "ok" | "failed" | "damaged" (its record cannot be read)
     started_at: float | None
     finished_at: float | None
 
@@ -285,12 +286,14 @@ class Index:
         """Rebuild the whole index from the store's records, in one transaction.
 
         A run without an end record is ``running``; a directory without a run
-        record is skipped; a run's user tags are its record's with its tag
-        events applied. Returns counts: ``runs``, ``attempts``, ``skipped``.
+        record (or an unreadable one) is skipped; an attempt whose record is
+        damaged is indexed with status ``damaged``; a run's user tags are its
+        record's with its tag events applied. Returns counts: ``runs``,
+        ``attempts``, ``skipped``, ``damaged``.
         """
         runs: list[tuple[dict[str, Any], str, float | None, list[str]]] = []
         attempts: list[tuple[Any, ...]] = []
-        skipped = 0
+        skipped = damaged = 0
         for flow in records.flows():
             for run_id in records.runs(flow):
                 try:
@@ -306,7 +309,12 @@ class Index:
                 for step in records.steps(flow, run_id):
                     for task_id in records.tasks(flow, run_id, step):
                         for n in records.attempts(flow, run_id, step, task_id):
-                            a = records.read_attempt(flow, run_id, step, task_id, n)
+                            try:
+                                a = records.read_attempt(flow, run_id, step, task_id, n)
+                            except KeyError:  # removed while listing (gc)
+                                continue
+                            except DamagedRecordError:
+                                a, damaged = {"status": DAMAGED}, damaged + 1
                             attempts.append(_task_params({**a, "flow": flow, "run_id": run_id, "step": step,
                                                           "task_id": task_id, "attempt": n}))  # fmt: skip
         with self._transaction() as cur:
@@ -315,7 +323,7 @@ class Index:
             for rec, status, finished_at, tags in runs:
                 self._insert_run(cur, rec, status, finished_at, tags)
             cur.executemany(_UPSERT_TASK, attempts)
-        return {"runs": len(runs), "attempts": len(attempts), "skipped": skipped}
+        return {"runs": len(runs), "attempts": len(attempts), "skipped": skipped, "damaged": damaged}
 
     # -- reads -----------------------------------------------------------------
 
