@@ -78,3 +78,57 @@ def test_truncated_attempt_record_is_named_damaged_everywhere(tmp_path, use_root
     assert Flow("StoreFaultFlow").latest_run.data.payload_len == 16384
     reindex = _headwater(root, "reindex")
     assert reindex.returncode == 0 and "1 task attempt records are damaged" in reindex.stdout, reindex.stderr
+
+
+_WRITER = """
+import sys, time
+from headwater.store import LocalObjectStore
+from headwater.store.tempfiles import owner_stem
+store = LocalObjectStore(sys.argv[1])
+with store.open_writer("blobs/ab/" + "ab" * 32) as f:
+    f.write(b"x" * (1 << 20))
+    f.flush()
+    beside = f"{store.root}/runs/F/1/s/1/.{owner_stem()}-0123456789ab.tmp"
+    import os; os.makedirs(os.path.dirname(beside), exist_ok=True); open(beside, "wb").write(b"{")
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def _start_writer(root: Path) -> subprocess.Popen[str]:
+    p = subprocess.Popen([sys.executable, "-c", _WRITER, str(root)], stdout=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    return p
+
+
+def _stop(p: subprocess.Popen[str]) -> None:
+    p.kill()
+    p.wait()
+    assert p.stdout is not None
+    p.stdout.close()
+
+
+def _temp_files(root: Path) -> set[str]:
+    return {p.name for p in root.rglob("*") if p.is_file() and (p.parent.name == "tmp" or p.name.endswith(".tmp"))}
+
+
+def test_temp_files_of_killed_writers_are_removed_and_live_ones_kept(tmp_path) -> None:
+    root = tmp_path / ".headwater"
+    killed, live = _start_writer(root), _start_writer(root)
+    try:
+        _stop(killed)
+        before = _temp_files(root)
+        mine = {n for n in before if n.lstrip(".").startswith(f"{live.pid}.")}
+        assert len(before) == 4 and len(mine) == 2
+        r = run_flow(FLOW, "run", root=root)  # a run start sweeps tmp/
+        assert r.returncode == 0, r.output
+        after_run = _temp_files(root)
+        assert mine <= after_run and len(after_run) == 3  # the killed writer's tmp/ file is gone
+        r = _headwater(root, "reindex")  # reindex also sweeps temp files beside blobs and records
+        assert r.returncode == 0 and "Removed 1 temp files" in r.stdout, r.stdout + r.stderr
+        assert _temp_files(root) == mine
+    finally:
+        _stop(live)
+    assert "Removed 2 temp files" in _headwater(root, "reindex").stdout
+    assert _temp_files(root) == set()

@@ -133,6 +133,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     flow_name = req.flow_cls.__name__
     os.makedirs(settings.datastore_root, exist_ok=True)
     ds = Datastore(settings.datastore_root)
+    ds.sweep_temp()  # temp files of writers killed earlier; never one a live writer uses
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
     hooks = runtime_hooks(req.flow_cls, req.graph)
     machine = detect_machine(settings, need_gpus=any(p.gpu for p in policies.values()))

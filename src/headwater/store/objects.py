@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO
 
+from .tempfiles import owner_stem, sweep_dir
+
 Data = bytes | bytearray | memoryview
 
 #: Directory under a local store's root where damaged objects are moved (never read back).
@@ -147,14 +149,15 @@ class LocalObjectStore(ObjectStore):
     def _open_tmp(self) -> tuple[str, int]:
         """Create a fresh temp file in ``<root>/tmp/``; returns its path and fd.
 
-        Named ``<pid>-<random>``: forked workers share the parent's state but not
-        its pid, and a temp file left by a killed process names its owner.
+        Named ``<pid>.<start ticks>-<random>`` (``tempfiles.owner_stem``): forked
+        workers share the parent's state but not its pid, and a temp file left by
+        a killed process names its owner, so ``sweep_temp`` can remove it safely.
         """
         for retry in (False, True):
             if retry:
                 self._dirs.discard(self._tmp)  # removed behind our back: recreate it
             self._ensure_dir(self._tmp)
-            tmp = f"{self._tmp}/{os.getpid()}-{secrets.token_hex(8)}"
+            tmp = f"{self._tmp}/{owner_stem()}-{secrets.token_hex(8)}"
             try:
                 return tmp, os.open(tmp, _O_TMP, 0o644)
             except FileNotFoundError:
@@ -227,7 +230,7 @@ class LocalObjectStore(ObjectStore):
         """
         global _renameat2
         parent = dst.rpartition("/")[0]
-        tmp = f"{parent}/.{os.getpid()}-{secrets.token_hex(6)}.tmp"  # dot files are not listed
+        tmp = f"{parent}/.{owner_stem()}-{secrets.token_hex(6)}.tmp"  # dot files are not listed
         for retry in (False, True):
             if retry:
                 self._dirs.discard(parent)  # removed behind our back: recreate it
@@ -322,6 +325,22 @@ class LocalObjectStore(ObjectStore):
             os.rename(self.path(key), f"{qdir}/{key.replace('/', '_')}.{time.time_ns()}")
         except FileNotFoundError:
             pass
+
+    def sweep_temp(self, *, deep: bool = False) -> tuple[int, int]:
+        """Remove temp files whose writer process is gone; returns (files, bytes) removed.
+
+        Always ``tmp/`` (where large blobs stream, one directory: cheap enough for
+        every run start); with ``deep`` also the ``.<pid>...tmp`` files written
+        beside blobs and records (a walk of the store, done by ``reindex``). A
+        file of a live writer is never touched, however old.
+        """
+        removed, freed = sweep_dir(self._tmp)
+        if deep:
+            for sub in ("blobs", "runs"):
+                for dirpath, _dirs, _files in os.walk(f"{self.root}/{sub}"):
+                    n, b = sweep_dir(dirpath, dot_only=True)
+                    removed, freed = removed + n, freed + b
+        return removed, freed
 
     def __repr__(self) -> str:
         return f"LocalObjectStore({self.root!r})"
