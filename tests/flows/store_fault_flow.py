@@ -1,16 +1,25 @@
 """A flow for store fault tests: a blob-sized artifact whose size is a parameter."""
+import time
+
 from headwater import FlowSpec, Parameter, step
 
 
 class StoreFaultFlow(FlowSpec):
-    """start saves ``payload`` (``kib`` KiB, stored as a blob); end reads it back."""
+    """start saves ``payload`` (``kib`` KiB, stored as a blob); nap sleeps ``nap`` seconds
+    (time to damage the store under a live run); end reads the payload back."""
 
     kib = Parameter("kib", default=16, type=int)
+    nap = Parameter("nap", default=0.0, type=float)
 
     @step
     def start(self):
         """Make the payload: deterministic, so every run stores the same blob."""
         self.payload = bytes(range(256)) * (4 * self.kib)
+        self.next(self.sleep)
+
+    @step
+    def sleep(self):
+        time.sleep(self.nap)
         self.next(self.end)
 
     @step

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,33 @@ def test_temp_files_of_killed_writers_are_removed_and_live_ones_kept(tmp_path) -
         _stop(live)
     assert "Removed 2 temp files" in _headwater(root, "reindex").stdout
     assert _temp_files(root) == set()
+
+
+def test_index_deleted_during_a_run_never_shows_wrong_status(tmp_path, use_root) -> None:
+    from headwater import Flow
+
+    root = tmp_path / ".headwater"
+    assert run_flow(FLOW, "run", root=root).returncode == 0  # an earlier run, known to the index
+    use_root(root)
+    assert len(list(Flow("StoreFaultFlow"))) == 1  # this process now holds the index open
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update({"HEADWATER_DATASTORE_ROOT": str(root), "HEADWATER_USER": USER})
+    from flowrun import FLOWS
+
+    proc = subprocess.Popen([sys.executable, str(FLOWS / FLOW), "run", "--nap", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(root.glob("runs/StoreFaultFlow/*/sleep"))) < 2:  # the new run is in its nap
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    (root / "index.sqlite").unlink()
+    mid = _headwater(root, "runs")  # another process mid-run builds a new index from the records
+    assert mid.returncode == 0 and "running" in mid.stdout and "successful" in mid.stdout, mid.stdout + mid.stderr
+    runs = list(Flow("StoreFaultFlow"))  # this process's reader moves to the new index
+    assert len(runs) == 2 and runs[0].finished is False
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    run = Flow("StoreFaultFlow").latest_run  # the same reader, after the run process re-synced
+    assert run.successful and run.finished and {s.id for s in run} == {"start", "sleep", "end"}
+    rows = _headwater(root, "runs")
+    assert rows.returncode == 0 and "failed" not in rows.stdout and rows.stdout.count("successful") == 2, rows.stdout
