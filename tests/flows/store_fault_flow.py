@@ -1,4 +1,5 @@
 """A flow for store fault tests: a blob-sized artifact whose size is a parameter."""
+import random
 import time
 
 from headwater import FlowSpec, Parameter, step
@@ -13,8 +14,8 @@ class StoreFaultFlow(FlowSpec):
 
     @step
     def start(self):
-        """Make the payload: deterministic, so every run stores the same blob."""
-        self.payload = bytes(range(256)) * (4 * self.kib)
+        """Make the payload: deterministic (every run stores the same blob) and incompressible."""
+        self.payload = random.Random(0).randbytes(1024 * self.kib)
         self.next(self.sleep)
 
     @step

@@ -5,6 +5,7 @@ temp files are cleaned, and a full disk ends in one clear message."""
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ def test_corrupt_blob_is_repaired_by_rerunning(tmp_path, use_root) -> None:
     # The hint is true: the re-run stores the blob again instead of keeping the damaged one.
     again = run_flow(FLOW, "run", root=root)
     assert again.returncode == 0, again.output
-    assert run["start"].task.data.payload == bytes(range(256)) * 64  # the first run is repaired too
+    assert run["start"].task.data.payload == random.Random(0).randbytes(16 << 10)  # the first run is repaired too
     assert len(list((root / "quarantine").iterdir())) == 1
 
 
@@ -163,3 +164,56 @@ def test_index_deleted_during_a_run_never_shows_wrong_status(tmp_path, use_root)
     assert run.successful and run.finished and {s.id for s in run} == {"start", "sleep", "end"}
     rows = _headwater(root, "runs")
     assert rows.returncode == 0 and "failed" not in rows.stdout and rows.stdout.count("successful") == 2, rows.stdout
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs: a real file system that fills up (needs root; skipped otherwise)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def _fill(disk: Path) -> None:
+    with open(disk / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (64 << 10))
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_full_disk_ends_in_one_clear_message_and_reads_still_work(small_disk, use_root) -> None:
+    from headwater import Flow
+
+    root = small_disk / ".headwater"
+    assert run_flow(FLOW, "run", root=root).returncode == 0
+    # An artifact larger than the free space: the task fails naming it, nothing is left behind.
+    big = run_flow(FLOW, "run", "--kib", "6000", root=root)
+    assert big.returncode == 1
+    assert ("No space left on the datastore at " f"{root} while saving artifact 'payload' of step 'start' (5.9 MiB)."
+            in big.output), big.output
+    assert "Traceback" not in big.output
+    assert not list((root / "tmp").iterdir()) and len(_blob_paths(root)) == 1
+    # A disk with no space at all: every command ends in one clear message, reads keep working.
+    (root / "index.sqlite").unlink()  # a reader must even build the index with no space (in memory)
+    _fill(small_disk)
+    full = run_flow(FLOW, "run", root=root)
+    assert full.returncode == 1 and "No space left on the datastore at" in full.output, full.output
+    assert "Traceback" not in full.output
+    rows = _headwater(root, "runs")
+    assert rows.returncode == 0 and rows.stdout.count("StoreFaultFlow") == 2, rows.stdout + rows.stderr
+    use_root(root)
+    runs = list(Flow("StoreFaultFlow"))
+    assert [r.successful for r in runs] == [False, True]
+    assert runs[1].data.payload_len == 16 << 10
+    dump = run_flow(FLOW, "dump", f"{runs[1].id}/end", root=root)
+    assert dump.returncode == 0 and "payload_len" in dump.output, dump.output
+    again = _headwater(root, "reindex")
+    assert again.returncode == 1 and "while saving the rebuilt index (index.sqlite)" in again.stderr + again.stdout
+    assert "Traceback" not in again.stderr

@@ -238,6 +238,10 @@ def reindex(datastore_root: str | None) -> None:
         swept, freed = ds.sweep_temp(deep=True)
         with open_index(root, provider=settings.metadata) as idx:
             counts = idx.reindex(ds.records)
+            if getattr(idx, "in_memory", False):  # the disk is full: nothing was written
+                from ..store.full import StoreFullError
+
+                raise StoreFullError(root, "the rebuilt index (index.sqlite)")
         took = time.perf_counter() - started
         skipped = f", {counts['skipped']} run directories without a run record skipped" if counts["skipped"] else ""
         click.echo(f"Reindexed {root}: {counts['runs']} runs, {counts['attempts']} task attempts{skipped} "

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..store.full import no_space
 from ..store.records import DAMAGED, DamagedRecordError
 from ..store.taskmeta import PARAMETERS_STEP
 
@@ -194,15 +195,41 @@ class Index:
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file self._db has open
+        #: Whether this index lives in memory, built from the records, because the disk is full.
+        self.in_memory = False
         self._connect()
 
     # -- the file, and noticing that it was replaced -------------------------------
 
     def _connect(self) -> None:
-        """(Re)open the index file, first building it from the records if it is missing."""
+        """(Re)open the index file, first building it from the records if it is missing.
+
+        On a full disk SQLite cannot even open the file for reading (it must create
+        its shared-memory file): the index is then built in memory from the records,
+        so that read-only commands keep working.
+        """
         if self._db is not None:
             self._db.close()
             self._db = None
+        try:
+            self._connect_file()
+        except (sqlite3.OperationalError, OSError) as e:
+            if not no_space(e, os.path.dirname(self.path)):
+                raise
+            self._connect_memory()
+
+    def _connect_memory(self) -> None:
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        db.executescript(_SCHEMA)
+        if self._records is not None:
+            runs, attempts, _ = _collect(self._records)
+            cur = db.cursor()
+            cur.execute("BEGIN")
+            self._fill(cur, runs, attempts)
+            cur.execute("COMMIT")
+        self._db, self._file, self.in_memory = db, None, True
+
+    def _connect_file(self) -> None:
         if not os.path.exists(self.path):
             self._build()
         while True:
@@ -219,7 +246,7 @@ class Index:
         db.execute("PRAGMA synchronous = NORMAL")
         if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             db.executescript(_SCHEMA)
-        self._db, self._file = db, (st.st_dev, st.st_ino)
+        self._db, self._file, self.in_memory = db, (st.st_dev, st.st_ino), False
 
     def _build(self) -> None:
         """Create the index file from the records: built aside, then renamed into place.
@@ -255,6 +282,8 @@ class Index:
     def _replaced(self) -> bool:
         """Whether the index file is no longer the one this object has open (deleted or
         replaced, e.g. by ``rm index.sqlite`` and another process rebuilding it)."""
+        if self.in_memory:
+            return False
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -296,10 +325,29 @@ class Index:
         runs again: every write here is idempotent.
         """
         while True:
-            with self._transaction() as cur:
-                fn(cur)
+            try:
+                with self._transaction() as cur:
+                    fn(cur)
+            except sqlite3.OperationalError as e:
+                if not no_space(e, os.path.dirname(self.path)):
+                    raise
+                self._drop_for_full_disk()
+                continue
             if not self._replaced():
                 return
+
+    def _drop_for_full_disk(self) -> None:
+        """The disk is full and the index file can no longer be kept up to date: remove it
+        (a stale index would show wrong status; the next process to open it after space
+        is freed rebuilds it from the records) and go on in memory."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            with _file_lock(f"{os.path.dirname(self.path)}/.index.lock"):
+                for path in (self.path, self.path + "-wal", self.path + "-shm"):
+                    _unlink(path)
+            self._connect_memory()
 
     def _insert_run(self, cur: sqlite3.Cursor, rec: dict[str, Any], status: str, finished_at: float | None,
                     tags: Sequence[str] | None = None) -> None:

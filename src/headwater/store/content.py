@@ -10,12 +10,21 @@ from typing import Any
 
 from ..exceptions import DataCorruptionError, DataMissingError
 from .codec import decode_inline, encode, read_blob, write_blob
+from .full import StoreFullError
 from .objects import ObjectStore
 
 #: Largest payload (bytes, no out-of-band buffers) kept inline in the record.
 INLINE_LIMIT = 2048
 # Blobs below this are built in memory and written with one put().
 _SMALL_BLOB = 256 << 10
+
+
+def _size_text(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
 
 
 def blob_key(key: str) -> str:
@@ -48,13 +57,15 @@ class ContentStore:
     def __init__(self, objects: ObjectStore):
         self.objects = objects
 
-    def save(self, obj: Any) -> dict[str, Any]:
+    def save(self, obj: Any, *, what: str | None = None) -> dict[str, Any]:
         """Serialize ``obj`` and return its artifact ref.
 
         The ref is ``{"key", "size", "type"}`` plus ``"inline"`` (base64 of the
         pickle) when the value has no out-of-band buffers and at most
         ``INLINE_LIMIT`` bytes; otherwise the blob is written unless it already
-        exists. Pickling errors propagate unchanged.
+        exists. Pickling errors propagate unchanged; a full disk raises
+        ``StoreFullError`` naming ``what`` (e.g. ``artifact 'x' of step 'start'``)
+        and leaves nothing behind.
         """
         enc = encode(obj)
         t = type(obj)
@@ -65,13 +76,16 @@ class ContentStore:
         bkey = f"blobs/{enc.key[:2]}/{enc.key}"
         if self.objects.exists(bkey):
             return ref  # dedup hit: identical content is already stored
-        if enc.size < _SMALL_BLOB:
-            buf = io.BytesIO()
-            write_blob(enc, buf)
-            self.objects.put(bkey, buf.getbuffer())
-        else:
-            with self.objects.open_writer(bkey) as f:
-                write_blob(enc, f)
+        try:
+            if enc.size < _SMALL_BLOB:
+                buf = io.BytesIO()
+                write_blob(enc, buf)
+                self.objects.put(bkey, buf.getbuffer())
+            else:
+                with self.objects.open_writer(bkey) as f:
+                    write_blob(enc, f)
+        except StoreFullError as e:
+            raise StoreFullError(e.root, f"{what or 'a value'} ({_size_text(enc.size)})") from None
         return ref
 
     def load(self, ref: dict[str, Any], *, verify: bool = True) -> Any:

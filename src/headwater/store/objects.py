@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO
 
+from .full import StoreFullError, no_space
 from .tempfiles import owner_stem, sweep_dir
 
 Data = bytes | bytearray | memoryview
@@ -203,6 +204,14 @@ class LocalObjectStore(ObjectStore):
     # -- writes --------------------------------------------------------------
 
     def put(self, key: str, data: Data | Sequence[Data]) -> bool:
+        try:
+            return self._put(key, data)
+        except OSError as e:
+            if no_space(e):
+                raise StoreFullError(self.root, key) from None
+            raise
+
+    def _put(self, key: str, data: Data | Sequence[Data]) -> bool:
         dst = self.path(key)
         parts: Sequence[Data] = (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
         if _renameat2 is not None:
@@ -266,16 +275,31 @@ class LocalObjectStore(ObjectStore):
     @contextmanager
     def _writer(self, key: str) -> Iterator[BinaryIO]:
         dst = self.path(key)
-        tmp, fd = self._open_tmp()
+        try:
+            tmp, fd = self._open_tmp()
+        except OSError as e:
+            if no_space(e):
+                raise StoreFullError(self.root, key) from None
+            raise
         f = os.fdopen(fd, "wb", buffering=1 << 20)
         try:
             yield f
             f.close()
-        except BaseException:
-            f.close()
+        except BaseException as e:
+            try:
+                f.close()  # flushing may fail again on a full disk; the temp file goes either way
+            except OSError:
+                pass
             os.unlink(tmp)
+            if isinstance(e, OSError) and no_space(e):
+                raise StoreFullError(self.root, key) from None
             raise
-        self._publish(tmp, dst)
+        try:
+            self._publish(tmp, dst)
+        except OSError as e:
+            if no_space(e):
+                raise StoreFullError(self.root, key) from None
+            raise
 
     def open_writer(self, key: str) -> AbstractContextManager[BinaryIO]:
         return self._writer(key)

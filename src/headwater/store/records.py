@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..exceptions import DataCorruptionError
+from .full import StoreFullError
 from .objects import ObjectStore
 
 RUN_FILE = "_run.json"
@@ -78,6 +79,12 @@ class RecordStore:
     def __init__(self, objects: ObjectStore):
         self.objects = objects
 
+    def _put(self, key: str, rec: dict[str, Any], what: str) -> bool:
+        try:
+            return self.objects.put(key, _dumps(rec).encode())
+        except StoreFullError as e:
+            raise StoreFullError(e.root, what) from None
+
     # -- keys ------------------------------------------------------------------
 
     @staticmethod
@@ -106,7 +113,7 @@ class RecordStore:
 
     def write_run(self, rec: dict[str, Any]) -> bool:
         """Write the run record (``rec`` names its ``flow`` and ``run_id``)."""
-        return self.objects.put(self.run_key(rec["flow"], rec["run_id"]), _dumps(rec).encode())
+        return self._put(self.run_key(rec["flow"], rec["run_id"]), rec, f"the run record of {rec['flow']}/{rec['run_id']}")
 
     def read_run(self, flow: str, run_id: str) -> dict[str, Any]:
         """The run record; ``KeyError`` if the run has none, ``DamagedRecordError`` if unreadable."""
@@ -115,7 +122,7 @@ class RecordStore:
 
     def write_run_end(self, flow: str, run_id: str, rec: dict[str, Any]) -> bool:
         """Write the run end record (``status``, ``finished_at``, ``failed``)."""
-        return self.objects.put(self.run_end_key(flow, run_id), _dumps(rec).encode())
+        return self._put(self.run_end_key(flow, run_id), rec, f"the end record of run {flow}/{run_id}")
 
     def read_run_end(self, flow: str, run_id: str) -> dict[str, Any] | None:
         """The run end record, or ``None`` while the run has not ended."""
@@ -163,7 +170,8 @@ class RecordStore:
     def write_attempt(self, rec: dict[str, Any]) -> bool:
         """Commit an attempt: its record becomes visible atomically, or not at all."""
         key = self.attempt_key(rec["flow"], rec["run_id"], rec["step"], rec["task_id"], rec["attempt"])
-        return self.objects.put(key, _dumps(rec).encode())
+        what = f"the record of task {rec['flow']}/{rec['run_id']}/{rec['step']}/{rec['task_id']} attempt {rec['attempt']}"
+        return self._put(key, rec, what)
 
     def read_attempt(self, flow: str, run_id: str, step: str, task_id: str, attempt: int) -> dict[str, Any]:
         """One attempt record; ``KeyError`` if that attempt was never committed,
