@@ -217,3 +217,24 @@ def test_full_disk_ends_in_one_clear_message_and_reads_still_work(small_disk, us
     again = _headwater(root, "reindex")
     assert again.returncode == 1 and "while saving the rebuilt index (index.sqlite)" in again.stderr + again.stdout
     assert "Traceback" not in again.stderr
+
+
+def test_index_that_cannot_be_written_on_a_full_disk_is_dropped_not_left_stale(small_disk) -> None:
+    from headwater.meta.index import Index
+    from headwater.store import Datastore
+
+    ds = Datastore(small_disk / ".headwater")
+    rec = {"flow": "F", "run_id": "1", "created_at": 1.0, "user": USER}
+    ds.records.write_run(rec)
+    idx = Index(ds.root, records=ds.records)
+    idx.add_run(rec)
+    _fill(small_disk)
+    rows = [{"flow": "F", "run_id": "1", "step": "s", "task_id": str(i), "attempt": 0, "status": "running",
+             "started_at": 1.0, "finished_at": None, "pad": "x" * 100} for i in range(20_000)]
+    idx.upsert_attempts(rows)  # more than the disk takes: no error, the run goes on
+    assert idx.in_memory and not os.path.exists(idx.path)  # no stale file left to show wrong status
+    assert len(idx.tasks("F", "1", "s")) == 20_000
+    reader = Index(ds.root, records=ds.records)  # built from the records (in a file if space allows)
+    assert [r.run_id for r in reader.runs("F")] == ["1"]
+    idx.close()
+    reader.close()
