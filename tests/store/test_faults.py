@@ -75,6 +75,8 @@ def test_truncated_attempt_record_is_named_damaged_everywhere(tmp_path, use_root
         task.data.payload
     dump = run_flow(FLOW, "dump", f"{task.pathspec.split('/', 1)[1]}", root=root)
     assert dump.returncode == 0 and "start/1/0.json in local:" in dump.output and "is damaged" in dump.output
+    logs = run_flow(FLOW, "logs", f"{task.pathspec.split('/', 1)[1]}", root=root)
+    assert logs.returncode == 0 and "start/1 attempt 0: The record" in logs.stderr, logs.output
     resume = run_flow(FLOW, "resume", root=root)
     assert resume.returncode == 0, resume.output
     assert Flow("StoreFaultFlow").latest_run.data.payload_len == 16384
