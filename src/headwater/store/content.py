@@ -103,18 +103,29 @@ class ContentStore:
         try:
             path = self.objects.local_path(bkey)
         except KeyError:
-            raise DataMissingError(
-                f"Blob {key} is missing from the store {self.objects.url}.",
-                hint="The blob was deleted (garbage collection or a partial copy of the store); "
-                "re-run the step that produced this artifact.",
-            ) from None
+            raise self._missing(key) from None
         try:
             return read_blob(path, key, verify=verify)
         except DataCorruptionError:
-            # Free the key: saving skips keys that exist, so only with the damaged
-            # blob out of the way does re-running the step store it again.
+            pass
+        # Free the key: saving skips keys that exist, so only with the damaged blob
+        # out of the way does re-running the step store it again. Read once more
+        # first: another process may have quarantined it and stored good bytes
+        # since, and those must be neither moved away nor reported as corrupt.
+        try:
+            return read_blob(self.objects.local_path(bkey), key, verify=verify)
+        except KeyError:
+            raise self._missing(key) from None  # quarantined by another reader meanwhile
+        except DataCorruptionError:
             self.objects.quarantine(bkey)
             raise
+
+    def _missing(self, key: str) -> DataMissingError:
+        return DataMissingError(
+            f"Blob {key} is missing from the store {self.objects.url}.",
+            hint="The blob was deleted (garbage collection, a partial copy of the store, or moved to "
+            "quarantine/ because it was damaged); re-run the step that produced this artifact.",
+        )
 
     def has(self, key: str) -> bool:
         """Whether the blob for content key ``key`` is stored."""
