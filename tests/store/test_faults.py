@@ -149,7 +149,7 @@ def test_index_deleted_during_a_run_never_shows_wrong_status(tmp_path, use_root)
     env.update({"HEADWATER_DATASTORE_ROOT": str(root), "HEADWATER_USER": USER})
     from flowrun import FLOWS
 
-    proc = subprocess.Popen([sys.executable, str(FLOWS / FLOW), "run", "--nap", "2"], env=env,
+    proc = subprocess.Popen([sys.executable, str(FLOWS / FLOW), "run", "--nap", "4"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while len(list(root.glob("runs/StoreFaultFlow/*/sleep"))) < 2:  # the new run is in its nap

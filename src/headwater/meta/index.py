@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -230,17 +231,28 @@ class Index:
         self._db, self._file, self.in_memory = db, None, True
 
     def _connect_file(self) -> None:
-        if not os.path.exists(self.path):
-            self._build()
+        # mode=rw: never create the file here (an empty index would hide every run);
+        # a file that vanished between the checks is built again from the records.
+        uri = f"file:{urllib.parse.quote(self.path)}?mode=rw"
         while True:
-            before = os.stat(self.path)
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            if not os.path.exists(self.path):
+                self._build()
+            try:
+                before = os.stat(self.path)
+                db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+            except (FileNotFoundError, sqlite3.OperationalError):
+                if os.path.exists(self.path):
+                    raise
+                continue
             db.execute("PRAGMA busy_timeout = 30000")
             db.execute("PRAGMA schema_version").fetchone()  # opens the file now
-            st = os.stat(self.path)
-            if (st.st_dev, st.st_ino) == (before.st_dev, before.st_ino):
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino) == (before.st_dev, before.st_ino):
                 break
-            db.close()  # replaced while we opened it: open the new one
+            db.close()  # deleted or replaced while we opened it: open the one now in place
         db.execute("PRAGMA busy_timeout = 30000")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
