@@ -168,7 +168,7 @@ def test_reindex_reproduces_rows(tmp_path, open_idx) -> None:
     before = _snapshot(live)
     assert before[("F", "3")][0].status == "running"
     stats = live.reindex(ds.records)
-    assert stats == {"runs": 4, "attempts": 12, "skipped": 0}
+    assert stats == {"runs": 4, "attempts": 12, "skipped": 0, "damaged": 0}
     assert _snapshot(live) == before
     live.close()
 
@@ -177,7 +177,7 @@ def test_reindex_skips_runs_without_a_record(tmp_path, open_idx) -> None:
     ds = Datastore(tmp_path)
     ds.records.write_attempt(_attempt("F", "orphan", "start", "1"))
     with open_idx(tmp_path) as idx:
-        assert idx.reindex(ds.records) == {"runs": 0, "attempts": 0, "skipped": 1}
+        assert idx.reindex(ds.records) == {"runs": 0, "attempts": 0, "skipped": 1, "damaged": 0}
         assert idx.runs("F") == []
 
 

@@ -72,6 +72,10 @@ def add_inspect_commands(cli: click.Group, flow_cls: type) -> None:
                     out.write(f"==> {task.pathspec} (attempt {task.current_attempt}) <==\n".encode())
                 for stream in streams:
                     _write_log(out, task._log(stream), timestamps)
+                note = _damaged_note(task)
+                if note is not None:  # the logs are separate files and still show
+                    out.flush()
+                    click.echo(note, err=True)
             out.flush()
 
         guarded(go)
@@ -216,10 +220,23 @@ def _dump_header(task: Any) -> str:
     return f"Dumping output of run_id={run_id} step={step} task_id={task_id}"
 
 
-def _unfinished_note(task: Any) -> str | None:
-    """Why a task has nothing to dump (still running, or never committed), else ``None``."""
-    if task._record_or_none() is not None:
+def _damaged_note(task: Any) -> str | None:
+    """``PATHSPEC: The record ... is damaged ...`` when the attempt's record cannot be read."""
+    from ..store.records import DAMAGED
+
+    rec = task._record_or_none()
+    if rec is None or rec.get("status") != DAMAGED:
         return None
+    return f"{task.pathspec} attempt {task.current_attempt}: {rec['damaged']}"
+
+
+def _unfinished_note(task: Any) -> str | None:
+    """Why a task has nothing to dump (still running, never committed, or its record is
+    damaged), else ``None``."""
+    rec = task._record_or_none()
+    if rec is not None:
+        note = _damaged_note(task)
+        return None if note is None else f"    {note}"
     from ..meta.liveness import run_status
 
     if task._get_row().status == "running" and run_status(task._get_run_row()) == "running":

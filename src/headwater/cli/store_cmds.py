@@ -224,6 +224,7 @@ def reindex(datastore_root: str | None) -> None:
     The index is index.sqlite in the datastore root.
 
     Safe at any time: the records are the source of truth, the index a cache.
+    Also removes temp files left by killed writers (never one a live writer uses).
     """
 
     def go() -> None:
@@ -235,11 +236,21 @@ def reindex(datastore_root: str | None) -> None:
             root = src.root
         started = time.perf_counter()
         ds = Datastore(root)
+        swept, freed = ds.sweep_temp(deep=True)
         with open_index(root, provider=settings.metadata) as idx:
             counts = idx.reindex(ds.records)
+            if getattr(idx, "in_memory", False):  # the disk is full: nothing was written
+                from ..store.full import StoreFullError
+
+                raise StoreFullError(root, "the rebuilt index (index.sqlite)")
         took = time.perf_counter() - started
         skipped = f", {counts['skipped']} run directories without a run record skipped" if counts["skipped"] else ""
         click.echo(f"Reindexed {root}: {counts['runs']} runs, {counts['attempts']} task attempts{skipped} "
                    f"in {fmt_duration(took)}.")  # fmt: skip
+        if swept:
+            click.echo(f"Removed {swept} temp files ({freed / (1 << 20):.1f} MiB) left by writers that are gone.")
+        if counts.get("damaged"):
+            click.echo(f"{counts['damaged']} task attempt records are damaged (indexed as 'damaged'; their "
+                       "tasks count as not done, so resume re-runs them).")
 
     guarded(go)

@@ -363,9 +363,13 @@ class Source:
     def attempt(self, flow: str, run_id: str, step: str, task_id: str, attempt: int) -> dict[str, Any] | None:
         if not self._open():
             return None
+        from ..store.records import DamagedRecordError, damaged_attempt
+
         try:
             return self._datastore.records.read_attempt(flow, run_id, step, task_id, attempt)
-        except (KeyError, OSError, ValueError):
+        except DamagedRecordError as e:
+            return damaged_attempt(e)
+        except (KeyError, OSError):
             return None
 
     # tags (the one thing the client writes) ----------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from ..exceptions import HeadwaterException, HeadwaterExceptionWrapper, HeadwaterNotFound
 from .base import ChildNotFound, HeadwaterObject, to_datetime
+from ..store.records import DAMAGED
 from ..store.taskmeta import CRASH_TYPE, PARAMETERS_STEP
 from .core import Step
 
@@ -195,6 +196,8 @@ class Task(HeadwaterObject):
             why = f"attempt {self.current_attempt} was killed with its run before it committed, so it saved nothing"
         elif rec is None:
             why = f"attempt {self.current_attempt} has not finished yet"
+        elif rec.get("status") == DAMAGED:
+            why = f"attempt {self.current_attempt} cannot be read: {rec['damaged'].rstrip('.')}"
         else:
             names = self._public_names()
             why = f"its artifacts are: {', '.join(names) if names else '(none)'}"

@@ -9,11 +9,14 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..store.full import no_space
+from ..store.records import DAMAGED, DamagedRecordError
 from ..store.taskmeta import PARAMETERS_STEP
 
 if TYPE_CHECKING:
@@ -64,7 +67,7 @@ class TaskRow:
     step: str
     task_id: str
     attempt: int
-    status: str  # "running" | "ok" | "failed"
+    status: str  # "running" | "ok" | "failed" | "damaged" (its record cannot be read)
     started_at: float | None
     finished_at: float | None
 
@@ -189,17 +192,124 @@ class Index:
         root = os.fspath(root)
         os.makedirs(root, exist_ok=True)
         self.path = os.path.join(root, INDEX_FILE)
-        existed = os.path.exists(self.path)
-        self._lock = threading.Lock()
-        # Autocommit mode: every write method opens its own transaction.
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout = 30000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            self._db.executescript(_SCHEMA)
-        if not existed and records is not None and records.flows():
-            self.reindex(records)
+        self._records = records
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file self._db has open
+        #: Whether this index lives in memory, built from the records, because the disk is full.
+        self.in_memory = False
+        self._connect()
+
+    # -- the file, and noticing that it was replaced -------------------------------
+
+    def _connect(self) -> None:
+        """(Re)open the index file, first building it from the records if it is missing.
+
+        On a full disk SQLite cannot even open the file for reading (it must create
+        its shared-memory file): the index is then built in memory from the records,
+        so that read-only commands keep working.
+        """
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        try:
+            self._connect_file()
+        except (sqlite3.OperationalError, OSError) as e:
+            if not no_space(e, os.path.dirname(self.path)):
+                raise
+            self._connect_memory()
+
+    def _connect_memory(self) -> None:
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        db.executescript(_SCHEMA)
+        if self._records is not None:
+            runs, attempts, _ = _collect(self._records)
+            cur = db.cursor()
+            cur.execute("BEGIN")
+            self._fill(cur, runs, attempts)
+            cur.execute("COMMIT")
+        self._db, self._file, self.in_memory = db, None, True
+
+    def _connect_file(self) -> None:
+        # mode=rw: never create the file here (an empty index would hide every run);
+        # a file that vanished between the checks is built again from the records.
+        uri = f"file:{urllib.parse.quote(self.path)}?mode=rw"
+        while True:
+            if not os.path.exists(self.path):
+                self._build()
+            try:
+                before = os.stat(self.path)
+                db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+            except (FileNotFoundError, sqlite3.OperationalError):
+                if os.path.exists(self.path):
+                    raise
+                continue
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA schema_version").fetchone()  # opens the file now
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino) == (before.st_dev, before.st_ino):
+                break
+            db.close()  # deleted or replaced while we opened it: open the one now in place
+        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            db.executescript(_SCHEMA)
+        self._db, self._file, self.in_memory = db, (st.st_dev, st.st_ino), False
+
+    def _build(self) -> None:
+        """Create the index file from the records: built aside, then renamed into place.
+
+        Under an exclusive lock on ``.index.lock`` so that of several processes that
+        find the file missing one builds it and the others open it. A reader never
+        sees a half-built index, and the WAL and shared-memory files of a deleted
+        index are removed before the new one appears: a connection still holding
+        the old file keeps them (unlinked) and cannot mix them into the new one.
+        """
+        with _file_lock(f"{os.path.dirname(self.path)}/.index.lock"):
+            if os.path.exists(self.path):
+                return  # another process built it while we waited
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            for stale in (tmp, f"{tmp}-journal"):
+                _unlink(stale)
+            db = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)
+            try:
+                db.executescript(_SCHEMA)
+                if self._records is not None:
+                    runs, attempts, _ = _collect(self._records)
+                    cur = db.cursor()
+                    cur.execute("BEGIN IMMEDIATE")
+                    self._fill(cur, runs, attempts)
+                    cur.execute("COMMIT")
+                db.execute("PRAGMA journal_mode = WAL")
+            finally:
+                db.close()  # the last connection: checkpoints and removes tmp's WAL
+            for side in ("-wal", "-shm"):
+                _unlink(self.path + side)
+            os.rename(tmp, self.path)
+
+    def _replaced(self) -> bool:
+        """Whether the index file is no longer the one this object has open (deleted or
+        replaced, e.g. by ``rm index.sqlite`` and another process rebuilding it)."""
+        if self.in_memory:
+            return False
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (st.st_dev, st.st_ino) != self._file
+
+    def _current(self) -> sqlite3.Connection:
+        """The connection, reopened first if the file was replaced: one stat per call."""
+        if self._replaced():
+            with self._lock:
+                if self._replaced():
+                    self._connect()
+        assert self._db is not None
+        return self._db
 
     # -- writes ----------------------------------------------------------------
 
@@ -210,7 +320,7 @@ class Index:
         # lock keeps threads sharing this connection out of each other's
         # transactions.
         with self._lock:
-            cur = self._db.cursor()
+            cur = self._current().cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
@@ -218,6 +328,38 @@ class Index:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
+
+    def _write(self, fn: Callable[[sqlite3.Cursor], object]) -> None:
+        """Run ``fn`` in a write transaction that reaches the index file now in place.
+
+        If the file was replaced while ``fn`` wrote (a write into a deleted file is
+        lost), the new file is opened (built from the records if missing) and ``fn``
+        runs again: every write here is idempotent.
+        """
+        while True:
+            try:
+                with self._transaction() as cur:
+                    fn(cur)
+            except sqlite3.OperationalError as e:
+                if not no_space(e, os.path.dirname(self.path)):
+                    raise
+                self._drop_for_full_disk()
+                continue
+            if not self._replaced():
+                return
+
+    def _drop_for_full_disk(self) -> None:
+        """The disk is full and the index file can no longer be kept up to date: remove it
+        (a stale index would show wrong status; the next process to open it after space
+        is freed rebuilds it from the records) and go on in memory."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            with _file_lock(f"{os.path.dirname(self.path)}/.index.lock"):
+                for path in (self.path, self.path + "-wal", self.path + "-shm"):
+                    _unlink(path)
+            self._connect_memory()
 
     def _insert_run(self, cur: sqlite3.Cursor, rec: dict[str, Any], status: str, finished_at: float | None,
                     tags: Sequence[str] | None = None) -> None:
@@ -240,21 +382,18 @@ class Index:
 
     def add_run(self, run_record: dict[str, Any]) -> None:
         """Index a run that just started (status ``running``) from its run record."""
-        with self._transaction() as cur:
-            self._insert_run(cur, run_record, "running", None)
+        self._write(lambda cur: self._insert_run(cur, run_record, "running", None))
 
     def end_run(self, flow: str, run_id: str, status: str, finished_at: float) -> None:
         """Record how a run ended (``successful`` or ``failed``)."""
-        with self._lock:
-            self._db.execute(_END_RUN, (status, finished_at, flow, run_id))
+        self._write(lambda cur: cur.execute(_END_RUN, (status, finished_at, flow, run_id)))
 
     def upsert_attempts(self, rows: Iterable[dict[str, Any]]) -> None:
         """Insert or replace task attempt rows (keys as ``TaskRow`` fields), atomically."""
         params = [_task_params(r) for r in rows]
         if not params:
             return
-        with self._transaction() as cur:
-            cur.executemany(_UPSERT_TASK, params)
+        self._write(lambda cur: cur.executemany(_UPSERT_TASK, params))
 
     @staticmethod
     def _set_tags(cur: sqlite3.Cursor, flow: str, run_id: str, tags: Sequence[str]) -> None:
@@ -266,8 +405,7 @@ class Index:
 
     def set_tags(self, flow: str, run_id: str, tags: Sequence[str]) -> None:
         """Replace a run's user tags (system tags are unchanged)."""
-        with self._transaction() as cur:
-            self._set_tags(cur, flow, run_id, tags)
+        self._write(lambda cur: self._set_tags(cur, flow, run_id, tags))
 
     def sync_tags(self, flow: str, run_id: str, records: RecordStore) -> list[str]:
         """Set a run's user tags to what its record and tag events say; returns them.
@@ -276,89 +414,138 @@ class Index:
         processes changing tags at once the last to get the lock sees every
         event and the index ends up matching the store.
         """
-        with self._transaction() as cur:
-            tags = records.current_tags(flow, run_id)
+        tags: list[str] = []
+
+        def sync(cur: sqlite3.Cursor) -> None:
+            tags[:] = records.current_tags(flow, run_id)
             self._set_tags(cur, flow, run_id, tags)
+
+        self._write(sync)
         return tags
 
     def reindex(self, records: RecordStore) -> dict[str, int]:
         """Rebuild the whole index from the store's records, in one transaction.
 
         A run without an end record is ``running``; a directory without a run
-        record is skipped; a run's user tags are its record's with its tag
-        events applied. Returns counts: ``runs``, ``attempts``, ``skipped``.
+        record (or an unreadable one) is skipped; an attempt whose record is
+        damaged is indexed with status ``damaged``; a run's user tags are its
+        record's with its tag events applied. Returns counts: ``runs``,
+        ``attempts``, ``skipped``, ``damaged``.
         """
-        runs: list[tuple[dict[str, Any], str, float | None, list[str]]] = []
-        attempts: list[tuple[Any, ...]] = []
-        skipped = 0
-        for flow in records.flows():
-            for run_id in records.runs(flow):
-                try:
-                    rec = records.read_run(flow, run_id)
-                except (KeyError, ValueError):
-                    skipped += 1
-                    continue
-                end = records.read_run_end(flow, run_id)
-                status = end["status"] if end else "running"
-                rec = {**rec, "flow": flow, "run_id": run_id}
-                tags = records.current_tags(flow, run_id, rec)
-                runs.append((rec, status, end.get("finished_at") if end else None, tags))
-                for step in records.steps(flow, run_id):
-                    for task_id in records.tasks(flow, run_id, step):
-                        for n in records.attempts(flow, run_id, step, task_id):
-                            a = records.read_attempt(flow, run_id, step, task_id, n)
-                            attempts.append(_task_params({**a, "flow": flow, "run_id": run_id, "step": step,
-                                                          "task_id": task_id, "attempt": n}))  # fmt: skip
-        with self._transaction() as cur:
-            for stmt in _CLEAR:  # one by one: executescript() would commit
-                cur.execute(stmt)
-            for rec, status, finished_at, tags in runs:
-                self._insert_run(cur, rec, status, finished_at, tags)
-            cur.executemany(_UPSERT_TASK, attempts)
-        return {"runs": len(runs), "attempts": len(attempts), "skipped": skipped}
+        runs, attempts, counts = _collect(records)
+        self._write(lambda cur: self._fill(cur, runs, attempts))
+        return counts
+
+    def _fill(self, cur: sqlite3.Cursor, runs: list[tuple[dict[str, Any], str, float | None, list[str]]],
+              attempts: list[tuple[Any, ...]]) -> None:
+        for stmt in _CLEAR:  # one by one: executescript() would commit
+            cur.execute(stmt)
+        for rec, status, finished_at, tags in runs:
+            self._insert_run(cur, rec, status, finished_at, tags)
+        cur.executemany(_UPSERT_TASK, attempts)
 
     # -- reads -----------------------------------------------------------------
 
     def flows(self) -> list[str]:
         """Names of the flows with at least one run, sorted."""
-        return [r[0] for r in self._db.execute(_FLOWS)]
+        return [r[0] for r in self._current().execute(_FLOWS)]
 
     def runs(self, flow: str, *, tags: Sequence[str] = (), limit: int | None = None) -> list[RunRow]:
         """Runs of ``flow``, newest first, having every tag in ``tags`` (user or system)."""
         lim = -1 if limit is None else limit
         if tags:
             tag_list = json.dumps(list(dict.fromkeys(tags)))
-            cur = self._db.execute(_RUNS_TAGGED, {"flow": flow, "tags": tag_list, "limit": lim})
+            cur = self._current().execute(_RUNS_TAGGED, {"flow": flow, "tags": tag_list, "limit": lim})
         else:
-            cur = self._db.execute(_RUNS, (flow, lim))
+            cur = self._current().execute(_RUNS, (flow, lim))
         return [_run_row(r) for r in cur]
 
     def run(self, flow: str, run_id: str) -> RunRow | None:
-        r = self._db.execute(_RUN, (flow, run_id)).fetchone()
+        r = self._current().execute(_RUN, (flow, run_id)).fetchone()
         return _run_row(r) if r else None
 
     def steps(self, flow: str, run_id: str) -> list[str]:
         """Steps of a run that have started, in order of first start (no ``_parameters``)."""
-        return [r[0] for r in self._db.execute(_STEPS, (flow, run_id, PARAMETERS_STEP))]
+        return [r[0] for r in self._current().execute(_STEPS, (flow, run_id, PARAMETERS_STEP))]
 
     def tasks(self, flow: str, run_id: str, step: str) -> list[TaskRow]:
         """The latest attempt of each task of a step, newest first."""
-        return [TaskRow(*r) for r in self._db.execute(_TASKS, (flow, run_id, step))]
+        return [TaskRow(*r) for r in self._current().execute(_TASKS, (flow, run_id, step))]
 
     def task(self, flow: str, run_id: str, step: str, task_id: str) -> TaskRow | None:
         """The latest attempt of one task, or ``None``."""
-        r = self._db.execute(_TASK, (flow, run_id, step, task_id)).fetchone()
+        r = self._current().execute(_TASK, (flow, run_id, step, task_id)).fetchone()
         return TaskRow(*r) if r else None
 
     def attempt_rows(self, flow: str, run_id: str, step: str, task_id: str) -> list[TaskRow]:
         """Every attempt of one task, by attempt number."""
-        return [TaskRow(*r) for r in self._db.execute(_ATTEMPTS, (flow, run_id, step, task_id))]
+        return [TaskRow(*r) for r in self._current().execute(_ATTEMPTS, (flow, run_id, step, task_id))]
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def __enter__(self) -> Index:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _collect(records: RecordStore) -> tuple[list[tuple[dict[str, Any], str, float | None, list[str]]],
+                                            list[tuple[Any, ...]], dict[str, int]]:
+    """Every run and attempt row the records describe, and the counts ``reindex`` returns."""
+    runs: list[tuple[dict[str, Any], str, float | None, list[str]]] = []
+    attempts: list[tuple[Any, ...]] = []
+    skipped = damaged = 0
+    for flow in records.flows():
+        for run_id in records.runs(flow):
+            try:
+                rec = records.read_run(flow, run_id)
+            except (KeyError, ValueError):
+                skipped += 1
+                continue
+            try:
+                end = records.read_run_end(flow, run_id)
+            except DamagedRecordError:  # it ended, but how cannot be read
+                end, damaged = {"status": "failed"}, damaged + 1
+            status = end["status"] if end else "running"
+            rec = {**rec, "flow": flow, "run_id": run_id}
+            tags = records.current_tags(flow, run_id, rec)
+            runs.append((rec, status, end.get("finished_at") if end else None, tags))
+            for step in records.steps(flow, run_id):
+                for task_id in records.tasks(flow, run_id, step):
+                    for n in records.attempts(flow, run_id, step, task_id):
+                        try:
+                            a = records.read_attempt(flow, run_id, step, task_id, n)
+                        except KeyError:  # removed while listing (gc)
+                            continue
+                        except DamagedRecordError:
+                            a, damaged = {"status": DAMAGED}, damaged + 1
+                        attempts.append(_task_params({**a, "flow": flow, "run_id": run_id, "step": step,
+                                                      "task_id": task_id, "attempt": n}))  # fmt: skip
+    return runs, attempts, {"runs": len(runs), "attempts": len(attempts), "skipped": skipped, "damaged": damaged}
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+@contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if needed) for the block; no-op without fcntl."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no other process builds the index at the same moment
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -425,7 +425,7 @@ def _persist(flow: FlowSpec, content: Any, step_name: str) -> dict[str, dict]:
         if name in loaded and loaded[name] is value and isinstance(value, _IMMUTABLE):
             continue  # untouched inherited value: keep the reference
         try:
-            out[name] = content.save(value)
+            out[name] = content.save(value, what=f"artifact {name!r} of step {step_name!r}")
         except (pickle.PicklingError, TypeError, AttributeError) as e:
             raise ArtifactError(
                 f"Step {step_name!r} set artifact {name!r} to a {type(value).__name__}, which cannot be pickled ({e}).",

@@ -17,7 +17,7 @@ from typing import Any
 from ..exceptions import HeadwaterException
 from ..flow.graph import NodeKind
 from ..store import Datastore
-from ..store.records import unsafe_component
+from ..store.records import DamagedRecordError, unsafe_component
 from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
 from .taskspec import TaskResult, TaskSpec, stack_record
 
@@ -164,7 +164,10 @@ def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,
         if s == PARAMETERS_STEP:
             continue
         for tid in records.tasks(flow, origin_run_id, s):
-            rec = records.latest_attempt(flow, origin_run_id, s, tid)
+            try:
+                rec = records.latest_attempt(flow, origin_run_id, s, tid)
+            except DamagedRecordError:  # a torn record: the task counts as not done
+                rec = None
             if rec is None:  # started but never committed (killed)
                 bad_steps.add(s)
                 continue

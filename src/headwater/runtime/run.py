@@ -23,6 +23,7 @@ from ..flow.decorators import step_policy
 from ..flow.flow_decorators import flow_decorators, flow_system_tags
 from ..meta import MetadataIndex, open_index
 from ..store import Datastore
+from ..store.full import StoreFullError
 from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
 from ..tags import check_run_tags
 from .console import Console
@@ -139,6 +140,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             check_run_id_file(path, option=option, datastore_root=settings.datastore_root)
     os.makedirs(settings.datastore_root, exist_ok=True)
     ds = Datastore(settings.datastore_root)
+    ds.sweep_temp()  # temp files of writers killed earlier; never one a live writer uses
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
     hooks = runtime_hooks(req.flow_cls, req.graph)
     machine = detect_machine(settings, need_gpus=any(p.gpu for p in policies.values()))
@@ -162,7 +164,11 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             "origin_run_id": plan.origin_run_id if plan else None,
             "pid": os.getpid(), "host": socket.gethostname(), "script": os.path.abspath(req.script),
         }
-        ds.records.write_run(run_rec)
+        try:
+            ds.records.write_run(run_rec)
+        except StoreFullError:
+            os.rmdir(ds.objects.path(f"runs/{flow_name}/{run_id}"))  # leave no run directory without a run
+            raise
         index.add_run(run_rec)
         _write_parameters_task(ds, index, flow_name, run_id, req, user, now, saved)
         try:
@@ -198,7 +204,10 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             hooks.init(req.flow_cls, req.graph, run_id)
             outcome = sched.run()
         except BaseException as e:
-            _end(ds, index, flow_name, run_id, False, [])
+            try:
+                _end(ds, index, flow_name, run_id, False, [])
+            except StoreFullError:
+                pass  # the disk is full: the error that stopped the run is the one to show
             hooks.finished(e)
             if has_exit_hooks and not isinstance(e, KeyboardInterrupt):
                 run_exit_hooks(req.flow_cls, run_id, False, ds.root)

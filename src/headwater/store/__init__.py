@@ -64,5 +64,13 @@ class Datastore:
         self.objects._ensure_dir(path.rpartition("/")[0])
         return path
 
+    def sweep_temp(self, *, deep: bool = False) -> tuple[int, int]:
+        """Remove temp files left by writers that are gone; returns (files, bytes).
+
+        See ``LocalObjectStore.sweep_temp``; a store without temp files (S3) removes none.
+        """
+        sweep = getattr(self.objects, "sweep_temp", None)
+        return sweep(deep=deep) if sweep is not None else (0, 0)
+
     def __repr__(self) -> str:
         return f"Datastore({self.root!r})"

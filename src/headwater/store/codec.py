@@ -393,8 +393,9 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
 def _corrupt(key: str | None, where: str, why: str = "its content does not match its key") -> DataCorruptionError:
     return DataCorruptionError(
         f"Blob {key or '(unkeyed)'} ({where}) is corrupt: {why}. The store is corrupt.",
-        hint="Re-run the step that produced this artifact; if the blob file itself is damaged, "
-        "delete it so that the next run writes it again.",
+        hint="Re-run the step that produced this artifact: the damaged blob has been moved to the "
+        "store's quarantine/ directory, so the re-run stores it again and every run that refers "
+        "to it reads the repaired blob.",
     )
 
 

@@ -8,14 +8,23 @@ import base64
 import io
 from typing import Any
 
-from ..exceptions import DataMissingError
+from ..exceptions import DataCorruptionError, DataMissingError
 from .codec import decode_inline, encode, read_blob, write_blob
+from .full import StoreFullError
 from .objects import ObjectStore
 
 #: Largest payload (bytes, no out-of-band buffers) kept inline in the record.
 INLINE_LIMIT = 2048
 # Blobs below this are built in memory and written with one put().
 _SMALL_BLOB = 256 << 10
+
+
+def _size_text(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
 
 
 def blob_key(key: str) -> str:
@@ -48,13 +57,15 @@ class ContentStore:
     def __init__(self, objects: ObjectStore):
         self.objects = objects
 
-    def save(self, obj: Any) -> dict[str, Any]:
+    def save(self, obj: Any, *, what: str | None = None) -> dict[str, Any]:
         """Serialize ``obj`` and return its artifact ref.
 
         The ref is ``{"key", "size", "type"}`` plus ``"inline"`` (base64 of the
         pickle) when the value has no out-of-band buffers and at most
         ``INLINE_LIMIT`` bytes; otherwise the blob is written unless it already
-        exists. Pickling errors propagate unchanged.
+        exists. Pickling errors propagate unchanged; a full disk raises
+        ``StoreFullError`` naming ``what`` (e.g. ``artifact 'x' of step 'start'``)
+        and leaves nothing behind.
         """
         enc = encode(obj)
         t = type(obj)
@@ -65,31 +76,56 @@ class ContentStore:
         bkey = f"blobs/{enc.key[:2]}/{enc.key}"
         if self.objects.exists(bkey):
             return ref  # dedup hit: identical content is already stored
-        if enc.size < _SMALL_BLOB:
-            buf = io.BytesIO()
-            write_blob(enc, buf)
-            self.objects.put(bkey, buf.getbuffer())
-        else:
-            with self.objects.open_writer(bkey) as f:
-                write_blob(enc, f)
+        try:
+            if enc.size < _SMALL_BLOB:
+                buf = io.BytesIO()
+                write_blob(enc, buf)
+                self.objects.put(bkey, buf.getbuffer())
+            else:
+                with self.objects.open_writer(bkey) as f:
+                    write_blob(enc, f)
+        except StoreFullError as e:
+            raise StoreFullError(e.root, f"{what or 'a value'} ({_size_text(enc.size)})") from None
         return ref
 
     def load(self, ref: dict[str, Any], *, verify: bool = True) -> Any:
         """The value a ref names; ``DataMissingError`` if its blob is gone,
-        ``DataCorruptionError`` if (with ``verify``) it does not match its key."""
+        ``DataCorruptionError`` if (with ``verify``) it does not match its key.
+
+        A corrupt blob is quarantined (moved out of ``blobs/``) before the error
+        is raised, so the next save of the same value writes it again: re-running
+        the step that produced it repairs every run that refers to it."""
         key = ref["key"]
         inline = ref.get("inline")
         if inline is not None:
             return decode_inline(base64.b64decode(inline), key if verify else None)
+        bkey = f"blobs/{key[:2]}/{key}"
         try:
-            path = self.objects.local_path(f"blobs/{key[:2]}/{key}")
+            path = self.objects.local_path(bkey)
         except KeyError:
-            raise DataMissingError(
-                f"Blob {key} is missing from the store {self.objects.url}.",
-                hint="The blob was deleted (garbage collection or a partial copy of the store); "
-                "re-run the step that produced this artifact.",
-            ) from None
-        return read_blob(path, key, verify=verify)
+            raise self._missing(key) from None
+        try:
+            return read_blob(path, key, verify=verify)
+        except DataCorruptionError:
+            pass
+        # Free the key: saving skips keys that exist, so only with the damaged blob
+        # out of the way does re-running the step store it again. Read once more
+        # first: another process may have quarantined it and stored good bytes
+        # since, and those must be neither moved away nor reported as corrupt.
+        try:
+            return read_blob(self.objects.local_path(bkey), key, verify=verify)
+        except KeyError:
+            raise self._missing(key) from None  # quarantined by another reader meanwhile
+        except DataCorruptionError:
+            self.objects.quarantine(bkey)
+            raise
+
+    def _missing(self, key: str) -> DataMissingError:
+        return DataMissingError(
+            f"Blob {key} is missing from the store {self.objects.url}.",
+            hint="The blob was deleted (garbage collection, a partial copy of the store, or moved to "
+            "quarantine/ because it was damaged); re-run the step that produced this artifact.",
+        )
 
     def has(self, key: str) -> bool:
         """Whether the blob for content key ``key`` is stored."""

@@ -12,11 +12,18 @@ import errno
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO
 
+from .full import StoreFullError, no_space
+from .tempfiles import owner_stem, sweep_dir
+
 Data = bytes | bytearray | memoryview
+
+#: Directory under a local store's root where damaged objects are moved (never read back).
+QUARANTINE_DIR = "quarantine"
 
 # Linux caps one write(2) at 0x7ffff000 bytes; larger parts are written in slices.
 _MAX_WRITE = 1 << 30
@@ -94,6 +101,14 @@ class ObjectStore(abc.ABC):
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
 
+    def quarantine(self, key: str) -> None:
+        """Take a damaged object out of the way so that the next write of ``key`` stores it anew.
+
+        Stores that can keep the damaged bytes for inspection do (the local store
+        moves them to ``quarantine/``); the default removes the object.
+        """
+        self.delete(key)
+
 
 class LocalObjectStore(ObjectStore):
     """Objects as files under ``root``; writes go to ``<root>/tmp/`` then link into place.
@@ -135,14 +150,15 @@ class LocalObjectStore(ObjectStore):
     def _open_tmp(self) -> tuple[str, int]:
         """Create a fresh temp file in ``<root>/tmp/``; returns its path and fd.
 
-        Named ``<pid>-<random>``: forked workers share the parent's state but not
-        its pid, and a temp file left by a killed process names its owner.
+        Named ``<pid>.<start ticks>-<random>`` (``tempfiles.owner_stem``): forked
+        workers share the parent's state but not its pid, and a temp file left by
+        a killed process names its owner, so ``sweep_temp`` can remove it safely.
         """
         for retry in (False, True):
             if retry:
                 self._dirs.discard(self._tmp)  # removed behind our back: recreate it
             self._ensure_dir(self._tmp)
-            tmp = f"{self._tmp}/{os.getpid()}-{secrets.token_hex(8)}"
+            tmp = f"{self._tmp}/{owner_stem()}-{secrets.token_hex(8)}"
             try:
                 return tmp, os.open(tmp, _O_TMP, 0o644)
             except FileNotFoundError:
@@ -188,6 +204,14 @@ class LocalObjectStore(ObjectStore):
     # -- writes --------------------------------------------------------------
 
     def put(self, key: str, data: Data | Sequence[Data]) -> bool:
+        try:
+            return self._put(key, data)
+        except OSError as e:
+            if no_space(e):
+                raise StoreFullError(self.root, key) from None
+            raise
+
+    def _put(self, key: str, data: Data | Sequence[Data]) -> bool:
         dst = self.path(key)
         parts: Sequence[Data] = (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
         if _renameat2 is not None:
@@ -215,7 +239,7 @@ class LocalObjectStore(ObjectStore):
         """
         global _renameat2
         parent = dst.rpartition("/")[0]
-        tmp = f"{parent}/.{os.getpid()}-{secrets.token_hex(6)}.tmp"  # dot files are not listed
+        tmp = f"{parent}/.{owner_stem()}-{secrets.token_hex(6)}.tmp"  # dot files are not listed
         for retry in (False, True):
             if retry:
                 self._dirs.discard(parent)  # removed behind our back: recreate it
@@ -251,16 +275,31 @@ class LocalObjectStore(ObjectStore):
     @contextmanager
     def _writer(self, key: str) -> Iterator[BinaryIO]:
         dst = self.path(key)
-        tmp, fd = self._open_tmp()
+        try:
+            tmp, fd = self._open_tmp()
+        except OSError as e:
+            if no_space(e):
+                raise StoreFullError(self.root, key) from None
+            raise
         f = os.fdopen(fd, "wb", buffering=1 << 20)
         try:
             yield f
             f.close()
-        except BaseException:
-            f.close()
+        except BaseException as e:
+            try:
+                f.close()  # flushing may fail again on a full disk; the temp file goes either way
+            except OSError:
+                pass
             os.unlink(tmp)
+            if isinstance(e, OSError) and no_space(e):
+                raise StoreFullError(self.root, key) from None
             raise
-        self._publish(tmp, dst)
+        try:
+            self._publish(tmp, dst)
+        except OSError as e:
+            if no_space(e):
+                raise StoreFullError(self.root, key) from None
+            raise
 
     def open_writer(self, key: str) -> AbstractContextManager[BinaryIO]:
         return self._writer(key)
@@ -297,6 +336,35 @@ class LocalObjectStore(ObjectStore):
             os.unlink(self.path(key))
         except FileNotFoundError:
             pass
+
+    def quarantine(self, key: str) -> None:
+        """Move ``key`` to ``<root>/quarantine/<key with / as _>.<ns>``; a missing key is not an error.
+
+        A rename, never a copy: a reader that has the damaged file mapped keeps its
+        pages, and the key is free at once for a writer to store the good bytes.
+        """
+        qdir = f"{self.root}/{QUARANTINE_DIR}"
+        self._ensure_dir(qdir)
+        try:
+            os.rename(self.path(key), f"{qdir}/{key.replace('/', '_')}.{time.time_ns()}")
+        except FileNotFoundError:
+            pass
+
+    def sweep_temp(self, *, deep: bool = False) -> tuple[int, int]:
+        """Remove temp files whose writer process is gone; returns (files, bytes) removed.
+
+        Always ``tmp/`` (where large blobs stream, one directory: cheap enough for
+        every run start); with ``deep`` also the ``.<pid>...tmp`` files written
+        beside blobs and records (a walk of the store, done by ``reindex``). A
+        file of a live writer is never touched, however old.
+        """
+        removed, freed = sweep_dir(self._tmp)
+        if deep:
+            for sub in ("blobs", "runs"):
+                for dirpath, _dirs, _files in os.walk(f"{self.root}/{sub}"):
+                    n, b = sweep_dir(dirpath, dot_only=True)
+                    removed, freed = removed + n, freed + b
+        return removed, freed
 
     def __repr__(self) -> str:
         return f"LocalObjectStore({self.root!r})"

@@ -12,14 +12,51 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..exceptions import DataCorruptionError
+from .full import StoreFullError
 from .objects import ObjectStore
 
 RUN_FILE = "_run.json"
 RUN_END_FILE = "_run_end.json"
 #: Directory of a run's tag events (``runs/<Flow>/<run>/_tags/``); not a step.
 TAGS_DIR = "_tags"
+#: ``status`` of an attempt whose record is damaged (in index rows and placeholder records).
+DAMAGED = "damaged"
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
-_loads = json.loads
+
+
+class DamagedRecordError(DataCorruptionError, ValueError):
+    """A run or attempt record exists but is not readable JSON (truncated or overwritten).
+
+    A ``ValueError`` too, so code that skips unreadable records keeps doing so.
+    """
+
+    headline = "Damaged record in the store"
+
+
+def _loads(data: bytes, store: ObjectStore, key: str) -> dict[str, Any]:
+    """A record's JSON object; ``DamagedRecordError`` naming ``key`` if it is not one."""
+    try:
+        rec = json.loads(data)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        why = f"it is not valid JSON ({e})"
+    else:
+        if isinstance(rec, dict):
+            return rec
+        why = f"it holds a JSON {type(rec).__name__}, not an object"
+    raise DamagedRecordError(
+        f"The record {key} in {store.url} is damaged ({len(data)} bytes): {why}.",
+        hint="A process was killed or the disk filled while it was written, or the file was edited. "
+        "Re-run (or resume) the run: a damaged attempt counts as not done. Delete the file to let "
+        "`headwater reindex` forget it.",
+    )
+
+
+def damaged_attempt(error: DamagedRecordError) -> dict[str, Any]:
+    """A stand-in for an attempt record that cannot be read: not ok, no artifacts, and an
+    ``exception`` that names the damage, so every reader shows it as damaged."""
+    return {"status": DAMAGED, "artifacts": {}, "damaged": error.message,
+            "exception": {"type": f"{__name__}.DamagedRecordError", "message": error.message, "traceback": ""}}
 
 
 def unsafe_component(part: str) -> str | None:
@@ -55,6 +92,12 @@ class RecordStore:
     def __init__(self, objects: ObjectStore):
         self.objects = objects
 
+    def _put(self, key: str, rec: dict[str, Any], what: str) -> bool:
+        try:
+            return self.objects.put(key, _dumps(rec).encode())
+        except StoreFullError as e:
+            raise StoreFullError(e.root, what) from None
+
     # -- keys ------------------------------------------------------------------
 
     @staticmethod
@@ -83,22 +126,25 @@ class RecordStore:
 
     def write_run(self, rec: dict[str, Any]) -> bool:
         """Write the run record (``rec`` names its ``flow`` and ``run_id``)."""
-        return self.objects.put(self.run_key(rec["flow"], rec["run_id"]), _dumps(rec).encode())
+        return self._put(self.run_key(rec["flow"], rec["run_id"]), rec, f"the run record of {rec['flow']}/{rec['run_id']}")
 
     def read_run(self, flow: str, run_id: str) -> dict[str, Any]:
-        """The run record; ``KeyError`` if the run has none."""
-        return _loads(self.objects.get(self.run_key(flow, run_id)))  # type: ignore[no-any-return]
+        """The run record; ``KeyError`` if the run has none, ``DamagedRecordError`` if unreadable."""
+        key = self.run_key(flow, run_id)
+        return _loads(self.objects.get(key), self.objects, key)
 
     def write_run_end(self, flow: str, run_id: str, rec: dict[str, Any]) -> bool:
         """Write the run end record (``status``, ``finished_at``, ``failed``)."""
-        return self.objects.put(self.run_end_key(flow, run_id), _dumps(rec).encode())
+        return self._put(self.run_end_key(flow, run_id), rec, f"the end record of run {flow}/{run_id}")
 
     def read_run_end(self, flow: str, run_id: str) -> dict[str, Any] | None:
         """The run end record, or ``None`` while the run has not ended."""
+        key = self.run_end_key(flow, run_id)
         try:
-            return _loads(self.objects.get(self.run_end_key(flow, run_id)))  # type: ignore[no-any-return]
+            data = self.objects.get(key)
         except KeyError:
             return None
+        return _loads(data, self.objects, key)
 
     # -- tag events ------------------------------------------------------------
 
@@ -119,9 +165,10 @@ class RecordStore:
         out = []
         for name in self.objects.list_dir(base):
             if name.endswith(".json"):
+                key = f"{base}/{name}"
                 try:
-                    out.append(_loads(self.objects.get(f"{base}/{name}")))
-                except KeyError:  # removed while listing (gc)
+                    out.append(_loads(self.objects.get(key), self.objects, key))
+                except (KeyError, DamagedRecordError):  # removed while listing (gc), or torn
                     continue
         return out
 
@@ -136,11 +183,14 @@ class RecordStore:
     def write_attempt(self, rec: dict[str, Any]) -> bool:
         """Commit an attempt: its record becomes visible atomically, or not at all."""
         key = self.attempt_key(rec["flow"], rec["run_id"], rec["step"], rec["task_id"], rec["attempt"])
-        return self.objects.put(key, _dumps(rec).encode())
+        what = f"the record of task {rec['flow']}/{rec['run_id']}/{rec['step']}/{rec['task_id']} attempt {rec['attempt']}"
+        return self._put(key, rec, what)
 
     def read_attempt(self, flow: str, run_id: str, step: str, task_id: str, attempt: int) -> dict[str, Any]:
-        """One attempt record; ``KeyError`` if that attempt was never committed."""
-        return _loads(self.objects.get(self.attempt_key(flow, run_id, step, task_id, attempt)))  # type: ignore[no-any-return]
+        """One attempt record; ``KeyError`` if that attempt was never committed,
+        ``DamagedRecordError`` if its record cannot be read."""
+        key = self.attempt_key(flow, run_id, step, task_id, attempt)
+        return _loads(self.objects.get(key), self.objects, key)
 
     def attempts(self, flow: str, run_id: str, step: str, task_id: str) -> list[int]:
         """Numbers of the committed attempts of a task, ascending."""
