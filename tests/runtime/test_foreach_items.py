@@ -113,3 +113,19 @@ def test_a_damaged_item_is_reported_not_returned(tmp_path):
         load_item(objects, ref, 3)
     with pytest.raises(DataCorruptionError, match="holds 10 items, not item 10"):
         load_item(objects, ref, 10)
+
+
+def test_resumed_children_read_items_of_the_cloned_split(big_items, use_root):
+    from headwater import Flow
+
+    kind, r = big_items
+    if kind != "list":
+        pytest.skip("one kind is enough for resume")
+    use_root(r.root)
+    origin = Flow("BigItemsFlow").latest_run.id
+    r2 = run_flow("big_items_flow.py", "resume", "body", "--origin-run-id", origin, "--max-num-splits", "1000",
+                  root=r.root)
+    assert r2.returncode == 0, r2.output
+    run = Flow("BigItemsFlow").latest_run
+    assert run.id != origin
+    assert sorted(t.data.got for t in run["body"]) == [_item(i) for i in range(N)]
