@@ -74,10 +74,12 @@ class NullLogDatastore(Datastore):
         return os.devnull
 
 
-def instant_scheduler(root: Path, num_splits: int, *, max_workers: int = 4, per_poll: int = 1) -> Scheduler:
+def instant_scheduler(root: Path, num_splits: int, *, max_workers: int = 4, per_poll: int = 1,
+                      **scheduler_kw: Any) -> Scheduler:
     """A Scheduler over ``tests/flows/wide_foreach_flow.py`` (num_splits + 3 tasks) and an InstantLauncher.
 
-    The caller closes ``scheduler.index`` when done.
+    ``scheduler_kw`` go to the Scheduler (e.g. ``policies``, ``machine``). The caller closes
+    ``scheduler.index`` when done.
     """
     import importlib.util
 
@@ -93,4 +95,4 @@ def instant_scheduler(root: Path, num_splits: int, *, max_workers: int = 4, per_
     index = open_index(ds.root, records=ds.records)
     return Scheduler(flow_name="WideForeachFlow", graph=graph, ds=ds, index=index, launcher=launcher,
                      run_id="1", user="tester", max_workers=max_workers, max_num_splits=10**9,
-                     console=Console("1", out=_Discard(), err=_Discard()))
+                     console=Console("1", out=_Discard(), err=_Discard()), **scheduler_kw)

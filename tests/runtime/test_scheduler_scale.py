@@ -78,6 +78,38 @@ def test_resume_matches_each_queued_task_once(tmp_path, monkeypatch):
     assert NoOrigin.calls == 3_003
 
 
+def _admits_per_task(tmp_path, n: int) -> tuple[float, int]:
+    from headwater.flow.decorators import StepPolicy
+    from headwater.runtime.scheduler import Machine
+
+    sched = instant_scheduler(tmp_path / f"res{n}", n, max_workers=16, per_poll=1,
+                              policies={"body": StepPolicy(cpu=2)}, machine=Machine(cpus=4, gpus=0))
+    calls, peak = [0], [0]
+    admit, launch = sched._admit, sched._launch
+
+    def counting_admit(spec):
+        calls[0] += 1
+        return admit(spec)
+
+    def watching_launch(spec, gpus):
+        launch(spec, gpus)
+        peak[0] = max(peak[0], sum(1 for r in sched._running.values() if r.spec.step_name == "body"))
+
+    sched._admit, sched._launch = counting_admit, watching_launch
+    outcome = _run(sched)
+    assert outcome.ok and outcome.num_tasks == n + 3
+    return calls[0] / outcome.num_tasks, peak[0]
+
+
+def test_tasks_waiting_for_resources_are_not_retried_one_by_one(tmp_path):
+    # @resources(cpu=2) on a 4-CPU machine: two body tasks at a time although 16 workers are free.
+    # A scheduler that re-admits every waiting task on each pass asks thousands of times per task.
+    small, peak = _admits_per_task(tmp_path, 1_000)
+    large, _ = _admits_per_task(tmp_path, 4_000)
+    assert peak == 2
+    assert small <= 3 and large <= small * 1.05, (small, large)
+
+
 @pytest.mark.parametrize("per_poll", [1, 7])
 def test_every_task_runs_once_with_few_workers(tmp_path, per_poll):
     sched = instant_scheduler(tmp_path / "store", 500, max_workers=3, per_poll=per_poll)
