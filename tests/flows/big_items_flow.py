@@ -24,11 +24,18 @@ class BigItemsFlow(FlowSpec):
     def body(self):
         self.got = self.input
         self.stack = self.foreach_stack()
+        self.next(self.after)
+
+    @step
+    def after(self):  # a step inside the foreach after its first: the same item
+        self.again = self.input
+        self.stack_after = self.foreach_stack()
         self.next(self.join)
 
     @step
     def join(self, inputs):
         self.got = [inp.got for inp in inputs]
+        self.again = [inp.again for inp in inputs]
         self.next(self.end)
 
     @step

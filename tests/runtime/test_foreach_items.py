@@ -39,7 +39,11 @@ def test_children_get_their_items_through_the_table(big_items, use_root):
     for t in tasks:
         assert t.data.got == _item(t.index)
         assert t.data.stack == [(t.index, N, _item(t.index))]
+    for t in list(run["after"])[:20]:
+        assert t.data.again == _item(t.index)
+        assert t.data.stack_after == [(t.index, N, _item(t.index))]
     assert run["join"].task.data.got == [_item(i) for i in range(N)]
+    assert run["join"].task.data.again == [_item(i) for i in range(N)]
 
 
 def _load_flow():
@@ -49,7 +53,8 @@ def _load_flow():
     return module.BigItemsFlow
 
 
-def test_a_child_reads_only_its_item(big_items, monkeypatch):
+@pytest.mark.parametrize("step", ["body", "after"])
+def test_a_child_reads_only_its_item(big_items, monkeypatch, step):
     from headwater.flow.graph import build_graph
     from headwater.runtime.executor import execute
     from headwater.runtime.taskspec import ForeachFrame, TaskSpec
@@ -66,9 +71,14 @@ def test_a_child_reads_only_its_item(big_items, monkeypatch):
 
     flow_cls = _load_flow()
     graph = build_graph(flow_cls)
-    spec = TaskSpec(flow_name="BigItemsFlow", run_id=run_id, step_name="body", task_id="90007", attempt=0,
-                    input_paths=(f"start/{split_tid}",), input_attempts=(0,), datastore_root=ds.root, user=USER,
-                    split_index=7, foreach_stack=(ForeachFrame("start", "items", 7, N, "x"),))
+    parent, split_index = f"start/{split_tid}", 7
+    if step == "after":  # its parent is the body task of item 7
+        tids = [t for t in ds.records.tasks("BigItemsFlow", run_id, "body") if t != "90007"]  # not the body test's
+        (body_tid,) = [t for t in tids if ds.records.read_attempt("BigItemsFlow", run_id, "body", t, 0)["split_index"] == 7]
+        parent, split_index = f"body/{body_tid}", None
+    spec = TaskSpec(flow_name="BigItemsFlow", run_id=run_id, step_name=step, task_id="90007", attempt=0,
+                    input_paths=(parent,), input_attempts=(0,), datastore_root=ds.root, user=USER,
+                    split_index=split_index, foreach_stack=(ForeachFrame("start", "items", 7, N, "x"),))
     blob_loads, pread_bytes = [], [0]
     real_read_blob, real_pread = content_mod.read_blob, os.pread
 
@@ -88,8 +98,8 @@ def test_a_child_reads_only_its_item(big_items, monkeypatch):
     assert res.ok, res.exception
     assert items_key not in blob_loads  # the whole list (~300 KB) is never loaded
     assert pread_bytes[0] < 20_000, pread_bytes[0]
-    rec = ds.records.read_attempt("BigItemsFlow", run_id, "body", "90007", 0)
-    assert ds.content.load(rec["artifacts"]["got"]) == _item(7)
+    rec = ds.records.read_attempt("BigItemsFlow", run_id, step, "90007", 0)
+    assert ds.content.load(rec["artifacts"]["got" if step == "body" else "again"]) == _item(7)
 
 
 def test_a_damaged_item_is_reported_not_returned(tmp_path):

@@ -217,6 +217,12 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         flow = _new_flow(flow_cls, refs, loader, spec.step_name)
         flow.__dict__["_hw_is_join"] = is_join
         flow.__dict__["_hw_foreach_stack"] = spec.foreach_stack
+        if spec.foreach_stack and parents:
+            item_refs = _item_refs(parents[0], spec)
+            flow.__dict__["_hw_item_refs"] = item_refs
+            flow.__dict__["_hw_item_loader"] = lambda ref: load_item(ds.objects, ref, ref["index"])
+            if any(r is not None for r in item_refs):
+                rec["foreach_item_refs"] = item_refs
         if spec.split_index is not None and spec.foreach_stack:
             frame = spec.foreach_stack[-1]
             if frame.var == PARALLEL_VAR:  # a gang member: its input is its node index
@@ -393,6 +399,25 @@ def _foreach_input(ds: Datastore, parent: dict[str, Any], var: str, i: int) -> A
     if table is not None and table.get("var") == var:
         return load_item(ds.objects, table, i)
     return nth_item(ds.content.load(parent["artifacts"][var]), i)
+
+
+def _item_refs(parent: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any] | None]:
+    """Where each foreach level's item of this task lies: ``{"key", "index"}`` in an item table,
+    or None (taken from the foreach attribute). A split's child adds its own level; a step inside
+    the foreach keeps its parent's; a join drops the level it closes. Recorded as
+    ``foreach_item_refs``, so the steps after a foreach child read their item alone too."""
+    depth = len(spec.foreach_stack)
+    refs = list(parent.get("foreach_item_refs") or ())
+    if spec.split_index is not None:
+        refs = refs[: depth - 1]
+        refs += [None] * (depth - 1 - len(refs))
+        table = parent.get("foreach_items")
+        frame = spec.foreach_stack[-1]
+        refs.append({"key": table["key"], "index": spec.split_index}
+                    if table is not None and table.get("var") == frame.var else None)
+        return refs
+    refs = refs[:depth]
+    return refs + [None] * (depth - len(refs))
 
 
 def _save_foreach_items(flow: FlowSpec, var: str, ds: Datastore, rec: dict[str, Any]) -> None:
