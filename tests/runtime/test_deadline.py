@@ -111,3 +111,22 @@ def test_kill_descendants_is_only_for_a_dedicated_process():
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def _sleep(seconds):  # a step of the user's (the timer defers an alarm landing in headwater's frames)
+    time.sleep(seconds)
+
+
+def test_a_wall_clock_jump_neither_fires_nor_delays_the_timer(monkeypatch, user_alarm_handler):
+    # The deadline is on the monotonic clock: the wall clock jumping a day ahead (an NTP step,
+    # a resumed VM) between launch and the step must not time the step out at once, and a jump
+    # back must not give it a day more.
+    at = deadline.task_deadline(0.5)
+    assert abs(at - (time.monotonic() + 0.5)) < 0.2
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 86_400)
+    deadline.StepTimer("start", 0.5, at).run(_sleep, 0.05)  # finishes in time
+    monkeypatch.setattr(time, "time", lambda: real() - 86_400)
+    late = deadline.task_deadline(0.05)
+    with pytest.raises(TimeoutException, match=r"'start' timed out after 0.05 seconds"):
+        deadline.StepTimer("start", 0.05, late).run(_sleep, 2)

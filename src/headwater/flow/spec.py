@@ -176,12 +176,21 @@ class FlowSpec(metaclass=FlowSpecMeta):
         if "_hw_input" not in d or (d["_hw_input"] is None and frames):
             if not frames:
                 return None
-            top = frames[-1]
             try:
-                d["_hw_input"] = nth_item(getattr(self, top.var), top.index)
+                d["_hw_input"] = self._hw_item(len(frames) - 1)
             except AttributeError:  # the foreach variable was deleted downstream
                 return None
         return d["_hw_input"]
+
+    def _hw_item(self, level: int) -> Any:
+        """The item of foreach ``level``: read alone from its split's item table when the
+        task knows where it is (``_hw_item_refs``), else taken from the foreach attribute."""
+        d = self.__dict__
+        refs = d.get("_hw_item_refs") or ()
+        if level < len(refs) and refs[level] is not None:
+            return d["_hw_item_loader"](refs[level])
+        f = d["_hw_foreach_stack"][level]
+        return nth_item(getattr(self, f.var), f.index)
 
     @property
     def index(self) -> int | None:
@@ -203,7 +212,7 @@ class FlowSpec(metaclass=FlowSpecMeta):
                 item = self.input
             else:
                 try:
-                    item = nth_item(getattr(self, f.var), f.index)
+                    item = self._hw_item(level)
                 except AttributeError:
                     item = None
             out.append((f.index, f.num_splits, item))

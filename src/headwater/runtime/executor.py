@@ -26,6 +26,7 @@ from ..flow.parameters import Parameter
 from ..flow.spec import FlowSpec, Inputs, nth_item
 from ..store import Datastore
 from ..store.codec import forget_loaded_blobs, track_loaded_blobs
+from ..store.itemtable import load_item, save_item_table
 from . import deadline
 from .hooks import StepHooks, run_wrapped, step_plan
 from .owner import check_owner
@@ -217,12 +218,18 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         flow = _new_flow(flow_cls, refs, loader, spec.step_name)
         flow.__dict__["_hw_is_join"] = is_join
         flow.__dict__["_hw_foreach_stack"] = spec.foreach_stack
+        if spec.foreach_stack and parents:
+            item_refs = _item_refs(parents[0], spec)
+            flow.__dict__["_hw_item_refs"] = item_refs
+            flow.__dict__["_hw_item_loader"] = lambda ref: load_item(ds.objects, ref, ref["index"])
+            if any(r is not None for r in item_refs):
+                rec["foreach_item_refs"] = item_refs
         if spec.split_index is not None and spec.foreach_stack:
             frame = spec.foreach_stack[-1]
             if frame.var == PARALLEL_VAR:  # a gang member: its input is its node index
                 flow.__dict__["_hw_input"] = spec.split_index
             else:
-                flow.__dict__["_hw_input"] = nth_item(loader(parents[0]["artifacts"][frame.var]), spec.split_index)
+                flow.__dict__["_hw_input"] = _foreach_input(ds, parents[0], frame.var, spec.split_index)
 
         current._set(
             flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step_name,
@@ -283,6 +290,8 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             num_splits = flow.__dict__["_hw_transition"][2]
             foreach_values = tuple(str(i) for i in range(num_splits))
         rec["artifacts"] = _persist(flow, content, spec.step_name)
+        if foreach_var is not None:
+            _save_foreach_items(flow, foreach_var, ds, rec)
         rec["status"] = "ok"
         rec["transition"] = {"next": list(next_steps), "foreach": foreach_var,
                              "num_splits": num_splits, "switch_case": case}
@@ -383,6 +392,44 @@ def _constant_names(artifacts: dict, flow_cls: type) -> set[str]:
         if n in vars(flow_cls) or any(n in vars(c) for c in flow_cls.__mro__ if c is not object):
             names.add(n)
     return names
+
+
+def _foreach_input(ds: Datastore, parent: dict[str, Any], var: str, i: int) -> Any:
+    """A foreach child's item: read alone from the split's item table, else taken from the whole list
+    (a small list inline in the record, or a split that stored no table)."""
+    table = parent.get("foreach_items")
+    if table is not None and table.get("var") == var:
+        return load_item(ds.objects, table, i)
+    return nth_item(ds.content.load(parent["artifacts"][var]), i)
+
+
+def _item_refs(parent: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any] | None]:
+    """Where each foreach level's item of this task lies: ``{"key", "index"}`` in an item table,
+    or None (taken from the foreach attribute). A split's child adds its own level; a step inside
+    the foreach keeps its parent's; a join drops the level it closes. Recorded as
+    ``foreach_item_refs``, so the steps after a foreach child read their item alone too."""
+    depth = len(spec.foreach_stack)
+    refs = list(parent.get("foreach_item_refs") or ())
+    if spec.split_index is not None:
+        refs = refs[: depth - 1]
+        refs += [None] * (depth - 1 - len(refs))
+        table = parent.get("foreach_items")
+        frame = spec.foreach_stack[-1]
+        refs.append({"key": table["key"], "index": spec.split_index}
+                    if table is not None and table.get("var") == frame.var else None)
+        return refs
+    refs = refs[:depth]
+    return refs + [None] * (depth - len(refs))
+
+
+def _save_foreach_items(flow: FlowSpec, var: str, ds: Datastore, rec: dict[str, Any]) -> None:
+    """A split whose foreach list is a blob also stores its items one by one (store.itemtable), so
+    each child reads its own item only; a list small enough to sit inline in the record needs none."""
+    if "inline" in rec["artifacts"].get(var, {"inline": ""}):
+        return
+    table = save_item_table(ds.objects, getattr(flow, var))
+    if table is not None:
+        rec["foreach_items"] = {"var": var, **table}
 
 
 def _foreach_info(flow: FlowSpec, var: str, spec: TaskSpec) -> tuple[int, tuple[str, ...]]:

@@ -103,7 +103,13 @@ class Scheduler:
         self._task_created = task_created  # step -> decorators with a runtime_task_created hook
         # run --namespace: the tasks' client namespace ("" = global), carried in TaskSpec.extra
         self._namespace_extra = (("namespace", namespace),) if namespace is not None else ()
-        self._queue: deque[TaskSpec] = deque()
+        self._queue: deque[TaskSpec] = deque()  # ready to launch, in order
+        # Resume: specs not yet matched against the origin run; each is matched once, when queued.
+        self._to_match: deque[TaskSpec] = deque()
+        # Specs that did not fit (@resources, a gang larger than the free workers), one queue per
+        # step (its tasks ask for the same room): a pass looks at each queue's head only.
+        self._blocked: dict[str, deque[TaskSpec]] = {}
+        self._room_freed = False  # a task ended since the blocked queues were last tried
         self._delayed = DelayedQueue()  # retries waiting for their time
         self._running: dict[str, _Running] = {}
         self._next_id = 1
@@ -170,16 +176,18 @@ class Scheduler:
 
     # ---- main loop ---------------------------------------------------------------------
     def run(self) -> RunOutcome:
-        self._queue.append(self._spec(self.graph.start, [(PARAMETERS_PATH, 0)], ()))
+        self._enqueue(self._spec(self.graph.start, [(PARAMETERS_PATH, 0)], ()))
         last_tail = 0.0
         try:
-            while self._queue or self._running or self._delayed:
+            while self._queue or self._to_match or self._blocked or self._running or self._delayed:
                 now = time.monotonic()
                 self._queue.extend(self._delayed.pop_due(now))
                 if not self._failed:
                     self._launch_ready()
-                elif self._queue or self._delayed:
+                elif self._queue or self._to_match or self._blocked or self._delayed:
                     self._queue.clear()
+                    self._to_match.clear()
+                    self._blocked.clear()
                     self._delayed.clear()
                 self._flush_rows()
                 wait = 0.05 if self._running else 0.0
@@ -202,24 +210,30 @@ class Scheduler:
         return RunOutcome(ok=not self._failed, failed=list(self._failed), num_tasks=self._num_tasks,
                           cloned=self._cloned, reason=self._reason)
 
-    def _clone_ready(self) -> None:
-        """Resume: commit every queued task that matches an origin task as a clone.
+    def _enqueue(self, spec: TaskSpec) -> None:
+        """Queue a new task (attempt 0); on resume it is first matched against the origin run."""
+        (self._to_match if self.resume is not None else self._queue).append(spec)
 
+    def _clone_ready(self) -> None:
+        """Resume: commit every newly queued task that matches an origin task as a clone.
+
+        Each spec is matched once, when it was queued (its inputs' origins are
+        known by then and never change), so a pass costs the new specs only.
         Clones are written by a thread pool (each is a few small-file syscalls,
         which release the GIL); their successors may be clones too, so repeat.
         """
         assert self.resume is not None
-        while not self._failed:
-            matches, rest = [], deque()
-            for spec in self._queue:
+        while self._to_match and not self._failed:
+            matches = []
+            while self._to_match:
+                spec = self._to_match.popleft()
                 # A gang always runs again as a whole: its tasks start together or not at all.
                 gang = self._gangs.is_control(spec.key)
                 origin = self.resume.match(spec, self.graph) if spec.attempt == 0 and not gang else None
                 if origin is None:
-                    rest.append(spec)
+                    self._queue.append(spec)
                 else:
                     matches.append((spec, origin))
-            self._queue = rest
             if not matches:
                 return
             if self._clone_pool is None:
@@ -236,25 +250,46 @@ class Scheduler:
                 self._finish_ok(spec, res, now, cloned=True)
 
     def _launch_ready(self) -> None:
+        """Launch queued tasks while workers are free: O(1) per task launched or blocked.
+
+        Tasks that wait for room (``@resources``, a gang) leave the ready queue
+        for their step's blocked queue, which is looked at again only after a
+        task ended; nothing is popped and put back while the workers are full.
+        """
         if self.resume is not None:
             self._clone_ready()
-        blocked: deque[TaskSpec] = deque()
-        while self._queue and not self._failed:
+        if self._room_freed:
+            self._room_freed = False
+            self._launch_blocked()
+        while self._queue and not self._failed and len(self._running) < self.max_workers:
             spec = self._queue.popleft()
-            if self._gangs.is_control(spec.key):
-                if not self._gangs.launch(spec.key):
-                    blocked.append(spec)
-                continue
-            if len(self._running) >= self.max_workers:
-                blocked.append(spec)
-                continue
-            gpus = self._admit(spec)
-            if gpus is None:
-                blocked.append(spec)
-                continue
-            self._launch(spec, gpus)
-        blocked.extend(self._queue)
-        self._queue = blocked
+            waiting = self._blocked.get(spec.step_name)
+            if waiting is not None:  # keep the step's order: behind its tasks that wait already
+                waiting.append(spec)
+            elif not self._try_launch(spec):
+                self._blocked[spec.step_name] = deque((spec,))
+
+    def _launch_blocked(self) -> None:
+        """Launch the heads of the blocked queues while they fit (a head that does not fit
+        means the rest of its queue, asking for the same room, does not either)."""
+        for step in list(self._blocked):
+            waiting = self._blocked[step]
+            while waiting and not self._failed and len(self._running) < self.max_workers:
+                if not self._try_launch(waiting[0]):
+                    break
+                waiting.popleft()
+            if not waiting:
+                del self._blocked[step]
+
+    def _try_launch(self, spec: TaskSpec) -> bool:
+        """Launch ``spec`` (a whole gang for a gang's control spec); False if it must wait for room."""
+        if self._gangs.is_control(spec.key):
+            return self._gangs.launch(spec.key)
+        gpus = self._admit(spec)
+        if gpus is None:
+            return bool(self._failed)  # a request no machine here can hold failed the run: drop it
+        self._launch(spec, gpus)
+        return True
 
     def _admit(self, spec: TaskSpec) -> tuple[int, ...] | None:
         """GPUs given to the task (possibly none), or None if it must wait for room."""
@@ -363,6 +398,7 @@ class Scheduler:
 
     def _on_finished(self, fin: Finished) -> None:
         run = self._running.pop(fin.task_key)
+        self._room_freed = True
         self._tail(run, final=True)
         for _, f, _ in run.tails:
             f.close()
@@ -500,12 +536,12 @@ class Scheduler:
             for i in range(res.num_splits):
                 value = res.foreach_values[i] if i < len(res.foreach_values) else ""
                 frame = ForeachFrame(spec.step_name, res.foreach_var or "", i, res.num_splits, value)
-                self._queue.append(self._spec(target, [me], stack + (frame,), split_index=i))
+                self._enqueue(self._spec(target, [me], stack + (frame,), split_index=i))
             return
         for target in res.next_steps:
             node = self.graph[target]
             if node.kind is not NodeKind.JOIN:
-                self._queue.append(self._spec(target, [me], stack))
+                self._enqueue(self._spec(target, [me], stack))
                 continue
             split = self._closes.get(target)
             if split is not None and self.graph[split].kind in FANOUT:
@@ -516,7 +552,7 @@ class Scheduler:
                 if len(arrived) == stack[-1].num_splits:
                     del self._joins[gkey]
                     inputs = [arrived[i] for i in range(stack[-1].num_splits)]
-                    self._queue.append(self._spec(target, inputs, outer))
+                    self._enqueue(self._spec(target, inputs, outer))
             else:
                 gkey = (target, tuple(f.index for f in stack))
                 arrived = self._joins.setdefault(gkey, {})
@@ -524,7 +560,7 @@ class Scheduler:
                 need = self.graph[split].out_funcs if split is not None else node.in_funcs
                 if all(s in arrived for s in need):
                     del self._joins[gkey]
-                    self._queue.append(self._spec(target, [arrived[s] for s in need], stack))
+                    self._enqueue(self._spec(target, [arrived[s] for s in need], stack))
 
     def _kill_all(self, grace: float = 5.0) -> None:
         for key in list(self._running):

@@ -12,6 +12,7 @@ import pickle
 import struct
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,82 @@ RAW = "raw"
 ZSTD = "zstd"
 
 _zstd_module: Any = None
+
+
+class _FileMaps:
+    """Counts this process's live file mappings that hold a file descriptor (Python < 3.13).
+
+    Each ``mmap.mmap(fd, ...)`` keeps a duplicate of ``fd`` open until the mapping
+    dies, so a join that holds thousands of mapped arrays would run out of file
+    descriptors. Past the budget (half the soft ``RLIMIT_NOFILE``, leaving the
+    rest to the task) a blob is read into anonymous memory instead: it costs
+    private memory, never a descriptor.
+    """
+
+    def __init__(self) -> None:
+        self.live = 0
+        self.budget: int | None = None  # decided on first use (the limit is inherited over fork)
+        self._lock = threading.Lock()
+
+    def limit(self) -> int:
+        if self.budget is None:
+            try:
+                import resource
+
+                soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            except (ImportError, OSError, ValueError):
+                soft = 1024
+            self.budget = max(16, (soft if soft != -1 else 1 << 20) // 2)
+        return self.budget
+
+    def take(self) -> bool:
+        """Reserve one mapping; False when the budget is spent (read into memory instead)."""
+        with self._lock:
+            if self.live >= self.limit():
+                return False
+            self.live += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.live -= 1
+
+
+_file_maps = _FileMaps()
+
+
+def mapping_budget() -> int:
+    """How many blobs this process keeps memory-mapped at once before reading them into memory."""
+    return 1 << 62 if _MMAP_KW else _file_maps.limit()
+
+
+def live_mappings() -> int:
+    """Blob mappings alive in this process that hold a file descriptor (0 on Python 3.13+)."""
+    return _file_maps.live
+
+
+def _map_blob(fd: int, fsize: int) -> mmap.mmap:
+    """The blob file ``fd`` as a copy-on-write mapping, or its bytes in anonymous memory once
+    this process holds ``mapping_budget()`` mappings (each would hold a file descriptor)."""
+    if _MMAP_KW:
+        return mmap.mmap(fd, fsize, access=mmap.ACCESS_COPY, **_MMAP_KW)
+    if _file_maps.take():
+        try:
+            m = mmap.mmap(fd, fsize, access=mmap.ACCESS_COPY)
+        except BaseException:
+            _file_maps.release()
+            raise
+        weakref.finalize(m, _file_maps.release)
+        return m
+    m = mmap.mmap(-1, fsize)
+    view, pos = memoryview(m), 0
+    while pos < fsize:
+        got = os.preadv(fd, [view[pos:]], pos)
+        if not got:
+            raise OSError(f"unexpected end of file at offset {pos}")
+        pos += got
+    view.release()
+    return m
 
 
 def _zstd() -> Any:
@@ -505,7 +582,7 @@ def read_blob(path: str, key: str | None, *, verify: bool = True) -> Any:
                 raw_total += part[2]
         mm: memoryview | None = None
         if raw_total >= _MMAP_MIN:
-            mm = memoryview(mmap.mmap(fd, fsize, access=mmap.ACCESS_COPY, **_MMAP_KW))
+            mm = memoryview(_map_blob(fd, fsize))
         for part in parts[1:]:
             off, n, codec = part[0], part[2], part[3]
             if codec == ZSTD:

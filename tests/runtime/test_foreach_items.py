@@ -1,0 +1,141 @@
+"""Foreach children read only their own item from the split's item table (store.itemtable)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from flowrun import FLOWS, USER, run_flow
+
+N = 300
+
+
+def _item(i: int) -> str:
+    return f"{i:06d}" + "x" * 1000
+
+
+@pytest.fixture(scope="module", params=["list", "dict", "gen"])
+def big_items(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"items-{request.param}") / ".headwater"
+    r = run_flow("big_items_flow.py", "run", "--max-num-splits", "1000", "--n", str(N),
+                 "--kind", request.param, root=root)
+    assert r.returncode == 0, r.output
+    return request.param, r
+
+
+def test_children_get_their_items_through_the_table(big_items, use_root):
+    from headwater import Flow
+
+    kind, r = big_items
+    use_root(r.root)
+    run = Flow("BigItemsFlow").latest_run
+    start = run["start"].task
+    assert "foreach_items" not in {a.id for a in start}  # the table is internal, not an artifact
+    assert list(start.data.items) == [_item(i) for i in range(N)]  # the parent's artifact is intact
+    tasks = list(run["body"])
+    assert len(tasks) == N
+    for t in tasks:
+        assert t.data.got == _item(t.index)
+        assert t.data.stack == [(t.index, N, _item(t.index))]
+    for t in list(run["after"])[:20]:
+        assert t.data.again == _item(t.index)
+        assert t.data.stack_after == [(t.index, N, _item(t.index))]
+    assert run["join"].task.data.got == [_item(i) for i in range(N)]
+    assert run["join"].task.data.again == [_item(i) for i in range(N)]
+
+
+def _load_flow():
+    spec = importlib.util.spec_from_file_location("big_items_flow", FLOWS / "big_items_flow.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.BigItemsFlow
+
+
+@pytest.mark.parametrize("step", ["body", "after"])
+def test_a_child_reads_only_its_item(big_items, monkeypatch, step):
+    from headwater.flow.graph import build_graph
+    from headwater.runtime.executor import execute
+    from headwater.runtime.taskspec import ForeachFrame, TaskSpec
+    from headwater.store import Datastore
+    from headwater.store import content as content_mod
+
+    kind, r = big_items
+    if kind != "list":
+        pytest.skip("one kind is enough to count bytes")
+    ds = Datastore(str(r.root))
+    (run_id,) = ds.records.runs("BigItemsFlow")
+    (split_tid,) = ds.records.tasks("BigItemsFlow", run_id, "start")
+    items_key = ds.records.read_attempt("BigItemsFlow", run_id, "start", split_tid, 0)["artifacts"]["items"]["key"]
+
+    flow_cls = _load_flow()
+    graph = build_graph(flow_cls)
+    parent, split_index = f"start/{split_tid}", 7
+    if step == "after":  # its parent is the body task of item 7
+        tids = [t for t in ds.records.tasks("BigItemsFlow", run_id, "body") if t != "90007"]  # not the body test's
+        (body_tid,) = [t for t in tids if ds.records.read_attempt("BigItemsFlow", run_id, "body", t, 0)["split_index"] == 7]
+        parent, split_index = f"body/{body_tid}", None
+    spec = TaskSpec(flow_name="BigItemsFlow", run_id=run_id, step_name=step, task_id="90007", attempt=0,
+                    input_paths=(parent,), input_attempts=(0,), datastore_root=ds.root, user=USER,
+                    split_index=split_index, foreach_stack=(ForeachFrame("start", "items", 7, N, "x"),))
+    blob_loads, pread_bytes = [], [0]
+    real_read_blob, real_pread = content_mod.read_blob, os.pread
+
+    def counting_read_blob(path, key, **kw):
+        blob_loads.append(key)
+        return real_read_blob(path, key, **kw)
+
+    def counting_pread(fd, n, off):
+        data = real_pread(fd, n, off)
+        pread_bytes[0] += len(data)
+        return data
+
+    monkeypatch.setattr(content_mod, "read_blob", counting_read_blob)
+    monkeypatch.setattr(os, "pread", counting_pread)
+    res = execute(spec, flow_cls, graph, ds)
+    monkeypatch.undo()
+    assert res.ok, res.exception
+    assert items_key not in blob_loads  # the whole list (~300 KB) is never loaded
+    assert pread_bytes[0] < 20_000, pread_bytes[0]
+    rec = ds.records.read_attempt("BigItemsFlow", run_id, step, "90007", 0)
+    assert ds.content.load(rec["artifacts"]["got" if step == "body" else "again"]) == _item(7)
+
+
+def test_a_damaged_item_is_reported_not_returned(tmp_path):
+    from headwater.exceptions import DataCorruptionError
+    from headwater.store.itemtable import _ENTRY, _HEAD, load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    objects = LocalObjectStore(tmp_path)
+    ref = save_item_table(objects, [_item(i) for i in range(10)])
+    assert ref is not None and ref["count"] == 10
+    path = objects.local_path(f"blobs/{ref['key'][:2]}/{ref['key']}")
+    with open(path, "r+b") as f:  # flip one byte inside item 3
+        f.seek(_HEAD + 3 * _ENTRY.size)
+        offset, length, _ = _ENTRY.unpack(f.read(_ENTRY.size))
+        f.seek(offset + length // 2)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0xFF]))
+    assert load_item(objects, ref, 2) == _item(2)
+    with pytest.raises(DataCorruptionError, match="item 3 does not match its digest"):
+        load_item(objects, ref, 3)
+    with pytest.raises(DataCorruptionError, match="holds 10 items, not item 10"):
+        load_item(objects, ref, 10)
+
+
+def test_resumed_children_read_items_of_the_cloned_split(big_items, use_root):
+    from headwater import Flow
+
+    kind, r = big_items
+    if kind != "list":
+        pytest.skip("one kind is enough for resume")
+    use_root(r.root)
+    origin = Flow("BigItemsFlow").latest_run.id
+    r2 = run_flow("big_items_flow.py", "resume", "body", "--origin-run-id", origin, "--max-num-splits", "1000",
+                  root=r.root)
+    assert r2.returncode == 0, r2.output
+    run = Flow("BigItemsFlow").latest_run
+    assert run.id != origin
+    assert sorted(t.data.got for t in run["body"]) == [_item(i) for i in range(N)]
