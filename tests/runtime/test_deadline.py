@@ -128,5 +128,5 @@ def test_a_wall_clock_jump_neither_fires_nor_delays_the_timer(monkeypatch, user_
     deadline.StepTimer("start", 0.5, at).run(_sleep, 0.05)  # finishes in time
     monkeypatch.setattr(time, "time", lambda: real() - 86_400)
     late = deadline.task_deadline(0.05)
-    with pytest.raises(TimeoutException, match=r"'start' timed out after 0.05 seconds"):
+    with pytest.raises(TimeoutException, match=r"Step start timed out after 0 hours, 0 minutes, 0.05 seconds"):
         deadline.StepTimer("start", 0.05, late).run(_sleep, 2)
