@@ -68,10 +68,13 @@ def check_run_tags(tags: Iterable[str], *, arg: str) -> list[str]:
 
 
 def shown_tag(tag: str) -> str:
-    """``tag`` as printed in tables and lists: control characters escaped (``'a\\nb'`` → ``a\\nb``)."""
-    if tag.isprintable():
+    """``tag`` as printed in tables and lists: control characters escaped (``'a\\nb'`` → ``a\\nb``).
+
+    When anything is escaped, backslashes are too, so two different tags never print the same.
+    """
+    if tag.isprintable() and "\\" not in tag:
         return tag
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in tag)
+    return "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii") for c in tag)
 
 
 __all__ = ["MAX_TAG_LENGTH", "MAX_USER_TAGS", "check_run_tags", "check_tags", "shown_tag"]

@@ -91,3 +91,11 @@ def test_runner_tags_obey_the_tag_limits(tmp_path, monkeypatch) -> None:
         assert result.status == "failed" and result.run is None
         assert "is 501 characters long; tags may have at most 500" in result.stderr
     assert not (root / "runs" / "LinearFlow").exists() or not any((root / "runs" / "LinearFlow").iterdir())
+
+
+def test_two_different_tags_never_print_the_same():
+    from headwater.tags import shown_tag
+
+    assert shown_tag("plain-tag") == "plain-tag"
+    assert shown_tag("a\nb") == "a\\nb"
+    assert shown_tag("a\\nb") == "a\\\\nb"  # a literal backslash-n is not a newline
