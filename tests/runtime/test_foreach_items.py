@@ -102,27 +102,81 @@ def test_a_child_reads_only_its_item(big_items, monkeypatch, step):
     assert ds.content.load(rec["artifacts"]["got" if step == "body" else "again"]) == _item(7)
 
 
-def test_a_damaged_item_is_reported_not_returned(tmp_path):
-    from headwater.exceptions import DataCorruptionError
-    from headwater.store.itemtable import _ENTRY, _HEAD, load_item, save_item_table
-    from headwater.store.objects import LocalObjectStore
+def _flip_item_byte(objects, ref, i):
+    from headwater.store.itemtable import _ENTRY, _HEAD
 
-    objects = LocalObjectStore(tmp_path)
-    ref = save_item_table(objects, [_item(i) for i in range(10)])
-    assert ref is not None and ref["count"] == 10
     path = objects.local_path(f"blobs/{ref['key'][:2]}/{ref['key']}")
-    with open(path, "r+b") as f:  # flip one byte inside item 3
-        f.seek(_HEAD + 3 * _ENTRY.size)
+    with open(path, "r+b") as f:  # flip one byte inside item i
+        f.seek(_HEAD + i * _ENTRY.size)
         offset, length, _ = _ENTRY.unpack(f.read(_ENTRY.size))
         f.seek(offset + length // 2)
         b = f.read(1)
         f.seek(-1, 1)
         f.write(bytes([b[0] ^ 0xFF]))
-    assert load_item(objects, ref, 2) == _item(2)
-    with pytest.raises(DataCorruptionError, match="item 3 does not match its digest"):
-        load_item(objects, ref, 3)
+
+
+def test_a_damaged_item_is_reported_quarantined_and_repaired_by_saving_again(tmp_path):
+    from headwater.exceptions import DataCorruptionError, DataMissingError
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    items = [_item(i) for i in range(10)]
+    ref = save_item_table(content, items)
+    assert ref is not None and ref["count"] == 10
+    _flip_item_byte(content.objects, ref, 3)
+    assert load_item(content, ref, 2) == _item(2)
     with pytest.raises(DataCorruptionError, match="holds 10 items, not item 10"):
-        load_item(objects, ref, 10)
+        load_item(content, ref, 10)
+    with pytest.raises(DataCorruptionError, match="item 3 does not match its digest") as err:
+        load_item(content, ref, 3)
+    assert "Re-run the foreach step" in err.value.hint and "quarantine/" in err.value.hint
+    assert len(os.listdir(tmp_path / "quarantine")) == 1  # moved out of blobs/ by the store
+    with pytest.raises(DataMissingError, match=f"Blob {ref['key']} is missing from the store"):
+        load_item(content, ref, 2)
+    assert save_item_table(content, items) == ref  # re-running the split writes it again
+    assert [load_item(content, ref, i) for i in range(10)] == items
+
+
+def test_saving_again_replaces_a_damaged_table_nobody_read(tmp_path):
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    items = [_item(i) for i in range(10)]
+    ref = save_item_table(content, items)
+    _flip_item_byte(content.objects, ref, 5)
+    assert save_item_table(content, items) == ref
+    assert load_item(content, ref, 5) == _item(5)
+    assert len(os.listdir(tmp_path / "quarantine")) == 1
+
+
+def test_a_large_table_is_streamed(tmp_path, monkeypatch):
+    from headwater.store import ContentStore
+    from headwater.store import itemtable
+    from headwater.store.objects import LocalObjectStore
+
+    monkeypatch.setattr(itemtable, "_IN_MEMORY", 4096)
+    content = ContentStore(LocalObjectStore(tmp_path))
+    puts = []
+    real_put = content.objects.put
+    monkeypatch.setattr(content.objects, "put", lambda key, data: puts.append(key) or real_put(key, data))
+    items = [_item(i) for i in range(50)]
+    ref = itemtable.save_item_table(content, items)
+    assert ref is not None and puts == []  # written through open_writer, not one put of every pickle
+    assert [itemtable.load_item(content, ref, i) for i in range(50)] == items
+
+
+def test_items_too_large_in_band_get_no_table(tmp_path):
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import MAX_INBAND_ITEM, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    assert save_item_table(content, ["a", "x" * (MAX_INBAND_ITEM + 1)]) is None
+    assert not (tmp_path / "blobs").exists()
 
 
 def test_resumed_children_read_items_of_the_cloned_split(big_items, use_root):

@@ -50,6 +50,7 @@ _COUNT = struct.Struct("<Q")
 _ENTRY = struct.Struct("<QQ32s")
 _HEAD = len(MAGIC) + _COUNT.size
 _META_LEN = struct.Struct("<I")
+_READ_CHUNK = 1 << 20
 _PLAIN, _BUFFERED = b"P", b"B"
 _LIST = "The foreach list blob"
 
@@ -123,9 +124,11 @@ def save_item_table(content: ContentStore, items: Iterable[Any], *, list_key: st
     kept: list[bytes] | None = []
     buffered: dict[int, bytes] = {}  # small (in-band pickle and part list): kept for a second pass
     total = 0
+    body = blake3.blake3()  # over every record: checks an existing table without keeping them
     try:
         for j, item in enumerate(items):
             data = _record(item, parts)
+            body.update(data)
             entries += _ENTRY.pack(0, len(data), blake3.blake3(data).digest())
             total += len(data)
             if data[:1] == _BUFFERED:
@@ -149,8 +152,10 @@ def save_item_table(content: ContentStore, items: Iterable[Any], *, list_key: st
     bkey = blob_key(key)
     ref = {"key": key, "size": offset, "count": n}
     objects = content.objects
-    if objects.exists(bkey):  # dedup hit; a table a reader found damaged was quarantined, so it is rewritten
-        return ref
+    if objects.exists(bkey):
+        if _verifies(content, bkey, head + entries, body.digest(), offset):
+            return ref  # dedup hit
+        objects.quarantine(bkey)  # damaged: re-running the split repairs it
     if kept is not None:
         objects.put(bkey, [head, bytes(entries), *kept])
         return ref
@@ -161,6 +166,8 @@ def save_item_table(content: ContentStore, items: Iterable[Any], *, list_key: st
             written = 0
             for j, item in enumerate(items):
                 written += 1
+                if written > n:
+                    raise _NoTable  # the second iteration yields more items than the first
                 data = buffered[j] if j in buffered else _record(item, _ListParts(content, None))
                 _, length, digest = _ENTRY.unpack_from(entries, j * _ENTRY.size)
                 if len(data) != length or blake3.blake3(data).digest() != digest:
@@ -171,6 +178,21 @@ def save_item_table(content: ContentStore, items: Iterable[Any], *, list_key: st
     except _NoTable:
         return None
     return ref
+
+
+def _verifies(content: ContentStore, bkey: str, index: bytes, body: bytes, size: int) -> bool:
+    """Whether the stored table ``bkey`` is exactly ``index`` (head and entries) then records hashing to ``body``."""
+    try:
+        path = content.objects.local_path(bkey)
+    except KeyError:
+        return False
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size != size or f.read(len(index)) != index:
+            return False
+        h = blake3.blake3()
+        while chunk := f.read(_READ_CHUNK):
+            h.update(chunk)
+    return h.digest() == body
 
 
 def load_item(content: ContentStore, ref: dict[str, Any], i: int) -> Any:
