@@ -193,3 +193,74 @@ def test_resumed_children_read_items_of_the_cloned_split(big_items, use_root):
     run = Flow("BigItemsFlow").latest_run
     assert run.id != origin
     assert sorted(t.data.got for t in run["body"]) == [_item(i) for i in range(N)]
+
+
+def _blob_bytes(root) -> int:
+    return sum(p.stat().st_size for p in (root / "blobs").rglob("*") if p.is_file())
+
+
+def test_large_array_items_are_mapped_from_the_list_blob_not_copied(tmp_path, use_root):
+    from headwater import Flow
+    from headwater.store import Datastore
+
+    root = tmp_path / ".headwater"
+    n, mib = 4, 8
+    r = run_flow("array_items_flow.py", "run", "--n", str(n), "--mib", str(mib), root=root)
+    assert r.returncode == 0, r.output
+    use_root(root)
+    run = Flow("ArrayItemsFlow").latest_run
+    join = run["join"].task.data
+    assert join.ok == [True] * n
+    ds = Datastore(str(root))
+    (split_tid,) = ds.records.tasks("ArrayItemsFlow", run.id, "start")
+    rec = ds.records.read_attempt("ArrayItemsFlow", run.id, "start", split_tid, 0)
+    assert rec["foreach_items"]["size"] < 16 << 10  # the table holds no array
+    list_blob = ds.objects.local_path(f"blobs/{rec['artifacts']['arrays']['key'][:2]}/{rec['artifacts']['arrays']['key']}")
+    # Items 1.. are raw (random) and mapped straight from the list's blob; item 0 (zeros) is zstd, decoded.
+    assert join.mapped[1:] == [list_blob] * (n - 1)
+    assert join.mapped[0] != list_blob
+    assert join.writeable == [True] * n  # copy-on-write, as a loaded artifact
+    # Every random array is written once (in the list's blob), never a second time for its item.
+    assert _blob_bytes(root) < (n - 1) * mib * (1 << 20) + (2 << 20), _blob_bytes(root)
+
+
+def test_an_array_item_with_a_damaged_buffer_is_reported_and_quarantined(tmp_path):
+    import numpy as np
+
+    from headwater.exceptions import DataCorruptionError
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    items = [np.random.default_rng(i).integers(0, 2**62, size=1 << 17, dtype=np.int64) for i in range(3)]
+    list_ref = content.save(items)
+    ref = save_item_table(content, items, list_key=list_ref["key"])
+    assert ref is not None
+    assert np.array_equal(load_item(content, ref, 2), items[2])
+    path = content.objects.local_path(f"blobs/{list_ref['key'][:2]}/{list_ref['key']}")
+    with open(path, "r+b") as f:  # flip the last byte: inside item 2's buffer
+        f.seek(-1, 2)
+        b = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([b[0] ^ 0xFF]))
+    assert np.array_equal(load_item(content, ref, 0), items[0])  # its own buffer is intact
+    with pytest.raises(DataCorruptionError, match="buffers of item 2 do not match their key") as err:
+        load_item(content, ref, 2)
+    assert "Re-run the foreach step" in err.value.hint
+    assert os.listdir(tmp_path / "quarantine")  # the list blob is out of the way: a re-run writes it again
+    assert content.save(items) == list_ref
+    assert np.array_equal(load_item(content, ref, 2), items[2])
+
+
+def test_an_array_shared_by_two_items_gets_no_table(tmp_path):
+    import numpy as np
+
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    a = np.arange(1 << 12, dtype=np.int64)
+    items = [a, a]  # pickled once inside the list: its buffers do not line up with the items'
+    assert save_item_table(content, items, list_key=content.save(items)["key"]) is None
