@@ -264,3 +264,32 @@ def test_an_array_shared_by_two_items_gets_no_table(tmp_path):
     a = np.arange(1 << 12, dtype=np.int64)
     items = [a, a]  # pickled once inside the list: its buffers do not line up with the items'
     assert save_item_table(content, items, list_key=content.save(items)["key"]) is None
+
+
+def test_a_dict_of_arrays_gets_a_table_of_its_keys(tmp_path):
+    import numpy as np
+
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    items = {f"k{i}": np.arange(1 << 12, dtype=np.int64) + i for i in range(3)}  # foreach yields the keys
+    ref = save_item_table(content, items, list_key=content.save(items)["key"])
+    assert ref is not None
+    assert [load_item(content, ref, i) for i in range(3)] == ["k0", "k1", "k2"]
+
+
+def test_small_array_items_read_their_own_buffer(tmp_path):
+    import numpy as np
+
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    items = [np.random.default_rng(i).integers(0, 2**62, size=1 << 12, dtype=np.int64) for i in range(5)]
+    ref = save_item_table(content, items, list_key=content.save(items)["key"])
+    assert ref is not None and ref["size"] < 4096  # buffers stay in the list's blob
+    got = load_item(content, ref, 3)
+    assert np.array_equal(got, items[3]) and got.flags.writeable

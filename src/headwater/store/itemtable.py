@@ -36,7 +36,7 @@ from typing import Any
 import blake3
 
 from ..exceptions import DataCorruptionError
-from .codec import RAW, ZSTD, _decompress, _key, _map_blob, _read_header, encode
+from .codec import _MMAP_MIN, RAW, ZSTD, _decompress, _key, _map_blob, _read_header, encode
 from .content import ContentStore, blob_key
 
 MAGIC = b"HWITEMS2"
@@ -67,6 +67,10 @@ class _ListParts:
         self._parts: list[list[Any]] | None = None
         self._next = 1  # part 0 is the list's pickle stream
 
+    @property
+    def key(self) -> str | None:
+        return self._key
+
     def take(self, lengths: list[int]) -> list[list[Any]]:
         if self._key is None:
             raise _NoTable
@@ -94,7 +98,7 @@ def _record(item: Any, parts: _ListParts) -> bytes:
         raise _NoTable
     if not enc.buffers:
         return _PLAIN + enc.pickled
-    meta = json.dumps({"blob": parts._key, "key": enc.key, "parts": parts.take([b.nbytes for b in enc.buffers])},
+    meta = json.dumps({"blob": parts.key, "key": enc.key, "parts": parts.take([b.nbytes for b in enc.buffers])},
                       separators=(",", ":")).encode()
     return _BUFFERED + _META_LEN.pack(len(meta)) + meta + enc.pickled
 
@@ -109,8 +113,9 @@ def save_item_table(content: ContentStore, items: Iterable[Any], *, list_key: st
     items : Iterable
         The foreach items; iterated twice when the table is streamed.
     list_key : str, optional
-        Content key of the blob that holds ``items`` as one artifact; items with
-        out-of-band buffers point into it. Without it such items get no table.
+        Content key of the blob that holds ``items`` (a list or tuple) as one
+        artifact; items with out-of-band buffers point into it. Without it such
+        items get no table.
 
     Returns
     -------
@@ -119,7 +124,9 @@ def save_item_table(content: ContentStore, items: Iterable[Any], *, list_key: st
         band, an item picklable only as part of the list, buffers that do not line
         up with the list blob's); the children then take their item from the list.
     """
-    parts = _ListParts(content, list_key)
+    # Only a list or tuple pickles exactly its items' buffers, in order; in a dict or a Series
+    # they are interleaved with others, so there an item with buffers gets no table.
+    parts = _ListParts(content, list_key if isinstance(items, (list, tuple)) else None)
     entries = bytearray()
     kept: list[bytes] | None = []
     buffered: dict[int, bytes] = {}  # small (in-band pickle and part list): kept for a second pass
@@ -249,13 +256,18 @@ def _load_buffers(content: ContentStore, list_key: str, parts: list[list[Any]], 
         fsize = os.fstat(fd).st_size
         if any(p[0] + p[1] > fsize for p in parts):
             raise _quarantined(content, bkey, _corrupt(list_key, path, "the file is truncated", what=_LIST))
-        mm = memoryview(_map_blob(fd, fsize)) if any(p[3] == RAW for p in parts) else None
+        raw = sum(p[2] for p in parts if p[3] == RAW)
+        mm = memoryview(_map_blob(fd, fsize)) if raw >= _MMAP_MIN else None
         buffers: list[Any] = []
         for p in parts:
             if p[3] == ZSTD:
                 buffers.append(_decompress(fd, p, list_key, path))
             elif p[3] == RAW and mm is not None:
                 buffers.append(mm[p[0] : p[0] + p[2]])
+            elif p[3] == RAW:  # small: a private copy costs less than a mapping
+                buf = bytearray(p[2])
+                os.preadv(fd, [buf], p[0])
+                buffers.append(buf)
             else:
                 raise _corrupt(list_key, path, f"unknown codec {p[3]!r}", what=_LIST)
     finally:
