@@ -102,27 +102,81 @@ def test_a_child_reads_only_its_item(big_items, monkeypatch, step):
     assert ds.content.load(rec["artifacts"]["got" if step == "body" else "again"]) == _item(7)
 
 
-def test_a_damaged_item_is_reported_not_returned(tmp_path):
-    from headwater.exceptions import DataCorruptionError
-    from headwater.store.itemtable import _ENTRY, _HEAD, load_item, save_item_table
-    from headwater.store.objects import LocalObjectStore
+def _flip_item_byte(objects, ref, i):
+    from headwater.store.itemtable import _ENTRY, _HEAD
 
-    objects = LocalObjectStore(tmp_path)
-    ref = save_item_table(objects, [_item(i) for i in range(10)])
-    assert ref is not None and ref["count"] == 10
     path = objects.local_path(f"blobs/{ref['key'][:2]}/{ref['key']}")
-    with open(path, "r+b") as f:  # flip one byte inside item 3
-        f.seek(_HEAD + 3 * _ENTRY.size)
+    with open(path, "r+b") as f:  # flip one byte inside item i
+        f.seek(_HEAD + i * _ENTRY.size)
         offset, length, _ = _ENTRY.unpack(f.read(_ENTRY.size))
         f.seek(offset + length // 2)
         b = f.read(1)
         f.seek(-1, 1)
         f.write(bytes([b[0] ^ 0xFF]))
-    assert load_item(objects, ref, 2) == _item(2)
-    with pytest.raises(DataCorruptionError, match="item 3 does not match its digest"):
-        load_item(objects, ref, 3)
+
+
+def test_a_damaged_item_is_reported_quarantined_and_repaired_by_saving_again(tmp_path):
+    from headwater.exceptions import DataCorruptionError, DataMissingError
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    items = [_item(i) for i in range(10)]
+    ref = save_item_table(content, items)
+    assert ref is not None and ref["count"] == 10
+    _flip_item_byte(content.objects, ref, 3)
+    assert load_item(content, ref, 2) == _item(2)
     with pytest.raises(DataCorruptionError, match="holds 10 items, not item 10"):
-        load_item(objects, ref, 10)
+        load_item(content, ref, 10)
+    with pytest.raises(DataCorruptionError, match="item 3 does not match its digest") as err:
+        load_item(content, ref, 3)
+    assert "Re-run the foreach step" in err.value.hint and "quarantine/" in err.value.hint
+    assert len(os.listdir(tmp_path / "quarantine")) == 1  # moved out of blobs/ by the store
+    with pytest.raises(DataMissingError, match=f"Blob {ref['key']} is missing from the store"):
+        load_item(content, ref, 2)
+    assert save_item_table(content, items) == ref  # re-running the split writes it again
+    assert [load_item(content, ref, i) for i in range(10)] == items
+
+
+def test_saving_again_replaces_a_damaged_table_nobody_read(tmp_path):
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    items = [_item(i) for i in range(10)]
+    ref = save_item_table(content, items)
+    _flip_item_byte(content.objects, ref, 5)
+    assert save_item_table(content, items) == ref
+    assert load_item(content, ref, 5) == _item(5)
+    assert len(os.listdir(tmp_path / "quarantine")) == 1
+
+
+def test_a_large_table_is_streamed(tmp_path, monkeypatch):
+    from headwater.store import ContentStore
+    from headwater.store import itemtable
+    from headwater.store.objects import LocalObjectStore
+
+    monkeypatch.setattr(itemtable, "_IN_MEMORY", 4096)
+    content = ContentStore(LocalObjectStore(tmp_path))
+    puts = []
+    real_put = content.objects.put
+    monkeypatch.setattr(content.objects, "put", lambda key, data: puts.append(key) or real_put(key, data))
+    items = [_item(i) for i in range(50)]
+    ref = itemtable.save_item_table(content, items)
+    assert ref is not None and puts == []  # written through open_writer, not one put of every pickle
+    assert [itemtable.load_item(content, ref, i) for i in range(50)] == items
+
+
+def test_items_too_large_in_band_get_no_table(tmp_path):
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import MAX_INBAND_ITEM, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    assert save_item_table(content, ["a", "x" * (MAX_INBAND_ITEM + 1)]) is None
+    assert not (tmp_path / "blobs").exists()
 
 
 def test_resumed_children_read_items_of_the_cloned_split(big_items, use_root):
@@ -139,3 +193,103 @@ def test_resumed_children_read_items_of_the_cloned_split(big_items, use_root):
     run = Flow("BigItemsFlow").latest_run
     assert run.id != origin
     assert sorted(t.data.got for t in run["body"]) == [_item(i) for i in range(N)]
+
+
+def _blob_bytes(root) -> int:
+    return sum(p.stat().st_size for p in (root / "blobs").rglob("*") if p.is_file())
+
+
+def test_large_array_items_are_mapped_from_the_list_blob_not_copied(tmp_path, use_root):
+    from headwater import Flow
+    from headwater.store import Datastore
+
+    root = tmp_path / ".headwater"
+    n, mib = 4, 8
+    r = run_flow("array_items_flow.py", "run", "--n", str(n), "--mib", str(mib), root=root)
+    assert r.returncode == 0, r.output
+    use_root(root)
+    run = Flow("ArrayItemsFlow").latest_run
+    join = run["join"].task.data
+    assert join.ok == [True] * n
+    ds = Datastore(str(root))
+    (split_tid,) = ds.records.tasks("ArrayItemsFlow", run.id, "start")
+    rec = ds.records.read_attempt("ArrayItemsFlow", run.id, "start", split_tid, 0)
+    assert rec["foreach_items"]["size"] < 16 << 10  # the table holds no array
+    list_blob = ds.objects.local_path(f"blobs/{rec['artifacts']['arrays']['key'][:2]}/{rec['artifacts']['arrays']['key']}")
+    # Items 1.. are raw (random) and mapped straight from the list's blob; item 0 (zeros) is zstd, decoded.
+    assert join.mapped[1:] == [list_blob] * (n - 1)
+    assert join.mapped[0] != list_blob
+    assert join.writeable == [True] * n  # copy-on-write, as a loaded artifact
+    # Every random array is written once (in the list's blob), never a second time for its item.
+    assert _blob_bytes(root) < (n - 1) * mib * (1 << 20) + (2 << 20), _blob_bytes(root)
+
+
+def test_an_array_item_with_a_damaged_buffer_is_reported_and_quarantined(tmp_path):
+    import numpy as np
+
+    from headwater.exceptions import DataCorruptionError
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    items = [np.random.default_rng(i).integers(0, 2**62, size=1 << 17, dtype=np.int64) for i in range(3)]
+    list_ref = content.save(items)
+    ref = save_item_table(content, items, list_key=list_ref["key"])
+    assert ref is not None
+    assert np.array_equal(load_item(content, ref, 2), items[2])
+    path = content.objects.local_path(f"blobs/{list_ref['key'][:2]}/{list_ref['key']}")
+    with open(path, "r+b") as f:  # flip the last byte: inside item 2's buffer
+        f.seek(-1, 2)
+        b = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([b[0] ^ 0xFF]))
+    assert np.array_equal(load_item(content, ref, 0), items[0])  # its own buffer is intact
+    with pytest.raises(DataCorruptionError, match="buffers of item 2 do not match their key") as err:
+        load_item(content, ref, 2)
+    assert "Re-run the foreach step" in err.value.hint
+    assert os.listdir(tmp_path / "quarantine")  # the list blob is out of the way: a re-run writes it again
+    assert content.save(items) == list_ref
+    assert np.array_equal(load_item(content, ref, 2), items[2])
+
+
+def test_an_array_shared_by_two_items_gets_no_table(tmp_path):
+    import numpy as np
+
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    a = np.arange(1 << 12, dtype=np.int64)
+    items = [a, a]  # pickled once inside the list: its buffers do not line up with the items'
+    assert save_item_table(content, items, list_key=content.save(items)["key"]) is None
+
+
+def test_a_dict_of_arrays_gets_a_table_of_its_keys(tmp_path):
+    import numpy as np
+
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    items = {f"k{i}": np.arange(1 << 12, dtype=np.int64) + i for i in range(3)}  # foreach yields the keys
+    ref = save_item_table(content, items, list_key=content.save(items)["key"])
+    assert ref is not None
+    assert [load_item(content, ref, i) for i in range(3)] == ["k0", "k1", "k2"]
+
+
+def test_small_array_items_read_their_own_buffer(tmp_path):
+    import numpy as np
+
+    from headwater.store import ContentStore
+    from headwater.store.itemtable import load_item, save_item_table
+    from headwater.store.objects import LocalObjectStore
+
+    content = ContentStore(LocalObjectStore(tmp_path))
+    items = [np.random.default_rng(i).integers(0, 2**62, size=1 << 12, dtype=np.int64) for i in range(5)]
+    ref = save_item_table(content, items, list_key=content.save(items)["key"])
+    assert ref is not None and ref["size"] < 4096  # buffers stay in the list's blob
+    got = load_item(content, ref, 3)
+    assert np.array_equal(got, items[3]) and got.flags.writeable

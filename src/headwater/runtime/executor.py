@@ -221,7 +221,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         if spec.foreach_stack and parents:
             item_refs = _item_refs(parents[0], spec)
             flow.__dict__["_hw_item_refs"] = item_refs
-            flow.__dict__["_hw_item_loader"] = lambda ref: load_item(ds.objects, ref, ref["index"])
+            flow.__dict__["_hw_item_loader"] = lambda ref: load_item(ds.content, ref, ref["index"])
             if any(r is not None for r in item_refs):
                 rec["foreach_item_refs"] = item_refs
         if spec.split_index is not None and spec.foreach_stack:
@@ -399,7 +399,7 @@ def _foreach_input(ds: Datastore, parent: dict[str, Any], var: str, i: int) -> A
     (a small list inline in the record, or a split that stored no table)."""
     table = parent.get("foreach_items")
     if table is not None and table.get("var") == var:
-        return load_item(ds.objects, table, i)
+        return load_item(ds.content, table, i)
     return nth_item(ds.content.load(parent["artifacts"][var]), i)
 
 
@@ -423,11 +423,14 @@ def _item_refs(parent: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any] | 
 
 
 def _save_foreach_items(flow: FlowSpec, var: str, ds: Datastore, rec: dict[str, Any]) -> None:
-    """A split whose foreach list is a blob also stores its items one by one (store.itemtable), so
-    each child reads its own item only; a list small enough to sit inline in the record needs none."""
-    if "inline" in rec["artifacts"].get(var, {"inline": ""}):
+    """A split whose foreach list is a blob also stores an item table (store.itemtable), so each
+    child reads its own item only: small items are copied into it, large buffers are referred to
+    where the list's blob holds them. A list inline in the record, or one whose items are large in
+    band, gets none (its children take their item from the list)."""
+    ref = rec["artifacts"].get(var, {"inline": ""})
+    if "inline" in ref:
         return
-    table = save_item_table(ds.objects, getattr(flow, var))
+    table = save_item_table(ds.content, getattr(flow, var), list_key=ref["key"])
     if table is not None:
         rec["foreach_items"] = {"var": var, **table}
 
