@@ -479,6 +479,7 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
 
 # -- reading -------------------------------------------------------------------
 
+
 class BlobCorruptionError(DataCorruptionError):
     """A blob file is damaged: bad magic, truncated, or its bytes do not match its key.
 
@@ -665,8 +666,12 @@ def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
 
     if h is not None and h.hexdigest() != key:
         raise _corrupt(key, path)
-    if _loaded.enabled and mm is not None and key is not None and pickled is not None and all(
-        isinstance(b, memoryview) and b.obj is mm.obj for b in buffers
+    if (
+        _loaded.enabled
+        and mm is not None
+        and key is not None
+        and pickled is not None
+        and all(isinstance(b, memoryview) and b.obj is mm.obj for b in buffers)
     ):
         regions = _regions(buffers)
         if regions is not None:

@@ -24,8 +24,6 @@ Data = bytes | bytearray | memoryview
 
 #: Directory under a local store's root where damaged objects are moved (never read back).
 QUARANTINE_DIR = "quarantine"
-#: Lock file (in ``QUARANTINE_DIR``) held while checking and moving a damaged object.
-_QUARANTINE_LOCK = ".lock"
 
 #: Identity of a file: ``(st_dev, st_ino, st_mtime_ns)``. The mtime guards against
 #: the inode number being reused once the file it named has been deleted.
@@ -35,6 +33,7 @@ FileId = tuple[int, int, int]
 def file_id(st: os.stat_result) -> FileId:
     """The ``FileId`` of a file, from its ``stat`` result."""
     return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
 
 # Linux caps one write(2) at 0x7ffff000 bytes; larger parts are written in slices.
 _MAX_WRITE = 1 << 30
@@ -377,7 +376,7 @@ class LocalObjectStore(ObjectStore):
         With ``only``, a good file is never moved away. Two readers may both find
         a blob damaged; the first moves it and a writer stores the good bytes
         again before the second gets here. Every quarantine holds an exclusive
-        lock on ``quarantine/.lock`` while it checks that ``key`` is still the
+        lock on the ``quarantine/`` directory while it checks that ``key`` is still the
         file ``only`` and renames it. Nothing else removes objects, and writers
         never replace an existing key, so under the lock the file checked is the
         file moved, and readers never see the good copy missing. Where the lock
@@ -387,8 +386,8 @@ class LocalObjectStore(ObjectStore):
         """
         src = self.path(key)
         qdir = f"{self.root}/{QUARANTINE_DIR}"
-        self._ensure_dir(qdir)
-        with _exclusive_lock(f"{qdir}/{_QUARANTINE_LOCK}"):
+        os.makedirs(qdir, exist_ok=True)  # not cached: quarantine/ may be deleted at any time
+        with _exclusive_lock(qdir):
             if only is not None:
                 try:
                     if file_id(os.stat(src)) != only:
@@ -426,15 +425,15 @@ class LocalObjectStore(ObjectStore):
 
 
 @contextmanager
-def _exclusive_lock(path: str) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (created if needed) for the block; a no-op where
-    the platform or filesystem has none (``quarantine`` re-checks after moving)."""
+def _exclusive_lock(directory: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``directory`` for the block (no lock file to leave behind);
+    a no-op where the platform or filesystem has none (``quarantine`` re-checks after moving)."""
     try:
         import fcntl
     except ImportError:
         yield
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
