@@ -227,3 +227,17 @@ def test_zstd_data_that_needs_more_than_this_reader_allows_is_left_in_place(cs: 
     with pytest.raises(codec.UnsupportedBlobError, match="zstd cannot decode a compressed part .*memory"):
         cs.load(ref)
     assert os.path.isfile(path) and not os.path.exists(os.path.join(cs.objects.root, "quarantine"))
+
+
+def test_a_store_that_cannot_quarantine_says_so(tmp_path) -> None:
+    from headwater.store.objects import ObjectStore
+
+    class NoQuarantine(LocalObjectStore):
+        quarantine = ObjectStore.quarantine  # the default: cannot tell which file it holds
+
+    cs = ContentStore(NoQuarantine(tmp_path))
+    ref = cs.save(np.random.default_rng(3).random(10_000))
+    _damage(cs, ref)
+    with pytest.raises(DataCorruptionError, match=f"Blob {ref['key']} .*is corrupt") as e:
+        cs.load(ref)
+    assert "could not move the damaged blob aside" in e.value.hint and cs.has(ref["key"])

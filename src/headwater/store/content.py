@@ -17,6 +17,10 @@ from .objects import ObjectStore
 INLINE_LIMIT = 2048
 # Blobs below this are built in memory and written with one put().
 _SMALL_BLOB = 256 << 10
+_NOT_MOVED_HINT = (
+    "The store could not move the damaged blob aside: delete it from the store, then re-run "
+    "the step that produced this artifact so that it is stored again."
+)
 
 
 def _size_text(n: int) -> str:
@@ -119,7 +123,13 @@ class ContentStore:
             # file that failed is moved: a good copy stored since stays, and is read.
             if self.objects.quarantine(bkey, only=e.file):
                 raise
-        return self._read(bkey, key, verify)
+        # The key holds another file now (a good copy stored since), or the store
+        # cannot tell which file it holds and left it: read what is there.
+        try:
+            return self._read(bkey, key, verify)
+        except BlobCorruptionError as e:
+            e.hint = _NOT_MOVED_HINT
+            raise
 
     def _read(self, bkey: str, key: str, verify: bool) -> Any:
         try:
