@@ -377,7 +377,7 @@ class LocalObjectStore(ObjectStore):
         a blob damaged; the first moves it and a writer stores the good bytes
         again before the second gets here. Every quarantine holds an exclusive
         lock on the ``quarantine/`` directory while it checks that ``key`` is still the
-        file ``only`` and renames it. Nothing else removes objects, and writers
+        file ``only`` and renames it. Nothing else removes blobs, and writers
         never replace an existing key, so under the lock the file checked is the
         file moved, and readers never see the good copy missing. Where the lock
         is not available (no ``flock``, or a quarantiner without it), the moved
