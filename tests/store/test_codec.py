@@ -14,6 +14,7 @@ import pytest
 from headwater.exceptions import DataCorruptionError
 from headwater.store import codec
 from headwater.store.codec import ALIGN, Encoded, decode_inline, encode, encode_inline, read_blob, write_blob
+from headwater.store.objects import file_id
 
 
 def _write(enc: Encoded, path) -> str:
@@ -209,6 +210,7 @@ def test_corruption_error_names_key_and_fix(tmp_path) -> None:
     with pytest.raises(DataCorruptionError) as e:
         read_blob(path, enc.key)
     assert enc.key in str(e.value) and "Re-run the step" in str(e.value)
+    assert e.value.file == file_id(os.stat(path))  # which file failed: only that one is quarantined
 
 
 def test_truncated_and_foreign_files(tmp_path) -> None:

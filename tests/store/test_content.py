@@ -123,3 +123,121 @@ def test_datastore_facade(tmp_path) -> None:
     with open(p, "ab") as f:
         f.write(b"hello\n")
     assert ds.records.read_log("F", "1", "start", "2", 0, "stdout") == b"hello\n"
+
+
+def _damage(cs: ContentStore, ref: dict) -> None:
+    path = cs.objects.local_path(blob_key(ref["key"]))
+    with open(path, "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        f.write(b"\x01")
+
+
+def test_a_late_quarantine_never_moves_a_good_copy_stored_since(cs: ContentStore, monkeypatch) -> None:
+    # Readers A and B both find the blob damaged. Right after A's second read, B
+    # quarantines it and a writer W stores the good bytes again; A's quarantine
+    # must leave W's file alone, and A reads it.
+    import headwater.store.content as content_module
+
+    value = np.random.default_rng(1).random(10_000)
+    ref = cs.save(value)
+    _damage(cs, ref)
+    real_read = content_module.read_blob
+    reads = []
+
+    def read_then_interleave(path, key, *, verify=True):
+        reads.append(path)
+        try:
+            return real_read(path, key, verify=verify)
+        finally:
+            if len(reads) == 2:  # A's second read: B and W run now, before A quarantines
+                monkeypatch.setattr(content_module, "read_blob", real_read)
+                b = ContentStore(LocalObjectStore(cs.objects.root))
+                with pytest.raises(DataCorruptionError, match=f"Blob {ref['key']} .*is corrupt"):
+                    b.load(ref)
+                assert ContentStore(LocalObjectStore(cs.objects.root)).save(value) == ref  # W
+
+    monkeypatch.setattr(content_module, "read_blob", read_then_interleave)
+    assert np.array_equal(cs.load(ref), value)  # A reads W's good copy
+    assert len(reads) == 2
+    assert np.array_equal(ContentStore(LocalObjectStore(cs.objects.root)).load(ref), value)
+    assert len(os.listdir(os.path.join(cs.objects.root, "quarantine"))) == 1  # B's
+
+
+def _rewrite_header(cs: ContentStore, ref: dict, old: bytes, new: bytes) -> str:
+    path = cs.objects.local_path(blob_key(ref["key"]))
+    with open(path, "r+b") as f:
+        head = f.read(4096)
+        assert len(old) == len(new) and head.count(old) == 1
+        f.seek(head.index(old))
+        f.write(new)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        (b'"v":1', b'"v":9', "its format version is 9"),
+        (b'"raw"],', b'"lz8"],', "unknown codec 'lz8'"),  # the pickle stream
+        (b'"raw"]]', b'"lz9"]]', "unknown codec 'lz9'"),  # the buffer
+    ],
+    ids=["version", "pickle-codec", "buffer-codec"],
+)
+def test_blobs_of_a_newer_format_are_reported_and_left_in_place(cs: ContentStore, old, new, why) -> None:
+    from headwater.store import codec
+
+    ref = cs.save(np.random.default_rng(2).random(10_000))  # one raw buffer
+    path = _rewrite_header(cs, ref, old, new)
+    for _ in range(2):  # every reader gets the same answer: nothing was moved
+        with pytest.raises(
+            codec.UnsupportedBlobError, match=f"Blob {ref['key']} .*cannot be read by this version of headwater: {why}"
+        ) as e:
+            cs.load(ref)
+        assert "pip install -U headwater" in e.value.hint
+    assert os.path.isfile(path) and not os.path.exists(os.path.join(cs.objects.root, "quarantine"))
+    assert not isinstance(e.value, DataCorruptionError)
+
+
+def test_zstd_data_that_needs_more_than_this_reader_allows_is_left_in_place(cs: ContentStore) -> None:
+    import json
+    import struct
+
+    import zstandard
+
+    from headwater.store import codec
+
+    ref = cs.save(np.zeros(1 << 16))  # one zstd buffer
+    path = cs.objects.local_path(blob_key(ref["key"]))
+    with open(path, "rb") as f:
+        data = f.read()
+    magic, hlen = struct.unpack_from("<4sI", data)
+    header = json.loads(data[8 : 8 + hlen])
+    off, _stored, n, codec_name = header["parts"][1]
+    assert codec_name == "zstd"
+    # A valid frame, as a writer with a 1 GiB window makes it: past the 128 MiB default
+    # limit of this reader's decompressor, so it refuses the frame without any damage.
+    params = zstandard.ZstdCompressionParameters.from_level(1, window_log=30, write_content_size=False)
+    writer = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    frame = writer.compress(bytes(n)) + writer.flush()
+    assert zstandard.ZstdDecompressor(max_window_size=1 << 30).decompressobj().decompress(frame) == bytes(n)
+    header["parts"][1] = [off, len(frame), n, "zstd"]
+    text = json.dumps(header, separators=(",", ":")).encode().ljust(hlen)
+    assert len(text) == hlen
+    with open(path, "wb") as f:
+        f.write(data[:4] + struct.pack("<I", hlen) + text + data[8 + hlen : off] + frame)
+    with pytest.raises(codec.UnsupportedBlobError, match="zstd cannot decode a compressed part .*memory"):
+        cs.load(ref)
+    assert os.path.isfile(path) and not os.path.exists(os.path.join(cs.objects.root, "quarantine"))
+
+
+def test_a_store_that_cannot_quarantine_says_so(tmp_path) -> None:
+    from headwater.store.objects import ObjectStore
+
+    class NoQuarantine(LocalObjectStore):
+        quarantine = ObjectStore.quarantine  # the default: cannot tell which file it holds
+
+    cs = ContentStore(NoQuarantine(tmp_path))
+    ref = cs.save(np.random.default_rng(3).random(10_000))
+    _damage(cs, ref)
+    with pytest.raises(DataCorruptionError, match=f"Blob {ref['key']} .*is corrupt") as e:
+        cs.load(ref)
+    assert "could not move the damaged blob aside" in e.value.hint and cs.has(ref["key"])

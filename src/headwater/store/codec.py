@@ -21,8 +21,9 @@ from typing import Any, BinaryIO
 
 import blake3
 
-from ..exceptions import DataCorruptionError
+from ..exceptions import DataCorruptionError, HeadwaterException
 from .codec_plugins import dumps
+from .objects import FileId, file_id
 
 MAGIC = b"HWB1"
 ALIGN = 4096
@@ -61,6 +62,18 @@ RAW = "raw"
 ZSTD = "zstd"
 
 _zstd_module: Any = None
+#: libzstd's texts (ZSTD_getErrorName) for errors only damaged input causes: the data
+#: is no zstd frame, fails its block or checksum tests, or decodes to a length other
+#: than the header's. Any other ZstdError (window too large, dictionary, unsupported
+#: parameter, no memory) can come from a valid blob, so it is never quarantined.
+_ZSTD_DAMAGE = (
+    "Data corruption detected",
+    "Corrupted block detected",
+    "Restored data doesn't match checksum",
+    "Unknown frame descriptor",
+    "Destination buffer is too small",
+    "Src size is incorrect",
+)
 
 
 class _FileMaps:
@@ -467,12 +480,45 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
 # -- reading -------------------------------------------------------------------
 
 
-def _corrupt(key: str | None, where: str, why: str = "its content does not match its key") -> DataCorruptionError:
-    return DataCorruptionError(
+class BlobCorruptionError(DataCorruptionError):
+    """A blob file is damaged: bad magic, truncated, or its bytes do not match its key.
+
+    ``file`` is the identity of the very file that failed (set by ``read_blob``), so
+    that only that file is quarantined, never a good copy stored since.
+    """
+
+    def __init__(self, msg: str = "", *, hint: str | None = None, file: FileId | None = None):
+        super().__init__(msg, hint=hint)
+        self.file = file
+
+
+class UnsupportedBlobError(HeadwaterException):
+    """A blob this version of headwater cannot decode, though it may well be valid.
+
+    An unknown format version or codec (a newer headwater wrote it), or compressed
+    data that zstd refuses for a reason other than damage (a newer encoder's
+    window or dictionary, or no memory to decode it). Unlike
+    ``BlobCorruptionError`` it is never quarantined: other readers may read it.
+    """
+
+    headline = "Unreadable data in the store"
+
+
+def _corrupt(key: str | None, where: str, why: str = "its content does not match its key") -> BlobCorruptionError:
+    return BlobCorruptionError(
         f"Blob {key or '(unkeyed)'} ({where}) is corrupt: {why}. The store is corrupt.",
         hint="Re-run the step that produced this artifact: the damaged blob has been moved to the "
         "store's quarantine/ directory, so the re-run stores it again and every run that refers "
         "to it reads the repaired blob.",
+    )
+
+
+def _unsupported(key: str | None, where: str, why: str) -> UnsupportedBlobError:
+    return UnsupportedBlobError(
+        f"Blob {key or '(unkeyed)'} ({where}) cannot be read by this version of headwater: {why}.",
+        hint="If a newer headwater also writes to this store, upgrade this one "
+        "(pip install -U headwater). Otherwise the blob is damaged: delete the file named above "
+        "and re-run the step that produced this artifact.",
     )
 
 
@@ -488,7 +534,11 @@ def _read_header(fd: int, path: str, key: str | None) -> tuple[list[list[Any]], 
     end = _PREFIX.size + hlen
     raw_header = head[_PREFIX.size : end] if end <= len(head) else os.pread(fd, hlen, _PREFIX.size)
     try:
-        parts = json.loads(raw_header)["parts"]
+        header = json.loads(raw_header)
+        version = header["v"]
+        parts = header["parts"]
+        if version != 1:
+            raise _unsupported(key, path, f"its format version is {version!r} (this version reads 1)")
         if not parts:
             raise ValueError("no parts")
         truncated = any(p[0] + p[1] > fsize for p in parts)
@@ -533,7 +583,9 @@ def _decompress(fd: int, part: list[Any], key: str | None, path: str) -> bytearr
         for _ in _ordered_map(decode, jobs, min(_CPUS, len(jobs))):
             pass
     except zstandard.ZstdError as e:
-        raise _corrupt(key, path, f"a compressed part does not decode ({e})") from None
+        if any(text in str(e) for text in _ZSTD_DAMAGE):
+            raise _corrupt(key, path, f"a compressed part does not decode ({e})") from None
+        raise _unsupported(key, path, f"zstd cannot decode a compressed part ({e})") from None
     return buf
 
 
@@ -543,77 +595,92 @@ def read_blob(path: str, key: str | None, *, verify: bool = True) -> Any:
     Raw buffers come back as copy-on-write ``mmap`` slices (zero copy, lazily
     paged, writable without touching the file); compressed ones are decoded
     into private memory. With ``verify`` and a ``key``, the logical bytes are
-    hashed first and a mismatch raises ``DataCorruptionError``.
+    hashed first and a mismatch raises ``BlobCorruptionError``, as do a bad magic,
+    a truncated file or an unreadable header; its ``file`` names the file read.
+    A blob in a format or codec this version cannot decode raises
+    ``UnsupportedBlobError``.
     """
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        parts, head, fsize = _read_header(fd, path, key)
-        check = verify and key is not None
-        total = 0
-        for p in parts:
-            total += p[2]
-        h = _hasher(total) if check else None
-
-        # Pickle stream.
-        p_off, p_stored, p_len, p_codec = parts[0][:4]
-        stream_from: int | None = None
-        if p_codec != RAW and p_codec != ZSTD:
-            raise _corrupt(key, path, f"unknown codec {p_codec!r}")
-        if p_codec == ZSTD:
-            pickled: Any = _decompress(fd, parts[0], key, path)
-        elif p_off + p_len <= len(head):
-            pickled = memoryview(head)[p_off : p_off + p_len]
-        elif p_len <= _STREAM_PICKLE:
-            pickled = os.pread(fd, p_len, p_off)
-        else:
-            pickled, stream_from = None, p_off
-        if h is not None:
-            h.update(_U64.pack(p_len))
-            if pickled is not None:
-                h.update(pickled)
-            else:
-                _hash_range(h, fd, p_off, p_len)
-
-        # Buffers.
-        buffers: list[Any] = []
-        raw_total = 0
-        for part in parts[1:]:
-            if part[3] == RAW:
-                raw_total += part[2]
-        mm: memoryview | None = None
-        if raw_total >= _MMAP_MIN:
-            mm = memoryview(_map_blob(fd, fsize))
-        for part in parts[1:]:
-            off, n, codec = part[0], part[2], part[3]
-            if codec == ZSTD:
-                buf: Any = _decompress(fd, part, key, path)
-            elif codec != RAW:
-                raise _corrupt(key, path, f"unknown codec {codec!r}")
-            elif mm is not None:
-                buf = mm[off : off + n]
-            else:
-                buf = bytearray(n)
-                os.preadv(fd, [buf], off)
-            if h is not None:
-                h.update(_U64.pack(n))
-                h.update(buf)
-            buffers.append(buf)
-
-        if h is not None and h.hexdigest() != key:
-            raise _corrupt(key, path)
-        if _loaded.enabled and mm is not None and key is not None and pickled is not None and all(
-            isinstance(b, memoryview) and b.obj is mm.obj for b in buffers
-        ):
-            regions = _regions(buffers)
-            if regions is not None:
-                _loaded.add(bytes(pickled), regions, key, mm)
-        if stream_from is None:
-            return pickle.loads(pickled, buffers=buffers)
-        with open(fd, "rb", buffering=1 << 20, closefd=False) as f:
-            f.seek(stream_from)
-            return pickle.load(f, buffers=buffers)
+        return _read_open_blob(fd, path, key, verify)
+    except BlobCorruptionError as e:
+        e.file = file_id(os.fstat(fd))
+        raise
     finally:
         os.close(fd)
+
+
+def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
+    """``read_blob`` on the open file ``fd``."""
+    parts, head, fsize = _read_header(fd, path, key)
+    check = verify and key is not None
+    total = 0
+    for p in parts:
+        total += p[2]
+    h = _hasher(total) if check else None
+
+    # Pickle stream.
+    p_off, p_stored, p_len, p_codec = parts[0][:4]
+    stream_from: int | None = None
+    if p_codec != RAW and p_codec != ZSTD:
+        raise _unsupported(key, path, f"unknown codec {p_codec!r}")
+    if p_codec == ZSTD:
+        pickled: Any = _decompress(fd, parts[0], key, path)
+    elif p_off + p_len <= len(head):
+        pickled = memoryview(head)[p_off : p_off + p_len]
+    elif p_len <= _STREAM_PICKLE:
+        pickled = os.pread(fd, p_len, p_off)
+    else:
+        pickled, stream_from = None, p_off
+    if h is not None:
+        h.update(_U64.pack(p_len))
+        if pickled is not None:
+            h.update(pickled)
+        else:
+            _hash_range(h, fd, p_off, p_len)
+
+    # Buffers.
+    buffers: list[Any] = []
+    raw_total = 0
+    for part in parts[1:]:
+        if part[3] == RAW:
+            raw_total += part[2]
+    mm: memoryview | None = None
+    if raw_total >= _MMAP_MIN:
+        mm = memoryview(_map_blob(fd, fsize))
+    for part in parts[1:]:
+        off, n, codec = part[0], part[2], part[3]
+        if codec == ZSTD:
+            buf: Any = _decompress(fd, part, key, path)
+        elif codec != RAW:
+            raise _unsupported(key, path, f"unknown codec {codec!r}")
+        elif mm is not None:
+            buf = mm[off : off + n]
+        else:
+            buf = bytearray(n)
+            os.preadv(fd, [buf], off)
+        if h is not None:
+            h.update(_U64.pack(n))
+            h.update(buf)
+        buffers.append(buf)
+
+    if h is not None and h.hexdigest() != key:
+        raise _corrupt(key, path)
+    if (
+        _loaded.enabled
+        and mm is not None
+        and key is not None
+        and pickled is not None
+        and all(isinstance(b, memoryview) and b.obj is mm.obj for b in buffers)
+    ):
+        regions = _regions(buffers)
+        if regions is not None:
+            _loaded.add(bytes(pickled), regions, key, mm)
+    if stream_from is None:
+        return pickle.loads(pickled, buffers=buffers)
+    with open(fd, "rb", buffering=1 << 20, closefd=False) as f:
+        f.seek(stream_from)
+        return pickle.load(f, buffers=buffers)
 
 
 def _hash_range(h: Any, fd: int, off: int, n: int) -> None:

@@ -8,8 +8,8 @@ import base64
 import io
 from typing import Any
 
-from ..exceptions import DataCorruptionError, DataMissingError
-from .codec import decode_inline, encode, read_blob, write_blob
+from ..exceptions import DataMissingError
+from .codec import BlobCorruptionError, decode_inline, encode, read_blob, write_blob
 from .full import StoreFullError
 from .objects import ObjectStore
 
@@ -17,6 +17,10 @@ from .objects import ObjectStore
 INLINE_LIMIT = 2048
 # Blobs below this are built in memory and written with one put().
 _SMALL_BLOB = 256 << 10
+_NOT_MOVED_HINT = (
+    "The store could not move the damaged blob aside: delete it from the store, then re-run "
+    "the step that produced this artifact so that it is stored again."
+)
 
 
 def _size_text(n: int) -> str:
@@ -73,7 +77,7 @@ class ContentStore:
         if not enc.buffers and enc.size <= INLINE_LIMIT:
             ref["inline"] = base64.b64encode(enc.pickled).decode("ascii")
             return ref
-        bkey = f"blobs/{enc.key[:2]}/{enc.key}"
+        bkey = blob_key(enc.key)
         if self.objects.exists(bkey):
             return ref  # dedup hit: identical content is already stored
         try:
@@ -89,36 +93,55 @@ class ContentStore:
         return ref
 
     def load(self, ref: dict[str, Any], *, verify: bool = True) -> Any:
-        """The value a ref names; ``DataMissingError`` if its blob is gone,
-        ``DataCorruptionError`` if (with ``verify``) it does not match its key.
+        """The value a ref names.
 
-        A corrupt blob is quarantined (moved out of ``blobs/``) before the error
+        Raises ``DataMissingError`` if its blob is gone, ``DataCorruptionError``
+        (a ``BlobCorruptionError``) if, with ``verify``, the blob is damaged: bad
+        magic, truncated, or its bytes do not match its key; and
+        ``UnsupportedBlobError`` if this version cannot decode it (a newer format
+        or codec), which leaves the blob in place for readers that can.
+
+        A damaged blob is quarantined (moved out of ``blobs/``) before the error
         is raised, so the next save of the same value writes it again: re-running
         the step that produced it repairs every run that refers to it."""
         key = ref["key"]
         inline = ref.get("inline")
         if inline is not None:
             return decode_inline(base64.b64decode(inline), key if verify else None)
-        bkey = f"blobs/{key[:2]}/{key}"
+        bkey = blob_key(key)
+        try:
+            return self._read(bkey, key, verify)
+        except BlobCorruptionError:
+            pass
+        # Read once more: another process may have quarantined it and stored good
+        # bytes since, and those must not be reported as corrupt.
+        try:
+            return self._read(bkey, key, verify)
+        except BlobCorruptionError as e:
+            # Free the key: saving skips keys that exist, so only with the damaged
+            # blob out of the way does re-running the step store it again. Only the
+            # file that failed is moved: a good copy stored since stays, and is read.
+            if self.objects.quarantine(bkey, only=e.file):
+                raise
+        # The key holds another file now (a good copy stored since), or the store
+        # cannot tell which file it holds and left it: read what is there.
+        try:
+            return self._read(bkey, key, verify)
+        except BlobCorruptionError as e:
+            e.hint = _NOT_MOVED_HINT
+            raise
+
+    def _read(self, bkey: str, key: str, verify: bool) -> Any:
         try:
             path = self.objects.local_path(bkey)
         except KeyError:
-            raise self._missing(key) from None
+            raise self._missing(key) from None  # never stored, or quarantined by another reader
         try:
             return read_blob(path, key, verify=verify)
-        except DataCorruptionError:
-            pass
-        # Free the key: saving skips keys that exist, so only with the damaged blob
-        # out of the way does re-running the step store it again. Read once more
-        # first: another process may have quarantined it and stored good bytes
-        # since, and those must be neither moved away nor reported as corrupt.
-        try:
-            return read_blob(self.objects.local_path(bkey), key, verify=verify)
-        except KeyError:
-            raise self._missing(key) from None  # quarantined by another reader meanwhile
-        except DataCorruptionError:
-            self.objects.quarantine(bkey)
-            raise
+        except FileNotFoundError as e:
+            if e.filename != path:
+                raise
+            raise self._missing(key) from None  # quarantined between the lookup and the open
 
     def _missing(self, key: str) -> DataMissingError:
         return DataMissingError(
@@ -129,4 +152,4 @@ class ContentStore:
 
     def has(self, key: str) -> bool:
         """Whether the blob for content key ``key`` is stored."""
-        return self.objects.exists(f"blobs/{key[:2]}/{key}")
+        return self.objects.exists(blob_key(key))

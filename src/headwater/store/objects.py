@@ -25,6 +25,16 @@ Data = bytes | bytearray | memoryview
 #: Directory under a local store's root where damaged objects are moved (never read back).
 QUARANTINE_DIR = "quarantine"
 
+#: Identity of a file: ``(st_dev, st_ino, st_mtime_ns)``. The mtime guards against
+#: the inode number being reused once the file it named has been deleted.
+FileId = tuple[int, int, int]
+
+
+def file_id(st: os.stat_result) -> FileId:
+    """The ``FileId`` of a file, from its ``stat`` result."""
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
 # Linux caps one write(2) at 0x7ffff000 bytes; larger parts are written in slices.
 _MAX_WRITE = 1 << 30
 # errnos of link(2) on filesystems that lack hard links: fall back to rename.
@@ -101,13 +111,33 @@ class ObjectStore(abc.ABC):
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
 
-    def quarantine(self, key: str) -> None:
+    def quarantine(self, key: str, *, only: FileId | None = None) -> bool:
         """Take a damaged object out of the way so that the next write of ``key`` stores it anew.
 
+        Parameters
+        ----------
+        key : str
+            The damaged object.
+        only : FileId, optional
+            The file found damaged (``file_id`` of the file ``local_path`` gave). The
+            object is taken away only while ``key`` still holds that very file: a
+            good copy written since (after another reader quarantined the damaged
+            one) is left in place.
+
+        Returns
+        -------
+        bool
+            False when ``key`` holds an object other than ``only`` (left in place),
+            True when the damaged object is gone.
+
         Stores that can keep the damaged bytes for inspection do (the local store
-        moves them to ``quarantine/``); the default removes the object.
+        moves them to ``quarantine/``). This default removes the object, but only
+        when ``only`` is not given: it cannot tell which version of ``key`` it holds.
         """
+        if only is not None:
+            return False
         self.delete(key)
+        return True
 
 
 class LocalObjectStore(ObjectStore):
@@ -337,18 +367,42 @@ class LocalObjectStore(ObjectStore):
         except FileNotFoundError:
             pass
 
-    def quarantine(self, key: str) -> None:
+    def quarantine(self, key: str, *, only: FileId | None = None) -> bool:
         """Move ``key`` to ``<root>/quarantine/<key with / as _>.<ns>``; a missing key is not an error.
 
         A rename, never a copy: a reader that has the damaged file mapped keeps its
         pages, and the key is free at once for a writer to store the good bytes.
+
+        With ``only``, a good file is never moved away. Two readers may both find
+        a blob damaged; the first moves it and a writer stores the good bytes
+        again before the second gets here. Every quarantine holds an exclusive
+        lock on the ``quarantine/`` directory while it checks that ``key`` is still the
+        file ``only`` and renames it. Nothing else removes blobs, and writers
+        never replace an existing key, so under the lock the file checked is the
+        file moved, and readers never see the good copy missing. Where the lock
+        is not available (no ``flock``, or a quarantiner without it), the moved
+        file is checked again and, if it is not ``only``, linked back without
+        replacing anything at ``key``.
         """
+        src = self.path(key)
         qdir = f"{self.root}/{QUARANTINE_DIR}"
-        self._ensure_dir(qdir)
-        try:
-            os.rename(self.path(key), f"{qdir}/{key.replace('/', '_')}.{time.time_ns()}")
-        except FileNotFoundError:
-            pass
+        os.makedirs(qdir, exist_ok=True)  # not cached: quarantine/ may be deleted at any time
+        with _exclusive_lock(qdir):
+            if only is not None:
+                try:
+                    if file_id(os.stat(src)) != only:
+                        return False
+                except FileNotFoundError:
+                    return True
+            moved = f"{qdir}/{key.replace('/', '_')}.{time.time_ns()}"
+            try:
+                os.rename(src, moved)
+            except FileNotFoundError:
+                return True
+            if only is None or file_id(os.stat(moved)) == only:
+                return True
+            self._publish(moved, src)  # link back unless a newer copy is there; removes ``moved``
+            return False
 
     def sweep_temp(self, *, deep: bool = False) -> tuple[int, int]:
         """Remove temp files whose writer process is gone; returns (files, bytes) removed.
@@ -368,6 +422,26 @@ class LocalObjectStore(ObjectStore):
 
     def __repr__(self) -> str:
         return f"LocalObjectStore({self.root!r})"
+
+
+@contextmanager
+def _exclusive_lock(directory: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``directory`` for the block (no lock file to leave behind);
+    a no-op where the platform or filesystem has none (``quarantine`` re-checks after moving)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # e.g. ENOLCK on some network filesystems
+            pass
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, data: Data) -> None:
