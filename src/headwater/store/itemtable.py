@@ -38,6 +38,7 @@ import blake3
 from ..exceptions import DataCorruptionError
 from .codec import _MMAP_MIN, RAW, ZSTD, _decompress, _key, _map_blob, _read_header, encode
 from .content import ContentStore, blob_key
+from .objects import FileId, file_id
 
 MAGIC = b"HWITEMS2"
 #: Largest in-band pickle of one item (bytes) for which a table is built; an item
@@ -216,22 +217,23 @@ def load_item(content: ContentStore, ref: dict[str, Any], i: int) -> Any:
     except KeyError:
         raise content._missing(key) from None
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fid = file_id(os.fstat(fd))  # quarantine moves only this file, never a good copy stored since
     try:
         head = os.pread(fd, _HEAD, 0)
         if len(head) < _HEAD or head[: len(MAGIC)] != MAGIC:
-            raise _quarantined(content, bkey, _corrupt(key, path, "it is not a foreach item table (bad magic)"))
+            raise _quarantined(content, bkey, fid, _corrupt(key, path, "it is not a foreach item table (bad magic)"))
         (n,) = _COUNT.unpack_from(head, len(MAGIC))
         if not 0 <= i < n:
             raise _corrupt(key, path, f"it holds {n} items, not item {i}")
         entry = os.pread(fd, _ENTRY.size, _HEAD + i * _ENTRY.size)
         if len(entry) < _ENTRY.size:
-            raise _quarantined(content, bkey, _corrupt(key, path, "the file is truncated"))
+            raise _quarantined(content, bkey, fid, _corrupt(key, path, "the file is truncated"))
         offset, length, digest = _ENTRY.unpack(entry)
         data = os.pread(fd, length, offset)
     finally:
         os.close(fd)
     if len(data) != length or blake3.blake3(data).digest() != digest or data[:1] not in (_PLAIN, _BUFFERED):
-        raise _quarantined(content, bkey, _corrupt(key, path, f"item {i} does not match its digest"))
+        raise _quarantined(content, bkey, fid, _corrupt(key, path, f"item {i} does not match its digest"))
     if data[:1] == _PLAIN:
         return pickle.loads(memoryview(data)[1:])
     (mlen,) = _META_LEN.unpack_from(data, 1)
@@ -252,10 +254,11 @@ def _load_buffers(content: ContentStore, list_key: str, parts: list[list[Any]], 
     except KeyError:
         raise content._missing(list_key) from None
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fid = file_id(os.fstat(fd))
     try:
         fsize = os.fstat(fd).st_size
         if any(p[0] + p[1] > fsize for p in parts):
-            raise _quarantined(content, bkey, _corrupt(list_key, path, "the file is truncated", what=_LIST))
+            raise _quarantined(content, bkey, fid, _corrupt(list_key, path, "the file is truncated", what=_LIST))
         raw = sum(p[2] for p in parts if p[3] == RAW)
         mm = memoryview(_map_blob(fd, fsize)) if raw >= _MMAP_MIN else None
         buffers: list[Any] = []
@@ -274,14 +277,15 @@ def _load_buffers(content: ContentStore, list_key: str, parts: list[list[Any]], 
         os.close(fd)
     size = len(pickled) + sum(memoryview(b).nbytes for b in buffers)
     if _key(pickled, buffers, size) != item_key:
-        raise _quarantined(content, bkey, _corrupt(list_key, path, f"the buffers of item {i} do not match their key",
+        raise _quarantined(content, bkey, fid, _corrupt(list_key, path, f"the buffers of item {i} do not match their key",
                                                      what=_LIST))
     return buffers
 
 
-def _quarantined(content: ContentStore, bkey: str, error: DataCorruptionError) -> DataCorruptionError:
-    """Move the damaged blob out of ``blobs/`` (the store's own quarantine), so a re-run writes it again."""
-    content.objects.quarantine(bkey)
+def _quarantined(content: ContentStore, bkey: str, fid: FileId, error: DataCorruptionError) -> DataCorruptionError:
+    """Move the damaged blob (the file ``fid``, not a good copy stored since) out of ``blobs/``, so a
+    re-run writes it again."""
+    content.objects.quarantine(bkey, only=fid)
     error.hint = (f"{error.hint} The damaged blob has been moved to the store's quarantine/ directory, "
                   "so the re-run writes it again.")
     return error
