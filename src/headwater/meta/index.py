@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..store.records import DAMAGED, DamagedRecordError
 from ..store.taskmeta import PARAMETERS_STEP
+from . import sql
 from .files import FileId, file_id, file_lock, index_full, unlink_quietly
 
 if TYPE_CHECKING:
     from ..store.records import RecordStore
 
 INDEX_FILE = "index.sqlite"
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,92 +79,6 @@ class TaskRow:
             attempt=int(rec["attempt"]), status=rec.get("status", "failed"),
             started_at=rec.get("started_at"), finished_at=rec.get("finished_at"),
         )
-
-
-# -- SQL, prepared once ---------------------------------------------------------
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS runs (
-    flow TEXT NOT NULL, run_id TEXT NOT NULL, user TEXT,
-    tags TEXT NOT NULL, system_tags TEXT NOT NULL,
-    created_at REAL NOT NULL, finished_at REAL, status TEXT NOT NULL,
-    start_step TEXT NOT NULL, end_step TEXT NOT NULL,
-    origin_run_id TEXT, pid INTEGER, host TEXT,
-    PRIMARY KEY (flow, run_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS runs_by_created ON runs (flow, created_at DESC, run_id DESC);
-CREATE TABLE IF NOT EXISTS run_tags (
-    flow TEXT NOT NULL, run_id TEXT NOT NULL, system INTEGER NOT NULL, tag TEXT NOT NULL,
-    PRIMARY KEY (flow, run_id, system, tag)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS run_tags_by_tag ON run_tags (flow, tag, run_id);
-CREATE TABLE IF NOT EXISTS tasks (
-    flow TEXT NOT NULL, run_id TEXT NOT NULL, step TEXT NOT NULL, task_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL, status TEXT NOT NULL, started_at REAL, finished_at REAL,
-    PRIMARY KEY (flow, run_id, step, task_id, attempt)
-) WITHOUT ROWID;
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
-
-_RUN_COLS = (
-    "flow, run_id, user, tags, system_tags, created_at, finished_at, status, "
-    "start_step, end_step, origin_run_id, pid, host"
-)
-_TASK_COLS = "flow, run_id, step, task_id, attempt, status, started_at, finished_at"
-
-_INSERT_RUN = f"INSERT OR REPLACE INTO runs ({_RUN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_DELETE_TAGS = "DELETE FROM run_tags WHERE flow = ? AND run_id = ?"
-_DELETE_USER_TAGS = "DELETE FROM run_tags WHERE flow = ? AND run_id = ? AND system = 0"
-_INSERT_TAG = "INSERT OR IGNORE INTO run_tags (flow, run_id, system, tag) VALUES (?,?,?,?)"
-_SET_TAGS = "UPDATE runs SET tags = ? WHERE flow = ? AND run_id = ?"
-_END_RUN = "UPDATE runs SET status = ?, finished_at = ? WHERE flow = ? AND run_id = ?"
-_FLOWS = "SELECT DISTINCT flow FROM runs ORDER BY flow"
-_RUN = f"SELECT {_RUN_COLS} FROM runs WHERE flow = ? AND run_id = ?"
-# LIMIT -1 means no limit in SQLite, so one statement serves both cases.
-_RUNS = f"SELECT {_RUN_COLS} FROM runs WHERE flow = ? ORDER BY created_at DESC, run_id DESC LIMIT ?"
-# AND filter over user+system tags; the tag list travels as one JSON parameter
-# so the statement text is the same for any number of tags.
-_RUNS_TAGGED = f"""
-SELECT {_RUN_COLS} FROM runs WHERE flow = :flow AND run_id IN (
-    SELECT run_id FROM run_tags
-    WHERE flow = :flow AND tag IN (SELECT value FROM json_each(:tags))
-    GROUP BY run_id HAVING COUNT(DISTINCT tag) = json_array_length(:tags)
-) ORDER BY created_at DESC, run_id DESC LIMIT :limit
-"""
-_UPSERT_TASK = f"INSERT OR REPLACE INTO tasks ({_TASK_COLS}) VALUES (?,?,?,?,?,?,?,?)"
-_STEPS = """
-SELECT step FROM tasks WHERE flow = ? AND run_id = ? AND step != ?
-GROUP BY step ORDER BY MIN(started_at) IS NULL, MIN(started_at), step
-"""
-# SQLite fills the bare columns of a MAX() aggregate from the row holding the
-# maximum: one pass gives the latest attempt of every task. Newest task first by
-# id, as Metaflow orders by task creation (a retry does not move a task ahead).
-_TASKS = """
-SELECT flow, run_id, step, task_id, MAX(attempt), status, started_at, finished_at
-FROM tasks WHERE flow = ? AND run_id = ? AND step = ?
-GROUP BY task_id
-ORDER BY CAST(task_id AS INTEGER) DESC, task_id DESC
-"""
-_TASK = f"""
-SELECT {_TASK_COLS} FROM tasks WHERE flow = ? AND run_id = ? AND step = ? AND task_id = ?
-ORDER BY attempt DESC LIMIT 1
-"""
-_ATTEMPTS = f"""
-SELECT {_TASK_COLS} FROM tasks WHERE flow = ? AND run_id = ? AND step = ? AND task_id = ?
-ORDER BY attempt
-"""
-# A run process carrying its own rows into a rebuilt index (``Index._adopt``): a row the
-# rebuild read from a record (no longer "running") is newer than the process's own.
-_RUN_TAG_ROWS = "SELECT flow, run_id, system, tag FROM run_tags WHERE flow = ? AND run_id = ?"
-_RUN_TASK_ROWS = f"SELECT {_TASK_COLS} FROM tasks WHERE flow = ? AND run_id = ?"
-_END_RUN_IF_RUNNING = _END_RUN + " AND status = 'running'"
-_MERGE_TASK = f"""
-INSERT INTO tasks ({_TASK_COLS}) VALUES (?,?,?,?,?,?,?,?)
-ON CONFLICT (flow, run_id, step, task_id, attempt) DO UPDATE
-SET status = excluded.status, started_at = excluded.started_at, finished_at = excluded.finished_at
-WHERE tasks.status = 'running'
-"""
-_CLEAR = ("DELETE FROM runs", "DELETE FROM run_tags", "DELETE FROM tasks")
 
 
 def _run_row(r: tuple[Any, ...]) -> RunRow:
@@ -275,8 +189,8 @@ class Index:
                     continue
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
-                if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                    db.executescript(_SCHEMA)
+                if db.execute("PRAGMA user_version").fetchone()[0] != sql.SCHEMA_VERSION:
+                    db.executescript(sql.SCHEMA)
             except BaseException:
                 db.close()
                 raise
@@ -284,7 +198,7 @@ class Index:
 
     def _load(self, db: sqlite3.Connection) -> None:
         """Create the tables in the new, private database ``db`` and fill them from the records."""
-        db.executescript(_SCHEMA)
+        db.executescript(sql.SCHEMA)
         if self._records is None:
             return
         runs, attempts, _ = _collect(self._records)
@@ -380,15 +294,15 @@ class Index:
         cur.execute("BEGIN IMMEDIATE")
         try:
             for flow, run_id in sorted(self._own):
-                run = self._db.execute(_RUN, (flow, run_id)).fetchone()
+                run = self._db.execute(sql.RUN, (flow, run_id)).fetchone()
                 if run is None:
                     continue
-                if cur.execute(_RUN, (flow, run_id)).fetchone() is None:
-                    cur.execute(_INSERT_RUN, run)
-                    cur.executemany(_INSERT_TAG, self._db.execute(_RUN_TAG_ROWS, (flow, run_id)).fetchall())
+                if cur.execute(sql.RUN, (flow, run_id)).fetchone() is None:
+                    cur.execute(sql.INSERT_RUN, run)
+                    cur.executemany(sql.INSERT_TAG, self._db.execute(sql.RUN_TAG_ROWS, (flow, run_id)).fetchall())
                 else:
-                    cur.execute(_END_RUN_IF_RUNNING, (run[7], run[6], flow, run_id))
-                cur.executemany(_MERGE_TASK, self._db.execute(_RUN_TASK_ROWS, (flow, run_id)).fetchall())
+                    cur.execute(sql.END_RUN_IF_RUNNING, (run[7], run[6], flow, run_id))
+                cur.executemany(sql.MERGE_TASK, self._db.execute(sql.RUN_TASK_ROWS, (flow, run_id)).fetchall())
         except BaseException:
             cur.execute("ROLLBACK")
             raise
@@ -465,7 +379,7 @@ class Index:
             mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             carried = False
             if self._own and old is not None:
-                mem.executescript(_SCHEMA)
+                mem.executescript(sql.SCHEMA)
                 self._db = old
                 try:
                     self._carry_own_rows(mem)
@@ -486,16 +400,16 @@ class Index:
         tags = list(rec.get("tags") or ()) if tags is None else list(tags)
         system_tags = list(rec.get("system_tags") or ())
         cur.execute(
-            _INSERT_RUN,
+            sql.INSERT_RUN,
             (
                 flow, run_id, rec.get("user"), json.dumps(tags), json.dumps(system_tags),
                 rec["created_at"], finished_at, status, rec.get("start_step", "start"),
                 rec.get("end_step", "end"), rec.get("origin_run_id"), rec.get("pid"), rec.get("host"),
             ),
         )  # fmt: skip
-        cur.execute(_DELETE_TAGS, (flow, run_id))
+        cur.execute(sql.DELETE_TAGS, (flow, run_id))
         cur.executemany(
-            _INSERT_TAG,
+            sql.INSERT_TAG,
             [(flow, run_id, 0, t) for t in tags] + [(flow, run_id, 1, t) for t in system_tags],
         )
 
@@ -510,22 +424,22 @@ class Index:
 
     def end_run(self, flow: str, run_id: str, status: str, finished_at: float) -> None:
         """Record how a run ended (``successful`` or ``failed``)."""
-        self._write(lambda cur: cur.execute(_END_RUN, (status, finished_at, flow, run_id)), last=True)
+        self._write(lambda cur: cur.execute(sql.END_RUN, (status, finished_at, flow, run_id)), last=True)
 
     def upsert_attempts(self, rows: Iterable[dict[str, Any]]) -> None:
         """Insert or replace task attempt rows (keys as ``TaskRow`` fields), atomically."""
         params = [_task_params(r) for r in rows]
         if not params:
             return
-        self._write(lambda cur: cur.executemany(_UPSERT_TASK, params))
+        self._write(lambda cur: cur.executemany(sql.UPSERT_TASK, params))
 
     @staticmethod
     def _set_tags(cur: sqlite3.Cursor, flow: str, run_id: str, tags: Sequence[str]) -> None:
         tags = list(dict.fromkeys(tags))
-        cur.execute(_SET_TAGS, (json.dumps(tags), flow, run_id))
+        cur.execute(sql.SET_TAGS, (json.dumps(tags), flow, run_id))
         if cur.rowcount:  # no tag rows for a run the index does not know
-            cur.execute(_DELETE_USER_TAGS, (flow, run_id))
-            cur.executemany(_INSERT_TAG, [(flow, run_id, 0, t) for t in tags])
+            cur.execute(sql.DELETE_USER_TAGS, (flow, run_id))
+            cur.executemany(sql.INSERT_TAG, [(flow, run_id, 0, t) for t in tags])
 
     def set_tags(self, flow: str, run_id: str, tags: Sequence[str]) -> None:
         """Replace a run's user tags (system tags are unchanged)."""
@@ -562,54 +476,54 @@ class Index:
 
     def _fill(self, cur: sqlite3.Cursor, runs: list[tuple[dict[str, Any], str, float | None, list[str]]],
               attempts: list[tuple[Any, ...]]) -> None:
-        for stmt in _CLEAR:  # one by one: executescript() would commit
+        for stmt in sql.CLEAR:  # one by one: executescript() would commit
             cur.execute(stmt)
         for rec, status, finished_at, tags in runs:
             self._insert_run(cur, rec, status, finished_at, tags)
-        cur.executemany(_UPSERT_TASK, attempts)
+        cur.executemany(sql.UPSERT_TASK, attempts)
 
     # -- reads -----------------------------------------------------------------
 
-    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, statement: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         """Every row of one statement, read under the lock (no other thread reopens meanwhile)."""
         with self._lock:
-            return self._current().execute(sql, params).fetchall()
+            return self._current().execute(statement, params).fetchall()
 
     def flows(self) -> list[str]:
         """Names of the flows with at least one run, sorted."""
-        return [r[0] for r in self._query(_FLOWS)]
+        return [r[0] for r in self._query(sql.FLOWS)]
 
     def runs(self, flow: str, *, tags: Sequence[str] = (), limit: int | None = None) -> list[RunRow]:
         """Runs of ``flow``, newest first, having every tag in ``tags`` (user or system)."""
         lim = -1 if limit is None else limit
         if tags:
             tag_list = json.dumps(list(dict.fromkeys(tags)))
-            rows = self._query(_RUNS_TAGGED, {"flow": flow, "tags": tag_list, "limit": lim})
+            rows = self._query(sql.RUNS_TAGGED, {"flow": flow, "tags": tag_list, "limit": lim})
         else:
-            rows = self._query(_RUNS, (flow, lim))
+            rows = self._query(sql.RUNS, (flow, lim))
         return [_run_row(r) for r in rows]
 
     def run(self, flow: str, run_id: str) -> RunRow | None:
         """One run, or ``None``."""
-        rows = self._query(_RUN, (flow, run_id))
+        rows = self._query(sql.RUN, (flow, run_id))
         return _run_row(rows[0]) if rows else None
 
     def steps(self, flow: str, run_id: str) -> list[str]:
         """Steps of a run that have started, in order of first start (no ``_parameters``)."""
-        return [r[0] for r in self._query(_STEPS, (flow, run_id, PARAMETERS_STEP))]
+        return [r[0] for r in self._query(sql.STEPS, (flow, run_id, PARAMETERS_STEP))]
 
     def tasks(self, flow: str, run_id: str, step: str) -> list[TaskRow]:
         """The latest attempt of each task of a step, newest first."""
-        return [TaskRow(*r) for r in self._query(_TASKS, (flow, run_id, step))]
+        return [TaskRow(*r) for r in self._query(sql.TASKS, (flow, run_id, step))]
 
     def task(self, flow: str, run_id: str, step: str, task_id: str) -> TaskRow | None:
         """The latest attempt of one task, or ``None``."""
-        rows = self._query(_TASK, (flow, run_id, step, task_id))
+        rows = self._query(sql.TASK, (flow, run_id, step, task_id))
         return TaskRow(*rows[0]) if rows else None
 
     def attempt_rows(self, flow: str, run_id: str, step: str, task_id: str) -> list[TaskRow]:
         """Every attempt of one task, by attempt number."""
-        return [TaskRow(*r) for r in self._query(_ATTEMPTS, (flow, run_id, step, task_id))]
+        return [TaskRow(*r) for r in self._query(sql.ATTEMPTS, (flow, run_id, step, task_id))]
 
     def close(self) -> None:
         """Close the connection; a run process whose file was deleted first gives its rows
