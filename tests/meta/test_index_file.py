@@ -231,3 +231,35 @@ def test_sqlite_full_disk_errors_are_recognised_by_the_index(tmp_path, monkeypat
     assert files.index_full(err, str(tmp_path)) is (text == "database or disk is full")
     assert not files.index_full(sqlite3.OperationalError("database is locked"), str(tmp_path))
     assert files.index_full(OSError(28, "No space left on device"), str(tmp_path))
+
+
+def test_a_run_process_on_a_full_disk_keeps_its_rows_in_memory_without_scanning(tmp_path, monkeypatch) -> None:
+    ds = Datastore(tmp_path)
+    ds.records.write_run(_run())
+    writer = Index(tmp_path, records=ds.records)
+    writer.add_run(_run())
+    writer.upsert_attempts([_attempt("start", "1", "running")])
+    real_transaction = Index._transaction
+    failures = [sqlite3.OperationalError("database or disk is full")]
+
+    def transaction(self: Index):
+        if failures:
+            raise failures.pop()
+        return real_transaction(self)
+
+    def scan(records):
+        raise AssertionError("the run process scanned the whole store")
+
+    monkeypatch.setattr(Index, "_transaction", transaction)
+    monkeypatch.setattr(index_module, "_collect", scan)
+    writer.upsert_attempts([_attempt("a", "2", "running")])
+    assert writer.in_memory and not os.path.exists(writer.path)  # no stale file left behind
+    assert [t.status for s in ("start", "a") for t in writer.tasks("F", "1", s)] == ["running", "running"]
+    monkeypatch.undo()
+    assert _status(ds) == "running"  # space is back: a reader builds the file from the records
+    ds.records.write_run_end("F", "1", {"status": "failed", "finished_at": 3.0, "failed": []})
+    writer.end_run("F", "1", "failed", 3.0)
+    assert not writer.in_memory and _status(ds) == "failed"
+    with Index(tmp_path) as reader:  # the rows only the run process knew reached the file
+        assert [t.status for s in ("start", "a") for t in reader.tasks("F", "1", s)] == ["running", "running"]
+    writer.close()
