@@ -161,7 +161,7 @@ class Index:
         self._attached, self.in_memory = True, False
 
     def _connect_memory(self) -> None:
-        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        db = _memory_db()
         self._load(db)
         self._db, self._attached, self.in_memory = db, False, True
 
@@ -350,10 +350,10 @@ class Index:
         """Run ``fn`` in a write transaction that reaches the index file now in place.
 
         If the file was replaced while ``fn`` wrote (a write into a deleted file is
-        lost), the new file is opened (built from the records if missing) and ``fn``
-        runs again: every write here is idempotent. A run process whose file was
-        deleted writes on detached; with ``last`` (the run's end) it first makes
-        sure any file rebuilt meanwhile gets its rows.
+        lost), the new file is opened and ``fn`` runs again: every write here is
+        idempotent. A missing file is built from the records, except by a run
+        process, which writes on detached (``_adopt``); with ``last`` (the run's
+        end) it first makes sure that a file rebuilt meanwhile gets its rows.
         """
         while True:
             try:
@@ -375,22 +375,20 @@ class Index:
         is freed rebuilds it from the records) and go on in memory: a run process with
         its own rows, any other user with all rows, from the records."""
         with self._lock:
-            old, self._db = self._db, None
-            mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            carried = False
-            if self._own and old is not None:
-                mem.executescript(sql.SCHEMA)
-                self._db = old
+            mem: sqlite3.Connection | None = None
+            if self._own and self._db is not None:
+                mem = _memory_db()
                 try:
+                    mem.executescript(sql.SCHEMA)
                     self._carry_own_rows(mem)
-                    carried = True
-                except sqlite3.Error:
+                except sqlite3.Error:  # the full disk's file cannot even be read: the records, then
                     mem.close()
-                    mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            if old is not None:
-                old.close()
+                    mem = None
+            if self._db is not None:
+                self._db.close()
             self._remove_file()
-            if not carried:
+            if mem is None:
+                mem = _memory_db()
                 self._load(mem)
             self._db, self._seen, self._attached, self.in_memory = mem, None, False, True
 
@@ -541,6 +539,11 @@ class Index:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _memory_db() -> sqlite3.Connection:
+    """A new, empty in-memory database that threads may share (under the index's lock)."""
+    return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
 
 
 def _collect(records: RecordStore) -> tuple[list[tuple[dict[str, Any], str, float | None, list[str]]],
