@@ -74,6 +74,7 @@ def test_a_read_is_never_cut_off_by_another_threads_reconnect(tmp_path) -> None:
     reconnected = threading.Event()
     real_current, real_connect = idx._current, idx._connect
     reader = threading.get_ident()
+    others: list[threading.Thread] = []
 
     def connect() -> None:
         real_connect()
@@ -91,13 +92,12 @@ def test_a_read_is_never_cut_off_by_another_threads_reconnect(tmp_path) -> None:
             while not (lock.waited.is_set() or reconnected.is_set()):
                 assert other.is_alive() or reconnected.is_set()
                 reconnected.wait(0.001)
-            hold.append(other)
+            others.append(other)
         return db
 
-    hold: list[threading.Thread] = []
     idx._current, idx._connect = current, connect  # type: ignore[method-assign]
     assert idx.flows() == ["F"]  # ProgrammingError "closed database" if the read were cut off
-    hold[0].join(WAIT)
+    others[0].join(WAIT)
     assert reconnected.is_set() and os.path.exists(idx.path)  # the other thread rebuilt and reopened
     assert idx.run("F", "1") is not None
     idx.close()
