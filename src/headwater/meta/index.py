@@ -15,15 +15,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..store.full import no_space
 from ..store.records import DAMAGED, DamagedRecordError
 from ..store.taskmeta import PARAMETERS_STEP
+from . import sql
+from .files import FileId, file_id, file_lock, index_full, unlink_quietly
 
 if TYPE_CHECKING:
     from ..store.records import RecordStore
 
 INDEX_FILE = "index.sqlite"
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,81 +81,6 @@ class TaskRow:
         )
 
 
-# -- SQL, prepared once ---------------------------------------------------------
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS runs (
-    flow TEXT NOT NULL, run_id TEXT NOT NULL, user TEXT,
-    tags TEXT NOT NULL, system_tags TEXT NOT NULL,
-    created_at REAL NOT NULL, finished_at REAL, status TEXT NOT NULL,
-    start_step TEXT NOT NULL, end_step TEXT NOT NULL,
-    origin_run_id TEXT, pid INTEGER, host TEXT,
-    PRIMARY KEY (flow, run_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS runs_by_created ON runs (flow, created_at DESC, run_id DESC);
-CREATE TABLE IF NOT EXISTS run_tags (
-    flow TEXT NOT NULL, run_id TEXT NOT NULL, system INTEGER NOT NULL, tag TEXT NOT NULL,
-    PRIMARY KEY (flow, run_id, system, tag)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS run_tags_by_tag ON run_tags (flow, tag, run_id);
-CREATE TABLE IF NOT EXISTS tasks (
-    flow TEXT NOT NULL, run_id TEXT NOT NULL, step TEXT NOT NULL, task_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL, status TEXT NOT NULL, started_at REAL, finished_at REAL,
-    PRIMARY KEY (flow, run_id, step, task_id, attempt)
-) WITHOUT ROWID;
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
-
-_RUN_COLS = (
-    "flow, run_id, user, tags, system_tags, created_at, finished_at, status, "
-    "start_step, end_step, origin_run_id, pid, host"
-)
-_TASK_COLS = "flow, run_id, step, task_id, attempt, status, started_at, finished_at"
-
-_INSERT_RUN = f"INSERT OR REPLACE INTO runs ({_RUN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_DELETE_TAGS = "DELETE FROM run_tags WHERE flow = ? AND run_id = ?"
-_DELETE_USER_TAGS = "DELETE FROM run_tags WHERE flow = ? AND run_id = ? AND system = 0"
-_INSERT_TAG = "INSERT OR IGNORE INTO run_tags (flow, run_id, system, tag) VALUES (?,?,?,?)"
-_SET_TAGS = "UPDATE runs SET tags = ? WHERE flow = ? AND run_id = ?"
-_END_RUN = "UPDATE runs SET status = ?, finished_at = ? WHERE flow = ? AND run_id = ?"
-_FLOWS = "SELECT DISTINCT flow FROM runs ORDER BY flow"
-_RUN = f"SELECT {_RUN_COLS} FROM runs WHERE flow = ? AND run_id = ?"
-# LIMIT -1 means no limit in SQLite, so one statement serves both cases.
-_RUNS = f"SELECT {_RUN_COLS} FROM runs WHERE flow = ? ORDER BY created_at DESC, run_id DESC LIMIT ?"
-# AND filter over user+system tags; the tag list travels as one JSON parameter
-# so the statement text is the same for any number of tags.
-_RUNS_TAGGED = f"""
-SELECT {_RUN_COLS} FROM runs WHERE flow = :flow AND run_id IN (
-    SELECT run_id FROM run_tags
-    WHERE flow = :flow AND tag IN (SELECT value FROM json_each(:tags))
-    GROUP BY run_id HAVING COUNT(DISTINCT tag) = json_array_length(:tags)
-) ORDER BY created_at DESC, run_id DESC LIMIT :limit
-"""
-_UPSERT_TASK = f"INSERT OR REPLACE INTO tasks ({_TASK_COLS}) VALUES (?,?,?,?,?,?,?,?)"
-_STEPS = """
-SELECT step FROM tasks WHERE flow = ? AND run_id = ? AND step != ?
-GROUP BY step ORDER BY MIN(started_at) IS NULL, MIN(started_at), step
-"""
-# SQLite fills the bare columns of a MAX() aggregate from the row holding the
-# maximum: one pass gives the latest attempt of every task. Newest task first by
-# id, as Metaflow orders by task creation (a retry does not move a task ahead).
-_TASKS = """
-SELECT flow, run_id, step, task_id, MAX(attempt), status, started_at, finished_at
-FROM tasks WHERE flow = ? AND run_id = ? AND step = ?
-GROUP BY task_id
-ORDER BY CAST(task_id AS INTEGER) DESC, task_id DESC
-"""
-_TASK = f"""
-SELECT {_TASK_COLS} FROM tasks WHERE flow = ? AND run_id = ? AND step = ? AND task_id = ?
-ORDER BY attempt DESC LIMIT 1
-"""
-_ATTEMPTS = f"""
-SELECT {_TASK_COLS} FROM tasks WHERE flow = ? AND run_id = ? AND step = ? AND task_id = ?
-ORDER BY attempt
-"""
-_CLEAR = ("DELETE FROM runs", "DELETE FROM run_tags", "DELETE FROM tasks")
-
-
 def _run_row(r: tuple[Any, ...]) -> RunRow:
     return RunRow(
         r[0], r[1], r[2], tuple(json.loads(r[3])), tuple(json.loads(r[4])),
@@ -172,6 +97,10 @@ def _task_params(row: dict[str, Any]) -> tuple[Any, ...]:
 
 class Index:
     """The metadata index of one datastore root (``<root>/index.sqlite``).
+
+    One object may be shared by threads: every call, read or write, holds its lock
+    while it uses the connection, so a thread that reopens the file never closes
+    the connection under another one.
 
     Parameters
     ----------
@@ -192,11 +121,18 @@ class Index:
         root = os.fspath(root)
         os.makedirs(root, exist_ok=True)
         self.path = os.path.join(root, INDEX_FILE)
+        self._dir = root
         self._records = records
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
-        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file self._db has open
-        #: Whether this index lives in memory, built from the records, because the disk is full.
+        # The file at self.path when this object last looked: the one self._db has open
+        # while attached, or (detached) the file it could not use, None if there was none.
+        self._seen: FileId | None = None
+        self._attached = False
+        # Runs this object added (it is their run process): the rows it alone knows
+        # (running attempts) and carries into any index file that replaces its own.
+        self._own: set[tuple[str, str]] = set()
+        #: Whether this index lives in memory because the disk is full.
         self.in_memory = False
         self._connect()
 
@@ -207,58 +143,69 @@ class Index:
 
         On a full disk SQLite cannot even open the file for reading (it must create
         its shared-memory file): the index is then built in memory from the records,
-        so that read-only commands keep working.
+        so that read-only commands keep working, until another file appears.
         """
         if self._db is not None:
             self._db.close()
             self._db = None
         try:
-            self._connect_file()
+            while (opened := self._open_file()) is None:
+                self._build()
         except (sqlite3.OperationalError, OSError) as e:
-            if not no_space(e, os.path.dirname(self.path)):
+            if not index_full(e, self._dir):
                 raise
+            self._seen = file_id(self.path)
             self._connect_memory()
+            return
+        self._db, self._seen = opened
+        self._attached, self.in_memory = True, False
 
     def _connect_memory(self) -> None:
-        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        db.executescript(_SCHEMA)
-        if self._records is not None:
-            runs, attempts, _ = _collect(self._records)
-            cur = db.cursor()
-            cur.execute("BEGIN")
-            self._fill(cur, runs, attempts)
-            cur.execute("COMMIT")
-        self._db, self._file, self.in_memory = db, None, True
+        db = _memory_db()
+        self._load(db)
+        self._db, self._attached, self.in_memory = db, False, True
 
-    def _connect_file(self) -> None:
-        # mode=rw: never create the file here (an empty index would hide every run);
-        # a file that vanished between the checks is built again from the records.
+    def _open_file(self) -> tuple[sqlite3.Connection, FileId] | None:
+        """A connection to the index file in place and its identity; ``None`` if there is none.
+
+        ``mode=rw``: never creates the file (an empty index would hide every run).
+        """
         uri = f"file:{urllib.parse.quote(self.path)}?mode=rw"
         while True:
-            if not os.path.exists(self.path):
-                self._build()
+            before = file_id(self.path)
+            if before is None:
+                return None
             try:
-                before = os.stat(self.path)
                 db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
-            except (FileNotFoundError, sqlite3.OperationalError):
-                if os.path.exists(self.path):
+            except sqlite3.OperationalError:
+                if file_id(self.path) is not None:
                     raise
-                continue
-            db.execute("PRAGMA busy_timeout = 30000")
-            db.execute("PRAGMA schema_version").fetchone()  # opens the file now
+                return None
             try:
-                st = os.stat(self.path)
-            except FileNotFoundError:
-                st = None
-            if st is not None and (st.st_dev, st.st_ino) == (before.st_dev, before.st_ino):
-                break
-            db.close()  # deleted or replaced while we opened it: open the one now in place
-        db.execute("PRAGMA busy_timeout = 30000")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            db.executescript(_SCHEMA)
-        self._db, self._file, self.in_memory = db, (st.st_dev, st.st_ino), False
+                db.execute("PRAGMA busy_timeout = 30000")
+                db.execute("PRAGMA schema_version").fetchone()  # opens the file now
+                if file_id(self.path) != before:
+                    db.close()  # deleted or replaced while we opened it: open the one now in place
+                    continue
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
+                if db.execute("PRAGMA user_version").fetchone()[0] != sql.SCHEMA_VERSION:
+                    db.executescript(sql.SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            return db, before
+
+    def _load(self, db: sqlite3.Connection) -> None:
+        """Create the tables in the new, private database ``db`` and fill them from the records."""
+        db.executescript(sql.SCHEMA)
+        if self._records is None:
+            return
+        runs, attempts, _ = _collect(self._records)
+        cur = db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        self._fill(cur, runs, attempts)
+        cur.execute("COMMIT")
 
     def _build(self) -> None:
         """Create the index file from the records: built aside, then renamed into place.
@@ -269,47 +216,117 @@ class Index:
         index are removed before the new one appears: a connection still holding
         the old file keeps them (unlinked) and cannot mix them into the new one.
         """
-        with _file_lock(f"{os.path.dirname(self.path)}/.index.lock"):
+        with file_lock(self._lock_path):
             if os.path.exists(self.path):
                 return  # another process built it while we waited
             tmp = f"{self.path}.{os.getpid()}.tmp"
             for stale in (tmp, f"{tmp}-journal"):
-                _unlink(stale)
+                unlink_quietly(stale)
             db = sqlite3.connect(tmp, isolation_level=None, check_same_thread=False)
             try:
-                db.executescript(_SCHEMA)
-                if self._records is not None:
-                    runs, attempts, _ = _collect(self._records)
-                    cur = db.cursor()
-                    cur.execute("BEGIN IMMEDIATE")
-                    self._fill(cur, runs, attempts)
-                    cur.execute("COMMIT")
+                self._load(db)
                 db.execute("PRAGMA journal_mode = WAL")
             finally:
                 db.close()  # the last connection: checkpoints and removes tmp's WAL
             for side in ("-wal", "-shm"):
-                _unlink(self.path + side)
+                unlink_quietly(self.path + side)
             os.rename(tmp, self.path)
 
+    @property
+    def _lock_path(self) -> str:
+        return os.path.join(self._dir, ".index.lock")
+
     def _replaced(self) -> bool:
-        """Whether the index file is no longer the one this object has open (deleted or
-        replaced, e.g. by ``rm index.sqlite`` and another process rebuilding it)."""
-        if self.in_memory:
-            return False
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return True
-        return (st.st_dev, st.st_ino) != self._file
+        """Whether the file in place is not the one this object last saw (one ``stat``):
+        deleted or replaced, e.g. by ``rm index.sqlite`` and another process rebuilding it,
+        or, while detached, a file that appeared."""
+        return file_id(self.path) != self._seen
 
     def _current(self) -> sqlite3.Connection:
-        """The connection, reopened first if the file was replaced: one stat per call."""
+        """The connection, moved to the file in place first if that changed; callers hold the lock."""
         if self._replaced():
-            with self._lock:
-                if self._replaced():
-                    self._connect()
+            if self._own:
+                self._adopt()
+            else:
+                self._connect()
         assert self._db is not None
         return self._db
+
+    def _adopt(self) -> None:
+        """A run process moves to the index file now in place, carrying its own runs' rows.
+
+        It never builds a missing file itself (that scans the whole store, and would
+        stall its scheduler): it goes on detached, its rows kept in its connection,
+        and the next reader builds the file from the records. When a file appears
+        (or one that could not be used is replaced), this run's rows go into it.
+        A file it cannot write on a full disk is removed, never left to show a
+        stale status.
+        """
+        opened = None
+        try:
+            opened = self._open_file()
+            if opened is not None:
+                self._carry_own_rows(opened[0])
+        except (sqlite3.OperationalError, OSError) as e:
+            if opened is not None:
+                opened[0].close()
+            if not index_full(e, self._dir):
+                raise
+            self._remove_file()
+            opened = None
+        if opened is None:
+            self._seen, self._attached = None, False
+            return
+        assert self._db is not None
+        self._db.close()
+        self._db, self._seen = opened
+        self._attached, self.in_memory = True, False
+
+    def _carry_own_rows(self, dst: sqlite3.Connection) -> None:
+        """Copy this object's own runs' rows from its connection into ``dst``, in one transaction.
+
+        What ``dst`` already knows from the records wins over a row still ``running``
+        here (a rebuild read a record committed after this object's row); a run's tags
+        are ``dst``'s when it has the run (tag events are in the records).
+        """
+        assert self._db is not None
+        cur = dst.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            for flow, run_id in sorted(self._own):
+                run = self._db.execute(sql.RUN, (flow, run_id)).fetchone()
+                if run is None:
+                    continue
+                if cur.execute(sql.RUN, (flow, run_id)).fetchone() is None:
+                    cur.execute(sql.INSERT_RUN, run)
+                    cur.executemany(sql.INSERT_TAG, self._db.execute(sql.RUN_TAG_ROWS, (flow, run_id)).fetchall())
+                else:
+                    cur.execute(sql.END_RUN_IF_RUNNING, (run[7], run[6], flow, run_id))
+                cur.executemany(sql.MERGE_TASK, self._db.execute(sql.RUN_TASK_ROWS, (flow, run_id)).fetchall())
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
+    def _remove_file(self) -> None:
+        with file_lock(self._lock_path):
+            for path in (self.path, self.path + "-wal", self.path + "-shm"):
+                unlink_quietly(path)
+
+    def _settle(self) -> None:
+        """A detached run process, before its last write returns: wait for a rebuild in
+        progress (it may have read the records before this run's last ones), then carry
+        this run's rows into the file it made. A later rebuild reads them from the records."""
+        if self._attached or not self._own:
+            return
+        try:
+            with file_lock(self._lock_path):
+                pass
+            with self._lock:
+                self._current()
+        except (sqlite3.OperationalError, OSError) as e:
+            if not index_full(e, self._dir):
+                raise
 
     # -- writes ----------------------------------------------------------------
 
@@ -329,37 +346,51 @@ class Index:
                 raise
             cur.execute("COMMIT")
 
-    def _write(self, fn: Callable[[sqlite3.Cursor], object]) -> None:
+    def _write(self, fn: Callable[[sqlite3.Cursor], object], *, last: bool = False) -> None:
         """Run ``fn`` in a write transaction that reaches the index file now in place.
 
         If the file was replaced while ``fn`` wrote (a write into a deleted file is
-        lost), the new file is opened (built from the records if missing) and ``fn``
-        runs again: every write here is idempotent.
+        lost), the new file is opened and ``fn`` runs again: every write here is
+        idempotent. A missing file is built from the records, except by a run
+        process, which writes on detached (``_adopt``); with ``last`` (the run's
+        end) it first makes sure that a file rebuilt meanwhile gets its rows.
         """
         while True:
             try:
                 with self._transaction() as cur:
                     fn(cur)
             except sqlite3.OperationalError as e:
-                if not no_space(e, os.path.dirname(self.path)):
+                if not index_full(e, self._dir):
                     raise
                 self._drop_for_full_disk()
                 continue
             if not self._replaced():
-                return
+                break
+        if last:
+            self._settle()
 
     def _drop_for_full_disk(self) -> None:
         """The disk is full and the index file can no longer be kept up to date: remove it
         (a stale index would show wrong status; the next process to open it after space
-        is freed rebuilds it from the records) and go on in memory."""
+        is freed rebuilds it from the records) and go on in memory: a run process with
+        its own rows, any other user with all rows, from the records."""
         with self._lock:
+            mem: sqlite3.Connection | None = None
+            if self._own and self._db is not None:
+                mem = _memory_db()
+                try:
+                    mem.executescript(sql.SCHEMA)
+                    self._carry_own_rows(mem)
+                except sqlite3.Error:  # the full disk's file cannot even be read: the records, then
+                    mem.close()
+                    mem = None
             if self._db is not None:
                 self._db.close()
-                self._db = None
-            with _file_lock(f"{os.path.dirname(self.path)}/.index.lock"):
-                for path in (self.path, self.path + "-wal", self.path + "-shm"):
-                    _unlink(path)
-            self._connect_memory()
+            self._remove_file()
+            if mem is None:
+                mem = _memory_db()
+                self._load(mem)
+            self._db, self._seen, self._attached, self.in_memory = mem, None, False, True
 
     def _insert_run(self, cur: sqlite3.Cursor, rec: dict[str, Any], status: str, finished_at: float | None,
                     tags: Sequence[str] | None = None) -> None:
@@ -367,41 +398,46 @@ class Index:
         tags = list(rec.get("tags") or ()) if tags is None else list(tags)
         system_tags = list(rec.get("system_tags") or ())
         cur.execute(
-            _INSERT_RUN,
+            sql.INSERT_RUN,
             (
                 flow, run_id, rec.get("user"), json.dumps(tags), json.dumps(system_tags),
                 rec["created_at"], finished_at, status, rec.get("start_step", "start"),
                 rec.get("end_step", "end"), rec.get("origin_run_id"), rec.get("pid"), rec.get("host"),
             ),
         )  # fmt: skip
-        cur.execute(_DELETE_TAGS, (flow, run_id))
+        cur.execute(sql.DELETE_TAGS, (flow, run_id))
         cur.executemany(
-            _INSERT_TAG,
+            sql.INSERT_TAG,
             [(flow, run_id, 0, t) for t in tags] + [(flow, run_id, 1, t) for t in system_tags],
         )
 
     def add_run(self, run_record: dict[str, Any]) -> None:
-        """Index a run that just started (status ``running``) from its run record."""
+        """Index a run that just started (status ``running``) from its run record.
+
+        This object is then that run's writer: should the index file be deleted, it
+        goes on without rebuilding the file and carries the run's rows into the next.
+        """
+        self._own.add((run_record["flow"], str(run_record["run_id"])))
         self._write(lambda cur: self._insert_run(cur, run_record, "running", None))
 
     def end_run(self, flow: str, run_id: str, status: str, finished_at: float) -> None:
         """Record how a run ended (``successful`` or ``failed``)."""
-        self._write(lambda cur: cur.execute(_END_RUN, (status, finished_at, flow, run_id)))
+        self._write(lambda cur: cur.execute(sql.END_RUN, (status, finished_at, flow, run_id)), last=True)
 
     def upsert_attempts(self, rows: Iterable[dict[str, Any]]) -> None:
         """Insert or replace task attempt rows (keys as ``TaskRow`` fields), atomically."""
         params = [_task_params(r) for r in rows]
         if not params:
             return
-        self._write(lambda cur: cur.executemany(_UPSERT_TASK, params))
+        self._write(lambda cur: cur.executemany(sql.UPSERT_TASK, params))
 
     @staticmethod
     def _set_tags(cur: sqlite3.Cursor, flow: str, run_id: str, tags: Sequence[str]) -> None:
         tags = list(dict.fromkeys(tags))
-        cur.execute(_SET_TAGS, (json.dumps(tags), flow, run_id))
+        cur.execute(sql.SET_TAGS, (json.dumps(tags), flow, run_id))
         if cur.rowcount:  # no tag rows for a run the index does not know
-            cur.execute(_DELETE_USER_TAGS, (flow, run_id))
-            cur.executemany(_INSERT_TAG, [(flow, run_id, 0, t) for t in tags])
+            cur.execute(sql.DELETE_USER_TAGS, (flow, run_id))
+            cur.executemany(sql.INSERT_TAG, [(flow, run_id, 0, t) for t in tags])
 
     def set_tags(self, flow: str, run_id: str, tags: Sequence[str]) -> None:
         """Replace a run's user tags (system tags are unchanged)."""
@@ -438,59 +474,76 @@ class Index:
 
     def _fill(self, cur: sqlite3.Cursor, runs: list[tuple[dict[str, Any], str, float | None, list[str]]],
               attempts: list[tuple[Any, ...]]) -> None:
-        for stmt in _CLEAR:  # one by one: executescript() would commit
+        for stmt in sql.CLEAR:  # one by one: executescript() would commit
             cur.execute(stmt)
         for rec, status, finished_at, tags in runs:
             self._insert_run(cur, rec, status, finished_at, tags)
-        cur.executemany(_UPSERT_TASK, attempts)
+        cur.executemany(sql.UPSERT_TASK, attempts)
 
     # -- reads -----------------------------------------------------------------
 
+    def _query(self, statement: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of one statement, read under the lock (no other thread reopens meanwhile)."""
+        with self._lock:
+            return self._current().execute(statement, params).fetchall()
+
     def flows(self) -> list[str]:
         """Names of the flows with at least one run, sorted."""
-        return [r[0] for r in self._current().execute(_FLOWS)]
+        return [r[0] for r in self._query(sql.FLOWS)]
 
     def runs(self, flow: str, *, tags: Sequence[str] = (), limit: int | None = None) -> list[RunRow]:
         """Runs of ``flow``, newest first, having every tag in ``tags`` (user or system)."""
         lim = -1 if limit is None else limit
         if tags:
             tag_list = json.dumps(list(dict.fromkeys(tags)))
-            cur = self._current().execute(_RUNS_TAGGED, {"flow": flow, "tags": tag_list, "limit": lim})
+            rows = self._query(sql.RUNS_TAGGED, {"flow": flow, "tags": tag_list, "limit": lim})
         else:
-            cur = self._current().execute(_RUNS, (flow, lim))
-        return [_run_row(r) for r in cur]
+            rows = self._query(sql.RUNS, (flow, lim))
+        return [_run_row(r) for r in rows]
 
     def run(self, flow: str, run_id: str) -> RunRow | None:
-        r = self._current().execute(_RUN, (flow, run_id)).fetchone()
-        return _run_row(r) if r else None
+        """One run, or ``None``."""
+        rows = self._query(sql.RUN, (flow, run_id))
+        return _run_row(rows[0]) if rows else None
 
     def steps(self, flow: str, run_id: str) -> list[str]:
         """Steps of a run that have started, in order of first start (no ``_parameters``)."""
-        return [r[0] for r in self._current().execute(_STEPS, (flow, run_id, PARAMETERS_STEP))]
+        return [r[0] for r in self._query(sql.STEPS, (flow, run_id, PARAMETERS_STEP))]
 
     def tasks(self, flow: str, run_id: str, step: str) -> list[TaskRow]:
         """The latest attempt of each task of a step, newest first."""
-        return [TaskRow(*r) for r in self._current().execute(_TASKS, (flow, run_id, step))]
+        return [TaskRow(*r) for r in self._query(sql.TASKS, (flow, run_id, step))]
 
     def task(self, flow: str, run_id: str, step: str, task_id: str) -> TaskRow | None:
         """The latest attempt of one task, or ``None``."""
-        r = self._current().execute(_TASK, (flow, run_id, step, task_id)).fetchone()
-        return TaskRow(*r) if r else None
+        rows = self._query(sql.TASK, (flow, run_id, step, task_id))
+        return TaskRow(*rows[0]) if rows else None
 
     def attempt_rows(self, flow: str, run_id: str, step: str, task_id: str) -> list[TaskRow]:
         """Every attempt of one task, by attempt number."""
-        return [TaskRow(*r) for r in self._current().execute(_ATTEMPTS, (flow, run_id, step, task_id))]
+        return [TaskRow(*r) for r in self._query(sql.ATTEMPTS, (flow, run_id, step, task_id))]
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        """Close the connection; a run process whose file was deleted first gives its rows
+        to a file rebuilt meanwhile."""
+        if self._db is None:
+            return
+        self._settle()
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def __enter__(self) -> Index:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _memory_db() -> sqlite3.Connection:
+    """A new, empty in-memory database that threads may share (under the index's lock)."""
+    return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
 
 
 def _collect(records: RecordStore) -> tuple[list[tuple[dict[str, Any], str, float | None, list[str]]],
@@ -526,26 +579,3 @@ def _collect(records: RecordStore) -> tuple[list[tuple[dict[str, Any], str, floa
                         attempts.append(_task_params({**a, "flow": flow, "run_id": run_id, "step": step,
                                                       "task_id": task_id, "attempt": n}))  # fmt: skip
     return runs, attempts, {"runs": len(runs), "attempts": len(attempts), "skipped": skipped, "damaged": damaged}
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-@contextmanager
-def _file_lock(path: str) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (created if needed) for the block; no-op without fcntl."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no other process builds the index at the same moment
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import errno
 import os
-import sqlite3
 
 from ..exceptions import HeadwaterException
 
 #: errnos that mean "no space": the disk is full, or the user's quota is.
 _FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
-# Below this many free bytes, a vague SQLite "disk I/O error" is taken to be a full disk.
-_NEARLY_FULL = 1 << 20
 
 
 class StoreFullError(HeadwaterException):
@@ -40,24 +37,12 @@ class StoreFullError(HeadwaterException):
         self.what = what
 
 
-def no_space(exc: BaseException, root: str | None = None) -> bool:
-    """Whether ``exc`` says the store at ``root`` is out of space.
-
-    An ``OSError`` says so by its errno. SQLite reports a full disk as "database or
-    disk is full", or only as "disk I/O error" when it cannot grow its shared-memory
-    file; the latter counts when ``root``'s file system has (almost) nothing left.
-    """
+def no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store is out of space: a ``StoreFullError``, or an
+    ``OSError`` whose errno says the disk (or the user's quota) is full."""
     if isinstance(exc, StoreFullError):
         return True
-    if isinstance(exc, OSError):
-        return exc.errno in _FULL_ERRNOS
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc)
-        if "disk is full" in text:
-            return True
-        if "disk I/O error" in text and root is not None:
-            return free_bytes(root) < _NEARLY_FULL
-    return False
+    return isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
 
 
 def free_bytes(root: str) -> int:
