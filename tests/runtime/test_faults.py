@@ -3,8 +3,10 @@
 Kill points are events (marker files the flow writes as each step starts) plus a
 random delay. At the kill every other process of the run is frozen (SIGSTOP), so
 the store seen right after the run process is reaped is exactly the store at its
-death. Then: no record commits afterwards except one already committing (its task
-had stored all its artifacts before the run died; docs/store.md, "Killed runs"),
+death. The tasks then go on alone (their zygote still stopped, so it cannot kill
+them) and each must refuse to commit by itself: no record commits after the death
+except one already committing (its task had stored all its artifacts before the
+run died; docs/store.md, "Killed runs"),
 every artifact the client lists loads and verifies, and ``resume`` completes the
 run. The seed is fixed and printed, so a failing trial can be replayed.
 """
@@ -154,23 +156,28 @@ def test_kill_the_run_process_at_random_moments(tmp_path, use_root):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         _wait(lambda: (marks / event).exists() or run.poll() is not None, 60, f"trial {trial}: no {event} event")
         time.sleep(after)
-        frozen = _freeze(run.pid, spare=run.pid)
-        run.kill()
-        run.wait()
-        frozen.update(_freeze(run.pid, spare=run.pid))  # any process the run started before it died
-        at_kill, blobs = _records(root), _blobs(root)  # the store at the run's death: nothing else moved
-        # The tasks go on first, with the zygotes still stopped (they would kill their tasks once
-        # they see the run gone): each task finishes its step and must itself refuse to commit.
-        tasks = {p for p, parent in frozen.items() if parent in frozen}  # the zygotes' children
-        zygotes = set(frozen) - tasks
-        _thaw(tasks)
-        _wait(lambda: all(_exited(p) for p in tasks), 30, f"trial {trial}: a task never ended")
-        _thaw(zygotes)
+        frozen: dict[int, int] = {}
+        try:
+            frozen.update(_freeze(run.pid, spare=run.pid))
+            run.kill()
+            run.wait()
+            frozen.update(_freeze(run.pid, spare=run.pid))  # any process the run started before it died
+            at_kill, blobs = _records(root), _blobs(root)  # the store at the run's death: nothing else moved
+            # The tasks go on first, with the zygotes still stopped (they would kill their tasks once
+            # they see the run gone): each task finishes its step and must itself refuse to commit.
+            tasks = {p for p, parent in frozen.items() if parent in frozen}  # the zygotes' children
+            zygotes = set(frozen) - tasks
+            _thaw(tasks)
+            _wait(lambda: all(_exited(p) for p in tasks), 30, f"trial {trial}: a task never ended")
+            _thaw(zygotes)
+        finally:
+            _thaw(frozen)  # never leave a process stopped, even when the test fails
         (rid,) = set(os.listdir(flow_dir)) - known
         what = f"seed {SEED}, trial {trial} ({after:.2f} s after {event})"
         _wait(lambda: not _session_alive(run.pid), 20, f"{what}: tasks outlived the killed run process")
         late = _records(root) - at_kill
-        assert not _committing(root, late, blobs), f"{what}: committed after the kill: {_committing(root, late, blobs)}"
+        bad = _committing(root, late, blobs)
+        assert not bad, f"{what}: committed after the kill: {bad}"
         assert _check_artifacts(root, use_root) > 0
         print(f"trial {trial}: {what}, exit {run.returncode}, {len(at_kill)} records at the kill, "
               f"{len(late)} already committing")
