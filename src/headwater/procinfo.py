@@ -28,7 +28,7 @@ class Liveness(enum.Enum):
 
     ALIVE = "alive"  # a running (or stopped) process
     GONE = "gone"  # no such process, or a zombie (exited, not yet reaped)
-    UNKNOWN = "unknown"  # the pid exists but its state cannot be read
+    UNKNOWN = "unknown"  # cannot tell: the probe failed for another reason
 
 
 @dataclass(frozen=True)
