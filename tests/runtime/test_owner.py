@@ -110,3 +110,33 @@ def test_step_command_refuses_to_commit_for_a_dead_run(tmp_path):
     p = subprocess.run(p.args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert _records(root) == {"runs/OrphanFlow/1/start/1/0.json"}
+
+
+@linux_only
+def test_a_timed_out_step_refused_for_a_dead_run_still_kills_its_helpers(tmp_path):
+    from headwater.runtime.owner import process_token
+    from headwater.runtime.taskspec import TaskSpec
+
+    root = tmp_path / ".headwater"
+    gone = f"{process_token().partition(':')[0]}:1"  # a run process that is gone (its pid was reused)
+    spec = TaskSpec(flow_name="OwnerTimeoutFlow", run_id="1", step_name="start", task_id="1", attempt=0,
+                    input_paths=(), input_attempts=(), datastore_root=str(root), user=USER, run_owner=gone,
+                    dedicated_process=True)
+    spec_file, helper_file = tmp_path / "spec.json", tmp_path / "helper"
+    spec_file.write_text(spec.to_json())
+    env = dict({k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")},
+               HEADWATER_USER=USER, HW_HELPER_FILE=str(helper_file))
+    try:
+        p = subprocess.run([sys.executable, str(FLOWS / "owner_timeout_flow.py"), "--quiet", "--datastore-root",
+                            str(root), "step", "start", "--task-spec", str(spec_file),
+                            "--result-file", str(tmp_path / "r.json")],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert p.returncode != 0
+        assert "was not committed: its run process" in p.stdout + p.stderr
+        assert not (root / "runs").exists() or not _records(root)
+        helper = int(helper_file.read_text())
+        # The owner check refused the commit; the timed-out step's helper was killed all the same.
+        _wait(lambda: _ended(helper), 10, "the timed-out step's helper outlived it")
+    finally:
+        if helper_file.exists() and not _ended(int(helper_file.read_text())):
+            os.kill(int(helper_file.read_text()), signal.SIGKILL)

@@ -11,85 +11,19 @@ checked and keep their recorded status.
 from __future__ import annotations
 
 import functools
-import os
 import socket
 from collections.abc import Mapping
 from typing import Any
 
-# A run record's created_at is taken after its process started; a process that
-# started this much later than the run is not the run's (its pid was reused).
-# Generous: /proc's boot time has whole-second resolution and clocks drift.
-_PID_REUSE_SLACK_S = 5.0
+from ..procinfo import pid_alive
+
+__all__ = ["attempt_status", "pid_alive", "run_is_dead", "run_status", "this_host"]
 
 
 @functools.lru_cache(maxsize=1)
 def this_host() -> str:
     """This machine's host name, as run records store it."""
     return socket.gethostname()
-
-
-@functools.lru_cache(maxsize=1)
-def _boot_time() -> float | None:
-    try:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime "):
-                    return float(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _proc_stat(pid: int) -> tuple[str, float | None] | None:
-    """(state letter, start time in epoch seconds) from ``/proc/<pid>/stat``; ``None`` if unreadable."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    # The command name (field 2) is parenthesised and may hold spaces or ')'.
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    try:
-        state = fields[0].decode()
-        ticks = int(fields[19])  # field 22 of proc(5): starttime, in clock ticks after boot
-    except (IndexError, ValueError):
-        return None
-    boot = _boot_time()
-    try:
-        hz = os.sysconf("SC_CLK_TCK")
-    except (ValueError, OSError, AttributeError):
-        hz = 0
-    started = boot + ticks / hz if boot is not None and hz > 0 else None
-    return state, started
-
-
-def pid_alive(pid: int, *, started_by: float | None = None) -> bool:
-    """Whether process ``pid`` of this host is alive (and, if ``started_by`` is
-    given, was already running at that time, so it is not a reuse of the pid).
-
-    A zombie (exited, not yet reaped) is not alive.
-    """
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    except OSError:
-        return True  # cannot tell: do not call a live run dead
-    stat = _proc_stat(pid)
-    if stat is None:
-        return True
-    state, started = stat
-    if state in ("Z", "X"):
-        return False
-    if started_by is not None and started is not None and started > started_by + _PID_REUSE_SLACK_S:
-        return False
-    return True
 
 
 def _fields(run: Any) -> tuple[str | None, int | None, str | None, float | None]:

@@ -309,10 +309,14 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         }
         _print_failure(rec["exception"], user_error)
     rec["finished_at"] = time.time()
-    check_owner(spec.run_owner, spec.pathspec, spec.attempt)  # nothing commits after its run died
-    records.write_attempt(rec)
-    if timed_out:
-        deadline.kill_descendants(dedicated=spec.dedicated_process)
+    try:
+        # Nothing commits after its run died: see "Killed runs" in docs/store.md for the one
+        # window left (the run dying between this check and the record's rename).
+        check_owner(spec.run_owner, spec.pathspec, spec.attempt)
+        records.write_attempt(rec)
+    finally:
+        if timed_out:  # the timed-out step's processes go, whether or not the attempt commits
+            deadline.kill_descendants(dedicated=spec.dedicated_process)
     ok = rec["status"] == "ok"
     if hooks is not None and hooks.any_finished:
         hook_ctx.record, hook_ctx.ok = rec, ok

@@ -11,6 +11,7 @@ import os
 import time
 
 from ..exceptions import HeadwaterException
+from ..procinfo import pid_alive
 
 
 class RunGoneError(HeadwaterException):
@@ -26,10 +27,6 @@ def process_token() -> str:
 
 def alive(token: str) -> bool:
     """Whether the process named by ``token`` (from ``process_token``) still runs; a zombie does not."""
-    # Imported here: the index package pulls in sqlite3, which a task that never checks need not
-    # pay for (the run process, and so every fork-pool child, has it already).
-    from ..meta.liveness import pid_alive
-
     pid, _, started_by = token.partition(":")
     return pid_alive(int(pid), started_by=float(started_by) if started_by else None)
 

@@ -14,26 +14,18 @@ from __future__ import annotations
 import os
 import re
 
+from .. import procinfo
+
 # <pid>[.<start ticks>]-<random>: the start part is absent in names written before it existed.
 _OWNER = re.compile(r"^\.?(\d+)(?:\.(\d+))?-")
 _stem: tuple[int, str] | None = None
 
 
 def _start_ticks(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks after boot (``/proc/<pid>/stat`` field 22);
-    ``None`` when it cannot be read (no such process, or no ``/proc``)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(b")") + 2 :].split()  # the command name may hold spaces or ')'
-    try:
-        if fields[0] == b"Z":  # a zombie writes nothing more
-            return None
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
+    """Start time of a live ``pid`` in clock ticks after boot; ``None`` when its ``/proc``
+    entry cannot be read or it has exited (a zombie writes nothing more)."""
+    stat = procinfo.proc_stat(pid)
+    return None if stat is None or stat.exited else stat.start_ticks
 
 
 def owner_stem() -> str:
@@ -56,18 +48,14 @@ def writer_gone(name: str) -> bool:
     pid = int(m.group(1))
     if pid == os.getpid():
         return False
-    ticks = _start_ticks(pid)
-    if ticks is not None:
-        return m.group(2) is not None and int(m.group(2)) != ticks  # the pid was reused
-    if os.path.isdir("/proc"):
-        return True  # /proc has no such process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
+    stat = procinfo.proc_stat(pid)
+    if stat is not None:
+        if stat.exited:
+            return True
+        return m.group(2) is not None and int(m.group(2)) != stat.start_ticks  # the pid was reused
+    # /proc/<pid> unreadable: no such process, or one /proc hides (hidepid, another pid
+    # namespace). Only the signal probe's ProcessLookupError says the writer is gone.
+    return procinfo.signal_probe(pid) is procinfo.Liveness.GONE
 
 
 def sweep_dir(directory: str, *, dot_only: bool = False) -> tuple[int, int]:
