@@ -52,7 +52,7 @@ FRAMEWORKS = (HW, MF)
 STORE_DIR = {HW: ".headwater", MF: ".metaflow"}
 # headwater's metadata index is a cache, one per datastore (not per task): it is
 # excluded from files/task and reported in a footnote.
-INDEX_SUFFIXES = (".sqlite", ".sqlite-wal", ".sqlite-shm", ".sqlite-journal")
+INDEX_SUFFIXES = (".sqlite", ".sqlite-wal", ".sqlite-shm", ".sqlite-journal", ".index.lock")
 
 
 # --------------------------------------------------------------------------
@@ -451,7 +451,7 @@ def markdown(summ: dict, workloads: list[str], fws: list[str], machine: dict) ->
     idx = {summ[(w, HW)].index_files for w in rows if (w, HW) in summ and summ[(w, HW)].index_files is not None}
     if idx:
         notes.append(
-            "headwater's files/task excludes its metadata index (`index.sqlite` and its -wal/-shm files): "
+            "headwater's files/task excludes its metadata index (`index.sqlite`, its -wal/-shm files and `.index.lock`): "
             f"{', '.join(str(i) for i in sorted(idx))} file(s) per datastore, not per task."
         )
     L.append("")
