@@ -109,16 +109,17 @@ class Gangs:
             return False
         control = gang.specs[0]
         req = h._request(control.step_name)
-        envs: list[Env] | None = [() for _ in gang.specs]
+        envs: list[Env] = [() for _ in gang.specs]
         if req is not None:
             try:
                 h.admission.check(control.step_name, req, count=n)
             except ResourcesError as e:
                 h._fail_without_task(control, e)
                 return True
-            envs = h.admission.admit([(spec.key, req) for spec in gang.specs])  # all or none
-            if envs is None:
+            got = h.admission.admit([(spec.key, req) for spec in gang.specs])  # all or none
+            if got is None:
                 return False
+            envs = got
         for spec, env in zip(gang.specs, envs):
             h._launch(spec, env)
             gang.running.add(spec.key)
