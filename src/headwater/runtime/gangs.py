@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..exceptions import HeadwaterException, ResourcesError
 from ..flow.decorators import StepPolicy
 from ..flow.parallel import PARALLEL_VAR, gang_metadata, gang_task_ids
-from .launchers import Finished, Launcher
+from .launchers import Admission, Finished, Launcher, Request
+from .launchers.admission import Env
 from .taskspec import ForeachFrame, TaskResult, TaskSpec
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class GangHost(Protocol):
 
     launcher: Launcher
     console: Console
-    machine: Any  # scheduler.Machine | None
+    admission: Admission
     max_workers: int
     _running: dict[str, Any]
     _failed: list[tuple[str, str]]
@@ -37,16 +38,14 @@ class GangHost(Protocol):
     _timed_out: set[str]
     _queue: deque[TaskSpec]
     _delayed: DelayedQueue
-    _cpu_used: float
-    _free_gpus: list[int]
 
     def _new_task_id(self) -> str: ...
     def _spec(self, step: str, inputs: list[tuple[str, int]], stack: tuple[ForeachFrame, ...],
               split_index: int | None = None, task_id: str | None = None,
               extra: tuple[tuple[str, str], ...] = ()) -> TaskSpec: ...
     def _policy(self, step: str) -> StepPolicy: ...
-    def _admit(self, spec: TaskSpec) -> tuple[int, ...] | None: ...
-    def _launch(self, spec: TaskSpec, gpus: tuple[int, ...]) -> None: ...
+    def _request(self, step: str) -> Request | None: ...
+    def _launch(self, spec: TaskSpec, env: Env = ()) -> None: ...
     def _fail_without_task(self, spec: TaskSpec, error: HeadwaterException) -> None: ...
     def _record_crash(self, spec: TaskSpec, run: Any, fin: Finished, timed_out: bool,
                       message: str | None = None) -> dict[str, str]: ...
@@ -109,24 +108,20 @@ class Gangs:
         if h._running and len(h._running) + n > h.max_workers:
             return False
         control = gang.specs[0]
-        p = h._policy(control.step_name)
-        if p.cpu is not None and h.machine is not None:
-            m = h.machine
-            if n * p.cpu > m.cpus or n * p.gpu > m.gpus:
-                h._fail_without_task(control, ResourcesError(
-                    f"The @parallel step {control.step_name!r} starts {n} tasks together, each with "
-                    f"@resources(cpu={p.cpu:g}, gpu={p.gpu}), but this machine has {m.cpus:g} CPUs and "
-                    f"{m.gpus} GPUs.",
-                    hint="Lower num_parallel or the request, or run the step where the whole gang fits "
-                    "(HEADWATER_MACHINE describes the machine).",
-                ))
+        req = h._request(control.step_name)
+        envs: list[Env] = [() for _ in gang.specs]
+        if req is not None:
+            try:
+                h.admission.check(control.step_name, req, count=n)
+            except ResourcesError as e:
+                h._fail_without_task(control, e)
                 return True
-            if h._cpu_used + n * p.cpu > m.cpus or len(h._free_gpus) < n * p.gpu:
+            got = h.admission.admit([(spec.key, req) for spec in gang.specs])  # all or none
+            if got is None:
                 return False
-        for spec in gang.specs:
-            gpus = h._admit(spec)
-            assert gpus is not None  # the whole gang was checked to fit
-            h._launch(spec, gpus)
+            envs = got
+        for spec, env in zip(gang.specs, envs):
+            h._launch(spec, env)
             gang.running.add(spec.key)
         return True
 

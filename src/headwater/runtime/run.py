@@ -9,9 +9,7 @@ import json
 import os
 import pickle
 import platform
-import shutil
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +30,8 @@ from .hooks import runtime_hooks
 from .launchers import TaskContext, make_launcher
 from .resume import ResumePlan, plan_resume, unresumable
 from .run_id_file import RunIdFileError, check_run_id_file, write_run_id_file
-from .scheduler import Machine, RunOutcome, Scheduler
+from .launchers import Request
+from .scheduler import RunOutcome, Scheduler
 
 
 @dataclass(frozen=True)
@@ -69,34 +68,6 @@ def new_run_id(ds: Datastore, flow_name: str) -> str:
             return str(rid)
         except FileExistsError:
             rid += 1
-
-
-def detect_machine(settings: Settings, need_gpus: bool) -> Machine:
-    """CPUs and GPUs for ``@resources``: ``HEADWATER_MACHINE`` (JSON) if set, else detected."""
-    desc = settings.extra.get("HEADWATER_MACHINE")
-    if desc:
-        try:
-            d = json.loads(desc)
-            return Machine(cpus=float(d.get("cpus", os.cpu_count() or 1)), gpus=int(d.get("gpus", 0)))
-        except (ValueError, TypeError, AttributeError):
-            from ..exceptions import HeadwaterException
-
-            raise HeadwaterException(
-                f"HEADWATER_MACHINE={desc!r} is not a machine description.",
-                hint='Use JSON like {"cpus": 8, "gpus": 2}.',
-            ) from None
-    gpus = 0
-    if need_gpus:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if visible is not None:
-            gpus = len([g for g in visible.split(",") if g.strip()])
-        elif shutil.which("nvidia-smi"):
-            try:
-                out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
-                gpus = sum(1 for line in out.splitlines() if line.startswith("GPU "))
-            except (OSError, subprocess.SubprocessError):
-                gpus = 0
-    return Machine(cpus=float(os.cpu_count() or 1), gpus=gpus)
 
 
 @dataclass(frozen=True)
@@ -143,11 +114,12 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     ds.sweep_temp()  # temp files of writers killed earlier; never one a live writer uses
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
     hooks = runtime_hooks(req.flow_cls, req.graph)
-    machine = detect_machine(settings, need_gpus=any(p.gpu for p in policies.values()))
     plan: ResumePlan | None = None
     if req.resume_from is not None:
         plan = plan_resume(ds, req.graph, flow_name, req.resume_from, req.resume_step)
-    launcher = make_launcher(settings.launcher, TaskContext(req.flow_cls, req.graph, ds.root, req.script))
+    ctx = TaskContext(req.flow_cls, req.graph, ds.root, req.script, machine=settings.extra.get("HEADWATER_MACHINE"))
+    launcher = make_launcher(settings.launcher, ctx)
+    launcher.admission.expect(Request(p.cpu, p.gpu) for p in policies.values() if p.cpu is not None)
     launcher.start()  # fork the zygote before SQLite or any thread exists
     index: MetadataIndex | None = None
     try:
@@ -197,7 +169,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             flow_name=flow_name, graph=req.graph, ds=ds, index=index, launcher=launcher, run_id=run_id,
             user=user, tags=req.tags, max_workers=req.max_workers, max_num_splits=req.max_num_splits,
             console=console, origin_run_id=plan.origin_run_id if plan else None, policies=policies,
-            decospecs=req.decospecs, machine=machine, resume=plan, task_created=hooks.runtime_task_created,
+            decospecs=req.decospecs, resume=plan, task_created=hooks.runtime_task_created,
             namespace=req.namespace,
         )
         try:

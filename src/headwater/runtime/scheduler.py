@@ -4,7 +4,7 @@ It learns what each task did (transition, foreach cardinality, status) from
 its TaskResult, never by reading the store back. It owns the run's index rows
 and the console, enforces ``@timeout`` by killing tasks that outlive it, retries failed
 attempts (``@retry``), gives ``@catch`` a fallback attempt after a crash, admits
-``@resources`` tasks only when the machine can hold them, launches the tasks of
+``@resources`` tasks only when the launcher's admission says they fit, launches the tasks of
 a ``@parallel`` gang together (all or none; runtime.gangs), and — on resume — clones tasks of
 the origin run instead of launching them.
 """
@@ -31,7 +31,8 @@ from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
 from .deadline import GRACE, task_deadline, timeout_message
 from .delayed import DelayedQueue
 from .gangs import Gangs
-from .launchers import Finished, Launcher
+from .launchers import Admission, Finished, Launcher, LocalMachine, Machine, Request
+from .launchers.admission import Env
 from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
@@ -47,20 +48,11 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-@dataclass(frozen=True)
-class Machine:
-    """What the local machine offers to ``@resources`` tasks."""
-
-    cpus: float
-    gpus: int
-
-
 @dataclass
 class _Running:
     spec: TaskSpec
     started_at: float
     kill_at: float | None = None  # time.monotonic() past which the scheduler kills the task (@timeout)
-    gpus: tuple[int, ...] = ()
     tails: list[tuple[str, Any, bytearray]] = field(default_factory=list)  # (stream, file, partial line)
 
 
@@ -98,7 +90,11 @@ class Scheduler:
         self.origin_run_id = origin_run_id
         self.policies = policies or {}
         self.decospecs = decospecs
-        self.machine = machine
+        # The launcher decides whether @resources fit; ``machine`` replaces that with a local
+        # machine of this size (tests drive a fake launcher on a pretend machine).
+        # A launcher that is no Launcher subclass (a plugin) admits everything.
+        self.admission: Admission = (LocalMachine(machine) if machine is not None
+                                     else getattr(launcher, "admission", None) or Admission())
         self.resume = resume
         self._task_created = task_created  # step -> decorators with a runtime_task_created hook
         # run --namespace: the tasks' client namespace ("" = global), carried in TaskSpec.extra
@@ -120,8 +116,6 @@ class Scheduler:
         self._reason: str | None = None
         self._timed_out: set[str] = set()
         self._num_tasks = 0
-        self._cpu_used = 0.0
-        self._free_gpus = list(range(machine.gpus)) if machine else []
         self._clone_pool: Any = None
         self._cloned = 0
         self._closes: dict[str, str] = {}  # join -> the split it closes
@@ -285,42 +279,34 @@ class Scheduler:
         """Launch ``spec`` (a whole gang for a gang's control spec); False if it must wait for room."""
         if self._gangs.is_control(spec.key):
             return self._gangs.launch(spec.key)
-        gpus = self._admit(spec)
-        if gpus is None:
-            return bool(self._failed)  # a request no machine here can hold failed the run: drop it
-        self._launch(spec, gpus)
+        env = self._admit(spec)
+        if env is None:
+            return bool(self._failed)  # a request the launcher can never hold failed the run: drop it
+        self._launch(spec, env)
         return True
 
-    def _admit(self, spec: TaskSpec) -> tuple[int, ...] | None:
-        """GPUs given to the task (possibly none), or None if it must wait for room."""
-        p = self._policy(spec.step_name)
-        if p.cpu is None or self.machine is None:
+    def _admit(self, spec: TaskSpec) -> Env | None:
+        """The env the launcher's admission gives the task (possibly none), or None if it must
+        wait for room (or can never run: then the run has failed)."""
+        req = self._request(spec.step_name)
+        if req is None:
             return ()
-        m = self.machine
-        if p.cpu > m.cpus or p.gpu > m.gpus:
-            self._fail_without_task(spec, ResourcesError(
-                f"Step {spec.step_name!r} asks for @resources(cpu={p.cpu:g}, gpu={p.gpu}) but this machine "
-                f"has {m.cpus:g} CPUs and {m.gpus} GPUs.",
-                hint="Lower the request, or run the step where it fits (HEADWATER_MACHINE describes the machine).",
-            ))
+        try:
+            self.admission.check(spec.step_name, req)
+        except ResourcesError as e:
+            self._fail_without_task(spec, e)
             return None
-        if self._cpu_used + p.cpu > m.cpus or len(self._free_gpus) < p.gpu:
-            return None
-        self._cpu_used += p.cpu
-        gpus = tuple(self._free_gpus[: p.gpu])
-        del self._free_gpus[: p.gpu]
-        return gpus
+        envs = self.admission.admit([(spec.key, req)])
+        return None if envs is None else envs[0]
 
-    def _release(self, run: _Running) -> None:
-        p = self._policy(run.spec.step_name)
-        if p.cpu is not None and self.machine is not None:
-            self._cpu_used -= p.cpu
-            self._free_gpus = sorted(self._free_gpus + list(run.gpus))
+    def _request(self, step: str) -> Request | None:
+        """What a task of ``step`` asks the admission for; None without ``@resources``."""
+        p = self._policy(step)
+        return None if p.cpu is None else Request(p.cpu, p.gpu)
 
-    def _launch(self, spec: TaskSpec, gpus: tuple[int, ...]) -> None:
-        if self._policy(spec.step_name).cpu is not None and self.machine is not None and self.machine.gpus:
-            devices = ",".join(str(g) for g in gpus)
-            spec = dataclasses.replace(spec, env=spec.env + (("CUDA_VISIBLE_DEVICES", devices),))
+    def _launch(self, spec: TaskSpec, env: Env = ()) -> None:
+        if env:
+            spec = dataclasses.replace(spec, env=spec.env + env)
         out = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stdout")
         err = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
         if self._task_created and spec.attempt == 0:
@@ -335,7 +321,7 @@ class Scheduler:
         self.launcher.launch(spec, out, err)
         if spec.attempt == 0:
             self._num_tasks += 1
-        run = _Running(spec, now, kill_at=at + GRACE if at is not None else None, gpus=gpus)
+        run = _Running(spec, now, kill_at=at + GRACE if at is not None else None)
         for stream, path in (("stdout", out), ("stderr", err)):
             f = open(path, "a+b")
             f.seek(0)
@@ -402,7 +388,7 @@ class Scheduler:
         self._tail(run, final=True)
         for _, f, _ in run.tails:
             f.close()
-        self._release(run)
+        self.admission.release(run.spec.key)
         spec = run.spec
         res = fin.result
         if self._gangs.is_member(spec.key):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .admission import Admission, LocalMachine, Machine, Request
 from .base import Finished, Launcher, TaskContext
 
 
@@ -28,4 +29,4 @@ def make_launcher(name: str, ctx: TaskContext) -> Launcher:
     raise HeadwaterException(f"Unknown launcher {name!r}.", hint=f"Set HEADWATER_LAUNCHER to one of: {known}.")
 
 
-__all__ = ["Finished", "Launcher", "TaskContext", "make_launcher"]
+__all__ = ["Admission", "Finished", "Launcher", "LocalMachine", "Machine", "Request", "TaskContext", "make_launcher"]

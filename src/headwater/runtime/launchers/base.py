@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..taskspec import TaskResult, TaskSpec
+from .admission import Admission
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +39,22 @@ class TaskContext:
     datastore_root: str
     script: str
     decorators_attached: bool = True  # False in a fresh interpreter: apply spec.decospecs
+    machine: str | None = None  # HEADWATER_MACHINE: the local machine's description, if set
 
 
 class Launcher(abc.ABC):
-    """Runs task attempts; the scheduler's only way to execute anything."""
+    """Runs task attempts; the scheduler's only way to execute anything.
+
+    ``admission`` decides whether a task's ``@resources`` fit (runtime.launchers.admission):
+    the base one admits everything, for a launcher whose own scheduler places tasks;
+    the local launchers count this machine's CPUs and GPUs.
+    """
 
     name: str = "base"
 
     def __init__(self, ctx: TaskContext) -> None:
         self.ctx = ctx
+        self.admission: Admission = Admission()
 
     def start(self) -> None:
         """Prepare (e.g. fork the zygote). Called before the scheduler starts threads."""

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..owner import RunGoneError, process_token
 from ..taskspec import TaskResult, TaskSpec
+from .admission import LocalMachine
 from .base import Finished, Launcher, TaskContext, redirect_output, run_task
 
 _LEN = struct.Struct("<I")
@@ -312,6 +313,7 @@ class ForkPoolLauncher(Launcher):
 
     def __init__(self, ctx: TaskContext) -> None:
         super().__init__(ctx)
+        self.admission = LocalMachine.from_description(ctx.machine)
         self.zygote_pid: int | None = None
         self.pids: dict[str, int] = {}
         self._out: _Outbox | None = None

@@ -18,6 +18,7 @@ from typing import Callable
 
 from ..owner import process_token
 from ..taskspec import TaskResult, TaskSpec
+from .admission import LocalMachine
 from .base import Finished, Launcher, TaskContext
 
 
@@ -46,6 +47,7 @@ class SubprocessLauncher(Launcher):
 
     def __init__(self, ctx: TaskContext) -> None:
         super().__init__(ctx)
+        self.admission = LocalMachine.from_description(ctx.machine)
         self.procs: dict[str, tuple[subprocess.Popen, int, str]] = {}
         self._tmp = tempfile.mkdtemp(prefix="headwater-results-")
         self._owner = process_token()
