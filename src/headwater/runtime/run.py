@@ -155,7 +155,8 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     try:
         index = open_index(ds.root, records=ds.records, provider=settings.metadata)
         saved = _parameter_artifacts(ds, flow_name, req, plan)  # after the fork: hashing may start threads
-        code = run_package_fields(ds.content, req.script, req.package_suffixes) if package_wanted(settings.extra) else {}
+        wanted = package_wanted(settings.extra)
+        code = run_package_fields(ds.content, req.script, req.package_suffixes) if wanted else {}
         run_id = new_run_id(ds, flow_name)
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
