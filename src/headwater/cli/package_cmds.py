@@ -1,11 +1,11 @@
 """``python flow.py package info|list|save``: show, list and save the flow's code package
 (interface layer).
 
-As Metaflow's commands: the package is built but not stored; ``info`` prints its size,
-file count and what was packaged on stdout; ``list`` prints one file a line on stdout
-(the paths on this machine, or with ``--archive`` the paths inside the package) after a
-header on stderr; ``save PATH`` writes the archive (a ``.tgz``) and says so on stderr.
-The group takes Metaflow's ``--timeout`` (seconds to build the package).
+As Metaflow's commands, and like them on stderr after the banner: the package is built but
+not stored; ``info`` prints its size, file count and what was packaged; ``list`` prints one
+file a line (the paths on this machine, or with ``--archive`` the paths inside the package)
+after a header; ``save PATH`` writes the archive (a ``.tgz``) and says so. The group takes
+Metaflow's ``--timeout`` (seconds to build the package).
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ PACKAGE_METADATA = {"version": 0, "archive_format": "tgz"}
 
 class PackageTimeoutError(HeadwaterException):
     headline = "Code package error"
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)  # Metaflow prints all of these on stderr
 
 
 def _size_text(n: int) -> str:
@@ -71,21 +75,24 @@ def add_package_commands(cli: click.Group, flow_cls: type) -> None:
         ctx.obj["package_timeout"] = timeout
 
     def built(ctx: click.Context) -> Any:
+        from .flow_cli import _banner
+
+        _banner(ctx, flow_cls)
         return guarded(lambda: _build_with_timeout(ctx.obj["top"]["package_suffixes"], ctx.obj["package_timeout"]))
 
     @package.command(help="Output information about the code package.")
     @click.pass_context
     def info(ctx: click.Context) -> None:
         pkg = built(ctx)
-        click.echo(f"Package size: {_size_text(pkg.size)}")
-        click.echo(f"Number of files: {len(pkg.entries)}")
-        click.echo("")
-        click.echo(f"Headwater version: {__version__}")
-        click.echo("")
-        click.echo(f"User code in flow {flow}:")
-        click.echo(f"  - Packaged from directory {pkg.root}{os.sep}")
-        click.echo(f"  - Filtered by suffixes: {', '.join(pkg.suffixes)}")
-        click.echo(f"  - Flow file in the package: {pkg.script}")
+        _say(f"Package size: {_size_text(pkg.size)}")
+        _say(f"Number of files: {len(pkg.entries)}")
+        _say("")
+        _say(f"Headwater version: {__version__}")
+        _say("")
+        _say(f"User code in flow {flow}:")
+        _say(f"  - Packaged from directory {pkg.root}{os.sep}")
+        _say(f"  - Filtered by suffixes: {', '.join(pkg.suffixes)}")
+        _say(f"  - Flow file in the package: {pkg.script}")
 
     @package.command(name="list", help="List all files included in the code package.")
     @click.option("--archive/--no-archive", default=False, show_default=True,
@@ -93,9 +100,9 @@ def add_package_commands(cli: click.Group, flow_cls: type) -> None:
     @click.pass_context
     def list_(ctx: click.Context, archive: bool) -> None:
         pkg = built(ctx)
-        click.echo("Files included in the code package (change with --package-suffixes):", err=True)
+        _say("Files included in the code package (change with --package-suffixes):")
         for e in pkg.entries:
-            click.echo(e.arcname if archive else e.path)
+            _say(e.arcname if archive else e.path)
 
     @package.command(help="Save the current code package to a file.")
     @click.argument("path")
@@ -112,4 +119,4 @@ def add_package_commands(cli: click.Group, flow_cls: type) -> None:
                                          hint="Give a path in a directory you can write to.") from None
 
         guarded(write)
-        click.echo(f"Code package saved in {path} with metadata: {json.dumps(PACKAGE_METADATA)}", err=True)
+        _say(f"Code package saved in {path} with metadata: {json.dumps(PACKAGE_METADATA)}")
