@@ -3,13 +3,40 @@ deterministically, stored content-addressed in the datastore, and extracted and
 imported where a task runs on another machine.
 
 ``archive`` decides what goes in and builds the bytes; ``stored`` saves a package
-to a datastore and fetches and extracts it again.
+to a datastore and fetches and extracts it again. Both load on first use (they
+import ``tarfile``), so a run that stores no package does not pay for them.
 """
 
 from __future__ import annotations
 
-from .archive import DEFAULT_SUFFIXES, CodePackage, PackageEntry, build_package, collect_entries, parse_suffixes
-from .stored import PACKAGE_RECORD_KEY, extract_package, fetch_package, save_package
+import importlib
+from collections.abc import Mapping
 
-__all__ = ["DEFAULT_SUFFIXES", "PACKAGE_RECORD_KEY", "CodePackage", "PackageEntry", "build_package",
-           "collect_entries", "extract_package", "fetch_package", "parse_suffixes", "save_package"]
+#: Setting (``HEADWATER_CODE_PACKAGE=1``) that makes every run store its code package.
+PACKAGE_SETTING = "HEADWATER_CODE_PACKAGE"
+
+_LAZY = {
+    "DEFAULT_SUFFIXES": "archive", "CodePackage": "archive", "CodePackageError": "archive",
+    "PackageEntry": "archive", "build_package": "archive", "collect_entries": "archive",
+    "parse_suffixes": "archive",
+    "PACKAGE_RECORD_KEY": "stored", "extract_package": "stored", "fetch_package": "stored",
+    "save_package": "stored",
+}
+
+__all__ = sorted(["PACKAGE_SETTING", "package_wanted", *_LAZY])
+
+
+def package_wanted(extra: Mapping[str, str]) -> bool:
+    """Whether a run stores its code package, from the settings' ``HEADWATER_*`` values.
+
+    Local launchers need none, so only when asked: ``HEADWATER_CODE_PACKAGE=1`` (a
+    launcher that runs tasks elsewhere will ask for one).
+    """
+    return str(extra.get(PACKAGE_SETTING, "")).strip().lower() in ("1", "true", "yes", "on")
+
+
+def __getattr__(name: str) -> object:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'headwater.package' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)

@@ -99,16 +99,6 @@ def fetch_package(content: ContentStore, info: dict[str, Any], cache_dir: str | 
     return dest
 
 
-#: Setting (``HEADWATER_CODE_PACKAGE=1``) that makes every run store its code package.
-PACKAGE_SETTING = "HEADWATER_CODE_PACKAGE"
-
-
-def package_wanted(extra: dict[str, str] | Any) -> bool:
-    """Whether a run stores a code package: local launchers need none, so only when asked
-    (``HEADWATER_CODE_PACKAGE=1``; a launcher that runs tasks elsewhere will ask for one)."""
-    return str(extra.get(PACKAGE_SETTING, "")).strip().lower() in ("1", "true", "yes", "on")
-
-
 def run_package_fields(content: ContentStore, script: str, suffixes: str | None) -> dict[str, Any]:
     """``{"code_package": ...}`` for a run record: builds and stores the flow's package."""
     from .archive import build_package, parse_suffixes

@@ -22,7 +22,7 @@ from ..exceptions import ParameterError
 from ..flow.decorators import step_policy
 from ..flow.flow_decorators import flow_decorators, flow_system_tags
 from ..meta import MetadataIndex, open_index
-from ..package.stored import package_wanted, run_package_fields
+from ..package import package_wanted
 from ..store import Datastore
 from ..store.full import StoreFullError
 from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
@@ -155,8 +155,11 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     try:
         index = open_index(ds.root, records=ds.records, provider=settings.metadata)
         saved = _parameter_artifacts(ds, flow_name, req, plan)  # after the fork: hashing may start threads
-        wanted = package_wanted(settings.extra)
-        code = run_package_fields(ds.content, req.script, req.package_suffixes) if wanted else {}
+        code: dict[str, Any] = {}
+        if package_wanted(settings.extra):  # its code, for tasks on other machines
+            from ..package.stored import run_package_fields
+
+            code = run_package_fields(ds.content, req.script, req.package_suffixes)
         run_id = new_run_id(ds, flow_name)
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
