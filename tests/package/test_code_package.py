@@ -208,3 +208,16 @@ def test_extract_refuses_paths_outside_the_target(tmp_path):
     with pytest.raises(CodePackageError, match="unsafe path"):
         extract_package(raw.getvalue(), str(tmp_path / "out"))
     assert not (tmp_path / "escape.py").exists() and not (tmp_path / "out").exists()
+
+
+def test_run_packages_with_the_given_suffixes(project, tmp_path, use_root):
+    flow, lib = project
+    root = tmp_path / ".headwater"
+    r = _run(flow, lib, "--package-suffixes", ".txt,.py", "run", root=root, env={"HEADWATER_CODE_PACKAGE": "1"})
+    assert r.returncode == 0, r.output
+    use_root(root)
+    from headwater import Flow
+
+    code = Flow("PkgFlow").latest_run.code
+    assert code.info["suffixes"] == [".py", ".txt"]
+    assert "notes.txt" in code.tarball.getnames() and ".hidden/secret.py" not in code.tarball.getnames()
