@@ -163,6 +163,7 @@ def test_run_stores_package_and_worker_imports_it(project, tmp_path, use_root):
     code = run.code
     assert code.script_name == "flow.py" and code.flowspec == FLOW
     assert code.info["files"] == 5 and code.info["suffixes"] == [".py"]
+    assert os.path.isfile(code.path) and code.path.startswith(str(root))
     assert code.tarball.getnames() == _archive_names(saved.read_bytes())
     assert run["end"].task.code.info == code.info
     tmp = code.extract()
@@ -220,4 +221,24 @@ def test_run_packages_with_the_given_suffixes(project, tmp_path, use_root):
 
     code = Flow("PkgFlow").latest_run.code
     assert code.info["suffixes"] == [".py", ".txt"]
+    assert os.path.isfile(code.path)
     assert "notes.txt" in code.tarball.getnames() and ".hidden/secret.py" not in code.tarball.getnames()
+
+
+def test_fetch_extracts_once_per_key(tmp_path):
+    from headwater.package import build_package, fetch_package, save_package
+    from headwater.store import Datastore
+
+    (tmp_path / "proj").mkdir()
+    flow = tmp_path / "proj" / "f.py"
+    flow.write_text("X = 'x' * 5000\n" + "\n".join(f"V{i} = {i * 7919}" for i in range(400)))
+    pkg = build_package(str(flow), modules={}, path_entries=[])
+    ds = Datastore(str(tmp_path / ".headwater"))
+    info = save_package(ds.content, pkg)
+    assert "inline" not in info["ref"]  # big enough to be a blob
+    assert save_package(ds.content, pkg) == info  # a dedup hit: same key
+    where = fetch_package(ds.content, info, str(tmp_path / "cache"), add_to_path=False)
+    (Path(where) / "marker").write_text("kept")
+    assert fetch_package(ds.content, info, str(tmp_path / "cache"), add_to_path=False) == where
+    assert (Path(where) / "marker").read_text() == "kept"  # not extracted again
+    assert sorted(os.listdir(tmp_path / "cache")) == [info["key"]]  # no temp dirs left

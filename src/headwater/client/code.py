@@ -10,6 +10,7 @@ import tempfile
 from typing import Any
 
 from ..store.content import blob_key
+from ..store.records import RecordStore
 
 
 class HeadwaterCode:
@@ -42,8 +43,11 @@ class HeadwaterCode:
 
     @property
     def path(self) -> str:
-        """Where the package lives: its key under the datastore root (``<root>/blobs/..``)."""
-        return f"{self._source.root.rstrip('/')}/{blob_key(self._info['ref']['key'])}"
+        """Where the package lives under the datastore root: its blob (``<root>/blobs/..``), or
+        the run record when the archive is small enough to live inline in it."""
+        ref = self._info["ref"]
+        key = RecordStore.run_key(self._flow, self._run_id) if "inline" in ref else blob_key(ref["key"])
+        return f"{self._source.root.rstrip('/')}/{key}"
 
     @property
     def info(self) -> dict[str, Any]:
