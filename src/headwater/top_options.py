@@ -73,7 +73,7 @@ TOP_OPTIONS: tuple[TopOption, ...] = (
     TopOption("datastore_root", "--datastore-root", OptionKind.VALUE,
               "Store root (default: nearest .headwater/ upward, else ./.headwater).", metavar="PATH"),
     TopOption("package_suffixes", "--package-suffixes", OptionKind.VALUE,
-              "Accepted for Metaflow compatibility; headwater packages no code for local runs.",
+              "Suffixes of the files packaged from the flow's directory (comma separated; default .py).",
               metavar="SUFFIXES"),
     TopOption("decospecs", "--with", OptionKind.MULTIPLE,
               "Add a step decorator to every step, e.g. --with retry:times=2 (repeatable).",

@@ -240,6 +240,7 @@ def build_cli(flow_cls: type) -> click.Group:
                 run_id_file=request["run_id_file"], runner_attribute_file=request["runner_attribute_file"],
                 decospecs=decospecs,
                 resume_from=origin, resume_step=request.get("resume_step"), namespace=request.get("namespace"),
+                package_suffixes=ctx.obj["top"]["package_suffixes"],
             )
             # --quiet hides the banner and checks only: the run's console lines stay, as in Metaflow.
             _, outcome = execute_run(req, settings, _console_factory())
@@ -313,6 +314,8 @@ def build_cli(flow_cls: type) -> click.Group:
     add_tag_commands(cli, flow_cls)
     from .card_cmds import add_card_commands
     add_card_commands(cli, flow_cls)
+    from .package_cmds import add_package_commands
+    add_package_commands(cli, flow_cls)
     return cli
 
 

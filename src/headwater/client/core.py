@@ -17,6 +17,7 @@ from .namespace import get_namespace
 from .source import source_for
 
 if TYPE_CHECKING:
+    from .code import HeadwaterCode
     from .task import Task, TaskData
 
 
@@ -318,9 +319,11 @@ class Run(HeadwaterObject):
         return run_status(self._fresh_row())
 
     @property
-    def code(self) -> None:
-        """The run's code package (not packaged yet by headwater: always ``None``)."""
-        return None
+    def code(self) -> HeadwaterCode | None:
+        """The run's code package, or ``None`` if the run stored none (see ``HEADWATER_CODE_PACKAGE``)."""
+        from .code import code_of_run
+
+        return code_of_run(self._source, *self._components)
 
     # tags ---------------------------------------------------------------------------
 

@@ -425,9 +425,11 @@ class Task(HeadwaterObject):
             yield to_datetime(ts), (line.decode("utf-8", "replace") if as_unicode else line)
 
     @property
-    def code(self) -> None:
-        """The task's code package (not packaged yet by headwater: always ``None``)."""
-        return None
+    def code(self) -> Any:
+        """The code package of the task's run (a ``HeadwaterCode``), or ``None`` if it stored none."""
+        from .code import code_of_run
+
+        return code_of_run(self._source, self._components[0], self._components[1])
 
     @property
     def parent_task_pathspecs(self) -> Iterator[str]:

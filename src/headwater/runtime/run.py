@@ -20,6 +20,7 @@ from ..exceptions import ParameterError
 from ..flow.decorators import step_policy
 from ..flow.flow_decorators import flow_decorators, flow_system_tags
 from ..meta import MetadataIndex, open_index
+from ..package import package_wanted
 from ..store import Datastore
 from ..store.full import StoreFullError
 from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
@@ -50,6 +51,7 @@ class RunRequest:
     resume_from: str | None = None  # origin run id: this is a resume
     resume_step: str | None = None
     namespace: str | None = None  # run --namespace: the client namespace in tasks ("" = global)
+    package_suffixes: str | None = None  # --package-suffixes, for the code package
 
 
 def system_tags(user: str) -> list[str]:
@@ -125,6 +127,11 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     try:
         index = open_index(ds.root, records=ds.records, provider=settings.metadata)
         saved = _parameter_artifacts(ds, flow_name, req, plan)  # after the fork: hashing may start threads
+        code: dict[str, Any] = {}
+        if package_wanted(settings.extra):  # its code, for tasks on other machines
+            from ..package.stored import run_package_fields
+
+            code = run_package_fields(ds.content, req.script, req.package_suffixes)
         run_id = new_run_id(ds, flow_name)
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
@@ -134,7 +141,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             "system_tags": sys_tags, "created_at": now, "start_step": req.graph.start,
             "end_step": req.graph.end, "parameters": params,
             "origin_run_id": plan.origin_run_id if plan else None,
-            "pid": os.getpid(), "host": socket.gethostname(), "script": os.path.abspath(req.script),
+            "pid": os.getpid(), "host": socket.gethostname(), "script": os.path.abspath(req.script), **code,
         }
         try:
             ds.records.write_run(run_rec)
