@@ -24,10 +24,11 @@ _root_opt = click.option("--datastore-root", default=None, metavar="PATH",
 
 def _settings(datastore_root: str | None) -> Any:
     from ..config import load_settings
+    from ..store.roots import normalize_root
 
     settings = load_settings()
     if datastore_root:
-        settings = settings.with_(datastore_root=os.path.abspath(datastore_root))
+        settings = settings.with_(datastore_root=normalize_root(datastore_root))
     return settings
 
 
