@@ -6,7 +6,6 @@ output is plain aligned text, one row per line, for people and for ``grep``.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager

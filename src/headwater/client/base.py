@@ -5,7 +5,6 @@ equality, pickling, and the not-found / namespace errors.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar
