@@ -33,6 +33,9 @@ def test_normalize_root(tmp_path, monkeypatch) -> None:
     assert normalize_root("s3://bucket/prefix/../x") == "s3://bucket/prefix/../x"  # a URL is never a path
     assert normalize_root("rel/store") == f"{tmp_path}/rel/store"
     assert normalize_root(f"file://{tmp_path}/a/../b") == f"{tmp_path}/b"
+    assert normalize_root("rel", cwd="/elsewhere") == "/elsewhere/rel"
+    assert normalize_root("/abs", cwd="/elsewhere") == "/abs"
+    assert normalize_root("s3://b/p", cwd="/elsewhere") == "s3://b/p"
     assert is_local_root("file:///x") and is_local_root("x") and not is_local_root("s3://b")
 
 

@@ -26,9 +26,10 @@ def is_local_root(root: str | os.PathLike[str]) -> bool:
     return url_scheme(root) is None
 
 
-def normalize_root(root: str | os.PathLike[str]) -> str:
+def normalize_root(root: str | os.PathLike[str], cwd: str | None = None) -> str:
     """``root`` as the datastore records it: an absolute path for a local directory
-    (``file://`` stripped), the URL unchanged otherwise.
+    (``file://`` stripped; a relative path starts at ``cwd``, default the current
+    directory), the URL unchanged otherwise.
 
     Examples
     --------
@@ -42,4 +43,4 @@ def normalize_root(root: str | os.PathLike[str]) -> str:
         return text
     if text.startswith(f"{FILE_SCHEME}://"):
         text = text[len(FILE_SCHEME) + 3:]
-    return os.path.abspath(text)
+    return os.path.abspath(os.path.join(cwd, text) if cwd is not None else text)
