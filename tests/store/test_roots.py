@@ -65,6 +65,16 @@ def test_unknown_scheme_is_refused(tmp_path) -> None:
         Datastore("nope://x/y")
 
 
+def test_run_id_file_inside_a_local_root_only(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # where a URL taken for a relative path would point
+    from headwater.runtime.run_id_file import RunIdFileError, check_run_id_file
+
+    with pytest.raises(RunIdFileError, match=r"--run-id-file .* is inside the datastore file://"):
+        check_run_id_file(str(tmp_path / "st" / "id"), option="--run-id-file", datastore_root=f"file://{tmp_path}/st")
+    # A URL root holds no local file, even one whose path spells the URL.
+    check_run_id_file(str(tmp_path / "s3:" / "b" / "id"), option="--run-id-file", datastore_root="s3://b")
+
+
 def _run_rec(flow: str) -> dict:
     return {"version": 1, "flow": flow, "run_id": None, "user": "tester", "tags": [], "system_tags": [],
             "created_at": 0.0, "start_step": "start", "end_step": "end", "parameters": []}
