@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO
 
+from headwater import plugins as hw_plugins
+from headwater.plugins import PluginKind
 from headwater.store.objects import Data, ObjectStore
 
 
@@ -64,3 +66,15 @@ class MemoryObjectStore(ObjectStore):
     def delete(self, key: str) -> None:
         with self._lock:
             self.objects.pop(key, None)
+
+
+def serve_mem_scheme(monkeypatch) -> dict[str, MemoryObjectStore]:
+    """Serve ``mem://...`` roots with MemoryObjectStore, one store per URL, as an installed
+    ``headwater.object_stores`` plugin would (undone by ``monkeypatch``); returns the stores by URL."""
+    stores: dict[str, MemoryObjectStore] = {}
+
+    def factory(url: str) -> MemoryObjectStore:
+        return stores.setdefault(url, MemoryObjectStore(url))
+
+    monkeypatch.setitem(hw_plugins._loaded, (PluginKind.OBJECT_STORE, "mem"), factory)
+    return stores

@@ -6,25 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from memstore import MemoryObjectStore
+from memstore import MemoryObjectStore, serve_mem_scheme
 
-from headwater import plugins as hw_plugins
 from headwater.exceptions import HeadwaterException
-from headwater.plugins import PluginKind
 from headwater.store import Datastore, LocalObjectStore, RecordStore, normalize_root
 from headwater.store.roots import is_local_root
 
 
 @pytest.fixture
 def mem_scheme(monkeypatch) -> dict[str, MemoryObjectStore]:
-    """``mem://...`` roots served by MemoryObjectStore, one store per URL (as an installed plugin would)."""
-    stores: dict[str, MemoryObjectStore] = {}
-
-    def factory(url: str) -> MemoryObjectStore:
-        return stores.setdefault(url, MemoryObjectStore(url))
-
-    monkeypatch.setitem(hw_plugins._loaded, (PluginKind.OBJECT_STORE, "mem"), factory)
-    return stores
+    return serve_mem_scheme(monkeypatch)
 
 
 def test_normalize_root(tmp_path, monkeypatch) -> None:
