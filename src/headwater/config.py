@@ -88,8 +88,11 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
 
     root = get("DATASTORE_ROOT") or get("DATASTORE_SYSROOT_LOCAL")
     if root:
-        root = os.path.abspath(root)
-        if os.path.basename(root) != STORE_DIRNAME and get("DATASTORE_SYSROOT_LOCAL") and not get("DATASTORE_ROOT"):
+        from .store.roots import is_local_root, normalize_root  # lazily: the store package imports config
+
+        root = normalize_root(root)
+        sysroot_only = get("DATASTORE_SYSROOT_LOCAL") and not get("DATASTORE_ROOT")
+        if sysroot_only and is_local_root(root) and os.path.basename(root) != STORE_DIRNAME:
             root = os.path.join(root, STORE_DIRNAME)
     else:
         root = find_datastore_root(cwd)

@@ -161,3 +161,16 @@ def test_a_forked_child_reads_with_its_own_connection(root) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert [t.id for t in run["work"]] == ["4", "3", "2"]
+
+
+def test_a_url_root_exists_once_its_store_holds_an_object(monkeypatch) -> None:
+    from memstore import serve_mem_scheme
+
+    from headwater.client.source import Source
+
+    stores = serve_mem_scheme(monkeypatch)
+    src = Source("mem://bucket/prefix")
+    assert src.root == "mem://bucket/prefix"
+    assert src.exists is False  # asked of the object store: no directory is looked for
+    stores["mem://bucket/prefix"].put("runs/F/1/run.json", b"{}")
+    assert src.exists is True

@@ -74,6 +74,26 @@ def test_list_dir(store: ObjectStore) -> None:
 
 
 @contract
+def test_root_exists_once_written(store: ObjectStore) -> None:
+    assert store.root_exists() is False  # reading never creates a store
+    assert store.list_dir("") == []
+    store.put("runs/F/1/run.json", b"{}")
+    assert store.root_exists() is True
+    assert store.list_dir("") == ["runs"]
+
+
+def test_root_exists_default_asks_for_any_object() -> None:
+    from memstore import MemoryObjectStore
+
+    store = MemoryObjectStore()
+    assert store.root_exists() is False
+    store.put("a/b", b"1")
+    assert store.root_exists() is True
+    store.delete("a/b")
+    assert store.root_exists() is False
+
+
+@contract
 def test_delete(store: ObjectStore) -> None:
     store.put("a/x", b"1")
     store.delete("a/x")

@@ -16,6 +16,7 @@ import click
 from .. import __version__
 from ..config import load_settings
 from ..exceptions import HeadwaterException
+from ..store.roots import normalize_root
 from ..top_options import TOP_OPTIONS
 from .errors import guarded
 from .top_options import click_params
@@ -140,7 +141,7 @@ def build_cli(flow_cls: type) -> click.Group:
         top = {o.name: options.pop(o.name) for o in TOP_OPTIONS}
         settings = load_settings()
         if top["datastore_root"]:
-            settings = settings.with_(datastore_root=os.path.abspath(top["datastore_root"]))
+            settings = settings.with_(datastore_root=normalize_root(top["datastore_root"]))
         if top["metadata"] != settings.metadata:
             settings = settings.with_(metadata=top["metadata"])
             # Tasks (forked or started as subprocesses) and the client inside them read the same provider.

@@ -6,7 +6,6 @@ output is plain aligned text, one row per line, for people and for ``grep``.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,10 +23,11 @@ _root_opt = click.option("--datastore-root", default=None, metavar="PATH",
 
 def _settings(datastore_root: str | None) -> Any:
     from ..config import load_settings
+    from ..store.roots import normalize_root
 
     settings = load_settings()
     if datastore_root:
-        settings = settings.with_(datastore_root=os.path.abspath(datastore_root))
+        settings = settings.with_(datastore_root=normalize_root(datastore_root))
     return settings
 
 

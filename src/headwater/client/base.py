@@ -5,7 +5,6 @@ equality, pickling, and the not-found / namespace errors.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar
@@ -13,7 +12,7 @@ from typing import Any, ClassVar
 from ..exceptions import HeadwaterInvalidPathspec, HeadwaterNamespaceMismatch, HeadwaterNotFound
 from ..store.records import unsafe_component
 from .namespace import get_namespace
-from .source import Source, current_root, source_for
+from .source import Source, current_root, root_exists, source_for
 
 
 class ChildNotFound(HeadwaterNotFound, KeyError):
@@ -184,7 +183,7 @@ class HeadwaterObject:
     def _source(self) -> Source:
         if self._src is None:
             # An unpickled object reads its original root if it is here, else the current one.
-            root = self._root if os.path.isdir(self._root) else current_root()
+            root = self._root if root_exists(self._root) else current_root()
             self._src = source_for(root)
         return self._src
 

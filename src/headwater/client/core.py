@@ -5,12 +5,12 @@ read lazily and newest first.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import HeadwaterNamespaceMismatch, HeadwaterNotFound
+from ..store.roots import normalize_root
 from ..store.taskmeta import PARAMETERS_STEP
 from .base import ChildNotFound, HeadwaterObject, flow_hint, runs_hint, to_datetime
 from .namespace import get_namespace
@@ -619,7 +619,7 @@ def open_run(pathspec: str, root: str) -> Run:
 
     run = Run.__new__(Run)
     run._bind(parse_pathspec("Run", 2, pathspec), attempt=None, ns_check=False, ns=None,
-              root=os.path.abspath(root))
+              root=normalize_root(root))
     run._load()
     run._loaded = True
     return run

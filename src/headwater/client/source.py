@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import STORE_DIRNAME, Settings, load_settings
 from ..exceptions import HeadwaterException, HeadwaterNotFound
+from ..store.roots import normalize_root
 from ..store.taskmeta import PARAMETERS_STEP
 
 # The environment variables load_settings() (and the default namespace) depend on.
@@ -87,9 +88,16 @@ def pin_root(root: str, provider: str | None = None) -> None:
     ``provider`` when given (the CLI's ``--metadata``)."""
     global _pinned_root, _pinned_provider
     with _lock:
-        _pinned_root = os.path.abspath(root)
+        _pinned_root = normalize_root(root)
         if provider is not None:
             _pinned_provider = provider
+
+
+def root_exists(root: str) -> bool:
+    """Whether the datastore at ``root`` (a path or a URL) has been created."""
+    from ..store import Datastore
+
+    return Datastore(root).exists()
 
 
 def _resolve_local_path(path: str) -> str:
@@ -204,7 +212,8 @@ class Source:
 
     @property
     def exists(self) -> bool:
-        return os.path.isdir(self.root)
+        """Whether the datastore has been created; asked of its object store, never of a directory."""
+        return root_exists(self.root)
 
     def _open(self) -> bool:
         if self._index is not None and self._pid == os.getpid():

@@ -19,6 +19,7 @@ import tempfile
 from typing import Any
 
 from ..exceptions import FlowFileNotFound, RunnerError
+from ..store.roots import normalize_root
 from .executing import ExecutingRun, RunFiles
 from .options import (COMMANDS, TOP_LEVEL, check_with_cli, flow_decorator_options, render_command,
                       render_top_level)
@@ -81,7 +82,8 @@ class Runner:
         self.file_read_timeout = file_read_timeout
         top = dict(top_level_kwargs)
         if top.get("datastore_root") is not None:
-            top["datastore_root"] = os.path.join(self.cwd, os.fspath(top["datastore_root"]))
+            # A relative path starts at cwd; a URL root is passed on as given.
+            top["datastore_root"] = normalize_root(top["datastore_root"], cwd=self.cwd)
         self._flow_cls: type | None = None
         # Options a flow decorator adds (@project's branch=, production=) need the flow class:
         # loaded here only when a keyword is not one of the CLI's own top-level options.

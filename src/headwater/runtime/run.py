@@ -59,17 +59,20 @@ def system_tags(user: str) -> list[str]:
             f"headwater_version:{__version__}"]
 
 
-def new_run_id(ds: Datastore, flow_name: str) -> str:
-    """An integer-looking id (microseconds since the epoch), unique in this store."""
-    base = ds.objects.path(f"runs/{flow_name}")
-    os.makedirs(base, exist_ok=True)
+def new_run_id(ds: Datastore, run_rec: dict[str, Any]) -> str:
+    """Allocate a run id by writing ``run_rec`` (its ``run_id`` filled in) as the run record.
+
+    The id is integer-looking (microseconds since the epoch). The run record is a
+    create-only put, so it is the reservation: of two runs that pick one id, the
+    second finds the record there and takes the next id. Works on any object store.
+    """
     rid = int(time.time() * 1e6)
     while True:
-        try:
-            os.mkdir(os.path.join(base, str(rid)))
+        rec = {**run_rec, "run_id": str(rid)}
+        if ds.records.write_run(rec):
+            run_rec.update(rec)
             return str(rid)
-        except FileExistsError:
-            rid += 1
+        rid += 1
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,9 @@ def resume_origin(settings: Settings, flow_name: str) -> ResumeOrigin:
     A run killed after its run record but before its parameters record has nothing
     to resume from; it is skipped (and reported) rather than chosen.
     """
-    if not os.path.isdir(settings.datastore_root):
-        return ResumeOrigin(None)
     ds = Datastore(settings.datastore_root)
+    if not ds.exists():
+        return ResumeOrigin(None)
     index = open_index(ds.root, records=ds.records, provider=settings.metadata)
     try:
         rows = index.runs(flow_name, tags=(f"user:{settings.user}",)) or index.runs(flow_name)
@@ -111,8 +114,8 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     for path, option in ((req.run_id_file, "--run-id-file"), (req.runner_attribute_file, "--runner-attribute-file")):
         if path:
             check_run_id_file(path, option=option, datastore_root=settings.datastore_root)
-    os.makedirs(settings.datastore_root, exist_ok=True)
     ds = Datastore(settings.datastore_root)
+    ds.ensure_local_root()
     ds.sweep_temp()  # temp files of writers killed earlier; never one a live writer uses
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
     hooks = runtime_hooks(req.flow_cls, req.graph)
@@ -132,22 +135,17 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             from ..package.stored import run_package_fields
 
             code = run_package_fields(ds.content, req.script, req.package_suffixes)
-        run_id = new_run_id(ds, flow_name)
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
         sys_tags = system_tags(user) + flow_system_tags(req.flow_cls)
         run_rec = {
-            "version": 1, "flow": flow_name, "run_id": run_id, "user": user, "tags": list(req.tags),
+            "version": 1, "flow": flow_name, "run_id": None, "user": user, "tags": list(req.tags),
             "system_tags": sys_tags, "created_at": now, "start_step": req.graph.start,
             "end_step": req.graph.end, "parameters": params,
             "origin_run_id": plan.origin_run_id if plan else None,
             "pid": os.getpid(), "host": socket.gethostname(), "script": os.path.abspath(req.script), **code,
         }
-        try:
-            ds.records.write_run(run_rec)
-        except StoreFullError:
-            os.rmdir(ds.objects.path(f"runs/{flow_name}/{run_id}"))  # leave no run directory without a run
-            raise
+        run_id = new_run_id(ds, run_rec)  # writes the run record: the id is reserved by it
         index.add_run(run_rec)
         _write_parameters_task(ds, index, flow_name, run_id, req, user, now, saved)
         try:

@@ -10,6 +10,7 @@ import os
 import stat
 
 from ..exceptions import HeadwaterException
+from ..store.roots import is_local_root, normalize_root
 
 
 class RunIdFileError(HeadwaterException):
@@ -32,8 +33,9 @@ def check_run_id_file(path: str, *, option: str, datastore_root: str) -> None:
         The path cannot take the run id; the message names ``option`` and the path.
     """
     full = os.path.realpath(path)
-    root = os.path.realpath(datastore_root)
-    if os.path.commonpath([full, root]) == root:
+    # Only a local store can contain a local file; a URL root (s3://...) never does.
+    root = os.path.realpath(normalize_root(datastore_root)) if is_local_root(datastore_root) else None
+    if root is not None and os.path.commonpath([full, root]) == root:
         raise RunIdFileError(
             f"{option} {path!r} is inside the datastore {datastore_root}: writing it would damage the store.",
             hint="Write the run id to a file outside the datastore.",

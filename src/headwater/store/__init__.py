@@ -9,17 +9,19 @@ import os
 from .content import ContentStore
 from .objects import LocalObjectStore, ObjectStore
 from .records import RecordStore
+from .roots import is_local_root, normalize_root, url_scheme
 
-__all__ = ["ContentStore", "Datastore", "LocalObjectStore", "ObjectStore", "RecordStore", "open_object_store"]
+__all__ = ["ContentStore", "Datastore", "LocalObjectStore", "ObjectStore", "RecordStore", "is_local_root",
+           "normalize_root", "open_object_store"]
 
 
 def open_object_store(root: str | os.PathLike[str]) -> ObjectStore:
     """The object store for ``root``: a local directory, or ``scheme://...`` served by the
     ``headwater.object_stores`` plugin named ``scheme`` (called with the URL)."""
     text = os.fspath(root)
-    scheme, sep, _ = text.partition("://")
-    if not sep or scheme == "file":
-        return LocalObjectStore(text[len("file://"):] if sep else text)
+    scheme = url_scheme(text)
+    if scheme is None:
+        return LocalObjectStore(normalize_root(text))
     from ..exceptions import HeadwaterException
     from ..plugins import PluginKind, find_plugin, plugin_names
 
@@ -42,7 +44,9 @@ class Datastore:
     Parameters
     ----------
     root : str
-        The datastore directory (created lazily on first write).
+        The datastore root: a local directory (created lazily on first write) or a
+        ``scheme://...`` URL served by an object store plugin. Every datastore is
+        made here, so the root alone chooses the store.
 
     Examples
     --------
@@ -53,10 +57,19 @@ class Datastore:
     """
 
     def __init__(self, root: str | os.PathLike[str]):
-        self.objects = open_object_store(root)
-        self.root: str = getattr(self.objects, "root", None) or os.fspath(root)
+        self.root: str = normalize_root(root)
+        self.objects = open_object_store(self.root)
         self.content = ContentStore(self.objects)
         self.records = RecordStore(self.objects)
+
+    def exists(self) -> bool:
+        """Whether the datastore has been created (reading never creates one)."""
+        return self.objects.root_exists()
+
+    def ensure_local_root(self) -> None:
+        """Create the root directory of a local datastore (the index lives there); a no-op for a URL."""
+        if is_local_root(self.root):
+            os.makedirs(self.root, exist_ok=True)
 
     def log_path(self, flow: str, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> str:
         """Absolute path of a task attempt's log file; its directory is created."""

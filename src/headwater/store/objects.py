@@ -111,6 +111,14 @@ class ObjectStore(abc.ABC):
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
 
+    def root_exists(self) -> bool:
+        """Whether the store has been created: reading an absent store finds it empty.
+
+        This default says whether the root holds any object; a store with a real
+        container for its root (a directory) answers for the container.
+        """
+        return bool(self.list_dir(""))
+
     def quarantine(self, key: str, *, only: FileId | None = None) -> bool:
         """Take a damaged object out of the way so that the next write of ``key`` stores it anew.
 
@@ -360,6 +368,9 @@ class LocalObjectStore(ObjectStore):
         names = [n for n in names if not n.startswith(".")]  # in-flight temp files
         names.sort()
         return names
+
+    def root_exists(self) -> bool:
+        return os.path.isdir(self.root)
 
     def delete(self, key: str) -> None:
         try:
