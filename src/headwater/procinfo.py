@@ -37,6 +37,7 @@ class ProcStat:
 
     state: str  # proc(5) state letter: R, S, D, Z, X, T, ...
     start_ticks: int  # start time, clock ticks after boot
+    ppid: int = 0  # the parent's pid
 
     @property
     def exited(self) -> bool:
@@ -45,7 +46,7 @@ class ProcStat:
 
 
 def proc_stat(pid: int) -> ProcStat | None:
-    """``pid``'s state and start time from ``/proc/<pid>/stat``; ``None`` when unreadable
+    """``pid``'s state, start time and parent from ``/proc/<pid>/stat``; ``None`` when unreadable
     (no such process, no ``/proc``, or ``/proc`` hides it)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -54,7 +55,7 @@ def proc_stat(pid: int) -> ProcStat | None:
         return None
     fields = raw[raw.rfind(b")") + 2 :].split()  # the command name may hold spaces or ')'
     try:
-        return ProcStat(state=fields[0].decode(), start_ticks=int(fields[19]))
+        return ProcStat(state=fields[0].decode(), start_ticks=int(fields[19]), ppid=int(fields[1]))
     except (IndexError, ValueError, UnicodeDecodeError):
         return None
 

@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable
 
 from ..exceptions import TimeoutException
+from ..procinfo import proc_stat
 
 #: Seconds the scheduler waits past a step's deadline before it kills the task.
 GRACE = 2.0
@@ -122,15 +123,9 @@ def kill_descendants(*, dedicated: bool) -> None:
     for name in names:
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # "<pid> (<comm>) <state> <ppid> ...": comm may hold spaces, so split after ')'.
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(name))
+        stat = proc_stat(int(name))
+        if stat is not None:
+            children.setdefault(stat.ppid, []).append(int(name))
     doomed: set[int] = set()
     todo = [me]
     while todo:
