@@ -87,16 +87,23 @@ class Node:
         """Metaflow's type string: start, linear, split, foreach, split-switch, join or end."""
         return _COMPAT_TYPE[self.kind]
 
-    def switch_target(self, value: Any) -> str | None:
-        """The step a switch goes to when its condition is ``value`` (None if no case matches).
+    def switch_case(self, value: Any) -> tuple[Any, str] | None:
+        """``(key, target)`` of the case a switch takes when its condition is ``value``
+        (None if no case matches).
 
-        A value matches a case when it equals the key as written in the source, so
-        ``1`` matches ``{1: ...}`` but ``"1"`` does not.
+        A value matches a case when it equals the key as written in the source (as a
+        dict lookup does, which is what ``self.next`` checks), so ``1`` matches
+        ``{1: ...}`` but ``"1"`` does not.
         """
         for (_, target), key in zip(self.switch_cases, self.switch_case_values):
             if value == key:
-                return target
+                return key, target
         return None
+
+    def switch_target(self, value: Any) -> str | None:
+        """The step a switch goes to when its condition is ``value`` (None if no case matches)."""
+        case = self.switch_case(value)
+        return case[1] if case is not None else None
 
 
 @dataclass(frozen=True, eq=False)

@@ -94,13 +94,6 @@ def _input_flow(flow_cls: type, parent: dict[str, Any], loader: Any) -> FlowSpec
     return flow
 
 
-def _matches(value: Any, key: Any) -> bool:
-    return type(value) is type(key) and value == key or (
-        isinstance(value, (int, float)) and not isinstance(value, bool)
-        and isinstance(key, (int, float)) and not isinstance(key, bool) and value == key
-    )
-
-
 def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tuple[str, ...], str | None, Any]:
     """Check the step's ``self.next`` against the graph; returns (next steps, foreach var, case)."""
     t = flow.__dict__.get("_hw_transition")
@@ -119,9 +112,9 @@ def _resolve_transition(flow: FlowSpec, node: Any, spec: TaskSpec) -> tuple[tupl
         if form != "switch":
             raise InvalidNextError(f"Step {spec.step_name!r} must transition with a switch (condition=...).")
         value = getattr(flow, node.condition)
-        for key, target in zip(node.switch_case_values, (s for _, s in node.switch_cases)):
-            if _matches(value, key):
-                return (target,), None, str(key)
+        taken = node.switch_case(value)
+        if taken is not None:
+            return (taken[1],), None, str(taken[0])
         cases = ", ".join(repr(k) for k in node.switch_case_values)
         raise InvalidNextError(
             f"Step {spec.step_name!r}: switch condition {node.condition!r} has value {value!r}, "
