@@ -51,3 +51,16 @@ FACETS: dict[str, Callable[[dict[str, Any], str], Any]] = {
                                                     "stderr": _user_stderr(t["stderr"])}),
     "metadata": lambda d, c: per_task(d, c, lambda t: {k: t.get("metadata", {}).get(k) for k in COMMON_METADATA}),
 }
+
+
+def case_facet_params(cases: Any, known: dict[tuple[str, str], str]) -> list[Any]:
+    """One pytest param per (case, facet); a known difference (``"DIFF: ..."``) is a strict xfail."""
+    import pytest
+
+    out = []
+    for case in cases:
+        for facet in FACETS:
+            reason = known.get((case, facet))
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            out.append(pytest.param(case, facet, marks=marks, id=f"{case}-{facet}"))
+    return out

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
-from compat.facets import FACETS
+from compat.facets import FACETS, case_facet_params
 from compat.harness import FLOWS
 
 CFG_FILE = str(FLOWS / "cfg.json")
@@ -36,22 +36,12 @@ CASES: dict[str, tuple[Any, ...]] = {
 KNOWN: dict[tuple[str, str], str] = {}
 
 
-def _params() -> list[Any]:
-    out = []
-    for case in CASES:
-        for facet in FACETS:
-            reason = KNOWN.get((case, facet))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            out.append(pytest.param(case, facet, marks=marks, id=f"{case}-{facet}"))
-    return out
-
-
 def run_case(both: Callable[..., Any], case: str) -> Any:
     flow, _, args, *env = CASES[case]
     return both(flow, *args, env=env[0] if env else None)
 
 
-@pytest.mark.parametrize("case,facet", _params())
+@pytest.mark.parametrize("case,facet", case_facet_params(CASES, KNOWN))
 def test_same_run(both: Callable[..., Any], case: str, facet: str) -> None:
     pair = run_case(both, case)
     assert pair.mf.returncode == pair.hw.returncode, (pair.mf.stderr[-2000:], pair.hw.stderr[-2000:])

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
-from compat.facets import FACETS, FORGIVE, per_task
+from compat.facets import FACETS, FORGIVE, case_facet_params, per_task
 from compat.harness import FLOWS
 
 NOTES = str(FLOWS / "notes.txt")
@@ -49,17 +49,7 @@ REQUIRES = {"config": "Config", "project": "project", "userdeco": "user_step_dec
 KNOWN: dict[tuple[str, str], str] = {}
 
 
-def _params() -> list[Any]:
-    out = []
-    for case in CASES:
-        for facet in FACETS:
-            reason = KNOWN.get((case, facet))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            out.append(pytest.param(case, facet, marks=marks, id=f"{case}-{facet}"))
-    return out
-
-
-@pytest.mark.parametrize("case,facet", _params())
+@pytest.mark.parametrize("case,facet", case_facet_params(CASES, KNOWN))
 def test_same_run(both: Callable[..., Any], headwater_names: set[str], case: str, facet: str) -> None:
     needed = REQUIRES.get(case.split("_")[0])
     if needed and needed not in headwater_names:
