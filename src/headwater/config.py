@@ -41,6 +41,16 @@ class Settings:
     max_workers: int = 16
     max_num_splits: int = 100
     home: str = field(default_factory=lambda: str(Path.home() / STORE_DIRNAME))
+    #: S3-compatible endpoint (MinIO, R2, a test server); None = AWS.
+    s3_endpoint_url: str | None = None
+    #: Region for S3 requests when the usual AWS sources name none.
+    s3_region: str | None = None
+    #: How many times a transient S3 error (throttling, 5xx, reset) is retried with backoff.
+    s3_retries: int = 7
+    #: How many S3 requests bulk operations keep in flight.
+    s3_workers: int = 16
+    #: Root of ``S3(run=...)`` locations (Metaflow's DATATOOLS_S3ROOT); None = ``<datastore root>/data``.
+    datatools_s3root: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> "Settings":
@@ -110,5 +120,10 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
         max_workers=int(get("RUN_MAX_WORKERS", 16)),
         max_num_splits=int(get("RUN_MAX_NUM_SPLITS", 100)),
         home=home,
+        s3_endpoint_url=get("S3_ENDPOINT_URL") or None,
+        s3_region=get("S3_REGION") or None,
+        s3_retries=int(get("S3_RETRY_COUNT", 7)),
+        s3_workers=int(get("S3_WORKER_COUNT", 16)),
+        datatools_s3root=get("DATATOOLS_S3ROOT") or None,
         extra=extra,
     )

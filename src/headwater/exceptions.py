@@ -375,3 +375,40 @@ class UnsupportedOptionError(CommandException):
     yet (``--datastore=s3``), or a value neither knows."""
 
     headline = "Option value not supported"
+
+
+class HeadwaterS3Exception(HeadwaterException):
+    """An S3 operation failed (Metaflow: ``MetaflowS3Exception``). The message names the
+    operation, the bucket and the key."""
+
+    headline = "S3 error"
+
+
+class HeadwaterS3NotFound(HeadwaterS3Exception):
+    """The bucket or the key does not exist (Metaflow: ``MetaflowS3NotFound``)."""
+
+    headline = "S3 object not found"
+
+
+class HeadwaterS3AccessDenied(HeadwaterS3Exception):
+    """The credentials were refused or do not allow the operation (Metaflow: ``MetaflowS3AccessDenied``)."""
+
+    headline = "S3 access denied"
+
+
+class HeadwaterS3URLException(HeadwaterS3Exception):
+    """A malformed ``s3://`` URL, or a key used where a full URL is needed (Metaflow: ``MetaflowS3URLException``)."""
+
+    headline = "Invalid S3 URL"
+
+
+class HeadwaterS3InvalidRange(HeadwaterS3Exception):
+    """A byte range outside the object (Metaflow: ``MetaflowS3InvalidRange``)."""
+
+    headline = "Invalid S3 byte range"
+
+
+class HeadwaterS3InsufficientDiskSpace(HeadwaterS3Exception):
+    """A download did not fit in the local temporary directory (Metaflow: ``MetaflowS3InsufficientDiskSpace``)."""
+
+    headline = "Not enough disk space for the S3 download"
