@@ -51,6 +51,9 @@ class Launcher(abc.ABC):
     """
 
     name: str = "base"
+    #: Whether the launcher's tasks ship their own logs to the store (a remote launcher: the
+    #: scheduler tails the store); False: tasks write the local files the scheduler gives them.
+    ships_logs: bool = False
 
     def __init__(self, ctx: TaskContext) -> None:
         self.ctx = ctx
