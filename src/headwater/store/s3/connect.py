@@ -119,8 +119,14 @@ def bucket_client(bucket: str, settings: "Settings | None" = None) -> Any:
         return client
 
 
-def _status(exc: BaseException) -> str:
-    return str(exc)
+def read_url(url: str, settings: "Settings | None" = None) -> bytes:
+    """The whole object at ``s3://bucket/key``; HeadwaterS3* errors naming it."""
+    loc = parse_s3_url(url)
+    client = bucket_client(loc.bucket, settings)
+    try:
+        return bytes(_obstore().get(client, loc.key).bytes())
+    except Exception as e:
+        raise translate(e, "GET", loc.bucket, loc.key) from None
 
 
 def translate(exc: BaseException, op: str, bucket: str, key: str | None = None) -> BaseException:
@@ -153,4 +159,4 @@ def translate(exc: BaseException, op: str, bucket: str, key: str | None = None) 
     return exc
 
 
-__all__ = ["S3NotInstalled", "S3Url", "S3_SCHEME", "bucket_client", "client_config", "parse_s3_url", "translate"]
+__all__ = ["S3NotInstalled", "S3Url", "S3_SCHEME", "bucket_client", "client_config", "parse_s3_url", "read_url", "translate"]
