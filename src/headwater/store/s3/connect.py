@@ -92,6 +92,9 @@ def client_config(settings: "Settings") -> dict[str, Any]:
         "client_options": {"timeout": timedelta(minutes=5), "connect_timeout": timedelta(seconds=10),
                            "pool_max_idle_per_host": str(max(16, settings.s3_workers))},
     }
+    # A conditional multipart copy (CompleteMultipartUpload with If-None-Match): how the S3 object
+    # store publishes a large upload create-only (store/s3/objects.py).
+    kw["copy_if_not_exists"] = "multipart"
     endpoint = settings.s3_endpoint_url
     if endpoint:
         kw["endpoint"] = endpoint
