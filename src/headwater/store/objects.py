@@ -111,6 +111,27 @@ class ObjectStore(abc.ABC):
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
 
+    def iter_keys(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
+        """Every key under the directory ``prefix``, recursively, in key order; with
+        ``start_after``, only the keys that sort after it (S3's ``StartAfter``).
+
+        This default walks ``list_dir``; a store that lists keys in pages (S3: 1,000
+        a request) overrides it so that a reader asking for the newest keys pays
+        only for those.
+        """
+        base = prefix.strip("/")
+        pending = [base]
+        keys: list[str] = []
+        while pending:
+            d = pending.pop()
+            for name in self.list_dir(d):
+                key = f"{d}/{name}" if d else name
+                (pending if self.list_dir(key) else keys).append(key)  # a key has no children
+        keys.sort()
+        for key in keys:
+            if start_after is None or key > start_after:
+                yield key
+
     def root_exists(self) -> bool:
         """Whether the store has been created: reading an absent store finds it empty.
 
