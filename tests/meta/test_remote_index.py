@@ -169,6 +169,7 @@ def test_url_root_gets_a_cache_under_home_and_local_root_keeps_its_file(tmp_path
         assert isinstance(one, RemoteIndex) and isinstance(two, RemoteIndex)
         assert one.path == f"{cache_dir(home, 'mem://b/one')}/index.sqlite" != two.path
         assert one.path.startswith(f"{home}/index/")
+        assert cache_dir(home, "mem://b/one/") == cache_dir(home, "mem://b/one")
     with open(cache_dir(home, "mem://b/one") + "/root.txt") as f:
         assert f.read() == "mem://b/one\n"
     assert not any("index.sqlite" in k for s in stores.values() for k in s.objects)  # nothing in the store
@@ -389,12 +390,16 @@ def test_read_only_reader_still_lists(store, monkeypatch, tmp_path) -> None:
     for run_id in ids:
         write_run(records, "F", run_id)
 
+    tried: list[str] = []
+
     def denied(key: str) -> None:
+        tried.append(key)
         raise PermissionError(f"access denied: {key}")
 
     store.on_put = denied
     assert listed() == list(reversed(ids))
-    assert segments(store) == []
+    assert listed() == list(reversed(ids))
+    assert segments(store) == [] and len(tried) == 1  # tried once, not at every sync
 
 
 # -- the run process on a remote root ---------------------------------------------------------

@@ -48,7 +48,7 @@ _RUN_FIELDS = ("run_id", "user", "tags", "system_tags", "created_at", "finished_
 
 def cache_dir(home: str, root: str) -> str:
     """Where the index cache of the datastore at URL ``root`` lives: one directory per root."""
-    digest = hashlib.sha256(root.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(root.rstrip("/").encode()).hexdigest()[:16]
     return os.path.join(home, CACHE_DIR, digest)
 
 
@@ -99,6 +99,8 @@ class RemoteIndex(Index):
         super().__init__(directory)  # no records: a missing cache starts empty, then syncs
         self._store_records = records
         self._sync_lock = threading.RLock()
+        self._tables_in: object = None  # the cache file the sync tables were made in
+        self._compaction_failed = False  # e.g. read-only credentials: this object stops trying
 
     @property
     def store_records(self) -> RecordStore:
@@ -113,11 +115,16 @@ class RemoteIndex(Index):
     # -- sync state ------------------------------------------------------------------
 
     def _ensure_tables(self) -> None:
+        """Create the sync tables in the cache file in place (once per file: it may be deleted)."""
+        if self._tables_in is not None and self._tables_in == self._seen and not self._replaced():
+            return
+
         def create(cur: sqlite3.Cursor) -> None:
             for stmt in sql.SYNC_TABLES:
                 cur.execute(stmt)
 
         self._write(create)
+        self._tables_in = self._seen
 
     def _state(self, flow: str) -> tuple[str, str]:
         rows = self._query(sql.SYNC_STATE, (flow,))
@@ -188,10 +195,13 @@ class RemoteIndex(Index):
                 pull.ends[run_id] = (end.get("status", "failed"), end.get("finished_at"))
         listed = max(after, horizon) if horizon > after else after
         self._write(lambda cur: self._apply(cur, flow, pull, catalog_last, listed))
-        try:
-            self._maybe_compact(flow, catalog, catalog_last, min(listed, horizon))
-        except (HeadwaterException, OSError):
-            pass  # e.g. read-only credentials: compaction is an optimisation another reader will do
+        if not self._compaction_failed:
+            try:
+                self._maybe_compact(flow, catalog, catalog_last, min(listed, horizon))
+            except (HeadwaterException, OSError):
+                # e.g. read-only credentials: compaction is an optimisation; a reader that
+                # may write does it, and this one stops asking the store every sync.
+                self._compaction_failed = True
         return pull
 
     def _read_marked_tags(self, flow: str, records: RecordStore, marks: list[tuple[str, str, str]],
@@ -256,8 +266,7 @@ class RemoteIndex(Index):
                     tags[run_id] = list(row.tags)
             catalog.write_segment(flow, [_segment_row(r) for r in chunk], tags)
             prev = last
-        self._write(lambda cur: cur.execute(
-            "UPDATE sync_state SET catalog_last = ? WHERE flow = ? AND catalog_last < ?", (prev, flow, prev)))
+        self._write(lambda cur: cur.execute(sql.RAISE_CATALOG_LAST, (prev, flow, prev)))
 
     def run_row(self, flow: str, run_id: str) -> RunRow | None:
         """The cached row of one run, without syncing."""
@@ -276,6 +285,7 @@ class RemoteIndex(Index):
             if (flow, run_id) in self._own:
                 return 0, 0
             records = self.store_records
+        self._ensure_tables()
         if self._query(sql.ATTEMPTS_SYNCED, (flow, run_id)):
             return 0, 0
         row = self.run_row(flow, run_id)
@@ -370,7 +380,7 @@ def _read_run(records: RecordStore, flow: str, run_id: str, *,
         rec = records.read_run(flow, run_id)
     except (KeyError, ValueError):
         return None
-    rec = {**rec, "flow": flow, "run_id": run_id}
+    rec = {**rec, "flow": flow, "run_id": run_id, "created_at": rec.get("created_at") or 0.0}
     end = None
     if end_seen:
         try:

@@ -108,7 +108,13 @@ SYNC_TABLES = (
     ) WITHOUT ROWID""",
 )
 SYNC_STATE = "SELECT catalog_last, listed_to FROM sync_state WHERE flow = ?"
-PUT_SYNC_STATE = "INSERT OR REPLACE INTO sync_state (flow, catalog_last, listed_to) VALUES (?,?,?)"
+# Never backwards: of two processes syncing one cache, the one that listed less may commit last.
+PUT_SYNC_STATE = """
+INSERT INTO sync_state (flow, catalog_last, listed_to) VALUES (?,?,?)
+ON CONFLICT (flow) DO UPDATE SET catalog_last = max(catalog_last, excluded.catalog_last),
+                                 listed_to = max(listed_to, excluded.listed_to)
+"""
+RAISE_CATALOG_LAST = "UPDATE sync_state SET catalog_last = ? WHERE flow = ? AND catalog_last < ?"
 CLEAR_SYNC = ("DELETE FROM sync_state", "DELETE FROM tag_marks", "DELETE FROM synced_attempts")
 RUN_STATUSES = "SELECT run_id, status FROM runs WHERE flow = ?"
 RUNNING_RUNS = "SELECT run_id FROM runs WHERE flow = ? AND status = 'running'"
