@@ -1,7 +1,9 @@
 """Run and attempt records (storage layer, internal): the store's source of truth.
 
 Layout (docs/internals.md): ``runs/<Flow>/<run_id>/_run.json``, ``_run_end.json``
-and ``<step>/<task_id>/<attempt>.json`` (+ ``.stdout``/``.stderr`` logs).
+and ``<step>/<task_id>/<attempt>.json`` (+ ``.stdout``/``.stderr`` logs). Tag events
+live in ``runs/<Flow>/<run_id>/_tags/``, each preceded by a tag mark in
+``runs/<Flow>/<time>.tags/`` (store/catalog.py, docs/index-sync.md).
 """
 
 from __future__ import annotations
