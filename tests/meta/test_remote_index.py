@@ -10,6 +10,7 @@ the way S3 bills them (a listing page holds 1,000 keys).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -47,12 +48,15 @@ class CountingStore(ObjectStore):
         self.pages = 0  # listing pages alone
         self.keys_read: list[str] = []
         self.on_put: Any = None  # called with the key before each put
+        self.puts: list[tuple[str, bool]] = []  # (key, written) of every put
 
     def put(self, key: str, data: Data | Sequence[Data]) -> bool:
         self.requests += 1
         if self.on_put is not None:
             self.on_put(key)
-        return self.inner.put(key, data)
+        written = self.inner.put(key, data)
+        self.puts.append((key, written))
+        return written
 
     def open_writer(self, key: str) -> AbstractContextManager[BinaryIO]:
         self.requests += 1
@@ -307,13 +311,20 @@ def test_two_compacting_readers_lose_and_duplicate_nothing(store, monkeypatch, t
     for run_id in ids:
         write_run(records, "F", run_id)
     homes = [str(tmp_path / "a"), str(tmp_path / "b")]
-    start = threading.Barrier(2)
+    both_compacting = threading.Barrier(2, timeout=30)
+    first_put = threading.local()
+
+    def meet(key: str) -> None:  # both readers reach their first segment write, then both write
+        if key.startswith(CATALOG_DIR) and not getattr(first_put, "done", False):
+            first_put.done = True
+            both_compacting.wait()
+
+    store.on_put = meet
     errors: list[BaseException] = []
 
     def reader(home: str) -> None:
         try:
-            with open_index(store.url, home=home, records=records) as idx:
-                start.wait()
+            with open_index(store.url, home=home, records=RecordStore(store)) as idx:
                 assert [r.run_id for r in idx.runs("F")] == list(reversed(ids))
         except BaseException as e:  # noqa: BLE001 (reported below)
             errors.append(e)
@@ -324,6 +335,9 @@ def test_two_compacting_readers_lose_and_duplicate_nothing(store, monkeypatch, t
     for t in threads:
         t.join()
     assert not errors
+    # Both wrote the first segment at once: one write made it, the other found it there.
+    firsts = [ok for key, ok in store.puts if key == f"{CATALOG_DIR}/F/{ids[0]}-{ids[SEGMENT_RUNS - 1]}.json"]
+    assert sorted(firsts) == [False, True]
     spans = segments(store)
     assert spans == [(ids[i], ids[i + SEGMENT_RUNS - 1]) for i in range(0, 3 * SEGMENT_RUNS, SEGMENT_RUNS)]
     got = cold_ids(monkeypatch, tmp_path, "cold")
@@ -433,3 +447,57 @@ def test_reindex_rebuilds_from_the_store(store, tmp_path) -> None:
     with open_index(store.url, home=str(tmp_path / "h"), records=records) as idx:
         assert idx.reindex(records) == {"runs": 3, "attempts": 12, "skipped": 1, "damaged": 0}
         assert [t.task_id for t in idx.tasks("F", ids[0], "work")] == ["3", "2"]
+
+
+def test_a_run_unfinished_when_compacted_is_rechecked_by_cold_readers(store, monkeypatch, tmp_path) -> None:
+    records = RecordStore(store.inner)
+    ids = old_ids(SEGMENT_RUNS)
+    for run_id in ids:
+        write_run(records, "F", run_id, ended=None if run_id == ids[7] else "successful")
+    assert len(listed()) == SEGMENT_RUNS and Run(f"F/{ids[7]}").status == "running"
+    assert len(segments(store)) == 1  # holds ids[7] as running
+    records.write_run_end("F", ids[7], {"status": "successful", "finished_at": OLD + 99})
+    new_home(monkeypatch, tmp_path, "cold")
+    assert {r.id: r.status for r in Flow("F").runs()}[ids[7]] == "successful"
+
+
+def test_a_tag_mark_whose_event_is_not_there_yet_is_read_again(store, tmp_path) -> None:
+    records = RecordStore(store.inner)
+    run_id = old_ids(1)[0]
+    write_run(records, "F", run_id, tags=["a"])
+    name = f"{time.time_ns():020d}-abc.json"
+    store.inner.put(tag_mark_key("F", run_id, name), b"")  # the writer is between mark and event
+    with open_index(store.url, home=str(tmp_path / "h"), records=RecordStore(store)) as idx:
+        assert idx.runs("F")[0].tags == ("a",)
+        store.inner.put(f"runs/F/{run_id}/_tags/{name}", json.dumps({"add": ["b"], "remove": ["a"]}).encode())
+        assert idx.runs("F")[0].tags == ("b",)
+        store.take()
+        assert idx.runs("F")[0].tags == ("b",)
+        assert store.take() == 1  # read, the mark is done with: one listing
+
+
+def test_attempts_of_a_finished_run_are_read_once(store, tmp_path) -> None:
+    records = RecordStore(store.inner)
+    run_id = old_ids(1)[0]
+    write_run(records, "F", run_id, tasks=3)
+    with open_index(store.url, home=str(tmp_path / "h"), records=RecordStore(store)) as idx:
+        idx.runs("F")
+        store.take()
+        assert [t.task_id for t in idx.tasks("F", run_id, "work")] == ["4", "3", "2"]
+        assert idx.steps("F", run_id) == ["start", "work", "end"]
+        assert store.take() == 1 + 5  # one listing of the run, a read per attempt record
+        assert [t.status for t in idx.tasks("F", run_id, "work")] == ["ok"] * 3
+        assert store.take() == 0
+
+
+def test_a_deleted_cache_fills_again(store, tmp_path) -> None:
+    records = RecordStore(store.inner)
+    ids = old_ids(3)
+    for run_id in ids:
+        write_run(records, "F", run_id)
+    with open_index(store.url, home=str(tmp_path / "h")) as idx:
+        assert len(idx.runs("F")) == 3
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(idx.path + suffix):
+                os.unlink(idx.path + suffix)
+        assert [r.run_id for r in idx.runs("F")] == list(reversed(ids))

@@ -65,6 +65,7 @@ class _Pull:
     tags: dict[str, list[str]] = field(default_factory=dict)
     ends: dict[str, tuple[str, float | None]] = field(default_factory=dict)
     marks: list[tuple[str, str, str]] = field(default_factory=list)  # (stamp, run id, event): settled
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # run records read, by id
     skipped: int = 0
 
 
@@ -150,7 +151,6 @@ class RemoteIndex(Index):
         catalog = Catalog(records.objects)
         pull = _Pull()
         cached = dict(self._query(sql.RUN_STATUSES, (flow,)))
-        segment_running: set[str] = set()
         if not listed_to:  # cold: what the catalog already holds, a few reads for many runs
             for first, last in catalog.segments(flow, catalog_last):
                 try:
@@ -161,13 +161,10 @@ class RemoteIndex(Index):
                     if row["run_id"] not in cached:
                         pull.runs.append(({**row, "flow": flow}, row["status"], row.get("finished_at")))
                         cached[row["run_id"]] = row["status"]
-                        if row["status"] == "running":
-                            segment_running.add(row["run_id"])
                 pull.segment_tags.update(seg.get("tags") or {})
                 catalog_last = max(catalog_last, last)
         after = max(listed_to, catalog_last)
         listing = scan_runs(records.objects, flow, after)
-        fetched: set[str] = set()
         for run_id, seen in sorted(listing.runs.items()):
             if run_id in cached:
                 continue
@@ -180,11 +177,12 @@ class RemoteIndex(Index):
                 pull.skipped += 1
                 continue
             pull.runs.append(got)
+            pull.records[run_id] = got[0]
             cached[run_id] = got[1]
-            fetched.add(run_id)
         self._read_marked_tags(flow, records, listing.tag_marks, cached, pull)
-        running = {r for r, status in cached.items() if status == "running"} - fetched
-        for run_id in sorted(running | (segment_running - fetched)):
+        # Runs cached as running, and running ones a segment gave (not those just read).
+        running = {r for r, status in cached.items() if status == "running"} - set(pull.records)
+        for run_id in sorted(running):
             if (flow, run_id) in self._own:
                 continue  # this process runs it: its own rows are the newest
             try:
@@ -193,7 +191,7 @@ class RemoteIndex(Index):
                 end = {"status": "failed"}
             if end is not None:
                 pull.ends[run_id] = (end.get("status", "failed"), end.get("finished_at"))
-        listed = max(after, horizon) if horizon > after else after
+        listed = max(after, horizon)
         self._write(lambda cur: self._apply(cur, flow, pull, catalog_last, listed))
         if not self._compaction_failed:
             try:
@@ -216,10 +214,12 @@ class RemoteIndex(Index):
             if run_id in cached and not self._query(sql.TAG_MARK_SEEN, (flow, stamp, run_id, event)):
                 pending.setdefault(run_id, []).append((stamp, event))
         for run_id, run_marks in pending.items():
-            try:
-                rec = records.read_run(flow, run_id)
-            except (KeyError, ValueError):
-                continue
+            rec = pull.records.get(run_id)
+            if rec is None:
+                try:
+                    rec = records.read_run(flow, run_id)
+                except (KeyError, ValueError):
+                    continue
             named = records.read_named_tag_events(flow, run_id)
             pull.tags[run_id] = replay_tags(rec.get("tags") or (), [event for _, event in named])
             there = {name for name, _ in named}
