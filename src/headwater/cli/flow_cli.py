@@ -209,9 +209,12 @@ def build_cli(flow_cls: type) -> click.Group:
             origin = request.get("resume_from")
             if request.get("resume") and origin is None:
                 from ..exceptions import CommandException
+                from ..runtime.prefork import before_fork
                 from ..runtime.run import resume_origin
+                from ..store import Datastore
 
-                chosen = resume_origin(settings, flow_cls.__name__)
+                chosen = before_fork(Datastore(settings.datastore_root),
+                                     lambda: resume_origin(settings, flow_cls.__name__))
                 for skipped_id, why in chosen.skipped:
                     click.echo(f"Skipping run {skipped_id} as the resume origin: {why}.", err=True)
                 origin = chosen.run_id
@@ -221,11 +224,13 @@ def build_cli(flow_cls: type) -> click.Group:
                         + ("that can be resumed." if chosen.skipped else "to resume."),
                         hint="Run the flow first, or pass --origin-run-id.")
             if origin is not None:
+                from ..runtime.prefork import before_fork
                 from ..runtime.resume import check_origin
                 from ..store import Datastore
 
-                check_origin(Datastore(settings.datastore_root), flow_cls.__name__, origin)
-                _resume_configs(flow_cls, settings, origin)
+                ds = Datastore(settings.datastore_root)
+                before_fork(ds, lambda: check_origin(ds, flow_cls.__name__, origin))
+                _resume_configs(flow_cls, ds, origin)
             prepare_flow(flow_cls, decospecs)  # mutators see the configs' values
             graph = _lint_or_raise(flow_cls)
             init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
@@ -327,14 +332,14 @@ def _announce_project(flow_cls: type, quiet: bool) -> None:
         click.echo(f"Project: {fields['project_name']}, Branch: {fields['branch_name']}", err=True)
 
 
-def _resume_configs(flow_cls: type, settings: Any, origin: str) -> None:
+def _resume_configs(flow_cls: type, ds: Any, origin: str) -> None:
     from ..flow.config import apply_configs, flow_configs
 
     if flow_configs(flow_cls):
+        from ..runtime.prefork import before_fork
         from ..runtime.run_state import recorded_configs
-        from ..store import Datastore
 
-        apply_configs(flow_cls, recorded_configs(Datastore(settings.datastore_root), flow_cls, origin))
+        apply_configs(flow_cls, before_fork(ds, lambda: recorded_configs(ds, flow_cls, origin)))
 
 
 def _console_factory() -> Any:

@@ -119,15 +119,16 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     ds.sweep_temp()  # temp files of writers killed earlier; never one a live writer uses
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
     hooks = runtime_hooks(req.flow_cls, req.graph)
-    plan: ResumePlan | None = None
-    if req.resume_from is not None:
-        plan = plan_resume(ds, req.graph, flow_name, req.resume_from, req.resume_step)
     ctx = TaskContext(req.flow_cls, req.graph, ds.root, req.script, machine=settings.extra.get("HEADWATER_MACHINE"))
     launcher = make_launcher(settings.launcher, ctx)
     launcher.admission.expect(Request(p.cpu, p.gpu) for p in policies.values() if p.cpu is not None)
-    launcher.start()  # fork the zygote before SQLite or any thread exists
+    # Fork the zygote before SQLite, any thread, or a remote store's client exists (runtime.prefork).
+    launcher.start()
     index: MetadataIndex | None = None
+    plan: ResumePlan | None = None
     try:
+        if req.resume_from is not None:
+            plan = plan_resume(ds, req.graph, flow_name, req.resume_from, req.resume_step)
         index = open_index(ds.root, records=ds.records, provider=settings.metadata)
         saved = _parameter_artifacts(ds, flow_name, req, plan)  # after the fork: hashing may start threads
         code: dict[str, Any] = {}

@@ -91,6 +91,11 @@ class ObjectStore(abc.ABC):
 
     #: Where the store lives, e.g. ``local:/abs/root`` or ``s3://bucket/prefix``.
     url: str
+    #: Whether a process that has used this store may still fork children that use it.
+    #: False for a client with background threads (S3: obstore's Tokio runtime); the run
+    #: process then keeps its reads until after the fork pool's zygote exists
+    #: (``runtime.prefork``).
+    fork_safe: bool = True
 
     @abc.abstractmethod
     def put(self, key: str, data: Data | Sequence[Data]) -> bool:

@@ -74,6 +74,8 @@ class S3ObjectStore(ObjectStore):
     (True, False)
     """
 
+    fork_safe = False  # obstore's Tokio runtime does not survive fork (runtime.prefork)
+
     def __init__(self, url: str, *, settings: "Settings | None" = None):
         if settings is None:
             from ...config import load_settings
