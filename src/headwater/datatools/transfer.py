@@ -26,7 +26,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: Bytes handed from obstore to Python per write when streaming a download to its file.
-STREAM_CHUNK = 8 << 20
+STREAM_CHUNK = 1 << 20
 #: Part size of multipart uploads; objects up to this size go up in one PUT.
 PART_SIZE = 16 << 20
 #: Parts of one multipart upload in flight at once.
