@@ -301,3 +301,28 @@ def test_run_self_inside_a_flow(tmp_path: Path, s3_bucket: str, s3_server, use_r
     monkeypatch.setenv("HEADWATER_DATATOOLS_S3ROOT", tools)
     with S3(run=run, tmproot=str(tmp_path)) as s3:  # a client Run, read back from outside the flow
         assert s3.get("greeting.txt").text == f"hello from {run.id}"
+
+
+def test_large_objects_download_in_ranged_parts(s3: S3, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(transfer, "RANGE_PART", 1 << 20)
+    big = os.urandom((3 << 20) + 12345)  # three whole parts and a tail
+    s3.put_many([("big/1", big), ("big/2", big[::-1]), ("big/exact", big[:2 << 20])])
+    got = s3.get_many(["big/1", "big/2", "big/exact"])
+    assert [o.blob for o in got] == [big, big[::-1], big[:2 << 20]]
+    assert got[0].range_info == RangeInfo(len(big), 0, len(big)) and got[0].size == len(big)
+    part = s3.get(S3GetObject("big/1", (1 << 20) - 5, 10))  # an explicit range is one GET, across a part edge
+    assert part.blob == big[(1 << 20) - 5:(1 << 20) + 5] and part.range_info == RangeInfo(len(big), (1 << 20) - 5, 10)
+
+
+def test_empty_objects(s3: S3):
+    s3.put("empty", b"")
+    obj = s3.get("empty")
+    assert (obj.exists, obj.downloaded, obj.blob, obj.size) == (True, True, b"", 0)
+    assert obj.range_info == RangeInfo(0, 0, 0)
+
+
+def test_a_local_write_error_is_not_a_missing_object(s3: S3):
+    s3.put("k", "v")
+    os.rmdir(s3._tmpdir)  # the download directory vanished under the client
+    with pytest.raises(HeadwaterS3Exception, match=r"Writing the download to .*obj\.0 failed: No such file"):
+        s3.get("k", return_missing=True)

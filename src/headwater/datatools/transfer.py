@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence, TypeVar
 
-from ..exceptions import HeadwaterS3InsufficientDiskSpace, HeadwaterS3NotFound
+from ..exceptions import (HeadwaterS3Exception, HeadwaterS3InsufficientDiskSpace, HeadwaterS3InvalidRange,
+                          HeadwaterS3NotFound)
 from ..store.s3.connect import S3Url, bucket_client, client_config, parse_s3_url, translate
 from .payloads import Upload
 
@@ -27,6 +29,8 @@ R = TypeVar("R")
 
 #: Bytes handed from obstore to Python per write when streaming a download to its file.
 STREAM_CHUNK = 1 << 20
+#: Whole objects download in ranged GETs of this size (several in flight for large objects).
+RANGE_PART = 32 << 20
 #: Part size of multipart uploads; objects up to this size go up in one PUT.
 PART_SIZE = 16 << 20
 #: Parts of one multipart upload in flight at once.
@@ -114,22 +118,35 @@ class Transfers:
     async def get(self, url: str, rng: Any, dest: str | None, *, missing_ok: bool,
                   progress: "Progress | None" = None) -> Fetched | None:
         """GET ``url`` (a byte range of it if ``rng``) into the file ``dest``; with
-        ``dest=None`` a HEAD. None for a missing key when ``missing_ok``."""
+        ``dest=None`` a HEAD. None for a missing key when ``missing_ok``.
+
+        A whole object is fetched as ranged GETs of ``RANGE_PART`` bytes: the first one
+        tells the size, the rest (if any) run ``PARTS_IN_FLIGHT`` at a time, each pinned to
+        the first one's ETag so a concurrent overwrite cannot mix two versions."""
         import obstore
 
         where = parse_s3_url(url)
+        client = self.client(where.bucket)
+        whole = dest is not None and rng is None
         options: dict[str, Any] = {"head": True} if dest is None else {}
-        if rng is not None:
-            options["range"] = rng
+        if rng is not None or whole:
+            options["range"] = rng if rng is not None else (0, RANGE_PART)
         op = "HEAD" if dest is None else "GET"
         try:
-            res = await obstore.get_async(self.client(where.bucket), where.key, options=options)
+            try:
+                res = await obstore.get_async(client, where.key, options=options)
+            except Exception as exc:
+                if not (whole and isinstance(translate(exc, op, where.bucket, where.key), HeadwaterS3InvalidRange)):
+                    raise
+                res = await obstore.get_async(client, where.key)  # an empty object has no byte 0
             if dest is not None:
-                await _stream_to_file(res, dest, progress)
+                await _download(client, where.key, res, dest, progress)
+        except HeadwaterS3Exception:  # a local write error, already worded
+            raise
         except Exception as exc:
             return _missing_or_raise(exc, op, where, missing_ok)
         meta = res.meta
-        start, end = res.range
+        start, end = (0, meta["size"]) if whole else res.range
         if progress is not None:
             progress.add_object()
         return Fetched(url=url, path=dest, size=meta["size"], attributes=dict(res.attributes),
@@ -192,19 +209,52 @@ class Transfers:
                 + [Listed(url, base + p + "/", None) for p in res["common_prefixes"]])
 
 
-async def _stream_to_file(res: Any, dest: str, progress: "Progress | None") -> None:
+async def _download(client: Any, key: str, first: Any, dest: str, progress: "Progress | None") -> None:
+    """Write the response ``first`` to ``dest`` and fetch the rest of the object, if
+    ``first`` was only its first ``RANGE_PART`` bytes."""
+    import obstore
+
+    start, end = first.range
+    total = first.meta["size"]
+    rest = [(s, min(s + RANGE_PART, total)) for s in range(end, total, RANGE_PART)] if start == 0 else []
+    etag = first.meta.get("e_tag")
+
+    async def part(span: tuple[int, int]) -> None:
+        res = await obstore.get_async(client, key, options={"range": span, "if_match": etag})
+        await _stream_to_fd(res, fd, span[0], progress, dest)
+
     try:
-        with open(dest, "wb") as f:
-            async for chunk in res.stream(min_chunk_size=STREAM_CHUNK):
-                f.write(chunk)
-                if progress is not None:
-                    progress.add_bytes(len(chunk))
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise HeadwaterS3InsufficientDiskSpace(
-                f"Downloading to {dest!r} ran out of disk space.",
-                hint="Free space, or point S3(tmproot=...) at a larger disk.") from None
-        raise
+        raise _local_error(exc, dest) from None
+    try:
+        await _stream_to_fd(first, fd, 0, progress, dest)
+        if rest:
+            await bounded(rest, part, PARTS_IN_FLIGHT)
+    finally:
+        os.close(fd)
+
+
+async def _stream_to_fd(res: Any, fd: int, offset: int, progress: "Progress | None", dest: str) -> None:
+    async for chunk in res.stream(min_chunk_size=STREAM_CHUNK):
+        view = memoryview(chunk)
+        while view:  # pwrite may write less than asked
+            try:
+                n = os.pwrite(fd, view, offset)
+            except OSError as exc:
+                raise _local_error(exc, dest) from None
+            offset += n
+            view = view[n:]
+        if progress is not None:
+            progress.add_bytes(len(chunk))
+
+
+def _local_error(exc: OSError, dest: str) -> HeadwaterS3Exception:
+    """A local write error as an S3 tools error (never mistaken for a missing S3 object)."""
+    if exc.errno == errno.ENOSPC:
+        return HeadwaterS3InsufficientDiskSpace(f"Downloading to {dest} ran out of disk space.",
+                                               hint="Free space, or point S3(tmproot=...) at a larger disk.")
+    return HeadwaterS3Exception(f"Writing the download to {dest} failed: {exc.strerror or exc}.")
 
 
 def _translated(exc: BaseException, op: str, where: S3Url) -> BaseException:
@@ -212,8 +262,6 @@ def _translated(exc: BaseException, op: str, where: S3Url) -> BaseException:
 
 
 def _missing_or_raise(exc: BaseException, op: str, where: S3Url, missing_ok: bool) -> None:
-    if isinstance(exc, HeadwaterS3InsufficientDiskSpace):
-        raise exc
     err = _translated(exc, op, where)
     # A missing bucket is a mistake in the URL or the setup, never "a missing object".
     if missing_ok and isinstance(err, HeadwaterS3NotFound) and "NoSuchBucket" not in str(exc):
@@ -221,4 +269,4 @@ def _missing_or_raise(exc: BaseException, op: str, where: S3Url, missing_ok: boo
     raise err from None
 
 
-__all__ = ["Fetched", "Listed", "PART_SIZE", "Transfers", "bounded", "run_sync"]
+__all__ = ["Fetched", "Listed", "PART_SIZE", "RANGE_PART", "Transfers", "bounded", "run_sync"]
