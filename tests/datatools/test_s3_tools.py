@@ -326,3 +326,45 @@ def test_a_local_write_error_is_not_a_missing_object(s3: S3):
     os.rmdir(s3._tmpdir)  # the download directory vanished under the client
     with pytest.raises(HeadwaterS3Exception, match=r"Writing the download to .*obj\.0 failed: No such file"):
         s3.get("k", return_missing=True)
+
+
+def test_works_from_inside_a_running_event_loop(s3: S3):
+    import asyncio
+
+    async def notebook_cell() -> str:  # Jupyter runs cells inside an event loop
+        s3.put("nb", "from a loop")
+        return s3.get("nb").text
+
+    assert asyncio.run(notebook_cell()) == "from a loop"
+
+
+def test_importing_s3_does_not_load_obstore():
+    import subprocess
+    import sys
+
+    code = "from headwater import S3; import sys; print('obstore' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_fork_after_s3_use_fails_clearly_instead_of_hanging(s3: S3):
+    s3.put("k", "v")  # obstore's runtime now runs in this process
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what happened through the pipe, then leave at once
+        os.close(r)
+        try:
+            s3.get("k")
+            msg = "no error"
+        except HeadwaterS3Exception as e:
+            msg = f"{e.message}\n{e.hint}"
+        except BaseException as e:  # noqa: BLE001 - anything else is reported as a failure
+            msg = repr(e)
+        os.write(w, msg.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        msg = f.read()
+    os.waitpid(pid, 0)
+    assert "is a fork of it; S3 calls here would hang" in msg and "inside the function given to parallel_map" in msg
+    assert s3.get("k").text == "v"  # the parent goes on

@@ -60,15 +60,37 @@ class Listed:
     size: int | None
 
 
-def run_sync(coro: Awaitable[T]) -> T:
+#: The process whose S3 calls started obstore's runtime (threads that a fork does not copy).
+_runtime_pid: int | None = None
+
+
+def _check_fork() -> None:
+    global _runtime_pid
+    pid = os.getpid()
+    if _runtime_pid is None:
+        _runtime_pid = pid
+    elif _runtime_pid != pid:
+        raise HeadwaterS3Exception(
+            f"The S3 tools were used in process {_runtime_pid}, and this process ({pid}) is a fork of it; "
+            "S3 calls here would hang (obstore's I/O runtime does not survive fork).",
+            hint="Make the first S3 call in the forked processes, not in their parent (e.g. call S3 inside "
+                 "the function given to parallel_map), or start workers with multiprocessing's 'spawn'.")
+
+
+def run_sync(coro: Any) -> Any:
     """Run ``coro`` to completion from synchronous code (on a helper thread when this
     thread already runs an event loop, as in a notebook)."""
     try:
+        _check_fork()
+    except BaseException:
+        coro.close()
+        raise
+    try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def bounded(items: Sequence[T], fn: Callable[[T], Awaitable[R]], workers: int) -> list[R]:
@@ -99,11 +121,12 @@ class Transfers:
         self.settings = settings
         self.encryption = encryption
         self.workers = max(1, settings.s3_workers)
-        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._clients: dict[tuple[str, str | None, int], Any] = {}
 
     def client(self, bucket: str, encryption: str | None = None) -> Any:
         encryption = encryption or self.encryption
-        found = self._clients.get((bucket, encryption))
+        # Keyed by pid too: a client made before a fork must not be used in the child.
+        found = self._clients.get((bucket, encryption, os.getpid()))
         if found is None:
             if encryption is None:
                 found = bucket_client(bucket, self.settings)
@@ -112,7 +135,7 @@ class Transfers:
 
                 found = obstore.store.S3Store(bucket, server_side_encryption=encryption,
                                               **client_config(self.settings))
-            self._clients[(bucket, encryption)] = found
+            self._clients[(bucket, encryption, os.getpid())] = found
         return found
 
     async def get(self, url: str, rng: Any, dest: str | None, *, missing_ok: bool,
