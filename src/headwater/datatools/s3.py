@@ -18,10 +18,10 @@ from . import locations
 from .payloads import Upload, attributes, file_source, value_source
 from .progress import Progress
 from .s3objects import PutValue, RangeInfo, S3GetObject, S3Object, S3PutObject
+from .transfer import Fetched, Listed, Transfers, bounded, run_sync
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from .transfer import Fetched, Transfers
 
 #: Constructor options of Metaflow's S3 that pick boto3 credentials or clients; headwater takes
 #: credentials from the usual AWS sources and has no boto3 client to pass.
@@ -110,10 +110,8 @@ class S3:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _transfers(self) -> "Transfers":
+    def _transfers(self) -> Transfers:
         if self._engine is None:
-            from .transfer import Transfers
-
             self._engine = Transfers(self._settings, self._encryption)
         return self._engine
 
@@ -127,11 +125,9 @@ class S3:
         return os.path.join(self._tmpdir, f"obj.{next(self._names)}")
 
     def _run(self, coro: Any) -> Any:
-        from .transfer import run_sync
-
         return run_sync(coro)
 
-    def _object(self, url: str, got: "Fetched | None", *, info: bool, prefix: str | None = None) -> S3Object:
+    def _object(self, url: str, got: Fetched | None, *, info: bool, prefix: str | None = None) -> S3Object:
         root = self._s3root if prefix is None else prefix
         if got is None:
             return S3Object(root, url, None)
@@ -148,10 +144,8 @@ class S3:
         engine = self._transfers()
         progress = Progress("get", len(jobs))
 
-        async def one(job: tuple[str, Any]) -> "Fetched | None":
+        async def one(job: tuple[str, Any]) -> Fetched | None:
             return await engine.get(job[0], job[1], self._new_path(), missing_ok=missing_ok, progress=progress)
-
-        from .transfer import bounded
 
         try:
             got = self._run(bounded(jobs, one, engine.workers))
@@ -176,8 +170,6 @@ class S3:
         """
         urls = [self._url(k).rstrip("/") + "/" for k in (list(keys) if keys is not None else [None])]
         engine = self._transfers()
-        from .transfer import bounded
-
         listed = self._run(bounded(urls, lambda u: engine.list(u, recursive=False), engine.workers))
         return [S3Object(e.prefix, e.url, None, size=e.size) for batch in listed for e in batch]
 
@@ -199,8 +191,6 @@ class S3:
     def _list_all(self, keys: Iterable[Any] | None) -> list[Any]:
         urls = [self._url(k) for k in (list(keys) if keys is not None else [None])]
         engine = self._transfers()
-        from .transfer import bounded
-
         listed = self._run(bounded(urls, lambda u: engine.list(u, recursive=True), engine.workers))
         return [e for batch in listed for e in batch]
 
@@ -240,8 +230,6 @@ class S3:
         """
         urls = [self._url(k) for k in keys]
         engine = self._transfers()
-        from .transfer import bounded
-
         got = self._run(bounded(urls, lambda u: engine.get(u, None, None, missing_ok=return_missing),
                                 engine.workers))
         return [self._object(u, g, info=True) for u, g in zip(urls, got)]
@@ -311,24 +299,22 @@ class S3:
         list of S3Object
             Keys relative to the listed prefix, or to the root with ``return_info``.
         """
-        keys = list(keys)
-        entries = []
-        for key in keys:
-            found = self._list_all([key])
-            if not found:
-                url = self._url(key)
-                if self._run(self._transfers().exists(url)):
-                    found = [_single(url)]
-            entries.extend(found)
+        engine = self._transfers()
+
+        async def under(url: str) -> list[Listed]:
+            found = await engine.list(url, recursive=True)
+            if not found and await engine.exists(url):  # the key is an object, not a prefix
+                found = [Listed(url, url, None)]
+            return found
+
+        urls = [self._url(k) for k in keys]
+        entries = [e for batch in self._run(bounded(urls, under, engine.workers)) for e in batch]
         if not entries:
             return []
-        engine = self._transfers()
         progress = Progress("get", len(entries))
 
-        async def one(entry: Any) -> "Fetched | None":
+        async def one(entry: Any) -> Fetched | None:
             return await engine.get(entry.url, None, self._new_path(), missing_ok=False, progress=progress)
-
-        from .transfer import bounded
 
         try:
             got = self._run(bounded(entries, one, engine.workers))
@@ -443,20 +429,12 @@ class S3:
             return []
         engine = self._transfers()
         progress = Progress("put", len(ups), sum(u.size for u in ups))
-        from .transfer import bounded
-
         try:
             done = self._run(bounded(ups, lambda u: engine.put(u, overwrite=overwrite, progress=progress),
                                      engine.workers))
         finally:
             progress.close()
         return [(u.key, u.url) for u, ok in zip(ups, done) if ok]
-
-
-def _single(url: str) -> Any:
-    from .transfer import Listed
-
-    return Listed(url, url, None)
 
 
 __all__ = ["S3"]
