@@ -277,6 +277,15 @@ def test_run_root_needs_a_configured_root(tmp_path: Path, monkeypatch: pytest.Mo
         assert s3._s3root == "s3://bkt/tools/SomeFlow/17"
     with S3(run=FakeRun(), bucket="other", prefix="p/q", tmproot=str(tmp_path)) as s3:
         assert s3._s3root == "s3://other/p/q/SomeFlow/17"
+    from headwater import FlowSpec
+
+    class NotRunning(FlowSpec):
+        pass
+
+    with pytest.raises(HeadwaterS3URLException, match=r"S3\(run=self\) was given a flow outside of a running step"):
+        S3(run=object.__new__(NotRunning), tmproot=str(tmp_path))
+    with pytest.raises(HeadwaterS3URLException, match="takes a step's self or a client Run, not str"):
+        S3(run="SomeFlow/17", tmproot=str(tmp_path))
     monkeypatch.delenv("HEADWATER_DATATOOLS_S3ROOT")
     monkeypatch.setenv("HEADWATER_DATASTORE_ROOT", "s3://store-bkt/hw")
     with S3(run=FakeRun(), tmproot=str(tmp_path)) as s3:
@@ -368,3 +377,12 @@ def test_a_fork_after_s3_use_fails_clearly_instead_of_hanging(s3: S3):
     os.waitpid(pid, 0)
     assert "is a fork of it; S3 calls here would hang" in msg and "inside the function given to parallel_map" in msg
     assert s3.get("k").text == "v"  # the parent goes on
+
+
+def test_encryption_is_requested_on_upload(root: str, s3_bucket: str, s3_server, tmp_path: Path):
+    with S3(s3root=root, tmproot=str(tmp_path), encryption="AES256") as s3:
+        s3.put("sealed", "secret")
+        s3.put_many([S3PutObject("sealed2", "s2")])
+        assert s3.get("sealed").text == "secret"
+    for key in ("data/sealed", "data/sealed2"):
+        assert s3_server.boto3().head_object(Bucket=s3_bucket, Key=key)["ServerSideEncryption"] == "AES256"
