@@ -386,3 +386,25 @@ def test_encryption_is_requested_on_upload(root: str, s3_bucket: str, s3_server,
         assert s3.get("sealed").text == "secret"
     for key in ("data/sealed", "data/sealed2"):
         assert s3_server.boto3().head_object(Bucket=s3_bucket, Key=key)["ServerSideEncryption"] == "AES256"
+
+
+@pytest.mark.parametrize("retries", ["3", "0"])
+def test_a_download_cut_mid_body_resumes(retries: str, s3_bucket: str, s3_server, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch):
+    from datatools.cutproxy import CutProxy
+
+    big = os.urandom(3 << 20)
+    s3_server.boto3().put_object(Bucket=s3_bucket, Key="data/big", Body=big)
+    proxy = CutProxy(int(s3_server.url.rsplit(":", 1)[1]), cut_after=(1 << 20) + 777)
+    monkeypatch.setenv("HEADWATER_S3_ENDPOINT_URL", proxy.url)
+    monkeypatch.setenv("HEADWATER_S3_RETRY_COUNT", retries)
+    try:
+        with S3(s3root=f"s3://{s3_bucket}/data", tmproot=str(tmp_path)) as s3:
+            if retries == "0":
+                with pytest.raises(HeadwaterS3Exception, match=r"GET s3://.*/data/big failed"):
+                    s3.get("big")
+            else:
+                assert s3.get("big").blob == big
+    finally:
+        proxy.stop()
+    assert proxy.cuts_left == 0  # the response really was cut

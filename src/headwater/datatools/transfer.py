@@ -163,7 +163,7 @@ class Transfers:
                     raise
                 res = await obstore.get_async(client, where.key)  # an empty object has no byte 0
             if dest is not None:
-                await _download(client, where.key, res, dest, progress)
+                await _download(client, where.key, res, dest, progress, self.settings.s3_retries)
         except HeadwaterS3Exception:  # a local write error, already worded
             raise
         except Exception as exc:
@@ -232,44 +232,62 @@ class Transfers:
                 + [Listed(url, base + p + "/", None) for p in res["common_prefixes"]])
 
 
-async def _download(client: Any, key: str, first: Any, dest: str, progress: "Progress | None") -> None:
+async def _download(client: Any, key: str, first: Any, dest: str, progress: "Progress | None",
+                    retries: int) -> None:
     """Write the response ``first`` to ``dest`` and fetch the rest of the object, if
-    ``first`` was only its first ``RANGE_PART`` bytes."""
+    ``first`` was only its first ``RANGE_PART`` bytes. A body that breaks off mid-stream
+    (a reset connection) is re-requested from where it stopped, up to ``retries`` times;
+    obstore itself retries requests that fail before their body starts."""
     import obstore
 
-    start, end = first.range
+    base, end = first.range
     total = first.meta["size"]
-    rest = [(s, min(s + RANGE_PART, total)) for s in range(end, total, RANGE_PART)] if start == 0 else []
+    rest = [(s, min(s + RANGE_PART, total)) for s in range(end, total, RANGE_PART)] if base == 0 else []
     etag = first.meta.get("e_tag")
 
-    async def part(span: tuple[int, int]) -> None:
-        res = await obstore.get_async(client, key, options={"range": span, "if_match": etag})
-        await _stream_to_fd(res, fd, span[0], progress, dest)
+    async def fetch(span: tuple[int, int], res: Any = None) -> None:
+        pos, stop = span
+        broken = 0
+        while pos < stop:
+            if res is None:
+                res = await obstore.get_async(client, key, options={"range": (pos, stop), "if_match": etag})
+            try:
+                async for chunk in res.stream(min_chunk_size=STREAM_CHUNK):
+                    _write_at(fd, chunk, pos - base, dest)
+                    pos += len(chunk)
+                    if progress is not None:
+                        progress.add_bytes(len(chunk))
+                return
+            except HeadwaterS3Exception:  # a local write error: retrying cannot help
+                raise
+            except Exception:
+                broken += 1
+                if broken > retries:
+                    raise
+                res = None
+                await asyncio.sleep(min(0.05 * 2 ** broken, 2.0))
 
     try:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except OSError as exc:
         raise _local_error(exc, dest) from None
     try:
-        await _stream_to_fd(first, fd, 0, progress, dest)
+        await fetch((base, end), first)
         if rest:
-            await bounded(rest, part, PARTS_IN_FLIGHT)
+            await bounded(rest, fetch, PARTS_IN_FLIGHT)
     finally:
         os.close(fd)
 
 
-async def _stream_to_fd(res: Any, fd: int, offset: int, progress: "Progress | None", dest: str) -> None:
-    async for chunk in res.stream(min_chunk_size=STREAM_CHUNK):
-        view = memoryview(chunk)
-        while view:  # pwrite may write less than asked
-            try:
-                n = os.pwrite(fd, view, offset)
-            except OSError as exc:
-                raise _local_error(exc, dest) from None
-            offset += n
-            view = view[n:]
-        if progress is not None:
-            progress.add_bytes(len(chunk))
+def _write_at(fd: int, chunk: Any, offset: int, dest: str) -> None:
+    view = memoryview(chunk)
+    while view:  # pwrite may write less than asked
+        try:
+            n = os.pwrite(fd, view, offset)
+        except OSError as exc:
+            raise _local_error(exc, dest) from None
+        offset += n
+        view = view[n:]
 
 
 def _local_error(exc: OSError, dest: str) -> HeadwaterS3Exception:
