@@ -292,10 +292,10 @@ def test_run_root_needs_a_configured_root(tmp_path: Path, monkeypatch: pytest.Mo
         assert s3._s3root == "s3://store-bkt/hw/data/SomeFlow/17"
 
 
-def test_run_self_inside_a_flow(tmp_path: Path, s3_bucket: str, s3_server, use_root,
+def test_run_self_inside_a_flow(tmp_path: Path, s3_bucket: str, s3_server, use_root, launcher: str,
                                 monkeypatch: pytest.MonkeyPatch):
     tools = f"s3://{s3_bucket}/tools"
-    r = run_flow("s3_tools_flow.py", "run", root=tmp_path / ".headwater",
+    r = run_flow("s3_tools_flow.py", "run", root=tmp_path / ".headwater", launcher=launcher,
                  env={**s3_server.env(), "HEADWATER_DATATOOLS_S3ROOT": tools})
     assert r.returncode == 0, r.output
     use_root(tmp_path / ".headwater")
