@@ -68,6 +68,8 @@ _LAZY = {
     "parallel_imap_unordered": "headwater.multicore",
     "profile": "headwater.timing",
     "secrets": "headwater.secret_providers.decorator",
+    # The S3 data tools (Metaflow's `from metaflow import S3`); obstore loads only when used.
+    "S3": "headwater.datatools",
 }
 
 
@@ -111,7 +113,7 @@ __all__ = sorted([
     "requirements_txt_parser", "yaml_parser",
     "DataArtifact", "ExecutingRun", "Flow", "FlowDecorator", "FlowMutator", "FlowSpec", "Headwater",
     "HeadwaterException", "IncludeFile",
-    "JSONType", "JSONTypeClass", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "Step", "Task", "card", "catch",
+    "JSONType", "JSONTypeClass", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "S3", "Step", "Task", "card", "catch",
     "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",
     "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "resources", "retry",
     "secrets", "step", "timeout",

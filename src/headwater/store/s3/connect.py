@@ -153,7 +153,7 @@ def translate(exc: BaseException, op: str, bucket: str, key: str | None = None) 
     if isinstance(exc, errors.PermissionDeniedError) or "AccessDenied" in text or "403 Forbidden" in text:
         return HeadwaterS3AccessDenied(f"{op} {where} failed: access denied.",
                                        hint="The credentials in use lack permission for this bucket or key.")
-    if "InvalidRange" in text or "416" in text.split("\n", 1)[0]:
+    if "InvalidRange" in text or "416 Range Not Satisfiable" in text:
         return HeadwaterS3InvalidRange(f"{op} {where} failed: the byte range is outside the object.")
     if isinstance(exc, (errors.NotFoundError, FileNotFoundError)):
         return HeadwaterS3NotFound(f"{op} {where} failed: no such key.")

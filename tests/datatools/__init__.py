@@ -1,0 +1,1 @@
+"""Tests of the data tools (headwater.S3)."""
