@@ -190,3 +190,19 @@ def test_include_file_from_an_s3_url(s3_bucket: str, s3_env: S3Server, tmp_path:
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert f"IncludeFile '--notes': cannot read 's3://{s3_bucket}/in/missing.txt'" in r.stderr
     assert "no such key" in r.stderr
+
+
+def test_s3_tools_in_steps_find_the_run_root_of_a_datastore_given_on_the_command_line(
+        s3_bucket: str, s3_env: S3Server, tmp_path: Path) -> None:
+    """S3(run=self) uses <datastore root>/data of the task's own datastore, even when that root
+    came from --datastore-root (not from the environment)."""
+    root = f"s3://{s3_bucket}/cli"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update({**s3_env.env(), "HEADWATER_USER": USER, "HEADWATER_HOME": str(tmp_path / "home")})
+    p = subprocess.run([sys.executable, str(FLOWS / "s3_tools_flow.py"), "--datastore=s3", "--datastore-root", root,
+                        "run", "--run-id-file", "id"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                       timeout=180)
+    assert p.returncode == 0, p.stderr
+    run_id = (tmp_path / "id").read_text()
+    keys = {o["Key"] for o in s3_env.boto3().list_objects_v2(Bucket=s3_bucket, Prefix="cli/data/")["Contents"]}
+    assert f"cli/data/S3ToolsFlow/{run_id}/greeting.txt" in keys

@@ -40,6 +40,11 @@ def run_root(run: Any, settings: "Settings", bucket: str | None, prefix: str | N
     ``bucket`` and ``prefix`` replace those parts of the configured root."""
     from ..flow.spec import FlowSpec
 
+    if isinstance(run, FlowSpec) and current.is_running_flow:
+        # The task's own datastore (--datastore-root reaches it through its TaskSpec, not the env).
+        root = current._values.get("_datastore_root")
+        if root:
+            settings = settings.with_(datastore_root=root)
     parsed = parse_s3_url(datatools_root(settings))
     bucket = bucket or parsed.bucket
     prefix = prefix or parsed.key

@@ -229,7 +229,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             task_id=spec.task_id, retry_count=spec.attempt, origin_run_id=spec.origin_run_id,
             namespace=f"user:{spec.user}", username=spec.user, tags=list(spec.tags),
             parameter_names=parameter_names(flow_cls), graph=graph_info(graph),
-            **flow_fields(flow_cls),
+            _datastore_root=spec.datastore_root, **flow_fields(flow_cls),
         )
         run_namespace.choose(_run_namespace(spec))  # what the client sees inside the step
         func = getattr(flow, spec.step_name)
