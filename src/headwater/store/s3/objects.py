@@ -83,22 +83,33 @@ class S3ObjectStore(ObjectStore):
         self.bucket, self.prefix = loc.bucket, loc.key
         self.url = loc.url
         self.settings = settings
-        self._obs = _obstore()
         self.cache = ReadCache(os.path.join(settings.home, "cache", "s3"), settings.s3_cache_bytes)
         self._endpoint_tag = _endpoint_tag(settings.s3_endpoint_url)
         self._client_pid: int | None = None
         self._client_obj: Any = None
+        self._api: Any = None
+        _obstore(settings)  # fail now, with the install hint, when obstore is missing
 
     # -- plumbing ------------------------------------------------------------
 
     @property
     def _client(self) -> Any:
-        # One client per process: obstore's connection pool must not cross a fork.
-        pid = os.getpid()
-        if self._client_pid != pid:
-            self._client_obj = bucket_client(self.bucket, self.settings)
-            self._client_pid = pid
+        # One client per process: obstore's runtime and connection pool do not survive a fork.
+        if self._client_pid != os.getpid():
+            self._bind()
         return self._client_obj
+
+    @property
+    def _obs(self) -> Any:
+        """obstore's API for this process (a private copy in a forked task: forksafe.py)."""
+        if self._client_pid != os.getpid():
+            self._bind()
+        return self._api
+
+    def _bind(self) -> None:
+        self._api = _obstore(self.settings)
+        self._client_obj = bucket_client(self.bucket, self.settings)
+        self._client_pid = os.getpid()
 
     def _full(self, key: str) -> str:
         check_key(key)
