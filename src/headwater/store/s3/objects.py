@@ -52,6 +52,8 @@ COPY_PART_MAX = 5 << 30
 CONTENT_ADDRESSED = ("blobs/",)
 #: Where uploads that are copied into place live while in flight (like a local store's tmp/).
 UPLOAD_DIR = "tmp"
+# Parts of a spooled file uploaded at once (each is read into memory while in flight).
+_FILE_PARTS_IN_FLIGHT = 8
 # Downloads are written in pieces of this size (bounded memory for any object size).
 _STREAM_CHUNK = 8 << 20
 
@@ -156,8 +158,12 @@ class S3ObjectStore(ObjectStore):
         if self._head(key, full):
             return False
         obs = self._obs
-        opts = {"use_multipart": True, "chunk_size": _part_size(size),
-                "max_concurrency": max(2, self.settings.s3_workers)}
+        in_flight = max(2, self.settings.s3_workers)
+        if isinstance(source, Path):
+            # Parts read from a file are buffered in memory while they upload: bound them
+            # (8 x 8 MiB). Parts cut from the caller's buffers are views, not copies.
+            in_flight = min(in_flight, _FILE_PARTS_IN_FLIGHT)
+        opts = {"use_multipart": True, "chunk_size": _part_size(size), "max_concurrency": in_flight}
         if key.startswith(CONTENT_ADDRESSED) or size > COPY_PART_MAX:
             try:
                 obs.put(self._client, full, source, **opts)
