@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from headwater import plugins as hw_plugins
 from headwater.plugins import PluginKind
-from headwater.store.objects import Data, ObjectStore
+from headwater.store.objects import Data, ObjectStore, check_key
 
 
 class MemoryObjectStore(ObjectStore):
@@ -25,6 +25,7 @@ class MemoryObjectStore(ObjectStore):
         self._lock = threading.Lock()
 
     def put(self, key: str, data: Data | Sequence[Data]) -> bool:
+        check_key(key)
         parts = (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
         blob = b"".join(bytes(p) for p in parts)
         with self._lock:
@@ -43,6 +44,7 @@ class MemoryObjectStore(ObjectStore):
         return self._writer(key)
 
     def get(self, key: str) -> bytes:
+        check_key(key)
         try:
             return self.objects[key]
         except KeyError:

@@ -67,9 +67,11 @@ class S3Server:
 
 
 def start_s3_server(host: str = "127.0.0.1", timeout: float = 60.0) -> S3Server:
-    """Start ``python -m moto.server`` on ``host`` and a free port; return once it accepts connections."""
+    """Start moto's server (``motoserve.py``) on ``host`` and a free port; return once it accepts connections."""
     port = free_port(host)
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+    # motoserve.py: moto's server, with conditional writes made atomic as they are on S3.
+    serve = os.path.join(os.path.dirname(os.path.abspath(__file__)), "motoserve.py")
+    proc = subprocess.Popen([sys.executable, serve, "-H", host, "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"})
     deadline = time.monotonic() + timeout

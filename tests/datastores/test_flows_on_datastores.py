@@ -91,6 +91,7 @@ def test_everything_the_flow_did_reads_back(store: Store, client) -> None:
     square_1 = [t for t in run["square"] if t.data.sq == 1][0]
     assert square_1.current_attempt == 1  # the @retry attempt
     assert "square of 1" in square_1.stdout
+    assert all(t.data.obstore_copies == [] for t in run["square"])
 
 
 def test_logs_reach_the_store_and_the_console(store: Store, client) -> None:

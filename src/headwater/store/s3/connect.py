@@ -60,14 +60,21 @@ class S3NotInstalled(HeadwaterException):
     headline = "S3 support not installed"
 
 
-def _obstore() -> Any:
+def _obstore(settings: "Settings | None" = None) -> Any:
+    """obstore's API for this process (``forksafe.obstore_api``): its functions (``put``,
+    ``get``, ...), ``_store.S3Store`` and ``exceptions``. Use it, never ``import obstore``,
+    for anything done with a ``bucket_client``: in a forked task it is a private copy."""
+    from .forksafe import obstore_api
+
     try:
-        import obstore
-        import obstore.store
+        return obstore_api((settings or _settings()).home)
     except ImportError:
         raise S3NotInstalled("Using S3 needs the obstore package, which is not installed.",
                              hint="pip install 'headwater[s3]'") from None
-    return obstore
+
+
+#: The public name of ``_obstore``.
+obstore_api = _obstore
 
 
 def _settings() -> "Settings":
@@ -108,8 +115,8 @@ def client_config(settings: "Settings") -> dict[str, Any]:
 
 def bucket_client(bucket: str, settings: "Settings | None" = None) -> Any:
     """The obstore ``S3Store`` for ``bucket``, cached per (bucket, endpoint, region, retries)."""
-    obstore = _obstore()
     settings = settings or _settings()
+    obstore = _obstore(settings)
     kw = client_config(settings)
     creds = tuple(os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                                               "AWS_PROFILE"))
@@ -117,7 +124,7 @@ def bucket_client(bucket: str, settings: "Settings | None" = None) -> Any:
     with _clients_lock:
         client = _clients.get(cache_key)
         if client is None:
-            client = obstore.store.S3Store(bucket, **kw)
+            client = obstore._store.S3Store(bucket, **kw)
             _clients[cache_key] = client
         return client
 
@@ -162,4 +169,5 @@ def translate(exc: BaseException, op: str, bucket: str, key: str | None = None) 
     return exc
 
 
-__all__ = ["S3NotInstalled", "S3Url", "S3_SCHEME", "bucket_client", "client_config", "parse_s3_url", "read_url", "translate"]
+__all__ = ["S3NotInstalled", "S3Url", "S3_SCHEME", "bucket_client", "client_config", "obstore_api", "parse_s3_url",
+           "read_url", "translate"]

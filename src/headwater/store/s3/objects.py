@@ -21,6 +21,7 @@ for uploads, so a large put first asks whether the key exists (HEAD) and then:
 from __future__ import annotations
 
 import filecmp
+import importlib.util
 import os
 import secrets
 import time
@@ -35,7 +36,7 @@ from ..full import no_space
 from ..objects import QUARANTINE_DIR, Data, FileId, ObjectStore, check_key, file_id, key_dir
 from ..tempfiles import owner_stem
 from .cache import ReadCache
-from .connect import _obstore, bucket_client, parse_s3_url, translate
+from .connect import S3NotInstalled, _obstore, bucket_client, parse_s3_url, translate
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -52,6 +53,8 @@ COPY_PART_MAX = 5 << 30
 CONTENT_ADDRESSED = ("blobs/",)
 #: Where uploads that are copied into place live while in flight (like a local store's tmp/).
 UPLOAD_DIR = "tmp"
+# Parts of a spooled file uploaded at once (each is read into memory while in flight).
+_FILE_PARTS_IN_FLIGHT = 8
 # Downloads are written in pieces of this size (bounded memory for any object size).
 _STREAM_CHUNK = 8 << 20
 
@@ -85,22 +88,38 @@ class S3ObjectStore(ObjectStore):
         self.bucket, self.prefix = loc.bucket, loc.key
         self.url = loc.url
         self.settings = settings
-        self._obs = _obstore()
         self.cache = ReadCache(os.path.join(settings.home, "cache", "s3"), settings.s3_cache_bytes)
         self._endpoint_tag = _endpoint_tag(settings.s3_endpoint_url)
         self._client_pid: int | None = None
         self._client_obj: Any = None
+        self._api: Any = None
+        # Fail now, with the install hint, when obstore is missing; but load nothing: the run
+        # process makes this store before it forks the zygote (runtime.prefork), and a zygote
+        # that inherited obstore would make every task load a private copy (forksafe.py).
+        if importlib.util.find_spec("obstore") is None:
+            raise S3NotInstalled("Using S3 needs the obstore package, which is not installed.",
+                                 hint="pip install 'headwater[s3]'")
 
     # -- plumbing ------------------------------------------------------------
 
     @property
     def _client(self) -> Any:
-        # One client per process: obstore's connection pool must not cross a fork.
-        pid = os.getpid()
-        if self._client_pid != pid:
-            self._client_obj = bucket_client(self.bucket, self.settings)
-            self._client_pid = pid
+        # One client per process: obstore's runtime and connection pool do not survive a fork.
+        if self._client_pid != os.getpid():
+            self._bind()
         return self._client_obj
+
+    @property
+    def _obs(self) -> Any:
+        """obstore's API for this process (a private copy in a forked task: forksafe.py)."""
+        if self._client_pid != os.getpid():
+            self._bind()
+        return self._api
+
+    def _bind(self) -> None:
+        self._api = _obstore(self.settings)
+        self._client_obj = bucket_client(self.bucket, self.settings)
+        self._client_pid = os.getpid()
 
     def _full(self, key: str) -> str:
         check_key(key)
@@ -147,8 +166,12 @@ class S3ObjectStore(ObjectStore):
         if self._head(key, full):
             return False
         obs = self._obs
-        opts = {"use_multipart": True, "chunk_size": _part_size(size),
-                "max_concurrency": max(2, self.settings.s3_workers)}
+        in_flight = max(2, self.settings.s3_workers)
+        if isinstance(source, Path):
+            # Parts read from a file are buffered in memory while they upload: bound them
+            # (8 x 8 MiB). Parts cut from the caller's buffers are views, not copies.
+            in_flight = min(in_flight, _FILE_PARTS_IN_FLIGHT)
+        opts = {"use_multipart": True, "chunk_size": _part_size(size), "max_concurrency": in_flight}
         if key.startswith(CONTENT_ADDRESSED) or size > COPY_PART_MAX:
             try:
                 obs.put(self._client, full, source, **opts)
