@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence, TypeVar
 
 from ..exceptions import (HeadwaterS3Exception, HeadwaterS3InsufficientDiskSpace, HeadwaterS3InvalidRange,
                           HeadwaterS3NotFound)
-from ..store.s3.connect import S3Url, bucket_client, client_config, parse_s3_url, translate
+from ..store.s3.connect import S3Url, bucket_client, client_config, obstore_api, parse_s3_url, translate
 from .payloads import Upload
 
 if TYPE_CHECKING:
@@ -60,31 +60,9 @@ class Listed:
     size: int | None
 
 
-#: The process whose S3 calls started obstore's runtime (threads that a fork does not copy).
-_runtime_pid: int | None = None
-
-
-def _check_fork() -> None:
-    global _runtime_pid
-    pid = os.getpid()
-    if _runtime_pid is None:
-        _runtime_pid = pid
-    elif _runtime_pid != pid:
-        raise HeadwaterS3Exception(
-            f"The S3 tools were used in process {_runtime_pid}, and this process ({pid}) is a fork of it; "
-            "S3 calls here would hang (obstore's I/O runtime does not survive fork).",
-            hint="Make the first S3 call in the forked processes, not in their parent (e.g. call S3 inside "
-                 "the function given to parallel_map), or start workers with multiprocessing's 'spawn'.")
-
-
 def run_sync(coro: Any) -> Any:
     """Run ``coro`` to completion from synchronous code (on a helper thread when this
     thread already runs an event loop, as in a notebook)."""
-    try:
-        _check_fork()
-    except BaseException:
-        coro.close()
-        raise
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -131,10 +109,8 @@ class Transfers:
             if encryption is None:
                 found = bucket_client(bucket, self.settings)
             else:
-                import obstore.store
-
-                found = obstore.store.S3Store(bucket, server_side_encryption=encryption,
-                                              **client_config(self.settings))
+                found = obstore_api(self.settings)._store.S3Store(bucket, server_side_encryption=encryption,
+                                                                  **client_config(self.settings))
             self._clients[(bucket, encryption, os.getpid())] = found
         return found
 
@@ -146,8 +122,7 @@ class Transfers:
         A whole object is fetched as ranged GETs of ``RANGE_PART`` bytes: the first one
         tells the size, the rest (if any) run ``PARTS_IN_FLIGHT`` at a time, each pinned to
         the first one's ETag so a concurrent overwrite cannot mix two versions."""
-        import obstore
-
+        obstore = obstore_api(self.settings)
         where = parse_s3_url(url)
         client = self.client(where.bucket)
         whole = dest is not None and rng is None
@@ -163,7 +138,7 @@ class Transfers:
                     raise
                 res = await obstore.get_async(client, where.key)  # an empty object has no byte 0
             if dest is not None:
-                await _download(client, where.key, res, dest, progress, self.settings.s3_retries)
+                await _download(obstore, client, where.key, res, dest, progress, self.settings.s3_retries)
         except HeadwaterS3Exception:  # a local write error, already worded
             raise
         except Exception as exc:
@@ -184,9 +159,7 @@ class Transfers:
 
         Without overwrite, objects up to ``PART_SIZE`` are written create-only (one atomic
         conditional PUT); larger ones are checked with a HEAD first, then sent in parts."""
-        import obstore
-        import obstore.exceptions
-
+        obstore = obstore_api(self.settings)
         where = parse_s3_url(up.url)
         client = self.client(where.bucket, up.encryption)
         mode = None
@@ -214,8 +187,7 @@ class Transfers:
     async def list(self, url: str, *, recursive: bool) -> list[Listed]:
         """The objects under the prefix ``url`` (whole path segments): all of them when
         ``recursive``, else one level, objects first, then sub-prefixes (``url/``)."""
-        import obstore
-
+        obstore = obstore_api(self.settings)
         where = parse_s3_url(url)
         client = self.client(where.bucket)
         base = f"s3://{where.bucket}/"
@@ -232,13 +204,12 @@ class Transfers:
                 + [Listed(url, base + p + "/", None) for p in res["common_prefixes"]])
 
 
-async def _download(client: Any, key: str, first: Any, dest: str, progress: "Progress | None",
+async def _download(obstore: Any, client: Any, key: str, first: Any, dest: str, progress: "Progress | None",
                     retries: int) -> None:
     """Write the response ``first`` to ``dest`` and fetch the rest of the object, if
     ``first`` was only its first ``RANGE_PART`` bytes. A body that breaks off mid-stream
     (a reset connection) is re-requested from where it stopped, up to ``retries`` times;
     obstore itself retries requests that fail before their body starts."""
-    import obstore
 
     base, end = first.range
     total = first.meta["size"]
