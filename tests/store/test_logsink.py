@@ -47,11 +47,12 @@ def test_chunks_while_growing_then_one_complete_object(objects, tmp_path):
     with open(log, "ab") as f:
         f.write(b" end\n")
     pump.finish(KEY)
+    pump.close()  # waits for the pump's thread to store the complete log
     assert objects.get(KEY) == b"line 1\nline 2\npartial end\n"
     assert objects.list_dir(chunk_prefix(KEY)) == []  # chunks removed once the complete object exists
     assert tail.read_new(final=True) == b" end\n"  # what the chunks had not carried, nothing twice
     assert tail.read_new(final=True) == b""
-    pump.close()
+    assert not log.exists()  # the spooled file is gone once shipped
 
 
 def test_tail_that_starts_after_the_task_ended_reads_everything_once(objects, tmp_path):
@@ -105,3 +106,50 @@ def test_tail_throttles_its_looks_at_the_store(tmp_path):
     assert Counting.lists == 1
     tail.read_new(final=True)
     assert Counting.lists == 2
+
+
+def test_a_chunk_stored_though_its_reply_was_lost_is_kept_and_nothing_is_lost_or_doubled(tmp_path):
+    class LostReply(MemoryObjectStore):
+        """The first put of chunk 0 is stored but reports failure, as a PUT whose response
+        was lost and then retried would (the retry finds the key taken)."""
+
+        lost = False
+
+        def put(self, key, data):
+            stored = super().put(key, data)
+            if key.endswith("/00000000") and not self.lost:
+                self.lost = True
+                raise ConnectionResetError("reply lost")
+            return stored
+
+    objects = LostReply()
+    log = tmp_path / "task.log"
+    pump = LogPump(objects, interval=3600)
+    pump.add(KEY, str(log))
+    tail = StoreLogTail(objects, KEY, min_interval=0)
+    log.write_bytes(b"line1\n")
+    with pytest.raises(ConnectionResetError):
+        _ship_now(pump)
+    with open(log, "ab") as f:
+        f.write(b"line2\n")
+    _ship_now(pump)  # chunk 0 already holds line1: keep it, ship line2 as chunk 1
+    _ship_now(pump)
+    assert read_log(objects, KEY) == b"line1\nline2\n"
+    assert tail.read_new() == b"line1\nline2\n"
+    pump.close()
+    assert objects.get(KEY) == b"line1\nline2\n" and tail.read_new(final=True) == b""
+
+
+def test_read_log_of_a_task_that_ends_between_the_two_looks(tmp_path):
+    class EndsMeanwhile(MemoryObjectStore):
+        """The complete log appears (and the chunks go) right after a reader missed it."""
+
+        def get(self, key):
+            if key == KEY and KEY not in self.objects and not getattr(self, "ended", False):
+                self.ended = True
+                self.objects[KEY] = b"all of it\n"
+                raise KeyError(key)
+            return super().get(key)
+
+    assert read_log(EndsMeanwhile(), KEY) == b"all of it\n"
+

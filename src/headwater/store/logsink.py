@@ -19,6 +19,7 @@ never change bytes a reader has already seen.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,15 +56,19 @@ def read_log(objects: ObjectStore, key: str) -> bytes:
     except KeyError:
         pass
     parts = []
-    for name in _chunk_names(objects, key):
+    names = _chunk_names(objects, key)
+    for name in names:
         try:
             parts.append(objects.get(f"{chunk_prefix(key)}/{name}"))
         except KeyError:  # the chunks were just replaced by the complete object
-            try:
-                return objects.get(key)
-            except KeyError:
-                break
-    return b"".join(parts)
+            break
+    else:
+        if names:
+            return b"".join(parts)
+    try:  # no chunks (or one vanished): the task may have ended since the first look
+        return objects.get(key)
+    except KeyError:
+        return b"".join(parts)
 
 
 class StoreLogTail:
@@ -139,12 +144,20 @@ class FileTail:
         self._f.close()
 
 
+#: A long task's chunks come further apart: the gap after chunk ``n`` is
+#: ``min(MAX_GAP, interval * (1 + n // CHUNKS_PER_STEP))`` seconds, so an hour of output is
+#: a few hundred chunks (to write, and to delete at the end), not thousands.
+MAX_GAP = 30.0
+CHUNKS_PER_STEP = 10
+
+
 @dataclass
 class _Shipping:
     key: str
     path: str
     sent: int = 0  # bytes of the file shipped as chunks
     seq: int = 0  # the next chunk's number
+    last: float = float("-inf")  # time.monotonic() of the last chunk
     done: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -152,9 +165,11 @@ class _Shipping:
 class LogPump:
     """Ships growing local log files to an object store from one background thread.
 
-    ``add(key, path)`` starts shipping a file; ``finish(key)`` ships what is left as the
-    complete object (synchronously) and stops; ``close()`` finishes every file and ends
-    the thread. Empty logs write nothing (a reader finds no log: ``b""``).
+    ``add(key, path)`` starts shipping a file; ``finish(key)`` has the thread ship what is
+    left as the complete object, remove the chunks and the local file, and stop;
+    ``close()`` finishes every file and ends the thread. Empty logs write nothing (a reader
+    finds no log: ``b""``). A shipment that fails is retried at the next tick; a complete
+    object that cannot be written is reported on stderr (the chunks stay readable).
 
     Parameters
     ----------
@@ -170,6 +185,7 @@ class LogPump:
         self._files: dict[str, _Shipping] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._finishing: list[_Shipping] = []
         self._stop = False
         self._thread: threading.Thread | None = None
 
@@ -182,38 +198,57 @@ class LogPump:
                 self._thread.start()
 
     def finish(self, key: str) -> None:
-        """Ship the rest of ``key``'s file and its complete object; stop shipping it."""
+        """Have the thread ship the rest of ``key``'s file and its complete object (soon,
+        without waiting here); stop shipping it as chunks."""
         with self._lock:
             ship = self._files.pop(key, None)
-        if ship is not None:
-            self._finish(ship)
+            if ship is not None:
+                self._finishing.append(ship)
+        self._wake.set()
 
     def close(self) -> None:
-        """Finish every file still being shipped and stop the thread."""
+        """Finish every file still being shipped and stop the thread (waits for it)."""
         with self._lock:
-            ships = list(self._files.values())
+            self._finishing.extend(self._files.values())
             self._files.clear()
             self._stop = True
+            thread = self._thread
         self._wake.set()
-        for ship in ships:
-            self._finish(ship)
-        if self._thread is not None:
-            self._thread.join()
+        if thread is not None:
+            thread.join()
+        self._finish_pending()  # what was queued with no thread to do it
 
     # -- internals -------------------------------------------------------------
 
     def _loop(self) -> None:
         while True:
             self._wake.wait(self.interval)
+            self._wake.clear()
+            self._finish_pending()
             with self._lock:
                 if self._stop:
-                    return
+                    break
                 ships = list(self._files.values())
+            now = time.monotonic()
             for ship in ships:
+                if now - ship.last < min(MAX_GAP, self.interval * (1 + ship.seq // CHUNKS_PER_STEP)):
+                    continue
                 try:
                     self._ship_new(ship)
-                except Exception:  # a failed shipment is retried at the next tick; finish() reports
+                except Exception:  # a failed shipment is retried at the next tick
                     pass
+        self._finish_pending()
+
+    def _finish_pending(self) -> None:
+        while True:
+            with self._lock:
+                if not self._finishing:
+                    return
+                ship = self._finishing.pop(0)
+            try:
+                self._finish(ship)
+            except Exception as e:  # the run goes on; the chunks shipped so far stay readable
+                print(f"headwater: could not store the log {ship.key} in {self.objects.url}: {e}", file=sys.stderr)
 
     def _read_from(self, ship: _Shipping) -> bytes:
         try:
@@ -230,9 +265,14 @@ class LogPump:
             data = self._read_from(ship)
             if not data:
                 return
-            self.objects.put(chunk_key(ship.key, ship.seq), data)
+            ckey = chunk_key(ship.key, ship.seq)
+            if not self.objects.put(ckey, data):
+                # An earlier try of this chunk was stored though its reply was lost: keep what
+                # it holds (readers may have seen it) and ship the bytes after it next.
+                data = self.objects.get(ckey)
             ship.seq += 1
             ship.sent += len(data)
+            ship.last = time.monotonic()
 
     def _finish(self, ship: _Shipping) -> None:
         with ship.lock:
@@ -246,6 +286,10 @@ class LogPump:
                 self.objects.put(ship.key, whole)
             for seq in range(ship.seq):
                 self.objects.delete(chunk_key(ship.key, seq))
+            try:  # shipped: the spooled copy has done its job
+                os.unlink(ship.path)
+            except OSError:
+                pass
 
 
 class LogShipper:
@@ -273,7 +317,7 @@ class LogShipper:
         self._pump.add(self.key, self.path)
 
     def finish(self) -> None:
-        """Ship the rest and the complete object; stop."""
+        """Ship the rest and the complete object (waits for it); stop."""
         self._pump.finish(self.key)
         self._pump.close()
 
