@@ -332,7 +332,7 @@ class S3ObjectStore(ObjectStore):
         except Exception as e:
             if self._is_missing(e):
                 return []
-            raise self._error(e, "LIST", base or None) from None
+            raise self._error(e, "LIST", base.rstrip("/") or None) from None
         names = {p.rpartition("/")[2] for p in res["common_prefixes"]}
         names.update(o["path"].rpartition("/")[2] for o in res["objects"])
         names.discard("")
@@ -351,7 +351,7 @@ class S3ObjectStore(ObjectStore):
         except Exception as e:
             if self._is_missing(e):
                 return
-            raise self._error(e, "LIST", base or None) from None
+            raise self._error(e, "LIST", base.rstrip("/") or None) from None
 
     def root_exists(self) -> bool:
         """Whether any object lives under the prefix (``HeadwaterS3NotFound`` if the bucket is missing)."""
