@@ -206,3 +206,22 @@ def test_access_denied_fails_at_once(auth_server, home: str, monkeypatch: pytest
     assert "lack permission" in e.value.hint
     with pytest.raises(HeadwaterS3AccessDenied, match=r"LIST s3://locked/pre failed: access denied"):
         store.root_exists()
+
+
+def test_listing_many_keys_takes_one_request_per_thousand(s3_env, s3_bucket: str, home: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    s3 = s3_env.boto3()
+    for i in range(1050):
+        s3.put_object(Bucket=s3_bucket, Key=f"pre/runs/F/{i:06d}/_run.json", Body=b"{}")
+    proxy = FaultProxy(s3_env.url).start()
+    try:
+        monkeypatch.setenv("HEADWATER_S3_ENDPOINT_URL", proxy.url)
+        store = open_object_store(f"s3://{s3_bucket}/pre")
+        keys = list(store.iter_keys("runs/F"))
+        assert len(keys) == 1050 and keys == sorted(keys)
+        assert proxy.count("GET", "list-type=2") == 2
+        newer = list(store.iter_keys("runs/F", start_after="runs/F/000999/_run.json"))
+        assert newer == keys[1000:] and proxy.count("GET", "list-type=2") == 3  # starts where it left off
+        assert len(store.list_dir("runs/F")) == 1050 and proxy.count("GET", "list-type=2") == 5
+    finally:
+        proxy.stop()
