@@ -91,8 +91,9 @@ class S3ObjectStore(ObjectStore):
         self._endpoint_tag = _endpoint_tag(settings.s3_endpoint_url)
         self._client_pid: int | None = None
         self._client_obj: Any = None
+        # obstore is loaded on first use, not here: a store made before a fork and used only in
+        # the children then needs no private copy of obstore there (forksafe.py).
         self._api: Any = None
-        _obstore(settings)  # fail now, with the install hint, when obstore is missing
 
     # -- plumbing ------------------------------------------------------------
 
