@@ -409,7 +409,8 @@ class S3ObjectStore(ObjectStore):
                     return False  # another copy is cached now: read it
             except FileNotFoundError:
                 return False
-            damaged = f"{path}.{owner_stem()}-{secrets.token_hex(4)}.damaged"
+            folder, _, name = path.rpartition("/")
+            damaged = f"{folder}/.{name}.{owner_stem()}-{secrets.token_hex(4)}.damaged"  # dot: not cached
             try:
                 os.replace(path, damaged)
             except FileNotFoundError:
