@@ -92,7 +92,7 @@ class ReadCache:
         try:
             with open(tmp, "xb", buffering=0) as f:
                 write(f)
-                size = f.tell()
+                size = os.fstat(f.fileno()).st_size
             os.replace(tmp, path)
         except BaseException:
             _unlink(tmp)

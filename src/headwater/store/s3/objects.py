@@ -21,7 +21,6 @@ for uploads, so a large put first asks whether the key exists (HEAD) and then:
 from __future__ import annotations
 
 import filecmp
-import importlib.util
 import os
 import secrets
 import time
@@ -36,7 +35,7 @@ from ..full import no_space
 from ..objects import QUARANTINE_DIR, Data, FileId, ObjectStore, check_key, file_id, key_dir
 from ..tempfiles import owner_stem
 from .cache import ReadCache
-from .connect import S3NotInstalled, _obstore, bucket_client, parse_s3_url, translate
+from .connect import _obstore, bucket_client, parse_s3_url, translate
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -53,6 +52,8 @@ COPY_PART_MAX = 5 << 30
 CONTENT_ADDRESSED = ("blobs/",)
 #: Where uploads that are copied into place live while in flight (like a local store's tmp/).
 UPLOAD_DIR = "tmp"
+#: Objects larger than this are downloaded as parallel ranged GETs of ``PART_SIZE``.
+RANGED_GET_MIN = 16 << 20
 # Parts of a spooled file uploaded at once (each is read into memory while in flight).
 _FILE_PARTS_IN_FLIGHT = 8
 # Downloads are written in pieces of this size (bounded memory for any object size).
@@ -92,13 +93,9 @@ class S3ObjectStore(ObjectStore):
         self._endpoint_tag = _endpoint_tag(settings.s3_endpoint_url)
         self._client_pid: int | None = None
         self._client_obj: Any = None
+        # obstore is loaded on first use, not here: a store made before a fork and used only in
+        # the children then needs no private copy of obstore there (forksafe.py).
         self._api: Any = None
-        # Fail now, with the install hint, when obstore is missing; but load nothing: the run
-        # process makes this store before it forks the zygote (runtime.prefork), and a zygote
-        # that inherited obstore would make every task load a private copy (forksafe.py).
-        if importlib.util.find_spec("obstore") is None:
-            raise S3NotInstalled("Using S3 needs the obstore package, which is not installed.",
-                                 hint="pip install 'headwater[s3]'")
 
     # -- plumbing ------------------------------------------------------------
 
@@ -306,14 +303,18 @@ class S3ObjectStore(ObjectStore):
         full = self._full(key)
         try:
             result = obs.get(self._client, full)
+            size = int(result.meta["size"])
         except Exception as e:
             if self._is_missing(e):
                 raise KeyError(key) from None
             raise self._error(e, "GET", key) from None
 
         def write(f: BinaryIO) -> None:
-            for chunk in result.stream(min_chunk_size=_STREAM_CHUNK):
-                f.write(chunk)
+            if size <= RANGED_GET_MIN:
+                for chunk in result.stream(min_chunk_size=_STREAM_CHUNK):
+                    f.write(chunk)
+            else:  # one stream is slow on S3: fetch parts in parallel, written in place
+                self._ranged_download(full, f.fileno(), size)
 
         try:
             return self.cache.fill(path, write)
@@ -325,6 +326,26 @@ class S3ObjectStore(ObjectStore):
             raise self._error(e, "GET", key) from None
         except Exception as e:
             raise self._error(e, "GET", key) from None
+
+    def _ranged_download(self, full: str, fd: int, size: int) -> None:
+        """Write the object's ``size`` bytes to ``fd`` with ranged GETs of ``PART_SIZE``, a few at
+        a time (memory: at most ``_FILE_PARTS_IN_FLIGHT`` parts)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        obs, client = self._obs, self._client
+        os.ftruncate(fd, size)
+
+        def fetch(start: int) -> None:
+            data = obs.get_range(client, full, start=start, end=min(size, start + PART_SIZE))
+            view = memoryview(data)
+            done = 0
+            while done < len(view):
+                done += os.pwrite(fd, view[done:], start + done)
+
+        workers = max(1, min(self.settings.s3_workers, _FILE_PARTS_IN_FLIGHT))
+        with ThreadPoolExecutor(workers, thread_name_prefix="hw-s3-get") as pool:
+            for future in [pool.submit(fetch, start) for start in range(0, size, PART_SIZE)]:
+                future.result()
 
     def _disk_full(self, exc: OSError, key: str) -> HeadwaterS3InsufficientDiskSpace:
         return HeadwaterS3InsufficientDiskSpace(
@@ -340,7 +361,7 @@ class S3ObjectStore(ObjectStore):
         except Exception as e:
             if self._is_missing(e):
                 return []
-            raise self._error(e, "LIST", base or None) from None
+            raise self._error(e, "LIST", base.rstrip("/") or None) from None
         names = {p.rpartition("/")[2] for p in res["common_prefixes"]}
         names.update(o["path"].rpartition("/")[2] for o in res["objects"])
         names.discard("")
@@ -359,7 +380,7 @@ class S3ObjectStore(ObjectStore):
         except Exception as e:
             if self._is_missing(e):
                 return
-            raise self._error(e, "LIST", base or None) from None
+            raise self._error(e, "LIST", base.rstrip("/") or None) from None
 
     def root_exists(self) -> bool:
         """Whether any object lives under the prefix (``HeadwaterS3NotFound`` if the bucket is missing)."""
@@ -390,7 +411,8 @@ class S3ObjectStore(ObjectStore):
                     return False  # another copy is cached now: read it
             except FileNotFoundError:
                 return False
-            damaged = f"{path}.{owner_stem()}-{secrets.token_hex(4)}.damaged"
+            folder, _, name = path.rpartition("/")
+            damaged = f"{folder}/.{name}.{owner_stem()}-{secrets.token_hex(4)}.damaged"  # dot: not cached
             try:
                 os.replace(path, damaged)
             except FileNotFoundError:
