@@ -168,6 +168,11 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
             root = os.path.join(root, STORE_DIRNAME)
     else:
         root = find_datastore_root(cwd)
+    sysroot_s3 = get("DATASTORE_SYSROOT_S3") or None
+    if kind == DatastoreKind.S3.value and sysroot_s3 and not get("DATASTORE_ROOT"):
+        from .store.roots import normalize_root
+
+        root = normalize_root(sysroot_s3)  # HEADWATER_DATASTORE=s3: every reader finds the S3 root too
     user = get("USER") or env.get("USERNAME") or env.get("USER") or env.get("LOGNAME") or _login_name()
     default_launcher = "fork" if hasattr(os, "fork") and sys.platform != "win32" else "subprocess"
     launcher = str(get("LAUNCHER", default_launcher))
@@ -183,7 +188,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
         max_num_splits=int(get("RUN_MAX_NUM_SPLITS", 100)),
         home=home,
         datastore=DatastoreKind(kind) if kind in {k.value for k in DatastoreKind} else None,
-        datastore_sysroot_s3=get("DATASTORE_SYSROOT_S3") or None,
+        datastore_sysroot_s3=sysroot_s3,
         s3_endpoint_url=get("S3_ENDPOINT_URL") or None,
         s3_region=get("S3_REGION") or None,
         s3_retries=int(get("S3_RETRY_COUNT", 7)),

@@ -32,3 +32,18 @@ def test_a_root_url_no_store_serves_is_refused(tmp_path) -> None:
     assert "No object store handles 'nope://bucket/prefix' (scheme 'nope')" in r.output
     assert "Traceback" not in r.output
     assert not (tmp_path / "unused").exists()
+
+
+def test_the_datastore_kind_picks_the_root_for_every_reader(tmp_path) -> None:
+    """HEADWATER_DATASTORE=s3 with HEADWATER_DATASTORE_SYSROOT_S3: the run, the client and the
+    `headwater` command all use the S3 root (one resolution, in load_settings)."""
+    from headwater.config import DatastoreKind, load_settings
+
+    env = {"HEADWATER_DATASTORE": "s3", "HEADWATER_DATASTORE_SYSROOT_S3": "s3://bucket/team"}
+    s = load_settings(environ=env, cwd=str(tmp_path))
+    assert s.datastore_root == "s3://bucket/team" and s.datastore is DatastoreKind.S3
+    # an explicit root still wins, and a local kind keeps the local default
+    s = load_settings(environ={**env, "HEADWATER_DATASTORE_ROOT": "s3://other/x"}, cwd=str(tmp_path))
+    assert s.datastore_root == "s3://other/x"
+    s = load_settings(environ={**env, "HEADWATER_DATASTORE": "local"}, cwd=str(tmp_path))
+    assert s.datastore_root == str(tmp_path / ".headwater")

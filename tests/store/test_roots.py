@@ -93,3 +93,19 @@ def test_run_id_fills_in_the_callers_record(tmp_path) -> None:
     rid = new_run_id(ds, rec)
     assert rec["run_id"] == rid
     assert ds.records.read_run("IdFlow", rid) == rec
+
+
+def test_local_state_about_a_store_is_kept_per_service(tmp_path):
+    """The same bucket/prefix on two S3 services (AWS, MinIO) are two stores: their index
+    caches and log spools must not be shared."""
+    from headwater.config import Settings
+    from headwater.meta.remote import cache_dir
+    from headwater.store.s3.objects import S3ObjectStore
+
+    aws = S3ObjectStore("s3://data/hw", settings=Settings(datastore_root="s3://data/hw", user="u",
+                                                           home=str(tmp_path)))
+    minio = S3ObjectStore("s3://data/hw", settings=Settings(datastore_root="s3://data/hw", user="u",
+                                                             home=str(tmp_path),
+                                                             s3_endpoint_url="http://127.0.0.1:9000"))
+    assert aws.url == minio.url and aws.identity != minio.identity
+    assert cache_dir(str(tmp_path), aws.identity) != cache_dir(str(tmp_path), minio.identity)

@@ -14,7 +14,6 @@ docs/index-sync.md.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import HeadwaterException
+from ..store.roots import state_dir
 from ..store.catalog import Catalog, is_time_run_id, run_id_at, scan_runs
 from ..store.records import DAMAGED, RUN_END_FILE, RUN_FILE, TAGS_DIR, DamagedRecordError, replay_tags
 from . import sql
@@ -46,10 +46,10 @@ _RUN_FIELDS = ("run_id", "user", "tags", "system_tags", "created_at", "finished_
                "start_step", "end_step", "origin_run_id", "pid", "host")
 
 
-def cache_dir(home: str, root: str) -> str:
-    """Where the index cache of the datastore at URL ``root`` lives: one directory per root."""
-    digest = hashlib.sha256(root.rstrip("/").encode()).hexdigest()[:16]
-    return os.path.join(home, CACHE_DIR, digest)
+def cache_dir(home: str, identity: str) -> str:
+    """Where the index cache of the store named ``identity`` (``ObjectStore.identity``: its
+    URL, and for S3 its endpoint) lives: one directory per store."""
+    return state_dir(home, CACHE_DIR, identity)
 
 
 def _segment_row(row: RunRow) -> dict[str, Any]:
@@ -91,14 +91,14 @@ class RemoteIndex(Index):
 
     def __init__(self, root: str, *, home: str, records: RecordStore | None = None):
         self.root_url = root
-        directory = cache_dir(home, root)
+        self._store_records = records
+        directory = cache_dir(home, self.store_records.objects.identity)
         os.makedirs(directory, exist_ok=True)
         note = os.path.join(directory, "root.txt")
         if not os.path.exists(note):  # for people looking at the cache directory
             with open(note, "w", encoding="utf-8") as f:
                 f.write(root + "\n")
         super().__init__(directory)  # no records: a missing cache starts empty, then syncs
-        self._store_records = records
         self._sync_lock = threading.RLock()
         self._tables_in: object = None  # the cache file the sync tables were made in
         self._compaction_failed = False  # e.g. read-only credentials: this object stops trying

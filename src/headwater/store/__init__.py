@@ -9,7 +9,7 @@ import os
 from .content import ContentStore
 from .objects import LocalObjectStore, ObjectStore
 from .records import RecordStore
-from .roots import is_local_root, normalize_root, url_scheme
+from .roots import is_local_root, normalize_root, state_dir, url_scheme
 
 __all__ = ["ContentStore", "Datastore", "LocalObjectStore", "ObjectStore", "RecordStore", "is_local_root",
            "normalize_root", "open_object_store"]
@@ -106,12 +106,9 @@ class Datastore:
 
     def spool_root(self) -> str:
         """The local directory where logs bound for this (remote) store wait to be shipped."""
-        import hashlib
-
         from ..config import load_settings
 
-        digest = hashlib.sha256(self.root.encode()).hexdigest()[:16]
-        return os.path.join(load_settings().home, "spool", digest)
+        return state_dir(load_settings().home, "spool", self.objects.identity)
 
     def sweep_temp(self, *, deep: bool = False) -> tuple[int, int]:
         """Remove temp files left by writers that are gone; returns (files, bytes).

@@ -97,6 +97,12 @@ class ObjectStore(abc.ABC):
     #: (``runtime.prefork``).
     fork_safe: bool = True
 
+    @property
+    def identity(self) -> str:
+        """What names this store for local state kept about it (index cache, log spool):
+        the URL, plus whatever else tells two stores with one URL apart (S3: the endpoint)."""
+        return self.url
+
     @abc.abstractmethod
     def put(self, key: str, data: Data | Sequence[Data]) -> bool:
         """Write ``data`` (one buffer or a sequence of parts) under ``key``.

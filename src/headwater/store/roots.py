@@ -7,6 +7,7 @@ object store that serves its scheme.
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 #: The scheme that names a local directory explicitly (``file:///abs/dir``).
@@ -44,3 +45,10 @@ def normalize_root(root: str | os.PathLike[str], cwd: str | None = None) -> str:
     if text.startswith(f"{FILE_SCHEME}://"):
         text = text[len(FILE_SCHEME) + 3:]
     return os.path.abspath(os.path.join(cwd, text) if cwd is not None else text)
+
+
+def state_dir(home: str, kind: str, identity: str) -> str:
+    """The local directory ``$HEADWATER_HOME/<kind>/<digest>`` where this machine keeps state
+    of ``kind`` (``index``, ``spool``) about the store named ``identity`` (``ObjectStore.identity``)."""
+    digest = hashlib.sha256(identity.rstrip("/").encode()).hexdigest()[:16]
+    return os.path.join(home, kind, digest)

@@ -97,6 +97,11 @@ class S3ObjectStore(ObjectStore):
         # the children then needs no private copy of obstore there (forksafe.py).
         self._api: Any = None
 
+    @property
+    def identity(self) -> str:
+        # A bucket name is unique per service only: MinIO's "data" is not AWS's.
+        return f"{self.url}@{self._endpoint_tag}"
+
     # -- plumbing ------------------------------------------------------------
 
     @property
