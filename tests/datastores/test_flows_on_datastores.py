@@ -186,7 +186,9 @@ def test_include_file_from_an_s3_url(s3_bucket: str, s3_env: S3Server, tmp_path:
     use_root(Path(s.root))
     import headwater
 
-    assert headwater.Run(f"DatastoreFlow/{(tmp_path / 'id').read_text()}").data.notes == NOTES
+    run = headwater.Run(f"DatastoreFlow/{(tmp_path / 'id').read_text()}")
+    assert run.data.notes == NOTES
+    assert run["start"].task.data.obstore_loaded is False  # read in a child: the zygote never had it
     r = s.run("run", "--notes", f"s3://{s3_bucket}/in/missing.txt")
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert f"IncludeFile '--notes': cannot read 's3://{s3_bucket}/in/missing.txt'" in r.stderr

@@ -17,6 +17,9 @@ class DatastoreFlow(FlowSpec):
     @card
     @step
     def start(self):
+        # Whether this task inherited obstore from the run process (an IncludeFile read on S3
+        # must not load it there before the zygote forks: runtime.prefork, subfork).
+        self.obstore_loaded = "obstore._obstore" in sys.modules
         print(f"hello from start, n={self.n}")
         print("a warning on stderr", file=sys.stderr)
         self.array = np.arange(100_000, dtype=np.float64)

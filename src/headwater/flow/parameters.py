@@ -282,7 +282,7 @@ def _read_s3(url: str) -> bytes:
     """The bytes of the S3 object at ``url`` (an IncludeFile may name one, as in Metaflow)."""
     from ..store.s3.connect import read_url
 
-    return read_url(url)
+    return read_url(url, keep_process_clean=True)  # the run process forks its zygote after this
 
 
 def flow_parameters(flow_cls: type) -> list[Parameter]:

@@ -11,12 +11,11 @@ itself never starts the client's threads before the zygote is forked.
 
 from __future__ import annotations
 
-import os
-import pickle
 from collections.abc import Callable
 from typing import TypeVar
 
 from ..store import Datastore
+from ..subfork import call_in_child
 
 T = TypeVar("T")
 
@@ -25,38 +24,8 @@ def before_fork(ds: Datastore, fn: Callable[[], T]) -> T:
     """``fn()`` (which reads ``ds``), run so that this process can still fork safely.
 
     For a store whose client is fork-safe (a local directory) this is a plain call.
-    Otherwise ``fn`` runs in a forked child; its return value (or the exception it
-    raised, traceback aside) comes back pickled.
+    Otherwise ``fn`` runs in a forked child (``subfork.call_in_child``).
     """
-    if ds.objects.fork_safe or not hasattr(os, "fork"):
+    if ds.objects.fork_safe:
         return fn()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        os.close(r)
-        code = 0
-        try:
-            try:
-                payload: tuple[bool, object] = (True, fn())
-            except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent
-                payload = (False, e)
-            try:
-                data = pickle.dumps(payload)
-            except Exception as e:
-                data = pickle.dumps((False, RuntimeError(f"{type(e).__name__} while sending a result: {e}")))
-            with os.fdopen(w, "wb") as f:
-                f.write(data)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    _, status = os.waitpid(pid, 0)
-    if not data:
-        raise RuntimeError(f"The process reading {ds.root} before the run started died (wait status {status}).")
-    ok, value = pickle.loads(data)
-    if ok:
-        return value  # type: ignore[return-value]
-    raise value  # type: ignore[misc]
+    return call_in_child(fn, what=f"The process reading {ds.root} before the run started")

@@ -129,8 +129,19 @@ def bucket_client(bucket: str, settings: "Settings | None" = None) -> Any:
         return client
 
 
-def read_url(url: str, settings: "Settings | None" = None) -> bytes:
-    """The whole object at ``s3://bucket/key``; HeadwaterS3* errors naming it."""
+def read_url(url: str, settings: "Settings | None" = None, *, keep_process_clean: bool = False) -> bytes:
+    """The whole object at ``s3://bucket/key``; HeadwaterS3* errors naming it.
+
+    With ``keep_process_clean``, a process that has not started obstore's runtime yet
+    reads in a forked child, so that it can still fork children that use S3 (a run
+    process reading an ``IncludeFile`` before it forks the zygote).
+    """
+    if keep_process_clean:
+        from ...subfork import call_in_child
+        from .forksafe import active_here
+
+        if not active_here():
+            return call_in_child(lambda: read_url(url, settings), what=f"The process reading {url}")
     loc = parse_s3_url(url)
     client = bucket_client(loc.bucket, settings)
     try:

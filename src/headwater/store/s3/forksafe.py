@@ -47,6 +47,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def active_here() -> bool:
+    """Whether this process has taken obstore into use (its runtime may be running here)."""
+    active = _active
+    return active is not None and active[0] == os.getpid()
+
+
 def obstore_api(home: str) -> ModuleType:
     """obstore's extension module for this process: the installed one, or a private copy
     in a process forked after its parent loaded obstore. ``ImportError`` without obstore.
@@ -106,4 +112,4 @@ def _load_copy(home: str, generation: int) -> ModuleType:
     return module
 
 
-__all__ = ["obstore_api"]
+__all__ = ["active_here", "obstore_api"]
