@@ -33,6 +33,7 @@ from .delayed import DelayedQueue
 from .gangs import Gangs
 from .launchers import Admission, Finished, Launcher, LocalMachine, Machine, Request
 from .launchers.admission import Env
+from .logtail import StoreTail
 from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
@@ -307,8 +308,11 @@ class Scheduler:
     def _launch(self, spec: TaskSpec, env: Env = ()) -> None:
         if env:
             spec = dataclasses.replace(spec, env=spec.env + env)
-        out = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stdout")
-        err = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
+        shipped = self._ships_logs(spec)  # the task ships its logs to the store: tail them there
+        out = err = ""
+        if not shipped:
+            out = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stdout")
+            err = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
         if self._task_created and spec.attempt == 0:
             self._announce(spec, cloned=False)
         # One deadline: the task arms its timer for what is left of it and raises TimeoutException
@@ -323,8 +327,12 @@ class Scheduler:
             self._num_tasks += 1
         run = _Running(spec, now, kill_at=at + GRACE if at is not None else None)
         for stream, path in (("stdout", out), ("stderr", err)):
-            f = open(path, "a+b")
-            f.seek(0)
+            if shipped:
+                f = StoreTail(self.ds.objects, self.ds.records.log_key(
+                    self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, stream))
+            else:
+                f = open(path, "a+b")
+                f.seek(0)
             run.tails.append((stream, f, bytearray()))
         self._running[spec.key] = run
         self._pending_rows.append(self._row(spec, "running", now, None))
@@ -337,6 +345,10 @@ class Scheduler:
             if spec.fallback is not None:
                 what = "Task is starting (@catch records the crash or timeout)."
             self.console.system(spec.step_name, spec.task_id, what)
+
+    def _ships_logs(self, spec: TaskSpec) -> bool:
+        ships = getattr(self.launcher, "ships_logs_of", None)  # a plugin launcher may not subclass Launcher
+        return bool(ships is not None and ships(spec))
 
     def _announce(self, spec: TaskSpec, cloned: bool) -> None:
         """Metaflow's runtime_task_created hook of the step's decorators."""
@@ -357,7 +369,7 @@ class Scheduler:
     def _tail(self, run: _Running, final: bool = False) -> None:
         spec = run.spec
         for stream, f, partial in run.tails:
-            data = f.read()
+            data = f.read_final() if final and isinstance(f, StoreTail) else f.read()
             if data:
                 partial += data
             if not partial:
@@ -408,7 +420,7 @@ class Scheduler:
             return
         exc = res.exception if res else None
         if res is None:
-            exc = self._record_crash(spec, run, fin, timed_out)
+            exc = self._record_crash(spec, run, fin, timed_out, message=None if timed_out else fin.message)
         segfault = res is None and not timed_out and fin.returncode == -signal.SIGSEGV
         self._retry_or_fail(spec, res is None, exc, prog, failed_line=SEGFAULT_LINE if segfault else "Task failed.")
 
@@ -446,6 +458,8 @@ class Scheduler:
             text = f"Task failed: its process was killed by {_signal_name(-returncode)}."
         else:
             text = f"Task failed: its process exited with code {returncode} without committing."
+        if self._ships_logs(spec):
+            return  # its log lives in the store, written by the task's own shipper
         path = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
         with open(path, "ab") as f:
             f.write(stamp(time.time()) + text.encode() + b"\n")
