@@ -1,7 +1,5 @@
 """A foreach whose tasks record the Ray node they ran on (Ray launcher tests)."""
 
-import os
-
 from headwater import FlowSpec, Parameter, current, resources, step
 
 
@@ -13,6 +11,7 @@ def node_id():
 
 class RayForeachFlow(FlowSpec):
     n = Parameter("n", default=6, type=int)
+    sleep = Parameter("sleep", default=0.5, type=float, help="seconds each task sleeps")
 
     @step
     def start(self):
@@ -23,7 +22,7 @@ class RayForeachFlow(FlowSpec):
     def work(self):
         import time
 
-        time.sleep(float(os.environ.get("RAY_TEST_SLEEP", "0.5")))  # keep both nodes busy
+        time.sleep(self.sleep)  # keep both nodes busy
         self.node = node_id()
         self.square = self.input * self.input
         print(f"square of {self.input} on {current.task_id}")

@@ -1,0 +1,39 @@
+"""A task whose node is killed while it runs; @retry runs it again elsewhere (Ray launcher tests)."""
+
+import json
+import os
+import time
+
+from headwater import FlowSpec, Parameter, current, resources, retry, step
+
+
+class RayNodeLossFlow(FlowSpec):
+    marker = Parameter("marker", help="file attempt 0 writes once it runs")
+
+    @step
+    def start(self):
+        self.next(self.fragile)
+
+    @retry(times=1)
+    @resources(cpu=3)
+    @step
+    def fragile(self):
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()
+        self.attempt = current.retry_count
+        marker = self.marker
+        if current.retry_count == 0:
+            with open(marker + ".tmp", "w") as f:
+                json.dump({"node": self.node, "ip": ray.util.get_node_ip_address()}, f)
+            os.rename(marker + ".tmp", marker)
+            time.sleep(120)  # the test kills this node meanwhile
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    RayNodeLossFlow()

@@ -1,0 +1,166 @@
+"""The Ray launcher on a real Ray cluster started by the test on loopback addresses.
+
+One cluster for the module: a head with no CPUs (127.0.0.2, so every task lands
+on a worker node), node A (127.0.0.3, 2 CPUs) and node B (127.0.0.4, 3 CPUs); the
+node-loss test adds node C (127.0.0.5, 3 CPUs) and kills whichever of B and C ran
+the doomed attempt, so it runs last. Flows run through the CLI from the head;
+results are checked through the client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flowrun import FLOWS, USER, run_flow
+
+pytest.importorskip("ray", reason="the Ray launcher tests need the `ray` extra (pip install 'headwater[ray]')")
+
+from raycluster import RayCluster, start_cluster  # noqa: E402
+
+NODE_A, NODE_B, NODE_C = "127.0.0.3", "127.0.0.4", "127.0.0.5"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    c = start_cluster(tmp_path_factory.mktemp("ray"), head_cpus=0)
+    try:
+        c.add_node(NODE_A, 2)
+        c.add_node(NODE_B, 3)
+        yield c
+    finally:
+        c.stop()
+
+
+def node_id(c: RayCluster, ip: str) -> str:
+    return next(n.node_id for n in c.nodes if n.ip == ip)
+
+
+def ray_env(c: RayCluster, **extra: str) -> dict[str, str]:
+    return {"HEADWATER_RAY_ADDRESS": c.address, "TMPDIR": str(c.temp_dir), **extra}
+
+
+def latest(root: Path, flow: str):
+    os.environ["HEADWATER_DATASTORE_ROOT"] = str(root)
+    os.environ["HEADWATER_USER"] = USER
+    from headwater import Flow, namespace
+
+    namespace(None)
+    return Flow(flow).latest_run
+
+
+@pytest.mark.parametrize("how", ["launcher", "with"])
+def test_foreach_runs_on_both_nodes(cluster: RayCluster, tmp_path: Path, how: str) -> None:
+    args = ("run", "--sleep", "1") if how == "launcher" else ("run", "--sleep", "1", "--with", "ray_task")
+    res = run_flow("ray_foreach_flow.py", *args, root=tmp_path / "store", launcher="ray" if how == "launcher" else "fork",
+                   env=ray_env(cluster))
+    assert res.returncode == 0, res.output
+    run = latest(tmp_path / "store", "RayForeachFlow")
+    assert run.successful
+    join = run["join"].task.data
+    assert join.squares == [0, 1, 4, 9, 16, 25]
+    assert join.nodes == sorted([node_id(cluster, NODE_A), node_id(cluster, NODE_B)])  # tasks ran on both nodes
+    assert run["big"].task.data.big_node == node_id(cluster, NODE_B)  # only B holds @resources(cpu=2)... and 3
+    # Logs reach the console (tailed from the store) and the store.
+    assert "square of 3 on" in res.output
+    assert "done 6" in res.output
+    stdouts = [t.stdout for t in run["work"]]
+    assert sum("square of" in s for s in stdouts) == 6
+
+
+def test_ray_task_steps_import_the_code_package(cluster: RayCluster, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("ray_routing_flow.py", "ray_helper.py"):
+        shutil.copy(FLOWS / name, src / name)
+    res = run_flow(src / "ray_routing_flow.py", "run", root=tmp_path / "store", launcher="fork",
+                   env=ray_env(cluster, RAY_TEST_DELETE_SOURCES="1"), cwd=tmp_path)
+    assert res.returncode == 0, res.output
+    assert not (src / "ray_routing_flow.py").exists()  # the start step deleted the head's copy...
+    run = latest(tmp_path / "store", "RayRoutingFlow")
+    remote = run["remote"].task.data
+    assert remote.helper == "hello from ray"  # ...so the Ray step imported both files from the package
+    assert remote.flow_file.startswith(str(cluster.temp_dir)) and "headwater-code" in remote.flow_file
+    assert remote.node in {node_id(cluster, NODE_A), node_id(cluster, NODE_B)}
+    # start and end ran locally (fork pool children of this run), remote in a Ray worker.
+    assert remote.worker_pid not in (run["start"].task.data.start_pid, run["end"].task.data.end_pid)
+
+
+def test_request_no_node_can_hold_fails_fast(cluster: RayCluster, tmp_path: Path) -> None:
+    res = run_flow("ray_foreach_flow.py", "run", "--with", "resources:cpu=64", root=tmp_path / "store",
+                   launcher="ray", env=ray_env(cluster), timeout=60)
+    assert res.returncode != 0
+    assert "Step 'start' asks for @resources(cpu=64) but no node of the Ray cluster can hold it" in res.output
+    assert "3 CPUs" in res.output and "2 CPUs" in res.output  # the cluster's nodes, named
+
+
+def test_retry_catch_and_timeout_behave_as_locally(cluster: RayCluster, tmp_path: Path) -> None:
+    res = run_flow("ray_faults_flow.py", "run", root=tmp_path / "store", launcher="ray", env=ray_env(cluster))
+    assert res.returncode == 0, res.output
+    run = latest(tmp_path / "store", "RayFaultsFlow")
+    join = run["join"].task.data
+    assert join.flaky_attempt == 1  # @retry: the second attempt succeeded
+    assert "always broken" in join.broken_err  # @catch after the retries ran out
+    assert "timed out" in join.timeout_err.lower() or "timeout" in join.timeout_err.lower()
+    assert "died" in join.kill_err  # the worker process killed itself: a crash @catch records
+    broken = run["broken"].task
+    assert "broken attempt 1" in broken.stdout
+    assert "Ray worker or node running the task died" in res.output
+
+
+def test_worker_without_datastore_names_node_and_root(tmp_path: Path) -> None:
+    from headwater.runtime.remote import run_remote
+    from headwater.runtime.taskspec import TaskSpec
+
+    root = tmp_path / "nowhere"
+    spec = TaskSpec(flow_name="F", run_id="1", step_name="start", task_id="1", attempt=0, input_paths=(),
+                    input_attempts=(), datastore_root=str(root), user=USER)
+    out = run_remote(spec.to_json(), None, "10.1.2.3 (Ray node abc)")
+    assert out.result_json is None
+    assert f"Node 10.1.2.3 (Ray node abc) cannot reach the datastore {root}" in (out.error or "")
+
+
+def test_missing_ray_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from headwater.runtime.launchers.ray import RayClusterError, import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(RayClusterError, match=r"needs the `ray` package"):
+        import_ray()
+
+
+def test_node_killed_during_task_retries_on_another_node(cluster: RayCluster, tmp_path: Path) -> None:
+    cluster.add_node(NODE_C, 3)
+    marker = tmp_path / "attempt0.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update({"HEADWATER_DATASTORE_ROOT": str(tmp_path / "store"), "HEADWATER_USER": USER,
+                "HEADWATER_LAUNCHER": "ray", "PYTHONUNBUFFERED": "1",
+                **ray_env(cluster)})
+    p = subprocess.Popen([sys.executable, str(FLOWS / "ray_node_loss_flow.py"), "run", "--marker", str(marker)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        end = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < end and p.poll() is None:
+            time.sleep(0.1)
+        if not marker.exists():
+            p.kill()
+            pytest.fail(f"attempt 0 never started:\n{p.communicate()[0]}")
+        doomed = json.loads(marker.read_text())
+        assert doomed["ip"] in (NODE_B, NODE_C)  # only they hold @resources(cpu=3)
+        cluster.kill_node(doomed["ip"])
+        out, _ = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, out
+    run = latest(tmp_path / "store", "RayNodeLossFlow")
+    task = run["fragile"].task
+    assert task.data.attempt == 1
+    assert task.data.node != doomed["node"]  # the retry ran on the node that survived
+    assert "died" in out
