@@ -34,7 +34,7 @@ class RayForeachFlow(FlowSpec):
         self.nodes = sorted({i.node for i in inputs})
         self.next(self.big)
 
-    @resources(cpu=2)
+    @resources(cpu=3)
     @step
     def big(self):
         self.big_node = node_id()

@@ -67,7 +67,7 @@ def test_foreach_runs_on_both_nodes(cluster: RayCluster, tmp_path: Path, how: st
     join = run["join"].task.data
     assert join.squares == [0, 1, 4, 9, 16, 25]
     assert join.nodes == sorted([node_id(cluster, NODE_A), node_id(cluster, NODE_B)])  # tasks ran on both nodes
-    assert run["big"].task.data.big_node == node_id(cluster, NODE_B)  # only B holds @resources(cpu=2)... and 3
+    assert run["big"].task.data.big_node == node_id(cluster, NODE_B)  # only B holds @resources(cpu=3)
     # Logs reach the console (tailed from the store) and the store.
     assert "square of 3 on" in res.output
     assert "done 6" in res.output
