@@ -7,6 +7,7 @@ a ``Settings`` and passes it down.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import sys
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from .exceptions import UnknownUserError
+from .exceptions import HeadwaterException, UnknownUserError
 
 STORE_DIRNAME = ".headwater"
 
@@ -30,6 +31,21 @@ def find_datastore_root(start: str | os.PathLike[str] | None = None) -> str:
     return str(here / STORE_DIRNAME)
 
 
+class DatastoreKind(str, enum.Enum):
+    """The datastore types ``--datastore`` names (Metaflow's spelling). The root URL is what
+    chooses the object store; the kind only says which root to use when none is given."""
+
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class DatastoreConfigError(HeadwaterException):
+    """``--datastore`` / ``HEADWATER_DATASTORE`` and the datastore root disagree, or no root is
+    configured for the chosen datastore."""
+
+    headline = "Datastore not configured"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every tunable of headwater, resolved once per process."""
@@ -41,6 +57,10 @@ class Settings:
     max_workers: int = 16
     max_num_splits: int = 100
     home: str = field(default_factory=lambda: str(Path.home() / STORE_DIRNAME))
+    #: The datastore type asked for (HEADWATER_DATASTORE), if any; see ``with_datastore``.
+    datastore: DatastoreKind | None = None
+    #: The root used for ``--datastore=s3`` when HEADWATER_DATASTORE_ROOT is not an S3 URL.
+    datastore_sysroot_s3: str | None = None
     #: S3-compatible endpoint (MinIO, R2, a test server); None = AWS.
     s3_endpoint_url: str | None = None
     #: Region for S3 requests when the usual AWS sources name none.
@@ -56,6 +76,45 @@ class Settings:
     def with_(self, **changes: Any) -> "Settings":
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+    def with_datastore(self, kind: str | DatastoreKind | None, root: str | None = None,
+                       cwd: str | None = None) -> "Settings":
+        """These settings for ``--datastore=kind`` and ``--datastore-root=root`` (each optional).
+
+        An explicit root wins (it must be of the kind, when both are given); a kind alone picks
+        the configured root of that kind (for ``s3``: HEADWATER_DATASTORE_ROOT when it is an
+        ``s3://`` URL, else HEADWATER_DATASTORE_SYSROOT_S3; for ``local``: the local default).
+
+        Raises
+        ------
+        DatastoreConfigError
+            The kind and the root disagree, or ``s3`` is asked for and no S3 root is configured.
+        """
+        from .store.roots import is_local_root, normalize_root
+
+        want = DatastoreKind(kind) if kind is not None else None
+        if root:
+            root = normalize_root(root, cwd=cwd)
+            if want is not None and (want is DatastoreKind.LOCAL) != is_local_root(root):
+                raise DatastoreConfigError(
+                    f"--datastore={want.value} does not match the datastore root {root!r}.",
+                    hint="Leave out --datastore (the root chooses the store), or pass a root of that kind.")
+            return replace(self, datastore_root=root, datastore=want)
+        if want is None:
+            return self
+        current_local = is_local_root(self.datastore_root)
+        if want is DatastoreKind.S3:
+            if not current_local:
+                return replace(self, datastore=want)
+            if self.datastore_sysroot_s3:
+                return replace(self, datastore=want, datastore_root=normalize_root(self.datastore_sysroot_s3))
+            raise DatastoreConfigError(
+                "--datastore=s3 needs an S3 root, and none is configured.",
+                hint="Set HEADWATER_DATASTORE_ROOT=s3://bucket/prefix (or HEADWATER_DATASTORE_SYSROOT_S3), "
+                     "or pass --datastore-root s3://bucket/prefix.")
+        if current_local:
+            return replace(self, datastore=want)
+        return replace(self, datastore=want, datastore_root=find_datastore_root(cwd))
 
     def require_user(self) -> str:
         if not self.user:
@@ -96,6 +155,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
             return env[key]
         return filecfg.get(key, default)
 
+    kind = get("DATASTORE") or get("DEFAULT_DATASTORE")
     root = get("DATASTORE_ROOT") or get("DATASTORE_SYSROOT_LOCAL")
     if root:
         from .store.roots import is_local_root, normalize_root  # lazily: the store package imports config
@@ -120,6 +180,8 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
         max_workers=int(get("RUN_MAX_WORKERS", 16)),
         max_num_splits=int(get("RUN_MAX_NUM_SPLITS", 100)),
         home=home,
+        datastore=DatastoreKind(kind) if kind in {k.value for k in DatastoreKind} else None,
+        datastore_sysroot_s3=get("DATASTORE_SYSROOT_S3") or None,
         s3_endpoint_url=get("S3_ENDPOINT_URL") or None,
         s3_region=get("S3_REGION") or None,
         s3_retries=int(get("S3_RETRY_COUNT", 7)),

@@ -77,13 +77,11 @@ def test_top_level_options_on_other_commands(runs: Runs, args: list[str]) -> Non
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--datastore=s3"], r"--datastore=s3 is not supported yet by headwater \(supported: local\)\."),
+    (["--datastore=gs"], r"--datastore=gs is not supported yet by headwater \(supported: local, s3\)\."),
     (["--metadata", "service"], r"--metadata=service is not supported yet by headwater \(supported: local\)\."),
     (["--environment=conda"], r"--environment=conda is not supported yet by headwater \(supported: local\)\."),
-    (["--event-logger=debugLogger"], r"--event-logger=debugLogger is not supported yet .*nullSidecarLogger"),
-    (["--monitor=debugMonitor"], r"--monitor=debugMonitor is not supported yet .*nullSidecarMonitor"),
     (["--datastore=ftp"], r"--datastore=ftp is not a valid value \(Metaflow knows: local, s3, azure, gs, spin; "
-                          r"headwater supports: local\)\."),
+                          r"headwater supports: local, s3\)\."),
 ])
 def test_unsupported_values_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     root = tmp_path / ".headwater"
@@ -96,9 +94,26 @@ def test_unsupported_values_are_usage_errors(tmp_path: Path, args: list[str], me
 
 
 def test_default_from_the_environment(tmp_path: Path) -> None:
-    r = run_flow(FLOW, "check", root=tmp_path / ".headwater", env={"HEADWATER_DEFAULT_DATASTORE": "s3"})
-    assert r.returncode == 2 and "--datastore=s3 is not supported yet" in r.stderr
+    for var in ("HEADWATER_DATASTORE", "HEADWATER_DEFAULT_DATASTORE"):
+        r = run_flow(FLOW, "check", root=tmp_path / ".headwater", env={var: "s3"})
+        assert r.returncode == 1 and "--datastore=s3 needs an S3 root, and none is configured." in r.stderr
+        assert "Hint: Set HEADWATER_DATASTORE_ROOT=s3://bucket/prefix" in r.stderr and "Traceback" not in r.stderr
     _ok(run_flow(FLOW, "check", root=tmp_path / ".headwater", env={"HEADWATER_DEFAULT_DATASTORE": "local"}))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--datastore=local", "--datastore-root=s3://bucket/p"], "--datastore=local does not match the datastore root"),
+    (["--datastore=s3", "--datastore-root=/tmp/x"], "--datastore=s3 does not match the datastore root '/tmp/x'"),
+])
+def test_datastore_kind_and_root_must_agree(tmp_path: Path, args: list[str], message: str) -> None:
+    r = run_flow(FLOW, *args, "run", root=tmp_path / ".headwater")
+    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, r.output
+
+
+def test_metaflow_event_logger_and_monitor_are_accepted_and_ignored(tmp_path: Path) -> None:
+    root = tmp_path / ".headwater"
+    r = _ok(run_flow(FLOW, "--event-logger=debugLogger", "--monitor=debugMonitor", "run", root=root))
+    assert "Done!" in r.stdout
 
 
 # -- --with after the command ----------------------------------------------------------------------

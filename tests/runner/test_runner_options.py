@@ -51,9 +51,11 @@ def test_run_options_and_run_id_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("top, error, message", [
-    ({"datastore": "s3"}, RunnerValueError,
-     r"^Runner\(datastore='s3'\): --datastore=s3 is not supported yet by headwater \(supported: local\)\.\n"
+    ({"datastore": "gs"}, RunnerValueError,
+     r"^Runner\(datastore='gs'\): --datastore=gs is not supported yet by headwater \(supported: local, s3\)\.\n"
      r"Hint: Leave out --datastore or pass --datastore=local\.$"),
+    ({"datastore": "s3"}, RunnerValueError, r"^--datastore=s3 does not match the datastore root '/.*'\.\n"
+                                            r"Hint: Leave out --datastore \(the root chooses the store\)"),
     ({"metadata": "nope"}, RunnerValueError, r"--metadata=nope is not a valid value \(Metaflow knows: local, "
                                              r"service, spin; headwater supports: local\)"),
     ({"quiet": "yes"}, RunnerTypeError, r"^Runner\(quiet=\.\.\.\) takes True or False, got 'yes'\."),

@@ -16,7 +16,6 @@ import click
 from .. import __version__
 from ..config import load_settings
 from ..exceptions import HeadwaterException
-from ..store.roots import normalize_root
 from ..top_options import TOP_OPTIONS
 from .errors import guarded
 from .top_options import click_params
@@ -140,8 +139,8 @@ def build_cli(flow_cls: type) -> click.Group:
     def cli(ctx: click.Context, **options: Any) -> None:
         top = {o.name: options.pop(o.name) for o in TOP_OPTIONS}
         settings = load_settings()
-        if top["datastore_root"]:
-            settings = settings.with_(datastore_root=normalize_root(top["datastore_root"]))
+        settings = guarded(lambda: settings.with_datastore(top["datastore"] or settings.datastore,
+                                                           top["datastore_root"]))
         if top["metadata"] != settings.metadata:
             settings = settings.with_(metadata=top["metadata"])
             # Tasks (forked or started as subprocesses) and the client inside them read the same provider.

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from typing import Any
 
-from ..exceptions import FlowFileNotFound, RunnerError
+from ..exceptions import FlowFileNotFound, HeadwaterException, RunnerError, RunnerValueError
 from ..store.roots import normalize_root
 from .executing import ExecutingRun, RunFiles
 from .options import (COMMANDS, TOP_LEVEL, check_with_cli, flow_decorator_options, render_command,
@@ -90,19 +90,22 @@ class Runner:
         flow_options = flow_decorator_options(self.flow_cls) if set(top) - set(TOP_LEVEL) else None
         self._top_argv = render_top_level(top, flow_options)
         self.env: dict[str, str] = {**os.environ, **(env or {})}
-        self.datastore_root = self._resolve_root(top.get("datastore_root"))
+        self.datastore_root = self._resolve_root(top.get("datastore"), top.get("datastore_root"))
         # Explicit, so the run writes where ExecutingRun.run reads, whatever the cwd.
         self.env["HEADWATER_DATASTORE_ROOT"] = self.datastore_root
         self._tmpdir: str | None = None
         self._counter = itertools.count()
         self._executions: list[ExecutingRun] = []
 
-    def _resolve_root(self, given: str | None) -> str:
-        if given is not None:
-            return given
+    def _resolve_root(self, kind: str | None, given: str | None) -> str:
+        """The root the run writes to, as the CLI will resolve ``--datastore``/``--datastore-root``."""
         from ..config import load_settings
 
-        return load_settings(environ=self.env, cwd=self.cwd).datastore_root
+        settings = load_settings(environ=self.env, cwd=self.cwd)
+        try:
+            return settings.with_datastore(kind or settings.datastore, given, cwd=self.cwd).datastore_root
+        except HeadwaterException as e:
+            raise RunnerValueError(e.message, hint=e.hint) from None
 
     def __repr__(self) -> str:
         return f"Runner({self.flow_file!r})"

@@ -39,8 +39,6 @@ from .taskspec import TaskResult, TaskSpec
 CODE_PACKAGE_EXTRA = "code_package"
 #: Where a node spools task logs before they are shipped (under the temp dir unless set).
 SPOOL_ENV = "HEADWATER_SPOOL_DIR"
-#: Seconds between two shipments of a running task's log chunks.
-SHIP_INTERVAL = 1.0
 
 
 class RemoteTaskError(HeadwaterException):
@@ -135,6 +133,31 @@ def _as_main(module_name: str) -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
+# -- the datastore and its log pump, once per worker process and root ---------------------
+
+_stores: dict[str, tuple[Datastore, Any]] = {}
+
+
+def _datastore(root: str, node: str) -> Datastore:
+    """The datastore at ``root``, checked reachable from this node the first time."""
+    entry = _stores.get(root)
+    if entry is None:
+        ds = Datastore(root)
+        _check_datastore(ds, node)
+        entry = _stores[root] = (ds, None)
+    return entry[0]
+
+
+def _pump(ds: Datastore) -> Any:
+    """The worker's LogPump for ``ds``: one background thread ships every task's logs."""
+    entry = _stores.get(ds.root)
+    if entry is None or entry[1] is None:
+        from ..store.logsink import LogPump
+
+        entry = _stores[ds.root] = (ds, LogPump(ds.objects))
+    return entry[1]
+
+
 # -- logs: fds 1/2 into spool files, shipped to the store ---------------------------------
 
 def spool_dir() -> str:
@@ -144,31 +167,28 @@ def spool_dir() -> str:
 @contextmanager
 def _task_output(ds: Datastore, spec: TaskSpec) -> Iterator[None]:
     """fds 1 and 2 (and ``sys.stdout``/``sys.stderr``) into the task's spool files, shipped as they grow."""
-    from ..store.logsink_standin import logsink_module
+    from ..store.logsink import spool_path
     from ..store.records import RecordStore
     from .launchers.base import StampedLines
 
-    sink = logsink_module()
-    folder = os.path.join(spool_dir(), spec.flow_name, spec.run_id, spec.step_name)
-    os.makedirs(folder, exist_ok=True)
-    shippers = []
+    pump = _pump(ds)
+    shipped = []
     saved = []
     py_streams = (sys.stdout, sys.stderr)
-    for stream in (sys.stdout, sys.stderr):
+    for stream in py_streams:
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
     for fd, stream in ((1, "stdout"), (2, "stderr")):
-        path = os.path.join(folder, f"{spec.task_id}.{spec.attempt}.{stream}")
+        key = RecordStore.log_key(spec.flow_name, spec.run_id, spec.step_name, spec.task_id, spec.attempt, stream)
+        path = spool_path(spool_dir(), key)
         f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         saved.append(os.dup(fd))
         os.dup2(f, fd)
         os.close(f)
-        key = RecordStore.log_key(spec.flow_name, spec.run_id, spec.step_name, spec.task_id, spec.attempt, stream)
-        shipper = sink.LogShipper(ds.objects, key, path, interval=SHIP_INTERVAL)
-        shipper.start()
-        shippers.append((shipper, path))
+        pump.add(key, path)
+        shipped.append((key, path))
     sys.stdout, sys.stderr = StampedLines(1), StampedLines(2)
     try:
         yield
@@ -177,8 +197,8 @@ def _task_output(ds: Datastore, spec: TaskSpec) -> Iterator[None]:
         for fd, old in zip((1, 2), saved):
             os.dup2(old, fd)
             os.close(old)
-        for shipper, path in shippers:
-            shipper.finish()
+        for key, path in shipped:
+            pump.finish(key)
             try:
                 os.unlink(path)
             except OSError:
@@ -222,8 +242,7 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
     deadline = received + remaining if remaining is not None else None
     spec = dataclasses.replace(spec, deadline=deadline, run_owner=None, dedicated_process=False)
     try:
-        ds = Datastore(spec.datastore_root)
-        _check_datastore(ds, node)
+        ds = _datastore(spec.datastore_root, node)
         info = _package_info(spec)
         try:
             flow_cls = load_flow(ds, spec, info)
@@ -246,7 +265,8 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
                 traceback.print_exc()
                 raise
     except Exception as e:
-        return RemoteOutcome(None, f"Task {spec.pathspec} failed on node {node}: {type(e).__name__}: {e}")
+        return RemoteOutcome(None, f"Task {spec.pathspec} failed on node {node} (datastore {spec.datastore_root}): "
+                                   f"{type(e).__name__}: {e}")
     finally:
         os.environ.clear()
         os.environ.update(env)  # a step's @environment stays with its task

@@ -26,6 +26,8 @@ from ..flow.graph import FANOUT, NodeKind
 from ..meta import MetadataIndex
 from ..store import Datastore
 from ..store.logs import stamp
+from ..store.logsink import FileTail, LogPump, StoreLogTail, read_log
+from ..store.records import RecordStore
 from ..store.taskmeta import CRASH_TYPE, PARAMETERS_PATH
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
 from .deadline import GRACE, task_deadline, timeout_message
@@ -33,7 +35,6 @@ from .delayed import DelayedQueue
 from .gangs import Gangs
 from .launchers import Admission, Finished, Launcher, LocalMachine, Machine, Request
 from .launchers.admission import Env
-from .logtail import StoreTail
 from .resume import ResumePlan
 from .taskspec import ForeachFrame, TaskResult, TaskSpec, stack_record
 
@@ -54,7 +55,8 @@ class _Running:
     spec: TaskSpec
     started_at: float
     kill_at: float | None = None  # time.monotonic() past which the scheduler kills the task (@timeout)
-    tails: list[tuple[str, Any, bytearray]] = field(default_factory=list)  # (stream, file, partial line)
+    tails: list[tuple[str, Any, bytearray]] = field(default_factory=list)  # (stream, tail, partial line)
+    shipped: tuple[str, ...] = ()  # log keys the scheduler's LogPump ships for this task
 
 
 @dataclass
@@ -97,6 +99,9 @@ class Scheduler:
         self.admission: Admission = (LocalMachine(machine) if machine is not None
                                      else getattr(launcher, "admission", None) or Admission())
         self.resume = resume
+        # Local tasks on a remote store write spooled log files that this pump ships.
+        self._pump = (LogPump(ds.objects) if not ds.logs_in_place and not getattr(launcher, "ships_logs", False)
+                      else None)
         self._task_created = task_created  # step -> decorators with a runtime_task_created hook
         # run --namespace: the tasks' client namespace ("" = global), carried in TaskSpec.extra
         self._namespace_extra = (("namespace", namespace),) if namespace is not None else ()
@@ -200,6 +205,8 @@ class Scheduler:
                     self._kill_all()
         finally:
             self._flush_rows()
+            if self._pump is not None:
+                self._pump.close()
             if self._clone_pool is not None:
                 self._clone_pool.shutdown()
         return RunOutcome(ok=not self._failed, failed=list(self._failed), num_tasks=self._num_tasks,
@@ -308,11 +315,8 @@ class Scheduler:
     def _launch(self, spec: TaskSpec, env: Env = ()) -> None:
         if env:
             spec = dataclasses.replace(spec, env=spec.env + env)
-        shipped = self._ships_logs(spec)  # the task ships its logs to the store: tail them there
-        out = err = ""
-        if not shipped:
-            out = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stdout")
-            err = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
+        out = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stdout")
+        err = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
         if self._task_created and spec.attempt == 0:
             self._announce(spec, cloned=False)
         # One deadline: the task arms its timer for what is left of it and raises TimeoutException
@@ -327,13 +331,10 @@ class Scheduler:
             self._num_tasks += 1
         run = _Running(spec, now, kill_at=at + GRACE if at is not None else None)
         for stream, path in (("stdout", out), ("stderr", err)):
-            if shipped:
-                f = StoreTail(self.ds.objects, self.ds.records.log_key(
-                    self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, stream))
-            else:
-                f = open(path, "a+b")
-                f.seek(0)
-            run.tails.append((stream, f, bytearray()))
+            run.tails.append((stream, self._log_tail(spec, stream, path), bytearray()))
+        if self._pump is not None and not self._ships_logs(spec):
+            run.shipped = tuple(self._ship_log(spec, stream, path) for stream, path in (("stdout", out),
+                                                                                         ("stderr", err)))
         self._running[spec.key] = run
         self._pending_rows.append(self._row(spec, "running", now, None))
         prog = self._in_progress_group(spec)
@@ -347,8 +348,9 @@ class Scheduler:
             self.console.system(spec.step_name, spec.task_id, what)
 
     def _ships_logs(self, spec: TaskSpec) -> bool:
+        """Whether ``spec``'s task ships its own log to the store (a routing launcher decides per step)."""
         ships = getattr(self.launcher, "ships_logs_of", None)  # a plugin launcher may not subclass Launcher
-        return bool(ships is not None and ships(spec))
+        return bool(ships(spec) if ships is not None else getattr(self.launcher, "ships_logs", False))
 
     def _announce(self, spec: TaskSpec, cloned: bool) -> None:
         """Metaflow's runtime_task_created hook of the step's decorators."""
@@ -366,10 +368,26 @@ class Scheduler:
             self._pending_rows = []
 
     # ---- output ------------------------------------------------------------------------
+    def _log_tail(self, spec: TaskSpec, stream: str, path: str) -> FileTail | StoreLogTail:
+        """Where the console reads a task's new output: the local file it writes, or the
+        store for a launcher whose tasks ship their own logs."""
+        if self._ships_logs(spec):
+            key = RecordStore.log_key(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt,
+                                      stream)
+            return StoreLogTail(self.ds.objects, key)
+        return FileTail(path)
+
+    def _ship_log(self, spec: TaskSpec, stream: str, path: str) -> str:
+        """Have the scheduler's LogPump ship a local task's log file to the (remote) store."""
+        key = RecordStore.log_key(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, stream)
+        assert self._pump is not None
+        self._pump.add(key, path)
+        return key
+
     def _tail(self, run: _Running, final: bool = False) -> None:
         spec = run.spec
         for stream, f, partial in run.tails:
-            data = f.read_final() if final and isinstance(f, StoreTail) else f.read()
+            data = f.read_new(final)
             if data:
                 partial += data
             if not partial:
@@ -400,6 +418,13 @@ class Scheduler:
         self._tail(run, final=True)
         for _, f, _ in run.tails:
             f.close()
+        try:
+            self._settle(run, fin)
+        finally:
+            for key in run.shipped:  # after _settle: a crash adds its line to the log
+                self._pump.finish(key)  # type: ignore[union-attr]
+
+    def _settle(self, run: _Running, fin: Finished) -> None:
         self.admission.release(run.spec.key)
         spec = run.spec
         res = fin.result
@@ -458,11 +483,15 @@ class Scheduler:
             text = f"Task failed: its process was killed by {_signal_name(-returncode)}."
         else:
             text = f"Task failed: its process exited with code {returncode} without committing."
-        if self._ships_logs(spec):
-            return  # its log lives in the store, written by the task's own shipper
+        line = stamp(time.time()) + text.encode() + b"\n"
+        if self._ships_logs(spec):  # the task's shipped chunks, then this line, as the complete log
+            key = RecordStore.log_key(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt,
+                                      "stderr")
+            self.ds.objects.put(key, [read_log(self.ds.objects, key), line])
+            return
         path = self.ds.log_path(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt, "stderr")
         with open(path, "ab") as f:
-            f.write(stamp(time.time()) + text.encode() + b"\n")
+            f.write(line)
 
     def _retry_or_fail(self, spec: TaskSpec, crashed: bool, exc: dict | None, prog: ForeachProgress | None,
                        failed_line: str = "Task failed.") -> None:

@@ -71,11 +71,35 @@ class Datastore:
         if is_local_root(self.root):
             os.makedirs(self.root, exist_ok=True)
 
+    @property
+    def logs_in_place(self) -> bool:
+        """Whether a task's log files are the store's own objects (a local store), so that
+        nothing ships them; else they are spooled locally and shipped (``store.logsink``)."""
+        return isinstance(self.objects, LocalObjectStore)
+
     def log_path(self, flow: str, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> str:
-        """Absolute path of a task attempt's log file; its directory is created."""
-        path = self.objects.path(RecordStore.log_key(flow, run_id, step, task_id, attempt, stream))
-        self.objects._ensure_dir(path.rpartition("/")[0])
-        return path
+        """Local path of the file a task attempt writes its log to; its directory is created.
+
+        For a local store this is the log object itself; for a remote one a file under the
+        local spool directory (``$HEADWATER_HOME/spool/...``) that a ``LogPump`` ships.
+        """
+        key = RecordStore.log_key(flow, run_id, step, task_id, attempt, stream)
+        if isinstance(self.objects, LocalObjectStore):
+            path = self.objects.path(key)
+            self.objects._ensure_dir(path.rpartition("/")[0])
+            return path
+        from .logsink import spool_path
+
+        return spool_path(self.spool_root(), key)
+
+    def spool_root(self) -> str:
+        """The local directory where logs bound for this (remote) store wait to be shipped."""
+        import hashlib
+
+        from ..config import load_settings
+
+        digest = hashlib.sha256(self.root.encode()).hexdigest()[:16]
+        return os.path.join(load_settings().home, "spool", digest)
 
     def sweep_temp(self, *, deep: bool = False) -> tuple[int, int]:
         """Remove temp files left by writers that are gone; returns (files, bytes).

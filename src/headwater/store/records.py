@@ -224,11 +224,11 @@ class RecordStore:
         return sorted(self.objects.list_dir(f"runs/{flow}/{run_id}/{step}"), key=_numeric_order)
 
     def read_log(self, flow: str, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> bytes:
-        """A log's bytes so far (``b""`` if the attempt wrote none)."""
-        try:
-            return self.objects.get(self.log_key(flow, run_id, step, task_id, attempt, stream))
-        except KeyError:
-            return b""
+        """A log's bytes so far (``b""`` if the attempt wrote none): the complete log once
+        the task has ended, else what has been shipped (``store.logsink``)."""
+        from .logsink import read_log
+
+        return read_log(self.objects, self.log_key(flow, run_id, step, task_id, attempt, stream))
 
 
 def replay_tags(initial: Iterable[str], events: Sequence[dict[str, Any]]) -> list[str]:

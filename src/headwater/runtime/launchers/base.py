@@ -53,8 +53,8 @@ class Launcher(abc.ABC):
     """
 
     name: str = "base"
-    #: Tasks write their logs to the store themselves (a remote worker ships them): the scheduler
-    #: tails the store, not a local file, and passes no log paths to ``launch``.
+    #: Whether the launcher's tasks ship their own logs to the store (a remote launcher: the
+    #: scheduler tails the store); False: tasks write the local files the scheduler gives them.
     ships_logs: bool = False
     #: Tasks run on other machines: the run stores its code package and hands it to ``use_code_package``.
     remote: bool = False

@@ -1,0 +1,107 @@
+"""Logs through the object store (store.logsink): a growing local file shipped as chunks
+while it grows and as one complete object at the end, read back from any machine."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from headwater.store.logsink import LogPump, LogShipper, StoreLogTail, chunk_prefix, read_log
+from headwater.store.objects import LocalObjectStore
+from memstore import MemoryObjectStore
+
+KEY = "runs/F/1/start/1/0.stdout"
+
+
+@pytest.fixture(params=["mem", "local"])
+def objects(request, tmp_path):
+    return MemoryObjectStore() if request.param == "mem" else LocalObjectStore(str(tmp_path / "store"))
+
+
+def _ship_now(pump: LogPump) -> None:
+    """One shipment pass, as the pump's thread does every interval (deterministic in tests)."""
+    for ship in list(pump._files.values()):
+        pump._ship_new(ship)
+
+
+def test_chunks_while_growing_then_one_complete_object(objects, tmp_path):
+    log = tmp_path / "task.log"
+    pump = LogPump(objects, interval=3600)  # the thread never ticks: shipments are driven below
+    pump.add(KEY, str(log))
+    tail = StoreLogTail(objects, KEY, min_interval=0)
+    assert read_log(objects, KEY) == b"" and tail.read_new() == b""
+
+    log.write_bytes(b"line 1\n")
+    _ship_now(pump)
+    assert read_log(objects, KEY) == b"line 1\n"
+    assert tail.read_new() == b"line 1\n"
+    with open(log, "ab") as f:
+        f.write(b"line 2\npartial")
+    _ship_now(pump)
+    _ship_now(pump)  # nothing new: no empty chunk
+    assert objects.list_dir(chunk_prefix(KEY)) == ["00000000", "00000001"]
+    assert read_log(objects, KEY) == b"line 1\nline 2\npartial"
+    assert tail.read_new() == b"line 2\npartial"
+
+    with open(log, "ab") as f:
+        f.write(b" end\n")
+    pump.finish(KEY)
+    assert objects.get(KEY) == b"line 1\nline 2\npartial end\n"
+    assert objects.list_dir(chunk_prefix(KEY)) == []  # chunks removed once the complete object exists
+    assert tail.read_new(final=True) == b" end\n"  # what the chunks had not carried, nothing twice
+    assert tail.read_new(final=True) == b""
+    pump.close()
+
+
+def test_tail_that_starts_after_the_task_ended_reads_everything_once(objects, tmp_path):
+    log = tmp_path / "task.log"
+    log.write_bytes(b"a\nb\n")
+    shipper = LogShipper(objects, KEY, str(log), interval=3600)
+    shipper.start()
+    shipper.finish()
+    tail = StoreLogTail(objects, KEY, min_interval=0)
+    assert tail.read_new(final=True) == b"a\nb\n"
+    assert tail.read_new(final=True) == b""
+
+
+def test_empty_log_writes_nothing(objects, tmp_path):
+    pump = LogPump(objects, interval=3600)
+    pump.add(KEY, str(tmp_path / "never-written.log"))
+    pump.close()
+    assert not objects.exists(KEY)
+    assert read_log(objects, KEY) == b""
+
+
+def test_background_thread_ships_while_the_task_runs(objects, tmp_path):
+    log = tmp_path / "task.log"
+    pump = LogPump(objects, interval=0.01)
+    pump.add(KEY, str(log))
+    shipped = threading.Event()
+    with open(log, "ab", buffering=0) as f:
+        f.write(b"hello\n")
+        for _ in range(500):  # the pump ships within a few intervals; no sleep-and-hope
+            if read_log(objects, KEY) == b"hello\n":
+                shipped.set()
+                break
+            threading.Event().wait(0.01)
+    assert shipped.is_set()
+    pump.close()
+    assert objects.get(KEY) == b"hello\n"
+
+
+def test_tail_throttles_its_looks_at_the_store(tmp_path):
+    class Counting(MemoryObjectStore):
+        lists = 0
+
+        def list_dir(self, prefix):
+            Counting.lists += 1
+            return super().list_dir(prefix)
+
+    objects = Counting()
+    tail = StoreLogTail(objects, KEY, min_interval=3600)
+    for _ in range(100):
+        tail.read_new()
+    assert Counting.lists == 1
+    tail.read_new(final=True)
+    assert Counting.lists == 2
