@@ -8,7 +8,7 @@ import os
 
 import ray_helper
 
-from headwater import FlowSpec, current, ray_task, step
+from headwater import FlowSpec, ray_task, step
 
 
 class RayRoutingFlow(FlowSpec):

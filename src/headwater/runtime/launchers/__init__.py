@@ -17,7 +17,7 @@ def make_launcher(name: str, ctx: TaskContext) -> Launcher:
         return launcher
     from ...flow.ray_task import ray_step_addresses
 
-    steps = ray_step_addresses(ctx.flow_cls, ctx.graph.sorted_nodes)
+    steps = ray_step_addresses(ctx.flow_cls, getattr(ctx.graph, "sorted_nodes", ()))
     if not steps:
         return launcher
     from .ray import RayLauncher
@@ -32,7 +32,7 @@ def _named_launcher(name: str, ctx: TaskContext) -> Launcher:
         from ...flow.ray_task import ray_step_addresses
         from .ray import RayLauncher
 
-        addresses = ray_step_addresses(ctx.flow_cls, ctx.graph.sorted_nodes).values()
+        addresses = ray_step_addresses(ctx.flow_cls, getattr(ctx.graph, "sorted_nodes", ())).values()
         return RayLauncher(ctx, next((a for a in addresses if a), None))
     if name == "fork":
         from .forkpool import ForkPoolLauncher

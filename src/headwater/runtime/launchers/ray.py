@@ -27,6 +27,8 @@ from .base import Finished, Launcher, TaskContext
 #: Address used when neither HEADWATER_RAY_ADDRESS nor @ray_task(address=...) names one.
 DEFAULT_ADDRESS = "auto"
 _MB = 1024 * 1024
+#: Seconds the cluster's node list is reused by admission before Ray is asked again.
+NODES_TTL = 1.0
 #: Returncode reported for a Ray task that was cancelled (killed) or whose worker or node died.
 KILLED = -signal.SIGKILL
 
@@ -102,20 +104,19 @@ class RayAdmission(Admission):
 
     Ray queues what does not fit now; a request larger than every node would stay
     pending forever, so ``check`` fails the step with the cluster's totals instead.
+    Asked before every launch, against the live nodes (refreshed every ``NODES_TTL``
+    seconds), so a request only a dead node could hold fails too. A ``@parallel``
+    gang's tasks need not share a node: each is checked alone.
     """
 
     def __init__(self, launcher: RayLauncher) -> None:
         self._launcher = launcher
-        self._fits: set[str] = set()
 
     def check(self, step: str, request: Request, count: int = 1) -> None:
-        if step in self._fits:
-            return
         options = self._launcher.options(step)
         nodes = self._launcher.node_resources()
         need = {_RESOURCE_OF[k]: float(v) for k, v in options.items() if k in _RESOURCE_OF and v}
         if any(all(res.get(r, 0.0) >= amount for r, amount in need.items()) for res in nodes):
-            self._fits.add(step)
             return
         listing = "; ".join(_node_text(res) for res in nodes) or "no live nodes"
         raise ResourcesError(
@@ -161,6 +162,7 @@ class RayLauncher(Launcher):
         self._running: dict[str, tuple[Any, int]] = {}  # task key -> (object ref, attempt)
         self._keys: dict[Any, str] = {}  # object ref -> task key
         self._options: dict[str, dict[str, Any]] = {}
+        self._nodes: tuple[float, list[dict[str, float]]] | None = None  # (when asked, live nodes' resources)
 
     def start(self) -> None:
         self._ray = connect(self.address)
@@ -176,10 +178,13 @@ class RayLauncher(Launcher):
         return opts
 
     def node_resources(self) -> list[dict[str, float]]:
-        """Total resources of each live node of the cluster."""
-        if self._ray is None:
-            self.start()
-        return [dict(n.get("Resources") or {}) for n in self._ray.nodes() if n.get("Alive")]
+        """Total resources of each live node of the cluster (asked at most every ``NODES_TTL`` s)."""
+        now = time.monotonic()
+        if self._nodes is None or now - self._nodes[0] > NODES_TTL:
+            if self._ray is None:
+                self.start()
+            self._nodes = (now, [dict(n.get("Resources") or {}) for n in self._ray.nodes() if n.get("Alive")])
+        return self._nodes[1]
 
     def launch(self, spec: TaskSpec, stdout_path: str, stderr_path: str) -> int:
         if self._package is None:
