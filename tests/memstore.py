@@ -63,6 +63,13 @@ class MemoryObjectStore(ObjectStore):
         base = f"{base}/" if base else ""
         return sorted({k[len(base):].split("/", 1)[0] for k in self.objects if k.startswith(base)})
 
+    def iter_keys(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[str]:
+        base = prefix.strip("/")
+        base = f"{base}/" if base else ""
+        with self._lock:
+            keys = sorted(k for k in self.objects if k.startswith(base) and (start_after is None or k > start_after))
+        yield from keys
+
     def delete(self, key: str) -> None:
         with self._lock:
             self.objects.pop(key, None)

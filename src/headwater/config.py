@@ -69,6 +69,8 @@ class Settings:
     s3_retries: int = 7
     #: How many S3 requests bulk operations keep in flight.
     s3_workers: int = 16
+    #: Size bound of the local read cache of S3 objects (``$HEADWATER_HOME/cache/s3``), in bytes.
+    s3_cache_bytes: int = 10 << 30
     #: Root of ``S3(run=...)`` locations (Metaflow's DATATOOLS_S3ROOT); None = ``<datastore root>/data``.
     datatools_s3root: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -186,6 +188,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
         s3_region=get("S3_REGION") or None,
         s3_retries=int(get("S3_RETRY_COUNT", 7)),
         s3_workers=int(get("S3_WORKER_COUNT", 16)),
+        s3_cache_bytes=int(get("S3_CACHE_BYTES", 10 << 30)),
         datatools_s3root=get("DATATOOLS_S3ROOT") or None,
         extra=extra,
     )

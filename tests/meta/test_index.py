@@ -1,6 +1,7 @@
 """The metadata index contract: runs, tags, task attempts, and rebuilding from the
-store's records. Every implementation passes it: the SQLite index (``local``) and the
-example plugin's provider (``audit``, examples/plugin), opened through ``open_index``."""
+store's records. Every implementation passes it: the SQLite index (``local``), the same
+over a URL root (``remote``: a cache that syncs from the store) and the example plugin's
+provider (``audit``, examples/plugin), opened through ``open_index``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from headwater import plugins
 from headwater.meta import Index, MetadataIndex, RunRow, TaskRow, open_index
+from headwater.meta.remote import RemoteIndex
 from headwater.store import Datastore
+from memstore import serve_mem_scheme
 
 
 def _run(flow: str, run_id: str, created_at: float, tags=("t",), **kw) -> dict:
@@ -28,9 +31,20 @@ def _attempt(flow, run_id, step, task_id, attempt=0, status="ok", started_at=1.0
             "input_paths": [], "artifacts": {}, "exception": None, "metadata": {}}  # fmt: skip
 
 
-@pytest.fixture(params=["local", "audit"])
-def open_idx(request, monkeypatch):
-    """Opens an index of one implementation: ``open_idx(root, records=None)``."""
+@pytest.fixture(params=["local", "audit", "remote"])
+def open_idx(request, monkeypatch, tmp_path_factory):
+    """Opens an index of one implementation: ``open_idx(root, records=None)``. ``remote`` is
+    the local provider over a URL root (``mem://<root>``): its synced cache under a home."""
+    if request.param == "remote":
+        serve_mem_scheme(monkeypatch)
+        home = tmp_path_factory.mktemp("home")
+
+        def remote(root, records=None) -> MetadataIndex:
+            index = open_index(f"mem:/{root}", records=records, home=str(home))
+            assert isinstance(index, RemoteIndex)
+            return index
+
+        return remote
     if request.param != "local":
         monkeypatch.syspath_prepend(str(request.getfixturevalue("plugin_site")))
         plugins._reset()

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..exceptions import ParameterError
+from ..exceptions import HeadwaterException, ParameterError
 
 RESERVED_PARAMETER_NAMES = frozenset(
     "params with tag namespace obj tags decospecs run-id-file max-num-splits max-workers "
@@ -254,8 +254,14 @@ class IncludeFile(Parameter):
         if path is None:
             return None
         try:
-            with open(os.path.expanduser(path), "rb") as f:
-                data = f.read()
+            if path.startswith("s3://"):
+                data = _read_s3(path)
+            else:
+                with open(os.path.expanduser(path), "rb") as f:
+                    data = f.read()
+        except HeadwaterException as e:
+            raise ParameterError(f"IncludeFile '--{self.name}': cannot read {path!r}: {e.message}",
+                                 hint=e.hint) from None
         except OSError as e:
             raise ParameterError(
                 f"IncludeFile '--{self.name}': cannot read {path!r} ({e.strerror}).",
@@ -270,6 +276,13 @@ class IncludeFile(Parameter):
                     hint="Pass is_text=False to include it as bytes, or set encoding=.",
                 ) from None
         return data
+
+
+def _read_s3(url: str) -> bytes:
+    """The bytes of the S3 object at ``url`` (an IncludeFile may name one, as in Metaflow)."""
+    from ..store.s3.connect import read_url
+
+    return read_url(url)
 
 
 def flow_parameters(flow_cls: type) -> list[Parameter]:

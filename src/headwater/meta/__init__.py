@@ -1,6 +1,7 @@
 """The index layer (internal): a cache of the store's run and attempt records that
 makes listings fast; rebuildable from the store at any time. ``open_index`` picks
-the implementation by metadata provider name (``local`` = the SQLite index).
+the implementation by metadata provider name (``local`` = the SQLite index: in the
+datastore root for a local store, a synced cache under ``Settings.home`` for a URL root).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import os
 from typing import TYPE_CHECKING
 
 from ..exceptions import HeadwaterException
+from ..store.roots import is_local_root
 from .base import MetadataIndex
 from .index import Index, RunRow, TaskRow
 from .liveness import attempt_status, run_is_dead, run_status
@@ -34,7 +36,7 @@ def metadata_providers() -> list[str]:
 
 
 def open_index(root: str | os.PathLike[str], *, records: RecordStore | None = None,
-               provider: str = LOCAL_PROVIDER) -> MetadataIndex:
+               provider: str = LOCAL_PROVIDER, home: str | None = None) -> MetadataIndex:
     """The metadata index of the datastore at ``root``.
 
     Parameters
@@ -46,9 +48,20 @@ def open_index(root: str | os.PathLike[str], *, records: RecordStore | None = No
     provider : str
         ``"local"`` (the SQLite index), or the name of a ``headwater.metadata_providers``
         plugin: a callable ``(root, records=...)`` returning a ``MetadataIndex``.
+    home : str, optional
+        Where a URL root's index cache lives (``<home>/index/<hash of the root>/``);
+        default ``Settings.home``. A local root keeps ``<root>/index.sqlite``.
     """
     if provider == LOCAL_PROVIDER:
-        return Index(root, records=records)
+        if is_local_root(root):
+            return Index(root, records=records)
+        from .remote import RemoteIndex
+
+        if home is None:
+            from ..config import load_settings
+
+            home = load_settings().home
+        return RemoteIndex(os.fspath(root), home=home, records=records)
     from ..plugins import PluginKind, find_plugin
 
     factory = find_plugin(PluginKind.METADATA_PROVIDER, provider)

@@ -87,3 +87,42 @@ SET status = excluded.status, started_at = excluded.started_at, finished_at = ex
 WHERE tasks.status = 'running'
 """
 CLEAR = ("DELETE FROM runs", "DELETE FROM run_tags", "DELETE FROM tasks")
+
+# -- the remote index's sync state (meta/remote.py), kept beside the cached rows --------
+SYNC_TABLES = (
+    # Per flow: the last run id covered by catalog segments this cache read or saw, and the
+    # run id up to which the store's listing has been synced (every run at or below it known).
+    """CREATE TABLE IF NOT EXISTS sync_state (
+        flow TEXT PRIMARY KEY, catalog_last TEXT NOT NULL, listed_to TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    # Tag marks seen in listings (a run's tags changed at ``stamp``): what a compactor folds
+    # into the segment whose range holds the stamp.
+    # Only once the event a mark names has been read: until then the mark is read again.
+    """CREATE TABLE IF NOT EXISTS tag_marks (
+        flow TEXT NOT NULL, stamp TEXT NOT NULL, run_id TEXT NOT NULL, event TEXT NOT NULL,
+        PRIMARY KEY (flow, stamp, run_id, event)
+    ) WITHOUT ROWID""",
+    # Runs whose attempt rows were synced after the run ended: never listed again.
+    """CREATE TABLE IF NOT EXISTS synced_attempts (
+        flow TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (flow, run_id)
+    ) WITHOUT ROWID""",
+)
+SYNC_STATE = "SELECT catalog_last, listed_to FROM sync_state WHERE flow = ?"
+# Never backwards: of two processes syncing one cache, the one that listed less may commit last.
+PUT_SYNC_STATE = """
+INSERT INTO sync_state (flow, catalog_last, listed_to) VALUES (?,?,?)
+ON CONFLICT (flow) DO UPDATE SET catalog_last = max(catalog_last, excluded.catalog_last),
+                                 listed_to = max(listed_to, excluded.listed_to)
+"""
+RAISE_CATALOG_LAST = "UPDATE sync_state SET catalog_last = ? WHERE flow = ? AND catalog_last < ?"
+CLEAR_SYNC = ("DELETE FROM sync_state", "DELETE FROM tag_marks", "DELETE FROM synced_attempts")
+RUN_STATUSES = "SELECT run_id, status FROM runs WHERE flow = ?"
+RUNNING_RUNS = "SELECT run_id FROM runs WHERE flow = ? AND status = 'running'"
+# Runs of a range, oldest first: what a compactor writes into a segment.
+RUNS_IN_RANGE = f"SELECT {RUN_COLS} FROM runs WHERE flow = ? AND run_id > ? AND run_id <= ? ORDER BY run_id"
+ADD_TAG_MARK = "INSERT OR IGNORE INTO tag_marks (flow, stamp, run_id, event) VALUES (?,?,?,?)"
+TAG_MARK_SEEN = "SELECT 1 FROM tag_marks WHERE flow = ? AND stamp = ? AND run_id = ? AND event = ?"
+MARKED_RUNS = "SELECT DISTINCT run_id FROM tag_marks WHERE flow = ? AND stamp > ? AND stamp <= ?"
+ATTEMPTS_SYNCED = "SELECT 1 FROM synced_attempts WHERE flow = ? AND run_id = ?"
+MARK_ATTEMPTS_SYNCED = "INSERT OR IGNORE INTO synced_attempts (flow, run_id) VALUES (?,?)"
+SETTLED_ATTEMPTS = "SELECT step, task_id, attempt FROM tasks WHERE flow = ? AND run_id = ? AND status != 'running'"

@@ -15,13 +15,25 @@ __all__ = ["ContentStore", "Datastore", "LocalObjectStore", "ObjectStore", "Reco
            "normalize_root", "open_object_store"]
 
 
+#: Object stores built in, by URL scheme: ``"module:Class"``, imported only when a root uses it.
+BUILTIN_STORES = {"s3": "headwater.store.s3.objects:S3ObjectStore"}
+
+
 def open_object_store(root: str | os.PathLike[str]) -> ObjectStore:
-    """The object store for ``root``: a local directory, or ``scheme://...`` served by the
-    ``headwater.object_stores`` plugin named ``scheme`` (called with the URL)."""
+    """The object store for ``root``: a local directory, ``s3://bucket/prefix`` (built in), or
+    ``scheme://...`` served by the ``headwater.object_stores`` plugin named ``scheme`` (called
+    with the URL)."""
     text = os.fspath(root)
     scheme = url_scheme(text)
     if scheme is None:
         return LocalObjectStore(normalize_root(text))
+    builtin = BUILTIN_STORES.get(scheme)
+    if builtin is not None:
+        import importlib
+
+        module, _, cls = builtin.partition(":")
+        store_cls: type[ObjectStore] = getattr(importlib.import_module(module), cls)
+        return store_cls(text)  # type: ignore[call-arg]
     from ..exceptions import HeadwaterException
     from ..plugins import PluginKind, find_plugin, plugin_names
 

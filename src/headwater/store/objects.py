@@ -24,6 +24,9 @@ Data = bytes | bytearray | memoryview
 
 #: Directory under a local store's root where damaged objects are moved (never read back).
 QUARANTINE_DIR = "quarantine"
+#: Top-level entries of a local store's directory that are not objects (temp files, damaged
+#: objects). The index file is ``meta``'s and not an object either, but harmless to list.
+_NOT_KEYS = frozenset({"tmp", QUARANTINE_DIR})
 
 #: Identity of a file: ``(st_dev, st_ino, st_mtime_ns)``. The mtime guards against
 #: the inode number being reused once the file it named has been deleted.
@@ -62,6 +65,19 @@ def _bind_renameat2() -> Callable[[str, str], int] | None:
 
 
 _renameat2 = _bind_renameat2()
+
+
+def check_key(key: str) -> str:
+    """``key`` itself if it is a valid object key (relative, no ``..`` segment), else ``ValueError``."""
+    if key[:1] == "/" or (".." in key and ".." in key.split("/")):
+        raise ValueError(f"Invalid object key {key!r}: keys are relative and may not contain '..'.")
+    return key
+
+
+def key_dir(prefix: str) -> str:
+    """``prefix`` as the directory part of keys: ``""`` for the root, else ``"a/b/"``."""
+    base = prefix.strip("/")
+    return f"{base}/" if base else ""
 
 
 class ObjectStore(abc.ABC):
@@ -110,6 +126,43 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
+
+    def iter_keys(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[str]:
+        """Every key under the directory ``prefix`` (all keys for ``""``), recursively, in key order.
+
+        Parameters
+        ----------
+        prefix : str
+            A directory of keys (``"runs/Flow"``); keys are yielded in full
+            (``"runs/Flow/1/start/1/0.json"``), sorted by their UTF-8 bytes.
+        start_after : str, optional
+            Yield only keys that sort after this key: an incremental listing resumes
+            where the previous one stopped (S3 starts the listing there, so a sync of
+            new run ids costs requests only for what is new).
+
+        This default walks ``list_dir`` and asks ``exists`` of each name, then sorts
+        (a small store's fallback); stores that can list keys in order (a local
+        directory, S3) override it.
+        """
+        keys = sorted(self._walk_default(key_dir(prefix)))
+        return iter([k for k in keys if start_after is None or k > start_after])
+
+    def _walk_default(self, base: str) -> Iterator[str]:
+        for name in self.list_dir(base):
+            key = f"{base}{name}"
+            if self.exists(key):
+                yield key
+            yield from self._walk_default(f"{key}/")
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes of the object ``key`` from offset ``start``; ``KeyError`` if missing.
+
+        The range is clipped to the object: fewer bytes come back at its end, none
+        from a ``start`` at or past it. This default reads the whole object.
+        """
+        if start < 0 or length < 0:
+            raise ValueError(f"Invalid byte range start={start}, length={length} for {key!r}.")
+        return bytes(self.get(key)[start : start + length])
 
     def root_exists(self) -> bool:
         """Whether the store has been created: reading an absent store finds it empty.
@@ -176,9 +229,7 @@ class LocalObjectStore(ObjectStore):
 
     def path(self, key: str) -> str:
         """Absolute path where ``key`` lives, whether or not it exists."""
-        if key[:1] == "/" or (".." in key and ".." in key.split("/")):
-            raise ValueError(f"Invalid object key {key!r}: keys are relative and may not contain '..'.")
-        return f"{self.root}/{key}"
+        return f"{self.root}/{check_key(key)}"
 
     def _ensure_dir(self, d: str) -> None:
         if d not in self._dirs:
@@ -371,6 +422,38 @@ class LocalObjectStore(ObjectStore):
 
     def root_exists(self) -> bool:
         return os.path.isdir(self.root)
+
+    def iter_keys(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[str]:
+        base = key_dir(prefix)
+        top = self.path(base.rstrip("/")) if base else self.root
+        yield from self._walk_keys(top, base, start_after, skip_top=not base)
+
+    def _walk_keys(self, path: str, base: str, start_after: str | None, *, skip_top: bool) -> Iterator[str]:
+        try:
+            with os.scandir(path) as it:
+                entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it if not e.name.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        # Key order is byte order of the full key: a directory "a" sorts as "a/...".
+        entries.sort(key=lambda e: f"{e[0]}/" if e[1] else e[0])
+        for name, is_dir in entries:
+            if skip_top and name in _NOT_KEYS:
+                continue
+            key = f"{base}{name}"
+            if is_dir:
+                if start_after is None or f"{key}/" > start_after or start_after.startswith(f"{key}/"):
+                    yield from self._walk_keys(f"{path}/{name}", f"{key}/", start_after, skip_top=False)
+            elif start_after is None or key > start_after:
+                yield key
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if start < 0 or length < 0:
+            raise ValueError(f"Invalid byte range start={start}, length={length} for {key!r}.")
+        try:
+            with open(self.path(key), "rb", buffering=0) as f:
+                return os.pread(f.fileno(), length, start) if length else b""
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise KeyError(key) from None
 
     def delete(self, key: str) -> None:
         try:

@@ -1,7 +1,9 @@
 """Run and attempt records (storage layer, internal): the store's source of truth.
 
 Layout (docs/internals.md): ``runs/<Flow>/<run_id>/_run.json``, ``_run_end.json``
-and ``<step>/<task_id>/<attempt>.json`` (+ ``.stdout``/``.stderr`` logs).
+and ``<step>/<task_id>/<attempt>.json`` (+ ``.stdout``/``.stderr`` logs). Tag events
+live in ``runs/<Flow>/<run_id>/_tags/``, each preceded by a tag mark in
+``runs/<Flow>/<time>.tags/`` (store/catalog.py, docs/index-sync.md).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..exceptions import DataCorruptionError
+from .catalog import TAG_MARK_SUFFIX, Catalog
 from .full import StoreFullError
 from .objects import ObjectStore
 
@@ -156,18 +159,25 @@ class RecordStore:
         order they apply in (the random part keeps two writers apart).
         """
         name = f"{time.time_ns():020d}-{secrets.token_hex(6)}.json"
+        # The mark first: a reader that sees it re-reads the run's events, and it is never
+        # missing for an event that exists (docs/index-sync.md).
+        Catalog(self.objects).write_tag_mark(flow, run_id, name)
         if not self.objects.put(f"{self.tags_dir(flow, run_id)}/{name}", _dumps(event).encode()):
             raise FileExistsError(f"Tag event {name} of {flow}/{run_id} already exists.")
 
     def read_tag_events(self, flow: str, run_id: str) -> list[dict[str, Any]]:
         """A run's tag events, in the order they apply (``[]`` if none)."""
+        return [event for _, event in self.read_named_tag_events(flow, run_id)]
+
+    def read_named_tag_events(self, flow: str, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """A run's tag events with their object names, in the order they apply."""
         base = self.tags_dir(flow, run_id)
         out = []
         for name in self.objects.list_dir(base):
             if name.endswith(".json"):
                 key = f"{base}/{name}"
                 try:
-                    out.append(_loads(self.objects.get(key), self.objects, key))
+                    out.append((name, _loads(self.objects.get(key), self.objects, key)))
                 except (KeyError, DamagedRecordError):  # removed while listing (gc), or torn
                     continue
         return out
@@ -213,7 +223,8 @@ class RecordStore:
         return self.objects.list_dir("runs")
 
     def runs(self, flow: str) -> list[str]:
-        return sorted(self.objects.list_dir(f"runs/{flow}"), key=_numeric_order)
+        names = self.objects.list_dir(f"runs/{flow}")
+        return sorted((n for n in names if not n.endswith(TAG_MARK_SUFFIX)), key=_numeric_order)
 
     def steps(self, flow: str, run_id: str) -> list[str]:
         """Step directories of a run, including ``_parameters`` (not ``_tags``)."""

@@ -92,6 +92,9 @@ def client_config(settings: "Settings") -> dict[str, Any]:
         "client_options": {"timeout": timedelta(minutes=5), "connect_timeout": timedelta(seconds=10),
                            "pool_max_idle_per_host": str(max(16, settings.s3_workers))},
     }
+    # A conditional multipart copy (CompleteMultipartUpload with If-None-Match): how the S3 object
+    # store publishes a large upload create-only (store/s3/objects.py).
+    kw["copy_if_not_exists"] = "multipart"
     endpoint = settings.s3_endpoint_url
     if endpoint:
         kw["endpoint"] = endpoint
@@ -119,8 +122,14 @@ def bucket_client(bucket: str, settings: "Settings | None" = None) -> Any:
         return client
 
 
-def _status(exc: BaseException) -> str:
-    return str(exc)
+def read_url(url: str, settings: "Settings | None" = None) -> bytes:
+    """The whole object at ``s3://bucket/key``; HeadwaterS3* errors naming it."""
+    loc = parse_s3_url(url)
+    client = bucket_client(loc.bucket, settings)
+    try:
+        return bytes(_obstore().get(client, loc.key).bytes())
+    except Exception as e:
+        raise translate(e, "GET", loc.bucket, loc.key) from None
 
 
 def translate(exc: BaseException, op: str, bucket: str, key: str | None = None) -> BaseException:
@@ -153,4 +162,4 @@ def translate(exc: BaseException, op: str, bucket: str, key: str | None = None) 
     return exc
 
 
-__all__ = ["S3NotInstalled", "S3Url", "S3_SCHEME", "bucket_client", "client_config", "parse_s3_url", "translate"]
+__all__ = ["S3NotInstalled", "S3Url", "S3_SCHEME", "bucket_client", "client_config", "parse_s3_url", "read_url", "translate"]
