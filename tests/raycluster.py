@@ -127,14 +127,18 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def start_cluster(temp_dir: Path, head_cpus: int = 2) -> RayCluster:
-    """Start a head node on 127.0.0.2 (``head_cpus`` CPUs); add worker nodes with ``add_node``."""
+def start_cluster(temp_dir: Path, head_cpus: int = 2, env: dict[str, str] | None = None) -> RayCluster:
+    """Start a head node on 127.0.0.2 (``head_cpus`` CPUs); add worker nodes with ``add_node``.
+
+    ``env`` is added to every node's environment (e.g. the S3 endpoint and credentials
+    its tasks use to reach the datastore).
+    """
     temp_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "RAY_"))}
-    env.update({"PYTHONPATH": SRC, "RAY_USAGE_STATS_ENABLED": "0", "TMPDIR": str(temp_dir),
-                "RAY_ADDRESS": f"{HEAD_IP}:{port}"})
-    cluster = RayCluster(f"{HEAD_IP}:{port}", temp_dir, env)
+    node_env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "RAY_"))}
+    node_env.update({"PYTHONPATH": SRC, "RAY_USAGE_STATS_ENABLED": "0", "TMPDIR": str(temp_dir),
+                     "RAY_ADDRESS": f"{HEAD_IP}:{port}", **(env or {})})
+    cluster = RayCluster(f"{HEAD_IP}:{port}", temp_dir, node_env)
     cluster._ray("start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={port}", f"--num-cpus={head_cpus}",
                  "--num-gpus=0", "--disable-usage-stats", "--include-dashboard=false",
                  f"--temp-dir={temp_dir / 'ray'}")

@@ -29,14 +29,27 @@ NODE_A, NODE_B, NODE_C = "127.0.0.3", "127.0.0.4", "127.0.0.5"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory):
-    c = start_cluster(tmp_path_factory.mktemp("ray"), head_cpus=0)
+def cluster(tmp_path_factory: pytest.TempPathFactory, s3_server):
+    # The nodes reach the session's S3 server as real nodes would: endpoint and credentials in their env.
+    c = start_cluster(tmp_path_factory.mktemp("ray"), head_cpus=0, env=s3_server.env())
     try:
         c.add_node(NODE_A, 2)
         c.add_node(NODE_B, 3)
         yield c
     finally:
         c.stop()
+
+
+def cluster_s3_env(c: RayCluster) -> dict[str, str]:
+    return {k: v for k, v in c.env.items() if k.startswith(("AWS_", "HEADWATER_S3_"))}
+
+
+def cluster_s3_client(c: RayCluster):
+    import boto3
+
+    env = cluster_s3_env(c)
+    return boto3.client("s3", endpoint_url=env["HEADWATER_S3_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
 
 def node_id(c: RayCluster, ip: str) -> str:
@@ -47,7 +60,7 @@ def ray_env(c: RayCluster, **extra: str) -> dict[str, str]:
     return {"HEADWATER_RAY_ADDRESS": c.address, "TMPDIR": str(c.temp_dir), **extra}
 
 
-def latest(root: Path, flow: str):
+def latest(root: Path | str, flow: str):
     os.environ["HEADWATER_DATASTORE_ROOT"] = str(root)
     os.environ["HEADWATER_USER"] = USER
     from headwater import Flow, namespace
@@ -73,6 +86,24 @@ def test_foreach_runs_on_both_nodes(cluster: RayCluster, tmp_path: Path, how: st
     assert "done 6" in res.output
     stdouts = [t.stdout for t in run["work"]]
     assert sum("square of" in s for s in stdouts) == 6
+
+
+def test_foreach_on_the_s3_datastore(cluster: RayCluster, s3_bucket: str, tmp_path: Path) -> None:
+    root = f"s3://{s3_bucket}/runs-on-ray"
+    res = run_flow("ray_foreach_flow.py", "run", "--sleep", "1", root=tmp_path / "unused", launcher="ray",
+                   env=ray_env(cluster, HEADWATER_DATASTORE_ROOT=root, **cluster_s3_env(cluster)))
+    assert res.returncode == 0, res.output
+    assert not (tmp_path / "unused").exists()  # nothing of the run lands on the head's disk
+    run = latest(root, "RayForeachFlow")
+    assert run.successful
+    join = run["join"].task.data
+    assert join.squares == [0, 1, 4, 9, 16, 25]
+    assert join.nodes == sorted([node_id(cluster, NODE_A), node_id(cluster, NODE_B)])
+    assert "square of 3 on" in res.output  # tailed from the S3 store
+    assert all("square of" in t.stdout for t in run["work"])
+    assert "done 6" in run["end"].task.stdout
+    keys = [o["Key"] for o in cluster_s3_client(cluster).list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert any(k.endswith("/0.stdout") for k in keys) and not any(".chunks" in k for k in keys)
 
 
 def test_ray_task_steps_import_the_code_package(cluster: RayCluster, tmp_path: Path) -> None:
