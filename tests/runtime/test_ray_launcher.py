@@ -166,6 +166,18 @@ def test_missing_ray_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
         import_ray()
 
 
+def test_unreachable_cluster_fails_at_once(tmp_path: Path) -> None:
+    from raycluster import free_port
+
+    address = f"127.0.0.2:{free_port()}"  # nothing listens there
+    res = run_flow("ray_foreach_flow.py", "run", root=tmp_path / "store", launcher="ray",
+                   env={"HEADWATER_RAY_ADDRESS": address}, timeout=60)
+    assert res.returncode != 0
+    assert f"Cannot connect to the Ray cluster at '{address}'" in res.output
+    assert "ray start --head" in res.output
+    assert "Traceback" not in res.output
+
+
 def test_node_killed_during_task_retries_on_another_node(cluster: RayCluster, tmp_path: Path) -> None:
     cluster.add_node(NODE_C, 3)
     marker = tmp_path / "attempt0.json"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,6 +28,8 @@ from .base import Finished, Launcher, TaskContext
 #: Address used when neither HEADWATER_RAY_ADDRESS nor @ray_task(address=...) names one.
 DEFAULT_ADDRESS = "auto"
 _MB = 1024 * 1024
+#: Seconds to wait for the cluster's GCS port to accept a connection.
+CONNECT_TIMEOUT = 5.0
 #: Seconds the cluster's node list is reused by admission before Ray is asked again.
 NODES_TTL = 1.0
 #: Returncode reported for a Ray task that was cancelled (killed) or whose worker or node died.
@@ -49,11 +52,32 @@ def import_ray() -> Any:
     return ray
 
 
+def _unreachable(address: str) -> str | None:
+    """Why the GCS at ``host:port`` cannot be reached (a TCP connect), or None.
+
+    ``ray.init`` retries an unreachable address for minutes; this fails at once.
+    ``auto`` and ``ray://`` addresses are left to Ray.
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
 def connect(address: str) -> Any:
     """Connect this process to the Ray cluster at ``address`` (once); returns ``ray``."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    why = _unreachable(address)
+    if why is not None:
+        raise RayClusterError(f"Cannot connect to the Ray cluster at {address!r}: {why}.",
+                              hint="Start one with `ray start --head`, then set HEADWATER_RAY_ADDRESS to "
+                                   "its address (host:port) or use @ray_task(address=...).")
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=True)
