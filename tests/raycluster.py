@@ -3,7 +3,7 @@
 The head listens on 127.0.0.2 and each worker node gets its own loopback
 address, so the cluster has distinct nodes on one machine. Every process gets
 ``PYTHONPATH`` pointing at this checkout's ``src`` (the nodes import headwater),
-and temp dirs of its own; ``stop`` runs ``ray stop --force`` scoped to them.
+and temp dirs and ports of its own; ``stop`` kills only this cluster's processes.
 """
 
 from __future__ import annotations
@@ -76,19 +76,11 @@ class RayCluster:
         raise RuntimeError(f"Ray node {ip} did not join the cluster")
 
     def raylet_pids(self, ip: str) -> list[int]:
-        """Pids of the raylet of the node on ``ip`` (from /proc)."""
-        out = []
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    cmd = f.read().split(b"\0")
-            except OSError:
-                continue
-            if cmd and cmd[0].endswith(b"raylet") and f"--node_ip_address={ip}".encode() in cmd:
-                out.append(int(name))
-        return out
+        """Pids of this cluster's raylet of the node on ``ip`` (from /proc)."""
+        mine = str(self.temp_dir).encode()
+        return [pid for pid, cmd in _cmdlines().items()
+                if cmd.split(b"\0")[0].endswith(b"raylet") and f"--node_ip_address={ip}".encode() in cmd.split(b"\0")
+                and mine in cmd]
 
     def kill_node(self, ip: str) -> None:
         """SIGKILL the raylet of node ``ip`` and every process under it (its workers die with it)."""
@@ -98,8 +90,43 @@ class RayCluster:
             _kill(pid)
 
     def stop(self) -> None:
-        subprocess.run([RAY, "stop", "--force"], env=self.env, capture_output=True, timeout=120)
+        """Kill this cluster's processes only (``ray stop`` would stop every cluster on the machine).
+
+        Its processes are those whose command line names its temp dir or its GCS address,
+        and everything they started (workers, agents).
+        """
+        marks = (str(self.temp_dir).encode(), self.address.encode())
+        roots = [pid for pid, cmd in _cmdlines().items() if any(m in cmd for m in marks)]
+        doomed = set(roots)
+        for pid in roots:
+            doomed.update(_descendants(pid))
+        for pid in doomed - _ancestors():  # never this process or what runs it
+            _kill(pid)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _cmdlines() -> dict[int, bytes]:
+    out = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    out[int(name)] = f.read()
+            except OSError:
+                pass
+    return out
+
+
+def _ancestors() -> set[int]:
+    out, pid = set(), os.getpid()
+    while pid > 1:
+        out.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
 
 
 def _kill(pid: int) -> None:
@@ -141,6 +168,7 @@ def start_cluster(temp_dir: Path, head_cpus: int = 2, env: dict[str, str] | None
     cluster = RayCluster(f"{HEAD_IP}:{port}", temp_dir, node_env)
     cluster._ray("start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={port}", f"--num-cpus={head_cpus}",
                  "--num-gpus=0", "--disable-usage-stats", "--include-dashboard=false",
+                 f"--ray-client-server-port={free_port()}", f"--dashboard-port={free_port()}",
                  f"--temp-dir={temp_dir / 'ray'}")
     head = RayNode(HEAD_IP, "{}")
     head.node_id = cluster._wait_node(HEAD_IP)

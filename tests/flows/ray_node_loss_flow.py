@@ -9,6 +9,7 @@ from headwater import FlowSpec, Parameter, current, resources, retry, step
 
 class RayNodeLossFlow(FlowSpec):
     marker = Parameter("marker", help="file attempt 0 writes once it runs")
+    hold = Parameter("hold", default=120.0, type=float, help="seconds attempt 0 runs after writing the marker")
 
     @step
     def start(self):
@@ -27,7 +28,7 @@ class RayNodeLossFlow(FlowSpec):
             with open(marker + ".tmp", "w") as f:
                 json.dump({"node": self.node, "ip": ray.util.get_node_ip_address()}, f)
             os.rename(marker + ".tmp", marker)
-            time.sleep(120)  # the test kills this node meanwhile
+            time.sleep(self.hold)  # the test kills this node (or the run) meanwhile
         self.next(self.end)
 
     @step

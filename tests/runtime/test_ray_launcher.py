@@ -178,22 +178,45 @@ def test_unreachable_cluster_fails_at_once(tmp_path: Path) -> None:
     assert "Traceback" not in res.output
 
 
+def test_a_killed_run_commits_nothing_more(cluster: RayCluster, tmp_path: Path) -> None:
+    """Ray fate-shares a task with its driver: the run process killed, its running task dies uncommitted."""
+    marker = tmp_path / "attempt0.json"
+    root = tmp_path / "store"
+    p = _start_node_loss_run(cluster, root, marker, hold=3)
+    _wait_for(marker, p)
+    os.kill(p.pid, 9)
+    p.communicate()
+    time.sleep(6)  # past the step's end, had it lived
+    run_id = next(iter(os.listdir(root / "runs" / "RayNodeLossFlow")))
+    task_dir = root / "runs" / "RayNodeLossFlow" / run_id / "fragile"
+    records = list(task_dir.glob("*/*.json")) if task_dir.exists() else []
+    assert records == []
+
+
+def _start_node_loss_run(cluster: RayCluster, root: Path, marker: Path, hold: float = 120) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update({"HEADWATER_DATASTORE_ROOT": str(root), "HEADWATER_USER": USER,
+                "HEADWATER_LAUNCHER": "ray", "PYTHONUNBUFFERED": "1", **ray_env(cluster)})
+    return subprocess.Popen([sys.executable, str(FLOWS / "ray_node_loss_flow.py"), "run", "--marker", str(marker),
+                             "--hold", str(hold)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=root.parent)
+
+
+def _wait_for(marker: Path, p: subprocess.Popen) -> None:
+    end = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < end and p.poll() is None:
+        time.sleep(0.1)
+    if not marker.exists():
+        p.kill()
+        pytest.fail(f"attempt 0 never started:\n{p.communicate()[0]}")
+
+
 def test_node_killed_during_task_retries_on_another_node(cluster: RayCluster, tmp_path: Path) -> None:
     cluster.add_node(NODE_C, 3)
     marker = tmp_path / "attempt0.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
-    env.update({"HEADWATER_DATASTORE_ROOT": str(tmp_path / "store"), "HEADWATER_USER": USER,
-                "HEADWATER_LAUNCHER": "ray", "PYTHONUNBUFFERED": "1",
-                **ray_env(cluster)})
-    p = subprocess.Popen([sys.executable, str(FLOWS / "ray_node_loss_flow.py"), "run", "--marker", str(marker)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    p = _start_node_loss_run(cluster, tmp_path / "store", marker)
     try:
-        end = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < end and p.poll() is None:
-            time.sleep(0.1)
-        if not marker.exists():
-            p.kill()
-            pytest.fail(f"attempt 0 never started:\n{p.communicate()[0]}")
+        _wait_for(marker, p)
         doomed = json.loads(marker.read_text())
         assert doomed["ip"] in (NODE_B, NODE_C)  # only they hold @resources(cpu=3)
         cluster.kill_node(doomed["ip"])

@@ -8,11 +8,12 @@ head's path), runs ``execute`` and returns the TaskResult. The task's stdout
 and stderr go, at the fd level, to spool files on the node that a log shipper
 streams to the store (``headwater.store.logsink``).
 
-Two things of the TaskSpec only mean something on the head machine and are
-replaced here: ``deadline`` (the head's ``time.monotonic()``) arrives as a
-remaining-seconds budget, and ``run_owner`` (a local process token) is dropped.
-What guards a commit after the run died is the remote engine's fate sharing:
-Ray kills the workers of a driver (the run process) that exits; see docs/ray.md.
+``deadline`` (the head's ``time.monotonic()``) means nothing here: it arrives
+as a remaining-seconds budget and is set again on this host's clock.
+``run_owner`` is the launcher's token for the run (``ray-job:<job id>`` for Ray,
+registered by the Ray launcher with ``owner.register_owner_scheme``): the
+executor checks it right before the commit, so a task whose run died (Ray
+SIGTERMs the workers of a dead driver) commits nothing, not even a failure.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 from ..exceptions import HeadwaterException
 from ..store import Datastore
+from .owner import RunGoneError
 from .taskspec import TaskResult, TaskSpec
 
 #: ``TaskSpec.extra`` key naming the run's code package (its ``code_package`` record, as JSON).
@@ -240,7 +242,7 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
     received = time.monotonic()
     spec = TaskSpec.from_json(spec_json)
     deadline = received + remaining if remaining is not None else None
-    spec = dataclasses.replace(spec, deadline=deadline, run_owner=None, dedicated_process=False)
+    spec = dataclasses.replace(spec, deadline=deadline, dedicated_process=False)
     try:
         ds = _datastore(spec.datastore_root, node)
         info = _package_info(spec)
@@ -261,6 +263,9 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
         with _task_output(ds, spec), _as_main(flow_cls.__module__):
             try:
                 result: TaskResult = run_task(spec, ctx)
+            except RunGoneError as e:  # the run died under the task: nothing committed, say why in its log
+                sys.stderr.write(f"{e}\n")
+                raise
             except BaseException:
                 traceback.print_exc()
                 raise

@@ -12,6 +12,7 @@ as locally. ``@resources`` become Ray's resource requests, and Ray sets
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import socket
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...exceptions import HeadwaterException, ResourcesError
+from ..owner import register_owner_scheme
 from ..remote import RemoteOutcome, remaining_seconds, run_remote, with_package
 from ..taskspec import TaskResult, TaskSpec
 from .admission import Admission, Env, Request
@@ -152,6 +154,28 @@ class RayAdmission(Admission):
         return [() for _ in tasks]
 
 
+#: Owner tokens of Ray tasks: ``ray-job:<hex job id>`` of the driver (the run process).
+OWNER_SCHEME = "ray-job"
+
+
+def job_alive(job_hex: str) -> bool:
+    """Whether the Ray job (the run process's driver) ``job_hex`` is still alive, asked of the GCS.
+
+    Uses Ray's job table (``ray._private.state``); if that API is unavailable, it
+    answers True and the commit is guarded by Ray's fate sharing alone.
+    """
+    try:
+        from ray._private.state import state
+
+        jobs = state.job_table()
+    except Exception:
+        return True
+    return not any(j.get("JobID") == job_hex and j.get("IsDead") for j in jobs)
+
+
+register_owner_scheme(OWNER_SCHEME, job_alive)
+
+
 def _ray_task_entry(spec_json: str, remaining: float | None) -> RemoteOutcome:
     """What a Ray worker runs for one attempt (ray is initialised here: user code may use it)."""
     import ray
@@ -186,11 +210,13 @@ class RayLauncher(Launcher):
         self._running: dict[str, tuple[Any, int]] = {}  # task key -> (object ref, attempt)
         self._keys: dict[Any, str] = {}  # object ref -> task key
         self._options: dict[str, dict[str, Any]] = {}
+        self._owner: str | None = None
         self._nodes: tuple[float, list[dict[str, float]]] | None = None  # (when asked, live nodes' resources)
 
     def start(self) -> None:
         self._ray = connect(self.address)
         self._fn = self._ray.remote(_ray_task_entry)
+        self._owner = f"{OWNER_SCHEME}:{self._ray.get_runtime_context().get_job_id()}"
 
     def use_code_package(self, info: Mapping[str, Any]) -> None:
         self._package = dict(info)
@@ -214,7 +240,8 @@ class RayLauncher(Launcher):
         if self._package is None:
             raise RayClusterError("The run stored no code package for its Ray tasks.")
         remaining = remaining_seconds(spec)
-        carried = with_package(spec, self._package).to_json()
+        # The task commits only while this run's Ray job lives (runtime.owner).
+        carried = with_package(dataclasses.replace(spec, run_owner=self._owner), self._package).to_json()
         opts = dict(self.options(spec.step_name), max_retries=0, retry_exceptions=False,
                     name=f"{spec.pathspec}/{spec.attempt}")
         ref = self._fn.options(**opts).remote(carried, remaining)
