@@ -11,10 +11,18 @@ import ray_helper
 from headwater import FlowSpec, ray_task, step
 
 
+class Point:
+    """A class of the flow file: the head pickles it as ``__main__.Point``."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+
 class RayRoutingFlow(FlowSpec):
     @step
     def start(self):
         self.start_pid = os.getpid()
+        self.point = Point(1, 2)
         here = os.path.dirname(os.path.abspath(__file__))
         if os.environ.get("RAY_TEST_DELETE_SOURCES"):
             for name in ("ray_routing_flow.py", "ray_helper.py"):
@@ -30,11 +38,13 @@ class RayRoutingFlow(FlowSpec):
         self.flow_file = os.path.abspath(__file__)
         self.helper = ray_helper.greeting("ray")
         self.worker_pid = os.getpid()
+        self.moved = Point(self.point.x + 10, self.point.y + 10)  # read from the head, stored for it
         self.next(self.end)
 
     @step
     def end(self):
         self.end_pid = os.getpid()
+        self.moved_sum = self.moved.x + self.moved.y
 
 
 if __name__ == "__main__":

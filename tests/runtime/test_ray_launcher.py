@@ -122,6 +122,8 @@ def test_ray_task_steps_import_the_code_package(cluster: RayCluster, tmp_path: P
     assert remote.node in {node_id(cluster, NODE_A), node_id(cluster, NODE_B)}
     # start and end ran locally (fork pool children of this run), remote in a Ray worker.
     assert remote.worker_pid not in (run["start"].task.data.start_pid, run["end"].task.data.end_pid)
+    # An instance of a class of the flow file went head -> Ray worker -> head.
+    assert run["end"].task.data.moved_sum == 23
 
 
 def test_request_no_node_can_hold_fails_fast(cluster: RayCluster, tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def remaining_seconds(spec: TaskSpec, now: float | None = None) -> float | None:
 
 # -- the flow, imported from the package, once per worker process and run ---------------
 
-_flows: dict[tuple[str, str, tuple[str, ...]], type] = {}
+_flows: dict[tuple[str, str, tuple[str, ...]], tuple[type, ModuleType]] = {}
 _flows_lock = threading.Lock()
 
 
@@ -89,13 +89,36 @@ def _import_flow_module(path: str) -> ModuleType:
     if mod_spec is None or mod_spec.loader is None:
         raise RemoteTaskError(f"Cannot import the flow file {path!r} from the code package.")
     module = importlib.util.module_from_spec(mod_spec)
-    sys.modules[name] = module  # the flow's own classes pickle and unpickle by this name
+    sys.modules[name] = module  # the flow class (and its source, for the graph) is found by this name
     mod_spec.loader.exec_module(module)
+    _pickle_as_main(module)
     return module
 
 
-def load_flow(ds: Datastore, spec: TaskSpec, info: dict[str, Any]) -> type:
-    """The flow class of ``spec``, imported from the run's code package (cached per run).
+def _pickle_as_main(module: ModuleType) -> None:
+    """Name the flow file's own classes and functions ``__main__.<name>``, as on the head.
+
+    The head runs the flow file as ``__main__``, so what it pickles of them says
+    ``__main__``; renamed here too, artifacts of those types travel both ways (with
+    ``_as_main`` in effect while a task runs). Flow classes keep their module: the
+    graph is read from their source.
+    """
+    from ..flow.spec import FlowSpec
+
+    for obj in list(vars(module).values()):
+        if getattr(obj, "__module__", None) != module.__name__:
+            continue
+        if isinstance(obj, type) and issubclass(obj, FlowSpec):
+            continue
+        if isinstance(obj, type) or callable(obj):
+            try:
+                obj.__module__ = "__main__"
+            except (AttributeError, TypeError):
+                pass
+
+
+def load_flow(ds: Datastore, spec: TaskSpec, info: dict[str, Any]) -> tuple[type, ModuleType]:
+    """The flow class of ``spec`` and its module, imported from the run's code package (cached per run).
 
     The package is fetched and extracted into the node's code cache (once per
     package key) and put first on ``sys.path``; the run's configs and flow
@@ -103,9 +126,9 @@ def load_flow(ds: Datastore, spec: TaskSpec, info: dict[str, Any]) -> type:
     """
     key = (info["key"], spec.run_id, spec.decospecs)
     with _flows_lock:
-        cls = _flows.get(key)
-        if cls is not None:
-            return cls
+        loaded = _flows.get(key)
+        if loaded is not None:
+            return loaded
         from ..package.stored import fetch_package
         from .run_state import restore_run_state
 
@@ -117,17 +140,15 @@ def load_flow(ds: Datastore, spec: TaskSpec, info: dict[str, Any]) -> type:
                                   f"class {spec.flow_name!r} in {info['script']!r}.")
         restore_run_state(ds, cls, spec.run_id)
         _flows.clear()  # one run's flow at a time per worker: an old run's module is not kept
-        _flows[key] = cls
-        return cls
+        _flows[key] = (cls, module)
+        return cls, module
 
 
 @contextmanager
-def _as_main(module_name: str) -> Iterator[None]:
-    """Let pickles made on the head (where the flow ran as ``__main__``) find the flow's classes."""
+def _as_main(flow_module: ModuleType) -> Iterator[None]:
+    """While a task runs, ``__main__`` is the flow module, as on the head (see ``_pickle_as_main``)."""
     main = sys.modules.get("__main__")
-    flow_module = sys.modules.get(module_name)
-    if flow_module is not None:
-        sys.modules["__main__"] = flow_module
+    sys.modules["__main__"] = flow_module
     try:
         yield
     finally:
@@ -247,7 +268,7 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
         ds = _datastore(spec.datastore_root, node)
         info = _package_info(spec)
         try:
-            flow_cls = load_flow(ds, spec, info)
+            flow_cls, flow_module = load_flow(ds, spec, info)
         except HeadwaterException:
             raise
         except Exception as e:
@@ -260,7 +281,7 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
     ctx = TaskContext(flow_cls, flow_cls._graph, spec.datastore_root, info["script"], decorators_attached=False)
     env = dict(os.environ)
     try:
-        with _task_output(ds, spec), _as_main(flow_cls.__module__):
+        with _task_output(ds, spec), _as_main(flow_module):
             try:
                 result: TaskResult = run_task(spec, ctx)
             except RunGoneError as e:  # the run died under the task: nothing committed, say why in its log
