@@ -141,7 +141,12 @@ def test_retry_catch_and_timeout_behave_as_locally(cluster: RayCluster, tmp_path
     join = run["join"].task.data
     assert join.flaky_attempt == 1  # @retry: the second attempt succeeded
     assert "always broken" in join.broken_err  # @catch after the retries ran out
-    assert "timed out" in join.timeout_err.lower() or "timeout" in join.timeout_err.lower()
+    assert "Step stubborn timed out after 0 hours, 0 minutes, 2 seconds" in join.timeout_err
+    # The task's own timer fired on the node (the deadline travelled as seconds left), then the kill.
+    from headwater import Task
+
+    stubborn = run["stubborn"].task
+    assert "Step stubborn timed out" in Task(stubborn.pathspec, attempt=0).stdout
     assert "died" in join.kill_err  # the worker process killed itself: a crash @catch records
     broken = run["broken"].task
     assert "broken attempt 1" in broken.stdout
