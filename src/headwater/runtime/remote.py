@@ -133,6 +133,7 @@ def load_flow(ds: Datastore, spec: TaskSpec, info: dict[str, Any]) -> tuple[type
         from .run_state import restore_run_state
 
         root = fetch_package(ds.content, info)
+        _forget_other_packages(root)
         module = _import_flow_module(os.path.join(root, info["script"]))
         cls = getattr(module, spec.flow_name, None)
         if not isinstance(cls, type):
@@ -142,6 +143,21 @@ def load_flow(ds: Datastore, spec: TaskSpec, info: dict[str, Any]) -> tuple[type
         _flows.clear()  # one run's flow at a time per worker: an old run's module is not kept
         _flows[key] = (cls, module)
         return cls, module
+
+
+def _forget_other_packages(root: str) -> None:
+    """Drop other code packages from ``sys.path`` and their modules from ``sys.modules``.
+
+    A worker that ran another run's code (Ray gives each run's driver its own
+    workers, but another engine may not) must not import that run's user modules.
+    """
+    cache = os.path.dirname(root) + os.sep
+    for entry in [p for p in sys.path if p.startswith(cache) and p != root]:
+        sys.path.remove(entry)
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None) or ""
+        if f.startswith(cache) and not f.startswith(root + os.sep):
+            del sys.modules[name]
 
 
 @contextmanager
