@@ -7,7 +7,8 @@ Starts a two-node Ray cluster on loopback addresses (a head with no CPUs on
 tests' helper, tests/raycluster.py), then, on that same cluster:
 
 - floor: a driver submits ``n`` Ray tasks that do nothing (``num_cpus=1``, as
-  headwater asks) and waits for all of them; timed after a warm-up round;
+  headwater asks) and waits for all of them, twice: cold (the job's workers start,
+  as they do for every headwater run, which is a new Ray job) and warm;
 - headwater: ``python flow.py run`` of a foreach of ``n`` trivial tasks with
   ``HEADWATER_LAUNCHER=ray`` (local datastore shared by the nodes); timed from the
   split task finishing to the join starting, read from the console's timestamps,
@@ -74,10 +75,12 @@ n = int(sys.argv[2])
 def noop():
     return None
 
-ray.get([noop.remote() for _ in range(n)])  # warm-up: workers started on every node
+t = time.perf_counter()
+ray.get([noop.remote() for _ in range(n)])  # cold: this job's workers start on every node
+cold = time.perf_counter() - t
 t = time.perf_counter()
 ray.get([noop.remote() for _ in range(n)])
-print(time.perf_counter() - t)
+print(cold, time.perf_counter() - t)
 '''
 
 _TS = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) ")
@@ -89,10 +92,12 @@ def _ts(line: str) -> float:
     return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
 
 
-def floor(address: str, n: int, env: dict[str, str]) -> float:
+def floor(address: str, n: int, env: dict[str, str]) -> tuple[float, float]:
+    """(cold, warm) seconds for ``n`` bare tasks: the first round starts the job's workers."""
     out = subprocess.run([sys.executable, "-c", FLOOR, address, str(n)], env=env, capture_output=True, text=True,
                          check=True, timeout=600).stdout
-    return float(out.strip().splitlines()[-1])
+    cold, warm = out.strip().splitlines()[-1].split()
+    return float(cold), float(warm)
 
 
 def headwater_run(flow: Path, root: Path, address: str, env: dict[str, str]) -> tuple[float, float]:
@@ -130,12 +135,14 @@ def main() -> int:
             runs = [headwater_run(flow, work / f"store{i}", cluster.address, env) for i in range(args.repeat)]
         finally:
             cluster.stop()
-    fl = statistics.median(floors)
+    fl = statistics.median(f[1] for f in floors)
+    cold = statistics.median(f[0] for f in floors)
     hw = statistics.median(r[0] for r in runs)
     whole = statistics.median(r[1] for r in runs)
     result = {
         "n": args.n, "cpus_per_node": args.cpus, "nodes": 2, "repeat": args.repeat,
         "bare_ray_s": round(fl, 3), "bare_ray_ms_per_task": round(1000 * fl / args.n, 2),
+        "bare_ray_cold_s": round(cold, 3), "bare_ray_cold_ms_per_task": round(1000 * cold / args.n, 2),
         "headwater_foreach_s": round(hw, 3), "headwater_ms_per_task": round(1000 * hw / args.n, 2),
         "overhead_ms_per_task": round(1000 * (hw - fl) / args.n, 2), "ratio": round(hw / fl, 1),
         "headwater_whole_command_s": round(whole, 2),

@@ -244,6 +244,14 @@ def _task_output(ds: Datastore, spec: TaskSpec) -> Iterator[None]:
                 pass
 
 
+def _restore_environ(saved: dict[str, str]) -> None:
+    for k in [k for k in os.environ if k not in saved]:
+        del os.environ[k]
+    for k, v in saved.items():
+        if os.environ.get(k) != v:
+            os.environ[k] = v
+
+
 # -- the entry point ------------------------------------------------------------------------
 
 def _check_datastore(ds: Datastore, node: str) -> None:
@@ -310,6 +318,5 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
         return RemoteOutcome(None, f"Task {spec.pathspec} failed on node {node} (datastore {spec.datastore_root}): "
                                    f"{type(e).__name__}: {e}")
     finally:
-        os.environ.clear()
-        os.environ.update(env)  # a step's @environment stays with its task
+        _restore_environ(env)  # a step's @environment stays with its task
     return RemoteOutcome(result.to_json())

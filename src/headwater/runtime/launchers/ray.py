@@ -156,21 +156,26 @@ class RayAdmission(Admission):
 
 #: Owner tokens of Ray tasks: ``ray-job:<hex job id>`` of the driver (the run process).
 OWNER_SCHEME = "ray-job"
+#: Seconds a task waits for the GCS to say whether its run's job lives, before it commits.
+OWNER_CHECK_TIMEOUT = 10
 
 
 def job_alive(job_hex: str) -> bool:
     """Whether the Ray job (the run process's driver) ``job_hex`` is still alive, asked of the GCS.
 
-    Uses Ray's job table (``ray._private.state``); if that API is unavailable, it
-    answers True and the commit is guarded by Ray's fate sharing alone.
+    Asks the GCS for that one job (the worker's GCS client; an internal Ray API). If
+    the question cannot be asked, it answers True: the commit is then guarded by
+    Ray's fate sharing alone (a dead driver's workers are killed).
     """
     try:
-        from ray._private.state import state
+        import ray
 
-        jobs = state.job_table()
+        gcs = ray._private.worker.global_worker.gcs_client
+        jobs = gcs.get_all_job_info(job_or_submission_id=job_hex, skip_submission_job_info_field=True,
+                                    skip_is_running_tasks_field=True, timeout=OWNER_CHECK_TIMEOUT)
     except Exception:
         return True
-    return not any(j.get("JobID") == job_hex and j.get("IsDead") for j in jobs)
+    return not any(info.is_dead for info in jobs.values())
 
 
 register_owner_scheme(OWNER_SCHEME, job_alive)
