@@ -165,6 +165,93 @@ def test_worker_without_datastore_names_node_and_root(tmp_path: Path) -> None:
     assert f"Node 10.1.2.3 (Ray node abc) cannot reach the datastore {root}" in (out.error or "")
 
 
+def test_resources_map_to_ray_options() -> None:
+    from headwater import FlowSpec, resources, step
+    from headwater.runtime.launchers.ray import step_ray_options
+
+    class F(FlowSpec):
+        @resources(cpu=4, gpu=1, memory=2048)
+        @step
+        def start(self):
+            self.next(self.mid)
+
+        @resources(cpu=2)
+        @step
+        def mid(self):
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+
+    assert step_ray_options(F, "start") == {"num_cpus": 4.0, "num_gpus": 1.0, "memory": 2048 * 1024 * 1024}
+    assert step_ray_options(F, "mid") == {"num_cpus": 2.0}  # memory not given: no Ray memory request
+    assert step_ray_options(F, "end") == {"num_cpus": 1.0}
+
+
+def test_admission_refuses_what_no_live_node_holds() -> None:
+    from headwater.exceptions import ResourcesError
+    from headwater.runtime.launchers import Request
+    from headwater.runtime.launchers.ray import RayAdmission
+
+    class Cluster:
+        def options(self, step):
+            return {"train": {"num_cpus": 4.0, "num_gpus": 2.0}, "small": {"num_cpus": 1.0}}[step]
+
+        def node_resources(self):
+            return [{"CPU": 8.0, "memory": 2048 * 1024 * 1024}, {"CPU": 2.0, "GPU": 2.0}]
+
+    adm = RayAdmission(Cluster())  # type: ignore[arg-type]
+    adm.check("small", Request(cpu=1))
+    assert adm.admit([("small/1", Request(cpu=1))]) == [()]  # Ray queues; nothing reserved here
+    with pytest.raises(ResourcesError, match=r"Step 'train' asks for @resources\(cpu=4, gpu=2\) but no node of "
+                                             r"the Ray cluster can hold it \(nodes: 8 CPUs, 0 GPUs, 2048 MB; "
+                                             r"2 CPUs, 2 GPUs, 0 MB\)"):
+        adm.check("train", Request(cpu=4, gpu=2))
+
+
+def test_ray_task_steps_are_routed_to_ray() -> None:
+    from headwater import FlowSpec, ray_task, step
+    from headwater.flow.decorators import InvalidDecoratorAttribute
+    from headwater.runtime.launchers import TaskContext, make_launcher
+    from headwater.runtime.launchers.ray import RayLauncher
+    from headwater.runtime.launchers.routing import RoutingLauncher
+
+    class F(FlowSpec):
+        @step
+        def start(self):
+            self.next(self.far)
+
+        @ray_task(address="10.9.8.7:6379")
+        @step
+        def far(self):
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+
+    launcher = make_launcher("fork", TaskContext(F, F._graph, "/nowhere", "f.py"))
+    assert isinstance(launcher, RoutingLauncher) and launcher.remote
+    assert isinstance(launcher.for_step("far"), RayLauncher) and launcher.for_step("far").address == "10.9.8.7:6379"
+    assert launcher.for_step("start") is launcher.default and launcher.for_step("end") is launcher.default
+    env_wins = make_launcher("fork", TaskContext(F, F._graph, "/nowhere", "f.py", ray_address="10.0.0.1:1"))
+    assert env_wins.for_step("far").address == "10.0.0.1:1"  # type: ignore[attr-defined]
+
+    class Bad(FlowSpec):
+        @ray_task(address="")
+        @step
+        def start(self):
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+
+    with pytest.raises(InvalidDecoratorAttribute, match=r"@ray_task\(address=''\): address must be a non-empty"):
+        make_launcher("fork", TaskContext(Bad, Bad._graph, "/nowhere", "f.py"))
+
+
 def test_missing_ray_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from headwater.runtime.launchers.ray import RayClusterError, import_ray
 

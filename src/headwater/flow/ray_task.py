@@ -42,7 +42,7 @@ def ray_step_addresses(flow_cls: type, steps: Any) -> dict[str, str | None]:
     for name in steps:
         for deco in getattr(getattr(flow_cls, name, None), "decorators", ()):
             if deco.name == RAY_TASK:
-                out[name] = deco.attributes.get("address")
+                out[name] = deco.validate().attributes.get("address")
     return out
 
 

@@ -98,7 +98,7 @@ def step_ray_options(flow_cls: type, step: str) -> dict[str, Any]:
     for deco in getattr(getattr(flow_cls, step, None), "decorators", ()):
         if deco.name != "resources":
             continue
-        a = deco.attributes
+        a = deco.validate().attributes
         opts: dict[str, Any] = {"num_cpus": float(a.get("cpu") or 0)}
         if a.get("gpu"):
             opts["num_gpus"] = float(a["gpu"])
