@@ -21,6 +21,8 @@ from pathlib import Path
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_IP = "127.0.0.2"
+#: The worker nodes of the standard test cluster (``standard_cluster``).
+NODE_A, NODE_B = "127.0.0.3", "127.0.0.4"
 
 
 def free_port(host: str = HEAD_IP) -> int:
@@ -173,4 +175,16 @@ def start_cluster(temp_dir: Path, head_cpus: int = 2, env: dict[str, str] | None
     head = RayNode(HEAD_IP, "{}")
     head.node_id = cluster._wait_node(HEAD_IP)
     cluster.nodes.append(head)
+    return cluster
+
+
+def standard_cluster(temp_dir: Path, env: dict[str, str] | None = None) -> RayCluster:
+    """The tests' cluster: a head without CPUs, node A (2 CPUs) and node B (3 CPUs)."""
+    cluster = start_cluster(temp_dir, head_cpus=0, env=env)
+    try:
+        cluster.add_node(NODE_A, 2)
+        cluster.add_node(NODE_B, 3)
+    except BaseException:
+        cluster.stop()
+        raise
     return cluster

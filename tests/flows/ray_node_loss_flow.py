@@ -16,7 +16,7 @@ class RayNodeLossFlow(FlowSpec):
         self.next(self.fragile)
 
     @retry(times=1)
-    @resources(cpu=3)
+    @resources(cpu=1, memory=150000)
     @step
     def fragile(self):
         import ray
