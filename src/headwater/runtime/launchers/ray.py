@@ -277,7 +277,7 @@ class RayLauncher(Launcher):
                 ray.exceptions.OwnerDiedError, ray.exceptions.ObjectLostError) as e:
             why = type(e).__name__
             return Finished(key, attempt, None, KILLED,
-                            message=f"The Ray worker or node running the task died ({why}); nothing was committed.")
+                            message=f"The Ray worker or node running the task died ({why}) before it reported back.")
         except ray.exceptions.RayError as e:
             return Finished(key, attempt, None, 1, message=f"Ray could not run the task: {type(e).__name__}: {e}")
         if outcome.result_json is None:
