@@ -132,11 +132,13 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         index = open_index(ds.root, records=ds.records, provider=settings.metadata)
         saved = _parameter_artifacts(ds, flow_name, req, plan)  # after the fork: hashing may start threads
         code: dict[str, Any] = {}
-        if package_wanted(settings.extra) or launcher.remote:  # its code, for tasks on other machines
+        remote = getattr(launcher, "remote", False)  # a plugin launcher may not subclass Launcher
+        if package_wanted(settings.extra) or remote:  # its code, for tasks on other machines
             from ..package.stored import PACKAGE_RECORD_KEY, run_package_fields
 
             code = run_package_fields(ds.content, req.script, req.package_suffixes)
-            launcher.use_code_package(code[PACKAGE_RECORD_KEY])
+            if remote:
+                launcher.use_code_package(code[PACKAGE_RECORD_KEY])
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
         sys_tags = system_tags(user) + flow_system_tags(req.flow_cls)
