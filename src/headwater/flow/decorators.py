@@ -256,6 +256,7 @@ DECORATORS: dict[str, type[StepDecorator]] = {
 LAZY_DECORATORS: dict[str, str] = {
     "card": "headwater.cards.decorator:CardDecorator",
     "parallel": "headwater.flow.parallel:ParallelDecorator",
+    "ray_task": "headwater.flow.ray_task:RayTaskDecorator",
     "secrets": "headwater.secret_providers.decorator:SecretsDecorator",
 }
 

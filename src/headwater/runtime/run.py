@@ -119,7 +119,8 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     ds.sweep_temp()  # temp files of writers killed earlier; never one a live writer uses
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
     hooks = runtime_hooks(req.flow_cls, req.graph)
-    ctx = TaskContext(req.flow_cls, req.graph, ds.root, req.script, machine=settings.extra.get("HEADWATER_MACHINE"))
+    ctx = TaskContext(req.flow_cls, req.graph, ds.root, req.script, machine=settings.extra.get("HEADWATER_MACHINE"),
+                      ray_address=settings.extra.get("HEADWATER_RAY_ADDRESS") or None)
     launcher = make_launcher(settings.launcher, ctx)
     launcher.admission.expect(Request(p.cpu, p.gpu) for p in policies.values() if p.cpu is not None)
     # Fork the zygote before SQLite, any thread, or a remote store's client exists (runtime.prefork).
@@ -132,10 +133,13 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         index = open_index(ds.root, records=ds.records, provider=settings.metadata)
         saved = _parameter_artifacts(ds, flow_name, req, plan)  # after the fork: hashing may start threads
         code: dict[str, Any] = {}
-        if package_wanted(settings.extra):  # its code, for tasks on other machines
-            from ..package.stored import run_package_fields
+        remote = getattr(launcher, "remote", False)  # a plugin launcher may not subclass Launcher
+        if package_wanted(settings.extra) or remote:  # its code, for tasks on other machines
+            from ..package.stored import PACKAGE_RECORD_KEY, run_package_fields
 
             code = run_package_fields(ds.content, req.script, req.package_suffixes)
+            if remote:
+                launcher.use_code_package(code[PACKAGE_RECORD_KEY])
         now = time.time()
         params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
         sys_tags = system_tags(user) + flow_system_tags(req.flow_cls)

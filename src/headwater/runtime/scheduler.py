@@ -332,7 +332,7 @@ class Scheduler:
         run = _Running(spec, now, kill_at=at + GRACE if at is not None else None)
         for stream, path in (("stdout", out), ("stderr", err)):
             run.tails.append((stream, self._log_tail(spec, stream, path), bytearray()))
-        if self._pump is not None:
+        if self._pump is not None and not self._ships_logs(spec):
             run.shipped = tuple(self._ship_log(spec, stream, path) for stream, path in (("stdout", out),
                                                                                          ("stderr", err)))
         self._running[spec.key] = run
@@ -346,6 +346,11 @@ class Scheduler:
             if spec.fallback is not None:
                 what = "Task is starting (@catch records the crash or timeout)."
             self.console.system(spec.step_name, spec.task_id, what)
+
+    def _ships_logs(self, spec: TaskSpec) -> bool:
+        """Whether ``spec``'s task ships its own log to the store (a routing launcher decides per step)."""
+        ships = getattr(self.launcher, "ships_logs_of", None)  # a plugin launcher may not subclass Launcher
+        return bool(ships(spec) if ships is not None else getattr(self.launcher, "ships_logs", False))
 
     def _announce(self, spec: TaskSpec, cloned: bool) -> None:
         """Metaflow's runtime_task_created hook of the step's decorators."""
@@ -366,7 +371,7 @@ class Scheduler:
     def _log_tail(self, spec: TaskSpec, stream: str, path: str) -> FileTail | StoreLogTail:
         """Where the console reads a task's new output: the local file it writes, or the
         store for a launcher whose tasks ship their own logs."""
-        if self.launcher.ships_logs:
+        if self._ships_logs(spec):
             key = RecordStore.log_key(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt,
                                       stream)
             return StoreLogTail(self.ds.objects, key)
@@ -440,7 +445,7 @@ class Scheduler:
             return
         exc = res.exception if res else None
         if res is None:
-            exc = self._record_crash(spec, run, fin, timed_out)
+            exc = self._record_crash(spec, run, fin, timed_out, message=None if timed_out else fin.message)
         segfault = res is None and not timed_out and fin.returncode == -signal.SIGSEGV
         self._retry_or_fail(spec, res is None, exc, prog, failed_line=SEGFAULT_LINE if segfault else "Task failed.")
 
@@ -479,7 +484,7 @@ class Scheduler:
         else:
             text = f"Task failed: its process exited with code {returncode} without committing."
         line = stamp(time.time()) + text.encode() + b"\n"
-        if self.launcher.ships_logs:  # the task's shipped chunks, then this line, as the complete log
+        if self._ships_logs(spec):  # the task's shipped chunks, then this line, as the complete log
             key = RecordStore.log_key(self.flow_name, self.run_id, spec.step_name, spec.task_id, spec.attempt,
                                       "stderr")
             self.ds.objects.put(key, [read_log(self.ds.objects, key), line])

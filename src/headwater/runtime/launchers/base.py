@@ -28,6 +28,7 @@ class Finished:
     attempt: int
     result: TaskResult | None  # None: the process died before reporting (crash, kill)
     returncode: int  # negative: killed by that signal
+    message: str | None = None  # why it died without a result, when the launcher knows (a remote node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class TaskContext:
     script: str
     decorators_attached: bool = True  # False in a fresh interpreter: apply spec.decospecs
     machine: str | None = None  # HEADWATER_MACHINE: the local machine's description, if set
+    ray_address: str | None = None  # HEADWATER_RAY_ADDRESS, if set
 
 
 class Launcher(abc.ABC):
@@ -54,10 +56,19 @@ class Launcher(abc.ABC):
     #: Whether the launcher's tasks ship their own logs to the store (a remote launcher: the
     #: scheduler tails the store); False: tasks write the local files the scheduler gives them.
     ships_logs: bool = False
+    #: Tasks run on other machines: the run stores its code package and hands it to ``use_code_package``.
+    remote: bool = False
 
     def __init__(self, ctx: TaskContext) -> None:
         self.ctx = ctx
         self.admission: Admission = Admission()
+
+    def ships_logs_of(self, spec: TaskSpec) -> bool:
+        """Whether ``spec``'s task ships its logs to the store (a routing launcher decides per step)."""
+        return self.ships_logs
+
+    def use_code_package(self, info: dict[str, Any]) -> None:
+        """The run's stored code package (its ``code_package`` record), for a ``remote`` launcher."""
 
     def start(self) -> None:
         """Prepare (e.g. fork the zygote). Called before the scheduler starts threads."""
