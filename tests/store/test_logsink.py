@@ -153,3 +153,14 @@ def test_read_log_of_a_task_that_ends_between_the_two_looks(tmp_path):
 
     assert read_log(EndsMeanwhile(), KEY) == b"all of it\n"
 
+
+
+def test_finish_with_wait_returns_once_the_complete_log_is_stored(objects, tmp_path):
+    """A remote task reports only after its log is in the store (and its spool file is gone)."""
+    log = tmp_path / "task.log"
+    pump = LogPump(objects, interval=3600)
+    pump.add(KEY, str(log))  # the pump's thread is running
+    log.write_bytes(b"last words\n")
+    pump.finish(KEY, wait=True)
+    assert objects.get(KEY) == b"last words\n" and not log.exists()
+    pump.close()

@@ -236,12 +236,8 @@ def _task_output(ds: Datastore, spec: TaskSpec) -> Iterator[None]:
         for fd, old in zip((1, 2), saved):
             os.dup2(old, fd)
             os.close(old)
-        for key, path in shipped:
-            pump.finish(key)
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        for key, _ in shipped:
+            pump.finish(key, wait=True)  # stored before the task reports; the spool file is removed
 
 
 def _restore_environ(saved: dict[str, str]) -> None:

@@ -160,6 +160,7 @@ class _Shipping:
     last: float = float("-inf")  # time.monotonic() of the last chunk
     done: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    finished: threading.Event = field(default_factory=threading.Event)  # the complete log is stored
 
 
 class LogPump:
@@ -197,14 +198,29 @@ class LogPump:
                 self._thread = threading.Thread(target=self._loop, name="headwater-log-pump", daemon=True)
                 self._thread.start()
 
-    def finish(self, key: str) -> None:
-        """Have the thread ship the rest of ``key``'s file and its complete object (soon,
-        without waiting here); stop shipping it as chunks."""
+    def finish(self, key: str, *, wait: bool = False) -> None:
+        """Have the thread ship the rest of ``key``'s file and its complete object, then
+        remove the file; stop shipping it as chunks.
+
+        Parameters
+        ----------
+        key : str
+            The log.
+        wait : bool
+            Return only once the complete log is stored (a remote task must not report
+            before its log is in the store); else return at once (the scheduler never waits).
+        """
         with self._lock:
             ship = self._files.pop(key, None)
-            if ship is not None:
-                self._finishing.append(ship)
+            if ship is None:
+                return
+            self._finishing.append(ship)
+            inline = self._thread is None or self._stop
         self._wake.set()
+        if inline:
+            self._finish_pending()
+        elif wait:
+            ship.finished.wait()
 
     def close(self) -> None:
         """Finish every file still being shipped and stop the thread (waits for it)."""
@@ -249,6 +265,8 @@ class LogPump:
                 self._finish(ship)
             except Exception as e:  # the run goes on; the chunks shipped so far stay readable
                 print(f"headwater: could not store the log {ship.key} in {self.objects.url}: {e}", file=sys.stderr)
+            finally:
+                ship.finished.set()
 
     def _read_from(self, ship: _Shipping) -> bytes:
         try:
@@ -318,7 +336,7 @@ class LogShipper:
 
     def finish(self) -> None:
         """Ship the rest and the complete object (waits for it); stop."""
-        self._pump.finish(self.key)
+        self._pump.finish(self.key, wait=True)
         self._pump.close()
 
 
