@@ -501,3 +501,20 @@ def test_a_deleted_cache_fills_again(store, tmp_path) -> None:
             if os.path.exists(idx.path + suffix):
                 os.unlink(idx.path + suffix)
         assert [r.run_id for r in idx.runs("F")] == list(reversed(ids))
+
+
+def test_reindex_finds_a_run_that_a_catalog_segment_missed(store, tmp_path) -> None:
+    """The records are the truth: a segment written without one of its range's runs (a
+    compactor that could not read it) hides it from cold readers, never from reindex."""
+    from headwater.store.catalog import Catalog
+
+    records = RecordStore(store.inner)
+    ids = old_ids(3)
+    for run_id in ids:
+        write_run(records, "F", run_id, tasks=1)
+    rows = [{"run_id": r, "status": "successful", "finished_at": OLD, "created_at": OLD, "user": "alice",
+             "tags": [], "system_tags": [], "parameters": []} for r in (ids[0], ids[2])]  # ids[1] missed
+    assert Catalog(store.inner).write_segment("F", rows, {})
+    with open_index(store.url, home=str(tmp_path / "h"), records=records) as idx:
+        assert idx.reindex(records)["runs"] == 3
+        assert sorted(r.run_id for r in idx.runs("F")) == sorted(ids)

@@ -98,19 +98,24 @@ def test_an_alarm_in_headwaters_frames_is_deferred_to_the_step(user_alarm_handle
 
 
 def test_kill_descendants_is_only_for_a_dedicated_process():
+    # In a process of its own: kill_descendants here would also kill the session's servers
+    # (the S3 server, the Ray cluster) that pytest started.
     import subprocess
     import sys
+    import textwrap
 
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
+    code = textwrap.dedent("""
+        import signal, subprocess, sys
+        from headwater.runtime import deadline
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
         deadline.kill_descendants(dedicated=False)
-        assert child.poll() is None  # a shared worker keeps its other children
+        kept = child.poll() is None  # a shared worker keeps its other children
         deadline.kill_descendants(dedicated=True)
-        assert child.wait(10) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        print(kept, child.wait(10) == -signal.SIGKILL)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"]
 
 
 def _sleep(seconds):  # a step of the user's (the timer defers an alarm landing in headwater's frames)

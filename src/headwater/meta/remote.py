@@ -147,11 +147,12 @@ class RemoteIndex(Index):
             pull = self._pull(flow, records, *self._state(flow), horizon=run_id_at(time.time() - SETTLE_SECONDS))
             return len(pull.runs)
 
-    def _pull(self, flow: str, records: RecordStore, catalog_last: str, listed_to: str, *, horizon: str) -> _Pull:
+    def _pull(self, flow: str, records: RecordStore, catalog_last: str, listed_to: str, *, horizon: str,
+              use_catalog: bool = True) -> _Pull:
         catalog = Catalog(records.objects)
         pull = _Pull()
         cached = dict(self._query(sql.RUN_STATUSES, (flow,)))
-        if not listed_to:  # cold: what the catalog already holds, a few reads for many runs
+        if not listed_to and use_catalog:  # cold: what the catalog already holds, a few reads for many runs
             for first, last in catalog.segments(flow, catalog_last):
                 try:
                     seg = catalog.read_segment(flow, first, last)
@@ -349,8 +350,9 @@ class RemoteIndex(Index):
         return super().tasks(flow, run_id, step)
 
     def reindex(self, records: RecordStore) -> dict[str, int]:
-        """Rebuild the cache from the store: every flow synced from cold (catalog, then the
-        runs after it), then every run's attempt records. Returns counts as ``Index.reindex``."""
+        """Rebuild the cache from the store's records alone: every run of every flow from a
+        full listing (catalog segments are not trusted here, so a segment that missed a run
+        cannot hide it), then every run's attempt records. Returns counts as ``Index.reindex``."""
         with self._sync_lock:
             self._ensure_tables()
 
@@ -362,7 +364,7 @@ class RemoteIndex(Index):
             counts = {"runs": 0, "attempts": 0, "skipped": 0, "damaged": 0}
             horizon = run_id_at(time.time() - SETTLE_SECONDS)
             for flow in records.flows():
-                pull = self._pull(flow, records, "", "", horizon=horizon)
+                pull = self._pull(flow, records, "", "", horizon=horizon, use_catalog=False)
                 counts["skipped"] += pull.skipped
                 for run in super().runs(flow):
                     counts["runs"] += 1
