@@ -15,6 +15,7 @@ class OrchestratedFlow(FlowSpec):
     @step
     def a(self):
         self.from_a = self.scale
+        print(f"branch a got scale {self.scale}")
         self.next(self.join)
 
     @step

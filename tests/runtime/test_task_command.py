@@ -29,31 +29,32 @@ def _env(root: str, s3_env: dict[str, str], home: Path) -> dict[str, str]:
     return env
 
 
-def _graph():
-    spec = importlib.util.spec_from_file_location("orchestrated_flow", FLOW)
+def _graph(flow: Path, name: str):
+    spec = importlib.util.spec_from_file_location(flow.stem, flow)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.OrchestratedFlow._graph
+    return getattr(module, name)._graph
 
 
 class Orchestrator:
     """Runs each task as its own ``python flow.py step`` process once its inputs are done,
     computing task ids and input paths with ``runtime.plan`` and reading ``--output-dir``."""
 
-    def __init__(self, root: str, env: dict[str, str], work: Path, run_id: str):
-        self.root, self.env, self.work, self.run_id = root, env, work, run_id
-        self.graph = _graph()
+    def __init__(self, root: str, env: dict[str, str], work: Path, run_id: str, flow: Path = FLOW,
+                 name: str = "OrchestratedFlow"):
+        self.root, self.env, self.work, self.run_id, self.flow = root, env, work, run_id, flow
+        self.graph = _graph(flow, name)
         self.commands: list[list[str]] = []
         self.splits: dict[tuple[str, str], int] = {}  # (foreach step, task id) -> num_splits
 
-    def call(self, *args: str, flow: Path = FLOW, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, str(flow), "--datastore=s3", "--datastore-root", self.root, *args]
+    def call(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, str(self.flow), "--datastore=s3", "--datastore-root", self.root, *args]
         self.commands.append(cmd)
         return subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=cwd or self.work, timeout=120)
 
     def step(self, step: str, task_id: str, inputs: list[str], split_index: int | None = None,
              retry_count: int = 0) -> dict[str, str]:
-        out = self.work / f"out-{step}-{task_id}-{retry_count}"
+        out = self.work / f"out-{self.run_id}-{step}-{task_id}-{retry_count}"
         args = ["step", step, "--run-id", self.run_id, "--task-id", task_id,
                 "--input-paths", plan.format_input_paths(inputs), "--retry-count", str(retry_count),
                 "--max-user-code-retries", "1", "--output-dir", str(out)]
@@ -161,6 +162,27 @@ def test_an_orchestrated_run_has_the_artifacts_of_a_local_run(runs, client):
     assert [t.id for t in orch["gather"]] == ["1"]
 
 
+def test_a_task_log_reaches_the_store(runs, client):
+    task = client.Task(f"OrchestratedFlow/{runs['orchestrated']}/a/1")
+    assert "branch a got scale 10" in task.stdout
+
+
+def test_a_nested_foreach_runs_as_locally(s3_root, client):
+    root, env, work = s3_root
+    flow = FLOWS / "nested_foreach_flow.py"
+    local = subprocess.run([sys.executable, str(flow), "run", "--run-id-file", "nested.id"],
+                           capture_output=True, text=True, env=env, cwd=work, timeout=180)
+    assert local.returncode == 0, local.stdout + local.stderr
+    orch = Orchestrator(root, env, work, "argo-nested-1", flow, "NestedForeachFlow")
+    orch.run()
+    runs = client.Flow("NestedForeachFlow")
+    local_run, orch_run = runs[(work / "nested.id").read_text()], runs[orch.run_id]
+    assert orch_run.successful
+    assert orch_run.data.stacks == local_run.data.stacks
+    assert sorted(t.id for t in orch_run["inner_body"]) == ["1-0-0", "1-0-1", "1-1-0", "1-1-1", "1-2-0", "1-2-1"]
+    assert sorted(t.id for t in orch_run["inner_join"]) == ["1-0", "1-1", "1-2"]
+
+
 def test_a_failed_attempt_is_recorded_and_the_retry_succeeds(runs, client):
     body = client.Task(f"OrchestratedFlow/{runs['orchestrated']}/body/1-1")
     assert body.current_attempt == 1 and body.successful and body.data.seen_retry == 1
@@ -196,6 +218,47 @@ def test_bad_arguments_are_named(s3_root, runs):
     p = orch.call("step", "end", "--run-id", orch.run_id, "--task-id", "1", "--input-paths",
                   f"{orch.run_id}/high/404")
     assert p.returncode == 2 and "has no successful attempt" in p.stderr
+
+
+def test_init_takes_only_the_parameters_task_id(s3_root):
+    root, env, work = s3_root
+    p = Orchestrator(root, env, work, "argo-params-id").call("init", "--run-id", "argo-params-id", "--task-id", "7")
+    assert p.returncode == 2
+    assert "the parameters task of a run has the id '0'" in p.stderr
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("r/a/1", [("r", "a", "1")]),
+    ("r/a/1,r/b/1", [("r", "a", "1"), ("r", "b", "1")]),
+    ("r/body/1-:0,1,2", [("r", "body", "1-0"), ("r", "body", "1-1"), ("r", "body", "1-2")]),
+])
+def test_input_paths_are_read_in_metaflow_forms(value, expected):
+    assert plan.parse_input_paths(value) == expected
+
+
+def test_compressed_input_paths_are_read():
+    import base64
+    import zlib
+
+    text = "r/body/1-:" + ",".join(str(i) for i in range(300))
+    value = "!" + base64.b64encode(zlib.compress(zlib.compress(text.encode()))).decode()
+    assert plan.parse_input_paths(value)[299] == ("r", "body", "1-299")
+
+
+def test_a_malformed_pathspec_is_named():
+    with pytest.raises(ValueError, match="'r/a' is not a RUN/STEP/TASK pathspec"):
+        plan.parse_input_paths("r/a")
+
+
+def test_task_ids_follow_the_position():
+    assert plan.child_task_id(plan.FIRST_TASK_ID, 2) == "1-2"
+    assert plan.join_task_id("1-2") == "1-2"
+    assert plan.next_task_id("a", "1-2", "b") == "1-2"
+    assert plan.next_task_id("loop", "1", "loop") == "1_1"
+    assert plan.next_task_id("loop", "1_1", "loop") == "1_2"
+    assert plan.foreach_join_inputs("r", "body", "1", 2) == ["r/body/1-0", "r/body/1-1"]
+    assert plan.branch_join_inputs("r", [("a", "1"), ("b", "1")]) == ["r/a/1", "r/b/1"]
+    assert plan.format_input_paths(["r/a/1", "r/b/1"]) == "r/a/1,r/b/1"
 
 
 def test_bootstrap_runs_a_task_from_the_stored_code_package(s3_root, runs, tmp_path, client):
