@@ -156,7 +156,8 @@ def _artifacts(run) -> dict[tuple[str, int], dict]:
 def test_an_orchestrated_run_has_the_artifacts_of_a_local_run(runs, client):
     flow = client.Flow("OrchestratedFlow")
     local, orch = flow[runs["local"]], flow[runs["orchestrated"]]
-    assert orch.successful and orch.data.result == "high 44"
+    assert orch.successful and orch.finished and orch.data.result == "high 44"
+    assert orch.status == "successful"
     assert _artifacts(orch) == _artifacts(local)
     assert sorted(t.id for t in orch["body"]) == ["1-0", "1-1", "1-2"]
     assert [t.id for t in orch["gather"]] == ["1"]

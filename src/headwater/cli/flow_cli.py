@@ -402,8 +402,7 @@ def _orchestrated_step(ctx: click.Context, flow_cls: type, step_name: str, *, ru
                              split_index=split_index, retry_count=retry_count,
                              max_user_code_retries=max_user_code_retries, tags=tags, namespace=user_namespace,
                              decospecs=ctx.obj["decospecs"])
-        result = run_task_command(args, flow_cls, Datastore(settings.datastore_root), settings.require_user(),
-                                  sys.argv[0])
+        result = run_task_command(args, flow_cls, Datastore(settings.datastore_root), settings, sys.argv[0])
         if output_dir and result.ok:
             write_outputs(output_dir, result, str(task_id))
         if not result.ok:

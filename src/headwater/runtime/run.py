@@ -153,7 +153,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
                 attributes = {"flow_name": flow_name, "run_id": run_id, "datastore_root": ds.root}
                 write_run_id_file(req.runner_attribute_file, json.dumps(attributes), option="--runner-attribute-file")
         except RunIdFileError:
-            _end(ds, index, flow_name, run_id, False, [])  # it ran nothing: failed, not killed
+            end_run(ds, index, flow_name, run_id, False, [])  # it ran nothing: failed, not killed
             raise
         console = console_factory(run_id)
         has_exit_hooks = any(d.name == "exit_hook" for d in flow_decorators(req.flow_cls))
@@ -179,7 +179,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             outcome = sched.run()
         except BaseException as e:
             try:
-                _end(ds, index, flow_name, run_id, False, [])
+                end_run(ds, index, flow_name, run_id, False, [])
             except StoreFullError:
                 pass  # the disk is full: the error that stopped the run is the one to show
             hooks.finished(e)
@@ -187,7 +187,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
                 run_exit_hooks(req.flow_cls, run_id, False, ds.root)
             raise
         hooks.finished(None)
-        _end(ds, index, flow_name, run_id, outcome.ok, outcome.failed[:1])
+        end_run(ds, index, flow_name, run_id, outcome.ok, outcome.failed[:1])
         if has_exit_hooks:
             run_exit_hooks(req.flow_cls, run_id, outcome.ok, ds.root)
         if outcome.ok:
@@ -223,7 +223,8 @@ def init_run(req: RunRequest, settings: Settings, run_id: str) -> bool:
     ds.ensure_local_root()
     saved = _parameter_artifacts(ds, flow_name, req, None)
     now = time.time()
-    run_rec = {**run_record(req, user, now), "run_id": run_id}
+    # No pid: the run lives in the orchestrator, not in this process, and must not look killed when it exits.
+    run_rec = {**run_record(req, user, now), "run_id": run_id, "pid": None}
     created = ds.records.write_run(run_rec)
     index = open_index(ds.root, records=ds.records, provider=settings.metadata)
     try:
@@ -236,7 +237,8 @@ def init_run(req: RunRequest, settings: Settings, run_id: str) -> bool:
     return created
 
 
-def _end(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, ok: bool, failed: list) -> None:
+def end_run(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, ok: bool, failed: list) -> None:
+    """Write the run's end record (``successful`` or ``failed``, with the first failed task) and index it."""
     now = time.time()
     status = "successful" if ok else "failed"
     ds.records.write_run_end(flow, run_id, {

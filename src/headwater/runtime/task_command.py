@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import Settings
 from ..exceptions import HeadwaterException
 from ..flow.graph import FANOUT, NodeKind
 from ..store import Datastore
@@ -127,7 +128,8 @@ def build_task_spec(args: TaskArguments, flow_cls: type, graph: Any, ds: Datasto
     )
 
 
-def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, user: str, script: str) -> TaskResult:
+def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, settings: Settings,
+                     script: str) -> TaskResult:
     """Run ``args``' task through ``execute()``; its stdout and stderr are shipped to the store
     as a remote task's are, so ``logs`` shows them."""
     from .launchers.base import TaskContext, run_task
@@ -135,10 +137,27 @@ def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, user: s
     from .run_state import restore_run_state
 
     restore_run_state(ds, flow_cls, args.run_id)
-    spec = build_task_spec(args, flow_cls, flow_cls._graph, ds, user)
+    spec = build_task_spec(args, flow_cls, flow_cls._graph, ds, settings.require_user())
     ctx = TaskContext(flow_cls, flow_cls._graph, ds.root, script, decorators_attached=False)
     with _task_output(ds, spec):
-        return run_task(spec, ctx)
+        result = run_task(spec, ctx)
+    if result.ok and args.step == flow_cls._graph.end:
+        _end_run(ds, settings, flow_cls.__name__, args.run_id)
+    return result
+
+
+def _end_run(ds: Datastore, settings: Settings, flow: str, run_id: str) -> None:
+    """The end step succeeded: the run ended successfully (a local run's process records that;
+    an orchestrated run has no such process). A run that fails stays without an end record:
+    only the orchestrator knows whether it will retry."""
+    from ..meta import open_index
+    from .run import end_run
+
+    index = open_index(ds.root, records=ds.records, provider=settings.metadata)
+    try:
+        end_run(ds, index, flow, run_id, True, [])
+    finally:
+        index.close()
 
 
 def write_outputs(output_dir: str, result: TaskResult, task_id: str) -> None:
