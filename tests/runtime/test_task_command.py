@@ -163,6 +163,20 @@ def test_an_orchestrated_run_has_the_artifacts_of_a_local_run(runs, client):
     assert [t.id for t in orch["gather"]] == ["1"]
 
 
+def test_a_committed_attempt_is_not_run_again(s3_root, runs):
+    root, env, work = s3_root
+    orch = Orchestrator(root, env, work, runs["orchestrated"])
+    out = work / "again"
+    p = orch.call("step", "fan", "--run-id", orch.run_id, "--task-id", "1", "--input-paths",
+                  f"{orch.run_id}/join/1", "--output-dir", str(out))
+    assert p.returncode == 0, p.stderr
+    assert f"OrchestratedFlow/{orch.run_id}/fan/1 attempt 0 is already committed (ok)" in p.stderr
+    assert (out / "num_splits").read_text() == "3"
+    p = orch.call("step", "body", "--run-id", orch.run_id, "--task-id", "1-1", "--input-paths",
+                  f"{orch.run_id}/fan/1", "--split-index", "1")
+    assert p.returncode == 1 and "already committed (failed)" in p.stderr
+
+
 def test_a_task_log_reaches_the_store(runs, client):
     task = client.Task(f"OrchestratedFlow/{runs['orchestrated']}/a/1")
     assert "branch a got scale 10" in task.stdout

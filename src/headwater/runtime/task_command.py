@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,14 +137,32 @@ def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, setting
     from .remote import _task_output
     from .run_state import restore_run_state
 
-    restore_run_state(ds, flow_cls, args.run_id)
     spec = build_task_spec(args, flow_cls, flow_cls._graph, ds, settings.require_user())
-    ctx = TaskContext(flow_cls, flow_cls._graph, ds.root, script, decorators_attached=False)
-    with _task_output(ds, spec):
-        result = run_task(spec, ctx)
+    result = _committed_result(ds, flow_cls.__name__, args)
+    if result is None:
+        restore_run_state(ds, flow_cls, args.run_id)
+        ctx = TaskContext(flow_cls, flow_cls._graph, ds.root, script, decorators_attached=False)
+        with _task_output(ds, spec):
+            result = run_task(spec, ctx)
     if result.ok and args.step == flow_cls._graph.end:
         _end_run(ds, settings, flow_cls.__name__, args.run_id)
     return result
+
+
+def _committed_result(ds: Datastore, flow: str, args: TaskArguments) -> TaskResult | None:
+    """The result of an attempt that is already committed (an orchestrator re-ran a task whose
+    process died after its commit): the record decides, the step does not run again."""
+    if args.retry_count not in ds.records.attempts(flow, args.run_id, args.step, args.task_id):
+        return None
+    rec = ds.records.read_attempt(flow, args.run_id, args.step, args.task_id, args.retry_count)
+    sys.stderr.write(f"Task {flow}/{args.run_id}/{args.step}/{args.task_id} attempt {args.retry_count} is "
+                     f"already committed ({rec.get('status')}); it does not run again.\n")
+    t = rec.get("transition") or {}
+    return TaskResult(task_key=f"{args.step}/{args.task_id}", attempt=args.retry_count, ok=rec.get("status") == "ok",
+                      started_at=rec.get("started_at") or 0.0, finished_at=rec.get("finished_at") or 0.0,
+                      next_steps=tuple(t.get("next") or ()), foreach_var=t.get("foreach"),
+                      num_splits=t.get("num_splits"), switch_case=t.get("switch_case"), exception=rec.get("exception"),
+                      record=rec)
 
 
 def _end_run(ds: Datastore, settings: Settings, flow: str, run_id: str) -> None:
