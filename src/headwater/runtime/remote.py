@@ -204,7 +204,7 @@ def spool_dir() -> str:
 
 
 @contextmanager
-def _task_output(ds: Datastore, spec: TaskSpec) -> Iterator[None]:
+def ship_task_output(ds: Datastore, spec: TaskSpec) -> Iterator[None]:
     """fds 1 and 2 (and ``sys.stdout``/``sys.stderr``) into the task's spool files, shipped as they grow."""
     from ..store.logsink import spool_path
     from ..store.records import RecordStore
@@ -301,7 +301,7 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
     ctx = TaskContext(flow_cls, flow_cls._graph, spec.datastore_root, info["script"], decorators_attached=False)
     env = dict(os.environ)
     try:
-        with _task_output(ds, spec), _as_main(flow_module):
+        with ship_task_output(ds, spec), _as_main(flow_module):
             try:
                 result: TaskResult = run_task(spec, ctx)
             except RunGoneError as e:  # the run died under the task: nothing committed, say why in its log

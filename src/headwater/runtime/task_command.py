@@ -134,7 +134,7 @@ def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, setting
     """Run ``args``' task through ``execute()``; its stdout and stderr are shipped to the store
     as a remote task's are, so ``logs`` shows them."""
     from .launchers.base import TaskContext, run_task
-    from .remote import _task_output
+    from .remote import ship_task_output
     from .run_state import restore_run_state
 
     spec = build_task_spec(args, flow_cls, flow_cls._graph, ds, settings.require_user())
@@ -142,7 +142,7 @@ def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, setting
     if result is None:
         restore_run_state(ds, flow_cls, args.run_id)
         ctx = TaskContext(flow_cls, flow_cls._graph, ds.root, script, decorators_attached=False)
-        with _task_output(ds, spec):
+        with ship_task_output(ds, spec):
             result = run_task(spec, ctx)
     if result.ok and args.step == flow_cls._graph.end:
         _end_run(ds, settings, flow_cls.__name__, args.run_id)
