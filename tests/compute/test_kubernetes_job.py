@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from headwater.flow.kubernetes import KubernetesDecorator, kubernetes_options, k
 kv = pytest.importorskip("kubernetes_validate", reason="needs the dev extra (kubernetes-validate)")
 K8S_VERSION = kv.latest_version()
 ROOT = "s3://bucket/prefix"
+SRC = Path(__file__).resolve().parents[2] / "src"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -283,8 +286,63 @@ def test_with_kubernetes_bad_value_fails_before_running(tmp_path: Path):
     assert "Step 'start'" in r.output and "Traceback" not in r.output
 
 
-@pytest.mark.skip(reason="needs `python -m headwater.runtime.bootstrap` and the `step`/`init` commands "
-                         "(the P engineer's work, not yet on main)")
-def test_job_container_command_runs_as_written(tmp_path: Path, s3_bucket: str):
-    """Run the Job's command exactly as written, with its env, against the session's S3 server."""
-    raise NotImplementedError
+def _bootstrap_available() -> bool:
+    return importlib.util.find_spec("headwater.runtime.bootstrap") is not None
+
+
+def run_container(j: dict[str, Any], tmp_path: Path, secrets: dict[str, dict[str, str]]) -> subprocess.CompletedProcess:
+    """Run the Job's container as a local process, as the kubelet would: its command as written, its
+    env (``envFrom`` secrets resolved from ``secrets``, downward-API fields given pod values), its
+    workingDir mapped under ``tmp_path``. ``python`` on PATH is this interpreter, and PYTHONPATH
+    stands in for headwater being installed in the image."""
+    c = container(j)
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(SRC),
+           "HEADWATER_HOME": str(tmp_path / "home")}
+    for ref in c.get("envFrom", ()):
+        env.update(secrets[ref["secretRef"]["name"]])
+    for e in c["env"]:
+        env[e["name"]] = e["value"] if "value" in e else f"fake-{e['valueFrom']['fieldRef']['fieldPath']}"
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    if not (tmp_path / "bin" / "python").exists():
+        (tmp_path / "bin" / "python").symlink_to(sys.executable)
+    workdir = tmp_path / c["workingDir"].lstrip("/")
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(c["command"], env=env, cwd=workdir, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not _bootstrap_available(),
+                    reason="needs `python -m headwater.runtime.bootstrap` and the `step`/`init` commands "
+                           "(the P engineer's work, not yet on main)")
+def test_job_container_command_runs_as_written(tmp_path: Path, s3_server, s3_bucket: str, use_root):
+    """Every Job of a linear flow (init, then each step) run as written against the S3 test server;
+    the flow's artifacts then appear in the client."""
+    from headwater.package.archive import build_package
+    from headwater.package.stored import save_package
+    from headwater.store import Datastore
+
+    root = f"s3://{s3_bucket}/hw"
+    info = save_package(Datastore(root).content, build_package(str(FLOWS / "linear_flow.py")))
+    pod_settings = load_settings({"HEADWATER_DATASTORE_ROOT": root, "HEADWATER_USER": "tester",
+                                  "HEADWATER_HOME": str(tmp_path / "home"), "HEADWATER_KUBERNETES_SECRETS": "aws",
+                                  "HEADWATER_S3_ENDPOINT_URL": s3_server.url})
+    secrets = {"aws": {k: v for k, v in s3_server.env().items() if k.startswith("AWS_")}}
+    opts = kubernetes_options("start", [K()])
+    common = {"flow_name": "LinearFlow", "flow_file": "linear_flow.py", "package_key": info["key"], "user": "tester"}
+    run_id = "1700000000001"
+    jobs = [init_job(pod_settings, opts, run_id=run_id, task_id="0", **common)]
+    previous = f"{run_id}/_parameters/0"
+    for i, name in enumerate(("start", "middle", "end"), start=1):
+        inv = StepInvocation(name, run_id, str(i), (previous,))
+        jobs.append(step_job(pod_settings, opts, inv, **common))
+        previous = f"{run_id}/{name}/{i}"
+    for j in jobs:
+        validate(j)
+        done = run_container(j, tmp_path, secrets)
+        assert done.returncode == 0, done.stdout + done.stderr
+    from headwater import Flow
+
+    use_root(root)
+    run = Flow("LinearFlow")[run_id]
+    assert run.successful
+    assert run["end"].task.data.z == 7
+    assert "hello from start" in run["start"].task.stdout
