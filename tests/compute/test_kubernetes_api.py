@@ -107,3 +107,57 @@ def test_from_config_without_a_cluster_says_so(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(KubernetesApiError, match="No Kubernetes cluster is configured here"):
         JobApi.from_config()
+
+
+def test_kubernetes_list_without_a_cluster_is_a_clear_error(tmp_path):
+    from flowrun import run_flow
+
+    r = run_flow("linear_flow.py", "kubernetes", "list", root=tmp_path / ".headwater",
+                 env={"KUBECONFIG": str(tmp_path / "missing-kubeconfig")})
+    assert r.returncode != 0
+    assert "No Kubernetes cluster is configured here" in r.output and "Traceback" not in r.output
+
+
+def _cli_against(cluster: FakeCluster, monkeypatch):
+    """The flow's CLI in-process, with JobApi.from_config answering from the double (no API server here)."""
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    from flowrun import FLOWS
+    from headwater.cli.flow_cli import build_cli
+
+    monkeypatch.setattr(JobApi, "from_config", classmethod(lambda cls: JobApi(cluster.batch, cluster.core)))
+    monkeypatch.setenv("HEADWATER_KUBERNETES_NAMESPACE", "ml")
+    monkeypatch.setenv("HEADWATER_USER", "tester")
+    spec = importlib.util.spec_from_file_location("kubernetes_flow_cli", FLOWS / "kubernetes_flow.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cli = build_cli(mod.KubernetesFlow)
+    return lambda *args: CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _flow_job(step: str, task: str, run: str, user: str) -> dict:
+    job = make_job(step, task, run=run)
+    job["metadata"]["labels"]["headwater.dev/flow"] = "KubernetesFlow"
+    job["metadata"]["labels"]["headwater.dev/user"] = user
+    job["metadata"]["annotations"]["headwater.dev/flow"] = "KubernetesFlow"
+    return job
+
+
+def test_kubernetes_list_and_kill_select_unfinished_jobs_of_my_runs(cluster: FakeCluster, monkeypatch):
+    api = JobApi(cluster.batch, cluster.core)
+    mine = api.create(_flow_job("square", "2", "42", "tester"))["metadata"]["name"]
+    done = api.create(_flow_job("start", "1", "42", "tester"))["metadata"]["name"]
+    theirs = api.create(_flow_job("square", "2", "77", "other"))["metadata"]["name"]
+    cluster.start("ml", mine)
+    cluster.finish("ml", done, condition="Complete")
+    cli = _cli_against(cluster, monkeypatch)
+    listed = cli("kubernetes", "list")
+    assert listed.exit_code == 0, listed.output
+    assert f"Job: *{mine}*" in listed.output and "Task: *42/square/2*" in listed.output
+    assert done not in listed.output and theirs not in listed.output
+    killed = cli("kubernetes", "kill", "--run-id", "42")
+    assert f"Killing Kubernetes Job {mine}" in killed.output
+    assert set(name for _, name in cluster.jobs) == {done, theirs}
+    assert "No active Kubernetes pods found for run *42*." in cli("kubernetes", "kill", "--run-id", "42").output

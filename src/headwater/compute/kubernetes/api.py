@@ -62,9 +62,12 @@ def job_phase(job: dict[str, Any]) -> JobPhase:
     return JobPhase.RUNNING if status.get("active") or status.get("ready") else JobPhase.PENDING
 
 
-def run_selector(flow_name: str, run_id: str | None = None, step: str | None = None) -> str:
-    """A label selector for the task Jobs of a flow (and run, and step)."""
+def run_selector(flow_name: str, run_id: str | None = None, step: str | None = None, *,
+                 user: str | None = None) -> str:
+    """A label selector for the task Jobs of a flow (and run, step, user)."""
     parts = [f"{LABEL_PREFIX}flow={label_value(flow_name)}"]
+    if user is not None:
+        parts.append(f"{LABEL_PREFIX}user={label_value(user)}")
     if run_id is not None:
         parts.append(f"{LABEL_PREFIX}run={label_value(run_id)}")
     if step is not None:

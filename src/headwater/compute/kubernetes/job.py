@@ -126,6 +126,7 @@ def build_job(task: JobTask, opts: KubernetesOptions, settings: Settings) -> dic
               **{LABEL_PREFIX + k: label_value(v) for k, v in identity.items()}}
     annotations = {**opts.annotations, **{LABEL_PREFIX + k: v for k, v in identity.items()}}
     if task.user:
+        labels[LABEL_PREFIX + "user"] = label_value(task.user)
         annotations[LABEL_PREFIX + "user"] = task.user
     volumes, mounts = _volumes(opts)
     container: dict[str, Any] = {
