@@ -279,6 +279,15 @@ def test_kubernetes_steps_run_locally(tmp_path: Path, use_root):
     assert run.successful and run["join"].task.data.total == 1 + 4 + 9
 
 
+def test_with_kubernetes_runs_locally(tmp_path: Path, use_root):
+    r = run_flow("linear_flow.py", "run", "--with", "kubernetes:cpu=1,memory=512", root=tmp_path / ".headwater")
+    assert r.returncode == 0, r.output
+    from headwater import Flow
+
+    use_root(r.root)
+    assert Flow("LinearFlow").latest_run["end"].task.data.z == 7
+
+
 def test_with_kubernetes_bad_value_fails_before_running(tmp_path: Path):
     r = run_flow("linear_flow.py", "run", "--with", "kubernetes:gpu_vendor=intel", root=tmp_path / ".headwater")
     assert r.returncode != 0
