@@ -87,7 +87,8 @@ COMBINATIONS = {
     "identity": [K({"image": "repo.example.com/ml:1.2", "image_pull_policy": "always",
                     "image_pull_secrets": ["regcred"], "service_account": "runner", "namespace": "ml",
                     "secrets": ["aws-creds", "db"]})],
-    "metadata": [K({"labels": {"team": "ml"}, "annotations": {"owner": "ml@example.com"}})],
+    "metadata": [K({"labels": {"team": "ml", "example.com/cost-center": "r_and.d-1", "empty": ""},
+                    "annotations": {"owner": "ml@example.com"}})],
     "port-and-security": [K({"port": 8080, "security_context": {"run_as_user": 1000, "run_as_non_root": True,
                                                                "allow_privilege_escalation": False}})],
     "extended-resources": [K({"extended_resources": {"example.com/fpga": "1"}})],
@@ -230,6 +231,8 @@ def test_names_are_deterministic_dns_labels_unique_per_attempt():
     ({"port": 70000}, r"port must be between 1 and 65535"),
     ({"security_context": {"root": True}}, r"unknown security_context key"),
     ({"secrets": [1]}, r"secrets must be a list of names"),
+    ({"labels": {"team": "ml team"}}, r"team='ml team' is not a valid Kubernetes label"),
+    ({"labels": {"-bad": "x"}}, r"-bad='x' is not a valid Kubernetes label"),
 ])
 def test_bad_values_name_the_step_and_attribute(attrs, message):
     with pytest.raises(InvalidDecoratorAttribute, match=message):

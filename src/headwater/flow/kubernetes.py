@@ -61,6 +61,10 @@ SECURITY_CONTEXT_KEYS = {"privileged": "privileged", "allow_privilege_escalation
                          "run_as_user": "runAsUser", "run_as_group": "runAsGroup",
                          "run_as_non_root": "runAsNonRoot"}
 _ABS_PATH = re.compile(r"^/[^\0]*$")
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+#: A label key (optional DNS prefix, then a name) and a label value, as Kubernetes accepts them.
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
 
 
 class KubernetesDecorator(StepDecorator):
@@ -247,6 +251,12 @@ def kubernetes_options(step: str, decorators: Iterable[StepDecorator]) -> Kubern
         if bad:
             raise c.fail("tolerations", tolerations, f"unknown toleration key(s) {', '.join(bad)}.",
                          hint=f"A toleration has the keys {', '.join(sorted(TOLERATION_KEYS))}.")
+    labels = c.mapping("labels", a["labels"])
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+            raise c.fail("labels", labels, f"{key}={value!r} is not a valid Kubernetes label.",
+                         hint="Label names and values: up to 63 letters, digits, '-', '_' or '.', starting and "
+                              "ending with a letter or digit (a key may have a DNS prefix and '/').")
     pvcs = c.mapping("persistent_volume_claims", a["persistent_volume_claims"])
     for claim, path in pvcs.items():
         if not _ABS_PATH.match(path):
@@ -287,7 +297,7 @@ def kubernetes_options(step: str, decorators: Iterable[StepDecorator]) -> Kubern
         image_pull_secrets=c.strings("image_pull_secrets", a["image_pull_secrets"]),
         service_account=a["service_account"], namespace=a["namespace"],
         secrets=c.strings("secrets", a["secrets"]), node_selector=node_selector,
-        tolerations=tuple(dict(t) for t in tolerations), labels=c.mapping("labels", a["labels"]),
+        tolerations=tuple(dict(t) for t in tolerations), labels=labels,
         annotations=c.mapping("annotations", a["annotations"]), persistent_volume_claims=pvcs,
         tmpfs_size=tmpfs_size, tmpfs_path=tmpfs_path, tmpfs_tempdir=bool(a["tmpfs_tempdir"]),
         shared_memory=shared_memory, port=port, qos=qos, extended_resources=extended,
