@@ -305,18 +305,21 @@ def _bootstrap_available() -> bool:
 def run_container(j: dict[str, Any], tmp_path: Path, secrets: dict[str, dict[str, str]]) -> subprocess.CompletedProcess:
     """Run the Job's container as a local process, as the kubelet would: its command as written, its
     env (``envFrom`` secrets resolved from ``secrets``, downward-API fields given pod values), its
-    workingDir mapped under ``tmp_path``. ``python`` on PATH is this interpreter, and PYTHONPATH
-    stands in for headwater being installed in the image."""
+    workingDir and /tmp mapped under ``tmp_path``. ``python`` on PATH is this interpreter, and
+    PYTHONPATH stands in for headwater being installed in the image."""
     c = container(j)
+    (tmp_path / "tmp").mkdir(exist_ok=True)  # the container's own /tmp (the code package is extracted there)
     env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(SRC),
-           "HEADWATER_HOME": str(tmp_path / "home")}
+           "HEADWATER_HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path / "tmp")}
     for ref in c.get("envFrom", ()):
         env.update(secrets[ref["secretRef"]["name"]])
     for e in c["env"]:
         env[e["name"]] = e["value"] if "value" in e else f"fake-{e['valueFrom']['fieldRef']['fieldPath']}"
-    (tmp_path / "bin").mkdir(exist_ok=True)
-    if not (tmp_path / "bin" / "python").exists():
-        (tmp_path / "bin" / "python").symlink_to(sys.executable)
+    shim = tmp_path / "bin" / "python"  # a script, not a symlink: a venv's python finds its site-packages
+    if not shim.exists():                 # from where it is started
+        shim.parent.mkdir(exist_ok=True)
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        shim.chmod(0o755)
     workdir = tmp_path / c["workingDir"].lstrip("/")
     workdir.mkdir(parents=True, exist_ok=True)
     return subprocess.run(c["command"], env=env, cwd=workdir, capture_output=True, text=True, timeout=120)
@@ -343,10 +346,10 @@ def test_job_container_command_runs_as_written(tmp_path: Path, s3_server, s3_buc
     run_id = "1700000000001"
     jobs = [init_job(pod_settings, opts, run_id=run_id, task_id="0", **common)]
     previous = f"{run_id}/_parameters/0"
-    for i, name in enumerate(("start", "middle", "end"), start=1):
-        inv = StepInvocation(name, run_id, str(i), (previous,))
+    for name in ("start", "middle", "end"):  # task ids as headwater.runtime.plan gives them: 1 outside a foreach
+        inv = StepInvocation(name, run_id, "1", (previous,))
         jobs.append(step_job(pod_settings, opts, inv, **common))
-        previous = f"{run_id}/{name}/{i}"
+        previous = f"{run_id}/{name}/1"
     for j in jobs:
         validate(j)
         done = run_container(j, tmp_path, secrets)
