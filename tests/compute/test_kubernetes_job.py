@@ -361,3 +361,33 @@ def test_job_container_command_runs_as_written(tmp_path: Path, s3_server, s3_buc
     assert run.successful
     assert run["end"].task.data.z == 7
     assert "hello from start" in run["start"].task.stdout
+
+
+def test_a_scheduler_task_spec_becomes_the_step_invocation():
+    from headwater.compute.kubernetes.commands import invocation_for
+    from headwater.runtime.taskspec import TaskSpec
+
+    spec = TaskSpec(flow_name="TrainFlow", run_id="9", step_name="join", task_id="12", attempt=1,
+                    input_paths=("a/3", "b/4"), input_attempts=(0, 0), datastore_root=ROOT, user="tester",
+                    split_index=None, tags=("x",), max_user_code_retries=2, decospecs=("retry:times=2",))
+    j = step_job(settings(), kubernetes_options("join", [K()]), invocation_for(spec),
+                 flow_name="TrainFlow", flow_file="train_flow.py", package_key="k" * 64)
+    validate(j)
+    args = container(j)["command"]
+    args = args[args.index("--") + 1:]
+    assert args == ["--datastore=s3", "--datastore-root", ROOT, "--with", "retry:times=2", "step", "join",
+                    "--run-id", "9", "--task-id", "12", "--input-paths", "9/a/3,9/b/4", "--retry-count", "1",
+                    "--max-user-code-retries", "2", "--tag", "x"]
+    assert j["metadata"]["labels"][LABEL_PREFIX + "attempt"] == "1"
+
+
+def test_compute_layer_never_imports_cli_or_client():
+    import ast
+
+    for path in (SRC / "headwater" / "compute").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        bad = {n for n in names if n.lstrip(".").split(".")[0] in ("cli", "client")
+               or n.startswith(("headwater.cli", "headwater.client"))}
+        assert not bad, f"{path} imports {bad}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ...config import DatastoreKind
+from ...runtime.taskspec import TaskSpec
 from ...store.roots import is_local_root
 
 #: The module a container runs first (fetches the code package, then runs the flow's CLI).
@@ -33,6 +34,16 @@ class StepInvocation:
     tags: tuple[str, ...] = ()
     namespace: str | None = None
     output_dir: str | None = None
+    decospecs: tuple[str, ...] = ()  # ``--with`` decorators of the run, given before ``step``
+
+
+def invocation_for(spec: TaskSpec) -> StepInvocation:
+    """The ``step`` invocation of a scheduler's ``TaskSpec`` (its input paths made ``RUN/STEP/TASK``)."""
+    return StepInvocation(
+        step=spec.step_name, run_id=spec.run_id, task_id=spec.task_id,
+        input_paths=tuple(f"{spec.run_id}/{p}" for p in spec.input_paths), retry_count=spec.attempt,
+        max_user_code_retries=spec.max_user_code_retries, split_index=spec.split_index, tags=spec.tags,
+        decospecs=spec.decospecs)
 
 
 def _datastore_args(datastore_root: str) -> list[str]:
@@ -41,8 +52,11 @@ def _datastore_args(datastore_root: str) -> list[str]:
 
 
 def step_args(datastore_root: str, inv: StepInvocation) -> list[str]:
-    """``--datastore=s3 --datastore-root ROOT step STEP --run-id ... --input-paths ...``."""
-    args = [*_datastore_args(datastore_root), "step", inv.step, "--run-id", inv.run_id,
+    """``--datastore=s3 --datastore-root ROOT [--with D ...] step STEP --run-id ... --input-paths ...``."""
+    args = [*_datastore_args(datastore_root)]
+    for spec in inv.decospecs:
+        args += ["--with", spec]
+    args += ["step", inv.step, "--run-id", inv.run_id,
             "--task-id", inv.task_id, "--input-paths", ",".join(inv.input_paths)]
     if inv.split_index is not None:
         args += ["--split-index", str(inv.split_index)]
