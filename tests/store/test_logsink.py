@@ -3,6 +3,7 @@ while it grows and as one complete object at the end, read back from any machine
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -164,3 +165,22 @@ def test_finish_with_wait_returns_once_the_complete_log_is_stored(objects, tmp_p
     pump.finish(KEY, wait=True)
     assert objects.get(KEY) == b"last words\n" and not log.exists()
     pump.close()
+
+
+def test_spooled_logs_of_a_run_leave_no_directories_behind(objects, tmp_path):
+    from headwater.store.logsink import remove_spool_dirs, spool_path
+
+    spool = str(tmp_path / "spool")
+    pump = LogPump(objects, interval=3600)
+    for task in range(50):
+        key = f"runs/F/7/work/{task}/0.stdout"
+        path = spool_path(spool, key)
+        assert os.path.dirname(path) == os.path.join(spool, "runs", "F", "7")  # one flat directory per run
+        with open(path, "wb") as f:
+            f.write(b"x\n")
+        pump.add(key, path)
+        pump.finish(key)
+    pump.close()
+    assert objects.get("runs/F/7/work/49/0.stdout") == b"x\n"
+    remove_spool_dirs(spool, "F", "7")
+    assert os.listdir(spool) == []

@@ -283,11 +283,27 @@ def build_cli(flow_cls: type) -> click.Group:
         help="Resume the latest (or --origin-run-id) run: clone its successful tasks upstream of the "
              "failed step (or STEP_TO_RERUN) and re-run the rest. Parameters come from the origin run."))
 
-    @cli.command(help="Internal: run one task (used by the subprocess launcher).", hidden=True)
+    @cli.command(help="Internal: run one task (used by the subprocess launcher and orchestrators).", hidden=True)
     @click.argument("step_name")
-    @click.option("--task-spec", "spec_path", required=True, type=click.Path(exists=True))
-    @click.option("--result-file", required=True)
-    def step(step_name: str, spec_path: str, result_file: str) -> None:
+    @click.option("--task-spec", "spec_path", default=None, type=click.Path(exists=True))
+    @click.option("--result-file", default=None)
+    @click.option("--run-id", default=None, help="The run the task belongs to.")
+    @click.option("--task-id", default=None, help="The task's id in its step.")
+    @click.option("--input-paths", default=None, help="The input tasks, RUN/STEP/TASK separated by commas.")
+    @click.option("--split-index", type=int, default=None, help="The task's index in its foreach.")
+    @click.option("--retry-count", type=int, default=0, help="The attempt number (0 for the first try).")
+    @click.option("--max-user-code-retries", type=int, default=0, help="Retries the step's user code gets.")
+    @click.option("--tag", "tags", multiple=True, help="Tags of the run (repeatable).")
+    @click.option("--namespace", "user_namespace", default=None, help="The client namespace inside the step.")
+    @click.option("--output-dir", default=None, metavar="DIR",
+                  help="Write task_id, num_splits, splits.json and next_step here for an orchestrator.")
+    @click.pass_context
+    def step(ctx: click.Context, step_name: str, spec_path: str | None, result_file: str | None,
+             **task: Any) -> None:
+        if spec_path is None:
+            raise SystemExit(_orchestrated_step(ctx, flow_cls, step_name, **task))
+        if result_file is None:
+            raise click.UsageError("--task-spec needs --result-file.")
         from ..runtime.launchers.base import TaskContext, run_task
         from ..runtime.taskspec import TaskSpec
 
@@ -304,14 +320,57 @@ def build_cli(flow_cls: type) -> click.Group:
         from ..store import Datastore
 
         guarded(lambda: restore_run_state(Datastore(spec.datastore_root), flow_cls, spec.run_id))
-        ctx = TaskContext(flow_cls, flow_cls._graph, spec.datastore_root, sys.argv[0], decorators_attached=False)
-        result = run_task(spec, ctx)
+        tctx = TaskContext(flow_cls, flow_cls._graph, spec.datastore_root, sys.argv[0], decorators_attached=False)
+        result = run_task(spec, tctx)
         tmp = result_file + ".tmp"
         with open(tmp, "w") as f:
             f.write(result.to_json())
         os.replace(tmp, result_file)
         sys.stdout.flush()
         raise SystemExit(0 if result.ok else 1)
+
+    @click.pass_context
+    def init(ctx: click.Context, run_id: str, task_id: str, tags: tuple[str, ...], **values: Any) -> None:
+        _banner(ctx, flow_cls)
+        settings = ctx.obj["settings"]
+
+        def go() -> None:
+            from ..exceptions import CommandException
+            from ..flow.config import config_artifacts
+            from ..flow.flow_decorators import init_flow_decorators
+            from ..flow.mutators import prepare_flow
+            from ..flow.parameters import flow_constants, resolve_parameters
+            from ..runtime.run import RunRequest, init_run
+            from ..store.taskmeta import PARAMETERS_TASK_ID
+
+            if task_id != PARAMETERS_TASK_ID:
+                raise CommandException(f"init --task-id {task_id}: the parameters task of a run has the id "
+                                       f"{PARAMETERS_TASK_ID!r}.",
+                                       hint=f"Pass --task-id {PARAMETERS_TASK_ID} (or leave it out), and "
+                                            f"RUN/_parameters/{PARAMETERS_TASK_ID} as the start step's input.")
+            prepare_flow(flow_cls, ctx.obj["decospecs"])
+            graph = _lint_or_raise(flow_cls)
+            init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
+            given = {p.name: values.get(p.attr_name) for p in params}
+            resolved = resolve_parameters(flow_cls, given, settings.require_user())
+            req = RunRequest(flow_cls=flow_cls, graph=graph, script=os.path.abspath(sys.argv[0]), params=resolved,
+                             constants={**flow_constants(flow_cls), **config_artifacts(flow_cls)},
+                             tags=tuple(tags), decospecs=ctx.obj["decospecs"])
+            init_run(req, settings, run_id)
+
+        guarded(go)
+
+    from ..store.taskmeta import PARAMETERS_TASK_ID
+
+    init_params: list[click.Parameter] = [
+        click.Option(["--run-id"], required=True, help="The id of the run to create."),
+        click.Option(["--task-id"], default=PARAMETERS_TASK_ID, show_default=True,
+                     help="The id of the parameters task."),
+        click.Option(["--tag", "tags"], multiple=True, help="Annotate the run with this tag (repeatable)."),
+    ] + [_click_option(p) for p in params]
+    cli.add_command(click.Command(
+        "init", callback=init, params=init_params, hidden=True,
+        help="Internal: record a run and its parameters without running it (used by orchestrators)."))
 
     from .inspect_cmds import add_inspect_commands
     add_inspect_commands(cli, flow_cls)
@@ -324,6 +383,35 @@ def build_cli(flow_cls: type) -> click.Group:
     from .kubernetes_cmds import add_kubernetes_commands
     add_kubernetes_commands(cli, flow_cls)
     return cli
+
+
+def _orchestrated_step(ctx: click.Context, flow_cls: type, step_name: str, *, run_id: str | None,
+                       task_id: str | None, input_paths: str | None, split_index: int | None, retry_count: int,
+                       max_user_code_retries: int, tags: tuple[str, ...], user_namespace: str | None,
+                       output_dir: str | None) -> int:
+    """``step`` with Metaflow's arguments (an orchestrator's task): 0 if the task succeeded."""
+    missing = [flag for flag, v in (("--run-id", run_id), ("--task-id", task_id), ("--input-paths", input_paths))
+               if not v]
+    if missing:
+        raise click.UsageError(f"step needs {', '.join(missing)} (or --task-spec and --result-file).")
+    settings = ctx.obj["settings"]
+
+    def go() -> int:
+        from ..runtime.task_command import TaskArguments, run_task_command, write_outputs
+        from ..store import Datastore
+
+        args = TaskArguments(step=step_name, run_id=str(run_id), task_id=str(task_id), input_paths=str(input_paths),
+                             split_index=split_index, retry_count=retry_count,
+                             max_user_code_retries=max_user_code_retries, tags=tags, namespace=user_namespace,
+                             decospecs=ctx.obj["decospecs"])
+        result = run_task_command(args, flow_cls, Datastore(settings.datastore_root), settings, sys.argv[0])
+        if output_dir and result.ok:
+            write_outputs(output_dir, result, str(task_id))
+        if not result.ok:
+            click.echo(f"Step failure: Step {step_name} (task-id {task_id}) failed.", err=True)
+        return 0 if result.ok else 1
+
+    return guarded(go)
 
 
 def _announce_project(flow_cls: type, quiet: bool) -> None:

@@ -141,15 +141,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             if remote:
                 launcher.use_code_package(code[PACKAGE_RECORD_KEY])
         now = time.time()
-        params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
-        sys_tags = system_tags(user) + flow_system_tags(req.flow_cls)
-        run_rec = {
-            "version": 1, "flow": flow_name, "run_id": None, "user": user, "tags": list(req.tags),
-            "system_tags": sys_tags, "created_at": now, "start_step": req.graph.start,
-            "end_step": req.graph.end, "parameters": params,
-            "origin_run_id": plan.origin_run_id if plan else None,
-            "pid": os.getpid(), "host": socket.gethostname(), "script": os.path.abspath(req.script), **code,
-        }
+        run_rec = run_record(req, user, now, plan, code)
         run_id = new_run_id(ds, run_rec)  # writes the run record: the id is reserved by it
         index.add_run(run_rec)
         _write_parameters_task(ds, index, flow_name, run_id, req, user, now, saved)
@@ -161,7 +153,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
                 attributes = {"flow_name": flow_name, "run_id": run_id, "datastore_root": ds.root}
                 write_run_id_file(req.runner_attribute_file, json.dumps(attributes), option="--runner-attribute-file")
         except RunIdFileError:
-            _end(ds, index, flow_name, run_id, False, [])  # it ran nothing: failed, not killed
+            end_run(ds, index, flow_name, run_id, False, [])  # it ran nothing: failed, not killed
             raise
         console = console_factory(run_id)
         has_exit_hooks = any(d.name == "exit_hook" for d in flow_decorators(req.flow_cls))
@@ -187,7 +179,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             outcome = sched.run()
         except BaseException as e:
             try:
-                _end(ds, index, flow_name, run_id, False, [])
+                end_run(ds, index, flow_name, run_id, False, [])
             except StoreFullError:
                 pass  # the disk is full: the error that stopped the run is the one to show
             hooks.finished(e)
@@ -195,7 +187,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
                 run_exit_hooks(req.flow_cls, run_id, False, ds.root)
             raise
         hooks.finished(None)
-        _end(ds, index, flow_name, run_id, outcome.ok, outcome.failed[:1])
+        end_run(ds, index, flow_name, run_id, outcome.ok, outcome.failed[:1])
         if has_exit_hooks:
             run_exit_hooks(req.flow_cls, run_id, outcome.ok, ds.root)
         if outcome.ok:
@@ -207,7 +199,46 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             index.close()
 
 
-def _end(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, ok: bool, failed: list) -> None:
+def run_record(req: RunRequest, user: str, now: float, plan: ResumePlan | None = None,
+               code: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run record of ``req`` (its ``run_id`` still ``None``): who, when, tags, parameters."""
+    params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
+    return {
+        "version": 1, "flow": req.flow_cls.__name__, "run_id": None, "user": user, "tags": list(req.tags),
+        "system_tags": system_tags(user) + flow_system_tags(req.flow_cls), "created_at": now,
+        "start_step": req.graph.start, "end_step": req.graph.end, "parameters": params,
+        "origin_run_id": plan.origin_run_id if plan else None,
+        "pid": os.getpid(), "host": socket.gethostname(), "script": os.path.abspath(req.script), **(code or {}),
+    }
+
+
+def init_run(req: RunRequest, settings: Settings, run_id: str) -> bool:
+    """Record run ``run_id`` and its ``_parameters`` task without running anything: what an
+    orchestrator's first task does (Metaflow's ``init``). Both writes are create-only, so a
+    retried ``init`` is safe; returns whether this call created the run record."""
+    user = settings.require_user()
+    flow_name = req.flow_cls.__name__
+    check_run_tags(req.tags, arg="--tag")
+    ds = Datastore(settings.datastore_root)
+    ds.ensure_local_root()
+    saved = _parameter_artifacts(ds, flow_name, req, None)
+    now = time.time()
+    # No pid: the run lives in the orchestrator, not in this process, and must not look killed when it exits.
+    run_rec = {**run_record(req, user, now), "run_id": run_id, "pid": None}
+    created = ds.records.write_run(run_rec)
+    index = open_index(ds.root, records=ds.records, provider=settings.metadata)
+    try:
+        if created:
+            index.add_run(run_rec)
+        if not ds.records.attempts(flow_name, run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID):
+            _write_parameters_task(ds, index, flow_name, run_id, req, user, now, saved)
+    finally:
+        index.close()
+    return created
+
+
+def end_run(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, ok: bool, failed: list) -> None:
+    """Write the run's end record (``successful`` or ``failed``, with the first failed task) and index it."""
     now = time.time()
     status = "successful" if ok else "failed"
     ds.records.write_run_end(flow, run_id, {

@@ -26,7 +26,7 @@ from ..flow.graph import FANOUT, NodeKind
 from ..meta import MetadataIndex
 from ..store import Datastore
 from ..store.logs import stamp
-from ..store.logsink import FileTail, LogPump, StoreLogTail, read_log
+from ..store.logsink import FileTail, LogPump, StoreLogTail, read_log, remove_spool_dirs
 from ..store.records import RecordStore
 from ..store.taskmeta import CRASH_TYPE, PARAMETERS_PATH
 from .console import PROGRESS_THRESHOLD, Console, ForeachProgress
@@ -207,6 +207,7 @@ class Scheduler:
             self._flush_rows()
             if self._pump is not None:
                 self._pump.close()
+                remove_spool_dirs(self.ds.spool_root(), self.flow_name, self.run_id)
             if self._clone_pool is not None:
                 self._clone_pool.shutdown()
         return RunOutcome(ok=not self._failed, failed=list(self._failed), num_tasks=self._num_tasks,

@@ -342,11 +342,26 @@ class LogShipper:
 
 def spool_path(spool_root: str, key: str) -> str:
     """The local file under ``spool_root`` where a task writes the log ``key`` before it is
-    shipped; its directory is created."""
-    path = os.path.join(spool_root, *key.split("/"))
+    shipped: one flat directory per run (``runs/<Flow>/<run>/``, created here) holding
+    ``<step>.<task>.<attempt>.<stream>``, so that a run of many tasks leaves no tree of
+    empty directories once its files are shipped and removed (``remove_spool_dirs``)."""
+    parts = key.split("/")  # runs, <Flow>, <run>, <step>, <task>, <attempt>.<stream>
+    path = os.path.join(spool_root, *parts[:3], ".".join(parts[3:]))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return path
 
 
+def remove_spool_dirs(spool_root: str, flow: str, run_id: str) -> None:
+    """Remove a run's spool directory and its empty parents once its logs are shipped
+    (files still there, from a task that could not ship them, keep it)."""
+    path = os.path.join(spool_root, "runs", flow, run_id)
+    while path.startswith(spool_root) and path != spool_root:
+        try:
+            os.rmdir(path)
+        except OSError:
+            return
+        path = os.path.dirname(path)
+
+
 __all__ = ["CHUNKS_SUFFIX", "FileTail", "LogPump", "LogShipper", "SHIP_INTERVAL", "StoreLogTail", "chunk_key",
-           "chunk_prefix", "read_log", "spool_path"]
+           "chunk_prefix", "read_log", "remove_spool_dirs", "spool_path"]
