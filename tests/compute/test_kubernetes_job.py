@@ -298,10 +298,6 @@ def test_with_kubernetes_bad_value_fails_before_running(tmp_path: Path):
     assert "Step 'start'" in r.output and "Traceback" not in r.output
 
 
-def _bootstrap_available() -> bool:
-    return importlib.util.find_spec("headwater.runtime.bootstrap") is not None
-
-
 def run_container(j: dict[str, Any], tmp_path: Path, secrets: dict[str, dict[str, str]]) -> subprocess.CompletedProcess:
     """Run the Job's container as a local process, as the kubelet would: its command as written, its
     env (``envFrom`` secrets resolved from ``secrets``, downward-API fields given pod values), its
@@ -325,9 +321,6 @@ def run_container(j: dict[str, Any], tmp_path: Path, secrets: dict[str, dict[str
     return subprocess.run(c["command"], env=env, cwd=workdir, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(not _bootstrap_available(),
-                    reason="needs `python -m headwater.runtime.bootstrap` and the `step`/`init` commands "
-                           "(the P engineer's work, not yet on main)")
 def test_job_container_command_runs_as_written(tmp_path: Path, s3_server, s3_bucket: str, use_root):
     """Every Job of a linear flow (init, then each step) run as written against the S3 test server;
     the flow's artifacts then appear in the client."""
