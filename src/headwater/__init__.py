@@ -64,6 +64,7 @@ _LAZY = {
     # @card loads the cards package only when a flow uses it.
     "card": "headwater.cards.decorator",
     "parallel": "headwater.flow.parallel",
+    "kubernetes": "headwater.flow.kubernetes",
     "ray_task": "headwater.flow.ray_task",
     "parallel_map": "headwater.multicore",
     "parallel_imap_unordered": "headwater.multicore",
@@ -114,7 +115,7 @@ __all__ = sorted([
     "requirements_txt_parser", "yaml_parser",
     "DataArtifact", "ExecutingRun", "Flow", "FlowDecorator", "FlowMutator", "FlowSpec", "Headwater",
     "HeadwaterException", "IncludeFile",
-    "JSONType", "JSONTypeClass", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "S3", "Step", "Task", "card", "catch",
+    "JSONType", "JSONTypeClass", "kubernetes", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "S3", "Step", "Task", "card", "catch",
     "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",
     "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "ray_task", "resources", "retry",
     "secrets", "step", "timeout",

@@ -73,6 +73,14 @@ class Settings:
     s3_cache_bytes: int = 10 << 30
     #: Root of ``S3(run=...)`` locations (Metaflow's DATATOOLS_S3ROOT); None = ``<datastore root>/data``.
     datatools_s3root: str | None = None
+    #: Namespace of Kubernetes Jobs when ``@kubernetes`` names none (Metaflow's default: "default").
+    kubernetes_namespace: str = "default"
+    #: Service account of Kubernetes pods when ``@kubernetes`` names none; None = the namespace's default.
+    kubernetes_service_account: str | None = None
+    #: Container image of Kubernetes pods when ``@kubernetes`` names none; None = ``python:<major.minor>``.
+    kubernetes_container_image: str | None = None
+    #: Kubernetes secrets every pod gets as environment variables (``@kubernetes(secrets=...)`` adds to them).
+    kubernetes_secrets: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> "Settings":
@@ -145,6 +153,14 @@ def _login_name() -> str | None:
         return None
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    """A comma-separated string (env var) or a JSON list (config file) of names, as a tuple."""
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
 def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = None) -> Settings:
     """Build ``Settings`` from the environment, the config file and defaults."""
     env = os.environ if environ is None else environ
@@ -195,5 +211,9 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
         s3_workers=int(get("S3_WORKER_COUNT", 16)),
         s3_cache_bytes=int(get("S3_CACHE_BYTES", 10 << 30)),
         datatools_s3root=get("DATATOOLS_S3ROOT") or None,
+        kubernetes_namespace=str(get("KUBERNETES_NAMESPACE") or "default"),
+        kubernetes_service_account=get("KUBERNETES_SERVICE_ACCOUNT") or None,
+        kubernetes_container_image=get("KUBERNETES_CONTAINER_IMAGE") or None,
+        kubernetes_secrets=_names(get("KUBERNETES_SECRETS")),
         extra=extra,
     )

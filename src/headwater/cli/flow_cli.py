@@ -380,6 +380,8 @@ def build_cli(flow_cls: type) -> click.Group:
     add_card_commands(cli, flow_cls)
     from .package_cmds import add_package_commands
     add_package_commands(cli, flow_cls)
+    from .kubernetes_cmds import add_kubernetes_commands
+    add_kubernetes_commands(cli, flow_cls)
     return cli
 
 

@@ -255,6 +255,7 @@ DECORATORS: dict[str, type[StepDecorator]] = {
 # Decorators whose code lives in an optional or heavier module, imported on first use.
 LAZY_DECORATORS: dict[str, str] = {
     "card": "headwater.cards.decorator:CardDecorator",
+    "kubernetes": "headwater.flow.kubernetes:KubernetesDecorator",
     "parallel": "headwater.flow.parallel:ParallelDecorator",
     "ray_task": "headwater.flow.ray_task:RayTaskDecorator",
     "secrets": "headwater.secret_providers.decorator:SecretsDecorator",

@@ -1,0 +1,185 @@
+"""Calls to the Kubernetes API for task Jobs: create, wait, logs, delete, list.
+
+``JobApi`` wraps the official ``kubernetes`` client's ``BatchV1Api`` and
+``CoreV1Api`` (optional extra ``kubernetes``); ``JobApi.from_config()`` builds
+them from the kubeconfig or the in-cluster service account. Any object with
+the same methods can stand in (the tests use a hand-written double, since no
+API server can run where they run). Objects are handled as plain dicts.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from ...exceptions import HeadwaterException
+from .job import CONTAINER, LABEL_PREFIX
+from .names import label_value
+
+#: The label the Job controller puts on a Job's pods.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+#: HTTP status of "already exists".
+CONFLICT = 409
+NOT_FOUND = 404
+
+
+class KubernetesApiError(HeadwaterException):
+    """The Kubernetes API refused a request (or the client is not installed)."""
+
+    headline = "Kubernetes error"
+
+
+class JobPhase(str, enum.Enum):
+    """Where a task Job stands, from its status."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed out"  # activeDeadlineSeconds (@timeout) passed
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.TIMED_OUT)
+
+
+def job_phase(job: dict[str, Any]) -> JobPhase:
+    """The phase of a Job from its ``status`` (conditions first, then pod counts)."""
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or ():
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return JobPhase.SUCCEEDED
+        if cond.get("type") in ("Failed", "FailureTarget"):
+            return JobPhase.TIMED_OUT if cond.get("reason") == "DeadlineExceeded" else JobPhase.FAILED
+    if status.get("succeeded"):
+        return JobPhase.SUCCEEDED
+    if status.get("failed"):
+        return JobPhase.FAILED
+    return JobPhase.RUNNING if status.get("active") or status.get("ready") else JobPhase.PENDING
+
+
+def run_selector(flow_name: str, run_id: str | None = None, step: str | None = None, *,
+                 user: str | None = None) -> str:
+    """A label selector for the task Jobs of a flow (and run, step, user)."""
+    parts = [f"{LABEL_PREFIX}flow={label_value(flow_name)}"]
+    if user is not None:
+        parts.append(f"{LABEL_PREFIX}user={label_value(user)}")
+    if run_id is not None:
+        parts.append(f"{LABEL_PREFIX}run={label_value(run_id)}")
+    if step is not None:
+        parts.append(f"{LABEL_PREFIX}step={label_value(step)}")
+    return ",".join(parts)
+
+
+@dataclass
+class JobApi:
+    """Task Jobs through the Kubernetes API.
+
+    Parameters
+    ----------
+    batch, core
+        ``kubernetes.client.BatchV1Api`` and ``CoreV1Api`` (or objects with their methods).
+    to_dict
+        Turns what the API returns into plain dicts (``ApiClient.sanitize_for_serialization``).
+    sleep
+        How to wait between polls (``time.sleep``).
+    """
+
+    batch: Any
+    core: Any
+    to_dict: Callable[[Any], Any] = lambda obj: obj
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def from_config(cls) -> "JobApi":
+        """Clients for the cluster of the kubeconfig, or of the pod this runs in."""
+        try:
+            from kubernetes import client, config
+        except ImportError:
+            raise KubernetesApiError("The Kubernetes client is not installed.",
+                                     hint="pip install 'headwater[kubernetes]'") from None
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            try:
+                config.load_kube_config()
+            except (config.ConfigException, OSError) as e:
+                raise KubernetesApiError(f"No Kubernetes cluster is configured here: {e}",
+                                         hint="Point KUBECONFIG at a kubeconfig file, or run inside a pod "
+                                              "with a service account.") from None
+        api = client.ApiClient()
+        return cls(client.BatchV1Api(api), client.CoreV1Api(api), api.sanitize_for_serialization)
+
+    def create(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Create ``job``; an existing Job of the same name (the same attempt, created before) is returned
+        instead, so a retried submission never starts the attempt twice."""
+        meta = job["metadata"]
+        try:
+            return self.to_dict(self.batch.create_namespaced_job(meta["namespace"], job, field_validation="Strict"))
+        except Exception as e:
+            if _status(e) != CONFLICT:
+                raise self._error(f"creating Job {meta['name']!r}", e) from e
+        return self.read(meta["name"], meta["namespace"])
+
+    def read(self, name: str, namespace: str) -> dict[str, Any]:
+        try:
+            return self.to_dict(self.batch.read_namespaced_job_status(name, namespace))
+        except Exception as e:
+            raise self._error(f"reading Job {name!r}", e) from e
+
+    def wait(self, name: str, namespace: str, *, poll: float = 2.0, deadline: float | None = None) -> JobPhase:
+        """Poll the Job until it finishes (or ``deadline``, a ``time.monotonic()`` value, passes)."""
+        while True:
+            phase = job_phase(self.read(name, namespace))
+            if phase.finished or (deadline is not None and time.monotonic() >= deadline):
+                return phase
+            self.sleep(poll)
+
+    def pods(self, name: str, namespace: str) -> list[dict[str, Any]]:
+        """The pods of Job ``name`` (one per attempt's start; headwater's Jobs make one)."""
+        found = self.to_dict(self.core.list_namespaced_pod(namespace, label_selector=f"{JOB_NAME_LABEL}={name}"))
+        return list(found.get("items") or ())
+
+    def logs(self, name: str, namespace: str) -> Iterator[str]:
+        """The task container's log of each pod of Job ``name``."""
+        for pod in self.pods(name, namespace):
+            try:
+                yield self.core.read_namespaced_pod_log(pod["metadata"]["name"], namespace, container=CONTAINER)
+            except Exception as e:
+                if _status(e) != NOT_FOUND:
+                    raise self._error(f"reading the log of Job {name!r}", e) from e
+
+    def delete(self, name: str, namespace: str) -> bool:
+        """Delete Job ``name`` and its pods (which kills a running task); False if it was already gone."""
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except Exception as e:
+            if _status(e) == NOT_FOUND:
+                return False
+            raise self._error(f"deleting Job {name!r}", e) from e
+        return True
+
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The Jobs in ``namespace`` matching the label ``selector`` (see ``run_selector``)."""
+        try:
+            found = self.to_dict(self.batch.list_namespaced_job(namespace, label_selector=selector))
+        except Exception as e:
+            raise self._error(f"listing Jobs in namespace {namespace!r}", e) from e
+        return list(found.get("items") or ())
+
+    @staticmethod
+    def _error(doing: str, e: Exception) -> KubernetesApiError:
+        status = _status(e)
+        why = f"HTTP {status} {getattr(e, 'reason', '')}".strip() if status else str(e)
+        return KubernetesApiError(f"Kubernetes refused {doing}: {why}.",
+                                  hint="Check the kubeconfig context, the namespace and the service account's "
+                                       "permissions on jobs and pods.")
+
+
+def _status(e: Exception) -> int | None:
+    status = getattr(e, "status", None)
+    return int(status) if isinstance(status, int) else None

@@ -1,0 +1,202 @@
+"""The batch/v1 Job for one task attempt, as plain dicts (pure: no client, no cluster).
+
+Every decision is made here from three inputs: the task (``JobTask``), the
+step's validated ``KubernetesOptions`` and ``Settings`` (the configured
+namespace, service account, image, secrets, datastore and S3 endpoint).
+headwater retries a failed attempt itself, so a Job never retries
+(``backoffLimit: 0``, ``restartPolicy: Never``); each attempt is its own Job
+with its own deterministic name.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+from ...config import Settings
+from ...flow.kubernetes import KubernetesOptions, QosClass
+from .commands import PARAMETERS_STEP, StepInvocation, bootstrap_command, init_args, step_args
+from .names import dns_label, label_value
+
+#: The container's working directory (the bootstrap extracts the code package under its cache).
+WORKDIR = "/headwater"
+#: The task container's name.
+CONTAINER = "task"
+#: A finished Job (and its pod, for its logs) is kept this long before Kubernetes deletes it.
+TTL_AFTER_FINISHED = 7 * 24 * 3600
+#: Prefix of headwater's own labels and annotations.
+LABEL_PREFIX = "headwater.dev/"
+#: headwater's labels on every Job and pod (values made valid label values; exact values in annotations).
+LABEL_KEYS = ("flow", "run", "step", "task", "attempt")
+
+
+@dataclass(frozen=True, slots=True)
+class JobTask:
+    """What the Job runs: one attempt of one task, and its container command (``commands``)."""
+
+    flow_name: str
+    run_id: str
+    step: str
+    task_id: str
+    attempt: int
+    command: tuple[str, ...]
+    user: str | None = None
+
+
+def job_name(task: JobTask) -> str:
+    """The Job's name: a DNS label, the same for the same attempt, different for any other."""
+    return dns_label(task.flow_name, task.step, task.run_id, task.task_id, str(task.attempt))
+
+
+def _identity(task: JobTask) -> dict[str, str]:
+    return dict(zip(LABEL_KEYS, (task.flow_name, task.run_id, task.step, task.task_id, str(task.attempt))))
+
+
+def _resources(opts: KubernetesOptions) -> dict[str, dict[str, str]]:
+    requests = {"cpu": _cpu(opts.cpu), "memory": f"{opts.memory}M", "ephemeral-storage": f"{opts.disk}M"}
+    requests.update(opts.extended_resources)
+    limits: dict[str, str] = {}
+    if opts.qos is QosClass.GUARANTEED:
+        limits = dict(requests)
+    if opts.gpu:  # extended resources: a GPU request must equal its limit
+        requests[opts.gpu_vendor.resource] = limits[opts.gpu_vendor.resource] = str(opts.gpu)
+    if opts.qos is QosClass.BEST_EFFORT and not opts.gpu and not opts.extended_resources:
+        return {}
+    return {"requests": requests, **({"limits": limits} if limits else {})}
+
+
+def _cpu(cpu: float) -> str:
+    return str(int(cpu)) if float(cpu).is_integer() else f"{int(round(cpu * 1000))}m"
+
+
+def _env(task: JobTask, opts: KubernetesOptions, settings: Settings) -> list[dict[str, Any]]:
+    env: dict[str, str] = dict(opts.env)
+    env["HEADWATER_DATASTORE_ROOT"] = settings.datastore_root
+    for key, value in (("HEADWATER_USER", task.user or settings.user),
+                       ("HEADWATER_S3_ENDPOINT_URL", settings.s3_endpoint_url),
+                       ("HEADWATER_S3_REGION", settings.s3_region)):
+        if value:
+            env[key] = value
+    env["PYTHONUNBUFFERED"] = "1"
+    if opts.tmpfs_size and opts.tmpfs_tempdir:
+        env["TMPDIR"] = opts.tmpfs_path
+    out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env.items()]
+    for name, path in (("HEADWATER_KUBERNETES_POD_NAME", "metadata.name"),
+                       ("HEADWATER_KUBERNETES_POD_NAMESPACE", "metadata.namespace"),
+                       ("HEADWATER_KUBERNETES_NODE_NAME", "spec.nodeName")):
+        out.append({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+    return out
+
+
+def _volumes(opts: KubernetesOptions) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if opts.tmpfs_size:
+        volumes.append({"name": "tmpfs", "emptyDir": {"medium": "Memory", "sizeLimit": f"{opts.tmpfs_size}Mi"}})
+        mounts.append({"name": "tmpfs", "mountPath": opts.tmpfs_path})
+    if opts.shared_memory:
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{opts.shared_memory}Mi"}})
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    for i, (claim, path) in enumerate(sorted(opts.persistent_volume_claims.items())):
+        volumes.append({"name": f"pvc-{i}", "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": f"pvc-{i}", "mountPath": path})
+    return volumes, mounts
+
+
+def build_job(task: JobTask, opts: KubernetesOptions, settings: Settings) -> dict[str, Any]:
+    """The batch/v1 Job that runs ``task`` with the pod ``opts`` describes.
+
+    Parameters
+    ----------
+    task : JobTask
+        The attempt and its container command.
+    opts : KubernetesOptions
+        The step's validated ``@kubernetes`` (``headwater.flow.kubernetes.kubernetes_options``).
+    settings : Settings
+        Configured defaults (``HEADWATER_KUBERNETES_*``) and the datastore the pod writes to.
+
+    Returns
+    -------
+    dict
+        The Job manifest, ready for ``BatchV1Api.create_namespaced_job`` or ``kubectl apply``.
+    """
+    identity = _identity(task)
+    labels = {**opts.labels, "app.kubernetes.io/name": "headwater", "app.kubernetes.io/component": "task",
+              **{LABEL_PREFIX + k: label_value(v) for k, v in identity.items()}}
+    annotations = {**opts.annotations, **{LABEL_PREFIX + k: v for k, v in identity.items()}}
+    if task.user:
+        labels[LABEL_PREFIX + "user"] = label_value(task.user)
+        annotations[LABEL_PREFIX + "user"] = task.user
+    volumes, mounts = _volumes(opts)
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": opts.image or settings.kubernetes_container_image or _default_image(),
+        "command": list(task.command),
+        "workingDir": WORKDIR,
+        "env": _env(task, opts, settings),
+    }
+    secrets = list(dict.fromkeys((*settings.kubernetes_secrets, *opts.secrets)))
+    if secrets:
+        container["envFrom"] = [{"secretRef": {"name": s}} for s in secrets]
+    if opts.image_pull_policy is not None:
+        container["imagePullPolicy"] = opts.image_pull_policy.value
+    resources = _resources(opts)
+    if resources:
+        container["resources"] = resources
+    if mounts:
+        container["volumeMounts"] = mounts
+    if opts.port is not None:
+        container["ports"] = [{"containerPort": opts.port, "protocol": "TCP"}]
+    if opts.security_context:
+        container["securityContext"] = dict(opts.security_context)
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    service_account = opts.service_account or settings.kubernetes_service_account
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    if opts.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in opts.image_pull_secrets]
+    if opts.node_selector:
+        pod_spec["nodeSelector"] = dict(opts.node_selector)
+    if opts.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in opts.tolerations]
+    if volumes:
+        pod_spec["volumes"] = volumes
+    meta = {"labels": labels, "annotations": annotations}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name(task), "namespace": opts.namespace or settings.kubernetes_namespace, **meta},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": opts.run_time_limit,
+            "ttlSecondsAfterFinished": TTL_AFTER_FINISHED,
+            "template": {"metadata": meta, "spec": pod_spec},
+        },
+    }
+
+
+def _default_image() -> str:
+    major, minor, _ = platform.python_version_tuple()
+    return f"python:{major}.{minor}"
+
+
+def step_job(settings: Settings, opts: KubernetesOptions, inv: StepInvocation, *, flow_name: str,
+             flow_file: str, package_key: str, user: str | None = None) -> dict[str, Any]:
+    """The Job for one attempt of a step's task: ``bootstrap_command`` + ``step_args`` against the
+    configured datastore (the same root in the command and in the pod's environment)."""
+    root = settings.datastore_root
+    command = bootstrap_command(root, package_key, flow_file, step_args(root, inv))
+    task = JobTask(flow_name, inv.run_id, inv.step, inv.task_id, inv.retry_count, tuple(command), user)
+    return build_job(task, opts, settings)
+
+
+def init_job(settings: Settings, opts: KubernetesOptions, *, flow_name: str, flow_file: str, package_key: str,
+             run_id: str, task_id: str, tags: tuple[str, ...] = (), parameters: dict[str, Any] | None = None,
+             user: str | None = None) -> dict[str, Any]:
+    """The Job that writes the run record and the ``_parameters`` task (``init``, create-only)."""
+    root = settings.datastore_root
+    args = init_args(root, run_id=run_id, task_id=task_id, tags=tags, parameters=parameters)
+    command = bootstrap_command(root, package_key, flow_file, args)
+    task = JobTask(flow_name, run_id, PARAMETERS_STEP, task_id, 0, tuple(command), user)
+    return build_job(task, opts, settings)
