@@ -321,6 +321,8 @@ def build_cli(flow_cls: type) -> click.Group:
     add_card_commands(cli, flow_cls)
     from .package_cmds import add_package_commands
     add_package_commands(cli, flow_cls)
+    from .argo_cmds import add_argo_commands
+    add_argo_commands(cli, flow_cls)
     return cli
 
 
