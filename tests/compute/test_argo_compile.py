@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flowrun import FLOWS, run_flow
+from flowrun import run_flow
 
 jsonschema = pytest.importorskip("jsonschema")
 hera_models = pytest.importorskip("hera.workflows.models")
@@ -256,3 +256,15 @@ def test_what_cannot_be_compiled_says_why(tmp_path: Path) -> None:
     assert r.returncode == 1 and "`argo-workflows trigger` needs an Argo Workflows server" in r.stderr
 
 
+
+
+def test_the_compiler_imports_neither_the_cli_nor_the_runtime() -> None:
+    import ast
+
+    import headwater.compute.argo as pkg
+
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(("cli", "runtime")), f"{path.name} imports {node.module}"
+                assert not node.module.startswith(("headwater.cli", "headwater.runtime")), path.name
