@@ -268,3 +268,39 @@ def test_the_compiler_imports_neither_the_cli_nor_the_runtime() -> None:
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.startswith(("cli", "runtime")), f"{path.name} imports {node.module}"
                 assert not node.module.startswith(("headwater.cli", "headwater.runtime")), path.name
+
+
+def test_parameters_of_every_type(tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create("params_flow.py", tmp_path)
+    validate(wt, validators)
+    args = {p["name"]: p["value"] for p in wt["spec"]["arguments"]["parameters"]}
+    assert args == {"who": "world", "count": "2", "ratio": "0.5", "loud": "false", "config": '{"a": 1}',
+                    "seed": "", "fruits": "apple,pear", "notes": ""}
+    init = template(wt, "init")["container"]["args"]
+    passed = {init[i][2:] for i in range(init.index("--task-id") + 2, len(init), 2)}
+    # A computed (seed) or absent (notes) default is left to init.
+    assert passed == {"who", "count", "ratio", "loud", "config", "fruits"}
+    assert init[init.index("--loud") + 1] == "{{workflow.parameters.loud}}"
+
+
+@pytest.mark.parametrize("given, cron", [
+    ({}, "0 0 * * *"), ({"hourly": True}, "0 * * * *"), ({"weekly": True, "hourly": True}, "0 0 * * 0"),
+    ({"cron": "0 12 * * ? *"}, "0 12 * * ?"), ({"daily": False}, None),
+])
+def test_schedule_attributes_give_a_cron(given: dict[str, Any], cron: str | None) -> None:
+    from headwater.flow.schedule import ScheduleDecorator
+
+    assert ScheduleDecorator(given).schedule == cron
+
+
+def test_a_bad_cron_is_refused() -> None:
+    from headwater.flow.decorators import InvalidDecoratorAttribute
+    from headwater.flow.schedule import ScheduleDecorator
+
+    with pytest.raises(InvalidDecoratorAttribute, match="cron must be a cron expression of five fields"):
+        ScheduleDecorator({"cron": "every day"}).schedule
+
+
+def test_a_scheduled_flow_still_checks_and_shows_locally(tmp_path: Path) -> None:
+    r = run_flow(ALL_FLOW, "check", root=tmp_path / ".headwater")
+    assert r.returncode == 0 and "The graph looks good" in r.stderr, r.output
