@@ -304,3 +304,14 @@ def test_a_bad_cron_is_refused() -> None:
 def test_a_scheduled_flow_still_checks_and_shows_locally(tmp_path: Path) -> None:
     r = run_flow(ALL_FLOW, "check", root=tmp_path / ".headwater")
     assert r.returncode == 0 and "The graph looks good" in r.stderr, r.output
+
+
+@pytest.mark.parametrize("flow", ["switch_in_branch_flow.py", "foreach_chain_flow.py", "dict_foreach_flow.py",
+                                  "catch_flow.py", "decorated_flow.py"])
+def test_more_flow_shapes_compile_to_valid_templates(flow: str, tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create(flow, tmp_path)
+    validate(wt, validators)
+    names = {t["name"] for t in wt["spec"]["templates"]}
+    for t in wt["spec"]["templates"]:  # every task runs a template that exists
+        for task in t.get("dag", {}).get("tasks", []):
+            assert task["template"] in names, task

@@ -17,6 +17,7 @@ from typing import Any
 
 from ...exceptions import HeadwaterException
 from ...flow.nodekind import NodeKind
+from ...store.taskmeta import PARAMETERS_STEP
 from . import naming as nm
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -102,7 +103,7 @@ class _Compiler:
                 raise ArgoCompileError(f"Step {back[0]!r} goes back to step {n.name!r} (a recursive switch), "
                                        "which the Argo compiler does not support yet.",
                                        hint="Replace the loop with a foreach, or run the flow with `run`.")
-        if nm.task_name(graph.start) == nm.INIT_TASK or any(nm.task_name(s) == nm.INIT_TASK for s in steps):
+        if any(nm.task_name(name) == nm.INIT_TASK for name in graph.sorted_nodes):
             raise ArgoCompileError(f"A step named {nm.INIT_TASK.replace('-', '_')!r} clashes with the "
                                    "parameters task.", hint="Rename the step.")
 
@@ -128,7 +129,7 @@ class _Compiler:
         deps: list[str] = []
         if node.is_start:
             deps = [nm.INIT_TASK]
-            args["input-paths"] = f"{RUN_ID}/_parameters/{INIT_TASK_ID}"
+            args["input-paths"] = f"{RUN_ID}/{PARAMETERS_STEP}/{INIT_TASK_ID}"
         elif node.kind is NodeKind.JOIN and g[node.split_parents[-1]].kind is NodeKind.FOREACH:
             split = node.split_parents[-1]
             deps = [self.dag_task_for(p, scope) for p in node.in_funcs]
@@ -233,7 +234,8 @@ class _Compiler:
     def container_template(self, node: Any) -> dict[str, Any]:
         s = self.steps[node.name]
         inputs = ["task-id", "input-paths"]
-        is_split_child = self.scope[node.name] is not None and node.name == self.graph[self.scope[node.name]].out_funcs[0]
+        scope = self.scope[node.name]
+        is_split_child = scope is not None and node.name == self.graph[scope].out_funcs[0]
         args = self._top_args() + ["step", node.name, "--run-id", RUN_ID,
                                    "--task-id", "{{inputs.parameters.task-id}}",
                                    "--input-paths", "{{inputs.parameters.input-paths}}"]
@@ -251,8 +253,9 @@ class _Compiler:
             outputs = [{"name": "next-step", "valueFrom": {"path": f"{OUTPUT_DIR}/next_step"}}]
         if outputs:
             args += ["--output-dir", OUTPUT_DIR]
-        container: dict[str, Any] = {"image": self.opts.image, "command": self._bootstrap(args)[:1],
-                                     "args": self._bootstrap(args)[1:], "env": self._env(s.env)}
+        argv = self._bootstrap(args)
+        container: dict[str, Any] = {"image": self.opts.image, "command": argv[:1], "args": argv[1:],
+                                     "env": self._env(s.env)}
         resources = _resources(s)
         if resources:
             container["resources"] = resources
