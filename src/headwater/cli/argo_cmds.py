@@ -107,8 +107,6 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
     @click.option("--workflow-priority", default=None, type=int, help="Workflow priority as an integer.")
     @click.option("--image", default=None, metavar="IMAGE",
                   help=f"Container image of every task (default: ${IMAGE_ENV}, else {DEFAULT_IMAGE}).")
-    @click.option("--deployer-attribute-file", default=None, hidden=True,
-                  help="Write the workflow's name to this file (used by the Deployer).")
     @click.pass_context
     def create(ctx: click.Context, only_json: bool, **opts: Any) -> None:
         from .flow_cli import _banner
