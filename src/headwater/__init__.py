@@ -58,6 +58,7 @@ _LAZY = {
     "ExecutingRun": "headwater.runner",
     "project": "headwater.flow.project",
     "exit_hook": "headwater.flow.exit_hook",
+    "schedule": "headwater.flow.schedule",
     "yaml_parser": "headwater.flow.parsers",
     "requirements_txt_parser": "headwater.flow.parsers",
     "pyproject_toml_parser": "headwater.flow.parsers",
@@ -118,6 +119,6 @@ __all__ = sorted([
     "JSONType", "JSONTypeClass", "kubernetes", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "S3", "Step", "Task", "card", "catch",
     "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",
     "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "ray_task", "resources", "retry",
-    "secrets", "step", "timeout",
+    "schedule", "secrets", "step", "timeout",
     "StepDecorator", "StepMutator", "USER_SKIP_STEP", "UserStepDecorator", "user_step_decorator",
 ])

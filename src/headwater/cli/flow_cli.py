@@ -382,6 +382,8 @@ def build_cli(flow_cls: type) -> click.Group:
     add_package_commands(cli, flow_cls)
     from .kubernetes_cmds import add_kubernetes_commands
     add_kubernetes_commands(cli, flow_cls)
+    from .argo_cmds import add_argo_commands
+    add_argo_commands(cli, flow_cls)
     return cli
 
 

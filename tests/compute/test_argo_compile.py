@@ -1,0 +1,317 @@
+"""`argo-workflows create --only-json`: the compiled WorkflowTemplate / CronWorkflow of real flow
+files, validated against a strict JSON schema derived from hera's models of Argo's API (unknown
+fields rejected), and checked for the DAG structure, task commands and decorator mappings.
+
+No Argo server runs here: these tests prove the objects are well-formed and shaped as
+intended, not that a controller runs them (see docs/argo.md)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowrun import run_flow
+
+jsonschema = pytest.importorskip("jsonschema")
+hera_models = pytest.importorskip("hera.workflows.models")
+
+HERE = Path(__file__).parent
+ALL_FLOW = HERE / "flows" / "argo_all_flow.py"
+SNAPSHOT = HERE / "snapshots" / "argo_branch_flow.json"
+ROOT = "s3://hw-bucket/argo"
+
+
+def _strict(schema: Any) -> Any:
+    """``schema`` with ``additionalProperties: false`` on every object that lists its properties."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in out and out.get("type", "object") == "object":
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@pytest.fixture(scope="module")
+def validators() -> dict[str, Any]:
+    out = {}
+    for kind in ("WorkflowTemplate", "CronWorkflow"):
+        schema = _strict(getattr(hera_models, kind).model_json_schema(by_alias=True))
+        out[kind] = jsonschema.Draft202012Validator(schema)
+    return out
+
+
+def _leaves(error: Any) -> list[str]:
+    """The innermost messages under an error (an ``anyOf`` reports only that no branch matched)."""
+    if not error.context:
+        return [error.message]
+    return [m for sub in error.context for m in _leaves(sub)]
+
+
+def validate(obj: dict[str, Any], validators: dict[str, Any]) -> None:
+    """Raise ``ValidationError`` listing every innermost reason ``obj`` breaks the strict schema."""
+    assert obj["apiVersion"] == "argoproj.io/v1alpha1"
+    errors = list(validators[obj["kind"]].iter_errors(obj))
+    if errors:
+        raise jsonschema.ValidationError("; ".join(m for e in errors for m in _leaves(e)))
+
+
+def create(flow: str | Path, tmp_path: Path, *args: str, top: tuple[str, ...] = ()) -> dict[str, Any]:
+    r = run_flow(flow, *top, "--datastore-root", ROOT, "argo-workflows", "create", "--only-json",
+                 "--image", "python:3.12", *args, root=tmp_path / ".headwater")
+    assert r.returncode == 0, r.output
+    return json.loads(r.stdout)
+
+
+def template(wt: dict[str, Any], name: str) -> dict[str, Any]:
+    (t,) = [t for t in wt["spec"]["templates"] if t["name"] == name]
+    return t
+
+
+def dag(wt: dict[str, Any], name: str = "main") -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in template(wt, name)["dag"]["tasks"]}
+
+
+def args_of(task: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["value"] for p in task.get("arguments", {}).get("parameters", [])}
+
+
+def test_linear_flow_is_a_chain_after_init(tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create("linear_flow.py", tmp_path)
+    validate(wt, validators)
+    assert wt["kind"] == "WorkflowTemplate" and wt["metadata"]["name"] == "linearflow"
+    tasks = dag(wt)
+    assert list(tasks) == ["init-params", "start", "middle", "end"]
+    assert tasks["start"]["dependencies"] == ["init-params"]
+    assert tasks["middle"]["dependencies"] == ["start"]
+    assert tasks["end"]["dependencies"] == ["middle"]
+    assert args_of(tasks["start"]) == {"task-id": "t", "input-paths": "argo-{{workflow.name}}/_parameters/t-params"}
+    assert args_of(tasks["end"])["input-paths"] == "argo-{{workflow.name}}/middle/t"
+    # The task command is the shared contract's, behind the code-package bootstrap.
+    c = template(wt, "step-middle")["container"]
+    argv = c["command"] + c["args"]
+    assert argv[:3] == ["python", "-m", "headwater.runtime.bootstrap"]
+    sep = argv.index("--")
+    assert argv[sep + 1:] == [
+        "linear_flow.py", "--datastore=s3", "--datastore-root", ROOT, "step", "middle",
+        "--run-id", "argo-{{workflow.name}}", "--task-id", "{{inputs.parameters.task-id}}",
+        "--input-paths", "{{inputs.parameters.input-paths}}", "--retry-count", "{{retries}}",
+        "--max-user-code-retries", "0"]
+    assert re.fullmatch(r"[0-9a-f]{64}", argv[argv.index("--package-key") + 1])
+    assert c["image"] == "python:3.12"
+    assert {"name": "HEADWATER_DATASTORE_ROOT", "value": ROOT} in c["env"]
+
+
+def test_a_typo_in_a_field_fails_the_strict_schema(tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create("linear_flow.py", tmp_path)
+    bad = copy.deepcopy(wt)
+    step = template(bad, "step-start")
+    step["contaner"] = step.pop("container")
+    with pytest.raises(jsonschema.ValidationError, match="'contaner' was unexpected"):
+        validate(bad, validators)
+    bad = copy.deepcopy(wt)
+    dag(bad)["middle"]["dependencies"] = "start"
+    with pytest.raises(jsonschema.ValidationError, match="is not of type 'array'"):
+        validate(bad, validators)
+
+
+def test_branch_join_waits_for_both_branches(tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create("branch_flow.py", tmp_path)
+    validate(wt, validators)
+    tasks = dag(wt)
+    assert tasks["a"]["dependencies"] == tasks["b"]["dependencies"] == ["start"]
+    assert tasks["join"]["dependencies"] == ["a", "b"]
+    assert args_of(tasks["join"])["input-paths"] == "argo-{{workflow.name}}/a/t,argo-{{workflow.name}}/b/t"
+
+
+def test_branch_flow_matches_the_docs_snapshot(tmp_path: Path) -> None:
+    wt = create("branch_flow.py", tmp_path)
+    text = json.dumps(wt, indent=2, sort_keys=True)
+    text = re.sub(r'"[0-9a-f]{64}"', '"<package key>"', text)
+    assert text + "\n" == SNAPSHOT.read_text()
+
+
+def test_nested_foreach_is_a_nested_dag_per_split(tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create("nested_foreach_flow.py", tmp_path)
+    validate(wt, validators)
+    top = dag(wt)
+    assert list(top) == ["init-params", "start", "body", "join", "end"]
+    assert top["body"]["template"] == "dag-start"
+    assert top["body"]["withParam"] == "{{tasks.start.outputs.parameters.splits}}"
+    assert args_of(top["body"]) == {"split-path": "-{{item}}", "input-paths": "argo-{{workflow.name}}/start/t",
+                                    "split-index": "{{item}}"}
+    assert top["join"]["dependencies"] == ["body"]
+    assert "tasks['start'].outputs.parameters['num-splits']" in args_of(top["join"])["input-paths"]
+    assert "/inner_join/' + 't' + '-' + string(#)" in args_of(top["join"])["input-paths"]
+    outer = dag(wt, "dag-start")
+    assert list(outer) == ["body", "inner-body", "inner-join"]
+    assert args_of(outer["body"])["task-id"] == "t{{inputs.parameters.split-path}}"
+    assert outer["inner-body"]["template"] == "dag-body"
+    assert outer["inner-body"]["withParam"] == "{{tasks.body.outputs.parameters.splits}}"
+    assert args_of(outer["inner-body"])["split-path"] == "{{inputs.parameters.split-path}}-{{item}}"
+    assert outer["inner-join"]["dependencies"] == ["inner-body"]
+    assert list(dag(wt, "dag-body")) == ["inner-body"]
+    # Split steps write their splits; only the first step of a body takes --split-index.
+    body = template(wt, "step-body")
+    assert {p["name"] for p in body["outputs"]["parameters"]} == {"splits", "num-splits"}
+    assert "--split-index" in body["container"]["args"] and "--output-dir" in body["container"]["args"]
+    assert "--split-index" not in template(wt, "step-inner-join")["container"]["args"]
+    # @retry(times=1): Metaflow's default minutes_between_retries=2 applies on schedulers.
+    assert body["retryStrategy"] == {"limit": "1", "retryPolicy": "Always", "backoff": {"duration": "2m"}}
+
+
+def test_switch_cases_are_conditional_tasks(tmp_path: Path, validators: dict[str, Any]) -> None:
+    doc = create(ALL_FLOW, tmp_path)
+    wt = doc["items"][0]
+    validate(wt, validators)
+    tasks = dag(wt)
+    assert tasks["high"]["when"] == "'{{tasks.route.outputs.parameters.next-step}}' == 'high'"
+    assert tasks["low"]["when"] == "'{{tasks.route.outputs.parameters.next-step}}' == 'low'"
+    assert tasks["merge"]["depends"] == "high.Succeeded || low.Succeeded"
+    assert args_of(tasks["merge"])["input-paths"] == \
+        "argo-{{workflow.name}}/{{tasks.route.outputs.parameters.next-step}}/t"
+    route = template(wt, "step-route")
+    assert route["outputs"]["parameters"] == [{"name": "next-step", "valueFrom": {"path": "/tmp/hw-out/next_step"}}]
+
+
+def test_retry_timeout_and_resources_map_to_the_templates(tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create(ALL_FLOW, tmp_path)["items"][0]
+    left = template(wt, "step-left")
+    assert left["retryStrategy"] == {"limit": "2", "retryPolicy": "Always", "backoff": {"duration": "3m"}}
+    assert left["container"]["args"][left["container"]["args"].index("--max-user-code-retries") + 1] == "2"
+    right = template(wt, "step-right")
+    assert right["activeDeadlineSeconds"] == 120
+    assert right["container"]["resources"] == {"requests": {"cpu": "2", "memory": "1500M"},
+                                               "limits": {"nvidia.com/gpu": "1"}}
+    assert "retryStrategy" not in right and "resources" not in template(wt, "step-left")["container"]
+
+
+def test_parameters_are_workflow_arguments_passed_to_init(tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create(ALL_FLOW, tmp_path, "--tag", "nightly", "--max-workers", "7", "--workflow-timeout", "600")["items"][0]
+    validate(wt, validators)
+    assert wt["spec"]["arguments"]["parameters"] == [
+        {"name": "alpha", "value": "3", "description": "a number"}, {"name": "mode", "value": "high"}]
+    init = template(wt, "init")["container"]["args"]
+    sep = init.index("--")
+    assert init[sep + 1:] == [
+        "argo_all_flow.py", "--datastore=s3", "--datastore-root", ROOT, "init", "--run-id", "argo-{{workflow.name}}",
+        "--task-id", "t-params", "--tag", "nightly", "--alpha", "{{workflow.parameters.alpha}}",
+        "--mode", "{{workflow.parameters.mode}}"]
+    assert wt["spec"]["parallelism"] == 7 and wt["spec"]["activeDeadlineSeconds"] == 600
+    assert "--tag" in template(wt, "step-end")["container"]["args"]
+
+
+def test_schedule_makes_a_cron_workflow(tmp_path: Path, validators: dict[str, Any]) -> None:
+    doc = create(ALL_FLOW, tmp_path)
+    assert doc["kind"] == "List"
+    wt, cron = doc["items"]
+    validate(cron, validators)
+    assert cron["kind"] == "CronWorkflow"
+    assert cron["spec"] == {"schedules": ["30 2 * * *"], "timezone": "Europe/Paris",
+                            "workflowSpec": {"workflowTemplateRef": {"name": wt["metadata"]["name"]}}}
+    bad = copy.deepcopy(cron)
+    bad["spec"]["schedule"] = bad["spec"].pop("schedules")[0]  # the field Argo 4 removed
+    with pytest.raises(jsonschema.ValidationError, match="'schedule' was unexpected"):
+        validate(bad, validators)
+
+
+def test_project_names_the_workflow_as_metaflow_does(tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create("project_flow.py", tmp_path)
+    validate(wt, validators)
+    assert wt["metadata"]["name"] == "demoproj.user.tester.projectflow"
+    prod = create("project_flow.py", tmp_path, top=("--production",))
+    assert prod["metadata"]["name"] == "demoproj.prod.projectflow"
+    r = run_flow("project_flow.py", "--datastore-root", ROOT, "argo-workflows", "--name", "x", "create",
+                 "--only-json", root=tmp_path / ".headwater")
+    assert r.returncode == 1 and "--name cannot be used with a @project flow" in r.stderr
+
+
+def test_long_project_names_are_shortened_with_a_hash() -> None:
+    from headwater.compute.argo.naming import workflow_name
+
+    name = workflow_name("AVeryLongFlowNameIndeedForArgo", project="a_long_project_name",
+                         branch="test.some_feature_branch")
+    assert len(name) <= 45 and re.fullmatch(r"[a-z0-9.-]+-[a-z0-9]{5}", name)
+    assert name == workflow_name("AVeryLongFlowNameIndeedForArgo", project="a_long_project_name",
+                                 branch="test.some_feature_branch")
+
+
+def test_what_cannot_be_compiled_says_why(tmp_path: Path) -> None:
+    r = run_flow("switch_flow.py", "--datastore-root", ROOT, "argo-workflows", "create", "--only-json",
+                 root=tmp_path / ".headwater")
+    assert r.returncode == 1 and "recursive switch" in r.stderr, r.output
+    r = run_flow("linear_flow.py", "argo-workflows", "create", "--only-json", root=tmp_path / ".headwater")
+    assert r.returncode == 1 and "needs an S3 datastore" in r.stderr, r.output
+    r = run_flow("linear_flow.py", "--datastore-root", ROOT, "argo-workflows", "create",
+                 root=tmp_path / ".headwater")
+    assert r.returncode == 1 and "needs an Argo Workflows server" in r.stderr and "--only-json" in r.stderr
+    r = run_flow("linear_flow.py", "--datastore-root", ROOT, "argo-workflows", "trigger",
+                 root=tmp_path / ".headwater")
+    assert r.returncode == 1 and "`argo-workflows trigger` needs an Argo Workflows server" in r.stderr
+
+
+
+
+def test_the_compiler_imports_neither_the_cli_nor_the_runtime() -> None:
+    import ast
+
+    import headwater.compute.argo as pkg
+
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(("cli", "runtime")), f"{path.name} imports {node.module}"
+                assert not node.module.startswith(("headwater.cli", "headwater.runtime")), path.name
+
+
+def test_parameters_of_every_type(tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create("params_flow.py", tmp_path)
+    validate(wt, validators)
+    args = {p["name"]: p["value"] for p in wt["spec"]["arguments"]["parameters"]}
+    assert args == {"who": "world", "count": "2", "ratio": "0.5", "loud": "false", "config": '{"a": 1}',
+                    "seed": "", "fruits": "apple,pear", "notes": ""}
+    init = template(wt, "init")["container"]["args"]
+    passed = {init[i][2:] for i in range(init.index("--task-id") + 2, len(init), 2)}
+    # A computed (seed) or absent (notes) default is left to init.
+    assert passed == {"who", "count", "ratio", "loud", "config", "fruits"}
+    assert init[init.index("--loud") + 1] == "{{workflow.parameters.loud}}"
+
+
+@pytest.mark.parametrize("given, cron", [
+    ({}, "0 0 * * *"), ({"hourly": True}, "0 * * * *"), ({"weekly": True, "hourly": True}, "0 0 * * 0"),
+    ({"cron": "0 12 * * ? *"}, "0 12 * * ?"), ({"daily": False}, None),
+])
+def test_schedule_attributes_give_a_cron(given: dict[str, Any], cron: str | None) -> None:
+    from headwater.flow.schedule import ScheduleDecorator
+
+    assert ScheduleDecorator(given).schedule == cron
+
+
+def test_a_bad_cron_is_refused() -> None:
+    from headwater.flow.decorators import InvalidDecoratorAttribute
+    from headwater.flow.schedule import ScheduleDecorator
+
+    with pytest.raises(InvalidDecoratorAttribute, match="cron must be a cron expression of five fields"):
+        ScheduleDecorator({"cron": "every day"}).schedule
+
+
+def test_a_scheduled_flow_still_checks_and_shows_locally(tmp_path: Path) -> None:
+    r = run_flow(ALL_FLOW, "check", root=tmp_path / ".headwater")
+    assert r.returncode == 0 and "The graph looks good" in r.stderr, r.output
+
+
+@pytest.mark.parametrize("flow", ["switch_in_branch_flow.py", "foreach_chain_flow.py", "dict_foreach_flow.py",
+                                  "catch_flow.py", "decorated_flow.py"])
+def test_more_flow_shapes_compile_to_valid_templates(flow: str, tmp_path: Path, validators: dict[str, Any]) -> None:
+    wt = create(flow, tmp_path)
+    validate(wt, validators)
+    names = {t["name"] for t in wt["spec"]["templates"]}
+    for t in wt["spec"]["templates"]:  # every task runs a template that exists
+        for task in t.get("dag", {}).get("tasks", []):
+            assert task["template"] in names, task
