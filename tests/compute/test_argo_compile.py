@@ -91,7 +91,7 @@ def test_linear_flow_is_a_chain_after_init(tmp_path: Path, validators: dict[str,
     assert tasks["start"]["dependencies"] == ["init-params"]
     assert tasks["middle"]["dependencies"] == ["start"]
     assert tasks["end"]["dependencies"] == ["middle"]
-    assert args_of(tasks["start"]) == {"task-id": "t", "input-paths": "argo-{{workflow.name}}/_parameters/t-params"}
+    assert args_of(tasks["start"]) == {"task-id": "t", "input-paths": "argo-{{workflow.name}}/_parameters/0"}
     assert args_of(tasks["end"])["input-paths"] == "argo-{{workflow.name}}/middle/t"
     # The task command is the shared contract's, behind the code-package bootstrap.
     c = template(wt, "step-middle")["container"]
@@ -201,7 +201,7 @@ def test_parameters_are_workflow_arguments_passed_to_init(tmp_path: Path, valida
     sep = init.index("--")
     assert init[sep + 1:] == [
         "argo_all_flow.py", "--datastore=s3", "--datastore-root", ROOT, "init", "--run-id", "argo-{{workflow.name}}",
-        "--task-id", "t-params", "--tag", "nightly", "--alpha", "{{workflow.parameters.alpha}}",
+        "--task-id", "0", "--tag", "nightly", "--alpha", "{{workflow.parameters.alpha}}",
         "--mode", "{{workflow.parameters.mode}}"]
     assert wt["spec"]["parallelism"] == 7 and wt["spec"]["activeDeadlineSeconds"] == 600
     assert "--tag" in template(wt, "step-end")["container"]["args"]

@@ -17,14 +17,14 @@ from typing import Any
 
 from ...exceptions import HeadwaterException
 from ...flow.nodekind import NodeKind
-from ...store.taskmeta import PARAMETERS_STEP
+from ...store.taskmeta import PARAMETERS_STEP, PARAMETERS_TASK_ID
 from . import naming as nm
 
 API_VERSION = "argoproj.io/v1alpha1"
 #: Where a task writes the files the contract's ``--output-dir`` names (read back as outputs).
 OUTPUT_DIR = "/tmp/hw-out"
 RUN_ID = "argo-{{workflow.name}}"
-INIT_TASK_ID = "t-params"
+INIT_TASK_ID = PARAMETERS_TASK_ID  # the one parameters task a run has (`init` writes it)
 _SCOPE_INPUT = "split-path"
 
 
