@@ -1,0 +1,598 @@
+"""A small Argo Workflows interpreter that runs compiled WorkflowTemplates as local processes (test helper).
+
+No Argo controller runs here, so tests execute what the Argo compiler emits with this interpreter. It
+follows Argo's documented semantics for the subset a compiler emits (DAG templates, container templates,
+parameters, withParam/withItems, when, depends, retryStrategy, activeDeadlineSeconds) and raises
+``UnsupportedConstructError`` for any field it does not implement, so new compiler output fails loudly.
+See docs/argo-testing.md, "How compiled workflows are run in tests".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from headwater.exceptions import HeadwaterException
+
+
+class InterpreterError(HeadwaterException):
+    """A WorkflowTemplate the interpreter cannot run as written."""
+
+    headline = "Argo interpreter error"
+
+
+class UnsupportedConstructError(InterpreterError):
+    """The template uses a field or expression the interpreter does not implement."""
+
+    headline = "Unsupported Argo construct"
+
+
+class NodePhase(str, Enum):
+    """Argo's node phases (the subset the interpreter produces)."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ERROR = "Error"
+    SKIPPED = "Skipped"
+    OMITTED = "Omitted"
+
+
+class NodeType(str, Enum):
+    """Argo's node types (the subset the interpreter produces)."""
+
+    DAG = "DAG"
+    TASK_GROUP = "TaskGroup"
+    RETRY = "Retry"
+    POD = "Pod"
+    SKIPPED = "Skipped"
+
+
+# Fields the interpreter understands, per object. Anything else raises UnsupportedConstructError.
+WORKFLOW_KEYS = {"apiVersion", "kind", "metadata", "spec"}
+SPEC_KEYS = {"entrypoint", "arguments", "templates"}
+TEMPLATE_KEYS = {"name", "inputs", "outputs", "container", "dag", "retryStrategy", "activeDeadlineSeconds"}
+CONTAINER_KEYS = {"command", "args", "env", "workingDir"}
+TASK_KEYS = {"name", "template", "arguments", "dependencies", "depends", "withParam", "withItems", "when",
+             "continueOn"}
+RETRY_KEYS = {"limit", "retryPolicy"}
+# Fields that only matter to Kubernetes (where and in what image a pod runs): accepted, no local effect.
+NO_LOCAL_EFFECT = {
+    "spec": {"serviceAccountName", "podMetadata"},
+    "template": {"metadata", "nodeSelector", "tolerations", "serviceAccountName", "podSpecPatch"},
+    "container": {"image", "imagePullPolicy", "resources"},
+    "retryStrategy": {"backoff"},  # retries run at once: no waiting in tests
+}
+
+PHASES_DONE_OK = {NodePhase.SUCCEEDED, NodePhase.SKIPPED}
+_VARIABLE = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+
+
+@dataclass
+class Node:
+    """One node of the workflow's status tree, named as Argo names them (``wf.task(0:item).sub``)."""
+
+    name: str
+    display_name: str
+    type: NodeType
+    template: str | None = None
+    phase: NodePhase = NodePhase.SUCCEEDED
+    message: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    children: list[Node] = field(default_factory=list)
+    exit_code: int | None = None
+    retries: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class WorkflowRun:
+    """What running a Workflow produced: the phase, the node tree, and the pods in the order they ran."""
+
+    name: str
+    phase: NodePhase
+    root: Node
+    ran: list[str]
+    nodes: dict[str, Node]
+
+    def node(self, name: str) -> Node:
+        """The node with this full name (``wf.task``), or an error listing the names there are."""
+        if name not in self.nodes:
+            raise KeyError(f"No node {name!r}; nodes are: {sorted(self.nodes)}")
+        return self.nodes[name]
+
+    def phases(self) -> dict[str, str]:
+        """Every node's full name mapped to its phase's value (easy to compare in asserts)."""
+        return {n: node.phase.value for n, node in self.nodes.items()}
+
+
+def _check_keys(obj: Mapping[str, Any], allowed: set[str], where: str, kind: str = "") -> None:
+    unknown = set(obj) - allowed - NO_LOCAL_EFFECT.get(kind, set())
+    if unknown:
+        raise UnsupportedConstructError(
+            f"{where} uses {sorted(unknown)}, which the Argo interpreter does not implement.",
+            hint="Implement the field in tests/argo_interpreter.py (following Argo's documented "
+                 "semantics), or stop emitting it.",
+        )
+
+
+def substitute(text: str, scope: Mapping[str, str], where: str) -> str:
+    """Replace every ``{{name}}`` in ``text`` with ``scope[name]``; an unknown name is an error."""
+
+    def one(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in scope:
+            raise InterpreterError(
+                f"{where} refers to {{{{{key}}}}}, which is not defined there.",
+                hint=f"Defined names: {sorted(scope)}.",
+            )
+        return scope[key]
+
+    return _VARIABLE.sub(one, text)
+
+
+def _substitute_all(value: Any, scope: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, str):
+        return substitute(value, scope, where)
+    if isinstance(value, list):
+        return [_substitute_all(v, scope, where) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute_all(v, scope, where) for k, v in value.items()}
+    return value
+
+
+def _operand(token: str) -> str:
+    token = token.strip()
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        return token[1:-1]
+    return token
+
+
+def _equal(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return a == b
+
+
+def evaluate_when(expression: str, where: str) -> bool:
+    """Evaluate a substituted ``when``: ``true``/``false``, ``a == b`` and ``a != b`` joined by ``&&``/``||``.
+
+    This is the part of govaluate a compiler emits; operands compare as numbers when both are numbers
+    and as strings (quotes removed) otherwise.
+    """
+    rest = re.sub(r"==|!=|&&|\|\|", " ", expression)
+    if re.search(r"[()<>!=~]", rest):
+        raise UnsupportedConstructError(f"{where}: when {expression!r} uses an operator the interpreter "
+                                        "does not implement (only ==, !=, &&, ||).")
+    return any(all(_comparison(part, expression, where) for part in alt.split("&&"))
+               for alt in expression.split("||"))
+
+
+def _comparison(part: str, expression: str, where: str) -> bool:
+    for op, want in (("!=", False), ("==", True)):
+        if op in part:
+            lhs, rhs = part.split(op, 1)
+            return _equal(_operand(lhs), _operand(rhs)) is want
+    literal = _operand(part).lower()
+    if literal in ("true", "false"):
+        return literal == "true"
+    raise InterpreterError(f"{where}: cannot evaluate {part.strip()!r} in when {expression!r}.",
+                           hint="A when is true, false, or comparisons with == / != joined by && / ||.")
+
+
+_DEPENDS_TOKEN = re.compile(r"\s*(&&|\|\||!|\(|\)|[A-Za-z0-9_-]+(?:\.[A-Za-z]+)?)")
+_RESULTS = {"Succeeded": {NodePhase.SUCCEEDED}, "Failed": {NodePhase.FAILED}, "Errored": {NodePhase.ERROR},
+            "Skipped": {NodePhase.SKIPPED}, "Omitted": {NodePhase.OMITTED}}
+
+
+def depends_tasks(expression: str) -> list[str]:
+    """The task names a ``depends`` expression refers to."""
+    names = [t.split(".")[0] for t in _tokens(expression) if t not in ("&&", "||", "!", "(", ")")]
+    return list(dict.fromkeys(names))
+
+
+def _tokens(expression: str) -> list[str]:
+    tokens, pos = [], 0
+    expression = expression.rstrip()
+    while pos < len(expression):
+        m = _DEPENDS_TOKEN.match(expression, pos)
+        if not m:
+            raise UnsupportedConstructError(f"depends {expression!r}: cannot parse at {expression[pos:]!r}.")
+        tokens.append(m.group(1))
+        pos = m.end()
+    return tokens
+
+
+def evaluate_depends(expression: str, result: Callable[[str, str | None], bool]) -> bool:
+    """Evaluate a ``depends`` expression (``A && (B.Failed || !C.Succeeded)``) with ``result(task, suffix)``."""
+    tokens = _tokens(expression)
+
+    def or_expr(i: int) -> tuple[bool, int]:
+        value, i = and_expr(i)
+        while i < len(tokens) and tokens[i] == "||":
+            rhs, i = and_expr(i + 1)
+            value = value or rhs
+        return value, i
+
+    def and_expr(i: int) -> tuple[bool, int]:
+        value, i = unary(i)
+        while i < len(tokens) and tokens[i] == "&&":
+            rhs, i = unary(i + 1)
+            value = value and rhs
+        return value, i
+
+    def unary(i: int) -> tuple[bool, int]:
+        if tokens[i] == "!":
+            value, i = unary(i + 1)
+            return not value, i
+        if tokens[i] == "(":
+            value, i = or_expr(i + 1)
+            if i >= len(tokens) or tokens[i] != ")":
+                raise InterpreterError(f"depends {expression!r}: unbalanced parentheses.")
+            return value, i + 1
+        name, _, suffix = tokens[i].partition(".")
+        if suffix and suffix not in _RESULTS:
+            raise UnsupportedConstructError(f"depends {expression!r}: result .{suffix} is not implemented.")
+        return result(name, suffix or None), i + 1
+
+    value, end = or_expr(0)
+    if end != len(tokens):
+        raise InterpreterError(f"depends {expression!r}: unexpected {tokens[end]!r}.")
+    return value
+
+
+def _item_label(item: Any) -> str:
+    if isinstance(item, dict):
+        return ",".join(f"{k}:{v}" for k, v in sorted(item.items()))
+    return item if isinstance(item, str) else json.dumps(item)
+
+
+def _item_scope(item: Any) -> dict[str, str]:
+    scope = {"item": item if isinstance(item, str) else json.dumps(item)}
+    if isinstance(item, dict):
+        scope.update({f"item.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in item.items()})
+    return scope
+
+
+def _aggregate(values: list[str]) -> str:
+    """A loop task's output parameter: a JSON list of its children's values (JSON values kept as JSON)."""
+    out: list[Any] = []
+    for v in values:
+        try:
+            parsed = json.loads(v)
+        except ValueError:
+            parsed = v
+        out.append(parsed if isinstance(parsed, (dict, list)) else v)
+    return json.dumps(out)
+
+
+class Interpreter:
+    """Runs a WorkflowTemplate as a Workflow, one local process per container, one at a time.
+
+    Parameters
+    ----------
+    base_env : Mapping[str, str]
+        The environment every container process starts from; a container's ``env`` is merged on top.
+    work_dir : Path
+        Where per-attempt directories are made (each replaces ``path_prefix``).
+    path_prefix : str
+        A container path (``/tmp/out``) rewritten to the attempt's own directory in command, args,
+        env values, workingDir and output parameter paths.
+    cwd : Path, optional
+        Working directory of processes whose container has no ``workingDir``.
+
+    Examples
+    --------
+    >>> run = Interpreter(base_env=os.environ, work_dir=tmp_path).run(template, {"alpha": "0.5"})
+    >>> run.phase, run.ran
+    """
+
+    def __init__(self, *, base_env: Mapping[str, str], work_dir: Path, path_prefix: str = "/tmp/out",
+                 cwd: Path | None = None):
+        self.base_env = dict(base_env)
+        self.work_dir = Path(work_dir)
+        self.path_prefix = path_prefix.rstrip("/")
+        self.cwd = cwd
+        self.ran: list[str] = []
+        self.nodes: dict[str, Node] = {}
+        self.templates: dict[str, dict[str, Any]] = {}
+        self.globals: dict[str, str] = {}
+
+    def run(self, workflow_template: Mapping[str, Any], arguments: Mapping[str, str] | None = None,
+            *, name: str | None = None) -> WorkflowRun:
+        """Submit ``workflow_template`` with ``arguments`` (workflow parameters) and run it to the end."""
+        _check_keys(workflow_template, WORKFLOW_KEYS, "The workflow")
+        if workflow_template.get("kind") not in ("WorkflowTemplate", "Workflow"):
+            raise UnsupportedConstructError(f"kind {workflow_template.get('kind')!r} is not a Workflow(Template).")
+        spec = workflow_template["spec"]
+        _check_keys(spec, SPEC_KEYS, "spec", "spec")
+        self.templates = {t["name"]: t for t in spec["templates"]}
+        name = name or f"{workflow_template.get('metadata', {}).get('name', 'workflow')}-run"
+        params = self._parameters(spec.get("arguments", {}), dict(arguments or {}), "spec.arguments",
+                                  allow_missing=False)
+        self.globals = {"workflow.name": name, **{f"workflow.parameters.{k}": v for k, v in params.items()}}
+        self.ran, self.nodes = [], {}
+        root = self._run_template(spec["entrypoint"], {}, name, name)
+        return WorkflowRun(name, root.phase, root, self.ran, self.nodes)
+
+    # -- parameters -----------------------------------------------------------------------------------
+
+    def _parameters(self, declared: Mapping[str, Any], given: dict[str, str], where: str,
+                    allow_missing: bool) -> dict[str, str]:
+        _check_keys(declared, {"parameters"}, where)
+        out: dict[str, str] = {}
+        for p in declared.get("parameters", []):
+            _check_keys(p, {"name", "value", "default", "description"}, f"{where} parameter {p.get('name')!r}")
+            if p["name"] in given:
+                out[p["name"]] = str(given.pop(p["name"]))
+            elif "value" in p or "default" in p:
+                out[p["name"]] = str(p.get("value", p.get("default")))
+            elif not allow_missing:
+                raise InterpreterError(f"{where}: parameter {p['name']!r} has no value.",
+                                       hint="Pass it in the arguments, or give it a value or default.")
+        if given:
+            raise InterpreterError(f"{where}: {sorted(given)} are not declared parameters.",
+                                   hint=f"Declared: {[p['name'] for p in declared.get('parameters', [])]}.")
+        return out
+
+    # -- templates ------------------------------------------------------------------------------------
+
+    def _template(self, name: str, where: str) -> dict[str, Any]:
+        if name not in self.templates:
+            raise InterpreterError(f"{where} uses template {name!r}, which is not defined.",
+                                   hint=f"Templates: {sorted(self.templates)}.")
+        template = self.templates[name]
+        _check_keys(template, TEMPLATE_KEYS, f"Template {name!r}", "template")
+        if ("dag" in template) == ("container" in template):
+            raise UnsupportedConstructError(f"Template {name!r} must have exactly one of dag or container.")
+        return template
+
+    def _run_template(self, template_name: str, arguments: dict[str, str], node_name: str,
+                      display: str) -> Node:
+        template = self._template(template_name, f"Node {node_name!r}")
+        inputs = self._parameters(template.get("inputs", {}), dict(arguments),
+                                  f"Template {template_name!r} inputs", allow_missing=False)
+        scope = {**self.globals, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
+        if "dag" in template:
+            node = self._run_dag(template, scope, node_name, display)
+        else:
+            node = self._run_container(template, scope, node_name, display)
+        node.inputs = inputs
+        return node
+
+    def _output_parameters(self, template: dict[str, Any], where: str) -> list[dict[str, Any]]:
+        outputs = template.get("outputs", {})
+        _check_keys(outputs, {"parameters"}, f"{where} outputs")
+        for p in outputs.get("parameters", []):
+            _check_keys(p, {"name", "valueFrom"}, f"{where} output {p.get('name')!r}")
+            _check_keys(p["valueFrom"], {"path", "default"} if "container" in template else {"parameter"},
+                        f"{where} output {p['name']!r} valueFrom")
+        return list(outputs.get("parameters", []))
+
+    # -- containers -----------------------------------------------------------------------------------
+
+    def _run_container(self, template: dict[str, Any], scope: dict[str, str], node_name: str,
+                       display: str) -> Node:
+        where = f"Template {template['name']!r}"
+        _check_keys(template["container"], CONTAINER_KEYS, f"{where} container", "container")
+        outputs = self._output_parameters(template, where)
+        strategy = template.get("retryStrategy")
+        if strategy is None:
+            return self._run_attempt(template, scope, outputs, node_name, display, retries=None)
+        _check_keys(strategy, RETRY_KEYS, f"{where} retryStrategy", "retryStrategy")
+        policy = strategy.get("retryPolicy", "OnFailure")
+        if policy not in ("Always", "OnFailure"):
+            raise UnsupportedConstructError(f"{where} retryPolicy {policy!r} is not implemented.",
+                                            hint="Use Always or OnFailure.")
+        limit = int(substitute(str(strategy.get("limit", 0)), scope, f"{where} retryStrategy.limit"))
+        parent = Node(node_name, display, NodeType.RETRY, template["name"])
+        self.nodes[node_name] = parent
+        for attempt in range(limit + 1):
+            child = self._run_attempt(template, scope, outputs, f"{node_name}({attempt})",
+                                      f"{display}({attempt})", retries=attempt)
+            parent.children.append(child)
+            if child.phase is NodePhase.SUCCEEDED:
+                break
+        parent.phase, parent.message, parent.outputs = child.phase, child.message, child.outputs
+        parent.exit_code = child.exit_code
+        return parent
+
+    def _run_attempt(self, template: dict[str, Any], scope: dict[str, str], outputs: list[dict[str, Any]],
+                     node_name: str, display: str, retries: int | None) -> Node:
+        where = f"Template {template['name']!r}"
+        if retries is not None:
+            scope = {**scope, "retries": str(retries)}
+        attempt_dir = Path(tempfile.mkdtemp(prefix="attempt-", dir=self.work_dir))
+        container = _substitute_all(template["container"], scope, f"{where} container")
+        container = self._rewrite_paths(container, attempt_dir)
+        for e in container.get("env", []):
+            _check_keys(e, {"name", "value"}, f"{where} env {e.get('name')!r}")
+        env = {**self.base_env, **{e["name"]: e.get("value", "") for e in container.get("env", [])}}
+        argv = [*container.get("command", []), *container.get("args", [])]
+        if not argv:
+            raise UnsupportedConstructError(f"{where}: a container without command is not implemented "
+                                            "(the image's entrypoint is unknown here).")
+        deadline = template.get("activeDeadlineSeconds")
+        deadline = float(substitute(str(deadline), scope, where)) if deadline is not None else None
+        node = Node(node_name, display, NodeType.POD, template["name"], retries=retries)
+        self.nodes[node_name] = node
+        self.ran.append(node_name)
+        proc = subprocess.Popen(argv, env=env, cwd=container.get("workingDir") or self.cwd,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            node.stdout, node.stderr = proc.communicate(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            node.stdout, node.stderr = proc.communicate()
+            node.phase, node.exit_code = NodePhase.FAILED, proc.returncode
+            node.message = f"Pod was active on the node longer than the specified deadline ({deadline:g}s)"
+            return node
+        node.exit_code = proc.returncode
+        if proc.returncode != 0:
+            node.phase, node.message = NodePhase.FAILED, f"Error (exit code {proc.returncode})"
+            return node
+        for p in outputs:
+            path = Path(self._rewrite_paths(substitute(p["valueFrom"]["path"], scope, where), attempt_dir))
+            if path.is_file():
+                # Argo's executor trims one trailing newline from a parameter read from a file.
+                text = path.read_text()
+                node.outputs[p["name"]] = text[:-1] if text.endswith("\n") else text
+            elif "default" in p["valueFrom"]:
+                node.outputs[p["name"]] = str(p["valueFrom"]["default"])
+            else:
+                node.phase = NodePhase.ERROR
+                node.message = f"output parameter {p['name']!r}: no file at {p['valueFrom']['path']}"
+        return node
+
+    def _rewrite_paths(self, value: Any, attempt_dir: Path) -> Any:
+        if isinstance(value, str):
+            return value.replace(self.path_prefix, str(attempt_dir))
+        if isinstance(value, list):
+            return [self._rewrite_paths(v, attempt_dir) for v in value]
+        if isinstance(value, dict):
+            return {k: self._rewrite_paths(v, attempt_dir) for k, v in value.items()}
+        return value
+
+    # -- DAGs -----------------------------------------------------------------------------------------
+
+    def _run_dag(self, template: dict[str, Any], scope: dict[str, str], node_name: str, display: str) -> Node:
+        where = f"Template {template['name']!r}"
+        _check_keys(template["dag"], {"tasks"}, f"{where} dag")
+        outputs = self._output_parameters(template, where)
+        node = Node(node_name, display, NodeType.DAG, template["name"])
+        self.nodes[node_name] = node
+        tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        deps = {name: self._task_deps(t, tasks, where) for name, t in tasks.items()}
+        done: dict[str, Node] = {}
+        failed = False
+        while not failed:
+            ready = [n for n in tasks if n not in done and all(d in done for d in deps[n])]
+            if not ready:
+                break
+            task = tasks[ready[0]]
+            child = self._run_task(task, tasks, done, scope, node_name)
+            done[task["name"]] = child
+            node.children.append(child)
+            failed = child.phase in (NodePhase.FAILED, NodePhase.ERROR) and not self._continues(task)
+        if len(done) < len(tasks) and not failed:
+            raise InterpreterError(f"{where}: tasks {sorted(set(tasks) - set(done))} never became ready "
+                                   "(a dependency cycle).")
+        if failed:
+            node.phase = NodePhase.FAILED
+            node.message = "child failed"
+            return node
+        task_scope = {**scope, **self._task_outputs(done)}
+        for p in outputs:
+            node.outputs[p["name"]] = substitute(p["valueFrom"]["parameter"], task_scope,
+                                                 f"{where} output {p['name']!r}")
+        return node
+
+    @staticmethod
+    def _continues(task: dict[str, Any]) -> bool:
+        on = task.get("continueOn", {})
+        _check_keys(on, {"failed"}, f"Task {task['name']!r} continueOn")
+        return bool(on.get("failed"))
+
+    def _task_deps(self, task: dict[str, Any], tasks: dict[str, Any], where: str) -> list[str]:
+        _check_keys(task, TASK_KEYS, f"{where} task {task.get('name')!r}")
+        if "depends" in task and "dependencies" in task:
+            raise InterpreterError(f"{where} task {task['name']!r} has both depends and dependencies.",
+                                   hint="Argo rejects that; use one of them.")
+        names = depends_tasks(task["depends"]) if "depends" in task else list(task.get("dependencies", []))
+        for d in names:
+            if d not in tasks:
+                raise InterpreterError(f"{where} task {task['name']!r} depends on {d!r}, which is not a task.")
+        return names
+
+    def _depends_expression(self, task: dict[str, Any]) -> str:
+        if "depends" in task:
+            return str(task["depends"])
+        return " && ".join(task.get("dependencies", [])) or ""
+
+    def _task_outputs(self, done: dict[str, Node]) -> dict[str, str]:
+        scope: dict[str, str] = {}
+        for name, n in done.items():
+            scope[f"tasks.{name}.status"] = n.phase.value
+            for k, v in n.outputs.items():
+                scope[f"tasks.{name}.outputs.parameters.{k}"] = v
+        return scope
+
+    def _run_task(self, task: dict[str, Any], tasks: dict[str, Any], done: dict[str, Node],
+                  scope: dict[str, str], parent: str) -> Node:
+        name = task["name"]
+        node_name = f"{parent}.{name}"
+        expression = self._depends_expression(task)
+
+        def result(dep: str, suffix: str | None) -> bool:
+            phase = done[dep].phase
+            if suffix is not None:
+                return phase in _RESULTS[suffix]
+            return phase in PHASES_DONE_OK or (phase is NodePhase.FAILED and self._continues(tasks[dep]))
+
+        if expression and not evaluate_depends(expression, result):
+            return self._record(Node(node_name, name, NodeType.SKIPPED, task["template"], NodePhase.OMITTED,
+                                     "omitted: depends condition not met"))
+        task_scope = {**scope, **self._task_outputs(done)}
+        where = f"Task {name!r}"
+        if "withParam" in task or "withItems" in task:
+            return self._run_loop(task, task_scope, node_name, where)
+        return self._run_one(task, task_scope, node_name, name, where)
+
+    def _record(self, node: Node) -> Node:
+        self.nodes[node.name] = node
+        return node
+
+    def _run_one(self, task: dict[str, Any], scope: dict[str, str], node_name: str, display: str,
+                 where: str) -> Node:
+        if "when" in task and not evaluate_when(substitute(task["when"], scope, f"{where} when"), where):
+            return self._record(Node(node_name, display, NodeType.SKIPPED, task["template"], NodePhase.SKIPPED,
+                                     f"when '{substitute(task['when'], scope, where)}' evaluated false"))
+        arguments = task.get("arguments", {})
+        _check_keys(arguments, {"parameters"}, f"{where} arguments")
+        values: dict[str, str] = {}
+        for p in arguments.get("parameters", []):
+            _check_keys(p, {"name", "value"}, f"{where} argument {p.get('name')!r}")
+            values[p["name"]] = substitute(str(p["value"]), scope, f"{where} argument {p['name']!r}")
+        return self._run_template(task["template"], values, node_name, display)
+
+    def _run_loop(self, task: dict[str, Any], scope: dict[str, str], node_name: str, where: str) -> Node:
+        if "withParam" in task and "withItems" in task:
+            raise InterpreterError(f"{where} has both withParam and withItems.")
+        group = self._record(Node(node_name, task["name"], NodeType.TASK_GROUP, task["template"]))
+        if "withItems" in task:
+            items = task["withItems"]
+        else:
+            raw = substitute(task["withParam"], scope, f"{where} withParam")
+            try:
+                items = json.loads(raw)
+            except ValueError:
+                items = None
+            if not isinstance(items, list):
+                group.phase = NodePhase.ERROR
+                group.message = f"withParam value could not be parsed as a JSON list: {raw}"
+                return group
+        if not items:
+            group.phase, group.message = NodePhase.SKIPPED, "Skipped, empty params"
+            return group
+        for i, item in enumerate(items):
+            label = f"{task['name']}({i}:{_item_label(item)})"
+            child = self._run_one(task, {**scope, **_item_scope(item)}, f"{node_name}({i}:{_item_label(item)})",
+                                  label, f"{where} item {i}")
+            group.children.append(child)
+            if child.phase in (NodePhase.FAILED, NodePhase.ERROR):
+                group.phase, group.message = NodePhase.FAILED, f"child {child.name} failed"
+        names = list(dict.fromkeys(k for c in group.children for k in c.outputs))
+        group.outputs = {k: _aggregate([c.outputs[k] for c in group.children if k in c.outputs]) for k in names}
+        return group
