@@ -64,6 +64,7 @@ CONTAINER_KEYS = {"command", "args", "env", "workingDir"}
 TASK_KEYS = {"name", "template", "arguments", "dependencies", "depends", "withParam", "withItems", "when",
              "continueOn"}
 RETRY_KEYS = {"limit", "retryPolicy"}
+RETRY_POLICIES = ("OnFailure", "Always")  # the first is Argo's default
 # Fields that only matter to Kubernetes (where and in what image a pod runs): accepted, no local effect.
 NO_LOCAL_EFFECT = {
     "spec": {"serviceAccountName", "podMetadata"},
@@ -277,6 +278,98 @@ def _aggregate(values: list[str]) -> str:
     return json.dumps(out)
 
 
+def validate(workflow_template: Mapping[str, Any]) -> None:
+    """Check every object of ``workflow_template`` before anything runs.
+
+    Raises ``UnsupportedConstructError`` for a field the interpreter does not implement, even in a
+    template no run reaches, and ``InterpreterError`` for a reference to a missing template or task.
+    """
+    _check_keys(workflow_template, WORKFLOW_KEYS, "The workflow")
+    if workflow_template.get("kind") not in ("WorkflowTemplate", "Workflow"):
+        raise UnsupportedConstructError(f"kind {workflow_template.get('kind')!r} is not Workflow or "
+                                        "WorkflowTemplate.")
+    spec = workflow_template["spec"]
+    _check_keys(spec, SPEC_KEYS, "spec", "spec")
+    _check_parameters(spec.get("arguments", {}), "spec.arguments")
+    templates = {t["name"]: t for t in spec["templates"]}
+    if spec["entrypoint"] not in templates:
+        raise InterpreterError(f"The entrypoint {spec['entrypoint']!r} is not a template.",
+                               hint=f"Templates: {sorted(templates)}.")
+    for template in templates.values():
+        _check_template(template, templates)
+
+
+def _check_parameters(declared: Mapping[str, Any], where: str) -> None:
+    _check_keys(declared, {"parameters"}, where)
+    for p in declared.get("parameters", []):
+        _check_keys(p, {"name", "value", "default", "description"}, f"{where} parameter {p.get('name')!r}")
+
+
+def _check_template(template: Mapping[str, Any], templates: Mapping[str, Any]) -> None:
+    where = f"Template {template['name']!r}"
+    _check_keys(template, TEMPLATE_KEYS, where, "template")
+    if ("dag" in template) == ("container" in template):
+        raise UnsupportedConstructError(f"{where} must have exactly one of dag or container.",
+                                        hint="Other template kinds (script, steps, resource, suspend) "
+                                             "are not implemented.")
+    _check_parameters(template.get("inputs", {}), f"{where} inputs")
+    outputs = template.get("outputs", {})
+    _check_keys(outputs, {"parameters"}, f"{where} outputs")
+    for p in outputs.get("parameters", []):
+        _check_keys(p, {"name", "valueFrom"}, f"{where} output {p.get('name')!r}")
+        _check_keys(p["valueFrom"], {"path", "default"} if "container" in template else {"parameter"},
+                    f"{where} output {p['name']!r} valueFrom")
+    if "container" in template:
+        container = template["container"]
+        _check_keys(container, CONTAINER_KEYS, f"{where} container", "container")
+        if not container.get("command"):
+            raise UnsupportedConstructError(f"{where}: a container without command is not implemented "
+                                            "(the image's entrypoint is unknown here).")
+        for e in container.get("env", []):
+            _check_keys(e, {"name", "value"}, f"{where} env {e.get('name')!r}")
+        strategy = template.get("retryStrategy", {})
+        _check_keys(strategy, RETRY_KEYS, f"{where} retryStrategy", "retryStrategy")
+        if strategy.get("retryPolicy", RETRY_POLICIES[0]) not in RETRY_POLICIES:
+            raise UnsupportedConstructError(f"{where} retryPolicy {strategy['retryPolicy']!r} is not "
+                                            "implemented.", hint=f"Use one of {list(RETRY_POLICIES)}.")
+        return
+    if "retryStrategy" in template or "activeDeadlineSeconds" in template:
+        raise UnsupportedConstructError(f"{where}: retryStrategy and activeDeadlineSeconds are implemented "
+                                        "on container templates only.")
+    _check_keys(template["dag"], {"tasks"}, f"{where} dag")
+    tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+    for task in tasks.values():
+        _check_task(task, tasks, templates, f"{where} task {task['name']!r}")
+
+
+def _check_task(task: Mapping[str, Any], tasks: Mapping[str, Any], templates: Mapping[str, Any],
+                where: str) -> None:
+    _check_keys(task, TASK_KEYS, where)
+    _check_keys(task.get("continueOn", {}), {"failed"}, f"{where} continueOn")
+    arguments = task.get("arguments", {})
+    _check_keys(arguments, {"parameters"}, f"{where} arguments")
+    for p in arguments.get("parameters", []):
+        _check_keys(p, {"name", "value"}, f"{where} argument {p.get('name')!r}")
+    if task["template"] not in templates:
+        raise InterpreterError(f"{where} uses template {task['template']!r}, which is not defined.",
+                               hint=f"Templates: {sorted(templates)}.")
+    for both in (("depends", "dependencies"), ("withParam", "withItems")):
+        if set(both) <= set(task):
+            raise InterpreterError(f"{where} has both {both[0]} and {both[1]}.", hint="Argo rejects that.")
+    if "depends" in task:
+        evaluate_depends(task["depends"], lambda name, suffix: True)  # parses it: raises on what it lacks
+    for d in task_dependencies(task):
+        if d not in tasks:
+            raise InterpreterError(f"{where} depends on {d!r}, which is not a task of the same DAG.")
+
+
+def task_dependencies(task: Mapping[str, Any]) -> list[str]:
+    """The names of the tasks ``task`` waits for, from ``depends`` or ``dependencies``."""
+    if "depends" in task:
+        return depends_tasks(task["depends"])
+    return list(task.get("dependencies", []))
+
+
 class Interpreter:
     """Runs a WorkflowTemplate as a Workflow, one local process per container, one at a time.
 
@@ -312,15 +405,11 @@ class Interpreter:
     def run(self, workflow_template: Mapping[str, Any], arguments: Mapping[str, str] | None = None,
             *, name: str | None = None) -> WorkflowRun:
         """Submit ``workflow_template`` with ``arguments`` (workflow parameters) and run it to the end."""
-        _check_keys(workflow_template, WORKFLOW_KEYS, "The workflow")
-        if workflow_template.get("kind") not in ("WorkflowTemplate", "Workflow"):
-            raise UnsupportedConstructError(f"kind {workflow_template.get('kind')!r} is not a Workflow(Template).")
+        validate(workflow_template)
         spec = workflow_template["spec"]
-        _check_keys(spec, SPEC_KEYS, "spec", "spec")
         self.templates = {t["name"]: t for t in spec["templates"]}
         name = name or f"{workflow_template.get('metadata', {}).get('name', 'workflow')}-run"
-        params = self._parameters(spec.get("arguments", {}), dict(arguments or {}), "spec.arguments",
-                                  allow_missing=False)
+        params = self._parameters(spec.get("arguments", {}), dict(arguments or {}), "spec.arguments")
         self.globals = {"workflow.name": name, **{f"workflow.parameters.{k}": v for k, v in params.items()}}
         self.ran, self.nodes = [], {}
         root = self._run_template(spec["entrypoint"], {}, name, name)
@@ -328,17 +417,15 @@ class Interpreter:
 
     # -- parameters -----------------------------------------------------------------------------------
 
-    def _parameters(self, declared: Mapping[str, Any], given: dict[str, str], where: str,
-                    allow_missing: bool) -> dict[str, str]:
-        _check_keys(declared, {"parameters"}, where)
+    @staticmethod
+    def _parameters(declared: Mapping[str, Any], given: dict[str, str], where: str) -> dict[str, str]:
         out: dict[str, str] = {}
         for p in declared.get("parameters", []):
-            _check_keys(p, {"name", "value", "default", "description"}, f"{where} parameter {p.get('name')!r}")
             if p["name"] in given:
                 out[p["name"]] = str(given.pop(p["name"]))
             elif "value" in p or "default" in p:
                 out[p["name"]] = str(p.get("value", p.get("default")))
-            elif not allow_missing:
+            else:
                 raise InterpreterError(f"{where}: parameter {p['name']!r} has no value.",
                                        hint="Pass it in the arguments, or give it a value or default.")
         if given:
@@ -348,21 +435,10 @@ class Interpreter:
 
     # -- templates ------------------------------------------------------------------------------------
 
-    def _template(self, name: str, where: str) -> dict[str, Any]:
-        if name not in self.templates:
-            raise InterpreterError(f"{where} uses template {name!r}, which is not defined.",
-                                   hint=f"Templates: {sorted(self.templates)}.")
-        template = self.templates[name]
-        _check_keys(template, TEMPLATE_KEYS, f"Template {name!r}", "template")
-        if ("dag" in template) == ("container" in template):
-            raise UnsupportedConstructError(f"Template {name!r} must have exactly one of dag or container.")
-        return template
-
     def _run_template(self, template_name: str, arguments: dict[str, str], node_name: str,
                       display: str) -> Node:
-        template = self._template(template_name, f"Node {node_name!r}")
-        inputs = self._parameters(template.get("inputs", {}), dict(arguments),
-                                  f"Template {template_name!r} inputs", allow_missing=False)
+        template = self.templates[template_name]
+        inputs = self._parameters(template.get("inputs", {}), dict(arguments), f"Template {template_name!r} inputs")
         scope = {**self.globals, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
         if "dag" in template:
             node = self._run_dag(template, scope, node_name, display)
@@ -371,30 +447,15 @@ class Interpreter:
         node.inputs = inputs
         return node
 
-    def _output_parameters(self, template: dict[str, Any], where: str) -> list[dict[str, Any]]:
-        outputs = template.get("outputs", {})
-        _check_keys(outputs, {"parameters"}, f"{where} outputs")
-        for p in outputs.get("parameters", []):
-            _check_keys(p, {"name", "valueFrom"}, f"{where} output {p.get('name')!r}")
-            _check_keys(p["valueFrom"], {"path", "default"} if "container" in template else {"parameter"},
-                        f"{where} output {p['name']!r} valueFrom")
-        return list(outputs.get("parameters", []))
-
     # -- containers -----------------------------------------------------------------------------------
 
     def _run_container(self, template: dict[str, Any], scope: dict[str, str], node_name: str,
                        display: str) -> Node:
         where = f"Template {template['name']!r}"
-        _check_keys(template["container"], CONTAINER_KEYS, f"{where} container", "container")
-        outputs = self._output_parameters(template, where)
+        outputs = template.get("outputs", {}).get("parameters", [])
         strategy = template.get("retryStrategy")
         if strategy is None:
             return self._run_attempt(template, scope, outputs, node_name, display, retries=None)
-        _check_keys(strategy, RETRY_KEYS, f"{where} retryStrategy", "retryStrategy")
-        policy = strategy.get("retryPolicy", "OnFailure")
-        if policy not in ("Always", "OnFailure"):
-            raise UnsupportedConstructError(f"{where} retryPolicy {policy!r} is not implemented.",
-                                            hint="Use Always or OnFailure.")
         limit = int(substitute(str(strategy.get("limit", 0)), scope, f"{where} retryStrategy.limit"))
         parent = Node(node_name, display, NodeType.RETRY, template["name"])
         self.nodes[node_name] = parent
@@ -416,13 +477,8 @@ class Interpreter:
         attempt_dir = Path(tempfile.mkdtemp(prefix="attempt-", dir=self.work_dir))
         container = _substitute_all(template["container"], scope, f"{where} container")
         container = self._rewrite_paths(container, attempt_dir)
-        for e in container.get("env", []):
-            _check_keys(e, {"name", "value"}, f"{where} env {e.get('name')!r}")
         env = {**self.base_env, **{e["name"]: e.get("value", "") for e in container.get("env", [])}}
         argv = [*container.get("command", []), *container.get("args", [])]
-        if not argv:
-            raise UnsupportedConstructError(f"{where}: a container without command is not implemented "
-                                            "(the image's entrypoint is unknown here).")
         deadline = template.get("activeDeadlineSeconds")
         deadline = float(substitute(str(deadline), scope, where)) if deadline is not None else None
         node = Node(node_name, display, NodeType.POD, template["name"], retries=retries)
@@ -469,12 +525,11 @@ class Interpreter:
 
     def _run_dag(self, template: dict[str, Any], scope: dict[str, str], node_name: str, display: str) -> Node:
         where = f"Template {template['name']!r}"
-        _check_keys(template["dag"], {"tasks"}, f"{where} dag")
-        outputs = self._output_parameters(template, where)
+        outputs = template.get("outputs", {}).get("parameters", [])
         node = Node(node_name, display, NodeType.DAG, template["name"])
         self.nodes[node_name] = node
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
-        deps = {name: self._task_deps(t, tasks, where) for name, t in tasks.items()}
+        deps = {name: task_dependencies(t) for name, t in tasks.items()}
         done: dict[str, Node] = {}
         failed = False
         while not failed:
@@ -501,20 +556,7 @@ class Interpreter:
 
     @staticmethod
     def _continues(task: dict[str, Any]) -> bool:
-        on = task.get("continueOn", {})
-        _check_keys(on, {"failed"}, f"Task {task['name']!r} continueOn")
-        return bool(on.get("failed"))
-
-    def _task_deps(self, task: dict[str, Any], tasks: dict[str, Any], where: str) -> list[str]:
-        _check_keys(task, TASK_KEYS, f"{where} task {task.get('name')!r}")
-        if "depends" in task and "dependencies" in task:
-            raise InterpreterError(f"{where} task {task['name']!r} has both depends and dependencies.",
-                                   hint="Argo rejects that; use one of them.")
-        names = depends_tasks(task["depends"]) if "depends" in task else list(task.get("dependencies", []))
-        for d in names:
-            if d not in tasks:
-                raise InterpreterError(f"{where} task {task['name']!r} depends on {d!r}, which is not a task.")
-        return names
+        return bool(task.get("continueOn", {}).get("failed"))
 
     def _depends_expression(self, task: dict[str, Any]) -> str:
         if "depends" in task:
@@ -560,16 +602,12 @@ class Interpreter:
             return self._record(Node(node_name, display, NodeType.SKIPPED, task["template"], NodePhase.SKIPPED,
                                      f"when '{substitute(task['when'], scope, where)}' evaluated false"))
         arguments = task.get("arguments", {})
-        _check_keys(arguments, {"parameters"}, f"{where} arguments")
         values: dict[str, str] = {}
         for p in arguments.get("parameters", []):
-            _check_keys(p, {"name", "value"}, f"{where} argument {p.get('name')!r}")
             values[p["name"]] = substitute(str(p["value"]), scope, f"{where} argument {p['name']!r}")
         return self._run_template(task["template"], values, node_name, display)
 
     def _run_loop(self, task: dict[str, Any], scope: dict[str, str], node_name: str, where: str) -> Node:
-        if "withParam" in task and "withItems" in task:
-            raise InterpreterError(f"{where} has both withParam and withItems.")
         group = self._record(Node(node_name, task["name"], NodeType.TASK_GROUP, task["template"]))
         if "withItems" in task:
             items = task["withItems"]

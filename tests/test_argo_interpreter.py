@@ -316,6 +316,19 @@ def test_unknown_construct_is_an_error(interp: Interpreter, path: str, value: di
         interp.run(template)
 
 
+def test_unknown_construct_in_an_unreached_template_is_an_error(interp: Interpreter, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    template = wft([
+        dag("main", [{"name": "t", "template": "touch"},
+                     {"name": "never", "template": "script", "when": "1 == 2", "dependencies": ["t"]}]),
+        {"name": "touch", "container": py("import sys; open(sys.argv[1], 'w')", args=[str(marker)])},
+        {"name": "script", "script": {"image": "python", "source": "print(1)"}},
+    ])
+    with pytest.raises(UnsupportedConstructError, match=r"Template 'script' uses \['script'\]"):
+        interp.run(template)
+    assert not marker.exists()  # checked before anything ran
+
+
 def test_unknown_workflow_argument_is_an_error(interp: Interpreter) -> None:
     template = wft([dag("main", []), ], parameters=[{"name": "a", "value": "1"}])
     with pytest.raises(InterpreterError, match=r"\['b'\] are not declared parameters"):
