@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -58,7 +59,7 @@ class NodeType(str, Enum):
 
 # Fields the interpreter understands, per object. Anything else raises UnsupportedConstructError.
 WORKFLOW_KEYS = {"apiVersion", "kind", "metadata", "spec"}
-SPEC_KEYS = {"entrypoint", "arguments", "templates"}
+SPEC_KEYS = {"entrypoint", "arguments", "templates", "activeDeadlineSeconds"}
 TEMPLATE_KEYS = {"name", "inputs", "outputs", "container", "dag", "retryStrategy", "activeDeadlineSeconds"}
 CONTAINER_KEYS = {"command", "args", "env", "workingDir"}
 TASK_KEYS = {"name", "template", "arguments", "dependencies", "depends", "withParam", "withItems", "when",
@@ -67,8 +68,9 @@ RETRY_KEYS = {"limit", "retryPolicy"}
 RETRY_POLICIES = ("OnFailure", "Always")  # the first is Argo's default
 # Fields that only matter to Kubernetes (where and in what image a pod runs): accepted, no local effect.
 NO_LOCAL_EFFECT = {
-    "spec": {"serviceAccountName", "podMetadata"},
-    "template": {"metadata", "nodeSelector", "tolerations", "serviceAccountName", "podSpecPatch"},
+    # One process runs at a time here, so any parallelism limit holds; priority orders nothing.
+    "spec": {"serviceAccountName", "podMetadata", "workflowMetadata", "parallelism", "priority"},
+    "template": {"metadata", "nodeSelector", "tolerations", "serviceAccountName"},
     "container": {"image", "imagePullPolicy", "resources"},
     "retryStrategy": {"backoff"},  # retries run at once: no waiting in tests
 }
@@ -128,18 +130,172 @@ def _check_keys(obj: Mapping[str, Any], allowed: set[str], where: str, kind: str
 
 
 def substitute(text: str, scope: Mapping[str, str], where: str) -> str:
-    """Replace every ``{{name}}`` in ``text`` with ``scope[name]``; an unknown name is an error."""
-
-    def one(match: re.Match[str]) -> str:
+    """Replace every ``{{name}}`` and ``{{=expression}}`` in ``text``; an unknown name is an error."""
+    out, pos = [], 0
+    while (start := text.find("{{", pos)) >= 0:
+        out.append(text[pos:start])
+        if text.startswith("{{=", start):
+            end = _expression_end(text, start + 3, where)
+            out.append(evaluate_expression(text[start + 3:end], scope, where))
+            pos = end + 2
+            continue
+        match = _VARIABLE.match(text, start)
+        if not match:
+            raise InterpreterError(f"{where}: cannot parse the template tag in {text[start:]!r}.")
         key = match.group(1)
         if key not in scope:
-            raise InterpreterError(
-                f"{where} refers to {{{{{key}}}}}, which is not defined there.",
-                hint=f"Defined names: {sorted(scope)}.",
-            )
-        return scope[key]
+            raise InterpreterError(f"{where} refers to {{{{{key}}}}}, which is not defined there.",
+                                   hint=f"Defined names: {sorted(scope)}.")
+        out.append(scope[key])
+        pos = match.end()
+    out.append(text[pos:])
+    return "".join(out)
 
-    return _VARIABLE.sub(one, text)
+
+def _expression_end(text: str, pos: int, where: str) -> int:
+    """Where the ``}}`` closing an expression tag starts (braces and quotes inside are skipped)."""
+    depth, quote = 0, ""
+    for i in range(pos, len(text)):
+        c = text[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}" and depth:
+            depth -= 1
+        elif text.startswith("}}", i):
+            return i
+    raise InterpreterError(f"{where}: the expression tag in {text!r} is not closed.")
+
+
+# -- the part of Argo's expression language ({{=...}}, expr-lang + sprig) a compiler emits --------------
+
+_EXPR_TOKEN = re.compile(r"\s*(?:('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")|(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(.))")
+_EXPR_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "asInt": lambda v: int(v),
+    "string": lambda v: v if isinstance(v, str) else json.dumps(v),
+    "sprig.join": lambda sep, items: sep.join(i if isinstance(i, str) else json.dumps(i) for i in items),
+    "sprig.until": lambda n: list(range(int(n))),
+}
+
+
+def _nest(scope: Mapping[str, str]) -> dict[str, Any]:
+    """``{"tasks.a.outputs.parameters.x": v}`` as nested dicts, for member access in expressions."""
+    root: dict[str, Any] = {}
+    for key, value in scope.items():
+        parts = key.split(".")
+        # A parameter's name may hold dots: everything after "parameters." is one name.
+        if "parameters" in parts:
+            cut = parts.index("parameters") + 1
+            parts = parts[:cut] + [".".join(parts[cut:])]
+        node = root
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[parts[-1]] = value
+    return root
+
+
+def evaluate_expression(source: str, scope: Mapping[str, str], where: str) -> str:
+    """Evaluate an expression tag's body: literals, ``+``, member access, ``map(list, {... # ...})``,
+    ``asInt``, ``string``, ``sprig.join`` and ``sprig.until``. Anything else is unsupported."""
+    tokens: list[tuple[str, str]] = []
+    for m in _EXPR_TOKEN.finditer(source.strip()):
+        kind = "str" if m.group(1) else "num" if m.group(2) else "name" if m.group(3) else "op"
+        tokens.append((kind, m.group(m.lastindex or 0)))
+    pos = 0
+
+    def fail(msg: str) -> UnsupportedConstructError:
+        return UnsupportedConstructError(f"{where}: expression {source!r}: {msg}.",
+                                         hint="The interpreter implements only the expression forms "
+                                              "its docstring lists.")
+
+    def take(value: str | None = None) -> tuple[str, str]:
+        nonlocal pos
+        if pos >= len(tokens) or (value is not None and tokens[pos][1] != value):
+            raise fail(f"expected {value!r}" if value else "unexpected end")
+        pos += 1
+        return tokens[pos - 1]
+
+    def peek() -> str | None:
+        return tokens[pos][1] if pos < len(tokens) else None
+
+    # The parser builds closures taking the value of '#', so map() can evaluate its predicate per element.
+    def additive() -> Callable[[Any], Any]:
+        left = postfix()
+        while peek() == "+":
+            take("+")
+            lhs, rhs = left, postfix()
+            left = lambda h, lhs=lhs, rhs=rhs: lhs(h) + rhs(h)  # noqa: E731
+        return left
+
+    def postfix() -> Callable[[Any], Any]:
+        kind, value = take()
+        if kind == "str":
+            literal = json.loads('"' + value[1:-1].replace('"', '\\"') + '"')
+            return lambda h: literal
+        if kind == "num":
+            return lambda h: int(value)
+        if value == "#":
+            return lambda h: h
+        if value == "(":
+            inner = additive()
+            take(")")
+            return inner
+        if value == "{":
+            body = additive()
+            take("}")
+            return lambda h: body
+        if kind != "name":
+            raise fail(f"unexpected {value!r}")
+        path = [value]
+        while peek() == "." and path[0] in ("sprig",):
+            take(".")
+            path.append(take()[1])
+        name = ".".join(path)
+        if peek() == "(":
+            take("(")
+            args = [additive()]
+            while peek() == ",":
+                take(",")
+                args.append(additive())
+            take(")")
+            if name == "map" and len(args) == 2:
+                items, pred = args
+                return lambda h: [pred(h)(x) for x in items(h)]
+            if name not in _EXPR_FUNCTIONS:
+                raise fail(f"function {name!r} is not implemented")
+            fn = _EXPR_FUNCTIONS[name]
+            return lambda h: fn(*(a(h) for a in args))
+        nested = _nest(scope)
+        if value not in nested:
+            raise InterpreterError(f"{where}: expression {source!r} refers to {value!r}, which is not defined "
+                                   "there.", hint=f"Defined names: {sorted(scope)}.")
+        getter: Callable[[Any], Any] = lambda h: nested[value]  # noqa: E731
+        while peek() in (".", "["):
+            if take()[1] == ".":
+                key = take()[1]
+                getter = lambda h, g=getter, k=key: _member(g(h), k, source, where)  # noqa: E731
+            else:
+                index = additive()
+                take("]")
+                getter = lambda h, g=getter, i=index: _member(g(h), i(h), source, where)  # noqa: E731
+        return getter
+
+    result = additive()(None)
+    if pos != len(tokens):
+        raise fail(f"unexpected {tokens[pos][1]!r}")
+    return result if isinstance(result, str) else json.dumps(result)
+
+
+def _member(obj: Any, key: Any, source: str, where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise InterpreterError(f"{where}: expression {source!r}: {key!r} is not defined there.")
+    return obj[key]
 
 
 def _substitute_all(value: Any, scope: Mapping[str, str], where: str) -> Any:
@@ -363,6 +519,17 @@ def _check_task(task: Mapping[str, Any], tasks: Mapping[str, Any], templates: Ma
             raise InterpreterError(f"{where} depends on {d!r}, which is not a task of the same DAG.")
 
 
+def _ancestors(name: str, deps: Mapping[str, list[str]]) -> list[str]:
+    seen: dict[str, None] = {}
+    stack = list(deps[name])
+    while stack:
+        d = stack.pop()
+        if d not in seen:
+            seen[d] = None
+            stack.extend(deps[d])
+    return list(seen)
+
+
 def task_dependencies(task: Mapping[str, Any]) -> list[str]:
     """The names of the tasks ``task`` waits for, from ``depends`` or ``dependencies``."""
     if "depends" in task:
@@ -401,6 +568,7 @@ class Interpreter:
         self.nodes: dict[str, Node] = {}
         self.templates: dict[str, dict[str, Any]] = {}
         self.globals: dict[str, str] = {}
+        self.deadline_at: float | None = None
 
     def run(self, workflow_template: Mapping[str, Any], arguments: Mapping[str, str] | None = None,
             *, name: str | None = None) -> WorkflowRun:
@@ -412,6 +580,9 @@ class Interpreter:
         params = self._parameters(spec.get("arguments", {}), dict(arguments or {}), "spec.arguments")
         self.globals = {"workflow.name": name, **{f"workflow.parameters.{k}": v for k, v in params.items()}}
         self.ran, self.nodes = [], {}
+        limit = spec.get("activeDeadlineSeconds")
+        self.deadline_at = None if limit is None else time.monotonic() + float(substitute(str(limit), self.globals,
+                                                                                         "spec.activeDeadlineSeconds"))
         root = self._run_template(spec["entrypoint"], {}, name, name)
         return WorkflowRun(name, root.phase, root, self.ran, self.nodes)
 
@@ -483,17 +654,25 @@ class Interpreter:
         deadline = float(substitute(str(deadline), scope, where)) if deadline is not None else None
         node = Node(node_name, display, NodeType.POD, template["name"], retries=retries)
         self.nodes[node_name] = node
+        timeout, message = deadline, f"Pod was active on the node longer than the specified deadline ({deadline}s)"
+        if self.deadline_at is not None:
+            left = self.deadline_at - time.monotonic()
+            if left <= 0:
+                node.phase, node.message = NodePhase.FAILED, "Step exceeded its deadline (the workflow's)"
+                return node
+            if timeout is None or left < timeout:
+                timeout, message = left, "Step exceeded its deadline (the workflow's activeDeadlineSeconds)"
         self.ran.append(node_name)
         proc = subprocess.Popen(argv, env=env, cwd=container.get("workingDir") or self.cwd,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
         try:
-            node.stdout, node.stderr = proc.communicate(timeout=deadline)
+            node.stdout, node.stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             node.stdout, node.stderr = proc.communicate()
             node.phase, node.exit_code = NodePhase.FAILED, proc.returncode
-            node.message = f"Pod was active on the node longer than the specified deadline ({deadline:g}s)"
+            node.message = message
             return node
         node.exit_code = proc.returncode
         if proc.returncode != 0:
@@ -530,6 +709,7 @@ class Interpreter:
         self.nodes[node_name] = node
         tasks = {t["name"]: t for t in template["dag"]["tasks"]}
         deps = {name: task_dependencies(t) for name, t in tasks.items()}
+        ancestors = {name: _ancestors(name, deps) for name in tasks}
         done: dict[str, Node] = {}
         failed = False
         while not failed:
@@ -537,7 +717,9 @@ class Interpreter:
             if not ready:
                 break
             task = tasks[ready[0]]
-            child = self._run_task(task, tasks, done, scope, node_name)
+            # Argo resolves {{tasks.X...}} only for X among the task's ancestors, not any task done by now.
+            visible = {n: done[n] for n in ancestors[task["name"]]}
+            child = self._run_task(task, tasks, visible, scope, node_name)
             done[task["name"]] = child
             node.children.append(child)
             failed = child.phase in (NodePhase.FAILED, NodePhase.ERROR) and not self._continues(task)

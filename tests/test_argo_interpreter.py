@@ -333,3 +333,66 @@ def test_unknown_workflow_argument_is_an_error(interp: Interpreter) -> None:
     template = wft([dag("main", []), ], parameters=[{"name": "a", "value": "1"}])
     with pytest.raises(InterpreterError, match=r"\['b'\] are not declared parameters"):
         interp.run(template, {"b": "2"})
+
+
+def test_expression_tag_builds_a_foreach_join(interp: Interpreter) -> None:
+    join_paths = ("{{=sprig.join(',', map(sprig.until(asInt(tasks['fan'].outputs.parameters['num-splits'])), "
+                  "{'argo-' + workflow.name + '/body/t' + inputs.parameters['split-path'] + '-' + string(#)}))}}")
+    template = wft([
+        dag("main", [{"name": "inner", "template": "inner",
+                      "arguments": {"parameters": [{"name": "split-path", "value": "-7"}]}}]),
+        dag("inner", [
+            {"name": "fan", "template": "fan"},
+            {"name": "join", "template": "echo", "dependencies": ["fan"],
+             "arguments": {"parameters": [{"name": "v", "value": join_paths}]}},
+        ], inputs={"parameters": [{"name": "split-path"}]}),
+        {"name": "fan", "outputs": {"parameters": [{"name": "num-splits", "valueFrom": {"path": f"{OUT}/n"}}]},
+         "container": writes("n", "3")},
+        {"name": "echo", "inputs": {"parameters": [{"name": "v"}]}, "container": py("pass")},
+    ])
+    run = interp.run(template)
+    assert run.node("hello-run.inner.join").inputs["v"] == (
+        "argo-hello-run/body/t-7-0,argo-hello-run/body/t-7-1,argo-hello-run/body/t-7-2")
+
+
+def test_unsupported_expression_function_is_an_error(interp: Interpreter) -> None:
+    template = wft([dag("main", [{"name": "t", "template": "echo", "arguments": {"parameters": [
+        {"name": "v", "value": "{{=sprig.upper(workflow.name)}}"}]}}]),
+        {"name": "echo", "inputs": {"parameters": [{"name": "v"}]}, "container": py("pass")}])
+    with pytest.raises(UnsupportedConstructError, match=r"function 'sprig.upper' is not implemented"):
+        interp.run(template)
+
+
+def test_outputs_of_a_task_that_is_not_an_ancestor_are_undefined(interp: Interpreter) -> None:
+    template = wft([
+        dag("main", [
+            {"name": "a", "template": "emit"},
+            {"name": "b", "template": "echo", "arguments": {"parameters": [
+                {"name": "v", "value": "{{tasks.a.outputs.parameters.x}}"}]}},  # runs after a, but no dependency
+        ]),
+        {"name": "emit", **out_param("x"), "container": writes("x", "1")},
+        {"name": "echo", "inputs": {"parameters": [{"name": "v"}]}, "container": py("pass")},
+    ])
+    with pytest.raises(InterpreterError, match=r"Task 'b' argument 'v' refers to \{\{tasks\.a\.outputs"):
+        interp.run(template)
+
+
+def test_retries_variable_needs_a_retry_strategy(interp: Interpreter) -> None:
+    # Argo puts {{retries}} in scope only for a template with a retryStrategy.
+    template = wft([dag("main", [{"name": "t", "template": "leaf"}]),
+                    {"name": "leaf", "container": py("pass", args=["{{retries}}"])}])
+    with pytest.raises(InterpreterError, match=r"refers to \{\{retries\}\}"):
+        interp.run(template)
+
+
+def test_workflow_deadline_fails_the_run(interp: Interpreter, tmp_path: Path) -> None:
+    template = wft([
+        dag("main", [{"name": "slow", "template": "slow"},
+                     {"name": "after", "template": "slow", "dependencies": ["slow"]}]),
+        {"name": "slow", "container": py("import time; time.sleep(30)")},
+    ])
+    template["spec"]["activeDeadlineSeconds"] = 1
+    run = interp.run(template)
+    assert run.phase is NodePhase.FAILED
+    assert "workflow's activeDeadlineSeconds" in run.node("hello-run.slow").message
+    assert run.ran == ["hello-run.slow"]
