@@ -101,8 +101,8 @@ def test_linear_flow_is_a_chain_after_init(tmp_path: Path, validators: dict[str,
     assert argv[sep + 1:] == [
         "linear_flow.py", "--datastore=s3", "--datastore-root", ROOT, "step", "middle",
         "--run-id", "argo-{{workflow.name}}", "--task-id", "{{inputs.parameters.task-id}}",
-        "--input-paths", "{{inputs.parameters.input-paths}}", "--retry-count", "{{retries}}",
-        "--max-user-code-retries", "0"]
+        "--input-paths", "{{inputs.parameters.input-paths}}", "--retry-count", "0",  # no retryStrategy:
+        "--max-user-code-retries", "0"]  # Argo defines {{retries}} only where there is one
     assert re.fullmatch(r"[0-9a-f]{64}", argv[argv.index("--package-key") + 1])
     assert c["image"] == "python:3.12"
     assert {"name": "HEADWATER_DATASTORE_ROOT", "value": ROOT} in c["env"]

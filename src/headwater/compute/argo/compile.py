@@ -242,7 +242,9 @@ class _Compiler:
         if is_split_child:
             inputs.append("split-index")
             args += ["--split-index", "{{inputs.parameters.split-index}}"]
-        args += ["--retry-count", "{{retries}}", "--max-user-code-retries", str(s.retries)] + self._tag_args()
+        # Argo defines {{retries}} only in a template with a retryStrategy.
+        retry_count = "{{retries}}" if s.retries else "0"
+        args += ["--retry-count", retry_count, "--max-user-code-retries", str(s.retries)] + self._tag_args()
         if self.opts.user_namespace is not None:
             args += ["--namespace", self.opts.user_namespace]
         outputs: list[dict[str, Any]] = []
