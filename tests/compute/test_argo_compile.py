@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,22 @@ def validate(obj: dict[str, Any], validators: dict[str, Any]) -> None:
         raise jsonschema.ValidationError("; ".join(m for e in errors for m in _leaves(e)))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _bucket(s3_server) -> None:
+    """`create` stores the code package in the datastore (as Metaflow does): ROOT's bucket exists."""
+    global _S3_ENV
+    client = s3_server.boto3()
+    if "hw-bucket" not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+        client.create_bucket(Bucket="hw-bucket")
+    _S3_ENV = s3_server.env()
+
+
+_S3_ENV: dict[str, str] = {}
+
+
 def create(flow: str | Path, tmp_path: Path, *args: str, top: tuple[str, ...] = ()) -> dict[str, Any]:
     r = run_flow(flow, *top, "--datastore-root", ROOT, "argo-workflows", "create", "--only-json",
-                 "--image", "python:3.12", *args, root=tmp_path / ".headwater")
+                 "--image", "python:3.12", *args, root=tmp_path / ".headwater", env=_S3_ENV)
     assert r.returncode == 0, r.output
     return json.loads(r.stdout)
 
@@ -99,7 +113,7 @@ def test_linear_flow_is_a_chain_after_init(tmp_path: Path, validators: dict[str,
     assert argv[:3] == ["python", "-m", "headwater.runtime.bootstrap"]
     sep = argv.index("--")
     assert argv[sep + 1:] == [
-        "linear_flow.py", "--datastore=s3", "--datastore-root", ROOT, "step", "middle",
+        "--datastore=s3", "--datastore-root", ROOT, "step", "middle",
         "--run-id", "argo-{{workflow.name}}", "--task-id", "{{inputs.parameters.task-id}}",
         "--input-paths", "{{inputs.parameters.input-paths}}", "--retry-count", "0",  # no retryStrategy:
         "--max-user-code-retries", "0"]  # Argo defines {{retries}} only where there is one
@@ -134,6 +148,9 @@ def test_branch_flow_matches_the_docs_snapshot(tmp_path: Path) -> None:
     wt = create("branch_flow.py", tmp_path)
     text = json.dumps(wt, indent=2, sort_keys=True)
     text = re.sub(r'"[0-9a-f]{64}"', '"<package key>"', text)
+    text = re.sub(r'"http://127\.0\.0\.1:\d+"', '"<S3 endpoint>"', text)  # the test server's port
+    if os.environ.get("HEADWATER_UPDATE_SNAPSHOTS"):  # after a deliberate change of the output
+        SNAPSHOT.write_text(text + "\n")
     assert text + "\n" == SNAPSHOT.read_text()
 
 
@@ -200,7 +217,7 @@ def test_parameters_are_workflow_arguments_passed_to_init(tmp_path: Path, valida
     init = template(wt, "init")["container"]["args"]
     sep = init.index("--")
     assert init[sep + 1:] == [
-        "argo_all_flow.py", "--datastore=s3", "--datastore-root", ROOT, "init", "--run-id", "argo-{{workflow.name}}",
+        "--datastore=s3", "--datastore-root", ROOT, "init", "--run-id", "argo-{{workflow.name}}",
         "--task-id", "0", "--tag", "nightly", "--alpha", "{{workflow.parameters.alpha}}",
         "--mode", "{{workflow.parameters.mode}}"]
     assert wt["spec"]["parallelism"] == 7 and wt["spec"]["activeDeadlineSeconds"] == 600
@@ -228,7 +245,7 @@ def test_project_names_the_workflow_as_metaflow_does(tmp_path: Path, validators:
     prod = create("project_flow.py", tmp_path, top=("--production",))
     assert prod["metadata"]["name"] == "demoproj.prod.projectflow"
     r = run_flow("project_flow.py", "--datastore-root", ROOT, "argo-workflows", "--name", "x", "create",
-                 "--only-json", root=tmp_path / ".headwater")
+                 "--only-json", root=tmp_path / ".headwater", env=_S3_ENV)
     assert r.returncode == 1 and "--name cannot be used with a @project flow" in r.stderr
 
 
@@ -244,15 +261,15 @@ def test_long_project_names_are_shortened_with_a_hash() -> None:
 
 def test_what_cannot_be_compiled_says_why(tmp_path: Path) -> None:
     r = run_flow("switch_flow.py", "--datastore-root", ROOT, "argo-workflows", "create", "--only-json",
-                 root=tmp_path / ".headwater")
+                 root=tmp_path / ".headwater", env=_S3_ENV)
     assert r.returncode == 1 and "recursive switch" in r.stderr, r.output
     r = run_flow("linear_flow.py", "argo-workflows", "create", "--only-json", root=tmp_path / ".headwater")
     assert r.returncode == 1 and "needs an S3 datastore" in r.stderr, r.output
     r = run_flow("linear_flow.py", "--datastore-root", ROOT, "argo-workflows", "create",
-                 root=tmp_path / ".headwater")
+                 root=tmp_path / ".headwater", env=_S3_ENV)
     assert r.returncode == 1 and "needs an Argo Workflows server" in r.stderr and "--only-json" in r.stderr
     r = run_flow("linear_flow.py", "--datastore-root", ROOT, "argo-workflows", "trigger",
-                 root=tmp_path / ".headwater")
+                 root=tmp_path / ".headwater", env=_S3_ENV)
     assert r.returncode == 1 and "`argo-workflows trigger` needs an Argo Workflows server" in r.stderr
 
 

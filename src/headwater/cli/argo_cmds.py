@@ -43,7 +43,8 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
     from ..flow.mutators import prepare_flow
     from ..flow.schedule import flow_schedule
     from ..package import build_package, parse_suffixes
-    from ..store.codec import encode
+    from ..package.stored import save_package
+    from ..store import Datastore
     from ..store.roots import is_local_root
     from .flow_cli import _lint_or_raise
 
@@ -61,6 +62,8 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
                          branch=fields.get("branch_name"))
     script = os.path.abspath(sys.argv[0])
     pkg = build_package(script, parse_suffixes(ctx.obj["top"]["package_suffixes"]))
+    # Stored now, as Metaflow does even with --only-json: the pods fetch it by this key.
+    package = guarded(lambda: save_package(Datastore(root).content, pkg))
     env = {k: settings.extra[k] for k in ("HEADWATER_S3_ENDPOINT_URL",) if k in settings.extra}
     if settings.user:
         env["HEADWATER_USER"] = settings.user
@@ -70,7 +73,7 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
                   "headwater/branch": fields["branch_name"].replace("user.", "user-").replace(".", "-")[:63]}
     copts = CompileOptions(
         name=name, image=opts["image"] or settings.extra.get(IMAGE_ENV) or DEFAULT_IMAGE,
-        datastore_root=root, package_key=encode(pkg.blob).key, flow_file=pkg.script,
+        datastore_root=root, package_key=package["key"], flow_file=pkg.script,
         namespace=settings.extra.get(NAMESPACE_ENV, "default"), max_workers=opts["max_workers"],
         workflow_timeout=opts["workflow_timeout"], workflow_priority=opts["workflow_priority"],
         tags=tuple(opts["tags"]), user_namespace=opts["user_namespace"], env=env, labels=labels)

@@ -18,6 +18,7 @@ from typing import Any
 from ...exceptions import HeadwaterException
 from ...flow.nodekind import NodeKind
 from ...store.taskmeta import PARAMETERS_STEP, PARAMETERS_TASK_ID
+from ..commands import bootstrap_command
 from . import naming as nm
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -215,11 +216,11 @@ class _Compiler:
     # ---- container templates ------------------------------------------------------
     def _bootstrap(self, args: list[str]) -> list[str]:
         o = self.opts
-        return ["python", "-m", "headwater.runtime.bootstrap", "--datastore-root", o.datastore_root,
-                "--package-key", o.package_key, "--flow-file", o.flow_file, "--"] + args
+        return bootstrap_command(o.datastore_root, o.package_key, o.flow_file, args)
 
     def _top_args(self) -> list[str]:
-        return [self.opts.flow_file, "--datastore=s3", "--datastore-root", self.opts.datastore_root]
+        # The flow's CLI arguments (the bootstrap runs the flow file from the package).
+        return ["--datastore=s3", "--datastore-root", self.opts.datastore_root]
 
     def _tag_args(self) -> list[str]:
         out: list[str] = []

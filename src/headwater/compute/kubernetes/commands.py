@@ -14,10 +14,6 @@ from ...config import DatastoreKind
 from ...runtime.taskspec import TaskSpec
 from ...store.roots import is_local_root
 
-#: The module a container runs first (fetches the code package, then runs the flow's CLI).
-BOOTSTRAP_MODULE = "headwater.runtime.bootstrap"
-#: The step name of the parameters pseudo-task (what ``init`` writes).
-PARAMETERS_STEP = "_parameters"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +76,3 @@ def init_args(datastore_root: str, *, run_id: str, task_id: str, tags: tuple[str
         args += [f"--{name}", str(value)]
     return args
 
-
-def bootstrap_command(datastore_root: str, package_key: str, flow_file: str, args: list[str], *,
-                      python: str = "python") -> list[str]:
-    """The container command: fetch the code package ``package_key``, then run ``flow_file`` with ``args``."""
-    return [python, "-m", BOOTSTRAP_MODULE, "--datastore-root", datastore_root, "--package-key", package_key,
-            "--flow-file", flow_file, "--", *args]

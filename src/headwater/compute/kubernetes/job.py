@@ -16,7 +16,9 @@ from typing import Any
 
 from ...config import Settings
 from ...flow.kubernetes import KubernetesOptions, QosClass
-from .commands import PARAMETERS_STEP, StepInvocation, bootstrap_command, init_args, step_args
+from ...store.taskmeta import PARAMETERS_STEP
+from ..commands import bootstrap_command
+from .commands import StepInvocation, init_args, step_args
 from .names import dns_label, label_value
 
 #: The container's working directory (the bootstrap extracts the code package under its cache).

@@ -1,0 +1,16 @@
+"""The container command every compute backend and orchestrator compiler runs (internal):
+fetch the run's code package, then run the flow file's CLI with the given arguments
+(``headwater.runtime.bootstrap``). One definition for Kubernetes Jobs and Argo templates."""
+
+from __future__ import annotations
+
+#: The module a container runs first (fetches the code package, then runs the flow's CLI).
+BOOTSTRAP_MODULE = "headwater.runtime.bootstrap"
+
+
+def bootstrap_command(datastore_root: str, package_key: str, flow_file: str, args: list[str], *,
+                      python: str = "python") -> list[str]:
+    """The container command: fetch the code package ``package_key``, then run ``flow_file`` with
+    ``args`` (the flow CLI's arguments, without the file name)."""
+    return [python, "-m", BOOTSTRAP_MODULE, "--datastore-root", datastore_root, "--package-key", package_key,
+            "--flow-file", flow_file, "--", *args]
