@@ -99,6 +99,9 @@ def main() -> None:
             fws["metaflow"] = args.mf_python
         else:
             print(f"note: no Metaflow venv at {args.mf_python}; headwater only", file=sys.stderr)
+    recording = tempfile.NamedTemporaryFile(prefix="moto-recording-", delete=False)
+    recording.close()
+    os.environ["MOTO_RECORDER_FILEPATH"] = recording.name  # not ./moto_recording in the working directory
     server = start_s3_server()
     results = []
     try:
@@ -114,6 +117,7 @@ def main() -> None:
                           f"({best['requests_per_task']:.1f}/task)  {best['by_method']}", flush=True)
     finally:
         server.stop()
+        os.unlink(recording.name)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"server": "moto[server] on 127.0.0.1", "results": results}, indent=2))
     print(f"\n| workload | framework | wall s (median) | S3 requests | per task |\n|---|---|---|---|---|")
