@@ -120,7 +120,7 @@ def main() -> None:
         os.unlink(recording.name)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"server": "moto[server] on 127.0.0.1", "results": results}, indent=2))
-    print(f"\n| workload | framework | wall s (median) | S3 requests | per task |\n|---|---|---|---|---|")
+    print("\n| workload | framework | wall s (median) | S3 requests | per task |\n|---|---|---|---|---|")
     for r in results:
         print(f"| {r['workload']} | {r['framework']} | {r['wall_s']:.2f} | {r['requests']} | "
               f"{r['requests_per_task']:.1f} |")
