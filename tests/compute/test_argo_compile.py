@@ -105,8 +105,8 @@ def test_linear_flow_is_a_chain_after_init(tmp_path: Path, validators: dict[str,
     assert tasks["start"]["dependencies"] == ["init-params"]
     assert tasks["middle"]["dependencies"] == ["start"]
     assert tasks["end"]["dependencies"] == ["middle"]
-    assert args_of(tasks["start"]) == {"task-id": "t", "input-paths": "argo-{{workflow.name}}/_parameters/0"}
-    assert args_of(tasks["end"])["input-paths"] == "argo-{{workflow.name}}/middle/t"
+    assert args_of(tasks["start"]) == {"task-id": "1", "input-paths": "argo-{{workflow.name}}/_parameters/0"}
+    assert args_of(tasks["end"])["input-paths"] == "argo-{{workflow.name}}/middle/1"
     # The task command is the shared contract's, behind the code-package bootstrap.
     c = template(wt, "step-middle")["container"]
     argv = c["command"] + c["args"]
@@ -141,7 +141,7 @@ def test_branch_join_waits_for_both_branches(tmp_path: Path, validators: dict[st
     tasks = dag(wt)
     assert tasks["a"]["dependencies"] == tasks["b"]["dependencies"] == ["start"]
     assert tasks["join"]["dependencies"] == ["a", "b"]
-    assert args_of(tasks["join"])["input-paths"] == "argo-{{workflow.name}}/a/t,argo-{{workflow.name}}/b/t"
+    assert args_of(tasks["join"])["input-paths"] == "argo-{{workflow.name}}/a/1,argo-{{workflow.name}}/b/1"
 
 
 def test_branch_flow_matches_the_docs_snapshot(tmp_path: Path) -> None:
@@ -161,14 +161,14 @@ def test_nested_foreach_is_a_nested_dag_per_split(tmp_path: Path, validators: di
     assert list(top) == ["init-params", "start", "body", "join", "end"]
     assert top["body"]["template"] == "dag-start"
     assert top["body"]["withParam"] == "{{tasks.start.outputs.parameters.splits}}"
-    assert args_of(top["body"]) == {"split-path": "-{{item}}", "input-paths": "argo-{{workflow.name}}/start/t",
+    assert args_of(top["body"]) == {"split-path": "-{{item}}", "input-paths": "argo-{{workflow.name}}/start/1",
                                     "split-index": "{{item}}"}
     assert top["join"]["dependencies"] == ["body"]
     assert "tasks['start'].outputs.parameters['num-splits']" in args_of(top["join"])["input-paths"]
-    assert "/inner_join/' + 't' + '-' + string(#)" in args_of(top["join"])["input-paths"]
+    assert "/inner_join/' + '1' + '-' + string(#)" in args_of(top["join"])["input-paths"]
     outer = dag(wt, "dag-start")
     assert list(outer) == ["body", "inner-body", "inner-join"]
-    assert args_of(outer["body"])["task-id"] == "t{{inputs.parameters.split-path}}"
+    assert args_of(outer["body"])["task-id"] == "1{{inputs.parameters.split-path}}"
     assert outer["inner-body"]["template"] == "dag-body"
     assert outer["inner-body"]["withParam"] == "{{tasks.body.outputs.parameters.splits}}"
     assert args_of(outer["inner-body"])["split-path"] == "{{inputs.parameters.split-path}}-{{item}}"
@@ -192,7 +192,7 @@ def test_switch_cases_are_conditional_tasks(tmp_path: Path, validators: dict[str
     assert tasks["low"]["when"] == "'{{tasks.route.outputs.parameters.next-step}}' == 'low'"
     assert tasks["merge"]["depends"] == "high.Succeeded || low.Succeeded"
     assert args_of(tasks["merge"])["input-paths"] == \
-        "argo-{{workflow.name}}/{{tasks.route.outputs.parameters.next-step}}/t"
+        "argo-{{workflow.name}}/{{tasks.route.outputs.parameters.next-step}}/1"
     route = template(wt, "step-route")
     assert route["outputs"]["parameters"] == [{"name": "next-step", "valueFrom": {"path": "/tmp/hw-out/next_step"}}]
 

@@ -339,7 +339,7 @@ def test_job_container_command_runs_as_written(tmp_path: Path, s3_server, s3_buc
     run_id = "1700000000001"
     jobs = [init_job(pod_settings, opts, run_id=run_id, task_id="0", **common)]
     previous = f"{run_id}/_parameters/0"
-    for name in ("start", "middle", "end"):  # task ids as headwater.runtime.plan gives them: 1 outside a foreach
+    for name in ("start", "middle", "end"):  # task ids as headwater.plan gives them: 1 outside a foreach
         inv = StepInvocation(name, run_id, "1", (previous,))
         jobs.append(step_job(pod_settings, opts, inv, **common))
         previous = f"{run_id}/{name}/1"

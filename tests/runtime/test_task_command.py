@@ -16,7 +16,7 @@ import pytest
 
 from flowrun import FLOWS, USER
 from headwater.flow.graph import FANOUT, NodeKind
-from headwater.runtime import plan
+from headwater import plan
 
 FLOW = FLOWS / "orchestrated_flow.py"
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -38,7 +38,7 @@ def _graph(flow: Path, name: str):
 
 class Orchestrator:
     """Runs each task as its own ``python flow.py step`` process once its inputs are done,
-    computing task ids and input paths with ``runtime.plan`` and reading ``--output-dir``."""
+    computing task ids and input paths with ``headwater.plan`` and reading ``--output-dir``."""
 
     def __init__(self, root: str, env: dict[str, str], work: Path, run_id: str, flow: Path = FLOW,
                  name: str = "OrchestratedFlow"):

@@ -20,7 +20,7 @@ from ..config import Settings
 from ..exceptions import HeadwaterException
 from ..flow.graph import FANOUT, NodeKind
 from ..store import Datastore
-from .plan import parse_input_paths, split_indexes
+from ..plan import parse_input_paths, split_indexes
 from .taskspec import ForeachFrame, TaskResult, TaskSpec
 
 #: Files ``--output-dir`` receives (read by an orchestrator's output parameters).

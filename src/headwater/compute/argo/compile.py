@@ -17,6 +17,7 @@ from typing import Any
 
 from ...exceptions import HeadwaterException
 from ...flow.nodekind import NodeKind
+from ...plan import FIRST_TASK_ID, SPLIT_SEP
 from ...store.taskmeta import PARAMETERS_STEP, PARAMETERS_TASK_ID
 from ..commands import bootstrap_command
 from . import naming as nm
@@ -110,7 +111,8 @@ class _Compiler:
 
     # ---- ids and paths ------------------------------------------------------------
     def task_id(self, scope: str | None) -> str:
-        return "t" if scope is None else "t{{inputs.parameters." + _SCOPE_INPUT + "}}"
+        # headwater.plan's ids: the first task's id, then "-<split index>" per foreach level.
+        return FIRST_TASK_ID if scope is None else FIRST_TASK_ID + "{{inputs.parameters." + _SCOPE_INPUT + "}}"
 
     def path(self, step: str, scope: str | None) -> str:
         return f"{RUN_ID}/{step}/{self.task_id(scope)}"
@@ -135,11 +137,12 @@ class _Compiler:
             split = node.split_parents[-1]
             deps = [self.dag_task_for(p, scope) for p in node.in_funcs]
             (last,) = node.in_funcs
-            prefix = "'t'" if scope is None else "'t' + inputs.parameters['" + _SCOPE_INPUT + "']"
+            first = f"'{FIRST_TASK_ID}'"
+            prefix = first if scope is None else first + " + inputs.parameters['" + _SCOPE_INPUT + "']"
             args["input-paths"] = (
                 "{{=sprig.join(',', map(sprig.until(asInt(tasks['" + nm.task_name(split)
                 + "'].outputs.parameters['num-splits'])), {'" + RUN_ID.replace("{{workflow.name}}", "' + workflow.name + '")
-                + "/" + last + "/' + " + prefix + " + '-' + string(#)}))}}")
+                + "/" + last + "/' + " + prefix + f" + '{SPLIT_SEP}' + string(#)}}))}}}}")
         else:
             deps = [self.dag_task_for(p, scope) for p in node.in_funcs]
             switched = [p for p in node.in_funcs if g[p].kind is NodeKind.SWITCH]
@@ -183,7 +186,7 @@ class _Compiler:
             "dependencies": [nm.task_name(split.name)],
             "withParam": "{{tasks." + nm.task_name(split.name) + ".outputs.parameters.splits}}",
             "arguments": {"parameters": [
-                {"name": _SCOPE_INPUT, "value": here + "-{{item}}"},
+                {"name": _SCOPE_INPUT, "value": here + SPLIT_SEP + "{{item}}"},
                 {"name": "input-paths", "value": self.path(split.name, scope)},
                 {"name": "split-index", "value": "{{item}}"},
             ]},

@@ -1,4 +1,5 @@
-"""Pure functions that place a task in an orchestrated run (orchestration layer): its task id,
+"""Pure functions that place a task in an orchestrated run (bottom layer: the ``step`` command
+and every orchestrator compiler share them): its task id,
 the input paths of a join, the split indexes of a foreach, and Metaflow's ``--input-paths``
 format. No scheduler state and no store: an orchestrator compiler (Argo, Kubernetes) computes
 the same values at compile time that the ``step`` command checks at run time.
@@ -24,7 +25,8 @@ import zlib
 
 #: The task id of the start step (and so of every step outside any foreach).
 FIRST_TASK_ID = "1"
-_SPLIT_SEP = "-"
+#: Between a foreach task's id and its child's split index.
+SPLIT_SEP = "-"
 _LOOP_SEP = "_"
 
 
@@ -34,7 +36,7 @@ def child_task_id(parent_task_id: str, split_index: int) -> str:
     >>> child_task_id("1", 2)
     '1-2'
     """
-    return f"{parent_task_id}{_SPLIT_SEP}{split_index}"
+    return f"{parent_task_id}{SPLIT_SEP}{split_index}"
 
 
 def join_task_id(split_task_id: str) -> str:
