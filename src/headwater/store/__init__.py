@@ -73,6 +73,7 @@ class Datastore:
         self.objects = open_object_store(self.root)
         self.content = ContentStore(self.objects)
         self.records = RecordStore(self.objects)
+        self._spool_root: str | None = None
 
     def exists(self) -> bool:
         """Whether the datastore has been created (reading never creates one)."""
@@ -105,10 +106,13 @@ class Datastore:
         return spool_path(self.spool_root(), key)
 
     def spool_root(self) -> str:
-        """The local directory where logs bound for this (remote) store wait to be shipped."""
-        from ..config import load_settings
+        """The local directory where logs bound for this (remote) store wait to be shipped
+        (worked out once: the scheduler asks for it twice per task)."""
+        if self._spool_root is None:
+            from ..config import load_settings
 
-        return state_dir(load_settings().home, "spool", self.objects.identity)
+            self._spool_root = state_dir(load_settings().home, "spool", self.objects.identity)
+        return self._spool_root
 
     def sweep_temp(self, *, deep: bool = False) -> tuple[int, int]:
         """Remove temp files left by writers that are gone; returns (files, bytes).
