@@ -4,6 +4,9 @@ fetch the run's code package, then run the flow file's CLI with the given argume
 
 from __future__ import annotations
 
+from ..config import DatastoreKind
+from ..store.roots import is_local_root
+
 #: The module a container runs first (fetches the code package, then runs the flow's CLI).
 BOOTSTRAP_MODULE = "headwater.runtime.bootstrap"
 
@@ -14,3 +17,10 @@ def bootstrap_command(datastore_root: str, package_key: str, flow_file: str, arg
     ``args`` (the flow CLI's arguments, without the file name)."""
     return [python, "-m", BOOTSTRAP_MODULE, "--datastore-root", datastore_root, "--package-key", package_key,
             "--flow-file", flow_file, "--", *args]
+
+
+def datastore_args(datastore_root: str) -> list[str]:
+    """The flow CLI's top-level options that point a task at ``datastore_root``
+    (``--datastore=s3 --datastore-root s3://...``)."""
+    kind = DatastoreKind.LOCAL if is_local_root(datastore_root) else DatastoreKind.S3
+    return [f"--datastore={kind.value}", "--datastore-root", datastore_root]

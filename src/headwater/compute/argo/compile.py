@@ -19,7 +19,7 @@ from ...exceptions import HeadwaterException
 from ...flow.nodekind import NodeKind
 from ...plan import FIRST_TASK_ID, SPLIT_SEP
 from ...store.taskmeta import PARAMETERS_STEP, PARAMETERS_TASK_ID
-from ..commands import bootstrap_command
+from ..commands import bootstrap_command, datastore_args
 from . import naming as nm
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -223,7 +223,7 @@ class _Compiler:
 
     def _top_args(self) -> list[str]:
         # The flow's CLI arguments (the bootstrap runs the flow file from the package).
-        return ["--datastore=s3", "--datastore-root", self.opts.datastore_root]
+        return datastore_args(self.opts.datastore_root)
 
     def _tag_args(self) -> list[str]:
         out: list[str] = []

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ...config import DatastoreKind
 from ...runtime.taskspec import TaskSpec
-from ...store.roots import is_local_root
+from ..commands import datastore_args
 
 
 
@@ -42,14 +41,10 @@ def invocation_for(spec: TaskSpec) -> StepInvocation:
         decospecs=spec.decospecs)
 
 
-def _datastore_args(datastore_root: str) -> list[str]:
-    kind = DatastoreKind.LOCAL if is_local_root(datastore_root) else DatastoreKind.S3
-    return [f"--datastore={kind.value}", "--datastore-root", datastore_root]
-
 
 def step_args(datastore_root: str, inv: StepInvocation) -> list[str]:
     """``--datastore=s3 --datastore-root ROOT [--with D ...] step STEP --run-id ... --input-paths ...``."""
-    args = [*_datastore_args(datastore_root)]
+    args = [*datastore_args(datastore_root)]
     for spec in inv.decospecs:
         args += ["--with", spec]
     args += ["step", inv.step, "--run-id", inv.run_id,
@@ -69,7 +64,7 @@ def step_args(datastore_root: str, inv: StepInvocation) -> list[str]:
 def init_args(datastore_root: str, *, run_id: str, task_id: str, tags: tuple[str, ...] = (),
               parameters: Mapping[str, Any] | None = None) -> list[str]:
     """``--datastore=s3 --datastore-root ROOT init --run-id RUN --task-id TASK [--tag T] [--PARAM VALUE]``."""
-    args = [*_datastore_args(datastore_root), "init", "--run-id", run_id, "--task-id", task_id]
+    args = [*datastore_args(datastore_root), "init", "--run-id", run_id, "--task-id", task_id]
     for tag in tags:
         args += ["--tag", tag]
     for name, value in (parameters or {}).items():
