@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from headwater.store.logsink import LogPump, LogShipper, StoreLogTail, chunk_prefix, read_log
+from headwater.store.logsink import LogPump, StoreLogTail, chunk_prefix, read_log
 from headwater.store.objects import LocalObjectStore
 from memstore import MemoryObjectStore
 
@@ -59,9 +59,10 @@ def test_chunks_while_growing_then_one_complete_object(objects, tmp_path):
 def test_tail_that_starts_after_the_task_ended_reads_everything_once(objects, tmp_path):
     log = tmp_path / "task.log"
     log.write_bytes(b"a\nb\n")
-    shipper = LogShipper(objects, KEY, str(log), interval=3600)
-    shipper.start()
-    shipper.finish()
+    pump = LogPump(objects, interval=3600)
+    pump.add(KEY, str(log))
+    pump.finish(KEY, wait=True)
+    pump.close()
     tail = StoreLogTail(objects, KEY, min_interval=0)
     assert tail.read_new(final=True) == b"a\nb\n"
     assert tail.read_new(final=True) == b""

@@ -310,36 +310,6 @@ class LogPump:
                 pass
 
 
-class LogShipper:
-    """Ships one growing log file to the store (a ``LogPump`` of one file).
-
-    Parameters
-    ----------
-    objects : ObjectStore
-        Where the log goes.
-    key : str
-        The log's key (``RecordStore.log_key(...)``).
-    path : str
-        The local file the task writes.
-    interval : float
-        Seconds between shipments.
-    """
-
-    def __init__(self, objects: ObjectStore, key: str, path: str, interval: float = SHIP_INTERVAL) -> None:
-        self._pump = LogPump(objects, interval)
-        self.key = key
-        self.path = path
-
-    def start(self) -> None:
-        """Start shipping in the background."""
-        self._pump.add(self.key, self.path)
-
-    def finish(self) -> None:
-        """Ship the rest and the complete object (waits for it); stop."""
-        self._pump.finish(self.key, wait=True)
-        self._pump.close()
-
-
 def spool_path(spool_root: str, key: str) -> str:
     """The local file under ``spool_root`` where a task writes the log ``key`` before it is
     shipped: one flat directory per run (``runs/<Flow>/<run>/``, created here) holding
@@ -363,5 +333,5 @@ def remove_spool_dirs(spool_root: str, flow: str, run_id: str) -> None:
         path = os.path.dirname(path)
 
 
-__all__ = ["CHUNKS_SUFFIX", "FileTail", "LogPump", "LogShipper", "SHIP_INTERVAL", "StoreLogTail", "chunk_key",
+__all__ = ["CHUNKS_SUFFIX", "FileTail", "LogPump", "SHIP_INTERVAL", "StoreLogTail", "chunk_key",
            "chunk_prefix", "read_log", "remove_spool_dirs", "spool_path"]
