@@ -8,7 +8,7 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import HeadwaterS3URLException
-from ..flow.current import current
+from ..flow.current import current, task_datastore_root
 from ..store.s3.connect import S3_SCHEME, parse_s3_url
 
 if TYPE_CHECKING:
@@ -40,11 +40,9 @@ def run_root(run: Any, settings: "Settings", bucket: str | None, prefix: str | N
     ``bucket`` and ``prefix`` replace those parts of the configured root."""
     from ..flow.spec import FlowSpec
 
-    if isinstance(run, FlowSpec) and current.is_running_flow:
-        # The task's own datastore (--datastore-root reaches it through its TaskSpec, not the env).
-        root = current._values.get("_datastore_root")
-        if root:
-            settings = settings.with_(datastore_root=root)
+    root = task_datastore_root() if isinstance(run, FlowSpec) else None
+    if root:
+        settings = settings.with_(datastore_root=root)
     parsed = parse_s3_url(datatools_root(settings))
     bucket = bucket or parsed.bucket
     prefix = prefix or parsed.key

@@ -109,3 +109,9 @@ class Current:
 
 
 current = Current()
+
+
+def task_datastore_root() -> str | None:
+    """The datastore root of the running task (from its TaskSpec; ``--datastore-root`` reaches
+    it that way, not through the environment), or None outside a task (internal)."""
+    return current._values.get("_datastore_root") if current.is_running_flow else None
