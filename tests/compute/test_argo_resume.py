@@ -127,6 +127,12 @@ def test_resuming_a_successful_run_clones_every_task(s3_bucket: str, s3_env: S3S
 
 
 def test_resume_of_a_run_that_does_not_exist_names_it(s3_bucket: str, s3_env: S3Server, tmp_path: Path) -> None:
+    root = f"s3://{s3_bucket}/argo"
+    wt = compile_and_store(FLOW, root, s3_env, tmp_path)
+    # Submitted past the CLI's check (kubectl, the Argo UI): the run's init task names the bad origin.
+    run = pod_interpreter(s3_env, tmp_path).run(wt, {"origin-run-id": "argo-nope"}, name="bad")
+    assert run.phase is NodePhase.FAILED and run.ran == ["bad.init-params"]
+    assert f"Flow {CLS} has no run 'argo-nope' to resume" in run.node("bad.init-params").stderr
     r = run_flow(FLOW, "--datastore-root", f"s3://{s3_bucket}/argo", "argo-workflows", "resume", "argo-nope",
                  "--only-json", root=tmp_path / ".unused", env=argo_env(s3_env, tmp_path))
     assert r.returncode != 0 and "Traceback" not in r.stderr
