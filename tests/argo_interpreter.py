@@ -4,6 +4,8 @@ No Argo controller runs here, so tests execute what the Argo compiler emits with
 follows Argo's documented semantics for the subset a compiler emits (DAG templates, container templates,
 parameters, withParam/withItems, when, depends, retryStrategy, activeDeadlineSeconds) and raises
 ``UnsupportedConstructError`` for any field it does not implement, so new compiler output fails loudly.
+A Workflow that only references a WorkflowTemplate (``spec.workflowTemplateRef``, what a submit or a
+resume creates) runs given that template (``run(..., workflow_templates=[...])``).
 See docs/argo-testing.md, "How compiled workflows are run in tests".
 """
 
@@ -11,12 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
+import string
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -60,6 +64,7 @@ class NodeType(str, Enum):
 # Fields the interpreter understands, per object. Anything else raises UnsupportedConstructError.
 WORKFLOW_KEYS = {"apiVersion", "kind", "metadata", "spec"}
 SPEC_KEYS = {"entrypoint", "arguments", "templates", "activeDeadlineSeconds"}
+REF_SPEC_KEYS = {"workflowTemplateRef", "arguments"}  # a Workflow that runs a WorkflowTemplate
 TEMPLATE_KEYS = {"name", "inputs", "outputs", "container", "dag", "retryStrategy", "activeDeadlineSeconds"}
 CONTAINER_KEYS = {"command", "args", "env", "workingDir"}
 TASK_KEYS = {"name", "template", "arguments", "dependencies", "depends", "withParam", "withItems", "when",
@@ -434,6 +439,41 @@ def _aggregate(values: list[str]) -> str:
     return json.dumps(out)
 
 
+def resolve_template_ref(workflow: Mapping[str, Any],
+                         workflow_templates: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """A Workflow with ``spec.workflowTemplateRef`` as Argo runs it: the referenced template's spec,
+    with the Workflow's ``arguments`` overriding the template's parameters of the same name (an
+    argument the template does not declare is an error). Any other Workflow is returned as it is."""
+    spec = workflow.get("spec", {})
+    if "workflowTemplateRef" not in spec:
+        return workflow
+    if workflow.get("kind") != "Workflow":
+        raise InterpreterError(f"kind {workflow.get('kind')!r} has a workflowTemplateRef; only a Workflow may.")
+    _check_keys(spec, REF_SPEC_KEYS, "spec (with workflowTemplateRef)", "spec")
+    ref = spec["workflowTemplateRef"]
+    _check_keys(ref, {"name"}, "spec.workflowTemplateRef")
+    by_name = {t["metadata"]["name"]: t for t in workflow_templates}
+    if ref["name"] not in by_name:
+        raise InterpreterError(f"spec.workflowTemplateRef names {ref['name']!r}, which is not among the "
+                               "WorkflowTemplates given.", hint=f"Given: {sorted(by_name)}.")
+    template = by_name[ref["name"]]
+    if template.get("kind") != "WorkflowTemplate":
+        raise InterpreterError(f"{ref['name']!r} is a {template.get('kind')}, not a WorkflowTemplate.")
+    _check_parameters(spec.get("arguments", {}), "spec.arguments")
+    declared = [dict(p) for p in template["spec"].get("arguments", {}).get("parameters", [])]
+    index = {p["name"]: p for p in declared}
+    for p in spec.get("arguments", {}).get("parameters", []):
+        if p["name"] not in index:
+            raise InterpreterError(f"spec.arguments: {p['name']!r} is not a parameter of WorkflowTemplate "
+                                   f"{ref['name']!r}.", hint=f"Declared: {sorted(index)}.")
+        index[p["name"]]["value"] = p["value"]
+    merged_spec = {**template["spec"]}
+    if declared:
+        merged_spec["arguments"] = {"parameters": declared}
+    metadata = {**template.get("metadata", {}), **workflow.get("metadata", {})}
+    return {"apiVersion": workflow.get("apiVersion"), "kind": "Workflow", "metadata": metadata, "spec": merged_spec}
+
+
 def validate(workflow_template: Mapping[str, Any]) -> None:
     """Check every object of ``workflow_template`` before anything runs.
 
@@ -571,12 +611,21 @@ class Interpreter:
         self.deadline_at: float | None = None
 
     def run(self, workflow_template: Mapping[str, Any], arguments: Mapping[str, str] | None = None,
-            *, name: str | None = None) -> WorkflowRun:
-        """Submit ``workflow_template`` with ``arguments`` (workflow parameters) and run it to the end."""
+            *, name: str | None = None, workflow_templates: Sequence[Mapping[str, Any]] = ()) -> WorkflowRun:
+        """Submit ``workflow_template`` with ``arguments`` (workflow parameters) and run it to the end.
+
+        A Workflow with ``spec.workflowTemplateRef`` runs the referenced template, found among
+        ``workflow_templates`` (see ``resolve_template_ref``); its name, unless ``name`` is given, is
+        its ``generateName`` followed by five random characters, as Argo names it.
+        """
+        workflow_template = resolve_template_ref(workflow_template, workflow_templates)
         validate(workflow_template)
         spec = workflow_template["spec"]
         self.templates = {t["name"]: t for t in spec["templates"]}
-        name = name or f"{workflow_template.get('metadata', {}).get('name', 'workflow')}-run"
+        metadata = workflow_template.get("metadata", {})
+        if name is None and "generateName" in metadata and workflow_template.get("kind") == "Workflow":
+            name = metadata["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+        name = name or f"{metadata.get('name', 'workflow')}-run"
         params = self._parameters(spec.get("arguments", {}), dict(arguments or {}), "spec.arguments")
         self.globals = {"workflow.name": name, **{f"workflow.parameters.{k}": v for k, v in params.items()}}
         self.ran, self.nodes = [], {}

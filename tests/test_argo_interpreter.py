@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import sys
 from pathlib import Path
@@ -396,3 +397,37 @@ def test_workflow_deadline_fails_the_run(interp: Interpreter, tmp_path: Path) ->
     assert run.phase is NodePhase.FAILED
     assert "workflow's activeDeadlineSeconds" in run.node("hello-run.slow").message
     assert run.ran == ["hello-run.slow"]
+
+
+def _submitted(arguments: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    """A Workflow that runs the WorkflowTemplate ``hello`` (what a submit or a resume creates)."""
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"generateName": "hello-", "namespace": "default"},
+            "spec": {"workflowTemplateRef": {"name": "hello"}, "arguments": {"parameters": arguments}, **spec}}
+
+
+def test_a_workflow_runs_the_template_it_references(interp: Interpreter, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    template = wft([
+        dag("main", [{"name": "say", "template": "say"}]),
+        {"name": "say", "container": log_step(log, "{{workflow.name}} {{workflow.parameters.a}} "
+                                                    "{{workflow.parameters.b}}")},
+    ], parameters=[{"name": "a", "value": "1"}, {"name": "b", "value": ""}])
+    run = interp.run(_submitted([{"name": "b", "value": "given"}]), workflow_templates=[template])
+    assert run.phase is NodePhase.SUCCEEDED
+    name, a, b = log.read_text().split()
+    # generateName plus five characters, as Argo names it; arguments override only what they name.
+    assert re.fullmatch(r"hello-[a-z0-9]{5}", name) and run.name == name
+    assert (a, b) == ("1", "given")
+    assert interp.run(_submitted([]), workflow_templates=[template], name="wf9").name == "wf9"
+
+
+def test_a_workflow_reference_must_resolve(interp: Interpreter) -> None:
+    template = wft([dag("main", [{"name": "t", "template": "leaf"}]), {"name": "leaf", "container": py("pass")}],
+                   parameters=[{"name": "a", "value": "1"}])
+    with pytest.raises(InterpreterError, match=r"names 'hello', which is not among the WorkflowTemplates given"):
+        interp.run(_submitted([]))
+    with pytest.raises(InterpreterError, match=r"'zz' is not a parameter of WorkflowTemplate 'hello'"):
+        interp.run(_submitted([{"name": "zz", "value": "1"}]), workflow_templates=[template])
+    with pytest.raises(UnsupportedConstructError, match=r"uses \['entrypoint'\]"):
+        interp.run(_submitted([], entrypoint="main"), workflow_templates=[template])

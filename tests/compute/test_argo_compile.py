@@ -42,7 +42,7 @@ def _strict(schema: Any) -> Any:
 @pytest.fixture(scope="module")
 def validators() -> dict[str, Any]:
     out = {}
-    for kind in ("WorkflowTemplate", "CronWorkflow"):
+    for kind in ("WorkflowTemplate", "CronWorkflow", "Workflow"):
         schema = _strict(getattr(hera_models, kind).model_json_schema(by_alias=True))
         out[kind] = jsonschema.Draft202012Validator(schema)
     return out
@@ -116,7 +116,8 @@ def test_linear_flow_is_a_chain_after_init(tmp_path: Path, validators: dict[str,
         "--datastore=s3", "--datastore-root", ROOT, "step", "middle",
         "--run-id", "argo-{{workflow.name}}", "--task-id", "{{inputs.parameters.task-id}}",
         "--input-paths", "{{inputs.parameters.input-paths}}", "--retry-count", "0",  # no retryStrategy:
-        "--max-user-code-retries", "0"]  # Argo defines {{retries}} only where there is one
+        "--max-user-code-retries", "0",  # Argo defines {{retries}} only where there is one
+        "--clone-run-id", "{{workflow.parameters.origin-run-id}}"]  # empty unless the workflow resumes a run
     assert re.fullmatch(r"[0-9a-f]{64}", argv[argv.index("--package-key") + 1])
     assert c["image"] == "python:3.12"
     assert {"name": "HEADWATER_DATASTORE_ROOT", "value": ROOT} in c["env"]
@@ -213,12 +214,15 @@ def test_parameters_are_workflow_arguments_passed_to_init(tmp_path: Path, valida
     wt = create(ALL_FLOW, tmp_path, "--tag", "nightly", "--max-workers", "7", "--workflow-timeout", "600")["items"][0]
     validate(wt, validators)
     assert wt["spec"]["arguments"]["parameters"] == [
-        {"name": "alpha", "value": "3", "description": "a number"}, {"name": "mode", "value": "high"}]
+        {"name": "alpha", "value": "3", "description": "a number"}, {"name": "mode", "value": "high"},
+        {"name": "origin-run-id", "value": "",
+         "description": "The run to resume (set by `argo-workflows resume`); empty: a new run."}]
     init = template(wt, "init")["container"]["args"]
     sep = init.index("--")
     assert init[sep + 1:] == [
         "--datastore=s3", "--datastore-root", ROOT, "init", "--run-id", "argo-{{workflow.name}}",
-        "--task-id", "0", "--tag", "nightly", "--alpha", "{{workflow.parameters.alpha}}",
+        "--task-id", "0", "--tag", "nightly", "--clone-run-id", "{{workflow.parameters.origin-run-id}}",
+        "--alpha", "{{workflow.parameters.alpha}}",
         "--mode", "{{workflow.parameters.mode}}"]
     assert wt["spec"]["parallelism"] == 7 and wt["spec"]["activeDeadlineSeconds"] == 600
     assert "--tag" in template(wt, "step-end")["container"]["args"]
@@ -273,6 +277,34 @@ def test_what_cannot_be_compiled_says_why(tmp_path: Path) -> None:
     assert r.returncode == 1 and "`argo-workflows trigger` needs an Argo Workflows server" in r.stderr
 
 
+def test_the_resume_workflow_is_a_valid_workflow_of_the_template(validators: dict[str, Any]) -> None:
+    from headwater.compute.argo.submit import workflow_from_template
+
+    wf = workflow_from_template("demoproj.prod.projectflow", "team", {"origin-run-id": "argo-x-1"})
+    validate(wf, validators)
+    assert wf["metadata"] == {"generateName": "demoproj.prod.projectflow-", "namespace": "team"}
+    assert wf["spec"] == {"workflowTemplateRef": {"name": "demoproj.prod.projectflow"},
+                          "arguments": {"parameters": [{"name": "origin-run-id", "value": "argo-x-1"}]}}
+    bad = copy.deepcopy(wf)
+    bad["spec"]["workflowTemplateRef"]["nmae"] = bad["spec"]["workflowTemplateRef"].pop("name")
+    with pytest.raises(jsonschema.ValidationError, match="'nmae' was unexpected"):
+        validate(bad, validators)
+
+
+def test_a_parameter_named_like_the_resume_parameter_is_refused(tmp_path: Path) -> None:
+    flow = tmp_path / "clash_flow.py"
+    flow.write_text("from headwater import FlowSpec, Parameter, step\n\n\n"
+                    "class ClashFlow(FlowSpec):\n"
+                    "    origin = Parameter('origin-run-id', default='x')\n\n"
+                    "    @step\n    def start(self):\n        self.next(self.end)\n\n"
+                    "    @step\n    def end(self):\n        pass\n\n\n"
+                    "if __name__ == '__main__':\n    ClashFlow()\n")
+    r = run_flow(flow, "--datastore-root", ROOT, "argo-workflows", "create", "--only-json",
+                 root=tmp_path / ".headwater", env=_S3_ENV)
+    assert r.returncode == 1, r.output
+    assert "Parameter 'origin-run-id' clashes with the workflow parameter 'origin-run-id'" in r.stderr
+
+
 
 
 def test_the_compiler_imports_neither_the_cli_nor_the_runtime() -> None:
@@ -292,11 +324,11 @@ def test_parameters_of_every_type(tmp_path: Path, validators: dict[str, Any]) ->
     validate(wt, validators)
     args = {p["name"]: p["value"] for p in wt["spec"]["arguments"]["parameters"]}
     assert args == {"who": "world", "count": "2", "ratio": "0.5", "loud": "false", "config": '{"a": 1}',
-                    "seed": "", "fruits": "apple,pear", "notes": ""}
+                    "seed": "", "fruits": "apple,pear", "notes": "", "origin-run-id": ""}
     init = template(wt, "init")["container"]["args"]
     passed = {init[i][2:] for i in range(init.index("--task-id") + 2, len(init), 2)}
     # A computed (seed) or absent (notes) default is left to init.
-    assert passed == {"who", "count", "ratio", "loud", "config", "fruits"}
+    assert passed == {"clone-run-id", "who", "count", "ratio", "loud", "config", "fruits"}
     assert init[init.index("--loud") + 1] == "{{workflow.parameters.loud}}"
 
 

@@ -1,7 +1,8 @@
 """``python flow.py argo-workflows ...``: compile the flow for Argo Workflows (interface layer).
 
 ``create --only-json`` prints the WorkflowTemplate (and the CronWorkflow of ``@schedule``)
-that would be created, with Metaflow's option names. Every command that needs an Argo
+that would be created, with Metaflow's option names; ``resume RUN_ID --only-json`` prints the
+Workflow that resumes a failed run of it. Every command that needs an Argo
 server (``create`` without ``--only-json``, ``trigger``, ``delete``, ...) says so: no
 server is reachable from here yet.
 """
@@ -35,31 +36,46 @@ def _needs_cluster(what: str) -> None:
                                 "apply it with `kubectl apply -f` or `argo template create`.")
 
 
-def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[dict[str, Any]]:
-    from ..compute.argo.compile import CompileOptions, compile_cron_workflow, compile_workflow_template
-    from ..compute.argo.naming import workflow_name
-    from ..compute.argo.settings import flow_parameters_for_argo, step_settings
-    from ..flow.flow_decorators import flow_current_fields, init_flow_decorators
-    from ..flow.mutators import prepare_flow
-    from ..flow.schedule import flow_schedule
-    from ..package import build_package, parse_suffixes
-    from ..package.stored import save_package
-    from ..store import Datastore
+def _remote_root(settings: Any) -> str:
+    """The datastore root an Argo run uses; an error for a local one (pods cannot share it)."""
     from ..store.roots import is_local_root
-    from .flow_cli import _lint_or_raise
 
-    settings = ctx.obj["settings"]
     root = settings.datastore_root
     if is_local_root(root):
         raise ArgoCommandError(f"Argo Workflows needs an S3 datastore; this command uses the local one ({root}).",
                                hint="Pass --datastore=s3 (with HEADWATER_DATASTORE_SYSROOT_S3 set) or "
                                     "--datastore-root s3://bucket/prefix.")
+    return root
+
+
+def _deployment(ctx: click.Context, flow_cls: type) -> tuple[Any, dict[str, Any], str]:
+    """The flow prepared for Argo: its graph, its ``current`` fields (``@project``) and the
+    WorkflowTemplate's name."""
+    from ..compute.argo.naming import workflow_name
+    from ..flow.flow_decorators import flow_current_fields, init_flow_decorators
+    from ..flow.mutators import prepare_flow
+    from .flow_cli import _lint_or_raise
+
     prepare_flow(flow_cls, ctx.obj["decospecs"])
     graph = _lint_or_raise(flow_cls)
     init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
     fields = flow_current_fields(flow_cls)
     name = workflow_name(flow_cls.__name__, name=ctx.obj.get("argo_name"), project=fields.get("project_name"),
                          branch=fields.get("branch_name"))
+    return graph, fields, name
+
+
+def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[dict[str, Any]]:
+    from ..compute.argo.compile import CompileOptions, compile_cron_workflow, compile_workflow_template
+    from ..compute.argo.settings import flow_parameters_for_argo, step_settings
+    from ..flow.schedule import flow_schedule
+    from ..package import build_package, parse_suffixes
+    from ..package.stored import save_package
+    from ..store import Datastore
+
+    settings = ctx.obj["settings"]
+    root = _remote_root(settings)
+    graph, fields, name = _deployment(ctx, flow_cls)
     script = os.path.abspath(sys.argv[0])
     pkg = build_package(script, parse_suffixes(ctx.obj["top"]["package_suffixes"]))
     # Stored now, as Metaflow does even with --only-json: the pods fetch it by this key.
@@ -122,6 +138,21 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
         doc = objects[0] if len(objects) == 1 else {"apiVersion": "v1", "kind": "List", "items": objects}
         click.echo(json.dumps(doc, indent=2))
 
+    @argo_workflows.command(help="Resume a failed run on Argo Workflows: a new run clones the tasks of RUN_ID "
+                                 "that succeeded upstream of the failure and runs the rest.")
+    @click.argument("run_id")
+    @click.option("--only-json", is_flag=True, default=False,
+                  help="Only print the Workflow that would be submitted; submit nothing.")
+    @click.pass_context
+    def resume(ctx: click.Context, run_id: str, only_json: bool) -> None:
+        from .flow_cli import _banner
+
+        _banner(ctx, flow_cls)
+        workflow = guarded(lambda: _resume_workflow(ctx, flow_cls, run_id))
+        if not only_json:
+            guarded(lambda: _needs_cluster("resume"))
+        click.echo(json.dumps(workflow, indent=2))
+
     for sub, helptext, takes_run in (
         ("trigger", "Trigger the workflow on Argo Workflows.", False),
         ("delete", "Delete the flow on Argo Workflows.", False),
@@ -136,3 +167,17 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
             sub, help=helptext, params=params, context_settings={"ignore_unknown_options": True,
                                                                  "allow_extra_args": True},
             callback=lambda sub=sub, **_: guarded(lambda: _needs_cluster(sub))))
+
+
+def _resume_workflow(ctx: click.Context, flow_cls: type, run_id: str) -> dict[str, Any]:
+    """The Workflow that resumes ``run_id``: the deployed template, started with ``origin-run-id``."""
+    from ..compute.argo.naming import ORIGIN_RUN_PARAMETER
+    from ..compute.argo.submit import workflow_from_template
+    from ..runtime.resume import check_origin
+    from ..store import Datastore
+
+    settings = ctx.obj["settings"]
+    ds = Datastore(_remote_root(settings))
+    _, _, name = _deployment(ctx, flow_cls)
+    check_origin(ds, flow_cls.__name__, run_id, option="RUN_ID")
+    return workflow_from_template(name, settings.extra.get(NAMESPACE_ENV, "default"), {ORIGIN_RUN_PARAMETER: run_id})

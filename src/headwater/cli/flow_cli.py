@@ -297,6 +297,9 @@ def build_cli(flow_cls: type) -> click.Group:
     @click.option("--namespace", "user_namespace", default=None, help="The client namespace inside the step.")
     @click.option("--output-dir", default=None, metavar="DIR",
                   help="Write task_id, num_splits, splits.json and next_step here for an orchestrator.")
+    @click.option("--clone-run-id", default=None, metavar="RUN_ID",
+                  help="The run this run resumes: the task clones that run's task of the same step and id "
+                       "when it succeeded there and its inputs here are clones; empty: not a resume.")
     @click.pass_context
     def step(ctx: click.Context, step_name: str, spec_path: str | None, result_file: str | None,
              **task: Any) -> None:
@@ -330,7 +333,8 @@ def build_cli(flow_cls: type) -> click.Group:
         raise SystemExit(0 if result.ok else 1)
 
     @click.pass_context
-    def init(ctx: click.Context, run_id: str, task_id: str, tags: tuple[str, ...], **values: Any) -> None:
+    def init(ctx: click.Context, run_id: str, task_id: str, tags: tuple[str, ...], clone_run_id: str | None,
+             **values: Any) -> None:
         _banner(ctx, flow_cls)
         settings = ctx.obj["settings"]
 
@@ -351,12 +355,21 @@ def build_cli(flow_cls: type) -> click.Group:
             prepare_flow(flow_cls, ctx.obj["decospecs"])
             graph = _lint_or_raise(flow_cls)
             init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
-            given = {p.name: values.get(p.attr_name) for p in params}
-            resolved = resolve_parameters(flow_cls, given, settings.require_user())
+            origin = None
+            if clone_run_id:  # a resume: the origin's parameters, as a local resume takes them
+                from ..runtime.resume import parameters_plan
+                from ..store import Datastore
+
+                origin = parameters_plan(Datastore(settings.datastore_root), flow_cls.__name__, clone_run_id,
+                                         option="--clone-run-id")
+                resolved: dict[str, Any] = {}
+            else:
+                given = {p.name: values.get(p.attr_name) for p in params}
+                resolved = resolve_parameters(flow_cls, given, settings.require_user())
             req = RunRequest(flow_cls=flow_cls, graph=graph, script=os.path.abspath(sys.argv[0]), params=resolved,
                              constants={**flow_constants(flow_cls), **config_artifacts(flow_cls)},
                              tags=tuple(tags), decospecs=ctx.obj["decospecs"])
-            init_run(req, settings, run_id)
+            init_run(req, settings, run_id, origin)
 
         guarded(go)
 
@@ -367,6 +380,9 @@ def build_cli(flow_cls: type) -> click.Group:
         click.Option(["--task-id"], default=PARAMETERS_TASK_ID, show_default=True,
                      help="The id of the parameters task."),
         click.Option(["--tag", "tags"], multiple=True, help="Annotate the run with this tag (repeatable)."),
+        click.Option(["--clone-run-id"], default=None, metavar="RUN_ID",
+                     help="The run this run resumes: its parameters are copied and the parameter options "
+                          "ignored, as `resume` does; empty: not a resume."),
     ] + [_click_option(p) for p in params]
     cli.add_command(click.Command(
         "init", callback=init, params=init_params, hidden=True,
@@ -390,7 +406,7 @@ def build_cli(flow_cls: type) -> click.Group:
 def _orchestrated_step(ctx: click.Context, flow_cls: type, step_name: str, *, run_id: str | None,
                        task_id: str | None, input_paths: str | None, split_index: int | None, retry_count: int,
                        max_user_code_retries: int, tags: tuple[str, ...], user_namespace: str | None,
-                       output_dir: str | None) -> int:
+                       output_dir: str | None, clone_run_id: str | None) -> int:
     """``step`` with Metaflow's arguments (an orchestrator's task): 0 if the task succeeded."""
     missing = [flag for flag, v in (("--run-id", run_id), ("--task-id", task_id), ("--input-paths", input_paths))
                if not v]
@@ -405,7 +421,7 @@ def _orchestrated_step(ctx: click.Context, flow_cls: type, step_name: str, *, ru
         args = TaskArguments(step=step_name, run_id=str(run_id), task_id=str(task_id), input_paths=str(input_paths),
                              split_index=split_index, retry_count=retry_count,
                              max_user_code_retries=max_user_code_retries, tags=tags, namespace=user_namespace,
-                             decospecs=ctx.obj["decospecs"])
+                             decospecs=ctx.obj["decospecs"], clone_run_id=clone_run_id or None)
         result = run_task_command(args, flow_cls, Datastore(settings.datastore_root), settings, sys.argv[0])
         if output_dir and result.ok:
             write_outputs(output_dir, result, str(task_id))

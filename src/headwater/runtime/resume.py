@@ -52,7 +52,7 @@ class ResumePlan:
         except KeyError:
             return None
         rec = self._by_identity.get((spec.step_name, inputs, spec.split_index))
-        if rec is not None and graph is not None and not _fits(rec, graph):
+        if rec is not None and graph is not None and not fits_graph(rec, graph):
             return None
         return rec
 
@@ -68,32 +68,49 @@ class ResumePlan:
 
     def clone(self, ds: Datastore, spec: TaskSpec, origin: dict[str, Any]) -> TaskResult:
         """Commit ``spec`` as a clone of ``origin`` and report it like a finished task."""
-        now = time.time()
+        rec = write_clone(ds, spec, origin, self.origin_run_id)
         origin_key = f"{origin['step']}/{origin['task_id']}"
-        meta = dict(origin.get("metadata") or {})
-        meta.update({
-            "origin_pathspec": f"{spec.flow_name}/{self.origin_run_id}/{origin_key}",
-            "origin_run_id": self.origin_run_id, "origin_task_id": str(origin["task_id"]),
-            "origin_attempt": origin["attempt"], "cloned": True,
-        })
-        rec = dict(origin)
-        rec.update({
-            "run_id": spec.run_id, "task_id": spec.task_id, "attempt": 0,
-            "input_paths": list(spec.input_paths), "started_at": now, "finished_at": now, "metadata": meta,
-            "foreach_stack": stack_record(spec.foreach_stack),
-        })
-        ds.records.write_attempt(rec)
         self.origin_of[spec.key] = origin_key  # a single dict store: safe from the clone threads
-        t = origin.get("transition") or {}
-        n = t.get("num_splits")
-        return TaskResult(
-            task_key=spec.key, attempt=0, ok=True, started_at=now, finished_at=now,
-            next_steps=tuple(t.get("next") or ()), foreach_var=t.get("foreach"), num_splits=n,
-            foreach_values=self.foreach_values(origin_key, n) if n else (), switch_case=t.get("switch_case"),
-        )
+        n = (origin.get("transition") or {}).get("num_splits")
+        return clone_result(spec, rec, self.foreach_values(origin_key, n) if n else ())
 
 
-def _fits(rec: dict[str, Any], graph: Any) -> bool:
+def write_clone(ds: Datastore, spec: TaskSpec, origin: dict[str, Any], origin_run_id: str) -> dict[str, Any]:
+    """Commit attempt 0 of ``spec``'s task as a clone of the origin run's attempt record ``origin``.
+
+    The new record names the origin's artifacts (no data is copied) and records where it
+    came from (``origin_pathspec``, ``origin_run_id``, ``origin_task_id``, ``cloned``). Used by
+    a local resume and by an orchestrated task with ``--clone-run-id``. Returns the record.
+    """
+    now = time.time()
+    meta = dict(origin.get("metadata") or {})
+    meta.update({
+        "origin_pathspec": f"{spec.flow_name}/{origin_run_id}/{origin['step']}/{origin['task_id']}",
+        "origin_run_id": origin_run_id, "origin_task_id": str(origin["task_id"]),
+        "origin_attempt": origin["attempt"], "cloned": True,
+    })
+    rec = dict(origin)
+    rec.update({
+        "run_id": spec.run_id, "task_id": spec.task_id, "attempt": 0,
+        "input_paths": list(spec.input_paths), "started_at": now, "finished_at": now, "metadata": meta,
+        "foreach_stack": stack_record(spec.foreach_stack),
+    })
+    ds.records.write_attempt(rec)
+    return rec
+
+
+def clone_result(spec: TaskSpec, rec: dict[str, Any], foreach_values: tuple[str, ...] = ()) -> TaskResult:
+    """The TaskResult of the clone record ``rec`` (what the origin task decided, finished now)."""
+    t = rec.get("transition") or {}
+    return TaskResult(
+        task_key=spec.key, attempt=0, ok=True, started_at=rec["started_at"], finished_at=rec["finished_at"],
+        next_steps=tuple(t.get("next") or ()), foreach_var=t.get("foreach"), num_splits=t.get("num_splits"),
+        foreach_values=foreach_values, switch_case=t.get("switch_case"), record=rec,
+    )
+
+
+def fits_graph(rec: dict[str, Any], graph: Any) -> bool:
+    """Whether the origin record's transition still fits ``graph`` (the flow was not edited since)."""
     node = graph[rec["step"]] if rec["step"] in graph else None
     nxt = tuple((rec.get("transition") or {}).get("next") or ())
     if node is None or any(n not in graph for n in nxt):
@@ -129,21 +146,31 @@ def unresumable(ds: Datastore, flow: str, run_id: str) -> str | None:
     return None
 
 
-def check_origin(ds: Datastore, flow: str, origin_run_id: str) -> None:
-    """Raise ``ResumeError`` unless ``origin_run_id`` names a run of ``flow`` that can be resumed."""
+def check_origin(ds: Datastore, flow: str, origin_run_id: str, *, option: str = "--origin-run-id") -> None:
+    """Raise ``ResumeError`` unless ``origin_run_id`` names a run of ``flow`` that can be resumed.
+
+    ``option`` is how the user named the origin (the hint tells them to change it).
+    """
+    hint = f"Pass {option} with an existing run id (see `headwater runs`)."
     if unsafe_component(origin_run_id):
-        raise ResumeError(f"--origin-run-id {origin_run_id!r} {unsafe_component(origin_run_id)}: it is no run id.",
-                          hint="Pass --origin-run-id with an existing run id (see `headwater runs`).")
+        raise ResumeError(f"{option} {origin_run_id!r} {unsafe_component(origin_run_id)}: it is no run id.",
+                          hint=hint)
     try:
         ds.records.read_run(flow, origin_run_id)
     except KeyError:
-        raise ResumeError(f"Flow {flow} has no run {origin_run_id!r} to resume.",
-                          hint="Pass --origin-run-id with an existing run id (see `headwater runs`).") from None
+        raise ResumeError(f"Flow {flow} has no run {origin_run_id!r} to resume.", hint=hint) from None
     why = unresumable(ds, flow, origin_run_id)
     if why is not None:
         raise ResumeError(f"Run {flow}/{origin_run_id} cannot be resumed: {why}.",
-                          hint="Resume another run with --origin-run-id (see `headwater runs`), or start a new "
-                               "run.")
+                          hint=f"Resume another run with {option} (see `headwater runs`), or start a new run.")
+
+
+def parameters_plan(ds: Datastore, flow: str, origin_run_id: str, *, option: str) -> ResumePlan:
+    """A plan that carries only the origin's parameters: what an orchestrated run's ``init``
+    needs to start a resume (each of its tasks decides for itself whether it is a clone)."""
+    check_origin(ds, flow, origin_run_id, option=option)
+    params = ds.records.read_attempt(flow, origin_run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID, 0)
+    return ResumePlan(origin_run_id=origin_run_id, rerun=frozenset(), first_step=None, parameters=params)
 
 
 def plan_resume(ds: Datastore, graph: Any, flow: str, origin_run_id: str,

@@ -212,19 +212,21 @@ def run_record(req: RunRequest, user: str, now: float, plan: ResumePlan | None =
     }
 
 
-def init_run(req: RunRequest, settings: Settings, run_id: str) -> bool:
+def init_run(req: RunRequest, settings: Settings, run_id: str, plan: ResumePlan | None = None) -> bool:
     """Record run ``run_id`` and its ``_parameters`` task without running anything: what an
     orchestrator's first task does (Metaflow's ``init``). Both writes are create-only, so a
-    retried ``init`` is safe; returns whether this call created the run record."""
+    retried ``init`` is safe; returns whether this call created the run record. With ``plan``
+    (a resume, see ``resume.parameters_plan``) the run records its origin and copies the
+    origin's parameters, as a local resume does."""
     user = settings.require_user()
     flow_name = req.flow_cls.__name__
     check_run_tags(req.tags, arg="--tag")
     ds = Datastore(settings.datastore_root)
     ds.ensure_local_root()
-    saved = _parameter_artifacts(ds, flow_name, req, None)
+    saved = _parameter_artifacts(ds, flow_name, req, plan)
     now = time.time()
     # No pid: the run lives in the orchestrator, not in this process, and must not look killed when it exits.
-    run_rec = {**run_record(req, user, now), "run_id": run_id, "pid": None}
+    run_rec = {**run_record(req, user, now, plan), "run_id": run_id, "pid": None}
     created = ds.records.write_run(run_rec)
     index = open_index(ds.root, records=ds.records, provider=settings.metadata)
     try:

@@ -5,7 +5,9 @@ An orchestrator (Argo, a Kubernetes Job) runs ``python flow.py step STEP --run-i
 ``build_task_spec`` turns those arguments into the same ``TaskSpec`` the scheduler would
 have made, reading only the parents' committed attempt records: which attempt of each
 input to read (its latest successful one) and the foreach stack. ``write_outputs`` leaves
-the small files an orchestrator reads back (``--output-dir``).
+the small files an orchestrator reads back (``--output-dir``). With ``--clone-run-id`` (a
+resumed run) the task first decides whether it is a clone of the origin run's task
+(``runtime.clone_decision``) and, if so, commits the clone instead of running the step.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class TaskArguments:
     tags: tuple[str, ...] = ()
     namespace: str | None = None
     decospecs: tuple[str, ...] = ()  # the top-level --with decorators
+    clone_run_id: str | None = None  # the run this one resumes (Metaflow's --clone-run-id)
 
 
 def _committed_input(ds: Datastore, flow: str, run: str, step: str, task: str) -> dict[str, Any]:
@@ -125,7 +128,7 @@ def build_task_spec(args: TaskArguments, flow_cls: type, graph: Any, ds: Datasto
         input_attempts=tuple(int(r["attempt"]) for r in records), datastore_root=ds.root, user=user,
         split_index=args.split_index, foreach_stack=stack, tags=args.tags,
         max_user_code_retries=args.max_user_code_retries, env=tuple(policy.env.items()),
-        decospecs=args.decospecs, extra=extra, dedicated_process=True,
+        decospecs=args.decospecs, extra=extra, dedicated_process=True, origin_run_id=args.clone_run_id,
     )
 
 
@@ -139,6 +142,8 @@ def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, setting
 
     spec = build_task_spec(args, flow_cls, flow_cls._graph, ds, settings.require_user())
     result = _committed_result(ds, flow_cls.__name__, args)
+    if result is None and args.clone_run_id:
+        result = _clone_if_same(ds, spec, args, flow_cls._graph)
     if result is None:
         restore_run_state(ds, flow_cls, args.run_id)
         ctx = TaskContext(flow_cls, flow_cls._graph, ds.root, script, decorators_attached=False)
@@ -147,6 +152,34 @@ def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, setting
     if result.ok and args.step == flow_cls._graph.end:
         _end_run(ds, settings, flow_cls.__name__, args.run_id)
     return result
+
+
+def _clone_if_same(ds: Datastore, spec: TaskSpec, args: TaskArguments, graph: Any) -> TaskResult | None:
+    """Resume: commit the task as a clone of the origin run's task of the same step and id, if
+    ``decide_clone`` says it is the same task; ``None`` to execute it."""
+    from ..store.records import DamagedRecordError
+    from .clone_decision import decide_clone
+    from .resume import clone_result, write_clone
+
+    origin_run_id = str(args.clone_run_id)
+    flow = spec.flow_name
+    try:
+        origin = ds.records.latest_attempt(flow, origin_run_id, spec.step_name, spec.task_id)
+    except DamagedRecordError:  # a torn record: the origin task counts as not done
+        origin = None
+    inputs = [ds.records.read_attempt(flow, spec.run_id, *path.split("/"), attempt)
+              for path, attempt in zip(spec.input_paths, spec.input_attempts)]
+    decision = decide_clone(flow=flow, origin_run_id=origin_run_id, step=spec.step_name, task_id=spec.task_id,
+                            split_index=spec.split_index, attempt=spec.attempt, input_paths=spec.input_paths,
+                            inputs=inputs, origin=origin, graph=graph)
+    where = f"Task {flow}/{spec.run_id}/{spec.step_name}/{spec.task_id}"
+    if not decision.clone:
+        sys.stderr.write(f"{where} runs: {decision.reason}.\n")
+        return None
+    assert origin is not None
+    rec = write_clone(ds, spec, origin, origin_run_id)
+    sys.stderr.write(f"{where} is {decision.reason}; it does not run again.\n")
+    return clone_result(spec, rec)
 
 
 def _committed_result(ds: Datastore, flow: str, args: TaskArguments) -> TaskResult | None:

@@ -6,7 +6,9 @@ step; each foreach body is a DAG template of its own, instantiated once per spli
 ``withParam`` over the split task's ``splits`` output. Task ids are deterministic: every
 task of one foreach scope has the id ``t`` followed by its split indices (``t``,
 ``t-2``, ``t-2-0``), so a join finds its inputs from the split count alone. A switch runs
-its cases as tasks with ``when`` on the switch task's ``next-step`` output. See docs/argo.md.
+its cases as tasks with ``when`` on the switch task's ``next-step`` output. Every task gets
+``--clone-run-id`` from the workflow parameter ``origin-run-id`` (empty unless the workflow
+resumes a run; see ``submit.py``). See docs/argo.md.
 """
 
 from __future__ import annotations
@@ -105,6 +107,10 @@ class _Compiler:
                 raise ArgoCompileError(f"Step {back[0]!r} goes back to step {n.name!r} (a recursive switch), "
                                        "which the Argo compiler does not support yet.",
                                        hint="Replace the loop with a foreach, or run the flow with `run`.")
+        clash = [p.name for p in params if nm.parameter_name(p.name) == nm.ORIGIN_RUN_PARAMETER]
+        if clash:
+            raise ArgoCompileError(f"Parameter {clash[0]!r} clashes with the workflow parameter "
+                                   f"{nm.ORIGIN_RUN_PARAMETER!r} that resumes a run.", hint="Rename the parameter.")
         if any(nm.task_name(name) == nm.INIT_TASK for name in graph.sorted_nodes):
             raise ArgoCompileError(f"A step named {nm.INIT_TASK.replace('-', '_')!r} clashes with the "
                                    "parameters task.", hint="Rename the step.")
@@ -225,6 +231,9 @@ class _Compiler:
         # The flow's CLI arguments (the bootstrap runs the flow file from the package).
         return datastore_args(self.opts.datastore_root)
 
+    def _clone_args(self) -> list[str]:
+        return ["--clone-run-id", "{{workflow.parameters." + nm.ORIGIN_RUN_PARAMETER + "}}"]
+
     def _tag_args(self) -> list[str]:
         out: list[str] = []
         for t in self.opts.tags:
@@ -249,6 +258,7 @@ class _Compiler:
         # Argo defines {{retries}} only in a template with a retryStrategy.
         retry_count = "{{retries}}" if s.retries else "0"
         args += ["--retry-count", retry_count, "--max-user-code-retries", str(s.retries)] + self._tag_args()
+        args += self._clone_args()
         if self.opts.user_namespace is not None:
             args += ["--namespace", self.opts.user_namespace]
         outputs: list[dict[str, Any]] = []
@@ -280,7 +290,8 @@ class _Compiler:
         return template
 
     def init_template(self) -> dict[str, Any]:
-        args = self._top_args() + ["init", "--run-id", RUN_ID, "--task-id", INIT_TASK_ID] + self._tag_args()
+        args = (self._top_args() + ["init", "--run-id", RUN_ID, "--task-id", INIT_TASK_ID] + self._tag_args()
+                + self._clone_args())
         for p in self.params:
             if p.default:  # an empty default (None, or computed when the run starts) is left to init
                 args += [f"--{p.name}", "{{workflow.parameters." + nm.parameter_name(p.name) + "}}"]
@@ -303,10 +314,11 @@ class _Compiler:
             annotations["headwater/parameters"] = json.dumps({p.name: p.default for p in self.params})
         spec: dict[str, Any] = {"entrypoint": nm.ENTRYPOINT, "parallelism": o.max_workers, "templates": templates,
                                 "workflowMetadata": {"annotations": {"headwater/run_id": RUN_ID}}}
-        if self.params:
-            spec["arguments"] = {"parameters": [
-                {"name": nm.parameter_name(p.name), "value": p.default,
-                 **({"description": p.description} if p.description else {})} for p in self.params]}
+        spec["arguments"] = {"parameters": [
+            {"name": nm.parameter_name(p.name), "value": p.default,
+             **({"description": p.description} if p.description else {})} for p in self.params] + [
+            {"name": nm.ORIGIN_RUN_PARAMETER, "value": "",
+             "description": "The run to resume (set by `argo-workflows resume`); empty: a new run."}]}
         if o.workflow_timeout is not None:
             spec["activeDeadlineSeconds"] = o.workflow_timeout
         if o.workflow_priority is not None:

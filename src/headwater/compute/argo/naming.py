@@ -25,6 +25,8 @@ DAG_TEMPLATE_PREFIX = "dag-"
 ENTRYPOINT = "main"
 INIT_TEMPLATE = "init"
 INIT_TASK = "init-params"
+#: The workflow parameter naming the run a resumed run clones from (empty: not a resume).
+ORIGIN_RUN_PARAMETER = "origin-run-id"
 
 
 class ArgoNameError(HeadwaterException):

@@ -1,0 +1,67 @@
+"""Compile a flow with `argo-workflows create --only-json` and run what it prints through the test
+Argo interpreter against the session's S3 server (test helper for tests/compute/test_argo_*.py).
+
+The container's `python` becomes this interpreter (the image would have its own)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from argo_interpreter import Interpreter
+from flowrun import USER, run_flow
+from s3server import S3Server
+
+OUT_DIR = "/tmp/hw-out"  # where compiled split steps write their outputs (--output-dir)
+
+
+def argo_env(server: S3Server, tmp_path: Path) -> dict[str, str]:
+    """The environment of the flow commands run on this machine (`create`, `resume`)."""
+    return {**server.env(), "HEADWATER_HOME": str(tmp_path / "home")}
+
+
+def compile_and_store(flow: str, root: str, server: S3Server, tmp_path: Path) -> dict[str, Any]:
+    """The WorkflowTemplate `create --only-json` prints for ``flow`` (its code package stored in ``root``)."""
+    r = run_flow(flow, "--datastore-root", root, "argo-workflows", "create", "--only-json",
+                 root=tmp_path / ".unused", env=argo_env(server, tmp_path))
+    assert r.returncode == 0, r.output
+    wt = json.loads(r.stdout)
+    from headwater.store import Datastore
+
+    assert Datastore(root).content.has(package_key(wt))  # `create` stored the code package
+    for t in wt["spec"]["templates"]:
+        if "container" in t and t["container"]["command"][0] == "python":
+            t["container"]["command"][0] = sys.executable
+    return wt
+
+
+def package_key(wt: dict[str, Any]) -> str:
+    for t in wt["spec"]["templates"]:
+        args = t.get("container", {}).get("args", [])
+        if "--package-key" in args:
+            return args[args.index("--package-key") + 1]
+    raise AssertionError("no --package-key in the compiled template")
+
+
+def pod_interpreter(server: S3Server, tmp_path: Path, **env: str) -> Interpreter:
+    """An interpreter whose pods see the S3 server, the test user and ``env``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    base.update({**server.env(), "HEADWATER_USER": USER, "HEADWATER_HOME": str(tmp_path / "pod-home"), **env})
+    pods = tmp_path / "pods"
+    pods.mkdir(exist_ok=True)
+    return Interpreter(base_env=base, work_dir=pods, path_prefix=OUT_DIR, cwd=tmp_path)
+
+
+def by_step(run: Any) -> dict[tuple[str, str], list[str]]:
+    """Every artifact value of every task, by (step, artifact): task ids differ between a local
+    run and an orchestrated one, the values must not."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for step in run:
+        for task in step:
+            for a in task:
+                if a.id != "name":
+                    out.setdefault((step.id, a.id), []).append(repr(a.data))
+    return {k: sorted(v) for k, v in out.items()}
