@@ -77,7 +77,9 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
         namespace=settings.extra.get(NAMESPACE_ENV, "default"), max_workers=opts["max_workers"],
         workflow_timeout=opts["workflow_timeout"], workflow_priority=opts["workflow_priority"],
         tags=tuple(opts["tags"]), user_namespace=opts["user_namespace"], env=env, labels=labels)
-    objects = [compile_workflow_template(graph, step_settings(flow_cls), flow_parameters_for_argo(flow_cls), copts)]
+    steps = step_settings(flow_cls, k8s_secrets=settings.kubernetes_secrets,
+                          k8s_service_account=settings.kubernetes_service_account)
+    objects = [compile_workflow_template(graph, steps, flow_parameters_for_argo(flow_cls), copts)]
     sched = flow_schedule(flow_cls)
     if sched is not None and sched.schedule is not None:
         objects.append(compile_cron_workflow(name, copts.namespace, sched.schedule, sched.timezone))

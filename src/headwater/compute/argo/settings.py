@@ -6,12 +6,17 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .compile import FlowParameter, StepSettings
+from .compile import FlowParameter, KubernetesPod, StepSettings
 
 
-def step_settings(flow_cls: type) -> dict[str, StepSettings]:
-    """Each step's retries, timeout, resources and environment, from its decorators."""
+def step_settings(flow_cls: type, *, k8s_secrets: tuple[str, ...] = (),
+                  k8s_service_account: str | None = None) -> dict[str, StepSettings]:
+    """Each step's retries, timeout, resources and environment, from its decorators; a
+    ``@kubernetes`` step's validated pod options, with the configured secrets and service account."""
     from ...flow.decorators import step_policy
+    from ...flow.kubernetes import kubernetes_steps
+
+    pods = kubernetes_steps(flow_cls, flow_cls._graph.sorted_nodes)
 
     out: dict[str, StepSettings] = {}
     for name in flow_cls._graph.sorted_nodes:
@@ -24,7 +29,8 @@ def step_settings(flow_cls: type) -> dict[str, StepSettings]:
             retries=policy.retries, minutes_between_retries=minutes,
             timeout=int(policy.timeout) if policy.timeout else None,
             cpu=float(res["cpu"]) if res else None, memory_mb=float(res["memory"]) if res else None,
-            gpu=policy.gpu, env=dict(policy.env))
+            gpu=policy.gpu, env=dict(policy.env),
+            pod=KubernetesPod(pods[name], k8s_secrets, k8s_service_account) if name in pods else None)
     return out
 
 
