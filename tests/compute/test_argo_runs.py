@@ -2,45 +2,23 @@
 package stored in the S3 datastore, executed by the test interpreter (tests/argo_interpreter.py,
 Argo's documented semantics for the subset headwater emits) with each container command run as a
 local process against the session's S3 server; the client then reads the same artifacts a
-local `run` gives. The container's `python` is this interpreter (the image would have its own)."""
+local `run` gives (helpers in tests/argo_runs.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
-from argo_interpreter import Interpreter, NodePhase
-from flowrun import USER, run_flow
+from argo_interpreter import NodePhase
+from argo_runs import by_step as _by_step
+from argo_runs import compile_objects, interpret
+from flowrun import run_flow
 from s3server import S3Server
-
-OUT_DIR = "/tmp/hw-out"  # where compiled split steps write their outputs (--output-dir)
 
 
 def _compile_and_store(flow: str, root: str, server: S3Server, tmp_path: Path) -> dict:
-    env = {**server.env(), "HEADWATER_HOME": str(tmp_path / "home")}
-    r = run_flow(flow, "--datastore-root", root, "argo-workflows", "create", "--only-json",
-                 root=tmp_path / ".unused", env=env)
-    assert r.returncode == 0, r.output
-    wt = json.loads(r.stdout)
-    from headwater.store import Datastore
-
-    assert Datastore(root).content.has(_package_key(wt))  # `create` stored the code package
-    for t in wt["spec"]["templates"]:
-        if "container" in t and t["container"]["command"][0] == "python":
-            t["container"]["command"][0] = sys.executable
-    return wt
-
-
-def _package_key(wt: dict) -> str:
-    for t in wt["spec"]["templates"]:
-        args = t.get("container", {}).get("args", [])
-        if "--package-key" in args:
-            return args[args.index("--package-key") + 1]
-    raise AssertionError("no --package-key in the compiled template")
+    return compile_objects(flow, root, server, tmp_path)[0]
 
 
 @pytest.mark.parametrize("flow, cls, check", [
@@ -52,11 +30,7 @@ def test_compiled_workflow_runs_to_the_same_results_as_a_local_run(
         flow: str, cls: str, check, s3_bucket: str, s3_env: S3Server, tmp_path: Path, use_root, monkeypatch) -> None:
     root = f"s3://{s3_bucket}/argo"
     wt = _compile_and_store(flow, root, s3_env, tmp_path)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
-    base.update({**s3_env.env(), "HEADWATER_USER": USER, "HEADWATER_HOME": str(tmp_path / "pod-home")})
-    (tmp_path / "pods").mkdir()
-    run = Interpreter(base_env=base, work_dir=tmp_path / "pods", path_prefix=OUT_DIR,
-                      cwd=tmp_path).run(wt, name="wf1")
+    run = interpret(wt, s3_env, tmp_path, "wf1")
     assert run.phase is NodePhase.SUCCEEDED, [(n, v.phase) for n, v in run.nodes.items()]
 
     local = run_flow(flow, "run", "--run-id-file", str(tmp_path / "local.id"), root=tmp_path / ".headwater")
@@ -72,18 +46,3 @@ def test_compiled_workflow_runs_to_the_same_results_as_a_local_run(
     got_run = headwater.Run(f"{cls}/argo-wf1")
     assert got_run.successful
     assert _by_step(got_run) == want
-
-
-def _by_step(run) -> dict:
-    """Every artifact value of every task, by (step, artifact): task ids differ between a local
-    run and an orchestrated one, the values must not."""
-    out: dict = {}
-    for step in run:
-        for task in step:
-            for k, v in _data(task).items():
-                out.setdefault((step.id, k), []).append(v)
-    return {k: sorted(v) for k, v in out.items()}
-
-
-def _data(task) -> dict:
-    return {a.id: repr(a.data) for a in task if a.id != "name"}
