@@ -147,3 +147,11 @@ def test_with_kubernetes_puts_every_step_in_a_pod(tmp_path: Path, s3: dict[str, 
     validate(wt, validators)
     for step in ("start", "middle", "end"):
         assert template(wt, f"step-{step}")["container"]["resources"]["requests"]["memory"] == "1000M"
+
+
+def test_the_interpreter_refuses_pod_pieces_it_cannot_emulate(tmp_path: Path, s3: dict[str, str]) -> None:
+    from argo_interpreter import Interpreter, UnsupportedConstructError
+
+    wt = create("kubernetes_flow.py", tmp_path, s3)
+    with pytest.raises(UnsupportedConstructError, match=r"step-square.* uses \['volumes'\]"):
+        Interpreter(base_env={}, work_dir=tmp_path).run(wt)
