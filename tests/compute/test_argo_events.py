@@ -258,3 +258,30 @@ def test_publisher_posts_the_event_and_never_fails_the_task(monkeypatch: pytest.
                                                           "run_id": "argo-x"}}
     # Nothing listens on port 9 of this machine: reported, exit 0 (the run already succeeded).
     assert main(["--url", "http://127.0.0.1:9/", "--name", "n", "--field", "a=b"]) == 0
+
+
+def test_events_settings_follow_metaflow_defaults() -> None:
+    from headwater.compute.argo.settings import EventsSettings
+
+    assert EventsSettings.from_env({}) == EventsSettings(event_bus="default")
+    s = EventsSettings.from_env({"HEADWATER_ARGO_EVENTS_WEBHOOK_URL": "https://events.example.com/hw"})
+    assert s.internal_webhook_url == "https://events.example.com/hw"  # pods use the same URL by default
+    s = EventsSettings.from_env({"HEADWATER_ARGO_EVENTS_WEBHOOK_URL": "https://events.example.com/hw",
+                                 "HEADWATER_ARGO_EVENTS_INTERNAL_WEBHOOK_URL": "http://svc.argo-events:12000/hw"})
+    assert s.internal_webhook_url == "http://svc.argo-events:12000/hw"
+
+
+def test_the_sensor_goes_to_the_configured_namespace() -> None:
+    from headwater.compute.argo.compile import FlowParameter
+    from headwater.compute.argo.sensors import SensorOptions, compile_sensor, trigger_annotations
+    from headwater.compute.argo.settings import EventsSettings
+    from headwater.flow.triggers import FlowTrigger, TriggerKind
+
+    events = EventsSettings.from_env({**EVENTS, "HEADWATER_ARGO_EVENTS_SENSOR_NAMESPACE": "argo-events"})
+    opts = SensorOptions(template_name="proj.prod.flow", namespace="flows", events=events)
+    triggers = [FlowTrigger("a.b", TriggerKind.EVENT, {"x": "x"})]
+    sensor = compile_sensor(triggers, [FlowParameter("X", "1")], opts)
+    assert sensor["metadata"]["namespace"] == "argo-events" and sensor["metadata"]["name"] == "proj-prod-flow"
+    resource = sensor["spec"]["triggers"][0]["template"]["k8s"]["source"]["resource"]
+    assert resource["metadata"]["namespace"] == "flows"  # the Workflow runs beside its template
+    assert trigger_annotations(triggers, opts)["headwater/sensor_namespace"] == "argo-events"

@@ -79,26 +79,27 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
         tags=tuple(opts["tags"]), user_namespace=opts["user_namespace"], env=env, labels=labels)
     steps = step_settings(flow_cls, k8s_secrets=settings.kubernetes_secrets,
                           k8s_service_account=settings.kubernetes_service_account)
-    objects = [compile_workflow_template(graph, steps, flow_parameters_for_argo(flow_cls), copts)]
+    params = flow_parameters_for_argo(flow_cls)
+    objects = [compile_workflow_template(graph, steps, params, copts)]
     sched = flow_schedule(flow_cls)
     if sched is not None and sched.schedule is not None:
         objects.append(compile_cron_workflow(name, copts.namespace, sched.schedule, sched.timezone))
-    return _add_events(objects, flow_cls, graph, copts, fields, settings, auto_emit=opts["auto_emit_argo_events"])
+    return _add_events(objects, flow_cls, graph, params, copts, fields, settings,
+                       auto_emit=opts["auto_emit_argo_events"])
 
 
-def _add_events(objects: list[dict[str, Any]], flow_cls: type, graph: Any, copts: Any, fields: dict[str, Any],
-                settings: Any, *, auto_emit: bool) -> list[dict[str, Any]]:
+def _add_events(objects: list[dict[str, Any]], flow_cls: type, graph: Any, params: list[Any], copts: Any,
+                fields: dict[str, Any], settings: Any, *, auto_emit: bool) -> list[dict[str, Any]]:
     """The Sensor of ``@trigger`` / ``@trigger_on_finish``, and the end-event task when a webhook is set."""
     from ..compute.argo.end_event import EndEvent, add_end_event
     from ..compute.argo.sensors import SensorOptions, compile_sensor, trigger_annotations
-    from ..compute.argo.settings import EventsSettings, flow_parameters_for_argo
+    from ..compute.argo.settings import EventsSettings
     from ..flow.triggers import flow_triggers, trigger_options
 
     events = EventsSettings.from_env(settings.extra)
     if auto_emit and events.internal_webhook_url:
         objects[0] = add_end_event(objects[0], EndEvent(events.internal_webhook_url, flow_cls.__name__, graph.end,
                                                         copts.image, fields))
-    params = flow_parameters_for_argo(flow_cls)
     triggers = flow_triggers(flow_cls, parameters=[p.name for p in params], project=fields.get("project_name"),
                              branch=fields.get("branch_name"))
     if triggers:

@@ -148,7 +148,7 @@ def _event(value: Any) -> EventSpec:
     return EventSpec(name, params)
 
 
-def _options(deco: FlowDecorator) -> None:
+def _check_options(deco: FlowDecorator) -> None:
     opts = deco.attributes["options"]
     if not isinstance(opts, dict):
         raise TriggerError(f"@{deco.name}(options={opts!r}): options must be a dict.",
@@ -207,7 +207,7 @@ class TriggerDecorator(FlowDecorator):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise TriggerError(f"@trigger names the event {dup[0]!r} twice.", hint="Name each event once.")
-        _options(self)
+        _check_options(self)
         self.events = tuple(found)
 
 
@@ -297,7 +297,7 @@ class TriggerOnFinishDecorator(FlowDecorator):
                                hint="Write @trigger_on_finish(flows=['FooFlow', 'BarFlow']).")
         else:
             raise TriggerError("@trigger_on_finish names no flow.", hint="Write @trigger_on_finish(flow='FooFlow').")
-        _options(self)
+        _check_options(self)
         self.upstreams = tuple(found)
 
 
