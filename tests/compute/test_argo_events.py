@@ -85,12 +85,26 @@ def test_trigger_compiles_to_a_sensor_that_creates_a_workflow(tmp_path: Path, s3
     workflow = k8s["source"]["resource"]
     assert workflow["kind"] == "Workflow" and workflow["spec"]["workflowTemplateRef"] == {"name": "triggerflow"}
     assert workflow["metadata"]["generateName"] == "triggerflow-"
-    # Every parameter starts at its default; mapped ones are overwritten from the payload.
+    # Every parameter starts at its default; mapped ones are overwritten from the payload. Each
+    # event's whole payload goes to a parameter of its own (null: that event did not start the run).
+    modelupdated = next(n for n in deps if n.startswith("modelupdated"))
     assert workflow["spec"]["arguments"]["parameters"] == [
         {"name": "table", "value": "raw"}, {"name": "config", "value": '{"k": 1}'},
-        {"name": "threshold", "value": "0.5"}, {"name": "untouched", "value": "7"}]
+        {"name": "threshold", "value": "0.5"}, {"name": "untouched", "value": "7"},
+        {"name": ready["name"], "value": "null"}, {"name": modelupdated, "value": "null"}]
     dests = {p["dest"]: p["src"] for p in k8s["parameters"]}
-    assert set(dests) == {f"spec.arguments.parameters.#(name={n}).value" for n in ("table", "config", "threshold")}
+    assert set(dests) == {f"spec.arguments.parameters.#(name={n}).value"
+                          for n in ("table", "config", "threshold", ready["name"], modelupdated)}
+    assert dests[f"spec.arguments.parameters.#(name={ready['name']}).value"] == {
+        "dependencyName": ready["name"], "dataKey": "body.payload", "value": "null"}
+    # The template declares those parameters and hands them to every step as HEADWATER_ARGO_EVENT_PAYLOAD_*.
+    declared = {p["name"]: p["value"] for p in wt["spec"]["arguments"]["parameters"]}
+    assert declared[ready["name"]] == "null" and declared["table"] == "raw"
+    for t in wt["spec"]["templates"]:
+        if t["name"].startswith("step-"):
+            env = {e["name"]: e["value"] for e in t["container"]["env"]}
+            assert env[f"HEADWATER_ARGO_EVENT_PAYLOAD_event_{ready['name']}"] == \
+                "{{workflow.parameters." + ready["name"] + "}}"
     table = dests["spec.arguments.parameters.#(name=table).value"]
     assert table["dependencyName"] == ready["name"] and table["value"] == "raw"
     assert table["dataTemplate"].startswith('{{ if hasKey $.Input.body.payload "table_name" }}')
@@ -140,8 +154,12 @@ def test_trigger_on_finish_listens_for_the_upstream_end_events(tmp_path: Path, s
 
     assert exprs[own] == expect("demoproj", "test.x")
     assert exprs[other] == expect("otherproj", "prod")
-    assert "k8s" in sensor["spec"]["triggers"][0]["template"]
-    assert "parameters" not in sensor["spec"]["triggers"][0]["template"]["k8s"]  # the flow has none
+    # The flow has no parameters: the Sensor sets only the payload parameters, of type "run".
+    k8s = sensor["spec"]["triggers"][0]["template"]["k8s"]
+    assert [p["src"]["dataKey"] for p in k8s["parameters"]] == ["body.payload", "body.payload"]
+    env = {e["name"] for e in next(t for t in objs["WorkflowTemplate"]["spec"]["templates"]
+                                   if t["name"] == "step-start")["container"]["env"]}
+    assert sum(n.startswith("HEADWATER_ARGO_EVENT_PAYLOAD_run_headwater") for n in env) == 2
 
 
 def test_without_a_trigger_there_is_no_sensor(tmp_path: Path, s3: dict[str, str]) -> None:
@@ -238,7 +256,8 @@ def test_one_event_without_a_mapping_sets_the_parameters_it_can(tmp_path: Path, 
     sensor = by_kind(create(flow_file(tmp_path, "@trigger(event='go')"), tmp_path, s3))["Sensor"]
     k8s = sensor["spec"]["triggers"][0]["template"]["k8s"]
     # Metaflow's rule (every parameter, by its own name), less those init cannot take (no static default).
-    assert [p["dest"] for p in k8s["parameters"]] == ["spec.arguments.parameters.#(name=alpha).value"]
+    assert [p["dest"] for p in k8s["parameters"]] == ["spec.arguments.parameters.#(name=alpha).value",
+                                                      "spec.arguments.parameters.#(name=go_d3cv).value"]
 
 
 def test_a_trigger_is_ignored_by_a_local_run(tmp_path: Path) -> None:
@@ -285,3 +304,45 @@ def test_the_sensor_goes_to_the_configured_namespace() -> None:
     resource = sensor["spec"]["triggers"][0]["template"]["k8s"]["source"]["resource"]
     assert resource["metadata"]["namespace"] == "flows"  # the Workflow runs beside its template
     assert trigger_annotations(triggers, opts)["headwater/sensor_namespace"] == "argo-events"
+
+
+def test_trigger_option_sets_current_trigger_in_a_local_run(tmp_path: Path, use_root) -> None:
+    root = tmp_path / ".headwater"
+    up = run_flow("linear_flow.py", "run", "--run-id-file", str(tmp_path / "up.id"), root=root)
+    assert up.returncode == 0, up.output
+    upstream = f"LinearFlow/{(tmp_path / 'up.id').read_text()}"
+    r = run_flow("trigger_on_finish_flow.py", "--trigger", upstream, "run", "--run-id-file", str(tmp_path / "id"),
+                 root=root)
+    assert r.returncode == 0, r.output
+    import headwater
+
+    use_root(root)
+    start = headwater.Run(f"ScoreFlow/{(tmp_path / 'id').read_text()}")["start"].task
+    assert start["upstream"].data == upstream and start["events"].data == ["headwater.LinearFlow.end"]
+    plain = run_flow("trigger_on_finish_flow.py", "run", "--run-id-file", str(tmp_path / "id2"), root=root)
+    assert plain.returncode == 0, plain.output
+    assert headwater.Run(f"ScoreFlow/{(tmp_path / 'id2').read_text()}")["start"].task["upstream"].data is None
+
+
+@pytest.mark.parametrize("given, message", [
+    ("LinearFlow", "--trigger 'LinearFlow' is not a run's pathspec"),
+    ("LinearFlow/nope", "--trigger 'LinearFlow/nope': "),
+])
+def test_a_bad_trigger_option_is_refused(given: str, message: str, tmp_path: Path) -> None:
+    r = run_flow("trigger_on_finish_flow.py", "--trigger", given, "run", root=tmp_path / ".headwater")
+    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, r.output
+
+
+def test_current_trigger_from_event_payloads() -> None:
+    from headwater.events import Trigger, trigger_from_environ
+
+    env = {"HEADWATER_ARGO_EVENT_PAYLOAD_event_a_x1": json.dumps({"name": "a", "id": "1", "timestamp": 100}),
+           "HEADWATER_ARGO_EVENT_PAYLOAD_event_b_x2": json.dumps({"name": "b", "id": "2", "timestamp": 200}),
+           "HEADWATER_ARGO_EVENT_PAYLOAD_event_c_x3": "null", "OTHER": "x"}
+    trig = trigger_from_environ(env)
+    assert isinstance(trig, Trigger)
+    assert [e.name for e in trig.events] == ["b", "a"] and trig.event.id == "2"  # latest first
+    assert trig["a"].type == "event" and trig.runs is None and trig.run is None
+    with pytest.raises(KeyError, match="'c'"):
+        trig["c"]
+    assert trigger_from_environ({"HEADWATER_ARGO_EVENT_PAYLOAD_event_c_x3": "null"}) is None

@@ -2,8 +2,9 @@
 @retry, @catch, @timeout, @resources, @schedule and @trigger) compiles with `create --only-json`,
 every object it prints passes its strict schema (tests/argo_schema.py), and the WorkflowTemplate
 runs through the test interpreter against the S3 server to the artifacts a local `run` gives:
-the retried step has two attempts, the caught exception is stored, and the end-event task
-POSTs `headwater.ArgoEverythingFlow.end` to the configured webhook (a local HTTP server here)."""
+the retried step has two attempts, the caught exception is stored, a task sees the event
+that started the run as `current.trigger`, and the end-event task POSTs
+`headwater.ArgoEverythingFlow.end` to the configured webhook (a local HTTP server here)."""
 
 from __future__ import annotations
 
@@ -73,7 +74,10 @@ def test_the_everything_flow_compiles_validates_and_runs_like_a_local_run(
     assert templates["step-sized"]["activeDeadlineSeconds"] == 120
     assert templates["step-sized"]["container"]["resources"] == {"requests": {"cpu": "1", "memory": "500M"}}
 
-    run = interpret(wt, s3_env, tmp_path, "wf1", {"alpha": "5"})
+    # What the Sensor sets when data.ready arrives: alpha from the payload, and the whole payload.
+    (dependency,) = sensor["spec"]["dependencies"]
+    payload = {"name": "data.ready", "id": "evt-1", "timestamp": 1700000000, "alpha": 5}
+    run = interpret(wt, s3_env, tmp_path, "wf1", {"alpha": "5", dependency["name"]: json.dumps(payload)})
     assert run.phase is NodePhase.SUCCEEDED, [(n, v.phase, v.message) for n, v in run.nodes.items()]
     # Argo retried the failing attempts: two attempt nodes under each retried task.
     assert [c.retries for c in run.node("wf1.flaky").children] == [0, 1]
@@ -87,12 +91,16 @@ def test_the_everything_flow_compiles_validates_and_runs_like_a_local_run(
 
     use_root(tmp_path / ".headwater")
     want = by_step(headwater.Run(f"{CLS}/{(tmp_path / 'local.id').read_text()}"))
+    # Only the deployed run was started by an event: current.trigger is set there alone.
+    assert want[("start", "trigger_event")] == ["None"]
     monkeypatch.setenv("HEADWATER_DATASTORE_ROOT", root)
     monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "reader-home"))
     headwater.default_namespace()
     got = headwater.Run(f"{CLS}/argo-wf1")
     assert got.successful
-    assert by_step(got) == want
+    assert got["start"].task["trigger_event"].data == ("data.ready", "evt-1")
+    assert {k: v for k, v in by_step(got).items() if k[1] != "trigger_event"} == \
+        {k: v for k, v in want.items() if k[1] != "trigger_event"}
     assert got["end"].task["all_pairs"].data == ["1x", "1y", "2x", "2y"] and got["route"].task["size"].data == "big"
     assert got["sized"].task["scaled"].data == 50  # the workflow argument reached init
 

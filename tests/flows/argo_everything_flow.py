@@ -1,6 +1,7 @@
 """The flow that shows what headwater compiles to Argo: a branch, a nested foreach, a switch,
 @retry (a step that fails on its first attempt), @catch (a step that always raises, retried
-once, caught on its last attempt), @timeout, @resources, @schedule and @trigger."""
+once, caught on its last attempt), @timeout, @resources, @schedule and @trigger (and
+current.trigger)."""
 from headwater import FlowSpec, Parameter, catch, current, resources, retry, schedule, step, timeout, trigger
 
 
@@ -11,6 +12,8 @@ class ArgoEverythingFlow(FlowSpec):
 
     @step
     def start(self):
+        trigger = current.get("trigger")  # set when an event started a deployed run
+        self.trigger_event = (trigger.event.name, trigger.event.id) if trigger else None
         self.next(self.flaky, self.sized)
 
     @retry(times=1)

@@ -92,6 +92,7 @@ def _add_events(objects: list[dict[str, Any]], flow_cls: type, graph: Any, param
                 fields: dict[str, Any], settings: Any, *, auto_emit: bool) -> list[dict[str, Any]]:
     """The Sensor of ``@trigger`` / ``@trigger_on_finish``, and the end-event task when a webhook is set."""
     from ..compute.argo.end_event import EndEvent, add_end_event
+    from ..compute.argo.payloads import add_event_payloads
     from ..compute.argo.sensors import SensorOptions, compile_sensor, trigger_annotations
     from ..compute.argo.settings import EventsSettings
     from ..flow.triggers import flow_triggers, trigger_options
@@ -106,6 +107,7 @@ def _add_events(objects: list[dict[str, Any]], flow_cls: type, graph: Any, param
         sopts = SensorOptions(template_name=copts.name, namespace=copts.namespace, events=events,
                               labels=dict(copts.labels), reset_at=trigger_options(flow_cls).get("reset_at"))
         objects.append(compile_sensor(triggers, params, sopts))
+        objects[0] = add_event_payloads(objects[0], triggers)
         objects[0]["metadata"]["annotations"].update(trigger_annotations(triggers, sopts))
     return objects
 

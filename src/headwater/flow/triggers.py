@@ -16,10 +16,12 @@ from __future__ import annotations
 import base64
 import enum
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ..events import PAYLOAD_ENV_PREFIX, Trigger, trigger_from_environ
 from ..exceptions import HeadwaterException
 from .flow_decorators import FlowDecorator, flow_decorators, make_flow_decorator
 
@@ -82,6 +84,11 @@ class FlowTrigger:
         """A name Argo Events accepts for the event's dependency (no dots), unique per event name."""
         digest = base64.b32encode(hashlib.sha1(self.name.encode()).digest()).decode()[:4].lower()
         return "{}_{}".format(re.sub(r"[.\-@+]", "", self.name), digest)
+
+    @property
+    def payload_env(self) -> str:
+        """The environment variable that carries this event's payload into a deployed run's tasks."""
+        return f"{PAYLOAD_ENV_PREFIX}{self.kind.value}_{self.sanitized_name}"
 
 
 def _is_str(value: Any) -> bool:
@@ -210,6 +217,10 @@ class TriggerDecorator(FlowDecorator):
         _check_options(self)
         self.events = tuple(found)
 
+    def current_fields(self) -> dict[str, Any]:
+        """``current.trigger`` in a deployed run the events started."""
+        return _current_trigger(None)
+
 
 def _upstream(value: Any) -> UpstreamFlow:
     if _is_str(value):
@@ -280,8 +291,12 @@ class TriggerOnFinishDecorator(FlowDecorator):
     """
 
     name = "trigger_on_finish"
+    options = {"trigger": dict(multiple=True, default=None, metavar="FLOW/RUN_ID",
+                               help="Run as if this finished run of an upstream flow had triggered it (sets "
+                                    "current.trigger; repeatable). For testing @trigger_on_finish locally.")}
     defaults: dict[str, Any] = {"flow": None, "flows": [], "options": {}}
     upstreams: tuple[UpstreamFlow, ...] = ()
+    _local: Trigger | None = None  # from --trigger
 
     def init(self) -> None:
         a = self.attributes
@@ -299,6 +314,38 @@ class TriggerOnFinishDecorator(FlowDecorator):
             raise TriggerError("@trigger_on_finish names no flow.", hint="Write @trigger_on_finish(flow='FooFlow').")
         _check_options(self)
         self.upstreams = tuple(found)
+
+    def hw_flow_init(self, flow_cls: type, graph: Any, options: dict[str, Any]) -> None:
+        """``--trigger FLOW/RUN_ID``: the given finished runs stand for the upstream runs."""
+        given = [p for p in options.get("trigger") or () if p]
+        if not given:
+            return
+        from ..client import Run
+        from ..exceptions import HeadwaterNotFound
+
+        runs = []
+        for pathspec in given:
+            if len(pathspec.split("/")) != 2:
+                raise TriggerError(f"--trigger {pathspec!r} is not a run's pathspec.", hint="Give FlowName/run_id.")
+            try:
+                run = Run(pathspec, _namespace_check=False)
+            except HeadwaterNotFound as e:
+                raise TriggerError(f"--trigger {pathspec!r}: {e.message}", hint=e.hint) from None
+            if not run.successful:
+                raise TriggerError(f"--trigger {pathspec!r} names a run that has not finished successfully.",
+                                   hint="Give a successful run of the upstream flow.")
+            runs.append(run)
+        self._local = Trigger.from_runs(runs)
+
+    def current_fields(self) -> dict[str, Any]:
+        """``current.trigger`` in a run upstream runs started (deployed), or given with ``--trigger``."""
+        return _current_trigger(self._local)
+
+
+def _current_trigger(local: Trigger | None) -> dict[str, Any]:
+    # A deployed run's tasks get the payloads of the events that started it in their environment.
+    trigger = local or trigger_from_environ(os.environ)
+    return {"trigger": trigger} if trigger is not None else {}
 
 
 def end_event_name(flow: str, project_flow_name: str | None = None) -> str:

@@ -6,7 +6,8 @@ event (every headwater event travels under that one Argo Events event; headwater
 the payload's ``name`` field), with one dependency per trigger filtered on that name (and, for
 ``@trigger_on_finish``, on the upstream's ``@project`` and branch). When all dependencies are
 met it creates a Workflow from the deployed WorkflowTemplate (``workflowTemplateRef``), setting
-the flow's parameters from payload fields. See docs/argo.md.
+the flow's parameters from payload fields, and each event's whole payload (for
+``current.trigger``). See docs/argo.md.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from ...flow.triggers import FlowTrigger
 from .compile import API_VERSION, ArgoCompileError, FlowParameter
 from .naming import parameter_name
+from .payloads import NO_PAYLOAD
 from .settings import EVENTS_PREFIX, EventsSettings
 
 #: The Sensor pod's requests and limits (it only forwards events).
@@ -115,6 +117,11 @@ def compile_sensor(triggers: list[FlowTrigger], params: list[FlowParameter], opt
                         "value": by_name[param].default},
                 "dest": f"spec.arguments.parameters.#(name={param}).value",
             })
+    for trig in triggers:  # the whole payload, for current.trigger (compute/argo/payloads.py)
+        arguments.append({"name": trig.sanitized_name, "value": NO_PAYLOAD})
+        trigger_params.append({"src": {"dependencyName": trig.sanitized_name, "dataKey": "body.payload",
+                                       "value": NO_PAYLOAD},
+                               "dest": f"spec.arguments.parameters.#(name={trig.sanitized_name}).value"})
     triggered_by = json.dumps([{"name": t.name, "type": t.kind.value} for t in triggers])
     workflow: dict[str, Any] = {
         "apiVersion": API_VERSION, "kind": "Workflow",
@@ -122,11 +129,8 @@ def compile_sensor(triggers: list[FlowTrigger], params: list[FlowParameter], opt
                      "annotations": {"headwater/triggered_by": triggered_by}},
         "spec": {"workflowTemplateRef": {"name": opts.template_name}},
     }
-    if arguments:
-        workflow["spec"]["arguments"] = {"parameters": arguments}
-    k8s: dict[str, Any] = {"operation": "create", "source": {"resource": workflow}}
-    if trigger_params:
-        k8s["parameters"] = trigger_params
+    workflow["spec"]["arguments"] = {"parameters": arguments}
+    k8s: dict[str, Any] = {"operation": "create", "source": {"resource": workflow}, "parameters": trigger_params}
     template: dict[str, Any] = {"name": opts.template_name, "k8s": k8s}
     if opts.reset_at:
         template["conditionsReset"] = [{"byTime": dict(opts.reset_at)}]
