@@ -1,4 +1,5 @@
-"""What a flow's step decorators and parameters mean to the Argo compiler (internal)."""
+"""What a flow's decorators and parameters, and the Argo Events configuration, mean to the Argo
+compiler (internal)."""
 
 from __future__ import annotations
 
