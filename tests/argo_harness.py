@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from argo_interpreter import Interpreter
+from argo_interpreter import Interpreter, WorkflowRun
 from flowrun import USER, run_flow
 from s3server import S3Server
 
@@ -23,19 +23,28 @@ def argo_env(server: S3Server, tmp_path: Path) -> dict[str, str]:
     return {**server.env(), "HEADWATER_HOME": str(tmp_path / "home")}
 
 
-def compile_and_store(flow: str, root: str, server: S3Server, tmp_path: Path) -> dict[str, Any]:
-    """The WorkflowTemplate `create --only-json` prints for ``flow`` (its code package stored in ``root``)."""
+def compile_objects(flow: str | Path, root: str, server: S3Server, tmp_path: Path,
+                    env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The objects `create --only-json` prints (the WorkflowTemplate first), its code package
+    stored in ``root``, each container's `python` made this interpreter."""
     r = run_flow(flow, "--datastore-root", root, "argo-workflows", "create", "--only-json",
-                 root=tmp_path / ".unused", env=argo_env(server, tmp_path))
+                 root=tmp_path / ".unused", env={**argo_env(server, tmp_path), **(env or {})})
     assert r.returncode == 0, r.output
-    wt = json.loads(r.stdout)
+    doc = json.loads(r.stdout)
+    objects = doc["items"] if doc["kind"] == "List" else [doc]
+    wt = objects[0]
     from headwater.store import Datastore
 
     assert Datastore(root).content.has(package_key(wt))  # `create` stored the code package
     for t in wt["spec"]["templates"]:
         if "container" in t and t["container"]["command"][0] == "python":
             t["container"]["command"][0] = sys.executable
-    return wt
+    return objects
+
+
+def compile_and_store(flow: str, root: str, server: S3Server, tmp_path: Path) -> dict[str, Any]:
+    """The WorkflowTemplate `create --only-json` prints for ``flow`` (its code package stored in ``root``)."""
+    return compile_objects(flow, root, server, tmp_path)[0]
 
 
 def package_key(wt: dict[str, Any]) -> str:
@@ -53,6 +62,12 @@ def pod_interpreter(server: S3Server, tmp_path: Path, **env: str) -> Interpreter
     pods = tmp_path / "pods"
     pods.mkdir(exist_ok=True)
     return Interpreter(base_env=base, work_dir=pods, path_prefix=OUT_DIR, cwd=tmp_path)
+
+
+def interpret(wt: dict[str, Any], server: S3Server, tmp_path: Path, name: str,
+              arguments: dict[str, str] | None = None) -> WorkflowRun:
+    """Run ``wt`` with the interpreter, each container a local process against the S3 server."""
+    return pod_interpreter(server, tmp_path).run(wt, arguments or {}, name=name)
 
 
 def by_step(run: Any) -> dict[tuple[str, str], list[str]]:

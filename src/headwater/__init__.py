@@ -59,6 +59,8 @@ _LAZY = {
     "project": "headwater.flow.project",
     "exit_hook": "headwater.flow.exit_hook",
     "schedule": "headwater.flow.schedule",
+    "trigger": "headwater.flow.triggers",
+    "trigger_on_finish": "headwater.flow.triggers",
     "yaml_parser": "headwater.flow.parsers",
     "requirements_txt_parser": "headwater.flow.parsers",
     "pyproject_toml_parser": "headwater.flow.parsers",
@@ -119,6 +121,6 @@ __all__ = sorted([
     "JSONType", "JSONTypeClass", "kubernetes", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "S3", "Step", "Task", "card", "catch",
     "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",
     "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "ray_task", "resources", "retry",
-    "schedule", "secrets", "step", "timeout",
+    "schedule", "secrets", "step", "timeout", "trigger", "trigger_on_finish",
     "StepDecorator", "StepMutator", "USER_SKIP_STEP", "UserStepDecorator", "user_step_decorator",
 ])

@@ -19,7 +19,8 @@ import pytest
 from flowrun import run_flow
 
 jsonschema = pytest.importorskip("jsonschema")
-hera_models = pytest.importorskip("hera.workflows.models")
+pytest.importorskip("hera.workflows.models")
+from argo_schema import build_validators, validate  # noqa: E402  (needs jsonschema and hera)
 
 HERE = Path(__file__).parent
 ALL_FLOW = HERE / "flows" / "argo_all_flow.py"
@@ -27,40 +28,9 @@ SNAPSHOT = HERE / "snapshots" / "argo_branch_flow.json"
 ROOT = "s3://hw-bucket/argo"
 
 
-def _strict(schema: Any) -> Any:
-    """``schema`` with ``additionalProperties: false`` on every object that lists its properties."""
-    if isinstance(schema, dict):
-        out = {k: _strict(v) for k, v in schema.items()}
-        if "properties" in out and out.get("type", "object") == "object":
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
 @pytest.fixture(scope="module")
 def validators() -> dict[str, Any]:
-    out = {}
-    for kind in ("WorkflowTemplate", "CronWorkflow", "Workflow"):
-        schema = _strict(getattr(hera_models, kind).model_json_schema(by_alias=True))
-        out[kind] = jsonschema.Draft202012Validator(schema)
-    return out
-
-
-def _leaves(error: Any) -> list[str]:
-    """The innermost messages under an error (an ``anyOf`` reports only that no branch matched)."""
-    if not error.context:
-        return [error.message]
-    return [m for sub in error.context for m in _leaves(sub)]
-
-
-def validate(obj: dict[str, Any], validators: dict[str, Any]) -> None:
-    """Raise ``ValidationError`` listing every innermost reason ``obj`` breaks the strict schema."""
-    assert obj["apiVersion"] == "argoproj.io/v1alpha1"
-    errors = list(validators[obj["kind"]].iter_errors(obj))
-    if errors:
-        raise jsonschema.ValidationError("; ".join(m for e in errors for m in _leaves(e)))
+    return build_validators()
 
 
 @pytest.fixture(scope="module", autouse=True)

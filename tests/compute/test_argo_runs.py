@@ -2,7 +2,7 @@
 package stored in the S3 datastore, executed by the test interpreter (tests/argo_interpreter.py,
 Argo's documented semantics for the subset headwater emits) with each container command run as a
 local process against the session's S3 server; the client then reads the same artifacts a
-local `run` gives. The container's `python` is this interpreter (the image would have its own)."""
+local `run` gives (helpers in tests/argo_harness.py)."""
 
 from __future__ import annotations
 

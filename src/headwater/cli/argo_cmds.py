@@ -1,10 +1,10 @@
 """``python flow.py argo-workflows ...``: compile the flow for Argo Workflows (interface layer).
 
-``create --only-json`` prints the WorkflowTemplate (and the CronWorkflow of ``@schedule``)
-that would be created, with Metaflow's option names; ``resume RUN_ID --only-json`` prints the
-Workflow that resumes a failed run of it. Every command that needs an Argo
-server (``create`` without ``--only-json``, ``trigger``, ``delete``, ...) says so: no
-server is reachable from here yet.
+``create --only-json`` prints the WorkflowTemplate (and the CronWorkflow of ``@schedule``, the
+Sensor of ``@trigger`` / ``@trigger_on_finish``) that would be created, with Metaflow's option
+names; ``resume RUN_ID --only-json`` prints the Workflow that resumes a failed run of it. Every
+command that needs an Argo server (``create`` without ``--only-json``, ``trigger``, ``delete``,
+...) says so: no server is reachable from here yet.
 """
 
 from __future__ import annotations
@@ -93,10 +93,38 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
         namespace=settings.extra.get(NAMESPACE_ENV, "default"), max_workers=opts["max_workers"],
         workflow_timeout=opts["workflow_timeout"], workflow_priority=opts["workflow_priority"],
         tags=tuple(opts["tags"]), user_namespace=opts["user_namespace"], env=env, labels=labels)
-    objects = [compile_workflow_template(graph, step_settings(flow_cls), flow_parameters_for_argo(flow_cls), copts)]
+    steps = step_settings(flow_cls, k8s_secrets=settings.kubernetes_secrets,
+                          k8s_service_account=settings.kubernetes_service_account)
+    params = flow_parameters_for_argo(flow_cls)
+    objects = [compile_workflow_template(graph, steps, params, copts)]
     sched = flow_schedule(flow_cls)
     if sched is not None and sched.schedule is not None:
         objects.append(compile_cron_workflow(name, copts.namespace, sched.schedule, sched.timezone))
+    return _add_events(objects, flow_cls, graph, params, copts, fields, settings,
+                       auto_emit=opts["auto_emit_argo_events"])
+
+
+def _add_events(objects: list[dict[str, Any]], flow_cls: type, graph: Any, params: list[Any], copts: Any,
+                fields: dict[str, Any], settings: Any, *, auto_emit: bool) -> list[dict[str, Any]]:
+    """The Sensor of ``@trigger`` / ``@trigger_on_finish``, and the end-event task when a webhook is set."""
+    from ..compute.argo.end_event import EndEvent, add_end_event
+    from ..compute.argo.payloads import add_event_payloads
+    from ..compute.argo.sensors import SensorOptions, compile_sensor, trigger_annotations
+    from ..compute.argo.settings import EventsSettings
+    from ..flow.triggers import flow_triggers, trigger_options
+
+    events = EventsSettings.from_env(settings.extra)
+    if auto_emit and events.internal_webhook_url:
+        objects[0] = add_end_event(objects[0], EndEvent(events.internal_webhook_url, flow_cls.__name__, graph.end,
+                                                        copts.image, fields))
+    triggers = flow_triggers(flow_cls, parameters=[p.name for p in params], project=fields.get("project_name"),
+                             branch=fields.get("branch_name"))
+    if triggers:
+        sopts = SensorOptions(template_name=copts.name, namespace=copts.namespace, events=events,
+                              labels=dict(copts.labels), reset_at=trigger_options(flow_cls).get("reset_at"))
+        objects.append(compile_sensor(triggers, params, sopts))
+        objects[0] = add_event_payloads(objects[0], triggers)
+        objects[0]["metadata"]["annotations"].update(trigger_annotations(triggers, sopts))
     return objects
 
 
@@ -124,6 +152,9 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
     @click.option("--workflow-timeout", default=None, type=click.IntRange(min=1),
                   help="Workflow timeout in seconds.")
     @click.option("--workflow-priority", default=None, type=int, help="Workflow priority as an integer.")
+    @click.option("--auto-emit-argo-events/--no-auto-emit-argo-events", default=True, show_default=True,
+                  help="Publish the event headwater.<flow>.end when a run succeeds (needs "
+                       "HEADWATER_ARGO_EVENTS_WEBHOOK_URL); @trigger_on_finish flows listen for it.")
     @click.option("--image", default=None, metavar="IMAGE",
                   help=f"Container image of every task (default: ${IMAGE_ENV}, else {DEFAULT_IMAGE}).")
     @click.pass_context
@@ -134,7 +165,8 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
         if not only_json:
             guarded(lambda: _needs_cluster("create"))
         objects = guarded(lambda: _compile(ctx, flow_cls, opts))
-        # One JSON document: the template alone, or a List (as kubectl apply takes it) with the CronWorkflow.
+        # One JSON document: the template alone, or a List (as kubectl apply takes it) with the CronWorkflow
+        # and the Sensor.
         doc = objects[0] if len(objects) == 1 else {"apiVersion": "v1", "kind": "List", "items": objects}
         click.echo(json.dumps(doc, indent=2))
 

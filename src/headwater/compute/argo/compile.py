@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...exceptions import HeadwaterException
+from ...flow.kubernetes import KubernetesOptions
 from ...flow.nodekind import NodeKind
 from ...plan import FIRST_TASK_ID, SPLIT_SEP
 from ...store.taskmeta import PARAMETERS_STEP, PARAMETERS_TASK_ID
 from ..commands import bootstrap_command, datastore_args
+from ..kubernetes.pod import container_fields, pod_fields, step_env
 from . import naming as nm
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -68,6 +70,16 @@ class StepSettings:
     memory_mb: float | None = None
     gpu: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    pod: KubernetesPod | None = None  # the step has @kubernetes (or --with kubernetes)
+
+
+@dataclass(frozen=True)
+class KubernetesPod:
+    """A ``@kubernetes`` step's validated options and the configured defaults they fall back on."""
+
+    options: KubernetesOptions
+    secrets: tuple[str, ...] = ()  # HEADWATER_KUBERNETES_SECRETS
+    service_account: str | None = None  # HEADWATER_KUBERNETES_SERVICE_ACCOUNT
 
 
 @dataclass(frozen=True)
@@ -287,7 +299,31 @@ class _Compiler:
             template["retryStrategy"] = strategy
         if s.timeout:
             template["activeDeadlineSeconds"] = s.timeout
+        if s.pod is not None:
+            self._apply_pod(node.name, template, s)
         return template
+
+    def _apply_pod(self, step: str, template: dict[str, Any], s: StepSettings) -> None:
+        """``@kubernetes`` on the step's template: the pod pieces the Kubernetes Job uses too."""
+        assert s.pod is not None
+        k = s.pod.options
+        if k.namespace and k.namespace != self.opts.namespace:
+            raise ArgoCompileError(f"Step {step!r} asks for the Kubernetes namespace {k.namespace!r}, but the "
+                                   f"workflow runs in {self.opts.namespace!r}; Argo runs every pod of a workflow "
+                                   "in its namespace.", hint="Drop @kubernetes(namespace=...), or set "
+                                   "HEADWATER_KUBERNETES_NAMESPACE to deploy the workflow there.")
+        container = template["container"]
+        container.pop("resources", None)  # @kubernetes already merged @resources by max
+        container.update(image=k.image or self.opts.image, env=self._env({**s.env, **step_env(k)}),
+                         **container_fields(k, secrets=s.pod.secrets))
+        pod = pod_fields(k, service_account=s.pod.service_account)
+        pull = pod.pop("imagePullSecrets", None)
+        template.update(pod)
+        if pull:  # a template has no imagePullSecrets field; Metaflow patches the pod spec the same way
+            template["podSpecPatch"] = json.dumps({"imagePullSecrets": pull})
+        if k.labels or k.annotations:
+            template["metadata"] = {key: dict(v) for key, v in (("labels", k.labels), ("annotations", k.annotations))
+                                    if v}
 
     def init_template(self) -> dict[str, Any]:
         args = (self._top_args() + ["init", "--run-id", RUN_ID, "--task-id", INIT_TASK_ID] + self._tag_args()

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import Settings
-from ...flow.kubernetes import KubernetesOptions, QosClass
+from ...flow.kubernetes import KubernetesOptions
 from ...store.taskmeta import PARAMETERS_STEP
 from ..commands import bootstrap_command
 from .commands import StepInvocation, init_args, step_args
 from .names import dns_label, label_value
+from .pod import container_fields, pod_fields, step_env
 
 #: The container's working directory (the bootstrap extracts the code package under its cache).
 WORKDIR = "/headwater"
@@ -55,25 +56,8 @@ def _identity(task: JobTask) -> dict[str, str]:
     return dict(zip(LABEL_KEYS, (task.flow_name, task.run_id, task.step, task.task_id, str(task.attempt))))
 
 
-def _resources(opts: KubernetesOptions) -> dict[str, dict[str, str]]:
-    requests = {"cpu": _cpu(opts.cpu), "memory": f"{opts.memory}M", "ephemeral-storage": f"{opts.disk}M"}
-    requests.update(opts.extended_resources)
-    limits: dict[str, str] = {}
-    if opts.qos is QosClass.GUARANTEED:
-        limits = dict(requests)
-    if opts.gpu:  # extended resources: a GPU request must equal its limit
-        requests[opts.gpu_vendor.resource] = limits[opts.gpu_vendor.resource] = str(opts.gpu)
-    if opts.qos is QosClass.BEST_EFFORT and not opts.gpu and not opts.extended_resources:
-        return {}
-    return {"requests": requests, **({"limits": limits} if limits else {})}
-
-
-def _cpu(cpu: float) -> str:
-    return str(int(cpu)) if float(cpu).is_integer() else f"{int(round(cpu * 1000))}m"
-
-
 def _env(task: JobTask, opts: KubernetesOptions, settings: Settings) -> list[dict[str, Any]]:
-    env: dict[str, str] = dict(opts.env)
+    env = step_env(opts)
     env["HEADWATER_DATASTORE_ROOT"] = settings.datastore_root
     for key, value in (("HEADWATER_USER", task.user or settings.user),
                        ("HEADWATER_S3_ENDPOINT_URL", settings.s3_endpoint_url),
@@ -81,29 +65,12 @@ def _env(task: JobTask, opts: KubernetesOptions, settings: Settings) -> list[dic
         if value:
             env[key] = value
     env["PYTHONUNBUFFERED"] = "1"
-    if opts.tmpfs_size and opts.tmpfs_tempdir:
-        env["TMPDIR"] = opts.tmpfs_path
     out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env.items()]
     for name, path in (("HEADWATER_KUBERNETES_POD_NAME", "metadata.name"),
                        ("HEADWATER_KUBERNETES_POD_NAMESPACE", "metadata.namespace"),
                        ("HEADWATER_KUBERNETES_NODE_NAME", "spec.nodeName")):
         out.append({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
     return out
-
-
-def _volumes(opts: KubernetesOptions) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    volumes: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = []
-    if opts.tmpfs_size:
-        volumes.append({"name": "tmpfs", "emptyDir": {"medium": "Memory", "sizeLimit": f"{opts.tmpfs_size}Mi"}})
-        mounts.append({"name": "tmpfs", "mountPath": opts.tmpfs_path})
-    if opts.shared_memory:
-        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{opts.shared_memory}Mi"}})
-        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
-    for i, (claim, path) in enumerate(sorted(opts.persistent_volume_claims.items())):
-        volumes.append({"name": f"pvc-{i}", "persistentVolumeClaim": {"claimName": claim}})
-        mounts.append({"name": f"pvc-{i}", "mountPath": path})
-    return volumes, mounts
 
 
 def build_job(task: JobTask, opts: KubernetesOptions, settings: Settings) -> dict[str, Any]:
@@ -130,40 +97,16 @@ def build_job(task: JobTask, opts: KubernetesOptions, settings: Settings) -> dic
     if task.user:
         labels[LABEL_PREFIX + "user"] = label_value(task.user)
         annotations[LABEL_PREFIX + "user"] = task.user
-    volumes, mounts = _volumes(opts)
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": opts.image or settings.kubernetes_container_image or _default_image(),
         "command": list(task.command),
         "workingDir": WORKDIR,
         "env": _env(task, opts, settings),
+        **container_fields(opts, secrets=settings.kubernetes_secrets),
     }
-    secrets = list(dict.fromkeys((*settings.kubernetes_secrets, *opts.secrets)))
-    if secrets:
-        container["envFrom"] = [{"secretRef": {"name": s}} for s in secrets]
-    if opts.image_pull_policy is not None:
-        container["imagePullPolicy"] = opts.image_pull_policy.value
-    resources = _resources(opts)
-    if resources:
-        container["resources"] = resources
-    if mounts:
-        container["volumeMounts"] = mounts
-    if opts.port is not None:
-        container["ports"] = [{"containerPort": opts.port, "protocol": "TCP"}]
-    if opts.security_context:
-        container["securityContext"] = dict(opts.security_context)
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
-    service_account = opts.service_account or settings.kubernetes_service_account
-    if service_account:
-        pod_spec["serviceAccountName"] = service_account
-    if opts.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s} for s in opts.image_pull_secrets]
-    if opts.node_selector:
-        pod_spec["nodeSelector"] = dict(opts.node_selector)
-    if opts.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in opts.tolerations]
-    if volumes:
-        pod_spec["volumes"] = volumes
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
+                                **pod_fields(opts, service_account=settings.kubernetes_service_account)}
     meta = {"labels": labels, "annotations": annotations}
     return {
         "apiVersion": "batch/v1",
