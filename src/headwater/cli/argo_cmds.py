@@ -1,9 +1,11 @@
-"""``python flow.py argo-workflows ...``: compile the flow for Argo Workflows (interface layer).
+"""``python flow.py argo-workflows ...``: deploy the flow to Argo Workflows and manage its runs
+(interface layer).
 
 ``create --only-json`` prints the WorkflowTemplate (and the CronWorkflow of ``@schedule``)
-that would be created, with Metaflow's option names. Every command that needs an Argo
-server (``create`` without ``--only-json``, ``trigger``, ``delete``, ...) says so: no
-server is reachable from here yet.
+that would be created; ``create`` applies them to the cluster of the kubeconfig (production
+tokens as Metaflow handles them); ``trigger`` starts a run, ``status``, ``terminate``,
+``suspend`` and ``unsuspend`` act on one, ``delete`` removes the deployment and
+``list-workflow-templates`` lists deployments. Options and output texts are Metaflow's.
 """
 
 from __future__ import annotations
@@ -22,31 +24,53 @@ from .errors import guarded
 DEFAULT_IMAGE = f"python:{sys.version_info.major}.{sys.version_info.minor}"
 IMAGE_ENV = "HEADWATER_KUBERNETES_CONTAINER_IMAGE"
 NAMESPACE_ENV = "HEADWATER_KUBERNETES_NAMESPACE"
+#: Every run id of a run started by Argo Workflows: ``argo-<Workflow name>``.
+RUN_ID_PREFIX = "argo-"
+#: Annotations a deployment carries (the WorkflowTemplate, and each Workflow triggered from it).
+OWNER_ANNOTATION = "headwater/owner"
+TOKEN_ANNOTATION = "headwater/production_token"
+FLOW_ANNOTATION = "headwater/flow_name"
+PROJECT_ANNOTATION = "headwater/project_name"
+BRANCH_ANNOTATION = "headwater/branch_name"
+SENSORS_ANNOTATION = "headwater/sensor_names"
 
 
 class ArgoCommandError(HeadwaterException):
     headline = "Argo Workflows error"
 
 
-def _needs_cluster(what: str) -> None:
-    raise ArgoCommandError(f"`argo-workflows {what}` needs an Argo Workflows server, and headwater cannot "
-                           "reach one yet.",
-                           hint="Use `argo-workflows create --only-json` to see what would be created, and "
-                                "apply it with `kubectl apply -f` or `argo template create`.")
+class RunIdMismatch(HeadwaterException):
+    """A run id that is not a run of this flow (or branch) on Argo Workflows."""
+
+    headline = "Run ID mismatch"
+
+
+def _resolve(ctx: click.Context, flow_cls: type) -> tuple[str, Any, dict[str, Any]]:
+    """The deployment's name, the flow's graph and its ``current`` fields (``@project``), once per command."""
+    if "argo_resolved" not in ctx.obj:
+        from ..compute.argo.naming import workflow_name
+        from ..flow.flow_decorators import flow_current_fields, init_flow_decorators
+        from ..flow.mutators import prepare_flow
+        from .flow_cli import _lint_or_raise
+
+        prepare_flow(flow_cls, ctx.obj["decospecs"])
+        graph = _lint_or_raise(flow_cls)
+        init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
+        fields = flow_current_fields(flow_cls)
+        name = workflow_name(flow_cls.__name__, name=ctx.obj.get("argo_name"), project=fields.get("project_name"),
+                             branch=fields.get("branch_name"))
+        ctx.obj["argo_resolved"] = (name, graph, fields)
+    return ctx.obj["argo_resolved"]
 
 
 def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[dict[str, Any]]:
     from ..compute.argo.compile import CompileOptions, compile_cron_workflow, compile_workflow_template
-    from ..compute.argo.naming import workflow_name
     from ..compute.argo.settings import flow_parameters_for_argo, step_settings
-    from ..flow.flow_decorators import flow_current_fields, init_flow_decorators
-    from ..flow.mutators import prepare_flow
     from ..flow.schedule import flow_schedule
     from ..package import build_package, parse_suffixes
     from ..package.stored import save_package
     from ..store import Datastore
     from ..store.roots import is_local_root
-    from .flow_cli import _lint_or_raise
 
     settings = ctx.obj["settings"]
     root = settings.datastore_root
@@ -54,12 +78,7 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
         raise ArgoCommandError(f"Argo Workflows needs an S3 datastore; this command uses the local one ({root}).",
                                hint="Pass --datastore=s3 (with HEADWATER_DATASTORE_SYSROOT_S3 set) or "
                                     "--datastore-root s3://bucket/prefix.")
-    prepare_flow(flow_cls, ctx.obj["decospecs"])
-    graph = _lint_or_raise(flow_cls)
-    init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
-    fields = flow_current_fields(flow_cls)
-    name = workflow_name(flow_cls.__name__, name=ctx.obj.get("argo_name"), project=fields.get("project_name"),
-                         branch=fields.get("branch_name"))
+    name, graph, fields = _resolve(ctx, flow_cls)
     script = os.path.abspath(sys.argv[0])
     pkg = build_package(script, parse_suffixes(ctx.obj["top"]["package_suffixes"]))
     # Stored now, as Metaflow does even with --only-json: the pods fetch it by this key.
@@ -84,6 +103,29 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
     return objects
 
 
+
+def _authorize_option(what: str) -> Any:
+    return click.option("--authorize", default=None, type=str, help=f"Authorize the {what} with a production token.")
+
+
+_DEPLOYER_ATTRIBUTE_FILE = click.option(
+    "--deployer-attribute-file", default=None, type=str, hidden=True,
+    help="Write the deployment's (or run's) attributes to this file as JSON (used by the Deployer API).")
+
+
+def _trigger_params(flow_cls: type) -> list[click.Parameter]:
+    """The flow's parameters as ``trigger`` options (typed as for ``run``; no environment defaults)."""
+    from ..flow.parameters import flow_parameters
+    from .flow_cli import _click_option
+
+    out = []
+    for p in flow_parameters(flow_cls):
+        opt = _click_option(p)
+        opt.envvar = None
+        out.append(opt)
+    return out
+
+
 def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
     """Add the ``argo-workflows`` command group to the per-flow CLI of ``flow_cls``."""
 
@@ -95,9 +137,15 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
         ctx.obj["argo_name"] = name
 
     @argo_workflows.command(help="Deploy a new version of this workflow to Argo Workflows.")
-    @click.option("--authorize", default=None, help="Authorize using this production token.")
-    @click.option("--generate-new-token", is_flag=True, help="Generate a new production token for this flow.")
-    @click.option("--new-token", "given_token", default=None, help="Use the given production token for this flow.")
+    @click.option("--authorize", default=None,
+                  help="Authorize using this production token. You need this when you are re-deploying an "
+                       "existing flow for the first time. The token is remembered in the datastore.")
+    @click.option("--generate-new-token", is_flag=True,
+                  help="Generate a new production token for this flow. This will move the production flow to a "
+                       "new namespace.")
+    @click.option("--new-token", "given_token", default=None,
+                  help="Use the given production token for this flow. This will move the production flow to the "
+                       "given namespace.")
     @click.option("--tag", "tags", multiple=True, help="Annotate every run of the deployment with this tag "
                                                        "(repeatable).")
     @click.option("--namespace", "user_namespace", default=None, help="The client namespace inside the tasks.")
@@ -110,29 +158,79 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
     @click.option("--workflow-priority", default=None, type=int, help="Workflow priority as an integer.")
     @click.option("--image", default=None, metavar="IMAGE",
                   help=f"Container image of every task (default: ${IMAGE_ENV}, else {DEFAULT_IMAGE}).")
+    @_DEPLOYER_ATTRIBUTE_FILE
     @click.pass_context
-    def create(ctx: click.Context, only_json: bool, **opts: Any) -> None:
+    def create(ctx: click.Context, only_json: bool, authorize: str | None, generate_new_token: bool,
+               given_token: str | None, deployer_attribute_file: str | None, **opts: Any) -> None:
+        from . import argo_server_cmds as server
         from .flow_cli import _banner
 
         _banner(ctx, flow_cls)
         if not only_json:
-            guarded(lambda: _needs_cluster("create"))
+            guarded(lambda: server.deploy(ctx, flow_cls, opts, authorize=authorize, given_token=given_token,
+                                          generate_new_token=generate_new_token))
+            name = ctx.obj["argo_resolved"][0]
+            server.write_attributes(deployer_attribute_file, {
+                "name": name, "flow_name": flow_cls.__name__,
+                "metadata": server._metadata_str(ctx.obj["settings"])})
+            return
         objects = guarded(lambda: _compile(ctx, flow_cls, opts))
         # One JSON document: the template alone, or a List (as kubectl apply takes it) with the CronWorkflow.
         doc = objects[0] if len(objects) == 1 else {"apiVersion": "v1", "kind": "List", "items": objects}
         click.echo(json.dumps(doc, indent=2))
 
-    for sub, helptext, takes_run in (
-        ("trigger", "Trigger the workflow on Argo Workflows.", False),
-        ("delete", "Delete the flow on Argo Workflows.", False),
-        ("status", "Fetch flow execution status on Argo Workflows.", True),
-        ("terminate", "Terminate flow execution on Argo Workflows.", True),
-        ("suspend", "Suspend flow execution on Argo Workflows.", True),
-        ("unsuspend", "Unsuspend flow execution on Argo Workflows.", True),
-        ("list-workflow-templates", "List Argo Workflow templates for the flow.", False),
-    ):
-        params: list[click.Parameter] = [click.Argument(["run_id"])] if takes_run else []
+    @argo_workflows.command(help="Trigger the workflow on Argo Workflows.", params=_trigger_params(flow_cls))
+    @click.option("--run-id-file", default=None, type=str, help="Write the ID of this run to the file specified.")
+    @_DEPLOYER_ATTRIBUTE_FILE
+    @click.pass_context
+    def trigger(ctx: click.Context, run_id_file: str | None, deployer_attribute_file: str | None,
+                **values: Any) -> None:
+        from ..compute.argo.naming import parameter_name
+        from ..flow.parameters import flow_parameters
+        from . import argo_server_cmds as server
+
+        given = {parameter_name(p.name): server.trigger_value(p, values[p.attr_name])
+                 for p in flow_parameters(flow_cls) if values.get(p.attr_name) is not None}
+        guarded(lambda: server.trigger(ctx, flow_cls, given, run_id_file=run_id_file,
+                                       deployer_attribute_file=deployer_attribute_file))
+
+    @argo_workflows.command(help="Delete the flow on Argo Workflows.")
+    @_authorize_option("deletion")
+    @click.pass_context
+    def delete(ctx: click.Context, authorize: str | None) -> None:
+        from . import argo_server_cmds as server
+
+        guarded(lambda: server.delete(ctx, flow_cls, authorize))
+
+    @argo_workflows.command(help="Fetch flow execution status on Argo Workflows.")
+    @click.argument("run-id", required=True, type=str)
+    @click.pass_context
+    def status(ctx: click.Context, run_id: str) -> None:
+        from . import argo_server_cmds as server
+
+        click.echo(guarded(lambda: server.status(ctx, flow_cls, run_id)))
+
+    for verb, what, helptext in (("terminate", "termination", "Terminate flow execution on Argo Workflows."),
+                                 ("suspend", "suspension", "Suspend flow execution on Argo Workflows."),
+                                 ("unsuspend", "unsuspend", "Unsuspend flow execution on Argo Workflows.")):
+        def act(ctx: click.Context, run_id: str, authorize: str | None, verb: str = verb) -> None:
+            from . import argo_server_cmds as server
+
+            guarded(lambda: getattr(server, verb)(ctx, flow_cls, run_id, authorize))
+
+        command = click.pass_context(act)
         argo_workflows.add_command(click.Command(
-            sub, help=helptext, params=params, context_settings={"ignore_unknown_options": True,
-                                                                 "allow_extra_args": True},
-            callback=lambda sub=sub, **_: guarded(lambda: _needs_cluster(sub))))
+            verb, help=helptext, callback=command,
+            params=[click.Option(["--authorize"], default=None, type=str,
+                                 help=f"Authorize the {what} with a production token."),
+                    click.Argument(["run_id"], required=True, type=str)]))
+
+    @argo_workflows.command("list-workflow-templates", help="List Argo Workflow templates for the flow.")
+    @click.option("--all", "all_", default=False, is_flag=True,
+                  help="list all Argo Workflow Templates (not just limited to this flow)")
+    @click.pass_context
+    def list_workflow_templates(ctx: click.Context, all_: bool) -> None:
+        from . import argo_server_cmds as server
+
+        for name in guarded(lambda: server.list_templates(ctx, None if all_ else flow_cls.__name__)):
+            click.echo(name)
