@@ -45,22 +45,40 @@ class RunIdMismatch(HeadwaterException):
     headline = "Run ID mismatch"
 
 
-def _resolve(ctx: click.Context, flow_cls: type) -> tuple[str, Any, dict[str, Any]]:
-    """The deployment's name, the flow's graph and its ``current`` fields (``@project``), once per command."""
-    if "argo_resolved" not in ctx.obj:
-        from ..compute.argo.naming import workflow_name
-        from ..flow.flow_decorators import flow_current_fields, init_flow_decorators
-        from ..flow.mutators import prepare_flow
-        from .flow_cli import _lint_or_raise
+def _needs_cluster(what: str) -> None:
+    raise ArgoCommandError(f"`argo-workflows {what}` needs an Argo Workflows server, and headwater cannot "
+                           "reach one yet.",
+                           hint="Use `argo-workflows create --only-json` to see what would be created, and "
+                                "apply it with `kubectl apply -f` or `argo template create`.")
 
-        prepare_flow(flow_cls, ctx.obj["decospecs"])
-        graph = _lint_or_raise(flow_cls)
-        init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
-        fields = flow_current_fields(flow_cls)
-        name = workflow_name(flow_cls.__name__, name=ctx.obj.get("argo_name"), project=fields.get("project_name"),
-                             branch=fields.get("branch_name"))
-        ctx.obj["argo_resolved"] = (name, graph, fields)
-    return ctx.obj["argo_resolved"]
+
+def _remote_root(settings: Any) -> str:
+    """The datastore root an Argo run uses; an error for a local one (pods cannot share it)."""
+    from ..store.roots import is_local_root
+
+    root = settings.datastore_root
+    if is_local_root(root):
+        raise ArgoCommandError(f"Argo Workflows needs an S3 datastore; this command uses the local one ({root}).",
+                               hint="Pass --datastore=s3 (with HEADWATER_DATASTORE_SYSROOT_S3 set) or "
+                                    "--datastore-root s3://bucket/prefix.")
+    return root
+
+
+def _deployment(ctx: click.Context, flow_cls: type) -> tuple[Any, dict[str, Any], str]:
+    """The flow prepared for Argo: its graph, its ``current`` fields (``@project``) and the
+    WorkflowTemplate's name."""
+    from ..compute.argo.naming import workflow_name
+    from ..flow.flow_decorators import flow_current_fields, init_flow_decorators
+    from ..flow.mutators import prepare_flow
+    from .flow_cli import _lint_or_raise
+
+    prepare_flow(flow_cls, ctx.obj["decospecs"])
+    graph = _lint_or_raise(flow_cls)
+    init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
+    fields = flow_current_fields(flow_cls)
+    name = workflow_name(flow_cls.__name__, name=ctx.obj.get("argo_name"), project=fields.get("project_name"),
+                         branch=fields.get("branch_name"))
+    return graph, fields, name
 
 
 def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -70,15 +88,10 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
     from ..package import build_package, parse_suffixes
     from ..package.stored import save_package
     from ..store import Datastore
-    from ..store.roots import is_local_root
 
     settings = ctx.obj["settings"]
-    root = settings.datastore_root
-    if is_local_root(root):
-        raise ArgoCommandError(f"Argo Workflows needs an S3 datastore; this command uses the local one ({root}).",
-                               hint="Pass --datastore=s3 (with HEADWATER_DATASTORE_SYSROOT_S3 set) or "
-                                    "--datastore-root s3://bucket/prefix.")
-    name, graph, fields = _resolve(ctx, flow_cls)
+    root = _remote_root(settings)
+    graph, fields, name = _deployment(ctx, flow_cls)
     script = os.path.abspath(sys.argv[0])
     pkg = build_package(script, parse_suffixes(ctx.obj["top"]["package_suffixes"]))
     # Stored now, as Metaflow does even with --only-json: the pods fetch it by this key.
@@ -101,7 +114,6 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
     if sched is not None and sched.schedule is not None:
         objects.append(compile_cron_workflow(name, copts.namespace, sched.schedule, sched.timezone))
     return objects
-
 
 
 def _authorize_option(what: str) -> Any:
@@ -167,11 +179,10 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
 
         _banner(ctx, flow_cls)
         if not only_json:
-            guarded(lambda: server.deploy(ctx, flow_cls, opts, authorize=authorize, given_token=given_token,
-                                          generate_new_token=generate_new_token))
-            name = ctx.obj["argo_resolved"][0]
+            objects = guarded(lambda: server.deploy(ctx, flow_cls, opts, authorize=authorize,
+                                                    given_token=given_token, generate_new_token=generate_new_token))
             server.write_attributes(deployer_attribute_file, {
-                "name": name, "flow_name": flow_cls.__name__,
+                "name": objects[0]["metadata"]["name"], "flow_name": flow_cls.__name__,
                 "metadata": server._metadata_str(ctx.obj["settings"])})
             return
         objects = guarded(lambda: _compile(ctx, flow_cls, opts))

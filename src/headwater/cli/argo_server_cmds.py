@@ -15,7 +15,7 @@ import click
 from ..compute.argo.client import ArgoClient, ArgoKind, workflow_phase
 from ..compute.argo.tokens import Deployment
 from .argo_cmds import (BRANCH_ANNOTATION, FLOW_ANNOTATION, OWNER_ANNOTATION, PROJECT_ANNOTATION, RUN_ID_PREFIX,
-                        SENSORS_ANNOTATION, TOKEN_ANNOTATION, ArgoCommandError, RunIdMismatch, _compile, _resolve)
+                        SENSORS_ANNOTATION, TOKEN_ANNOTATION, ArgoCommandError, RunIdMismatch, _compile, _deployment)
 
 
 def _say(text: str = "") -> None:
@@ -32,7 +32,7 @@ def _objects(ctx: click.Context) -> Any:
     return Datastore(ctx.obj["settings"].datastore_root).objects
 
 
-def _deployment(template: dict[str, Any] | None) -> Deployment | None:
+def _deployed(template: dict[str, Any] | None) -> Deployment | None:
     """Owner and token of a deployed template; an error for a template headwater did not deploy."""
     if template is None:
         return None
@@ -94,13 +94,16 @@ def _resolve_token(ctx: click.Context, name: str, deployment: Deployment | None,
 def deploy(ctx: click.Context, flow_cls: type, opts: dict[str, Any], *, authorize: str | None,
            given_token: str | None, generate_new_token: bool) -> list[dict[str, Any]]:
     """``create``: compile, resolve the production token, apply every object; the applied objects."""
+    from ..flow.flow_decorators import flow_current_fields
+
     settings = ctx.obj["settings"]
-    name, _, fields = _resolve(ctx, flow_cls)
     _say(f"Deploying *{flow_cls.__name__}* to Argo Workflows...")
     objects = _compile(ctx, flow_cls, opts)
+    name = objects[0]["metadata"]["name"]
+    fields = flow_current_fields(flow_cls)  # @project's, set up by _compile
     client = _client(ctx)
     previous = client.get(ArgoKind.WORKFLOW_TEMPLATE, name)
-    token = _resolve_token(ctx, name, _deployment(previous), authorize=authorize, given_token=given_token,
+    token = _resolve_token(ctx, name, _deployed(previous), authorize=authorize, given_token=given_token,
                            generate_new_token=generate_new_token, is_project="project_name" in fields)
     template = objects[0]
     notes = template["metadata"].setdefault("annotations", {})
@@ -145,16 +148,24 @@ def trigger(ctx: click.Context, flow_cls: type, parameters: dict[str, str], *, r
     from ..compute.argo.submit import workflow_from_template
 
     settings = ctx.obj["settings"]
-    name, _, _ = _resolve(ctx, flow_cls)
+    _, _, name = _deployment(ctx, flow_cls)
     client = _client(ctx)
     template = client.get(ArgoKind.WORKFLOW_TEMPLATE, name)
     if template is None:
         raise ArgoCommandError(f"The workflow *{name}* doesn't exist on Argo Workflows in namespace "
                                f"*{client.namespace}*.",
                                hint="Please deploy your flow first: `argo-workflows create`.")
-    _deployment(template)  # a template headwater deployed
-    by = {"headwater/triggered_by": settings.user or "unknown"}
-    created = client.submit(workflow_from_template(template, parameters, annotations=by))
+    _deployed(template)  # a template headwater deployed
+    declared = [p["name"] for p in (template["spec"].get("arguments") or {}).get("parameters", [])]
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ArgoCommandError(f"The deployed workflow *{name}* has no parameters {unknown}.",
+                               hint="Deploy the current version of the flow with `argo-workflows create`.")
+    workflow = workflow_from_template(name, client.namespace, parameters)
+    # The deployment's annotations go with the run, so commands on it can check whose it is.
+    workflow["metadata"]["annotations"] = {**(template["metadata"].get("annotations") or {}),
+                                           "headwater/triggered_by": settings.user or "unknown"}
+    created = client.submit(workflow)
     run_id = RUN_ID_PREFIX + created["metadata"]["name"]
     if run_id_file:
         with open(run_id_file, "w") as f:
@@ -228,7 +239,7 @@ def _check_run(ctx: click.Context, flow_cls: type, run_id: str, authorize: str |
     from ..compute.argo.tokens import check_authorized, load_token
 
     name = _workflow_of(run_id)
-    template_name, _, fields = _resolve(ctx, flow_cls)
+    _, fields, template_name = _deployment(ctx, flow_cls)
     client = _client(ctx)
     wf = client.get(ArgoKind.WORKFLOW, name)
     if wf is None:
@@ -279,10 +290,10 @@ def delete(ctx: click.Context, flow_cls: type, authorize: str | None) -> None:
     """Delete the deployment: its CronWorkflow, Sensors and WorkflowTemplate (runs in flight go on)."""
     from ..compute.argo.tokens import check_authorized, load_token
 
-    name, _, _ = _resolve(ctx, flow_cls)
+    _, _, name = _deployment(ctx, flow_cls)
     client = _client(ctx)
     template = client.get(ArgoKind.WORKFLOW_TEMPLATE, name)
-    check_authorized(_deployment(template), user=ctx.obj["settings"].require_user(), authorize=authorize,
+    check_authorized(_deployed(template), user=ctx.obj["settings"].require_user(), authorize=authorize,
                      stored=load_token(_objects(ctx), name), what=f"*{name}*", command="argo-workflows delete")
     _say(f"Deleting workflow *{name}*...")
     if client.delete(ArgoKind.CRON_WORKFLOW, name):

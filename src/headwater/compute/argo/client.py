@@ -20,10 +20,9 @@ import json
 from typing import Any
 
 from ...exceptions import HeadwaterException
+from .compile import API_VERSION
 
-GROUP = "argoproj.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+GROUP, VERSION = API_VERSION.split("/")
 #: Argo's shutdown strategy that stops every running pod at once (``argo terminate``).
 SHUTDOWN_TERMINATE = "Terminate"
 NOT_FOUND = 404

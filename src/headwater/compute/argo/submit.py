@@ -1,52 +1,33 @@
-"""The Workflow that starts one run of a deployed WorkflowTemplate (pure, internal).
+"""The Workflow object that starts a run of a deployed WorkflowTemplate (internal, pure).
 
-``argo-workflows trigger`` submits it: a ``workflowTemplateRef`` to the template,
-the given parameters as workflow arguments, a generated name (the run id is
-``argo-<name>``), and the template's annotations (flow, owner, production token,
-project) so that ``status``/``terminate``/``suspend`` can check whose run it is
-from the Workflow alone, as Metaflow does.
+``argo-workflows trigger`` and ``argo-workflows resume`` both submit one: a ``Workflow`` whose
+``spec.workflowTemplateRef`` names the template, with the run's arguments (flow parameters, or
+``origin-run-id`` for a resume) and a ``generateName`` from the template's name, so Argo picks
+the run's name (and with it the run id ``argo-<name>``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from .client import API_VERSION, ArgoClientError, ArgoKind
+from .compile import API_VERSION
 
 
-def workflow_from_template(template: dict[str, Any], parameters: dict[str, str], *,
-                           annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    """A Workflow running ``template`` (a deployed WorkflowTemplate) with ``parameters``.
+def workflow_from_template(template_name: str, namespace: str, arguments: Mapping[str, str]) -> dict[str, Any]:
+    """The Workflow (a dict ready for ``json.dumps``) that runs ``template_name`` with ``arguments``.
 
     Parameters
     ----------
-    template : dict
-        The WorkflowTemplate as read from the server.
-    parameters : dict
-        Workflow argument name -> value (text, as the ``init`` command parses it); each must be
-        declared in the template's ``spec.arguments``.
-    annotations : dict, optional
-        Added to the template's own annotations (``headwater/triggered_by``...).
-
-    Raises
-    ------
-    ArgoClientError
-        A parameter the template does not declare.
+    template_name : str
+        The deployed WorkflowTemplate's name; the Workflow's ``generateName`` is ``<name>-``.
+    namespace : str
+        The Kubernetes namespace of the template (the Workflow runs there too).
+    arguments : Mapping[str, str]
+        Workflow parameters by name; those not given keep the template's values.
     """
-    meta = template["metadata"]
-    declared = [p["name"] for p in (template["spec"].get("arguments") or {}).get("parameters", [])]
-    unknown = sorted(set(parameters) - set(declared))
-    if unknown:
-        raise ArgoClientError(f"The WorkflowTemplate {meta['name']!r} has no parameters {unknown}.",
-                              hint=f"Its parameters are {declared}; redeploy with `argo-workflows create` "
-                                   "if the flow changed.")
-    body: dict[str, Any] = {
-        "apiVersion": API_VERSION, "kind": ArgoKind.WORKFLOW.value,
-        "metadata": {"generateName": meta["name"] + "-",
-                     "labels": dict(meta.get("labels") or {}),
-                     "annotations": {**(meta.get("annotations") or {}), **(annotations or {})}},
-        "spec": {"workflowTemplateRef": {"name": meta["name"]}},
-    }
-    if parameters:
-        body["spec"]["arguments"] = {"parameters": [{"name": k, "value": v} for k, v in parameters.items()]}
-    return body
+    spec: dict[str, Any] = {"workflowTemplateRef": {"name": template_name}}
+    if arguments:
+        spec["arguments"] = {"parameters": [{"name": k, "value": str(v)} for k, v in arguments.items()]}
+    return {"apiVersion": API_VERSION, "kind": "Workflow",
+            "metadata": {"generateName": f"{template_name}-", "namespace": namespace}, "spec": spec}
