@@ -183,9 +183,12 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
                                                     given_token=given_token, generate_new_token=generate_new_token))
             server.write_attributes(deployer_attribute_file, {
                 "name": objects[0]["metadata"]["name"], "flow_name": flow_cls.__name__,
-                "metadata": server._metadata_str(ctx.obj["settings"])})
+                "metadata": server.metadata_str(ctx.obj["settings"])})
             return
         objects = guarded(lambda: _compile(ctx, flow_cls, opts))
+        server.write_attributes(deployer_attribute_file, {
+            "name": objects[0]["metadata"]["name"], "flow_name": flow_cls.__name__,
+            "metadata": server.metadata_str(ctx.obj["settings"]), "additional_info": {"workflow_template": objects[0]}})
         # One JSON document: the template alone, or a List (as kubectl apply takes it) with the CronWorkflow.
         doc = objects[0] if len(objects) == 1 else {"apiVersion": "v1", "kind": "List", "items": objects}
         click.echo(json.dumps(doc, indent=2))

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..compute.argo.client import ArgoClient, ArgoKind, workflow_phase
+from ..compute.argo.client import ArgoClient, ArgoKind
 from ..compute.argo.tokens import Deployment
 from .argo_cmds import (BRANCH_ANNOTATION, FLOW_ANNOTATION, OWNER_ANNOTATION, PROJECT_ANNOTATION, RUN_ID_PREFIX,
                         SENSORS_ANNOTATION, TOKEN_ANNOTATION, ArgoCommandError, RunIdMismatch, _compile, _deployment)
@@ -171,13 +171,13 @@ def trigger(ctx: click.Context, flow_cls: type, parameters: dict[str, str], *, r
         with open(run_id_file, "w") as f:
             f.write(run_id)
     write_attributes(deployer_attribute_file, {
-        "name": name, "flow_name": flow_cls.__name__, "metadata": _metadata_str(settings),
+        "name": name, "flow_name": flow_cls.__name__, "metadata": metadata_str(settings),
         "datastore_root": settings.datastore_root, "pathspec": f"{flow_cls.__name__}/{run_id}"})
     _say(f"Workflow *{name}* triggered on Argo Workflows (run-id *{run_id}*).")
     return run_id
 
 
-def _metadata_str(settings: Any) -> str:
+def metadata_str(settings: Any) -> str:
     return f"{settings.metadata}@{settings.datastore_root}"
 
 
@@ -201,8 +201,9 @@ def _workflow_of(run_id: str) -> str:
 
 
 def status(ctx: click.Context, flow_cls: type, run_id: str) -> str:
-    """The run's status as Metaflow words it: Argo's phase, Error as Failed, and Pending while Running but the
-    run has not started its first task yet."""
+    """The run's status, as Metaflow words it (``compute.argo.client.run_status``)."""
+    from ..compute.argo.client import run_status
+
     name = _workflow_of(run_id)
     flow = flow_cls.__name__
     _say(f"Fetching status for run *{run_id}* for {flow} ...")
@@ -210,16 +211,7 @@ def status(ctx: click.Context, flow_cls: type, run_id: str) -> str:
     if wf is None:
         raise ArgoCommandError(f"No execution found for {flow}/{run_id} in Argo Workflows.",
                                hint="Check the run id; `argo-workflows trigger` prints it.")
-    return status_of(workflow_phase(wf).value, run_exists(flow, run_id, ctx.obj["settings"].datastore_root))
-
-
-def status_of(phase: str, run_started: bool) -> str:
-    """Metaflow's status word for a Workflow ``phase`` (shared with the Deployer's ``TriggeredRun.status``)."""
-    if phase == "Error":
-        return "Failed"
-    if phase == "Running" and not run_started:
-        return "Pending"
-    return phase
+    return run_status(wf, run_exists(flow, run_id, ctx.obj["settings"].datastore_root))
 
 
 def run_exists(flow: str, run_id: str, root: str) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from typing import Any
 
 from ...exceptions import HeadwaterException
@@ -67,6 +68,17 @@ def workflow_phase(workflow: dict[str, Any]) -> WorkflowPhase:
     return WorkflowPhase(phase) if phase else WorkflowPhase.PENDING
 
 
+def run_status(workflow: dict[str, Any], run_started: bool) -> str:
+    """A run's status as Metaflow words it: the Workflow's phase, ``Error`` as ``Failed``, and ``Pending``
+    while the Workflow runs but the run has not recorded itself yet (its first task has not started)."""
+    phase = workflow_phase(workflow)
+    if phase is WorkflowPhase.ERROR:
+        return WorkflowPhase.FAILED.value
+    if phase is WorkflowPhase.RUNNING and not run_started:
+        return WorkflowPhase.PENDING.value
+    return phase.value
+
+
 def is_finished(workflow: dict[str, Any]) -> bool:
     """Whether the Workflow has ended (Argo sets ``status.finishedAt`` then)."""
     return bool((workflow.get("status") or {}).get("finishedAt")) or workflow_phase(workflow).finished
@@ -88,8 +100,9 @@ class ArgoClient:
         self.namespace = namespace
 
     @classmethod
-    def from_config(cls, namespace: str) -> ArgoClient:
-        """A client for the cluster of the pod this runs in, else of the kubeconfig.
+    def from_config(cls, namespace: str, config_file: str | None = None) -> ArgoClient:
+        """A client for the cluster of the pod this runs in, else of the kubeconfig ``config_file``
+        (default: ``$KUBECONFIG``, else ``~/.kube/config``).
 
         Raises
         ------
@@ -106,7 +119,7 @@ class ArgoClient:
             api_client = client.ApiClient()
         except config.ConfigException:
             try:
-                api_client = config.new_client_from_config()
+                api_client = config.new_client_from_config(config_file=config_file or os.environ.get("KUBECONFIG"))
             except (config.ConfigException, OSError, TypeError) as e:
                 raise ArgoClientError(f"No Kubernetes cluster is configured here ({e}).",
                                       hint="Point KUBECONFIG at the kubeconfig of the cluster running Argo "
