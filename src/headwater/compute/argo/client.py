@@ -148,8 +148,12 @@ class ArgoClient:
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create ``obj``, or replace the object of its kind and name (keeping its ``resourceVersion``,
         which the server's optimistic concurrency check needs)."""
-        kind = ArgoKind(obj["kind"])
         name = obj["metadata"]["name"]
+        try:
+            kind = ArgoKind(obj["kind"])
+        except ValueError:
+            raise ArgoClientError(f"Cannot apply {obj['kind']} {name!r}: headwater deploys only "
+                                  f"{[k.value for k in ArgoKind if k is not ArgoKind.WORKFLOW]}.") from None
         body = {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}}
         existing = self.get(kind, name)
         try:
