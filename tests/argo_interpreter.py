@@ -576,15 +576,6 @@ class Interpreter:
         self.globals: dict[str, str] = {}
         self.deadline_at: float | None = None
 
-    def stop(self, message: str = "Stopped with strategy 'Terminate'") -> None:
-        """Stop the run from another thread, as Argo's ``shutdown: Terminate`` does: the running pod's
-        process group is killed (its node fails with ``message``) and no other pod starts."""
-        with self._lock:
-            self._stopped = message
-            proc = self._proc
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-
     def run(self, workflow_template: Mapping[str, Any], arguments: Mapping[str, str] | None = None,
             *, name: str | None = None) -> WorkflowRun:
         """Submit ``workflow_template`` with ``arguments`` (workflow parameters) and run it to the end."""
@@ -632,6 +623,15 @@ class Interpreter:
             node = self._run_container(template, scope, node_name, display)
         node.inputs = inputs
         return node
+
+    def stop(self, message: str = "Stopped with strategy 'Terminate'") -> None:
+        """Stop the run from another thread, as Argo's ``shutdown: Terminate`` does: the running pod's
+        process group is killed (its node fails with ``message``) and no other pod starts."""
+        with self._lock:
+            self._stopped = message
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
     # -- containers -----------------------------------------------------------------------------------
 
