@@ -19,6 +19,7 @@ import signal
 import string
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -599,8 +600,13 @@ class Interpreter:
     """
 
     def __init__(self, *, base_env: Mapping[str, str], work_dir: Path, path_prefix: str = "/tmp/out",
-                 cwd: Path | None = None):
+                 cwd: Path | None = None, gate: Callable[[], None] | None = None):
         self.base_env = dict(base_env)
+        # Called before every pod starts; it may block (a suspended workflow starts no new pod).
+        self.gate = gate
+        self._stopped: str | None = None
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
         self.work_dir = Path(work_dir)
         self.path_prefix = path_prefix.rstrip("/")
         self.cwd = cwd
@@ -667,6 +673,15 @@ class Interpreter:
         node.inputs = inputs
         return node
 
+    def stop(self, message: str = "Stopped with strategy 'Terminate'") -> None:
+        """Stop the run from another thread, as Argo's ``shutdown: Terminate`` does: the running pod's
+        process group is killed (its node fails with ``message``) and no other pod starts."""
+        with self._lock:
+            self._stopped = message
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
     # -- containers -----------------------------------------------------------------------------------
 
     def _run_container(self, template: dict[str, Any], scope: dict[str, str], node_name: str,
@@ -683,7 +698,7 @@ class Interpreter:
             child = self._run_attempt(template, scope, outputs, f"{node_name}({attempt})",
                                       f"{display}({attempt})", retries=attempt)
             parent.children.append(child)
-            if child.phase is NodePhase.SUCCEEDED:
+            if child.phase is NodePhase.SUCCEEDED or self._stopped is not None:
                 break
         parent.phase, parent.message, parent.outputs = child.phase, child.message, child.outputs
         parent.exit_code = child.exit_code
@@ -711,10 +726,16 @@ class Interpreter:
                 return node
             if timeout is None or left < timeout:
                 timeout, message = left, "Step exceeded its deadline (the workflow's activeDeadlineSeconds)"
-        self.ran.append(node_name)
-        proc = subprocess.Popen(argv, env=env, cwd=container.get("workingDir") or self.cwd,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+        if self.gate is not None:
+            self.gate()
+        with self._lock:
+            if self._stopped is not None:
+                node.phase, node.message = NodePhase.FAILED, self._stopped
+                return node
+            self.ran.append(node_name)
+            proc = self._proc = subprocess.Popen(argv, env=env, cwd=container.get("workingDir") or self.cwd,
+                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                                 start_new_session=True)
         try:
             node.stdout, node.stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -723,7 +744,13 @@ class Interpreter:
             node.phase, node.exit_code = NodePhase.FAILED, proc.returncode
             node.message = message
             return node
+        finally:
+            with self._lock:
+                self._proc = None
         node.exit_code = proc.returncode
+        if self._stopped is not None:
+            node.phase, node.message = NodePhase.FAILED, self._stopped
+            return node
         if proc.returncode != 0:
             node.phase, node.message = NodePhase.FAILED, f"Error (exit code {proc.returncode})"
             return node

@@ -3,7 +3,8 @@
 
 hera 7.1's models are generated from Argo Workflows' (4.0.5) and Argo Events' OpenAPI schemas.
 ``model_json_schema()`` gives their JSON schema; ``strict`` adds ``additionalProperties: false`` to
-every object that lists its properties, so an unknown or misspelt field fails.
+every object that lists its properties, so an unknown or misspelt field fails (as a real server's
+strict field validation would). Shared by the compile tests and the fake API server's validators.
 
 Two corrections, each to follow the real API rather than the generated model:
 
@@ -17,6 +18,7 @@ Two corrections, each to follow the real API rather than the generated model:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jsonschema
@@ -44,6 +46,7 @@ def _events_schema(model: Any) -> dict[str, Any]:
     return schema
 
 
+@functools.cache
 def build_validators() -> dict[str, Any]:
     """A strict validator per kind (``WorkflowTemplate``, ``CronWorkflow``, ``Workflow``, ``Sensor``)."""
     import hera.events.models as events
@@ -70,8 +73,10 @@ def _check(obj: dict[str, Any], validator: Any) -> None:
         raise jsonschema.ValidationError("; ".join(m for e in errors for m in leaves(e)))
 
 
-def validate(obj: dict[str, Any], validators: dict[str, Any]) -> None:
-    """Raise ``ValidationError`` listing every innermost reason ``obj`` breaks its kind's strict schema."""
+def validate(obj: dict[str, Any], validators: dict[str, Any] | None = None) -> None:
+    """Raise ``ValidationError`` listing every innermost reason ``obj`` breaks its kind's strict schema
+    (``validators``: ``build_validators()``'s, built once when not given)."""
+    validators = validators if validators is not None else build_validators()
     assert obj["apiVersion"] == API_VERSION, obj.get("apiVersion")
     kind = obj["kind"]
     if kind in WORKFLOW_KINDS:

@@ -431,3 +431,53 @@ def test_a_workflow_reference_must_resolve(interp: Interpreter) -> None:
         interp.run(_submitted([{"name": "zz", "value": "1"}]), workflow_templates=[template])
     with pytest.raises(UnsupportedConstructError, match=r"uses \['entrypoint'\]"):
         interp.run(_submitted([], entrypoint="main"), workflow_templates=[template])
+
+def _chain(log: Path, sleep_s: float = 0.0) -> dict[str, Any]:
+    """a -> b -> c, each appending its name to ``log`` (then sleeping ``sleep_s``), b with a retry."""
+    step = py("import sys, time; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n'); time.sleep(float(sys.argv[3]))",
+              args=[str(log), "{{inputs.parameters.m}}", str(sleep_s)])
+    return wft([
+        dag("main", [{"name": n, "template": "say", **({"dependencies": [d]} if d else {}),
+                      "arguments": {"parameters": [{"name": "m", "value": n}]}}
+                     for n, d in (("a", None), ("b", "a"), ("c", "b"))]),
+        {"name": "say", "inputs": {"parameters": [{"name": "m"}]}, "container": step,
+         "retryStrategy": {"limit": "2"}},
+    ])
+
+
+def test_stop_kills_the_running_pod_and_starts_no_other(tmp_path: Path) -> None:
+    import threading
+
+    log = tmp_path / "log"
+    work = tmp_path / "work"
+    work.mkdir()
+    interp = Interpreter(base_env=dict(os.environ), work_dir=work, cwd=tmp_path)
+    result: list[Any] = []
+    t = threading.Thread(target=lambda: result.append(interp.run(_chain(log, sleep_s=30))))
+    t.start()
+    while not log.exists():  # a is running (it sleeps 30 s)
+        t.join(0.02)
+    interp.stop()
+    t.join(20)
+    assert not t.is_alive()
+    (run,) = result
+    assert run.phase is NodePhase.FAILED
+    assert log.read_text().split() == ["a"]  # killed in a, no retry, b and c never started
+    assert run.node("hello-run.a").phase is NodePhase.FAILED
+    assert run.node("hello-run.a").message == "Stopped with strategy 'Terminate'"
+    assert len(run.node("hello-run.a").children) == 1
+    assert "hello-run.b" not in run.nodes
+
+
+def test_gate_runs_before_every_pod_and_may_hold_it(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    work = tmp_path / "work"
+    work.mkdir()
+    seen: list[str] = []
+
+    def gate() -> None:  # what the pods wrote before each one starts: the gate comes first
+        seen.append(log.read_text().replace("\n", "") if log.exists() else "")
+
+    run = Interpreter(base_env=dict(os.environ), work_dir=work, cwd=tmp_path, gate=gate).run(_chain(log))
+    assert run.phase is NodePhase.SUCCEEDED
+    assert seen == ["", "a", "ab"]

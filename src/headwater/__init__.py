@@ -56,6 +56,8 @@ _LAZY = {
     "Runner": "headwater.runner",
     "NBRunner": "headwater.runner",
     "ExecutingRun": "headwater.runner",
+    "Deployer": "headwater.runner",
+    "DeployedFlow": "headwater.runner",
     "project": "headwater.flow.project",
     "exit_hook": "headwater.flow.exit_hook",
     "schedule": "headwater.flow.schedule",
@@ -116,7 +118,7 @@ def __dir__() -> list[str]:
 __all__ = sorted([
     "Config", "ConfigValue", "config_expr", "exit_hook", "project", "pyproject_toml_parser",
     "requirements_txt_parser", "yaml_parser",
-    "DataArtifact", "ExecutingRun", "Flow", "FlowDecorator", "FlowMutator", "FlowSpec", "Headwater",
+    "DataArtifact", "DeployedFlow", "Deployer", "ExecutingRun", "Flow", "FlowDecorator", "FlowMutator", "FlowSpec", "Headwater",
     "HeadwaterException", "IncludeFile",
     "JSONType", "JSONTypeClass", "kubernetes", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "S3", "Step", "Task", "card", "catch",
     "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",

@@ -34,6 +34,13 @@ def test_small_values_are_inline(cs: ContentStore) -> None:
     assert cs.save(5)["size"] == 5  # pickle protocol 5 of a small int: 5 bytes
 
 
+def test_inline_false_writes_a_small_value_as_a_blob(cs: ContentStore) -> None:
+    # What is fetched by its key alone (a code package: bootstrap --package-key) must be a blob.
+    ref = cs.save(b"tiny package", inline=False)
+    assert "inline" not in ref and cs.has(ref["key"]) and _blob_files(cs) == [ref["key"]]
+    assert cs.load(ref) == b"tiny package"
+
+
 def test_inline_limit(cs: ContentStore) -> None:
     at = cs.save(b"x" * (INLINE_LIMIT - 20))
     over = cs.save(b"x" * (INLINE_LIMIT + 1))

@@ -31,7 +31,8 @@ def save_package(content: ContentStore, pkg: CodePackage) -> dict[str, Any]:
         bytes (``key``, ``size``, ...) plus ``script`` (the flow file's path in the
         package), ``suffixes`` and ``files`` (how many files it holds).
     """
-    ref = content.save(pkg.blob, what="the code package")
+    # Never inline, however small: a pod fetches the package by its key alone (bootstrap --package-key).
+    ref = content.save(pkg.blob, what="the code package", inline=False)
     return {"ref": ref, "key": ref["key"], "script": pkg.script, "suffixes": list(pkg.suffixes),
             "files": len(pkg.entries)}
 

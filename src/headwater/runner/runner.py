@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import FlowFileNotFound, HeadwaterException, RunnerError, RunnerValueError
@@ -208,6 +209,25 @@ class Runner:
             self._tmpdir = None
 
     # ---- mechanics ----------------------------------------------------------------------------------
+    def _call(self, args: list[str]) -> CommandResult:
+        """Internal (the Deployer's commands): run ``python flow_file [top-level options] *args`` to its
+        end, its output shown (``show_output``) and captured."""
+        files = self._new_files()
+        tees = self._tees(files)
+        argv = [sys.executable, self.flow_file, *self._top_argv, *args]
+        try:
+            process = ThreadedProcess(argv, env=self.env, cwd=self.cwd, tees=tees, on_drained=lambda: None)
+        except BaseException:
+            _discard(tees, files)
+            raise
+        try:
+            rc = process.wait_blocking()
+            with open(files.stdout, encoding="utf-8", errors="replace") as out, \
+                    open(files.stderr, encoding="utf-8", errors="replace") as err:
+                return CommandResult(argv, rc, out.read(), err.read())
+        finally:
+            files.remove()
+
     def _argv(self, command: str, kwargs: dict[str, Any]) -> list[str]:
         if command not in COMMANDS:
             raise RunnerError(f"Unknown command {command!r}.")
@@ -278,6 +298,16 @@ class Runner:
             await asyncio.shield(process.stop())
             raise
         return ex
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """A flow command run to its end by ``Runner._call``: its argv, exit status and output."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 def _discard(tees: tuple[LogTee, LogTee], files: RunFiles) -> None:

@@ -61,7 +61,7 @@ class ContentStore:
     def __init__(self, objects: ObjectStore):
         self.objects = objects
 
-    def save(self, obj: Any, *, what: str | None = None) -> dict[str, Any]:
+    def save(self, obj: Any, *, what: str | None = None, inline: bool = True) -> dict[str, Any]:
         """Serialize ``obj`` and return its artifact ref.
 
         The ref is ``{"key", "size", "type"}`` plus ``"inline"`` (base64 of the
@@ -69,12 +69,13 @@ class ContentStore:
         ``INLINE_LIMIT`` bytes; otherwise the blob is written unless it already
         exists. Pickling errors propagate unchanged; a full disk raises
         ``StoreFullError`` naming ``what`` (e.g. ``artifact 'x' of step 'start'``)
-        and leaves nothing behind.
+        and leaves nothing behind. ``inline=False`` always writes the blob (for a
+        value fetched by its key alone, like a code package).
         """
         enc = encode(obj)
         t = type(obj)
         ref: dict[str, Any] = {"key": enc.key, "size": enc.size, "type": f"{t.__module__}.{t.__qualname__}"}
-        if not enc.buffers and enc.size <= INLINE_LIMIT:
+        if inline and not enc.buffers and enc.size <= INLINE_LIMIT:
             ref["inline"] = base64.b64encode(enc.pickled).decode("ascii")
             return ref
         bkey = blob_key(enc.key)
