@@ -44,7 +44,7 @@ def argo_cluster(work: Path, s3: S3Server) -> Iterator[ArgoCluster]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
     base.update({**s3.env(), "HEADWATER_USER": USER, "HEADWATER_HOME": str(work / "pod-home")})
     with FakeKube() as kube:
-        for plural in ("workflowtemplates", "cronworkflows", "workflows"):
+        for plural in ("workflowtemplates", "cronworkflows", "workflows", "sensors"):
             kube.set_validator(API, plural, validate)
         argo = FakeArgo(kube, base_env=base, work_dir=work / "pods")
         try:
