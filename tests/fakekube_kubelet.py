@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,18 @@ DEFAULT_IMAGE = "headwater-test"
 NODE_NAME = "fake-node"
 
 
+@dataclass(frozen=True)
+class Image:
+    """What an image gives its container: the interpreter ``python`` means, and environment variables."""
+
+    python: str = sys.executable
+    env: dict[str, str] = field(default_factory=lambda: {"PYTHONPATH": str(SRC)})  # headwater "installed"
+
+
+#: An image with Python and no headwater (this machine's system interpreter).
+BARE = Image(python="/usr/bin/python3", env={})
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -53,15 +66,15 @@ def _now() -> str:
 class Kubelet:
     """Runs the Jobs of ``server`` as local processes under ``work_dir`` (see the module docstring).
 
-    ``images`` maps an image name to its environment; a Job naming any image runs as
-    ``DEFAULT_IMAGE`` unless ``strict_images`` (then an unknown image never pulls).
+    ``images`` adds images by name to ``DEFAULT_IMAGE``; a Job naming another image runs as
+    ``DEFAULT_IMAGE`` unless ``strict_images`` (then that image never pulls).
     """
 
-    def __init__(self, server: FakeKube, work_dir: Path, *, images: dict[str, dict[str, str]] | None = None,
+    def __init__(self, server: FakeKube, work_dir: Path, *, images: dict[str, Image] | None = None,
                  strict_images: bool = False, deadline_scale: float = 1.0) -> None:
         self.server = server
         self.work_dir = work_dir
-        self.images = {DEFAULT_IMAGE: {"PYTHONPATH": str(SRC)}, **(images or {})}
+        self.images = {DEFAULT_IMAGE: Image(), **(images or {})}
         self.strict_images = strict_images
         self.deadline_scale = deadline_scale
         self._procs: dict[tuple[str, str], subprocess.Popen] = {}  # (namespace, job) -> process
@@ -123,15 +136,15 @@ class Kubelet:
                             lambda o: o.setdefault("status", {}).update(active=1, startTime=_now())):
             return
         container = template["spec"]["containers"][0]
-        image_env = self.images.get(container["image"], None if self.strict_images else self.images[DEFAULT_IMAGE])
-        if image_env is None:
+        image = self.images.get(container["image"], None if self.strict_images else self.images[DEFAULT_IMAGE])
+        if image is None:
             self._set_pod(ns, pod_name, "Pending", {"waiting": {
                 "reason": "ImagePullBackOff", "message": f'Back-off pulling image "{container["image"]}"'}})
             return  # as on a cluster: it waits until deleted or past its deadline
         with self._lock:
             if (ns, name) in self._gone:
                 return
-            proc = self._start(container, pod, ns, image_env)
+            proc = self._start(container, pod, ns, image)
             self._procs[(ns, name)] = proc
         self._set_pod(ns, pod_name, "Running", {"running": {"startedAt": _now()}})
         reader = threading.Thread(target=self._pump_log, args=(proc, ns, pod_name), daemon=True)
@@ -155,10 +168,10 @@ class Kubelet:
         self._finish(ns, name, pod_name, proc.returncode, timed_out)
 
     def _start(self, container: dict[str, Any], pod: dict[str, Any], ns: str,
-               image_env: dict[str, str]) -> subprocess.Popen:
+               image: Image) -> subprocess.Popen:
         root = self.work_dir / pod["metadata"]["name"]
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(root / "home"),
-               "TMPDIR": str(root / "tmp"), **image_env}
+               "TMPDIR": str(root / "tmp"), **image.env}
         for ref in container.get("envFrom") or ():
             secret = self.server.get("v1", "secrets", ns, ref["secretRef"]["name"]) or {}
             env.update({k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()})
@@ -168,7 +181,7 @@ class Kubelet:
             env[e["name"]] = e["value"] if "value" in e else fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
         command = [*container.get("command", ()), *container.get("args", ())]
         if command and command[0] == "python":
-            command[0] = sys.executable  # the image's python; here, this interpreter
+            command[0] = image.python  # the image's own python
         cwd = root / container.get("workingDir", "/").lstrip("/")
         for d in (cwd, root / "home", root / "tmp"):
             d.mkdir(parents=True, exist_ok=True)
