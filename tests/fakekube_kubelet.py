@@ -165,7 +165,8 @@ class Kubelet:
             self._procs.pop((ns, name), None)
             if (ns, name) in self._gone:
                 return
-        self._finish(ns, name, pod_name, proc.returncode, timed_out)
+        code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode  # killed by a signal: 128+n
+        self._finish(ns, name, pod_name, code, timed_out)
 
     def _start(self, container: dict[str, Any], pod: dict[str, Any], ns: str,
                image: Image) -> subprocess.Popen:

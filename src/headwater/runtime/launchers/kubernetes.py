@@ -21,12 +21,13 @@ named deterministically, so a repeated submission finds the Job already there.
 
 from __future__ import annotations
 
+import math
 import queue
 import signal
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...compute.kubernetes.api import (
@@ -67,7 +68,7 @@ class _Attempt:
     spec: TaskSpec
     name: str
     namespace: str
-    submitted: float = field(default_factory=time.monotonic)  # before the create call
+    created: float = math.inf  # time.monotonic() once the create call returned
     killed: bool = False  # the launcher deleted it (the scheduler asked)
 
 
@@ -176,6 +177,7 @@ class KubernetesLauncher(Launcher):
         self._ds: Any = None
         self._lock = threading.Lock()
         self._running: dict[str, _Attempt] = {}  # task key -> its Job
+        self._by_name: dict[str, _Attempt] = {}  # Job name -> the same
         self._done: queue.Queue[Finished] = queue.Queue()
         self._namespaces: set[str] = set()
         self._stop = threading.Event()
@@ -210,14 +212,16 @@ class KubernetesLauncher(Launcher):
         meta = job["metadata"]
         attempt = _Attempt(spec, meta["name"], meta["namespace"])
         with self._lock:
-            self._running[spec.key] = attempt
+            self._running[spec.key] = self._by_name[attempt.name] = attempt
         self._follow(attempt.namespace, run_selector(spec.flow_name, spec.run_id))
         try:
             self.api.create(job)  # the same attempt submitted again finds its Job (409): never two
         except BaseException:
             with self._lock:
                 self._running.pop(spec.key, None)
+                self._by_name.pop(attempt.name, None)
             raise
+        attempt.created = time.monotonic()
         return -1
 
     def poll(self, timeout: float) -> list[Finished]:
@@ -287,7 +291,7 @@ class KubernetesLauncher(Launcher):
         jobs = {j["metadata"]["name"]: j for j in self.api.list_jobs(namespace, selector)}
         pods = self.api.list_pods(namespace, selector)
         with self._lock:
-            mine = [a for a in self._running.values() if a.namespace == namespace and a.submitted < began]
+            mine = [a for a in self._running.values() if a.namespace == namespace and a.created < began]
         for attempt in mine:
             job = jobs.get(attempt.name)
             if job is None or job_phase(job).finished:
@@ -307,26 +311,31 @@ class KubernetesLauncher(Launcher):
         """A Job event: if it is one of ours and it ended, its attempt is done."""
         name = job["metadata"]["name"]
         with self._lock:
-            attempt = next((a for a in self._running.values() if a.name == name), None)
+            attempt = self._by_name.get(name)
         if attempt is None or not (deleted or job_phase(job).finished):
             return
         self._end(attempt, None if deleted else job)
 
     # -- outcomes ---------------------------------------------------------------------------
-    def _end_with(self, attempt: _Attempt, fin: Finished) -> bool:
-        """Report ``fin`` for ``attempt`` unless it was reported already; whether it was reported now."""
+    def _forget(self, attempt: _Attempt) -> bool:
+        """Stop waiting for ``attempt``; False if it was reported already (each is reported once)."""
         with self._lock:
             if self._running.get(attempt.spec.key) is not attempt:
                 return False
             del self._running[attempt.spec.key]
+            del self._by_name[attempt.name]
+        return True
+
+    def _end_with(self, attempt: _Attempt, fin: Finished) -> bool:
+        """Report ``fin`` for ``attempt`` unless it was reported already; whether it was reported now."""
+        if not self._forget(attempt):
+            return False
         self._done.put(fin)
         return True
 
     def _end(self, attempt: _Attempt, job: dict[str, Any] | None) -> None:
-        with self._lock:
-            if self._running.get(attempt.spec.key) is not attempt:
-                return
-            del self._running[attempt.spec.key]
+        if not self._forget(attempt):
+            return
         try:
             fin = self._outcome(attempt, job)
         except Exception as e:  # the scheduler must hear of the attempt whatever happens here
