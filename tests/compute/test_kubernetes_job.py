@@ -365,6 +365,9 @@ def test_a_scheduler_task_spec_becomes_the_step_invocation():
                     "--run-id", "9", "--task-id", "12", "--input-paths", "9/a/3,9/b/4", "--retry-count", "1",
                     "--max-user-code-retries", "2", "--tag", "x"]
     assert j["metadata"]["labels"][LABEL_PREFIX + "attempt"] == "1"
+    in_global = invocation_for(TaskSpec(**{**{f: getattr(spec, f) for f in spec.__slots__},
+                                           "extra": (("namespace", ""),)}))
+    assert in_global.namespace == ""  # run --namespace= (the global namespace) reaches the pod
 
 
 def test_compute_layer_never_imports_cli_or_client():

@@ -92,11 +92,16 @@ def by_step(run) -> dict:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def test_every_step_on_kubernetes_gives_the_local_results(cluster, s3_bucket, tmp_path, monkeypatch):
-    """--with kubernetes: every task (a foreach of 3 included) is a Job; the artifacts equal a local
-    run's, and what the steps print is on the console and in Task.stdout."""
+@pytest.mark.parametrize("how", ["with", "launcher"])
+def test_every_step_on_kubernetes_gives_the_local_results(cluster, s3_bucket, tmp_path, monkeypatch, how):
+    """--with kubernetes or HEADWATER_LAUNCHER=kubernetes: every task (a foreach of 3 included) is a
+    Job; the artifacts equal a local run's, and what the steps print is on the console and in
+    Task.stdout."""
     root = f"s3://{s3_bucket}/k8s"
-    r = run_on(cluster, "kube_foreach_flow.py", root, tmp_path, "--with", "kubernetes:cpu=1,memory=512")
+    if how == "with":
+        r = run_on(cluster, "kube_foreach_flow.py", root, tmp_path, "--with", "kubernetes:cpu=1,memory=512")
+    else:
+        r = run_on(cluster, "kube_foreach_flow.py", root, tmp_path, launcher="kubernetes")
     assert r.returncode == 0, r.output
     assert "square of 3 is 9" in r.output and "starting the foreach" in r.output
     steps = {j["metadata"]["annotations"][LABEL + "step"] for j in cluster.jobs()}
