@@ -271,24 +271,17 @@ def test_flow_fixture_steps_build_valid_jobs():
                           package_key="p" * 64))
 
 
-def test_kubernetes_steps_run_locally(tmp_path: Path, use_root):
-    """Without the Kubernetes launcher a @kubernetes step runs on this machine (see docs/kubernetes.md)."""
-    r = run_flow("kubernetes_flow.py", "run", root=tmp_path / ".headwater")
-    assert r.returncode == 0, r.output
-    from headwater import Flow
-
-    use_root(r.root)
-    run = Flow("KubernetesFlow").latest_run
-    assert run.successful and run["join"].task.data.total == 1 + 4 + 9
-
-
-def test_with_kubernetes_runs_locally(tmp_path: Path, use_root):
-    r = run_flow("linear_flow.py", "run", "--with", "kubernetes:cpu=1,memory=512", root=tmp_path / ".headwater")
-    assert r.returncode == 0, r.output
-    from headwater import Flow
-
-    use_root(r.root)
-    assert Flow("LinearFlow").latest_run["end"].task.data.z == 7
+@pytest.mark.parametrize("flow, args, steps", [
+    ("kubernetes_flow.py", (), "'start', 'square', 'end'"),
+    ("linear_flow.py", ("--with", "kubernetes:cpu=1,memory=512"), "'start', 'middle', 'end'"),
+])
+def test_kubernetes_steps_are_refused_a_local_datastore(tmp_path: Path, flow, args, steps):
+    """@kubernetes steps run on the cluster (runtime.launchers.kubernetes), whose pods cannot see a
+    local datastore: the run stops before it starts (docs/kubernetes.md)."""
+    r = run_flow(flow, "run", *args, root=tmp_path / ".headwater")
+    assert r.returncode != 0
+    assert f"Step(s) {steps} run on Kubernetes, but the datastore" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / ".headwater" / "runs").exists()
 
 
 def test_with_kubernetes_bad_value_fails_before_running(tmp_path: Path):
@@ -372,6 +365,9 @@ def test_a_scheduler_task_spec_becomes_the_step_invocation():
                     "--run-id", "9", "--task-id", "12", "--input-paths", "9/a/3,9/b/4", "--retry-count", "1",
                     "--max-user-code-retries", "2", "--tag", "x"]
     assert j["metadata"]["labels"][LABEL_PREFIX + "attempt"] == "1"
+    in_global = invocation_for(TaskSpec(**{**{f: getattr(spec, f) for f in spec.__slots__},
+                                           "extra": (("namespace", ""),)}))
+    assert in_global.namespace == ""  # run --namespace= (the global namespace) reaches the pod
 
 
 def test_compute_layer_never_imports_cli_or_client():

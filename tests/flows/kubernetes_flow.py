@@ -1,5 +1,4 @@
-"""@kubernetes steps with @resources, @timeout and @environment: runs locally (fork launcher),
-and is what the Job tests build pods for."""
+"""@kubernetes steps with @resources, @timeout and @environment: what the Job tests build pods for."""
 import os
 
 from headwater import FlowSpec, Parameter, environment, kubernetes, resources, step, timeout

@@ -35,7 +35,43 @@ def _launcher(name: str) -> Launcher:
 
 
 BOUNDED = ["fork", "subprocess"]
-ALL = [*BOUNDED, "plugin"]
+ALL = [*BOUNDED, "plugin", "kubernetes"]
+
+
+@pytest.fixture
+def build(tmp_path, monkeypatch):
+    """``build(name)``: the launcher ``_launcher`` gives; Kubernetes' against the fake API server
+    (tests/fakekube.py) with an S3 root, as a run would configure it (it is never started)."""
+    servers = []
+
+    def make(name: str) -> Launcher:
+        if name != "kubernetes":
+            return _launcher(name)
+        kube_config = pytest.importorskip("kubernetes.config.kube_config")
+        from fakekube import FakeKube
+        from headwater.flow.spec import FlowSpec
+        from headwater.flow.step import step
+
+        class KubeContractFlow(FlowSpec):
+            @step
+            def start(self):
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        server = FakeKube()
+        servers.append(server)
+        # The client reads KUBECONFIG when it is imported; this process imported it already.
+        monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(server.write_kubeconfig(
+            tmp_path / "kubeconfig")))
+        ctx = TaskContext(KubeContractFlow, KubeContractFlow._graph, "s3://bucket/prefix", "flow.py")
+        return make_launcher("kubernetes", ctx)
+
+    yield make
+    for server in servers:
+        server.stop()
 
 
 def _gpus(env) -> list[int]:
@@ -96,15 +132,16 @@ def test_a_gang_is_admitted_all_or_nothing(name):
     assert envs is not None and sorted(g for env in envs for g in _gpus(env)) == [0, 1]
 
 
-def test_the_plugin_default_admits_everything_and_sets_nothing():
-    adm = _launcher("plugin").admission
+@pytest.mark.parametrize("name", ["plugin", "kubernetes"])
+def test_an_unbounded_launcher_admits_everything_and_sets_nothing(name, build):
+    adm = build(name).admission
     adm.check("train", Request(cpu=10_000, gpu=64), count=8)  # its own scheduler decides
     assert adm.admit([(f"t{i}", Request(cpu=64, gpu=8)) for i in range(100)]) == [()] * 100
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_every_launcher_admits_a_fitting_request_when_idle(name):
-    adm = _launcher(name).admission
+def test_every_launcher_admits_a_fitting_request_when_idle(name, build):
+    adm = build(name).admission
     adm.check("train", Request(cpu=1, gpu=1))
     envs = adm.admit([("t", Request(cpu=1, gpu=1))])
     assert envs is not None and len(envs) == 1

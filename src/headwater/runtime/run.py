@@ -120,7 +120,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
     hooks = runtime_hooks(req.flow_cls, req.graph)
     ctx = TaskContext(req.flow_cls, req.graph, ds.root, req.script, machine=settings.extra.get("HEADWATER_MACHINE"),
-                      ray_address=settings.extra.get("HEADWATER_RAY_ADDRESS") or None)
+                      ray_address=settings.extra.get("HEADWATER_RAY_ADDRESS") or None, settings=settings)
     launcher = make_launcher(settings.launcher, ctx)
     launcher.admission.expect(Request(p.cpu, p.gpu) for p in policies.values() if p.cpu is not None)
     # Fork the zygote before SQLite, any thread, or a remote store's client exists (runtime.prefork).

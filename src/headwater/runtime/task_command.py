@@ -22,6 +22,7 @@ from ..config import Settings
 from ..exceptions import HeadwaterException
 from ..flow.graph import FANOUT, NodeKind
 from ..store import Datastore
+from ..store.taskmeta import CRASH_TYPE
 from ..plan import parse_input_paths, split_indexes
 from .taskspec import ForeachFrame, TaskResult, TaskSpec
 
@@ -129,7 +130,23 @@ def build_task_spec(args: TaskArguments, flow_cls: type, graph: Any, ds: Datasto
         split_index=args.split_index, foreach_stack=stack, tags=args.tags,
         max_user_code_retries=args.max_user_code_retries, env=tuple(policy.env.items()),
         decospecs=args.decospecs, extra=extra, dedicated_process=True, origin_run_id=args.clone_run_id,
+        fallback=_fallback(ds, flow, args),
     )
+
+
+def _fallback(ds: Datastore, flow: str, args: TaskArguments) -> dict[str, str] | None:
+    """What a ``@catch`` fallback attempt records: Metaflow marks that attempt by a ``--retry-count``
+    past ``--max-user-code-retries``. It is the failure of the attempt before it (the crash or
+    timeout the launcher recorded), else a crash of unknown cause."""
+    if args.retry_count <= args.max_user_code_retries:
+        return None
+    for attempt in reversed(ds.records.attempts(flow, args.run_id, args.step, args.task_id)):
+        if attempt < args.retry_count:
+            exc = ds.records.read_attempt(flow, args.run_id, args.step, args.task_id, attempt).get("exception")
+            if exc:
+                return {k: str(v) for k, v in exc.items()}
+            break
+    return {"type": CRASH_TYPE, "message": "The task process died without committing.", "traceback": ""}
 
 
 def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, settings: Settings,
@@ -190,12 +207,18 @@ def _committed_result(ds: Datastore, flow: str, args: TaskArguments) -> TaskResu
     rec = ds.records.read_attempt(flow, args.run_id, args.step, args.task_id, args.retry_count)
     sys.stderr.write(f"Task {flow}/{args.run_id}/{args.step}/{args.task_id} attempt {args.retry_count} is "
                      f"already committed ({rec.get('status')}); it does not run again.\n")
+    return result_from_record(rec)
+
+
+def result_from_record(rec: dict[str, Any]) -> TaskResult:
+    """The TaskResult of a committed attempt record: what a task that ran elsewhere (a pod, an
+    orchestrator's container) reports to whoever waits for it."""
     t = rec.get("transition") or {}
-    return TaskResult(task_key=f"{args.step}/{args.task_id}", attempt=args.retry_count, ok=rec.get("status") == "ok",
-                      started_at=rec.get("started_at") or 0.0, finished_at=rec.get("finished_at") or 0.0,
-                      next_steps=tuple(t.get("next") or ()), foreach_var=t.get("foreach"),
-                      num_splits=t.get("num_splits"), switch_case=t.get("switch_case"), exception=rec.get("exception"),
-                      record=rec)
+    return TaskResult(task_key=f"{rec['step']}/{rec['task_id']}", attempt=int(rec["attempt"]),
+                      ok=rec.get("status") == "ok", started_at=rec.get("started_at") or 0.0,
+                      finished_at=rec.get("finished_at") or 0.0, next_steps=tuple(t.get("next") or ()),
+                      foreach_var=t.get("foreach"), num_splits=t.get("num_splits"),
+                      switch_case=t.get("switch_case"), exception=rec.get("exception"), record=rec)
 
 
 def _end_run(ds: Datastore, settings: Settings, flow: str, run_id: str) -> None:

@@ -163,6 +163,40 @@ class JobApi:
             raise self._error(f"deleting Job {name!r}", e) from e
         return True
 
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The pods in ``namespace`` matching the label ``selector`` (a task pod carries its Job's labels)."""
+        try:
+            found = self.to_dict(self.core.list_namespaced_pod(namespace, label_selector=selector))
+        except Exception as e:
+            raise self._error(f"listing pods in namespace {namespace!r}", e) from e
+        return list(found.get("items") or ())
+
+    def watch_jobs(self, namespace: str, selector: str, *, timeout: int = 30) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(event type, Job)`` as the Jobs matching ``selector`` change (``ADDED``, ``MODIFIED``,
+        ``DELETED``), the existing ones first as ``ADDED``; the stream ends after ``timeout`` seconds.
+
+        Raises
+        ------
+        KubernetesApiError
+            The watch could not be opened or broke off (the caller polls instead).
+        """
+        from kubernetes import watch
+
+        w = watch.Watch()
+        try:
+            for event in w.stream(self.batch.list_namespaced_job, namespace, label_selector=selector,
+                                  timeout_seconds=timeout):
+                if event.get("type") == "ERROR":
+                    raise KubernetesApiError(f"The watch of Jobs in namespace {namespace!r} ended: "
+                                             f"{event.get('raw_object')}.")
+                yield event["type"], event.get("raw_object") or self.to_dict(event["object"])
+        except KubernetesApiError:
+            raise
+        except Exception as e:
+            raise self._error(f"watching Jobs in namespace {namespace!r}", e) from e
+        finally:
+            w.stop()
+
     def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """The Jobs in ``namespace`` matching the label ``selector`` (see ``run_selector``)."""
         try:

@@ -33,12 +33,14 @@ class StepInvocation:
 
 
 def invocation_for(spec: TaskSpec) -> StepInvocation:
-    """The ``step`` invocation of a scheduler's ``TaskSpec`` (its input paths made ``RUN/STEP/TASK``)."""
+    """The ``step`` invocation of a scheduler's ``TaskSpec`` (its input paths made ``RUN/STEP/TASK``;
+    ``run --namespace`` as ``--namespace``; a ``@catch`` fallback attempt is its ``retry_count`` past
+    ``max_user_code_retries``, as in Metaflow)."""
     return StepInvocation(
         step=spec.step_name, run_id=spec.run_id, task_id=spec.task_id,
         input_paths=tuple(f"{spec.run_id}/{p}" for p in spec.input_paths), retry_count=spec.attempt,
         max_user_code_retries=spec.max_user_code_retries, split_index=spec.split_index, tags=spec.tags,
-        decospecs=spec.decospecs)
+        namespace=dict(spec.extra).get("namespace"), decospecs=spec.decospecs)
 
 
 

@@ -7,33 +7,24 @@ from .base import Finished, Launcher, TaskContext
 
 
 def make_launcher(name: str, ctx: TaskContext) -> Launcher:
-    """The launcher for a run: the one called ``name``, with ``@ray_task`` steps routed to Ray.
+    """The launcher for a run: the one called ``name``, with steps that ask for another backend
+    (``@ray_task``, ``@kubernetes``) routed to it (``routing``).
 
-    ``name`` is "fork", "subprocess", "ray" or a ``headwater.launchers`` plugin (a
-    ``Launcher`` subclass, or any callable, taking the ``TaskContext``).
+    ``name`` is "fork", "subprocess", a backend ("ray", "kubernetes") or a ``headwater.launchers``
+    plugin (a ``Launcher`` subclass, or any callable, taking the ``TaskContext``).
     """
-    launcher = _named_launcher(name, ctx)
-    if name == "ray":
-        return launcher
-    from ...flow.ray_task import ray_step_addresses
+    from .routing import BACKEND_BY_NAME, decorated_steps, route
 
-    steps = ray_step_addresses(ctx.flow_cls, getattr(ctx.graph, "sorted_nodes", ()))
-    if not steps:
-        return launcher
-    from .ray import RayLauncher
-    from .routing import RoutingLauncher
-
-    address = next((a for a in steps.values() if a), None)
-    return RoutingLauncher(ctx, launcher, RayLauncher(ctx, address), steps)
+    backend = BACKEND_BY_NAME.get(name)
+    if backend is None:
+        base = _named_launcher(name, ctx)
+    else:  # every step runs there; the decorated ones may carry its settings (@ray_task(address=...))
+        steps = getattr(ctx.graph, "sorted_nodes", ())
+        base = backend.launcher(ctx, decorated_steps(ctx.flow_cls, steps, backend.decorator))
+    return route(ctx, base, backend)
 
 
 def _named_launcher(name: str, ctx: TaskContext) -> Launcher:
-    if name == "ray":
-        from ...flow.ray_task import ray_step_addresses
-        from .ray import RayLauncher
-
-        addresses = ray_step_addresses(ctx.flow_cls, getattr(ctx.graph, "sorted_nodes", ())).values()
-        return RayLauncher(ctx, next((a for a in addresses if a), None))
     if name == "fork":
         from .forkpool import ForkPoolLauncher
 
@@ -44,11 +35,12 @@ def _named_launcher(name: str, ctx: TaskContext) -> Launcher:
         return SubprocessLauncher(ctx)
     from ...exceptions import HeadwaterException
     from ...plugins import PluginKind, find_plugin, plugin_names
+    from .routing import BACKENDS
 
     factory = find_plugin(PluginKind.LAUNCHER, name)
     if callable(factory):
         return factory(ctx)  # type: ignore[no-any-return]
-    known = ", ".join(["fork", "subprocess", "ray", *plugin_names(PluginKind.LAUNCHER)])
+    known = ", ".join(["fork", "subprocess", *(b.name for b in BACKENDS), *plugin_names(PluginKind.LAUNCHER)])
     raise HeadwaterException(f"Unknown launcher {name!r}.", hint=f"Set HEADWATER_LAUNCHER to one of: {known}.")
 
 

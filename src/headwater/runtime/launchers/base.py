@@ -42,6 +42,7 @@ class TaskContext:
     decorators_attached: bool = True  # False in a fresh interpreter: apply spec.decospecs
     machine: str | None = None  # HEADWATER_MACHINE: the local machine's description, if set
     ray_address: str | None = None  # HEADWATER_RAY_ADDRESS, if set
+    settings: Any = None  # the run's Settings (a launcher that builds pods reads its configuration)
 
 
 class Launcher(abc.ABC):

@@ -298,3 +298,10 @@ class RayLauncher(Launcher):
             self.kill(key)
         self._running.clear()
         self._keys.clear()
+
+
+def launcher_for_steps(ctx: TaskContext, decorators: Mapping[str, Any]) -> RayLauncher:
+    """The Ray launcher of a run whose ``decorators`` (``@ray_task`` by step) go to Ray (``routing.BACKENDS``):
+    the cluster is the first ``address`` one of them names, unless HEADWATER_RAY_ADDRESS is set."""
+    address = next((d.attributes.get("address") for d in decorators.values() if d.attributes.get("address")), None)
+    return RayLauncher(ctx, address)
