@@ -8,7 +8,8 @@ What it shows:
     or holds back the forecast, ``@retry`` for a flaky load, ``@catch`` around an
     optional report, ``@timeout`` and ``@resources`` for the training step.
 
-Run it here, deploy it there:
+Run it here, deploy it there (a trigger needs the cluster's Argo Events settings:
+HEADWATER_ARGO_EVENTS_EVENT, _EVENT_SOURCE and _SERVICE_ACCOUNT; see docs/argo.md):
     python examples/production.py run
     python examples/production.py --datastore=s3 argo-workflows create --only-json
 """

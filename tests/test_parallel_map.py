@@ -52,8 +52,11 @@ def _children() -> set[int]:
     """This process's live children (from /proc): a session's servers are among them."""
     out: set[int] = set()
     for tid in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{tid}/children") as f:
-            out.update(int(p) for p in f.read().split())
+        try:
+            with open(f"/proc/{os.getpid()}/task/{tid}/children") as f:
+                out.update(int(p) for p in f.read().split())
+        except FileNotFoundError:  # the thread ended since the listing (a server's thread, say)
+            continue
     return out
 
 

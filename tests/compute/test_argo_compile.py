@@ -218,6 +218,12 @@ def test_project_names_the_workflow_as_metaflow_does(tmp_path: Path, validators:
     assert wt["metadata"]["name"] == "demoproj.user.tester.projectflow"
     prod = create("project_flow.py", tmp_path, top=("--production",))
     assert prod["metadata"]["name"] == "demoproj.prod.projectflow"
+    # Every task sees the branch the deployment was made for (its runs go to that @project branch).
+    commands = lambda t: [c["container"]["args"] for c in t["spec"]["templates"] if "container" in c]  # noqa: E731
+    assert commands(prod) and all("--production" in args for args in commands(prod))
+    assert not any("--production" in args or "--branch" in args for args in commands(wt))
+    feature = create("project_flow.py", tmp_path, top=("--branch", "feat"))
+    assert all(args[args.index("--branch") + 1] == "feat" for args in commands(feature))
     r = run_flow("project_flow.py", "--datastore-root", ROOT, "argo-workflows", "--name", "x", "create",
                  "--only-json", root=tmp_path / ".headwater", env=_S3_ENV)
     assert r.returncode == 1 and "--name cannot be used with a @project flow" in r.stderr

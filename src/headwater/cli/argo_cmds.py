@@ -78,6 +78,7 @@ def _deployment(ctx: click.Context, flow_cls: type) -> tuple[Any, dict[str, Any]
 def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[dict[str, Any]]:
     from ..compute.argo.compile import CompileOptions, compile_cron_workflow, compile_workflow_template
     from ..compute.argo.settings import flow_parameters_for_argo, step_settings
+    from ..flow.flow_decorators import flow_option_args
     from ..flow.schedule import flow_schedule
     from ..package import build_package, parse_suffixes
     from ..package.stored import save_package
@@ -102,7 +103,8 @@ def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[d
         datastore_root=root, package_key=package["key"], flow_file=pkg.script,
         namespace=settings.extra.get(NAMESPACE_ENV, "default"), max_workers=opts["max_workers"],
         workflow_timeout=opts["workflow_timeout"], workflow_priority=opts["workflow_priority"],
-        tags=tuple(opts["tags"]), user_namespace=opts["user_namespace"], env=env, labels=labels)
+        tags=tuple(opts["tags"]), user_namespace=opts["user_namespace"],
+        flow_args=flow_option_args(ctx.obj["flow_options"]), env=env, labels=labels)
     steps = step_settings(flow_cls, k8s_secrets=settings.kubernetes_secrets,
                           k8s_service_account=settings.kubernetes_service_account)
     params = flow_parameters_for_argo(flow_cls)

@@ -123,6 +123,19 @@ def top_level_options(flow_cls: type) -> dict[str, tuple[FlowDecorator, dict[str
     return out
 
 
+def flow_option_args(option_values: dict[str, Any]) -> tuple[str, ...]:
+    """The top-level CLI arguments that give ``option_values`` again (values at their defaults are
+    left out), for the task commands of an orchestrated run: ``("--branch", "b", "--production")``."""
+    out: list[str] = []
+    for name, value in option_values.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            out.append(flag)
+        elif value is not None and value is not False and value != ():
+            out += [flag, str(value)]
+    return tuple(out)
+
+
 def init_flow_decorators(flow_cls: type, graph: Any, option_values: dict[str, Any]) -> None:
     """Validate every flow decorator and call its ``flow_init`` with the top-level option values."""
     for deco in flow_decorators(flow_cls):

@@ -55,6 +55,9 @@ class CompileOptions:
     workflow_priority: int | None = None
     tags: tuple[str, ...] = ()
     user_namespace: str | None = None
+    #: Top-level options of flow decorators given to `create` (``--branch B``, ``--production``), which
+    #: every task must see too (``@project`` names its branch from them).
+    flow_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -241,7 +244,7 @@ class _Compiler:
 
     def _top_args(self) -> list[str]:
         # The flow's CLI arguments (the bootstrap runs the flow file from the package).
-        return datastore_args(self.opts.datastore_root)
+        return datastore_args(self.opts.datastore_root) + list(self.opts.flow_args)
 
     def _clone_args(self) -> list[str]:
         return ["--clone-run-id", "{{workflow.parameters." + nm.ORIGIN_RUN_PARAMETER + "}}"]
