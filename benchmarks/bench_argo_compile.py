@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -52,14 +53,15 @@ def flow_source(framework: str, steps: int) -> str:
     return "\n".join(lines)
 
 
-def bench_headwater(work: Path, steps: int, repeat: int) -> dict[str, float]:
+def bench_headwater(work: Path, steps: int, repeat: int, s3_env: dict[str, str]) -> dict[str, float]:
     src = work / "hw" / "big_flow.py"
     src.parent.mkdir(parents=True)
     src.write_text(flow_source("headwater", steps))
     import headwater
 
     # The command runs in the flow's directory: give it this headwater by absolute path.
-    env = {**os.environ, "HEADWATER_USER": "bench", "PYTHONPATH": str(Path(headwater.__file__).parents[1])}
+    env = {**os.environ, **s3_env, "HEADWATER_USER": "bench",
+           "PYTHONPATH": str(Path(headwater.__file__).parents[1])}
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, str(src), "--datastore-root", ROOT, "argo-workflows", "create",
                         "--only-json", "--image", "python:3.12"], capture_output=True, text=True, env=env,
@@ -89,35 +91,27 @@ def bench_headwater(work: Path, steps: int, repeat: int) -> dict[str, float]:
             "template_bytes": len(json.dumps(doc, separators=(",", ":")))}
 
 
-def bench_metaflow(work: Path, steps: int, python: str) -> dict[str, float]:
-    from s3server import ACCESS_KEY, REGION, SECRET_KEY, start_s3_server
+def bench_metaflow(work: Path, steps: int, python: str, server: Any) -> dict[str, float]:
+    from s3server import ACCESS_KEY, REGION, SECRET_KEY
 
     src = work / "mf" / "big_flow.py"
     src.parent.mkdir(parents=True)
     src.write_text(flow_source("metaflow", steps))
-    server = start_s3_server()
-    try:
-        import boto3
-
-        boto3.client("s3", endpoint_url=server.url, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-                     region_name=REGION).create_bucket(Bucket="bench-bucket")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFLOW_", "HEADWATER_"))}
-        env.update({"METAFLOW_USER": "bench", "METAFLOW_DEFAULT_DATASTORE": "s3",
-                    "METAFLOW_DATASTORE_SYSROOT_S3": ROOT, "METAFLOW_S3_ENDPOINT_URL": server.url,
-                    "METAFLOW_KUBERNETES_CONTAINER_IMAGE": "python:3.12", "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-                    "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION, "PYTHONPATH": ""})
-        t0 = time.perf_counter()
-        p = subprocess.run([python, str(src), "--datastore=s3", "argo-workflows", "create", "--only-json"],
-                           capture_output=True, text=True, env=env, cwd=src.parent, timeout=600)
-        command_s = time.perf_counter() - t0
-        if p.returncode:
-            raise SystemExit(f"Metaflow failed:\n{p.stderr[-3000:]}")
-        # Metaflow prints the banner lines before the JSON on stdout.
-        text = p.stdout[p.stdout.index("{"):]
-        doc = json.loads(text)
-        return {"command_s": command_s, "template_bytes": len(json.dumps(doc, separators=(",", ":")))}
-    finally:
-        server.proc.kill()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFLOW_", "HEADWATER_"))}
+    env.update({"METAFLOW_USER": "bench", "METAFLOW_DEFAULT_DATASTORE": "s3",
+                "METAFLOW_DATASTORE_SYSROOT_S3": ROOT, "METAFLOW_S3_ENDPOINT_URL": server.url,
+                "METAFLOW_KUBERNETES_CONTAINER_IMAGE": "python:3.12", "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION, "PYTHONPATH": ""})
+    t0 = time.perf_counter()
+    p = subprocess.run([python, str(src), "--datastore=s3", "argo-workflows", "create", "--only-json"],
+                       capture_output=True, text=True, env=env, cwd=src.parent, timeout=600)
+    command_s = time.perf_counter() - t0
+    if p.returncode:
+        raise SystemExit(f"Metaflow failed:\n{p.stderr[-3000:]}")
+    # Metaflow prints the banner lines before the JSON on stdout.
+    text = p.stdout[p.stdout.index("{"):]
+    doc = json.loads(text)
+    return {"command_s": command_s, "template_bytes": len(json.dumps(doc, separators=(",", ":")))}
 
 
 def main() -> None:
@@ -128,9 +122,17 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        out = {"headwater": bench_headwater(Path(tmp), a.steps, a.repeat)}
-        if a.metaflow_python:
-            out["metaflow"] = bench_metaflow(Path(tmp), a.steps, a.metaflow_python)
+        # `create` stores the code package (both frameworks do, even with --only-json): one local S3 server.
+        from s3server import start_s3_server
+
+        server = start_s3_server()
+        try:
+            server.boto3().create_bucket(Bucket="bench-bucket")
+            out = {"headwater": bench_headwater(Path(tmp), a.steps, a.repeat, server.env())}
+            if a.metaflow_python:
+                out["metaflow"] = bench_metaflow(Path(tmp), a.steps, a.metaflow_python, server)
+        finally:
+            server.stop()
     hw = out["headwater"]
     print(f"{hw['steps']}-step flow: headwater compile {hw['compile_ms']:.1f} ms (pure), "
           f"`create --only-json` {hw['command_s']:.2f} s, template {hw['template_bytes']:,} bytes")
