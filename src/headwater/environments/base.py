@@ -104,37 +104,37 @@ class BuiltEnv:
     python: Path
 
 
-class EnvironmentError_(HeadwaterException):
+class StepEnvironmentError(HeadwaterException):
     """A step's environment cannot be resolved or built (base of the specific errors below)."""
 
     headline = "Environment error"
 
 
-class PackageNotFound(EnvironmentError_):
+class PackageNotFound(StepEnvironmentError):
     """A requested package does not exist in the index or channels tried."""
 
     headline = "Package not found"
 
 
-class Unsatisfiable(EnvironmentError_):
+class Unsatisfiable(StepEnvironmentError):
     """The requested versions cannot be installed together."""
 
     headline = "Conflicting requirements"
 
 
-class PythonUnavailable(EnvironmentError_):
+class PythonUnavailable(StepEnvironmentError):
     """The requested Python version cannot be found or installed."""
 
     headline = "Python version not available"
 
 
-class IndexUnreachable(EnvironmentError_):
+class IndexUnreachable(StepEnvironmentError):
     """The package index or channel cannot be reached."""
 
     headline = "Package index unreachable"
 
 
-class DecoratorConflict(EnvironmentError_):
+class DecoratorConflict(StepEnvironmentError):
     """Environment decorators that cannot be combined on one step or flow."""
 
     headline = "Conflicting environment decorators"
