@@ -129,6 +129,30 @@ def test_terminate_stops_a_running_run(cluster: ArgoCluster, deployed: FlowRun, 
     assert again.returncode == 1 and "it has already finished (Failed)" in again.stderr
 
 
+def test_resume_waits_for_the_origin_run_to_end(cluster: ArgoCluster, deployed: FlowRun, tmp_path: Path) -> None:
+    latch = tmp_path / "latch"
+    cluster.argo.base_env["HW_TEST_LATCH"] = str(latch)  # start waits for the latch
+    try:
+        run_id = _trigger(cluster)
+        _wait_for(lambda: (tmp_path / "latch.started").exists())
+    finally:
+        del cluster.argo.base_env["HW_TEST_LATCH"]
+    before = len(cluster.objects("workflows"))
+    refused = argo(cluster, FLOW, "resume", run_id)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"The run *{run_id}* is still running on Argo Workflows" in refused.stderr
+    assert f"terminate it first: `argo-workflows terminate {run_id}`" in refused.stderr
+    ok(argo(cluster, FLOW, "suspend", run_id))
+    refused = argo(cluster, FLOW, "resume", run_id)
+    assert refused.returncode == 1 and f"The run *{run_id}* is still suspended" in refused.stderr
+    assert len(cluster.objects("workflows")) == before  # nothing submitted
+    ok(argo(cluster, FLOW, "terminate", run_id))
+    assert cluster.argo.wait(run_id[len("argo-"):])["status"]["phase"] == "Failed"
+    r = ok(argo(cluster, FLOW, "resume", run_id))
+    resumed = re.search(r"resumed on Argo Workflows \(run-id \*(argo-[\w-]+)\*\)", r.stderr).group(1)
+    assert cluster.argo.wait(resumed[len("argo-"):])["status"]["phase"] == "Succeeded"
+
+
 def test_suspend_holds_the_next_step_until_unsuspended(cluster: ArgoCluster, deployed: FlowRun,
                                                        tmp_path: Path) -> None:
     latch = tmp_path / "latch"
