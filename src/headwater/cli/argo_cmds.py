@@ -55,7 +55,8 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
     @argo_workflows.command(help="Deploy a new version of this workflow to Argo Workflows.")
     @click.option("--authorize", default=None,
                   help="Authorize using this production token. You need this when you are re-deploying an "
-                       "existing flow for the first time. The token is remembered in the datastore.")
+                       "existing flow for the first time. The token is kept in your HEADWATER_HOME, so you only "
+                       "need to give it once.")
     @click.option("--generate-new-token", is_flag=True,
                   help="Generate a new production token for this flow. This will move the production flow to a "
                        "new namespace.")

@@ -14,7 +14,7 @@ import click
 
 from ..compute.argo.client import ArgoClient, ArgoKind
 from ..compute.argo.naming import (BRANCH_ANNOTATION, FLOW_ANNOTATION, OWNER_ANNOTATION, PROJECT_ANNOTATION,
-                                   RUN_ID_PREFIX, SENSOR_NAMESPACE_ANNOTATION, SENSORS_ANNOTATION, TOKEN_ANNOTATION,
+                                   RUN_ID_PREFIX, SENSOR_NAME_ANNOTATION, SENSOR_NAMESPACE_ANNOTATION, TOKEN_ANNOTATION,
                                    TRIGGERED_BY_ANNOTATION, run_id as run_id_of, workflow_of)
 from ..compute.argo.tokens import Deployment
 from .argo_deploy import ArgoCommandError, RunIdMismatch, compile_deployment, deployment
@@ -105,11 +105,7 @@ def deploy(ctx: click.Context, flow_cls: type, opts: dict[str, Any], *, authoriz
     notes.update({OWNER_ANNOTATION: settings.require_user(), TOKEN_ANNOTATION: token})
     if "project_name" in fields:
         notes.update({PROJECT_ANNOTATION: fields["project_name"], BRANCH_ANNOTATION: fields["branch_name"]})
-    sensors = [(o["metadata"]["name"], o["metadata"].get("namespace") or client.namespace)
-               for o in objects if o["kind"] == ArgoKind.SENSOR.value]
-    if sensors:
-        notes[SENSORS_ANNOTATION] = json.dumps([n for n, _ in sensors])
-        notes[SENSOR_NAMESPACE_ANNOTATION] = sensors[0][1]
+    sensors = _sensors(template, client.namespace)  # recorded by the compiler (sensors.trigger_annotations)
     for obj in objects:  # the template first: the CronWorkflow and Sensors refer to it
         client.apply(obj)  # each in its own namespace (Sensors may live apart from the workflows)
     # What the previous version deployed and this one does not (a removed @schedule or @trigger, or a
@@ -127,10 +123,10 @@ def deploy(ctx: click.Context, flow_cls: type, opts: dict[str, Any], *, authoriz
 
 
 def _sensors(template: dict[str, Any] | None, default_namespace: str) -> list[tuple[str, str]]:
-    """``(name, namespace)`` of the Sensors a deployed template records (its annotations)."""
+    """``(name, namespace)`` of the Sensor a template records in its annotations (none: no Sensor)."""
     notes = (template or {}).get("metadata", {}).get("annotations") or {}
-    namespace = notes.get(SENSOR_NAMESPACE_ANNOTATION) or default_namespace
-    return [(n, namespace) for n in json.loads(notes.get(SENSORS_ANNOTATION, "[]"))]
+    name = notes.get(SENSOR_NAME_ANNOTATION)
+    return [(name, notes.get(SENSOR_NAMESPACE_ANNOTATION) or default_namespace)] if name else []
 
 
 def _trigger_explanation(name: str, kinds: set[str]) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 from ...exceptions import HeadwaterException
 from .compile import API_VERSION
+from .naming import RUN_ID_PREFIX
 
 GROUP, VERSION = API_VERSION.split("/")
 #: Argo's shutdown strategy that stops every running pod at once (``argo terminate``).
@@ -198,7 +199,8 @@ class ArgoClient:
         wf = self.get(ArgoKind.WORKFLOW, name)
         if wf is None:
             raise ArgoClientError(f"There is no Workflow {name!r} in the namespace {self.namespace!r}.",
-                                  hint="Check the run id (argo-<workflow name>) and HEADWATER_KUBERNETES_NAMESPACE.")
+                                  hint=f"Check the run id ({RUN_ID_PREFIX}<workflow name>) and "
+                                       "HEADWATER_KUBERNETES_NAMESPACE.")
         return wf
 
     def terminate(self, name: str) -> dict[str, Any]:

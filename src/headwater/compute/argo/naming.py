@@ -44,8 +44,7 @@ BRANCH_ANNOTATION = "headwater/branch_name"
 PARAMETERS_ANNOTATION = "headwater/parameters"
 #: ``argo-workflows create --tag`` values (JSON list).
 TAGS_ANNOTATION = "headwater/tags"
-#: The Sensors of the deployment (JSON list of names), and the namespace they are in.
-SENSORS_ANNOTATION = "headwater/sensor_names"
+#: The deployment's Sensor (``@trigger``), and the namespace it is in (what ``delete`` needs).
 SENSOR_NAME_ANNOTATION = "headwater/sensor_name"
 SENSOR_NAMESPACE_ANNOTATION = "headwater/sensor_namespace"
 #: The deployment's triggers (JSON list of ``{name, type}``).
