@@ -24,11 +24,12 @@ class ArgoCluster:
     kubeconfig: Path
     root: str  #: the S3 datastore root deployments use
     s3_env: dict[str, str]
+    home: Path  #: HEADWATER_HOME of the user deploying (its production tokens, its config file)
 
     def env(self, **extra: str) -> dict[str, str]:
         """What `python flow.py argo-workflows ...` (or the Deployer) needs to reach the cluster and store."""
         return {**self.s3_env, "KUBECONFIG": str(self.kubeconfig), "HEADWATER_DATASTORE_ROOT": self.root,
-                "HEADWATER_USER": USER, **extra}
+                "HEADWATER_USER": USER, "HEADWATER_HOME": str(self.home), **extra}
 
     def objects(self, plural: str) -> list[dict]:
         return self.kube.objects(API, plural)
@@ -49,6 +50,6 @@ def argo_cluster(work: Path, s3: S3Server) -> Iterator[ArgoCluster]:
         argo = FakeArgo(kube, base_env=base, work_dir=work / "pods")
         try:
             yield ArgoCluster(kube, argo, kube.write_kubeconfig(work / "kubeconfig"), f"s3://{bucket}/argo",
-                              s3.env())
+                              s3.env(), work / "home")
         finally:
             argo.close()

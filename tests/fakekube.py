@@ -328,10 +328,6 @@ def _handler_for(server: FakeKube) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _body(self) -> Any:
-            length = int(self.headers.get("Content-Length") or 0)
-            return json.loads(self.rfile.read(length) or b"null")
-
         def _handle(self, method: str) -> None:
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -347,6 +343,18 @@ def _handler_for(server: FakeKube) -> type[BaseHTTPRequestHandler]:
             except ApiError as e:
                 self._reply(e.code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                      "message": e.message, "reason": e.reason, "code": e.code})
+
+        def _body(self) -> Any:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"null")
+            # A real API server refuses an object written to another namespace than its own.
+            meta = body.get("metadata") if isinstance(body, dict) else None
+            ns = _parse_path(urlsplit(self.path).path)[1]
+            if self.command in ("POST", "PUT") and isinstance(meta, dict) and meta.get("namespace") \
+                    and ns is not None and meta["namespace"] != ns:
+                raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the "
+                                                  "namespace sent on the request")
+            return body
 
         def _dispatch(self, method: str, api: str, ns: str | None, plural: str, name: str | None,
                       sub: str | None, query: dict[str, str]) -> tuple[int, Any]:

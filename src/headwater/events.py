@@ -9,6 +9,7 @@ hands each event's payload to the tasks in an environment variable
 
 from __future__ import annotations
 
+import enum
 import json
 from collections import namedtuple
 from datetime import datetime
@@ -16,6 +17,15 @@ from typing import Any, Iterable, Mapping
 
 #: The environment variables that carry event payloads into a deployed run's tasks.
 PAYLOAD_ENV_PREFIX = "HEADWATER_ARGO_EVENT_PAYLOAD_"
+
+
+class TriggerKind(str, enum.Enum):
+    """What starts a flow: a named event (``@trigger``), or the end of an upstream flow's run
+    (``@trigger_on_finish``); an event's ``type``."""
+
+    EVENT = "event"
+    RUN = "run"
+
 
 HeadwaterEvent = namedtuple("HeadwaterEvent", ["name", "id", "timestamp", "type"])
 HeadwaterEvent.__doc__ = """One event that started the run: its ``name``, ``id``, ``timestamp``
@@ -46,7 +56,7 @@ class Trigger:
 
         done = sorted((r for r in runs if r.end_task is not None), key=lambda r: _seconds(r.finished_at),
                       reverse=True)
-        out = cls([{"type": "run", "timestamp": r.finished_at, "name": end_event_name(r.path_components[0]),
+        out = cls([{"type": TriggerKind.RUN.value, "timestamp": r.finished_at, "name": end_event_name(r.path_components[0]),
                     "id": r.end_task.pathspec} for r in done])
         out._runs = list(done)
         return out
@@ -69,7 +79,7 @@ class Trigger:
 
             # A run event's id is its end task's pathspec: Flow/run/step/task.
             self._runs = [Run("/".join(str(e.id).split("/")[:2]), _namespace_check=False)
-                          for e in self._events if e.type == "run"]
+                          for e in self._events if e.type == TriggerKind.RUN]
         return list(self._runs) or None
 
     @property
@@ -145,4 +155,4 @@ def trigger_from_environ(environ: Mapping[str, str]) -> Trigger | None:
     return Trigger(meta) if meta else None
 
 
-__all__ = ["HeadwaterEvent", "MetaflowEvent", "PAYLOAD_ENV_PREFIX", "Trigger", "trigger_from_environ"]
+__all__ = ["HeadwaterEvent", "MetaflowEvent", "PAYLOAD_ENV_PREFIX", "Trigger", "TriggerKind", "trigger_from_environ"]

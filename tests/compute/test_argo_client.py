@@ -13,6 +13,9 @@ from fakekube import FakeKube
 
 pytest.importorskip("kubernetes")
 
+from kubernetes.client import ApiException  # noqa: E402
+from urllib3.exceptions import MaxRetryError  # noqa: E402
+
 from headwater.compute.argo.client import ArgoClient, ArgoClientError, ArgoKind  # noqa: E402
 
 API = "argoproj.io/v1alpha1"
@@ -78,3 +81,48 @@ def test_no_cluster_configured(tmp_path: Path) -> None:
     with pytest.raises(ArgoClientError, match="No Kubernetes cluster is configured here") as e:
         ArgoClient.from_config("ns1", config_file=str(tmp_path / "missing"))
     assert "KUBECONFIG" in (e.value.hint or "")
+
+
+class _Broken:
+    """A CustomObjectsApi whose calls fail with ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            raise self.error
+        return call
+
+
+def test_a_bug_inside_the_client_keeps_its_traceback() -> None:
+    client = ArgoClient(_Broken(TypeError("get() got an unexpected keyword argument 'x'")), "ns1")
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        client.get(ArgoKind.WORKFLOW, "hello")
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        client.apply(_template("hello"))
+
+
+@pytest.mark.parametrize("error, message", [
+    (ConnectionRefusedError(111, "Connection refused"), r"reading Workflow 'hello' in the namespace 'ns1': "
+                                                        r"ConnectionRefusedError"),
+    (MaxRetryError(None, "/apis", "too many retries"),
+     r"reading Workflow 'hello' in the namespace 'ns1': MaxRetryError"),
+    (ApiException(status=403, reason="Forbidden"),
+     r"reading Workflow 'hello' in the namespace 'ns1': Forbidden \(HTTP 403\)"),
+])
+def test_api_and_network_errors_become_argo_client_errors(error: BaseException, message: str) -> None:
+    with pytest.raises(ArgoClientError, match=message):
+        ArgoClient(_Broken(error), "ns1").get(ArgoKind.WORKFLOW, "hello")
+
+
+def test_each_object_is_applied_and_deleted_in_its_own_namespace(argo) -> None:
+    kube, client = argo
+    client.apply({**_template("hello"), "metadata": {"name": "hello", "namespace": "elsewhere"}})
+    client.apply(_template("hello"))  # no namespace: the client's
+    assert kube.get(API, "workflowtemplates", "elsewhere", "hello") is not None
+    assert kube.get(API, "workflowtemplates", "ns1", "hello") is not None
+    assert client.get(ArgoKind.WORKFLOW_TEMPLATE, "hello", "elsewhere")["metadata"]["namespace"] == "elsewhere"
+    assert client.delete(ArgoKind.WORKFLOW_TEMPLATE, "hello", "elsewhere") is True
+    assert kube.get(API, "workflowtemplates", "elsewhere", "hello") is None
+    assert kube.get(API, "workflowtemplates", "ns1", "hello") is not None

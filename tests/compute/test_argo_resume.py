@@ -1,7 +1,8 @@
 """`argo-workflows resume`: a failed Argo run resumed by the Workflow that `resume --only-json`
 prints, run through the test interpreter (tests/argo_interpreter.py) against the session's S3
 server. Tasks upstream of the failure are clones (no new execution), the failed task and
-everything after it run again, and the client sees what a local `resume` gives."""
+everything after it run again, and the client sees what a local `resume` gives; a failure inside a
+nested foreach after a switch resumes the same way, the resumed run taking its origin's branch."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ def _effects(path: Path) -> list[str]:
     return lines
 
 
-def _resume_json(root: str, run_id: str, s3_env: S3Server, tmp_path: Path) -> dict:
-    r = run_flow(FLOW, "--datastore-root", root, "argo-workflows", "resume", run_id, "--only-json",
+def _resume_json(root: str, run_id: str, s3_env: S3Server, tmp_path: Path, flow: str = FLOW) -> dict:
+    r = run_flow(flow, "--datastore-root", root, "argo-workflows", "resume", run_id, "--only-json",
                  root=tmp_path / ".unused", env=argo_env(s3_env, tmp_path))
     assert r.returncode == 0, r.output
     return json.loads(r.stdout)
@@ -139,3 +140,58 @@ def test_resume_of_a_run_that_does_not_exist_names_it(s3_bucket: str, s3_env: S3
     assert f"Flow {CLS} has no run 'argo-nope' to resume" in r.stderr
     assert "RUN_ID" in r.stderr  # the hint names what to change
     assert r.stdout == ""
+
+
+SWITCH_FLOW = "argo_resume_switch_flow.py"
+SWITCH_CLS = "ArgoResumeSwitchFlow"
+
+
+def test_a_failure_in_a_nested_foreach_after_a_switch_is_resumed(s3_bucket: str, s3_env: S3Server, tmp_path: Path,
+                                                                 use_root, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = f"s3://{s3_bucket}/argo-switch"
+    wt = compile_and_store(SWITCH_FLOW, root, s3_env, tmp_path)
+    side, marker = tmp_path / "side.txt", tmp_path / "fail.marker"
+    marker.touch()
+    interp = pod_interpreter(s3_env, tmp_path, HW_SIDE_EFFECTS=str(side), HW_FAIL_MARKER=str(marker))
+    first = interp.run(wt, {}, name="sw1")
+    assert first.phase is NodePhase.FAILED
+    failed = [n for n, node in first.nodes.items() if node.phase is NodePhase.FAILED and not node.children]
+    assert len(failed) == 1 and failed[0].endswith(".inner-body"), failed
+    ran_first = _effects(side)
+    assert "deep" in ran_first and "shallow" not in ran_first and "inner_body 1y" in ran_first
+
+    marker.unlink()  # the cause is fixed; a re-executed switch would now take the other branch
+    workflow = _resume_json(root, "argo-sw1", s3_env, tmp_path, SWITCH_FLOW)
+    resumer = pod_interpreter(s3_env, tmp_path, HW_SIDE_EFFECTS=str(side), HW_FAIL_MARKER=str(marker),
+                              HW_ROUTE="shallow")
+    second = resumer.run(workflow, name="sw2", workflow_templates=[wt])
+    assert second.phase is NodePhase.SUCCEEDED, second.phases()
+    # Only the failed task and what follows it executed; the switch and its branch are clones.
+    assert _effects(side) == ["inner_body 1y", "inner_join 1", "outer_join", "end"]
+
+    # The same failure and resume run locally: the client must see the same artifacts.
+    env = {"HW_FAIL_MARKER": str(marker), "HW_SIDE_EFFECTS": str(tmp_path / "local-side.txt")}
+    marker.touch()
+    local_root = tmp_path / ".headwater"
+    assert run_flow(SWITCH_FLOW, "run", root=local_root, env=env).returncode == 1
+    marker.unlink()
+    resumed = run_flow(SWITCH_FLOW, "resume", "--run-id-file", str(tmp_path / "local.id"), root=local_root,
+                       env={**env, "HW_ROUTE": "shallow"})
+    assert resumed.returncode == 0, resumed.output
+    use_root(local_root)
+    import headwater
+
+    want = by_step(headwater.Run(f"{SWITCH_CLS}/{(tmp_path / 'local.id').read_text()}"))
+
+    hw = _open_argo_root(root, tmp_path, monkeypatch)
+    run = hw.Run(f"{SWITCH_CLS}/argo-sw2")
+    assert run.successful and run.origin_pathspec == f"{SWITCH_CLS}/argo-sw1"
+    assert by_step(run) == want
+    assert run.data.summary == "deep: 0X,0Y,1X,1Y"
+    steps = {s.id for s in run}
+    assert "deep" in steps and "shallow" not in steps  # the same branch as the origin
+    executed = {(s.id, t.id) for s in run for t in s if t.origin_pathspec is None}
+    assert {s for s, _ in executed} == {"inner_body", "inner_join", "outer_join", "end"}
+    assert len(executed) == 4
+    (failed_again,) = [t for t in run["inner_body"] if t.origin_pathspec is None]
+    assert failed_again.data.pair == "1Y"

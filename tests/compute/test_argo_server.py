@@ -84,10 +84,8 @@ def test_create_deploys_a_strictly_valid_template_with_a_production_token(cluste
                  "    No triggers defined. You need to launch this workflow manually."):
         assert line in err.splitlines(), (line, err)
     assert cluster.names("cronworkflows") == []
-    from headwater.compute.argo.tokens import load_token
-    from headwater.store import Datastore
-
-    assert load_token(Datastore(cluster.root).objects, "argoserverflow") == token  # remembered in the datastore
+    # Remembered in the deploying user's own home (as Metaflow does), and nowhere shared.
+    assert json.loads((cluster.home / "tokens" / "argoserverflow.json").read_text()) == {"production_token": token}
 
 
 def test_trigger_runs_the_flow_with_the_parameter(cluster: ArgoCluster, deployed: FlowRun, tmp_path: Path,
@@ -131,6 +129,30 @@ def test_terminate_stops_a_running_run(cluster: ArgoCluster, deployed: FlowRun, 
     assert again.returncode == 1 and "it has already finished (Failed)" in again.stderr
 
 
+def test_resume_waits_for_the_origin_run_to_end(cluster: ArgoCluster, deployed: FlowRun, tmp_path: Path) -> None:
+    latch = tmp_path / "latch"
+    cluster.argo.base_env["HW_TEST_LATCH"] = str(latch)  # start waits for the latch
+    try:
+        run_id = _trigger(cluster)
+        _wait_for(lambda: (tmp_path / "latch.started").exists())
+    finally:
+        del cluster.argo.base_env["HW_TEST_LATCH"]
+    before = len(cluster.objects("workflows"))
+    refused = argo(cluster, FLOW, "resume", run_id)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"The run *{run_id}* is still running on Argo Workflows" in refused.stderr
+    assert f"terminate it first: `argo-workflows terminate {run_id}`" in refused.stderr
+    ok(argo(cluster, FLOW, "suspend", run_id))
+    refused = argo(cluster, FLOW, "resume", run_id)
+    assert refused.returncode == 1 and f"The run *{run_id}* is still suspended" in refused.stderr
+    assert len(cluster.objects("workflows")) == before  # nothing submitted
+    ok(argo(cluster, FLOW, "terminate", run_id))
+    assert cluster.argo.wait(run_id[len("argo-"):])["status"]["phase"] == "Failed"
+    r = ok(argo(cluster, FLOW, "resume", run_id))
+    resumed = re.search(r"resumed on Argo Workflows \(run-id \*(argo-[\w-]+)\*\)", r.stderr).group(1)
+    assert cluster.argo.wait(resumed[len("argo-"):])["status"]["phase"] == "Succeeded"
+
+
 def test_suspend_holds_the_next_step_until_unsuspended(cluster: ArgoCluster, deployed: FlowRun,
                                                        tmp_path: Path) -> None:
     latch = tmp_path / "latch"
@@ -160,20 +182,33 @@ def test_suspend_holds_the_next_step_until_unsuspended(cluster: ArgoCluster, dep
     assert cluster.argo.wait(name)["status"]["phase"] == "Succeeded"
 
 
-def test_another_user_needs_the_production_token(cluster: ArgoCluster, deployed: FlowRun) -> None:
+def test_another_user_needs_the_production_token(cluster: ArgoCluster, deployed: FlowRun, tmp_path: Path) -> None:
     token = cluster.objects("workflowtemplates")[0]["metadata"]["annotations"]["headwater/production_token"]
-    # The token is remembered in the datastore, so point the other user at a datastore without it.
-    other = {"HEADWATER_USER": "mallory"}
-    refused = argo(cluster, FLOW, "create", env=other, top=("--datastore-root", cluster.root + "-other"))
+    # Same datastore, same cluster: only the home differs, and mallory's holds no token.
+    other = {"HEADWATER_USER": "mallory", "HEADWATER_HOME": str(tmp_path / "mallory-home")}
+    refused = argo(cluster, FLOW, "create", env=other)
     assert refused.returncode == 1
-    assert "Incorrect production token" in refused.stderr and "deployed by the user 'tester'" in refused.stderr
-    assert "--authorize MY_TOKEN" in refused.stderr
-    r = ok(argo(cluster, FLOW, "create", "--authorize", f"production:{token}", env=other,
-                top=("--datastore-root", cluster.root + "-other")))
+    assert "Incorrect production token" in refused.stderr
+    assert "There is an existing version of *argoserverflow* on Argo Workflows which was deployed by the user " \
+           "*tester*." in refused.stderr
+    assert "argo-workflows create --authorize MY_TOKEN" in refused.stderr and "Traceback" not in refused.stderr
+    run_id = _trigger(cluster)  # tester's run: mallory may not stop it either
+    stop = argo(cluster, FLOW, "terminate", run_id, env=other)
+    assert stop.returncode == 1 and "argo-workflows terminate RUN_ID --authorize MY_TOKEN" in stop.stderr
+    cluster.argo.wait(run_id[len("argo-"):])
+    deletion = argo(cluster, FLOW, "delete", env=other)
+    assert deletion.returncode == 1 and "Incorrect production token" in deletion.stderr
+    assert cluster.names("workflowtemplates") == ["argoserverflow"]
+
+    r = ok(argo(cluster, FLOW, "create", "--authorize", f"production:{token}", env=other))
     assert "A new production token generated." not in r.stderr  # the deployment keeps its token
     notes = cluster.objects("workflowtemplates")[0]["metadata"]["annotations"]
     assert notes["headwater/production_token"] == token and notes["headwater/owner"] == "mallory"
-    ok(argo(cluster, FLOW, "create", "--authorize", token))  # back to tester
+    saved = json.loads((tmp_path / "mallory-home" / "tokens" / "argoserverflow.json").read_text())
+    assert saved == {"production_token": token}
+    ok(argo(cluster, FLOW, "create", env=other))  # remembered: no --authorize needed again
+    ok(argo(cluster, FLOW, "create"))  # tester remembers the token too (their own home)
+    assert cluster.objects("workflowtemplates")[0]["metadata"]["annotations"]["headwater/owner"] == "tester"
 
 
 def test_list_and_delete_a_scheduled_deployment(cluster: ArgoCluster, deployed: FlowRun) -> None:

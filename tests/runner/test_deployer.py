@@ -5,6 +5,7 @@ controller, test doubles: no cluster can run here)."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,20 @@ def test_from_deployment_and_list_deployed_flows(here: ArgoCluster, deployed: De
     assert [d.name for d in DeployedFlow.list_deployed_flows()] == ["argoserverflow"]
     assert [d.name for d in DeployedFlow.list_deployed_flows(flow_name="ArgoServerFlow")] == ["argoserverflow"]
     assert list(DeployedFlow.list_deployed_flows(flow_name="OtherFlow")) == []
+
+
+def test_stand_in_flow_files_go_with_their_deployed_flows(here: ArgoCluster, deployed: DeployedFlow) -> None:
+    found = DeployedFlow.from_deployment("argoserverflow")
+    folder = Path(found.deployer.deployer.flow_file).parent
+    listed = [Path(d.deployer.deployer.flow_file).parent for d in DeployedFlow.list_deployed_flows()]
+    assert folder.is_dir() and listed and folder not in listed
+    gc.collect()
+    assert not any(p.exists() for p in listed)  # each one went with its DeployedFlow
+    run = DeployedFlow.get_triggered_run("argoserverflow", "argo-nosuchrun")
+    kept = Path(run.deployer.deployer.flow_file).parent
+    del found, run
+    gc.collect()
+    assert not folder.exists() and not kept.exists()
 
 
 def test_wrong_arguments_are_refused_before_anything_runs(here: ArgoCluster, deployed: DeployedFlow) -> None:

@@ -12,132 +12,12 @@ starts a run that clones what succeeded in a failed one. Options and output text
 from __future__ import annotations
 
 import json
-import os
-import sys
 from typing import Any
 
 import click
 
-from ..exceptions import HeadwaterException
+from .argo_deploy import DEFAULT_IMAGE, IMAGE_ENV, compile_deployment, resume_workflow
 from .errors import guarded
-
-#: The image a task runs in when neither --image nor HEADWATER_KUBERNETES_CONTAINER_IMAGE says.
-DEFAULT_IMAGE = f"python:{sys.version_info.major}.{sys.version_info.minor}"
-IMAGE_ENV = "HEADWATER_KUBERNETES_CONTAINER_IMAGE"
-NAMESPACE_ENV = "HEADWATER_KUBERNETES_NAMESPACE"
-#: Every run id of a run started by Argo Workflows: ``argo-<Workflow name>``.
-RUN_ID_PREFIX = "argo-"
-#: Annotations a deployment carries (the WorkflowTemplate, and each Workflow triggered from it).
-OWNER_ANNOTATION = "headwater/owner"
-TOKEN_ANNOTATION = "headwater/production_token"
-FLOW_ANNOTATION = "headwater/flow_name"
-PROJECT_ANNOTATION = "headwater/project_name"
-BRANCH_ANNOTATION = "headwater/branch_name"
-SENSORS_ANNOTATION = "headwater/sensor_names"
-
-
-class ArgoCommandError(HeadwaterException):
-    headline = "Argo Workflows error"
-
-
-class RunIdMismatch(HeadwaterException):
-    """A run id that is not a run of this flow (or branch) on Argo Workflows."""
-
-    headline = "Run ID mismatch"
-
-
-def _remote_root(settings: Any) -> str:
-    """The datastore root an Argo run uses; an error for a local one (pods cannot share it)."""
-    from ..store.roots import is_local_root
-
-    root = settings.datastore_root
-    if is_local_root(root):
-        raise ArgoCommandError(f"Argo Workflows needs an S3 datastore; this command uses the local one ({root}).",
-                               hint="Pass --datastore=s3 (with HEADWATER_DATASTORE_SYSROOT_S3 set) or "
-                                    "--datastore-root s3://bucket/prefix.")
-    return root
-
-
-def _deployment(ctx: click.Context, flow_cls: type) -> tuple[Any, dict[str, Any], str]:
-    """The flow prepared for Argo: its graph, its ``current`` fields (``@project``) and the
-    WorkflowTemplate's name."""
-    from ..compute.argo.naming import workflow_name
-    from ..flow.flow_decorators import flow_current_fields, init_flow_decorators
-    from ..flow.mutators import prepare_flow
-    from .flow_cli import _lint_or_raise
-
-    prepare_flow(flow_cls, ctx.obj["decospecs"])
-    graph = _lint_or_raise(flow_cls)
-    init_flow_decorators(flow_cls, graph, ctx.obj["flow_options"])
-    fields = flow_current_fields(flow_cls)
-    name = workflow_name(flow_cls.__name__, name=ctx.obj.get("argo_name"), project=fields.get("project_name"),
-                         branch=fields.get("branch_name"))
-    return graph, fields, name
-
-
-def _compile(ctx: click.Context, flow_cls: type, opts: dict[str, Any]) -> list[dict[str, Any]]:
-    from ..compute.argo.compile import CompileOptions, compile_cron_workflow, compile_workflow_template
-    from ..compute.argo.settings import flow_parameters_for_argo, step_settings
-    from ..flow.flow_decorators import flow_option_args
-    from ..flow.schedule import flow_schedule
-    from ..package import build_package, parse_suffixes
-    from ..package.stored import save_package
-    from ..store import Datastore
-
-    settings = ctx.obj["settings"]
-    root = _remote_root(settings)
-    graph, fields, name = _deployment(ctx, flow_cls)
-    script = os.path.abspath(sys.argv[0])
-    pkg = build_package(script, parse_suffixes(ctx.obj["top"]["package_suffixes"]))
-    # Stored now, as Metaflow does even with --only-json: the pods fetch it by this key.
-    package = guarded(lambda: save_package(Datastore(root).content, pkg))
-    env = {k: settings.extra[k] for k in ("HEADWATER_S3_ENDPOINT_URL",) if k in settings.extra}
-    if settings.user:
-        env["HEADWATER_USER"] = settings.user
-    labels = {}
-    if "project_name" in fields:
-        labels = {"headwater/project": fields["project_name"],
-                  "headwater/branch": fields["branch_name"].replace("user.", "user-").replace(".", "-")[:63]}
-    copts = CompileOptions(
-        name=name, image=opts["image"] or settings.extra.get(IMAGE_ENV) or DEFAULT_IMAGE,
-        datastore_root=root, package_key=package["key"], flow_file=pkg.script,
-        namespace=settings.extra.get(NAMESPACE_ENV, "default"), max_workers=opts["max_workers"],
-        workflow_timeout=opts["workflow_timeout"], workflow_priority=opts["workflow_priority"],
-        tags=tuple(opts["tags"]), user_namespace=opts["user_namespace"],
-        flow_args=flow_option_args(ctx.obj["flow_options"]), env=env, labels=labels)
-    steps = step_settings(flow_cls, k8s_secrets=settings.kubernetes_secrets,
-                          k8s_service_account=settings.kubernetes_service_account)
-    params = flow_parameters_for_argo(flow_cls)
-    objects = [compile_workflow_template(graph, steps, params, copts)]
-    sched = flow_schedule(flow_cls)
-    if sched is not None and sched.schedule is not None:
-        objects.append(compile_cron_workflow(name, copts.namespace, sched.schedule, sched.timezone))
-    return _add_events(objects, flow_cls, graph, params, copts, fields, settings,
-                       auto_emit=opts["auto_emit_argo_events"])
-
-
-def _add_events(objects: list[dict[str, Any]], flow_cls: type, graph: Any, params: list[Any], copts: Any,
-                fields: dict[str, Any], settings: Any, *, auto_emit: bool) -> list[dict[str, Any]]:
-    """The Sensor of ``@trigger`` / ``@trigger_on_finish``, and the end-event task when a webhook is set."""
-    from ..compute.argo.end_event import EndEvent, add_end_event
-    from ..compute.argo.payloads import add_event_payloads
-    from ..compute.argo.sensors import SensorOptions, compile_sensor, trigger_annotations
-    from ..compute.argo.settings import EventsSettings
-    from ..flow.triggers import flow_triggers, trigger_options
-
-    events = EventsSettings.from_env(settings.extra)
-    if auto_emit and events.internal_webhook_url:
-        objects[0] = add_end_event(objects[0], EndEvent(events.internal_webhook_url, flow_cls.__name__, graph.end,
-                                                        copts.image, fields))
-    triggers = flow_triggers(flow_cls, parameters=[p.name for p in params], project=fields.get("project_name"),
-                             branch=fields.get("branch_name"))
-    if triggers:
-        sopts = SensorOptions(template_name=copts.name, namespace=copts.namespace, events=events,
-                              labels=dict(copts.labels), reset_at=trigger_options(flow_cls).get("reset_at"))
-        objects.append(compile_sensor(triggers, params, sopts))
-        objects[0] = add_event_payloads(objects[0], triggers)
-        objects[0]["metadata"]["annotations"].update(trigger_annotations(triggers, sopts))
-    return objects
 
 
 def _authorize_option(what: str) -> Any:
@@ -175,7 +55,8 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
     @argo_workflows.command(help="Deploy a new version of this workflow to Argo Workflows.")
     @click.option("--authorize", default=None,
                   help="Authorize using this production token. You need this when you are re-deploying an "
-                       "existing flow for the first time. The token is remembered in the datastore.")
+                       "existing flow for the first time. The token is kept in your HEADWATER_HOME, so you only "
+                       "need to give it once.")
     @click.option("--generate-new-token", is_flag=True,
                   help="Generate a new production token for this flow. This will move the production flow to a "
                        "new namespace.")
@@ -212,7 +93,7 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
                 "name": objects[0]["metadata"]["name"], "flow_name": flow_cls.__name__,
                 "metadata": server.metadata_str(ctx.obj["settings"])})
             return
-        objects = guarded(lambda: _compile(ctx, flow_cls, opts))
+        objects = guarded(lambda: compile_deployment(ctx, flow_cls, opts))
         server.write_attributes(deployer_attribute_file, {
             "name": objects[0]["metadata"]["name"], "flow_name": flow_cls.__name__,
             "metadata": server.metadata_str(ctx.obj["settings"]), "additional_info": {"workflow_template": objects[0]}})
@@ -288,24 +169,11 @@ def add_argo_commands(cli: click.Group, flow_cls: type) -> None:
         from .flow_cli import _banner
 
         _banner(ctx, flow_cls)
-        workflow = guarded(lambda: _resume_workflow(ctx, flow_cls, run_id))
+        workflow = guarded(lambda: resume_workflow(ctx, flow_cls, run_id))
         if only_json:
             click.echo(json.dumps(workflow, indent=2))
             return
         from . import argo_server_cmds as server
 
-        guarded(lambda: server.submit_resume(ctx, flow_cls, workflow, run_id_file=run_id_file))
+        guarded(lambda: server.submit_resume(ctx, flow_cls, run_id, workflow, run_id_file=run_id_file))
 
-
-def _resume_workflow(ctx: click.Context, flow_cls: type, run_id: str) -> dict[str, Any]:
-    """The Workflow that resumes ``run_id``: the deployed template, started with ``origin-run-id``."""
-    from ..compute.argo.naming import ORIGIN_RUN_PARAMETER
-    from ..compute.argo.submit import workflow_from_template
-    from ..runtime.resume import check_origin
-    from ..store import Datastore
-
-    settings = ctx.obj["settings"]
-    ds = Datastore(_remote_root(settings))
-    _, _, name = _deployment(ctx, flow_cls)
-    check_origin(ds, flow_cls.__name__, run_id, option="RUN_ID")
-    return workflow_from_template(name, settings.extra.get(NAMESPACE_ENV, "default"), {ORIGIN_RUN_PARAMETER: run_id})

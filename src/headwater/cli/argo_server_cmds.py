@@ -13,9 +13,11 @@ from typing import Any
 import click
 
 from ..compute.argo.client import ArgoClient, ArgoKind
+from ..compute.argo.naming import (BRANCH_ANNOTATION, FLOW_ANNOTATION, OWNER_ANNOTATION, PROJECT_ANNOTATION,
+                                   RUN_ID_PREFIX, SENSOR_NAME_ANNOTATION, SENSOR_NAMESPACE_ANNOTATION, TOKEN_ANNOTATION,
+                                   TRIGGERED_BY_ANNOTATION, run_id as run_id_of, workflow_of)
 from ..compute.argo.tokens import Deployment
-from .argo_cmds import (BRANCH_ANNOTATION, FLOW_ANNOTATION, OWNER_ANNOTATION, PROJECT_ANNOTATION, RUN_ID_PREFIX,
-                        SENSORS_ANNOTATION, TOKEN_ANNOTATION, ArgoCommandError, RunIdMismatch, _compile, _deployment)
+from .argo_deploy import ArgoCommandError, RunIdMismatch, compile_deployment, deployment
 
 
 def _say(text: str = "") -> None:
@@ -24,12 +26,6 @@ def _say(text: str = "") -> None:
 
 def _client(ctx: click.Context) -> ArgoClient:
     return ArgoClient.from_config(ctx.obj["settings"].kubernetes_namespace)
-
-
-def _objects(ctx: click.Context) -> Any:
-    from ..store import Datastore
-
-    return Datastore(ctx.obj["settings"].datastore_root).objects
 
 
 def _deployed(template: dict[str, Any] | None) -> Deployment | None:
@@ -59,11 +55,10 @@ def _resolve_token(ctx: click.Context, name: str, deployment: Deployment | None,
     from ..compute.argo.tokens import check_authorized, load_token, new_token, store_token, strip_namespace
 
     settings = ctx.obj["settings"]
-    objects = _objects(ctx)
     if deployment is None:
         _say(f"It seems this is the first time you are deploying *{name}* to Argo Workflows.")
     check_authorized(deployment, user=settings.require_user(), authorize=authorize,
-                     stored=load_token(objects, name), what=f"*{name}*", command="argo-workflows create")
+                     stored=load_token(settings.home, name), what=f"*{name}*", command="argo-workflows create")
     if given_token:
         if is_project:
             raise ArgoCommandError("--new-token is not supported for @projects.",
@@ -87,7 +82,7 @@ def _resolve_token(ctx: click.Context, name: str, deployment: Deployment | None,
     _say(f"    argo-workflows create --authorize {token}")
     _say("when deploying this flow to Argo Workflows for the first time.")
     _say()
-    store_token(objects, name, token)
+    store_token(settings.home, name, token)  # remembered in this user's home, as Metaflow does
     return token
 
 
@@ -98,9 +93,9 @@ def deploy(ctx: click.Context, flow_cls: type, opts: dict[str, Any], *, authoriz
 
     settings = ctx.obj["settings"]
     _say(f"Deploying *{flow_cls.__name__}* to Argo Workflows...")
-    objects = _compile(ctx, flow_cls, opts)
+    objects = compile_deployment(ctx, flow_cls, opts)
     name = objects[0]["metadata"]["name"]
-    fields = flow_current_fields(flow_cls)  # @project's, set up by _compile
+    fields = flow_current_fields(flow_cls)  # @project's, set up by compile_deployment
     client = _client(ctx)
     previous = client.get(ArgoKind.WORKFLOW_TEMPLATE, name)
     token = _resolve_token(ctx, name, _deployed(previous), authorize=authorize, given_token=given_token,
@@ -110,27 +105,28 @@ def deploy(ctx: click.Context, flow_cls: type, opts: dict[str, Any], *, authoriz
     notes.update({OWNER_ANNOTATION: settings.require_user(), TOKEN_ANNOTATION: token})
     if "project_name" in fields:
         notes.update({PROJECT_ANNOTATION: fields["project_name"], BRANCH_ANNOTATION: fields["branch_name"]})
-    sensors = [o["metadata"]["name"] for o in objects if o["kind"] == ArgoKind.SENSOR.value]
-    if sensors:
-        notes[SENSORS_ANNOTATION] = json.dumps(sensors)
+    sensors = _sensors(template, client.namespace)  # recorded by the compiler (sensors.trigger_annotations)
     for obj in objects:  # the template first: the CronWorkflow and Sensors refer to it
-        client.apply(obj)
-    # What the previous version deployed and this one does not (a removed @schedule or @trigger) goes.
+        client.apply(obj)  # each in its own namespace (Sensors may live apart from the workflows)
+    # What the previous version deployed and this one does not (a removed @schedule or @trigger, or a
+    # Sensor that moved to another namespace) goes.
     kinds = {o["kind"] for o in objects}
     if ArgoKind.CRON_WORKFLOW.value not in kinds:
         client.delete(ArgoKind.CRON_WORKFLOW, name)
-    for old in _sensor_names(previous):
+    for old in _sensors(previous, client.namespace):
         if old not in sensors:
-            client.delete(ArgoKind.SENSOR, old)
+            client.delete(ArgoKind.SENSOR, *old)
     _say(f"Workflow *{name}* for flow *{flow_cls.__name__}* deployed to Argo Workflows successfully.\n")
     _say("What will trigger execution of the workflow:")
     _say("    " + _trigger_explanation(name, kinds))
     return objects
 
 
-def _sensor_names(template: dict[str, Any] | None) -> list[str]:
+def _sensors(template: dict[str, Any] | None, default_namespace: str) -> list[tuple[str, str]]:
+    """``(name, namespace)`` of the Sensor a template records in its annotations (none: no Sensor)."""
     notes = (template or {}).get("metadata", {}).get("annotations") or {}
-    return list(json.loads(notes.get(SENSORS_ANNOTATION, "[]")))
+    name = notes.get(SENSOR_NAME_ANNOTATION)
+    return [(name, notes.get(SENSOR_NAMESPACE_ANNOTATION) or default_namespace)] if name else []
 
 
 def _trigger_explanation(name: str, kinds: set[str]) -> str:
@@ -144,7 +140,7 @@ def _trigger_explanation(name: str, kinds: set[str]) -> str:
 # ---- trigger -------------------------------------------------------------------------------------
 def _deployed_template(ctx: click.Context, flow_cls: type) -> tuple[ArgoClient, str, dict[str, Any]]:
     """The client, the name and the WorkflowTemplate of this flow's deployment (an error if none)."""
-    _, _, name = _deployment(ctx, flow_cls)
+    _, _, name = deployment(ctx, flow_cls)
     client = _client(ctx)
     template = client.get(ArgoKind.WORKFLOW_TEMPLATE, name)
     if template is None:
@@ -160,9 +156,9 @@ def _submit(ctx: click.Context, client: ArgoClient, template: dict[str, Any], wo
     """Submit ``workflow`` (a run of ``template``); its run id, also written to ``run_id_file``."""
     # The deployment's annotations go with the run, so commands on it can check whose it is.
     workflow["metadata"]["annotations"] = {**(template["metadata"].get("annotations") or {}),
-                                           "headwater/triggered_by": ctx.obj["settings"].user or "unknown"}
+                                           TRIGGERED_BY_ANNOTATION: ctx.obj["settings"].user or "unknown"}
     created = client.submit(workflow)
-    run_id = RUN_ID_PREFIX + created["metadata"]["name"]
+    run_id = run_id_of(created["metadata"]["name"])
     if run_id_file:
         with open(run_id_file, "w") as f:
             f.write(run_id)
@@ -189,12 +185,35 @@ def trigger(ctx: click.Context, flow_cls: type, parameters: dict[str, str], *, r
     return run_id
 
 
-def submit_resume(ctx: click.Context, flow_cls: type, workflow: dict[str, Any], *, run_id_file: str | None) -> str:
-    """Submit the Workflow that resumes a run (``argo-workflows resume``); the new run's id."""
+def submit_resume(ctx: click.Context, flow_cls: type, origin_run_id: str, workflow: dict[str, Any], *,
+                  run_id_file: str | None) -> str:
+    """Submit the Workflow that resumes ``origin_run_id`` (``argo-workflows resume``); the new run's id.
+
+    The origin run must have ended: a resumed run clones what the origin has finished when it
+    starts, so resuming one still running (or suspended) would run its unfinished tasks twice.
+    """
     client, name, template = _deployed_template(ctx, flow_cls)
+    _check_ended(client, origin_run_id)
     run_id = _submit(ctx, client, template, workflow, run_id_file)
     _say(f"Workflow *{name}* resumed on Argo Workflows (run-id *{run_id}*).")
     return run_id
+
+
+def _check_ended(client: ArgoClient, run_id: str) -> None:
+    """Refuse to resume a run whose Workflow is still on the cluster and has not finished."""
+    from ..compute.argo.client import is_finished, workflow_phase
+
+    name = workflow_of(run_id)
+    wf = client.get(ArgoKind.WORKFLOW, name) if name is not None else None
+    if wf is None:  # not an Argo run, or its Workflow was deleted: it runs no more
+        return
+    if not is_finished(wf):
+        suspended = (wf.get("spec") or {}).get("suspend") is True
+        state = "suspended" if suspended else workflow_phase(wf).value.lower()
+        raise ArgoCommandError(f"The run *{run_id}* is still {state} on Argo Workflows; only a run that has "
+                               "ended (Succeeded, Failed or Error) can be resumed.",
+                               hint=f"Wait for it to end, or terminate it first: `argo-workflows terminate {run_id}`, "
+                                    f"then `argo-workflows resume {run_id}`.")
 
 
 def metadata_str(settings: Any) -> str:
@@ -214,10 +233,12 @@ def trigger_value(p: Any, value: Any) -> str:
 
 # ---- runs ----------------------------------------------------------------------------------------
 def _workflow_of(run_id: str) -> str:
-    if not run_id.startswith(RUN_ID_PREFIX):
-        raise RunIdMismatch(f"Run IDs for flows executed through Argo Workflows begin with 'argo-'; got "
-                            f"{run_id!r}.", hint="Pass the run id `trigger` printed (argo-<workflow name>).")
-    return run_id[len(RUN_ID_PREFIX):]
+    name = workflow_of(run_id)
+    if name is None:
+        raise RunIdMismatch(f"Run IDs for flows executed through Argo Workflows begin with {RUN_ID_PREFIX!r}; "
+                            f"got {run_id!r}.",
+                            hint=f"Pass the run id `trigger` printed ({RUN_ID_PREFIX}<workflow name>).")
+    return name
 
 
 def status(ctx: click.Context, flow_cls: type, run_id: str) -> str:
@@ -251,7 +272,7 @@ def _check_run(ctx: click.Context, flow_cls: type, run_id: str, authorize: str |
     from ..compute.argo.tokens import check_authorized, load_token
 
     name = _workflow_of(run_id)
-    _, fields, template_name = _deployment(ctx, flow_cls)
+    _, fields, template_name = deployment(ctx, flow_cls)
     client = _client(ctx)
     wf = client.get(ArgoKind.WORKFLOW, name)
     if wf is None:
@@ -273,7 +294,7 @@ def _check_run(ctx: click.Context, flow_cls: type, run_id: str, authorize: str |
                             hint="Use --branch, --production or --name to target the correct branch.")
     check_authorized(Deployment(owner=notes[OWNER_ANNOTATION], token=notes.get(TOKEN_ANNOTATION, "")),
                      user=ctx.obj["settings"].require_user(), authorize=authorize,
-                     stored=load_token(_objects(ctx), template_name), what=f"*{template_name}*",
+                     stored=load_token(ctx.obj["settings"].home, template_name), what=f"*{template_name}*",
                      command=f"argo-workflows {command} RUN_ID")
     return client, name
 
@@ -299,19 +320,22 @@ def unsuspend(ctx: click.Context, flow_cls: type, run_id: str, authorize: str | 
 
 # ---- deployments ---------------------------------------------------------------------------------
 def delete(ctx: click.Context, flow_cls: type, authorize: str | None) -> None:
-    """Delete the deployment: its CronWorkflow, Sensors and WorkflowTemplate (runs in flight go on)."""
+    """Delete the deployment: its CronWorkflow, Sensors (in the namespace the template records) and
+    WorkflowTemplate (runs in flight go on)."""
+    from ..compute.argo.sensors import sensor_name
     from ..compute.argo.tokens import check_authorized, load_token
 
-    _, _, name = _deployment(ctx, flow_cls)
+    _, _, name = deployment(ctx, flow_cls)
     client = _client(ctx)
     template = client.get(ArgoKind.WORKFLOW_TEMPLATE, name)
     check_authorized(_deployed(template), user=ctx.obj["settings"].require_user(), authorize=authorize,
-                     stored=load_token(_objects(ctx), name), what=f"*{name}*", command="argo-workflows delete")
+                     stored=load_token(ctx.obj["settings"].home, name), what=f"*{name}*",
+                     command="argo-workflows delete")
     _say(f"Deleting workflow *{name}*...")
     if client.delete(ArgoKind.CRON_WORKFLOW, name):
         _say(f"Deleting cronworkflow *{name}*...")
-    for sensor in _sensor_names(template) or [name.replace(".", "-")]:
-        if client.delete(ArgoKind.SENSOR, sensor):
+    for sensor, namespace in _sensors(template, client.namespace) or [(sensor_name(name), client.namespace)]:
+        if client.delete(ArgoKind.SENSOR, sensor, namespace):
             _say(f"Deleting sensor *{sensor}*...")
     if template is None or not client.delete(ArgoKind.WORKFLOW_TEMPLATE, name):
         raise ArgoCommandError(f"The workflow *{name}* doesn't exist on Argo Workflows in namespace "

@@ -285,6 +285,12 @@ def _read_s3(url: str) -> bytes:
     return read_url(url, keep_process_clean=True)  # the run process forks its zygote after this
 
 
+def deployed_parameter_name(name: str) -> str:
+    """A parameter's name where an orchestrator deploys the flow (a workflow argument, a trigger's
+    mapping): Metaflow lower-cases them, so ``Alpha`` and ``alpha`` are one argument there."""
+    return name.lower()
+
+
 def flow_parameters(flow_cls: type) -> list[Parameter]:
     """The flow's Parameters (and IncludeFiles), in a stable order; Configs are not among them."""
     seen: dict[str, Parameter] = {}

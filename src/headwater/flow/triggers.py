@@ -14,16 +14,16 @@ when it is compiled (``flow_triggers``).
 from __future__ import annotations
 
 import base64
-import enum
 import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..events import PAYLOAD_ENV_PREFIX, Trigger, trigger_from_environ
+from ..events import PAYLOAD_ENV_PREFIX, Trigger, TriggerKind, trigger_from_environ
 from ..exceptions import HeadwaterException
 from .flow_decorators import FlowDecorator, flow_decorators, make_flow_decorator
+from .parameters import deployed_parameter_name
 
 #: The prefix of every event headwater publishes itself (``headwater.<flow>.end``).
 EVENT_PREFIX = "headwater"
@@ -38,13 +38,6 @@ class TriggerError(HeadwaterException):
     """A ``@trigger`` or ``@trigger_on_finish`` that cannot be deployed as written."""
 
     headline = "Bad trigger"
-
-
-class TriggerKind(str, enum.Enum):
-    """What starts the flow: a named event, or the end of an upstream flow's run."""
-
-    EVENT = "event"
-    RUN = "run"
 
 
 @dataclass(frozen=True)
@@ -383,7 +376,7 @@ def flow_triggers(flow_cls: type, *, parameters: Iterable[str], project: str | N
     if on_event and on_finish:
         raise TriggerError(f"Flow {flow_cls.__name__!r} has both @trigger and @trigger_on_finish.",
                            hint="Use one of them (Argo Workflows does not combine them yet).")
-    known = {p.lower(): p for p in parameters}
+    known = {deployed_parameter_name(p): p for p in parameters}
     out: list[FlowTrigger] = []
     if on_event is not None:
         on_event.validate()
@@ -391,7 +384,7 @@ def flow_triggers(flow_cls: type, *, parameters: Iterable[str], project: str | N
         for ev in on_event.events:
             mapping: dict[str, str] = {}
             for param, fld in ev.parameters:
-                low = param.lower()
+                low = deployed_parameter_name(param)
                 if low not in known:
                     have = ", ".join(sorted(known.values())) or "none"
                     raise TriggerError(f"@trigger maps the payload field {fld!r} of event {ev.name!r} to the "

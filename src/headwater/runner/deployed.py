@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..compute.argo.naming import (BRANCH_ANNOTATION, FLOW_ANNOTATION, OWNER_ANNOTATION, PARAMETERS_ANNOTATION,
+                                   PROJECT_ANNOTATION, TOKEN_ANNOTATION, workflow_of)
 from ..exceptions import RunnerValueError
 from .deployer import (ARGO_WORKFLOWS, AUTHORIZE_OPTIONS, TRIGGER_OPTIONS, ArgoWorkflowsDeployer, Deployer,
                        DeployerError)
@@ -23,11 +27,6 @@ from .deployer import (ARGO_WORKFLOWS, AUTHORIZE_OPTIONS, TRIGGER_OPTIONS, ArgoW
 if TYPE_CHECKING:
     from ..client import Run
     from ..compute.argo.client import ArgoClient
-
-#: The annotations a deployment carries (set by ``argo-workflows create``; cli/argo_cmds.py).
-_FLOW, _OWNER, _TOKEN = "headwater/flow_name", "headwater/owner", "headwater/production_token"
-_PROJECT, _BRANCH, _PARAMETERS = "headwater/project_name", "headwater/branch_name", "headwater/parameters"
-
 
 def _client(env: dict[str, str] | None = None, cwd: str | None = None) -> ArgoClient:
     """The Argo client for the cluster and namespace ``env`` points at (default: this process's)."""
@@ -94,14 +93,17 @@ class TriggeredRun:
         None when the cluster has no such Workflow (any more)."""
         from ..compute.argo.client import ArgoKind, run_status
 
-        wf = _client(self.deployer.env, self.deployer.deployer.cwd).get(ArgoKind.WORKFLOW,
-                                                                       self.run_id[len("argo-"):])
+        name = workflow_of(self.run_id)
+        wf = None if name is None else _client(self.deployer.env, self.deployer.deployer.cwd).get(
+            ArgoKind.WORKFLOW, name)
         return None if wf is None else run_status(wf, self.run is not None)
 
     @property
     def is_running(self) -> bool:
         """Whether the run is Pending or Running."""
-        return self.status in ("Pending", "Running")
+        from ..compute.argo.client import WorkflowPhase
+
+        return self.status in (WorkflowPhase.PENDING.value, WorkflowPhase.RUNNING.value)
 
     def wait_for_completion(self, check_interval: float = 5, timeout: float | None = None) -> None:
         """Wait until the run ends; ``TimeoutError`` after ``timeout`` seconds."""
@@ -166,7 +168,7 @@ class DeployedFlow:
 
         template = _client(self.deployer.env, self.deployer.deployer.cwd).get(ArgoKind.WORKFLOW_TEMPLATE,
                                                                               str(self.name))
-        return None if template is None else (template["metadata"].get("annotations") or {}).get(_TOKEN)
+        return None if template is None else (template["metadata"].get("annotations") or {}).get(TOKEN_ANNOTATION)
 
     def trigger(self, **kwargs: Any) -> TriggeredRun:
         """Start a run (``argo-workflows trigger``).
@@ -223,16 +225,20 @@ class DeployedFlow:
             raise DeployerError(f"No deployed flow found for {identifier!r} on Argo Workflows.",
                                 hint="list_deployed_flows() lists what is deployed.")
         notes = template["metadata"].get("annotations") or {}
-        flow_name = notes.get(_FLOW, "")
-        project, branch = notes.get(_PROJECT), notes.get(_BRANCH)
-        path = os.path.join(tempfile.mkdtemp(prefix="headwater-deployed-"), "flow.py")
+        flow_name = notes.get(FLOW_ANNOTATION, "")
+        project, branch = notes.get(PROJECT_ANNOTATION), notes.get(BRANCH_ANNOTATION)
+        source = stand_in_flow(flow_name, json.loads(notes.get(PARAMETERS_ANNOTATION, "{}")), project)
+        folder = tempfile.mkdtemp(prefix="headwater-deployed-")
+        path = os.path.join(folder, "flow.py")
         with open(path, "w", encoding="utf-8") as f:
-            f.write(stand_in_flow(flow_name, json.loads(notes.get(_PARAMETERS, "{}")), project))
+            f.write(source)
         top: dict[str, Any] = {}
         if branch is not None:
             top = _branch_options(branch)
-        impl_deployer = Deployer(path, env={"HEADWATER_USER": notes.get(_OWNER, "")}, **top).argo_workflows(
-            name=None if project else identifier)
+        deployer = Deployer(path, env={"HEADWATER_USER": notes.get(OWNER_ANNOTATION, "")}, **top)
+        # The stand-in lives as long as its deployer (a TriggeredRun keeps it too), then goes.
+        weakref.finalize(deployer, shutil.rmtree, folder, ignore_errors=True)
+        impl_deployer = deployer.argo_workflows(name=None if project else identifier)
         impl_deployer.name, impl_deployer.flow_name = identifier, flow_name
         impl_deployer.metadata = metadata
         return cls(impl_deployer)
@@ -245,7 +251,7 @@ class DeployedFlow:
         _check_impl(impl)
         for template in _client().list(ArgoKind.WORKFLOW_TEMPLATE):
             notes = template["metadata"].get("annotations") or {}
-            if _OWNER not in notes or (flow_name is not None and notes.get(_FLOW) != flow_name):
+            if OWNER_ANNOTATION not in notes or (flow_name is not None and notes.get(FLOW_ANNOTATION) != flow_name):
                 continue
             yield cls.from_deployment(template["metadata"]["name"])
 

@@ -5,8 +5,10 @@
 deployment is made of: WorkflowTemplates, CronWorkflows, Sensors and the
 Workflows started from them. Objects are plain dicts. ``ArgoClient.from_config()``
 builds the client from the in-cluster service account or the kubeconfig
-(``KUBECONFIG``, else ``~/.kube/config``). Every API error is translated into an
-``ArgoClientError`` naming the object and the namespace.
+(``KUBECONFIG``, else ``~/.kube/config``). An object is applied, read and deleted in its
+own namespace (a Sensor may live apart from the workflows). Every API error (a refusal, or
+a server that cannot be reached) is translated into an ``ArgoClientError`` naming the object
+and the namespace; any other exception is a bug and propagates with its traceback.
 
 Stopping a Workflow is done as Argo's own CLI does it: ``terminate`` sets
 ``spec.shutdown: Terminate`` and ``suspend`` / ``unsuspend`` set ``spec.suspend``;
@@ -22,6 +24,7 @@ from typing import Any
 
 from ...exceptions import HeadwaterException
 from .compile import API_VERSION
+from .naming import RUN_ID_PREFIX
 
 GROUP, VERSION = API_VERSION.split("/")
 #: Argo's shutdown strategy that stops every running pod at once (``argo terminate``).
@@ -98,6 +101,7 @@ class ArgoClient:
     def __init__(self, api: Any, namespace: str):
         self.api = api
         self.namespace = namespace
+        self._errors = api_errors()
 
     @classmethod
     def from_config(cls, namespace: str, config_file: str | None = None) -> ArgoClient:
@@ -127,53 +131,56 @@ class ArgoClient:
         return cls(client.CustomObjectsApi(api_client), namespace)
 
     # ---- one object ------------------------------------------------------------------------
-    def get(self, kind: ArgoKind, name: str) -> dict[str, Any] | None:
-        """The object, or None when there is none of that name."""
+    def get(self, kind: ArgoKind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object (in ``namespace``, default the client's), or None when there is none of that name."""
+        ns = namespace or self.namespace
         try:
-            return self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, kind.plural, name)
-        except Exception as e:
+            return self.api.get_namespaced_custom_object(GROUP, VERSION, ns, kind.plural, name)
+        except self._errors as e:
             if _status(e) == NOT_FOUND:
                 return None
-            raise self._error(f"reading {kind.value} {name!r}", e) from None
+            raise self._error(f"reading {kind.value} {name!r}", e, ns) from e
 
     def list(self, kind: ArgoKind, label_selector: str | None = None) -> list[dict[str, Any]]:
         """Every object of ``kind`` in the namespace (matching ``label_selector``)."""
         try:
             kwargs = {"label_selector": label_selector} if label_selector else {}
             out = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, kind.plural, **kwargs)
-        except Exception as e:
-            raise self._error(f"listing {kind.value}s", e) from None
+        except self._errors as e:
+            raise self._error(f"listing {kind.value}s", e, self.namespace) from e
         return list(out.get("items") or [])
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create ``obj``, or replace the object of its kind and name (keeping its ``resourceVersion``,
-        which the server's optimistic concurrency check needs)."""
+        """Create ``obj`` in its own namespace (``metadata.namespace``, default the client's), or replace
+        the object of its kind and name there (keeping its ``resourceVersion``, which the server's
+        optimistic concurrency check needs)."""
         name = obj["metadata"]["name"]
         try:
             kind = ArgoKind(obj["kind"])
         except ValueError:
             raise ArgoClientError(f"Cannot apply {obj['kind']} {name!r}: headwater deploys only "
                                   f"{[k.value for k in ArgoKind if k is not ArgoKind.WORKFLOW]}.") from None
-        body = {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}}
-        existing = self.get(kind, name)
+        ns = obj["metadata"].get("namespace") or self.namespace
+        body = {**obj, "metadata": {**obj["metadata"], "namespace": ns}}
+        existing = self.get(kind, name, ns)
         try:
             if existing is None:
-                return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, kind.plural, body)
+                return self.api.create_namespaced_custom_object(GROUP, VERSION, ns, kind.plural, body)
             body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-            return self.api.replace_namespaced_custom_object(GROUP, VERSION, self.namespace, kind.plural, name,
-                                                             body)
-        except Exception as e:
-            raise self._error(f"{'creating' if existing is None else 'replacing'} {kind.value} {name!r}", e) \
-                from None
+            return self.api.replace_namespaced_custom_object(GROUP, VERSION, ns, kind.plural, name, body)
+        except self._errors as e:
+            raise self._error(f"{'creating' if existing is None else 'replacing'} {kind.value} {name!r}", e,
+                              ns) from e
 
-    def delete(self, kind: ArgoKind, name: str) -> bool:
-        """Delete the object; False when there was none."""
+    def delete(self, kind: ArgoKind, name: str, namespace: str | None = None) -> bool:
+        """Delete the object (in ``namespace``, default the client's); False when there was none."""
+        ns = namespace or self.namespace
         try:
-            self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, kind.plural, name)
-        except Exception as e:
+            self.api.delete_namespaced_custom_object(GROUP, VERSION, ns, kind.plural, name)
+        except self._errors as e:
             if _status(e) == NOT_FOUND:
                 return False
-            raise self._error(f"deleting {kind.value} {name!r}", e) from None
+            raise self._error(f"deleting {kind.value} {name!r}", e, ns) from e
         return True
 
     # ---- workflows -------------------------------------------------------------------------
@@ -184,15 +191,16 @@ class ArgoClient:
         try:
             return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace,
                                                             ArgoKind.WORKFLOW.plural, workflow)
-        except Exception as e:
-            raise self._error(f"submitting Workflow {what!r}", e) from None
+        except self._errors as e:
+            raise self._error(f"submitting Workflow {what!r}", e, self.namespace) from e
 
     def workflow(self, name: str) -> dict[str, Any]:
         """The Workflow ``name``; an error naming it when there is none."""
         wf = self.get(ArgoKind.WORKFLOW, name)
         if wf is None:
             raise ArgoClientError(f"There is no Workflow {name!r} in the namespace {self.namespace!r}.",
-                                  hint="Check the run id (argo-<workflow name>) and HEADWATER_KUBERNETES_NAMESPACE.")
+                                  hint=f"Check the run id ({RUN_ID_PREFIX}<workflow name>) and "
+                                       "HEADWATER_KUBERNETES_NAMESPACE.")
         return wf
 
     def terminate(self, name: str) -> dict[str, Any]:
@@ -231,28 +239,49 @@ class ArgoClient:
         try:
             return self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace,
                                                            ArgoKind.WORKFLOW.plural, name, body)
-        except Exception as e:
-            raise self._error(f"{verb} Workflow {name!r}", e) from None
+        except self._errors as e:
+            raise self._error(f"{verb} Workflow {name!r}", e, self.namespace) from e
 
-    def _error(self, what: str, e: Exception) -> ArgoClientError:
+    @staticmethod
+    def _error(what: str, e: BaseException, namespace: str) -> ArgoClientError:
         status = _status(e)
         if status is None:
-            return ArgoClientError(f"Kubernetes API error {what} in the namespace {self.namespace!r}: "
+            return ArgoClientError(f"Kubernetes API error {what} in the namespace {namespace!r}: "
                                    f"{type(e).__name__}: {e}",
                                    hint="Check that the cluster of your kubeconfig is reachable (kubectl get "
                                         "workflowtemplates).")
         hint = {403: "Your Kubernetes user needs permission on argoproj.io objects in this namespace.",
                 404: "Is Argo Workflows installed on this cluster (its CRDs), and the namespace right?"}.get(status)
-        return ArgoClientError(f"Kubernetes API error {what} in the namespace {self.namespace!r}: "
+        return ArgoClientError(f"Kubernetes API error {what} in the namespace {namespace!r}: "
                                f"{_message(e)} (HTTP {status}).", hint=hint)
 
 
-def _status(e: Exception) -> int | None:
+def api_errors() -> tuple[type[BaseException], ...]:
+    """What a Kubernetes API call raises when the server refuses it or cannot be reached: the
+    client's ``ApiException`` (it has the HTTP ``status``), urllib3's errors and ``OSError``. Any
+    other exception is a bug and keeps its traceback."""
+    errors: list[type[BaseException]] = [OSError]
+    try:
+        from kubernetes.client.exceptions import ApiException
+    except ImportError:  # an api object that is not the official client's
+        pass
+    else:
+        errors.append(ApiException)
+    try:
+        from urllib3.exceptions import HTTPError
+    except ImportError:
+        pass
+    else:
+        errors.append(HTTPError)
+    return tuple(errors)
+
+
+def _status(e: BaseException) -> int | None:
     status = getattr(e, "status", None)
     return status if isinstance(status, int) and status > 0 else None
 
 
-def _message(e: Exception) -> str:
+def _message(e: BaseException) -> str:
     body = getattr(e, "body", None)
     if body:
         try:

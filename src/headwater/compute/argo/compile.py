@@ -29,7 +29,8 @@ from . import naming as nm
 API_VERSION = "argoproj.io/v1alpha1"
 #: Where a task writes the files the contract's ``--output-dir`` names (read back as outputs).
 OUTPUT_DIR = "/tmp/hw-out"
-RUN_ID = "argo-{{workflow.name}}"
+#: The run id every task of a Workflow gets (Argo substitutes the Workflow's name).
+RUN_ID = nm.run_id("{{workflow.name}}")
 INIT_TASK_ID = PARAMETERS_TASK_ID  # the one parameters task a run has (`init` writes it)
 _SCOPE_INPUT = "split-path"
 
@@ -346,13 +347,13 @@ class _Compiler:
         templates.append(self.init_template())
         templates += [self.container_template(n) for n in self.graph]
         labels = {"app.kubernetes.io/name": "headwater-flow", **o.labels}
-        annotations = {"headwater/flow_name": self.graph.name}
+        annotations = {nm.FLOW_ANNOTATION: self.graph.name}
         if o.tags:
-            annotations["headwater/tags"] = json.dumps(list(o.tags))
+            annotations[nm.TAGS_ANNOTATION] = json.dumps(list(o.tags))
         if self.params:
-            annotations["headwater/parameters"] = json.dumps({p.name: p.default for p in self.params})
+            annotations[nm.PARAMETERS_ANNOTATION] = json.dumps({p.name: p.default for p in self.params})
         spec: dict[str, Any] = {"entrypoint": nm.ENTRYPOINT, "parallelism": o.max_workers, "templates": templates,
-                                "workflowMetadata": {"annotations": {"headwater/run_id": RUN_ID}}}
+                                "workflowMetadata": {"annotations": {nm.RUN_ID_ANNOTATION: RUN_ID}}}
         spec["arguments"] = {"parameters": [
             {"name": nm.parameter_name(p.name), "value": p.default,
              **({"description": p.description} if p.description else {})} for p in self.params] + [

@@ -13,6 +13,8 @@ import hashlib
 import re
 
 from ...exceptions import HeadwaterException
+# A flow parameter's workflow argument name: the rule lives with parameters, as @trigger's mappings use it too.
+from ...flow.parameters import deployed_parameter_name as parameter_name  # noqa: F401
 
 #: Metaflow's limit on a workflow's name (Argo adds suffixes to pod names).
 MAX_NAME_LENGTH = 45
@@ -27,6 +29,32 @@ INIT_TEMPLATE = "init"
 INIT_TASK = "init-params"
 #: The workflow parameter naming the run a resumed run clones from (empty: not a resume).
 ORIGIN_RUN_PARAMETER = "origin-run-id"
+#: Every run id of a run started by Argo Workflows: ``argo-<Workflow name>``.
+RUN_ID_PREFIX = "argo-"
+
+# Annotations of a deployment: the WorkflowTemplate carries them, and each Workflow triggered from it.
+#: Who deployed it, and its production token (``compute/argo/tokens.py``).
+OWNER_ANNOTATION = "headwater/owner"
+TOKEN_ANNOTATION = "headwater/production_token"
+#: The flow's class name, its ``@project`` and branch.
+FLOW_ANNOTATION = "headwater/flow_name"
+PROJECT_ANNOTATION = "headwater/project_name"
+BRANCH_ANNOTATION = "headwater/branch_name"
+#: ``{parameter name: default text}`` (JSON), what a stand-in flow of the deployment needs.
+PARAMETERS_ANNOTATION = "headwater/parameters"
+#: ``argo-workflows create --tag`` values (JSON list).
+TAGS_ANNOTATION = "headwater/tags"
+#: The deployment's Sensor (``@trigger``), and the namespace it is in (what ``delete`` needs).
+SENSOR_NAME_ANNOTATION = "headwater/sensor_name"
+SENSOR_NAMESPACE_ANNOTATION = "headwater/sensor_namespace"
+#: The deployment's triggers (JSON list of ``{name, type}``).
+TRIGGERS_ANNOTATION = "headwater/triggers"
+#: On a Workflow: who or what started it (a user, or the Sensor's events as JSON).
+TRIGGERED_BY_ANNOTATION = "headwater/triggered_by"
+#: On a Workflow (``workflowMetadata``): its run id.
+RUN_ID_ANNOTATION = "headwater/run_id"
+#: On a Sensor: the WorkflowTemplate it starts.
+WORKFLOW_TEMPLATE_ANNOTATION = "headwater/workflow_template"
 
 
 class ArgoNameError(HeadwaterException):
@@ -108,6 +136,11 @@ def foreach_template(split_step: str) -> str:
     return DAG_TEMPLATE_PREFIX + task_name(split_step)
 
 
-def parameter_name(param: str) -> str:
-    """A flow parameter's workflow argument name (Metaflow lower-cases them)."""
-    return param.lower()
+def run_id(workflow: str) -> str:
+    """The run id of the run the Workflow ``workflow`` is (``argo-<name>``)."""
+    return RUN_ID_PREFIX + workflow
+
+
+def workflow_of(run_id: str) -> str | None:
+    """The Workflow name of the Argo run ``run_id``; None when it is not an Argo run id."""
+    return run_id[len(RUN_ID_PREFIX):] if run_id.startswith(RUN_ID_PREFIX) else None

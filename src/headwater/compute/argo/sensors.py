@@ -18,7 +18,8 @@ from typing import Any
 
 from ...flow.triggers import FlowTrigger
 from .compile import API_VERSION, ArgoCompileError, FlowParameter
-from .naming import parameter_name
+from .naming import (SENSOR_NAME_ANNOTATION, SENSOR_NAMESPACE_ANNOTATION, TRIGGERED_BY_ANNOTATION,
+                     TRIGGERS_ANNOTATION, WORKFLOW_TEMPLATE_ANNOTATION, parameter_name)
 from .payloads import NO_PAYLOAD
 from .settings import EVENTS_PREFIX, EventsSettings
 
@@ -42,6 +43,11 @@ class SensorOptions:
 def sensor_name(template_name: str) -> str:
     """The Sensor's name: the template's, without dots (Argo Events refuses them; Metaflow's rule)."""
     return template_name.replace(".", "-")
+
+
+def sensor_namespace(opts: SensorOptions) -> str:
+    """Where the Sensor goes: ``HEADWATER_ARGO_EVENTS_SENSOR_NAMESPACE``, else the workflows' namespace."""
+    return opts.events.sensor_namespace or opts.namespace
 
 
 def _required(events: EventsSettings) -> None:
@@ -126,7 +132,7 @@ def compile_sensor(triggers: list[FlowTrigger], params: list[FlowParameter], opt
     workflow: dict[str, Any] = {
         "apiVersion": API_VERSION, "kind": "Workflow",
         "metadata": {"generateName": f"{opts.template_name}-", "namespace": opts.namespace,
-                     "annotations": {"headwater/triggered_by": triggered_by}},
+                     "annotations": {TRIGGERED_BY_ANNOTATION: triggered_by}},
         "spec": {"workflowTemplateRef": {"name": opts.template_name}},
     }
     workflow["spec"]["arguments"] = {"parameters": arguments}
@@ -138,8 +144,8 @@ def compile_sensor(triggers: list[FlowTrigger], params: list[FlowParameter], opt
     return {
         "apiVersion": API_VERSION, "kind": "Sensor",
         "metadata": {"name": sensor_name(opts.template_name),
-                     "namespace": opts.events.sensor_namespace or opts.namespace, "labels": labels,
-                     "annotations": {"headwater/workflow_template": opts.template_name}},
+                     "namespace": sensor_namespace(opts), "labels": labels,
+                     "annotations": {WORKFLOW_TEMPLATE_ANNOTATION: opts.template_name}},
         "spec": {
             "template": {"metadata": {"labels": {"app.kubernetes.io/name": "headwater-sensor"}},
                          "container": {"resources": {"requests": dict(SENSOR_RESOURCES),
@@ -155,9 +161,9 @@ def compile_sensor(triggers: list[FlowTrigger], params: list[FlowParameter], opt
 
 def trigger_annotations(triggers: list[FlowTrigger], opts: SensorOptions) -> dict[str, str]:
     """Annotations for the WorkflowTemplate naming its triggers and its Sensor (what ``delete`` needs)."""
-    return {"headwater/triggers": json.dumps([{"name": t.name, "type": t.kind.value} for t in triggers]),
-            "headwater/sensor_name": sensor_name(opts.template_name),
-            "headwater/sensor_namespace": opts.events.sensor_namespace or opts.namespace}
+    return {TRIGGERS_ANNOTATION: json.dumps([{"name": t.name, "type": t.kind.value} for t in triggers]),
+            SENSOR_NAME_ANNOTATION: sensor_name(opts.template_name),
+            SENSOR_NAMESPACE_ANNOTATION: sensor_namespace(opts)}
 
 
-__all__ = ["SensorOptions", "compile_sensor", "sensor_name", "trigger_annotations"]
+__all__ = ["SensorOptions", "compile_sensor", "sensor_name", "sensor_namespace", "trigger_annotations"]

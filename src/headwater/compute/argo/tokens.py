@@ -1,28 +1,32 @@
 """Production tokens of Argo deployments, as Metaflow handles them (internal).
 
-A deployment carries a production token (the WorkflowTemplate's annotation).
-Whoever deployed it, or anyone who presents its token (``--authorize``), may
-deploy a new version, delete it, or terminate/suspend its runs; ``create``
-makes a token on the first deployment (or with ``--generate-new-token``) or
-takes one (``--new-token``). Tokens are remembered in the datastore, under
-``argo/production-tokens/<deployment>/``, so every machine using the same
-datastore can authorize (Metaflow keeps them in a file in the user's home).
-Objects are write-once, so each new token is a new key; the newest one counts.
+A deployment carries a production token (the WorkflowTemplate's annotation). Whoever
+deployed it, or anyone who presents its token, may deploy a new version, delete it, or
+terminate/suspend its runs; ``create`` makes a token on the first deployment (or with
+``--generate-new-token``) or takes one (``--new-token``).
+
+A token is presented with ``--authorize TOKEN``, or remembered: every token a user
+deploys with or authorizes with is kept in that user's own home,
+``$HEADWATER_HOME/tokens/<deployment>.json`` (Metaflow keeps it under
+``$METAFLOW_HOME``). Nothing shared holds it, so another user (another home) has to be
+given the token once.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import string
-import time
 from dataclasses import dataclass
 
 from ...exceptions import HeadwaterException
-from ...store.objects import ObjectStore
 
-TOKEN_PREFIX_DIR = "argo/production-tokens"
+#: The folder of ``HEADWATER_HOME`` that keeps the user's production tokens, one file per deployment.
+TOKENS_DIR = "tokens"
 #: How a token is written when it names a namespace (``namespace("production:<token>")``).
 NAMESPACE_PREFIX = "production:"
+_TOKEN_KEY = "production_token"
 
 
 class IncorrectProductionToken(HeadwaterException):
@@ -49,31 +53,52 @@ def strip_namespace(token: str) -> str:
     return token[len(NAMESPACE_PREFIX):] if token.startswith(NAMESPACE_PREFIX) else token
 
 
-def _dir(prefix: str) -> str:
-    return f"{TOKEN_PREFIX_DIR}/{prefix}"
+def token_path(home: str, prefix: str) -> str:
+    """The file that remembers the user's token of the deployment ``prefix``."""
+    return os.path.join(os.path.expanduser(home), TOKENS_DIR, f"{prefix}.json")
 
 
-def load_token(objects: ObjectStore, prefix: str) -> str | None:
-    """The newest token stored for ``prefix`` in the datastore's object store, if any."""
-    names = objects.list_dir(_dir(prefix))
-    if not names:
+def load_token(home: str, prefix: str) -> str | None:
+    """The token of ``prefix`` remembered in the user's ``home``, if any (an unreadable file is none)."""
+    try:
+        with open(token_path(home, prefix), encoding="utf-8") as f:
+            token = json.load(f).get(_TOKEN_KEY)
+    except (OSError, ValueError, AttributeError):
         return None
-    return objects.get(f"{_dir(prefix)}/{names[-1]}").decode()
+    return token if isinstance(token, str) else None
 
 
-def store_token(objects: ObjectStore, prefix: str, token: str) -> None:
-    """Remember ``token`` as the newest one of ``prefix`` (no-op when it already is)."""
-    if load_token(objects, prefix) == token:
-        return
-    objects.put(f"{_dir(prefix)}/{time.time_ns():020d}", token.encode())
+def store_token(home: str, prefix: str, token: str) -> None:
+    """Remember ``token`` for ``prefix`` in the user's ``home`` (written whole, then renamed into place)."""
+    path = token_path(home, prefix)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({_TOKEN_KEY: token}, f)
+    os.replace(tmp, path)
 
 
 def check_authorized(deployment: Deployment | None, *, user: str, authorize: str | None, stored: str | None,
                      what: str, command: str) -> None:
     """Raise ``IncorrectProductionToken`` unless ``user`` may change ``deployment``.
 
-    The owner always may; anyone else needs the deployment's token, given with ``--authorize`` or
-    remembered in the datastore (``stored``).
+    The owner always may; anyone else needs the token recorded on the deployment, given with
+    ``--authorize`` or remembered in their own home (``stored``, see ``load_token``).
+
+    Parameters
+    ----------
+    deployment : Deployment or None
+        Owner and token recorded on the deployed template (or run); None: nothing deployed yet.
+    user : str
+        Who asks.
+    authorize : str, optional
+        ``--authorize``: a token, or its namespace ``production:<token>``.
+    stored : str, optional
+        The token remembered in the user's home.
+    what : str
+        The deployment as the message names it.
+    command : str
+        The command to run again with ``--authorize`` (the hint names it).
     """
     if deployment is None:
         return
@@ -82,5 +107,7 @@ def check_authorized(deployment: Deployment | None, *, user: str, authorize: str
         return
     raise IncorrectProductionToken(
         f"There is an existing version of {what} on Argo Workflows which was deployed by the user "
-        f"{deployment.owner!r}; you ({user!r}) need the production token they used.",
-        hint=f"Ask them for the token, then call `{command} --authorize MY_TOKEN`.")
+        f"*{deployment.owner}*. To change it, you need to use the same production token that they used.",
+        hint=f"Please reach out to them to get the token. Once you have it, call this command:\n"
+             f"    {command} --authorize MY_TOKEN\n"
+             "Try again with the correct production token.")
