@@ -52,6 +52,9 @@ class Settings:
 
     datastore_root: str
     user: str | None
+    #: Set in the tasks of a production deployment (HEADWATER_PRODUCTION_TOKEN): runs and tasks then
+    #: belong to the namespace ``production:<token>`` instead of ``user:<name>`` (Metaflow's identity).
+    production_token: str | None = None
     launcher: str = "fork"  # "fork" | "subprocess"
     metadata: str = "local"  # the metadata provider: "local" (SQLite index) or a plugin's name
     max_workers: int = 16
@@ -126,6 +129,13 @@ class Settings:
             return replace(self, datastore=want)
         return replace(self, datastore=want, datastore_root=find_datastore_root(cwd))
 
+    @property
+    def identity(self) -> str | None:
+        """Who runs: ``production:<token>`` in a production deployment's tasks, else ``user:<name>``."""
+        if self.production_token:
+            return f"production:{self.production_token}"
+        return f"user:{self.user}" if self.user else None
+
     def require_user(self) -> str:
         if not self.user:
             raise UnknownUserError(
@@ -198,6 +208,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
     return Settings(
         datastore_root=root,
         user=user,
+        production_token=get("PRODUCTION_TOKEN") or None,
         launcher=launcher,
         metadata=str(get("DEFAULT_METADATA", "local")),
         max_workers=int(get("RUN_MAX_WORKERS", 16)),

@@ -106,6 +106,11 @@ def test_trigger_runs_the_flow_with_the_parameter(cluster: ArgoCluster, deployed
     run = open_run(f"ArgoServerFlow/{run_id}", cluster.root)
     assert run.successful
     assert run.data.doubled == 5.0 and run.data.greeting == "hello world"
+    # A production deployment's runs are in its production namespace, not the deployer's (as in Metaflow).
+    (template,) = cluster.objects("workflowtemplates")
+    token = template["metadata"]["annotations"]["headwater/production_token"]
+    assert f"production:{token}" in run.system_tags and "user:tester" not in run.system_tags
+    assert {t.data.seen_namespace for t in run["start"]} == {f"production:{token}"}
 
 
 def test_terminate_stops_a_running_run(cluster: ArgoCluster, deployed: FlowRun, tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ def _resolve_token(ctx: click.Context, name: str, deployment: Deployment | None,
 def deploy(ctx: click.Context, flow_cls: type, opts: dict[str, Any], *, authorize: str | None,
            given_token: str | None, generate_new_token: bool) -> list[dict[str, Any]]:
     """``create``: compile, resolve the production token, apply every object; the applied objects."""
+    from ..compute.argo.compile import with_production_token
     from ..flow.flow_decorators import flow_current_fields
 
     settings = ctx.obj["settings"]
@@ -100,7 +101,7 @@ def deploy(ctx: click.Context, flow_cls: type, opts: dict[str, Any], *, authoriz
     previous = client.get(ArgoKind.WORKFLOW_TEMPLATE, name)
     token = _resolve_token(ctx, name, _deployed(previous), authorize=authorize, given_token=given_token,
                            generate_new_token=generate_new_token, is_project="project_name" in fields)
-    template = objects[0]
+    template = with_production_token(objects[0], token)
     notes = template["metadata"].setdefault("annotations", {})
     notes.update({OWNER_ANNOTATION: settings.require_user(), TOKEN_ANNOTATION: token})
     if "project_name" in fields:

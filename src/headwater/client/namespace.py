@@ -24,8 +24,7 @@ def _default() -> str | None:
     chosen = run_namespace.chosen()  # inside a task of `run --namespace NS`
     if chosen:
         return chosen[0]
-    user = current_settings().user
-    return f"user:{user}" if user else None
+    return current_settings().identity
 
 
 def namespace(ns: str | None) -> str | None:

@@ -227,7 +227,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
         current._set(
             flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step_name,
             task_id=spec.task_id, retry_count=spec.attempt, origin_run_id=spec.origin_run_id,
-            namespace=f"user:{spec.user}", username=spec.user, tags=list(spec.tags),
+            namespace=spec.identity or f"user:{spec.user}", username=spec.user, tags=list(spec.tags),
             parameter_names=parameter_names(flow_cls), graph=graph_info(graph),
             _datastore_root=spec.datastore_root, **flow_fields(flow_cls),
         )

@@ -54,8 +54,10 @@ class RunRequest:
     package_suffixes: str | None = None  # --package-suffixes, for the code package
 
 
-def system_tags(user: str) -> list[str]:
-    return [f"user:{user}", "runtime:dev", f"python_version:{platform.python_version()}",
+def system_tags(identity: str) -> list[str]:
+    """A run's system tags; ``identity`` is ``user:<name>`` or, in a production deployment,
+    ``production:<token>`` (``Settings.identity``)."""
+    return [identity, "runtime:dev", f"python_version:{platform.python_version()}",
             f"headwater_version:{__version__}"]
 
 
@@ -141,7 +143,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             if remote:
                 launcher.use_code_package(code[PACKAGE_RECORD_KEY])
         now = time.time()
-        run_rec = run_record(req, user, now, plan, code)
+        run_rec = run_record(req, user, now, plan, code, identity=settings.identity)
         run_id = new_run_id(ds, run_rec)  # writes the run record: the id is reserved by it
         index.add_run(run_rec)
         _write_parameters_task(ds, index, flow_name, run_id, req, user, now, saved)
@@ -200,12 +202,13 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
 
 
 def run_record(req: RunRequest, user: str, now: float, plan: ResumePlan | None = None,
-               code: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The run record of ``req`` (its ``run_id`` still ``None``): who, when, tags, parameters."""
+               code: dict[str, Any] | None = None, identity: str | None = None) -> dict[str, Any]:
+    """The run record of ``req`` (its ``run_id`` still ``None``): who, when, tags, parameters.
+    ``identity`` (``Settings.identity``) names the run's namespace; ``user:<user>`` when not given."""
     params = sorted(req.params) if plan is None else plan.parameters.get("metadata", {}).get("parameters", [])
     return {
         "version": 1, "flow": req.flow_cls.__name__, "run_id": None, "user": user, "tags": list(req.tags),
-        "system_tags": system_tags(user) + flow_system_tags(req.flow_cls), "created_at": now,
+        "system_tags": system_tags(identity or f"user:{user}") + flow_system_tags(req.flow_cls), "created_at": now,
         "start_step": req.graph.start, "end_step": req.graph.end, "parameters": params,
         "origin_run_id": plan.origin_run_id if plan else None,
         "pid": os.getpid(), "host": socket.gethostname(), "script": os.path.abspath(req.script), **(code or {}),
@@ -226,7 +229,7 @@ def init_run(req: RunRequest, settings: Settings, run_id: str, plan: ResumePlan 
     saved = _parameter_artifacts(ds, flow_name, req, plan)
     now = time.time()
     # No pid: the run lives in the orchestrator, not in this process, and must not look killed when it exits.
-    run_rec = {**run_record(req, user, now, plan), "run_id": run_id, "pid": None}
+    run_rec = {**run_record(req, user, now, plan, identity=settings.identity), "run_id": run_id, "pid": None}
     created = ds.records.write_run(run_rec)
     index = open_index(ds.root, records=ds.records, provider=settings.metadata)
     try:

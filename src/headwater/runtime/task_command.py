@@ -73,7 +73,8 @@ def _stack(rec: dict[str, Any]) -> tuple[ForeachFrame, ...]:
     return tuple(ForeachFrame(**f) for f in rec.get("foreach_stack") or [])
 
 
-def build_task_spec(args: TaskArguments, flow_cls: type, graph: Any, ds: Datastore, user: str) -> TaskSpec:
+def build_task_spec(args: TaskArguments, flow_cls: type, graph: Any, ds: Datastore, user: str,
+                    identity: str | None = None) -> TaskSpec:
     """The TaskSpec of ``args``' task, as the scheduler would have built it.
 
     Raises
@@ -126,7 +127,7 @@ def build_task_spec(args: TaskArguments, flow_cls: type, graph: Any, ds: Datasto
     return TaskSpec(
         flow_name=flow, run_id=args.run_id, step_name=args.step, task_id=args.task_id,
         attempt=args.retry_count, input_paths=tuple(f"{s}/{t}" for _, s, t in parsed),
-        input_attempts=tuple(int(r["attempt"]) for r in records), datastore_root=ds.root, user=user,
+        input_attempts=tuple(int(r["attempt"]) for r in records), datastore_root=ds.root, user=user, identity=identity,
         split_index=args.split_index, foreach_stack=stack, tags=args.tags,
         max_user_code_retries=args.max_user_code_retries, env=tuple(policy.env.items()),
         decospecs=args.decospecs, extra=extra, dedicated_process=True, origin_run_id=args.clone_run_id,
@@ -157,7 +158,7 @@ def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, setting
     from .remote import ship_task_output
     from .run_state import restore_run_state
 
-    spec = build_task_spec(args, flow_cls, flow_cls._graph, ds, settings.require_user())
+    spec = build_task_spec(args, flow_cls, flow_cls._graph, ds, settings.require_user(), settings.identity)
     result = _committed_result(ds, flow_cls.__name__, args)
     if result is None and args.clone_run_id:
         result = _clone_if_same(ds, spec, args, flow_cls._graph)

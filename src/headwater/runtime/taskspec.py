@@ -41,6 +41,7 @@ class TaskSpec:
     datastore_root: str
     user: str
     split_index: int | None = None
+    identity: str | None = None  # "production:<token>" in a production deployment's task; None: "user:<user>"
     foreach_stack: tuple[ForeachFrame, ...] = ()
     tags: tuple[str, ...] = ()
     origin_run_id: str | None = None

@@ -5,7 +5,7 @@ until the file <latch> exists, so a test can act while a task is in flight."""
 import os
 import time
 
-from headwater import FlowSpec, Parameter, step
+from headwater import FlowSpec, Parameter, current, step
 
 
 class ArgoServerFlow(FlowSpec):
@@ -20,6 +20,7 @@ class ArgoServerFlow(FlowSpec):
             while not os.path.exists(latch):
                 time.sleep(0.05)
         self.doubled = self.alpha * 2
+        self.seen_namespace = current.namespace
         self.next(self.end)
 
     @step

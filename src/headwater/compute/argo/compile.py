@@ -404,6 +404,22 @@ def compile_workflow_template(graph: Any, steps: dict[str, StepSettings], params
     return _Compiler(graph, steps, params, opts).workflow_template()
 
 
+#: What a production deployment's tasks are given: they run as ``production:<token>`` (``Settings.identity``).
+PRODUCTION_TOKEN_ENV = "HEADWATER_PRODUCTION_TOKEN"
+
+
+def with_production_token(template: dict[str, Any], token: str) -> dict[str, Any]:
+    """``template`` with ``token`` in every container's environment, so the deployment's runs and
+    tasks are in the namespace ``production:<token>`` (as Metaflow's are)."""
+    for t in template["spec"]["templates"]:
+        container = t.get("container")
+        if container is not None:
+            env = [e for e in container.get("env", []) if e["name"] != PRODUCTION_TOKEN_ENV]
+            container["env"] = sorted(env + [{"name": PRODUCTION_TOKEN_ENV, "value": token}],
+                                      key=lambda e: e["name"])
+    return template
+
+
 def compile_cron_workflow(template_name: str, namespace: str, schedule: str,
                           timezone: str | None = None) -> dict[str, Any]:
     """The CronWorkflow that starts the WorkflowTemplate ``template_name`` on ``schedule`` (cron)."""
