@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ...compute.kubernetes.api import (
-    JOB_NAME_LABEL, JobApi, JobPhase, KubernetesApiError, job_phase, run_selector,
+    JOB_NAME_LABEL, REQUEST_TIMEOUT, JobApi, JobPhase, KubernetesApiError, job_phase, run_selector,
 )
 from ...compute.kubernetes.commands import invocation_for
 from ...compute.kubernetes.job import step_job
@@ -216,6 +216,7 @@ class KubernetesLauncher(Launcher):
         self._namespaces: set[str] = set()
         self._stop = threading.Event()
         self._watch_ok: dict[str, bool] = {}  # namespace -> its watch is open
+        self._sweeps: list[threading.Thread] = []
         self._left: dict[str, _Attempt] = {}  # Job name -> an attempt reported although its delete failed
         self._shown: set[str] = set()  # tracebacks of internal errors already written to stderr
 
@@ -282,6 +283,10 @@ class KubernetesLauncher(Launcher):
 
     def shutdown(self) -> None:
         self._stop.set()
+        # A daemon thread whose call returns while the interpreter exits aborts the process: let each
+        # sweep finish the call it is in (a watch waits for events, and none come once all are reported).
+        for thread in self._sweeps:
+            thread.join(REQUEST_TIMEOUT)
         with self._lock:
             waiting = list(self._running.values())
         for attempt in waiting:
@@ -305,8 +310,11 @@ class KubernetesLauncher(Launcher):
                 return
             self._namespaces.add(namespace)
         for target, what in ((self._watch_loop, "watch"), (self._sweep_loop, "sweep")):
-            threading.Thread(target=target, args=(namespace, selector), daemon=True,
-                             name=f"headwater-kubernetes-{what}-{namespace}").start()
+            thread = threading.Thread(target=target, args=(namespace, selector), daemon=True,
+                                      name=f"headwater-kubernetes-{what}-{namespace}")
+            thread.start()
+            if what == "sweep":
+                self._sweeps.append(thread)
 
     def _watch_loop(self, namespace: str, selector: str) -> None:
         while not self._stop.is_set():
