@@ -19,7 +19,10 @@ from flowrun import FLOWS, USER, run_flow
 pytest.importorskip("kubernetes", reason="needs the kubernetes extra")
 pytest.importorskip("kubernetes_validate", reason="needs the dev extra (kubernetes-validate)")
 
-from .test_kubernetes_launcher import client_run, cluster  # noqa: E402,F401  (cluster: a fixture)
+from . import test_kubernetes_launcher as launcher_tests  # noqa: E402
+
+cluster = launcher_tests.cluster  # the fake API server and kubelet, as a fixture
+client_run = launcher_tests.client_run
 
 WATCH = r"/jobs\?.*watch=true"
 SIBLING = "kube_sibling_flow.py"

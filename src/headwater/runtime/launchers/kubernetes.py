@@ -153,7 +153,7 @@ def failure_message(name: str, job: dict[str, Any] | None, pods: Iterable[dict[s
     return f"The Kubernetes Job {name} ended ({job_phase(job).value}) without its task committing."
 
 
-def left_running_message(attempts: Iterable[_Attempt], script: str) -> str:
+def _left_running_message(attempts: Iterable[_Attempt], script: str) -> str:
     """What to tell the user of the Jobs that headwater could not delete (they may still run)."""
     attempts = list(attempts)
     jobs = ", ".join(f"{a.name} (namespace {a.namespace})" for a in attempts)
@@ -299,7 +299,7 @@ class KubernetesLauncher(Launcher):
             if attempt.name not in tried and self._try_delete(attempt) is not _Deletion.FAILED:
                 del self._left[attempt.name]
         if self._left:
-            sys.stderr.write(left_running_message(list(self._left.values()), self.ctx.script) + "\n")
+            sys.stderr.write(_left_running_message(list(self._left.values()), self.ctx.script) + "\n")
             sys.stderr.flush()
 
     # -- watching ---------------------------------------------------------------------------
