@@ -19,13 +19,19 @@ plural (``fieldValidation=Strict`` as a real server does it with its schemas).
 What it does not do by itself: run anything. A test registers controllers
 (``add_controller``), callables told of every create, update and delete, that
 play the parts of the Job controller and kubelet or of the Argo controller.
+
+Faults: ``fail(method, path_regex, status, times)`` makes the server answer
+matching requests with a ``Status`` of that code instead (a 403 of missing RBAC,
+a 500, a 503 where no watch is offered), as a real server or proxy would.
 """
 
 from __future__ import annotations
 
 import copy
+import http
 import json
 import queue
+import re
 import secrets
 import threading
 import time
@@ -56,6 +62,27 @@ class Event:
     api: str  # "v1" or "GROUP/VERSION"
     plural: str
     object: dict[str, Any]
+
+
+@dataclass
+class Fault:
+    """Requests answered with an error (``FakeKube.fail``); ``hits`` counts those answered so."""
+
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    times: int | None  # None: for good
+    message: str
+    hits: int = 0
+
+    def take(self, method: str, target: str) -> bool:
+        """Whether this fault answers the request ``method target`` (counting it if so)."""
+        if method != self.method or not self.pattern.search(target):
+            return False
+        if self.times is not None and self.hits >= self.times:
+            return False
+        self.hits += 1
+        return True
 
 
 Controller = Callable[["FakeKube", Event], None]
@@ -129,6 +156,7 @@ class FakeKube:
         self._watchers: list[tuple[str, str, str | None, queue.Queue]] = []
         self.logs: dict[tuple[str, str], str] = {}
         self.calls: list[tuple[str, str]] = []
+        self._faults: list[Fault] = []
         self._http = ThreadingHTTPServer((host, 0), _handler_for(self))
         self._http.daemon_threads = True
         self.url = f"http://{host}:{self._http.server_address[1]}"
@@ -169,6 +197,22 @@ class FakeKube:
         """Check every object created or replaced in ``api``/``plural``; raise ``ApiError`` (or anything,
         answered as 422 Invalid) to refuse it."""
         self._validators[(api, plural)] = validator
+
+    def fail(self, method: str, path_regex: str, status: int, times: int | None = None, *,
+             message: str | None = None) -> Fault:
+        """Answer the next ``times`` (None: every) ``method`` requests whose path and query match
+        ``path_regex`` (``re.search``: ``r"/jobs\\?.*watch=true"`` picks a watch of Jobs) with a
+        ``Status`` of code ``status``; earlier faults are looked at first."""
+        phrase = http.HTTPStatus(status).phrase
+        fault = Fault(method.upper(), re.compile(path_regex), status, times,
+                      message or f"the test server refuses {method.upper()} {path_regex}: {phrase}")
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def _fault_for(self, method: str, target: str) -> Fault | None:
+        with self._lock:
+            return next((f for f in self._faults if f.take(method, target)), None)
 
     def objects(self, api: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -332,6 +376,13 @@ def _handler_for(server: FakeKube) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             server.calls.append((method, url.path))
+            fault = server._fault_for(method, self.path)
+            if fault is not None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))  # the connection is reused
+                reason = http.HTTPStatus(fault.status).phrase.replace(" ", "")
+                return self._reply(fault.status, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                                  "status": "Failure", "message": fault.message,
+                                                  "reason": reason, "code": fault.status})
             try:
                 api, ns, plural, name, sub = _parse_path(url.path)
                 if method == "GET" and name is None and query.get("watch") in ("true", "1"):

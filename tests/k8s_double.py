@@ -7,7 +7,9 @@ one, strict validation of what is created (as ``field_validation="Strict"``
 asks of a server, here with kubernetes-validate), a pod per Job carrying the
 controller's ``batch.kubernetes.io/job-name`` label, equality label selectors,
 and deletion that takes the Job's pods with it. Tests drive a Job's status with
-``finish`` (the part a kubelet and the Job controller would play).
+``finish`` (the part a kubelet and the Job controller would play). Every method
+requires ``_request_timeout`` (the client's per-call timeout), so a call that
+could hang on a dropped connection fails the tests.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class _Batch:
     def __init__(self, cluster: FakeCluster) -> None:
         self.c = cluster
 
-    def create_namespaced_job(self, namespace: str, body: dict[str, Any], field_validation: str | None = None):
+    def create_namespaced_job(self, namespace: str, body: dict[str, Any], field_validation: str | None = None, *,
+                              _request_timeout: float):
         self.c.calls.append("create")
         if field_validation == "Strict":
             kv.validate(body, kv.latest_version(), strict=True)
@@ -74,13 +77,14 @@ class _Batch:
         self.c.pods[(namespace, f"{name}-pod")] = pod
         return copy.deepcopy(job)
 
-    def read_namespaced_job_status(self, name: str, namespace: str):
+    def read_namespaced_job_status(self, name: str, namespace: str, *, _request_timeout: float):
         self.c.calls.append("read")
         if (namespace, name) not in self.c.jobs:
             raise FakeApiException(404, "Not Found")
         return copy.deepcopy(self.c.jobs[(namespace, name)])
 
-    def delete_namespaced_job(self, name: str, namespace: str, propagation_policy: str | None = None):
+    def delete_namespaced_job(self, name: str, namespace: str, propagation_policy: str | None = None, *,
+                              _request_timeout: float):
         self.c.calls.append("delete")
         if self.c.jobs.pop((namespace, name), None) is None:
             raise FakeApiException(404, "Not Found")
@@ -90,7 +94,7 @@ class _Batch:
                 del self.c.pods[key]
         return {"status": "Success"}
 
-    def list_namespaced_job(self, namespace: str, label_selector: str | None = None):
+    def list_namespaced_job(self, namespace: str, label_selector: str | None = None, *, _request_timeout: float):
         self.c.calls.append("list")
         return {"items": [copy.deepcopy(j) for (ns, _), j in self.c.jobs.items()
                           if ns == namespace and _matches(j["metadata"].get("labels", {}), label_selector)]}
@@ -100,11 +104,12 @@ class _Core:
     def __init__(self, cluster: FakeCluster) -> None:
         self.c = cluster
 
-    def list_namespaced_pod(self, namespace: str, label_selector: str | None = None):
+    def list_namespaced_pod(self, namespace: str, label_selector: str | None = None, *, _request_timeout: float):
         return {"items": [copy.deepcopy(p) for (ns, _), p in self.c.pods.items()
                           if ns == namespace and _matches(p["metadata"]["labels"], label_selector)]}
 
-    def read_namespaced_pod_log(self, name: str, namespace: str, container: str | None = None):
+    def read_namespaced_pod_log(self, name: str, namespace: str, container: str | None = None, *,
+                                _request_timeout: float):
         if (namespace, name) not in self.c.pods or container != "task":
             raise FakeApiException(404, "Not Found")
         return self.c.logs.get(name, "")

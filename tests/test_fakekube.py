@@ -125,3 +125,36 @@ def test_controllers_see_changes_and_watch_streams_them(kube) -> None:
     ("a=1", True), ("a==1", True), ("a!=1", False), ("a", True), ("!a", False), ("a=1,b=2", False), ("", True)])
 def test_selector_terms(selector: str, expected: bool) -> None:
     assert selector_matches({"a": "1"}, selector) is expected
+
+
+def test_faults_answer_a_status_then_the_server_answers_again(kube) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job("ns1", _job("a", {"app": "x"}))
+    refused = server.fail("DELETE", r"/jobs/a\b", 500, times=1)
+    forbidden = server.fail("get", r"/namespaces/ns1/pods", 403, message='pods is forbidden: User "ci"')
+    with pytest.raises(ApiException) as e:
+        batch.delete_namespaced_job("a", "ns1", propagation_policy="Background")
+    assert (e.value.status, e.value.reason) == (500, "Internal Server Error")
+    assert json.loads(e.value.body)["reason"] == "InternalServerError"
+    assert refused.hits == 1 and server.get("batch/v1", "jobs", "ns1", "a") is not None
+    batch.delete_namespaced_job("a", "ns1", propagation_policy="Background")  # once only: now accepted
+    assert server.get("batch/v1", "jobs", "ns1", "a") is None and refused.hits == 1
+    core = client.CoreV1Api(api)
+    for _ in range(2):  # for good
+        with pytest.raises(ApiException) as e:
+            core.list_namespaced_pod("ns1")
+        assert e.value.status == 403 and json.loads(e.value.body)["message"] == 'pods is forbidden: User "ci"'
+    assert forbidden.hits == 2
+    assert core.list_namespaced_pod("ns2").items == []  # another path: not refused
+
+
+def test_a_fault_can_refuse_the_watch_and_not_the_list(kube) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job("ns1", _job("a"))
+    server.fail("GET", r"/jobs\?.*watch=true", 503)
+    with pytest.raises(ApiException) as e:
+        next(iter(watch.Watch().stream(batch.list_namespaced_job, "ns1", timeout_seconds=1)))
+    assert e.value.status == 503
+    assert [j.metadata.name for j in batch.list_namespaced_job("ns1").items] == ["a"]

@@ -161,3 +161,56 @@ def test_kubernetes_list_and_kill_select_unfinished_jobs_of_my_runs(cluster: Fak
     assert f"Killing Kubernetes Job {mine}" in killed.output
     assert set(name for _, name in cluster.jobs) == {done, theirs}
     assert "No active Kubernetes pods found for run *42*." in cli("kubernetes", "kill", "--run-id", "42").output
+
+
+# ---- what becomes a KubernetesApiError, and what keeps its traceback ----------------------------------
+
+class _Failing:
+    """A BatchV1Api whose every call raises ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            raise self.error
+        return call
+
+
+def test_a_refusal_names_the_status_and_the_servers_message():
+    kubernetes = pytest.importorskip("kubernetes", reason="needs the kubernetes extra")
+    refused = kubernetes.client.ApiException(status=403, reason="Forbidden")
+    refused.body = '{"kind": "Status", "message": "jobs is forbidden: User \\"ci\\" cannot list jobs"}'
+    api = JobApi(_Failing(refused), None)
+    with pytest.raises(KubernetesApiError, match=r"Kubernetes refused listing Jobs in namespace 'ml': HTTP 403 "
+                                                 r"Forbidden: jobs is forbidden: User \"ci\" cannot list jobs\.\n"):
+        api.list_jobs("ml", "a=b")
+
+
+@pytest.mark.parametrize("error", [ConnectionRefusedError(111, "Connection refused"), TimeoutError("timed out")])
+def test_an_unreachable_server_is_a_kubernetes_error(error):
+    with pytest.raises(KubernetesApiError, match=r"could not be reached when deleting Job 'j': \w+Error") as e:
+        JobApi(_Failing(error), None).delete("j", "ml")
+    assert "reachable" in e.value.hint
+
+
+def test_a_dropped_connection_is_a_kubernetes_error():
+    urllib3 = pytest.importorskip("urllib3")
+    dropped = urllib3.exceptions.ProtocolError("Connection aborted.")
+    with pytest.raises(KubernetesApiError, match=r"could not be reached when reading Job 'j': ProtocolError"):
+        JobApi(_Failing(dropped), None).read("j", "ml")
+
+
+@pytest.mark.parametrize("call", ["create", "read", "delete", "list_jobs"])
+def test_a_bug_is_not_a_kubernetes_error_and_keeps_its_traceback(call):
+    def broken(*args, **kwargs):
+        raise TypeError("an internal mistake")
+
+    batch = _Failing(TypeError("unused"))
+    batch.__dict__.update(create_namespaced_job=broken, read_namespaced_job_status=broken,
+                          delete_namespaced_job=broken, list_namespaced_job=broken)
+    api = JobApi(batch, None)
+    args = {"create": (make_job(),), "read": ("j", "ml"), "delete": ("j", "ml"), "list_jobs": ("ml", "a=b")}[call]
+    with pytest.raises(TypeError, match="an internal mistake") as e:
+        getattr(api, call)(*args)
+    assert e.traceback[-1].name == "broken"  # raised where it happened, not re-raised from JobApi

@@ -17,21 +17,32 @@ shipped no log its pod's log becomes the attempt's stderr. Kubernetes never retr
 (``backoffLimit: 0``): ``@retry`` and ``@catch`` decide, each attempt its own Job,
 named deterministically, so a repeated submission finds the Job already there.
 ``kill`` deletes the Job with its pod.
+
+When the API fails, the launcher neither hangs nor hides it: only the API's answers
+(``KubernetesApiError``) are waited out; a refused delete is tried again each sweep and
+the attempt is reported only once its Job is gone; once every look at the run's Jobs
+(or one Job's delete) has failed for ``API_PATIENCE`` seconds, the attempts waiting on it
+fail with what the API answered, and ``shutdown`` names any Job it could not delete. Any
+other exception in the watch or the sweep is a bug: its traceback goes to stderr and the
+waiting attempts fail saying so.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import queue
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ...compute.kubernetes.api import (
-    JOB_NAME_LABEL, JobApi, JobPhase, KubernetesApiError, job_phase, run_selector,
+    JOB_NAME_LABEL, REQUEST_TIMEOUT, JobApi, JobPhase, KubernetesApiError, job_phase, run_selector,
 )
 from ...compute.kubernetes.commands import invocation_for
 from ...compute.kubernetes.job import step_job
@@ -53,12 +64,23 @@ POLL_SECONDS = 1.0
 #: Why a container waits that it will not get past by itself: the attempt fails instead of hanging.
 STUCK_REASONS = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                            "CreateContainerConfigError"})
+#: Seconds the API may fail in a row (every sweep of a namespace, or every delete of one Job)
+#: before the attempts waiting on it fail with what it answered instead of waiting forever.
+API_PATIENCE = 30.0
 
 
 class KubernetesLaunchError(HeadwaterException):
     """Steps cannot run on Kubernetes as the run is configured."""
 
     headline = "Cannot run steps on Kubernetes"
+
+
+class _Deletion(enum.Enum):
+    """What came of asking the API to delete a Job."""
+
+    REQUESTED = "requested"  # accepted: the Job and its pod are going; the watch or a sweep sees it gone
+    GONE = "gone"  # there was no such Job (any more)
+    FAILED = "failed"  # refused or unreachable: the Job may still run
 
 
 @dataclass
@@ -70,6 +92,9 @@ class _Attempt:
     namespace: str
     created: float = math.inf  # time.monotonic() once the create call returned
     killed: bool = False  # the launcher deleted it (the scheduler asked)
+    why: str | None = None  # why it failed, when the launcher ended it (a pod that cannot start, the API)
+    delete_error: str | None = None  # what the API answered the last delete, while it keeps failing
+    delete_failing_since: float = math.inf  # time.monotonic() of the first of those failures
 
 
 def launcher_for_steps(ctx: TaskContext, decorators: Mapping[str, Any]) -> KubernetesLauncher:
@@ -128,6 +153,15 @@ def failure_message(name: str, job: dict[str, Any] | None, pods: Iterable[dict[s
     return f"The Kubernetes Job {name} ended ({job_phase(job).value}) without its task committing."
 
 
+def _left_running_message(attempts: Iterable[_Attempt], script: str) -> str:
+    """What to tell the user of the Jobs that headwater could not delete (they may still run)."""
+    attempts = list(attempts)
+    jobs = ", ".join(f"{a.name} (namespace {a.namespace})" for a in attempts)
+    kills = " and ".join(sorted({f"python {script} kubernetes kill --run-id {a.spec.run_id}" for a in attempts}))
+    return (f"Kubernetes Job(s) {jobs} may still be running: headwater could not delete them "
+            f"({attempts[-1].delete_error})\nStop them with: {kills}")
+
+
 class KubernetesLauncher(Launcher):
     """Runs each attempt as a Job; a watch (else listing) learns when it ended; kill deletes it.
 
@@ -182,6 +216,9 @@ class KubernetesLauncher(Launcher):
         self._namespaces: set[str] = set()
         self._stop = threading.Event()
         self._watch_ok: dict[str, bool] = {}  # namespace -> its watch is open
+        self._sweeps: list[threading.Thread] = []
+        self._left: dict[str, _Attempt] = {}  # Job name -> an attempt reported although its delete failed
+        self._shown: set[str] = set()  # tracebacks of internal errors already written to stderr
 
     # -- set-up ------------------------------------------------------------------------------
     def options(self, step: str) -> KubernetesOptions:
@@ -242,17 +279,28 @@ class KubernetesLauncher(Launcher):
             if attempt is None or attempt.killed:  # asked again each pass of the scheduler: delete once
                 return
             attempt.killed = True
-        try:
-            if not self.api.delete(attempt.name, attempt.namespace):
-                self._end(attempt, None)  # already gone
-        except KubernetesApiError as e:
-            self._end_with(attempt, Finished(task_key, attempt.spec.attempt, None, KILLED,
-                                             message=f"Deleting Kubernetes Job {attempt.name} failed: {e.message}"))
+        self._delete(attempt)  # reported when its Job is gone; a refused delete is tried again each sweep
 
     def shutdown(self) -> None:
-        for key in list(self._running):
-            self.kill(key)
         self._stop.set()
+        # A daemon thread whose call returns while the interpreter exits aborts the process: let each
+        # sweep finish the call it is in (a watch waits for events, and none come once all are reported).
+        for thread in self._sweeps:
+            thread.join(REQUEST_TIMEOUT)
+        with self._lock:
+            waiting = list(self._running.values())
+        for attempt in waiting:
+            if not attempt.killed or attempt.delete_error is not None:
+                attempt.killed = True
+                if self._try_delete(attempt) is _Deletion.FAILED:
+                    self._left[attempt.name] = attempt
+        tried = {a.name for a in waiting}
+        for attempt in list(self._left.values()):  # one more try for each Job a delete failed for
+            if attempt.name not in tried and self._try_delete(attempt) is not _Deletion.FAILED:
+                del self._left[attempt.name]
+        if self._left:
+            sys.stderr.write(_left_running_message(list(self._left.values()), self.ctx.script) + "\n")
+            sys.stderr.flush()
 
     # -- watching ---------------------------------------------------------------------------
     def _follow(self, namespace: str, selector: str) -> None:
@@ -262,8 +310,11 @@ class KubernetesLauncher(Launcher):
                 return
             self._namespaces.add(namespace)
         for target, what in ((self._watch_loop, "watch"), (self._sweep_loop, "sweep")):
-            threading.Thread(target=target, args=(namespace, selector), daemon=True,
-                             name=f"headwater-kubernetes-{what}-{namespace}").start()
+            thread = threading.Thread(target=target, args=(namespace, selector), daemon=True,
+                                      name=f"headwater-kubernetes-{what}-{namespace}")
+            thread.start()
+            if what == "sweep":
+                self._sweeps.append(thread)
 
     def _watch_loop(self, namespace: str, selector: str) -> None:
         while not self._stop.is_set():
@@ -273,48 +324,127 @@ class KubernetesLauncher(Launcher):
                     self._seen(job, deleted=kind == "DELETED")
                     if self._stop.is_set():
                         return
-            except Exception:  # no watch here (an old server, a proxy, a test double): the sweep polls
+            except KubernetesApiError:  # no watch here (an old server, a proxy), or it broke off: the sweep polls
                 self._watch_ok[namespace] = False
+                self._stop.wait(WATCH_SECONDS)
+            except Exception:
+                self._watch_ok[namespace] = False
+                self._internal_error(namespace, "watch")
                 self._stop.wait(WATCH_SECONDS)
 
     def _sweep_loop(self, namespace: str, selector: str) -> None:
+        failing_since = math.inf  # time.monotonic() of the first failed sweep in a row
         while not self._stop.wait(SWEEP_SECONDS if self._watch_ok.get(namespace) else POLL_SECONDS):
             try:
-                self._sweep(namespace, selector)
-            except Exception:  # the API is unreachable for now: look again next time
-                pass
+                error = self._sweep(namespace, selector)
+            except Exception:
+                self._internal_error(namespace, "sweep")
+                continue
+            if error is None:
+                failing_since = math.inf
+                continue
+            now = time.monotonic()
+            failing_since = min(failing_since, now)
+            if now - failing_since >= API_PATIENCE:
+                self._fail_waiting(namespace, lambda a: (
+                    f"headwater stopped waiting for Kubernetes Job {a.name}: the API failed every look at the "
+                    f"run's Jobs for {now - failing_since:.0f} s. {error.message} Hint: {error.hint}"))
 
-    def _sweep(self, namespace: str, selector: str) -> None:
-        """Look at all of the run's Jobs and pods: a Job that ended or vanished unseen, or a pod that
-        cannot start (its Job is deleted and the attempt fails saying why)."""
+    def _sweep(self, namespace: str, selector: str) -> KubernetesApiError | None:
+        """Look at all of the run's Jobs and pods: a Job that ended or vanished unseen, a Job whose
+        delete failed (asked again), or a pod that cannot start (its Job is deleted and the attempt
+        fails saying why). Returns the API's last refusal to list, None when both lists succeeded."""
         began = time.monotonic()
-        jobs = {j["metadata"]["name"]: j for j in self.api.list_jobs(namespace, selector)}
-        pods = self.api.list_pods(namespace, selector)
+        error: KubernetesApiError | None = None
+        jobs: dict[str, dict[str, Any]] | None
+        try:
+            jobs = {j["metadata"]["name"]: j for j in self.api.list_jobs(namespace, selector)}
+        except KubernetesApiError as e:
+            jobs, error = None, e
+        try:
+            pods = self.api.list_pods(namespace, selector)
+        except KubernetesApiError as e:
+            pods, error = [], e
         with self._lock:
             mine = [a for a in self._running.values() if a.namespace == namespace and a.created < began]
         for attempt in mine:
-            job = jobs.get(attempt.name)
-            if job is None or job_phase(job).finished:
+            job = jobs.get(attempt.name) if jobs is not None else None
+            if jobs is not None and (job is None or job_phase(job).finished):
                 self._seen(job or {"metadata": {"name": attempt.name}}, deleted=job is None)
-                continue
-            for pod in pods:
-                labels = pod["metadata"].get("labels") or {}
-                stuck = stuck_reason(pod)
-                if stuck is not None and labels.get(JOB_NAME_LABEL) == attempt.name:
-                    message = failure_message(attempt.name, job, [pod], attempt.spec, None)
-                    if self._end_with(attempt, Finished(attempt.spec.key, attempt.spec.attempt, None, 1,
-                                                        message=message)):
-                        self.api.delete(attempt.name, namespace)
-                    break
+            elif attempt.delete_error is not None:
+                self._delete(attempt)
+            elif job is not None and attempt.why is None and not attempt.killed:
+                for pod in pods:
+                    labels = pod["metadata"].get("labels") or {}
+                    stuck = stuck_reason(pod)
+                    if stuck is not None and labels.get(JOB_NAME_LABEL) == attempt.name:
+                        attempt.why = failure_message(attempt.name, job, [pod], attempt.spec, None)
+                        self._delete(attempt)  # reported once its Job is gone
+                        break
+        return error
 
     def _seen(self, job: dict[str, Any], *, deleted: bool) -> None:
         """A Job event: if it is one of ours and it ended, its attempt is done."""
         name = job["metadata"]["name"]
+        ended = deleted or job_phase(job).finished
         with self._lock:
             attempt = self._by_name.get(name)
-        if attempt is None or not (deleted or job_phase(job).finished):
+            if ended:
+                self._left.pop(name, None)  # a Job reported before its delete succeeded: it runs no more
+        if attempt is None or not ended:
             return
         self._end(attempt, None if deleted else job)
+
+    # -- deleting, and failing when the API does -----------------------------------------------
+    def _try_delete(self, attempt: _Attempt) -> _Deletion:
+        """Ask the API to delete ``attempt``'s Job; a refusal is kept on the attempt."""
+        try:
+            requested = self.api.delete(attempt.name, attempt.namespace)
+        except KubernetesApiError as e:
+            attempt.delete_error = e.message
+            attempt.delete_failing_since = min(attempt.delete_failing_since, time.monotonic())
+            return _Deletion.FAILED
+        attempt.delete_error, attempt.delete_failing_since = None, math.inf
+        return _Deletion.REQUESTED if requested else _Deletion.GONE
+
+    def _delete(self, attempt: _Attempt) -> None:
+        """Delete ``attempt``'s Job; it is reported once the Job is gone (now, if it already was). After
+        ``API_PATIENCE`` seconds of refused deletes it is reported anyway, and its Job named at shutdown."""
+        outcome = self._try_delete(attempt)
+        if outcome is _Deletion.GONE:
+            self._end(attempt, None)
+        elif outcome is _Deletion.FAILED and time.monotonic() - attempt.delete_failing_since >= API_PATIENCE:
+            self._left[attempt.name] = attempt
+            attempt.why = (f"{attempt.why + ' ' if attempt.why else ''}headwater could not delete Kubernetes Job "
+                           f"{attempt.name} for {API_PATIENCE:.0f} s, so it may still be running: "
+                           f"{attempt.delete_error}")
+            self._end(attempt, None)
+
+    def _fail_waiting(self, namespace: str, why: Callable[[_Attempt], str]) -> None:
+        """Fail every attempt waiting in ``namespace`` (``why(attempt)`` says why), deleting its Job."""
+        with self._lock:
+            waiting = [a for a in self._running.values() if a.namespace == namespace and a.created < math.inf]
+        for attempt in waiting:
+            attempt.why = why(attempt)
+            if self._try_delete(attempt) is _Deletion.FAILED:
+                self._left[attempt.name] = attempt
+                attempt.why += " Its Job could not be deleted either, so it may still be running."
+            self._end(attempt, None)
+
+    def _internal_error(self, namespace: str, where: str) -> None:
+        """A bug (an exception that is not the API's answer) in the ``where`` thread: its traceback goes
+        to stderr, once, and the attempts waiting in ``namespace`` fail rather than wait on a blind loop."""
+        error = sys.exc_info()[1]
+        text = traceback.format_exc()
+        with self._lock:
+            new = text not in self._shown
+            self._shown.add(text)
+        if new:
+            sys.stderr.write(f"Internal error in the Kubernetes {where} of namespace {namespace!r}:\n{text}")
+            sys.stderr.flush()
+        self._fail_waiting(namespace, lambda a: (
+            f"headwater stopped waiting for Kubernetes Job {a.name}: its {where} of the run's Jobs failed with an "
+            f"internal error ({type(error).__name__}: {error}); the traceback is on stderr."))
 
     # -- outcomes ---------------------------------------------------------------------------
     def _forget(self, attempt: _Attempt) -> bool:
@@ -326,19 +456,15 @@ class KubernetesLauncher(Launcher):
             del self._by_name[attempt.name]
         return True
 
-    def _end_with(self, attempt: _Attempt, fin: Finished) -> bool:
-        """Report ``fin`` for ``attempt`` unless it was reported already; whether it was reported now."""
-        if not self._forget(attempt):
-            return False
-        self._done.put(fin)
-        return True
-
     def _end(self, attempt: _Attempt, job: dict[str, Any] | None) -> None:
         if not self._forget(attempt):
             return
         try:
             fin = self._outcome(attempt, job)
         except Exception as e:  # the scheduler must hear of the attempt whatever happens here
+            if not isinstance(e, HeadwaterException):  # a bug: keep its traceback
+                sys.stderr.write(f"Internal error reading the outcome of Kubernetes Job {attempt.name}:\n"
+                                 f"{traceback.format_exc()}")
             fin = Finished(attempt.spec.key, attempt.spec.attempt, None, 1,
                            message=f"headwater could not read the outcome of Kubernetes Job {attempt.name}: "
                                    f"{type(e).__name__}: {e}")
@@ -357,6 +483,8 @@ class KubernetesLauncher(Launcher):
         if rec is not None:
             result = result_from_record(rec)
             return Finished(spec.key, spec.attempt, result, 0 if result.ok else 1)
+        if attempt.why is not None:  # the launcher ended it and said why
+            return Finished(spec.key, spec.attempt, None, KILLED if attempt.killed else 1, message=attempt.why)
         if attempt.killed:  # the scheduler asked (a timeout, a failed sibling): it knows why
             return Finished(spec.key, spec.attempt, None, KILLED)
         pods = self.api.pods(attempt.name, attempt.namespace) if job is not None else []
