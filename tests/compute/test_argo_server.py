@@ -18,6 +18,7 @@ import pytest
 
 from argo_schema import validate
 from argocluster import ArgoCluster, argo_cluster
+from fakeargo import API
 from flowrun import FlowRun, run_flow
 
 pytest.importorskip("kubernetes")
@@ -156,6 +157,27 @@ def test_resume_waits_for_the_origin_run_to_end(cluster: ArgoCluster, deployed: 
     r = ok(argo(cluster, FLOW, "resume", run_id))
     resumed = re.search(r"resumed on Argo Workflows \(run-id \*(argo-[\w-]+)\*\)", r.stderr).group(1)
     assert cluster.argo.wait(resumed[len("argo-"):])["status"]["phase"] == "Succeeded"
+
+
+def test_a_run_the_cron_workflow_started_can_be_terminated(cluster: ArgoCluster, deployed: FlowRun,
+                                                           tmp_path: Path) -> None:
+    """A Workflow created by the CronWorkflow (or a Sensor) carries no headwater annotations of its
+    own: whose it is comes from the template it references."""
+    latch = tmp_path / "latch"
+    cluster.argo.base_env["HW_TEST_LATCH"] = str(latch)
+    try:
+        wf = cluster.kube.create(API, "workflows", "default", {
+            "apiVersion": API, "kind": "Workflow",
+            "metadata": {"generateName": "argoserverflow-", "labels": {"workflows.argoproj.io/cron-workflow":
+                                                                      "argoserverflow"}},
+            "spec": {"workflowTemplateRef": {"name": "argoserverflow"}}})
+        _wait_for(lambda: (tmp_path / "latch.started").exists())
+    finally:
+        del cluster.argo.base_env["HW_TEST_LATCH"]
+    run_id = "argo-" + wf["metadata"]["name"]
+    r = ok(argo(cluster, FLOW, "terminate", run_id))
+    assert "Run terminated." in r.stderr
+    assert cluster.argo.wait(wf["metadata"]["name"])["status"]["phase"] == "Failed"
 
 
 def test_suspend_holds_the_next_step_until_unsuspended(cluster: ArgoCluster, deployed: FlowRun,

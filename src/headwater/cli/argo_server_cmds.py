@@ -131,11 +131,12 @@ def _sensors(template: dict[str, Any] | None, default_namespace: str) -> list[tu
 
 
 def _trigger_explanation(name: str, kinds: set[str]) -> str:
+    ways = []
     if ArgoKind.CRON_WORKFLOW.value in kinds:
-        return f"This workflow triggers automatically via the CronWorkflow *{name}*."
+        ways.append(f"This workflow triggers automatically via the CronWorkflow *{name}*.")
     if ArgoKind.SENSOR.value in kinds:
-        return "This workflow triggers automatically when the events of its sensors are published."
-    return "No triggers defined. You need to launch this workflow manually."
+        ways.append("This workflow triggers automatically when the events of its sensors are published.")
+    return "\n    ".join(ways) or "No triggers defined. You need to launch this workflow manually."
 
 
 # ---- trigger -------------------------------------------------------------------------------------
@@ -280,6 +281,11 @@ def _check_run(ctx: click.Context, flow_cls: type, run_id: str, authorize: str |
         raise ArgoCommandError(f"Could not find workflow *{name}* on Argo Workflows in namespace "
                                f"*{client.namespace}*.", hint="Check the run id; `argo-workflows trigger` prints it.")
     notes = wf["metadata"].get("annotations") or {}
+    if OWNER_ANNOTATION not in notes:
+        # Started by the deployment's CronWorkflow or Sensor: its template says whose it is.
+        ref = (wf.get("spec") or {}).get("workflowTemplateRef", {}).get("name")
+        template = client.get(ArgoKind.WORKFLOW_TEMPLATE, ref) if ref else None
+        notes = (template or {}).get("metadata", {}).get("annotations") or {}
     if OWNER_ANNOTATION not in notes:
         raise ArgoCommandError(f"The workflow *{name}* was not started from a headwater deployment.")
     if notes.get(FLOW_ANNOTATION) != flow_cls.__name__:
