@@ -74,9 +74,11 @@ def test_kubernetes_attributes_map_to_the_step_templates(tmp_path: Path, s3: dic
     assert sq["activeDeadlineSeconds"] == 600
     # The step command is unchanged by @kubernetes.
     assert c["args"] == template(create("kubernetes_flow.py", tmp_path, s3), "step-square")["container"]["args"]
-    # A step without @kubernetes keeps the plain mapping.
-    assert "serviceAccountName" not in template(wt, "step-join") and "envFrom" not in template(wt, "step-join")[
-        "container"]
+    # A step without @kubernetes keeps the plain mapping, with the configured secrets and the workflow's
+    # service account.
+    join = template(wt, "step-join")
+    assert "serviceAccountName" not in join and wt["spec"]["serviceAccountName"] == "flows"
+    assert join["container"]["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
 
 
 FLOW = '''
@@ -155,3 +157,19 @@ def test_the_interpreter_refuses_pod_pieces_it_cannot_emulate(tmp_path: Path, s3
     wt = create("kubernetes_flow.py", tmp_path, s3)
     with pytest.raises(UnsupportedConstructError, match=r"step-square.* uses \['volumes'\]"):
         Interpreter(base_env={}, work_dir=tmp_path).run(wt)
+
+
+def test_every_pod_gets_the_configured_secrets_and_service_account(tmp_path: Path, s3: dict[str, str],
+                                                                   validators: dict[str, Any]) -> None:
+    """Not only @kubernetes steps: the parameters task and plain steps must reach the datastore too."""
+    env = {"HEADWATER_KUBERNETES_SECRETS": "s3-creds,extra", "HEADWATER_KUBERNETES_SERVICE_ACCOUNT": "flows"}
+    wt = create("branch_flow.py", tmp_path, s3, env=env)
+    validate(wt, validators)
+    containers = {t["name"]: t["container"] for t in wt["spec"]["templates"] if "container" in t}
+    assert "init" in containers and len(containers) > 3
+    for name, c in containers.items():
+        assert c["envFrom"] == [{"secretRef": {"name": "s3-creds"}}, {"secretRef": {"name": "extra"}}], name
+    assert wt["spec"]["serviceAccountName"] == "flows"
+    plain = create("branch_flow.py", tmp_path, s3)
+    assert "serviceAccountName" not in plain["spec"]
+    assert not any("envFrom" in t.get("container", {}) for t in plain["spec"]["templates"])

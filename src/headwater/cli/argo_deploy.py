@@ -109,7 +109,8 @@ def compile_deployment(ctx: click.Context, flow_cls: type, opts: dict[str, Any])
         namespace=settings.kubernetes_namespace, max_workers=opts["max_workers"],
         workflow_timeout=opts["workflow_timeout"], workflow_priority=opts["workflow_priority"],
         tags=tuple(opts["tags"]), user_namespace=opts["user_namespace"],
-        flow_args=flow_option_args(ctx.obj["flow_options"]), env=env, labels=labels)
+        flow_args=flow_option_args(ctx.obj["flow_options"]), env=env, labels=labels,
+        secrets=tuple(settings.kubernetes_secrets), service_account=settings.kubernetes_service_account)
     steps = step_settings(flow_cls, k8s_secrets=settings.kubernetes_secrets,
                           k8s_service_account=settings.kubernetes_service_account)
     params = flow_parameters_for_argo(flow_cls)

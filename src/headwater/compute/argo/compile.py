@@ -59,6 +59,10 @@ class CompileOptions:
     #: Top-level options of flow decorators given to `create` (``--branch B``, ``--production``), which
     #: every task must see too (``@project`` names its branch from them).
     flow_args: tuple[str, ...] = ()
+    #: HEADWATER_KUBERNETES_SECRETS and _SERVICE_ACCOUNT: every pod of the workflow gets them (a
+    #: ``@kubernetes`` step through its own pod options), so each can reach the datastore.
+    secrets: tuple[str, ...] = ()
+    service_account: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -287,7 +291,7 @@ class _Compiler:
             args += ["--output-dir", OUTPUT_DIR]
         argv = self._bootstrap(args)
         container: dict[str, Any] = {"image": self.opts.image, "command": argv[:1], "args": argv[1:],
-                                     "env": self._env(s.env)}
+                                     "env": self._env(s.env), **self._secrets()}
         resources = _resources(s)
         if resources:
             container["resources"] = resources
@@ -337,7 +341,12 @@ class _Compiler:
                 args += [f"--{p.name}", "{{workflow.parameters." + nm.parameter_name(p.name) + "}}"]
         full = self._bootstrap(args)
         return {"name": nm.INIT_TEMPLATE, "container": {"image": self.opts.image, "command": full[:1],
-                                                        "args": full[1:], "env": self._env({})}}
+                                                        "args": full[1:], "env": self._env({}), **self._secrets()}}
+
+    def _secrets(self) -> dict[str, Any]:
+        """The configured secrets as the container's environment (a ``@kubernetes`` step's pod
+        options replace them with its own, which include these)."""
+        return {"envFrom": [{"secretRef": {"name": s}} for s in self.opts.secrets]} if self.opts.secrets else {}
 
     # ---- the whole object ---------------------------------------------------------
     def workflow_template(self) -> dict[str, Any]:
@@ -363,6 +372,8 @@ class _Compiler:
             spec["activeDeadlineSeconds"] = o.workflow_timeout
         if o.workflow_priority is not None:
             spec["priority"] = o.workflow_priority
+        if o.service_account:
+            spec["serviceAccountName"] = o.service_account  # every pod's, unless a @kubernetes step names one
         return {"apiVersion": API_VERSION, "kind": "WorkflowTemplate",
                 "metadata": {"name": o.name, "namespace": o.namespace, "labels": labels, "annotations": annotations},
                 "spec": spec}
