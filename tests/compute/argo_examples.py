@@ -23,9 +23,8 @@ from typing import Any
 
 REPO = Path(__file__).parents[2]
 DOCS = REPO / "docs" / "argo-examples"
-# Not shown: examples/switch.py (a recursive switch, which the compiler refuses) and
-# examples/parameters.py (its IncludeFile default is a path on this machine).
-EXAMPLES = ("branch.py", "foreach.py", "nested_foreach.py", "production.py")
+# Not shown: examples/switch.py (a recursive switch, which the compiler refuses).
+EXAMPLES = ("branch.py", "foreach.py", "nested_foreach.py", "parameters.py", "production.py")
 ENDPOINT = "https://s3.example.com"
 BUCKET = "my-bucket"
 USER = "alice"

@@ -12,7 +12,7 @@ import pytest
 
 from argo_harness import by_step, compile_and_store, pod_interpreter
 from argo_interpreter import NodePhase
-from flowrun import run_flow
+from flowrun import USER, run_flow
 from s3server import S3Server
 
 
@@ -42,3 +42,23 @@ def test_compiled_workflow_runs_to_the_same_results_as_a_local_run(
     assert got_run.successful
     assert by_step(got_run) == want
 
+
+
+def test_an_include_file_default_is_uploaded_at_deploy_time(s3_bucket: str, s3_env: S3Server, tmp_path: Path,
+                                                            use_root, monkeypatch) -> None:
+    """The default names a file on the deploying machine; the pods read the copy `create` stored."""
+    root = f"s3://{s3_bucket}/argo"
+    wt = compile_and_store("argo_include_flow.py", root, s3_env, tmp_path)
+    (notes,) = [p["value"] for p in wt["spec"]["arguments"]["parameters"] if p["name"] == "notes"]
+    assert notes.startswith(f"{root}/includefiles/") and notes.endswith("/argo_include_notes.txt")
+    run = pod_interpreter(s3_env, tmp_path).run(wt, name="wf1")
+    assert run.phase is NodePhase.SUCCEEDED, run.phases()
+    import headwater
+
+    monkeypatch.setenv("HEADWATER_DATASTORE_ROOT", root)
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "reader-home"))
+    monkeypatch.setenv("HEADWATER_USER", USER)
+    headwater.default_namespace()
+    got = headwater.Run("ArgoIncludeFlow/argo-wf1")
+    assert got.data.lines == ["first line", "second line"]
+    assert got.data.notes == "first line\nsecond line\n"

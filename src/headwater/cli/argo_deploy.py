@@ -113,7 +113,7 @@ def compile_deployment(ctx: click.Context, flow_cls: type, opts: dict[str, Any])
         secrets=tuple(settings.kubernetes_secrets), service_account=settings.kubernetes_service_account)
     steps = step_settings(flow_cls, k8s_secrets=settings.kubernetes_secrets,
                           k8s_service_account=settings.kubernetes_service_account)
-    params = flow_parameters_for_argo(flow_cls)
+    params = guarded(lambda: upload_included_files(flow_cls, flow_parameters_for_argo(flow_cls), root))
     objects = [compile_workflow_template(graph, steps, params, copts)]
     sched = flow_schedule(flow_cls)
     if sched is not None and sched.schedule is not None:
@@ -159,3 +159,41 @@ def resume_workflow(ctx: click.Context, flow_cls: type, run_id: str) -> dict[str
     _, _, name = deployment(ctx, flow_cls)
     check_origin(ds, flow_cls.__name__, run_id, option="RUN_ID")
     return workflow_from_template(name, settings.kubernetes_namespace, {ORIGIN_RUN_PARAMETER: run_id})
+
+
+#: Where ``create`` puts the files that IncludeFile defaults name (under the datastore root).
+INCLUDED_FILES_PREFIX = "includefiles"
+
+
+def upload_included_files(flow_cls: type, params: list[Any], root: str) -> list[Any]:
+    """``params`` with each IncludeFile default that names a local file replaced by the S3 URL of a
+    copy stored now under the datastore root (content-addressed), as Metaflow uploads it at deploy
+    time: the path means nothing in the pods that run ``init``."""
+    import dataclasses
+
+    import blake3
+
+    from ..exceptions import ParameterError
+    from ..flow.parameters import flow_parameters
+    from ..store import Datastore
+
+    includes = {p.name: p for p in flow_parameters(flow_cls) if getattr(p, "IS_INCLUDE_FILE", False)}
+    out = []
+    objects = None
+    for fp in params:
+        path = fp.default
+        if fp.name in includes and path and "://" not in path:
+            try:
+                with open(os.path.expanduser(path), "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                raise ParameterError(f"IncludeFile '--{fp.name}': cannot read its default {path!r} ({e.strerror}).",
+                                     hint="`create` uploads the file the default names: make it readable here.") \
+                    from None
+            key = f"{INCLUDED_FILES_PREFIX}/{blake3.blake3(data).hexdigest()}/{os.path.basename(path)}"
+            objects = objects or Datastore(root).objects
+            if not objects.exists(key):
+                objects.put(key, data)
+            fp = dataclasses.replace(fp, default=f"{root.rstrip('/')}/{key}")
+        out.append(fp)
+    return out
