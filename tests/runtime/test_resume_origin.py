@@ -22,7 +22,7 @@ def _killed_before_parameters(root: Path, flow: str) -> str:
     ds = Datastore(root)
     run_id = str(int(time.time() * 1e6))
     rec = {"version": 1, "flow": flow, "run_id": run_id, "user": USER, "tags": [],
-           "system_tags": system_tags(USER), "created_at": time.time(), "start_step": "start",
+           "system_tags": system_tags(f"user:{USER}"), "created_at": time.time(), "start_step": "start",
            "end_step": "end", "parameters": [], "origin_run_id": None, "pid": int(dead.stdout),
            "host": __import__("socket").gethostname(), "script": "resume_flow.py"}
     ds.records.write_run(rec)
