@@ -7,6 +7,10 @@ backend some steps ask for, that backend's launcher; a ``RoutingLauncher`` then
 hands each task to the launcher of its step. The scheduler sees one launcher;
 admission is asked per step of the one that will run it. A new backend is one
 entry in ``BACKENDS`` and a launcher module, nothing else.
+
+Steps with a built environment (``@pypi``, ``--environment=uv``: ``TaskContext.environments``)
+need their environment's interpreter: they go to a subprocess launcher, unless the run's
+launcher already is one. Ray and Kubernetes do not build environments yet.
 """
 
 from __future__ import annotations
@@ -73,11 +77,13 @@ def route(ctx: TaskContext, base: Launcher, backend: Backend | None = None) -> L
     Raises
     ------
     LauncherConflictError
-        A step asks for two backends (``@ray_task`` and ``@kubernetes``).
+        A step asks for two backends (``@ray_task`` and ``@kubernetes``), or a step with an
+        environment is to run on one.
     """
     steps = tuple(getattr(ctx.graph, "sorted_nodes", ()))
     routes: dict[str, Launcher] = {}
     asked: dict[str, str] = {}
+    env_steps = [s for s in steps if ctx.environments is not None and s in ctx.environments.steps]
     for other in BACKENDS:
         decorators = decorated_steps(ctx.flow_cls, steps, other.decorator)
         for step in decorators:
@@ -90,6 +96,18 @@ def route(ctx: TaskContext, base: Launcher, backend: Backend | None = None) -> L
             continue
         launcher = other.launcher(ctx, decorators)
         routes.update(dict.fromkeys(decorators, launcher))
+    for step in env_steps:
+        where = asked.get(step) or (backend.decorator if backend is not None else None)
+        if where is not None:
+            raise LauncherConflictError(
+                f"Step {step!r} has a Python environment (@pypi, @conda or --environment=uv) and runs on "
+                f"@{where}: environments are built for local steps only, not yet on {where}.",
+                hint=f"Run step {step!r} locally (drop @{where}), or install its packages in the {where} image.")
+    if env_steps and base.name != "subprocess":
+        from .subprocess import SubprocessLauncher
+
+        isolated = SubprocessLauncher(ctx)
+        routes.update(dict.fromkeys(env_steps, isolated))
     if not routes:
         return base
     chosen = set(routes.values())
