@@ -400,6 +400,8 @@ def build_cli(flow_cls: type) -> click.Group:
     add_kubernetes_commands(cli, flow_cls)
     from .argo_cmds import add_argo_commands
     add_argo_commands(cli, flow_cls)
+    from .environment_cmds import add_environment_commands
+    add_environment_commands(cli, flow_cls)
     return cli
 
 
