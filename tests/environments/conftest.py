@@ -35,6 +35,7 @@ def offline_env(find_links: Path, envs_home: Path) -> dict[str, str]:
             "HEADWATER_PYPI_FIND_LINKS": str(find_links), "UV_HTTP_RETRIES": "0"}
 
 
+@pytest.fixture
 def closed_port() -> int:
     """A local TCP port nothing listens on."""
     with socket.socket() as s:
