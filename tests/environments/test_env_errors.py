@@ -27,7 +27,7 @@ def _request(tmp_path: Path, env: dict[str, str], *, packages: dict[str, str], p
 
 def test_a_package_that_does_not_exist(tmp_path: Path, offline_env: dict[str, str]) -> None:
     out = _request(tmp_path, offline_env, packages={"nosuchlib": "1.0"})
-    _fails_before_running(out, "Package not found", "Package 'nosuchlib' was not found",
+    _fails_before_running(out, "Package not found", "The environment of step 'start': Package 'nosuchlib' was not found",
                           f"find-links {offline_env['HEADWATER_PYPI_FIND_LINKS']}")
 
 

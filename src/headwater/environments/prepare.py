@@ -85,7 +85,13 @@ def resolve_steps(requests: Mapping[str, EnvRequest | None], settings: Any,
             if echo is not None:
                 echo(f"Resolving the {request.kind.value} environment of step {step!r}...")
             backend = backends.get(request.kind) or backends.setdefault(request.kind, backend_for(request.kind, settings))
-            by_request[key] = backend.resolve(request)
+            try:
+                by_request[key] = backend.resolve(request)
+            except StepEnvironmentError as e:
+                sharing = [s for s, r in requests.items() if r is not None and r.digest() == key]
+                names = ", ".join(repr(s) for s in sharing)
+                raise type(e)(f"The environment of step{'s' if len(sharing) > 1 else ''} {names}: {e.message}",
+                              location=e.location, hint=e.hint) from None
         out[step] = by_request[key]
     return out
 
