@@ -54,13 +54,19 @@ class EnvironmentNotEnabled(StepEnvironmentError):
     headline = "Incompatible environment"
 
 
+def _check_mapping(deco: Any, attr: str) -> None:
+    packages = deco.attributes[attr]
+    if packages is None:
+        deco.attributes[attr] = {}
+    elif not isinstance(packages, Mapping) or not all(isinstance(k, str) and k for k in packages):
+        raise InvalidDecoratorAttribute(
+            f"@{deco.name}({attr}={packages!r}): {attr} must be a dict of package names to versions.",
+            hint=f'e.g. @{deco.name}({attr}={{"pandas": "2.2.2", "requests": ">=2.31"}})')
+
+
 def _check(deco: Any) -> None:
     a = deco.attributes
     packages = a["packages"]
-    if not isinstance(packages, Mapping) or not all(isinstance(k, str) and k for k in packages):
-        raise InvalidDecoratorAttribute(
-            f"@{deco.name}(packages={packages!r}): packages must be a dict of package names to versions.",
-            hint=f'e.g. @{deco.name}(packages={{"pandas": "2.2.2", "requests": ">=2.31"}})')
     for name, version in packages.items():
         if version is not None and not isinstance(version, (str, int, float)):
             raise InvalidDecoratorAttribute(
@@ -76,8 +82,10 @@ class _EnvDecoratorMixin:
 
     def init(self) -> None:
         a = self.attributes  # type: ignore[attr-defined]
+        _check_mapping(self, "packages")
         if "libraries" in a:
-            a["packages"] = {**dict(a.get("libraries") or {}), **dict(a["packages"] or {})}
+            _check_mapping(self, "libraries")
+            a["packages"] = {**a["libraries"], **a["packages"]}
             a["libraries"] = {}
         _check(self)
 
