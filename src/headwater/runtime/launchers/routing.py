@@ -70,6 +70,29 @@ def decorated_steps(flow_cls: type, steps: Iterable[str], decorator: str) -> dic
     return out
 
 
+def environment_steps(ctx: TaskContext) -> list[str]:
+    """The steps that run in a built environment (``TaskContext.environments``)."""
+    envs = ctx.environments
+    return [s for s in getattr(ctx.graph, "sorted_nodes", ()) if envs is not None and s in envs.steps]
+
+
+def check_environments(ctx: TaskContext, backend: Backend, steps: Iterable[str]) -> None:
+    """Refuse to send a step with an environment to ``backend`` (none builds environments yet).
+
+    Raises
+    ------
+    LauncherConflictError
+        Naming the first such step.
+    """
+    for step in environment_steps(ctx):
+        if step in steps:
+            raise LauncherConflictError(
+                f"Step {step!r} runs in a Python environment (@pypi, @conda or --environment=uv) and on "
+                f"{backend.name} (@{backend.decorator} or HEADWATER_LAUNCHER={backend.name}): environments are "
+                f"built for local steps only, not yet on {backend.name}.",
+                hint=f"Run step {step!r} locally, or install its packages in the {backend.name} image instead.")
+
+
 def route(ctx: TaskContext, base: Launcher, backend: Backend | None = None) -> Launcher:
     """``base`` (the run's launcher, itself ``backend`` if it is one), with the steps that ask
     for another backend routed to it.
@@ -83,7 +106,7 @@ def route(ctx: TaskContext, base: Launcher, backend: Backend | None = None) -> L
     steps = tuple(getattr(ctx.graph, "sorted_nodes", ()))
     routes: dict[str, Launcher] = {}
     asked: dict[str, str] = {}
-    env_steps = [s for s in steps if ctx.environments is not None and s in ctx.environments.steps]
+    env_steps = environment_steps(ctx)
     for other in BACKENDS:
         decorators = decorated_steps(ctx.flow_cls, steps, other.decorator)
         for step in decorators:
@@ -92,17 +115,11 @@ def route(ctx: TaskContext, base: Launcher, backend: Backend | None = None) -> L
                     f"Step {step!r} has both @{asked[step]} and @{other.decorator}: a step runs in one place.",
                     hint=f"Keep one of @{asked[step]} and @{other.decorator} on step {step!r}.")
             asked[step] = other.decorator
+        check_environments(ctx, other, decorators)
         if not decorators or other is backend:
             continue
         launcher = other.launcher(ctx, decorators)
         routes.update(dict.fromkeys(decorators, launcher))
-    for step in env_steps:
-        where = asked.get(step) or (backend.decorator if backend is not None else None)
-        if where is not None:
-            raise LauncherConflictError(
-                f"Step {step!r} has a Python environment (@pypi, @conda or --environment=uv) and runs on "
-                f"@{where}: environments are built for local steps only, not yet on {where}.",
-                hint=f"Run step {step!r} locally (drop @{where}), or install its packages in the {where} image.")
     if env_steps and base.name != "subprocess":
         from .subprocess import SubprocessLauncher
 
