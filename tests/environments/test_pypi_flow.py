@@ -27,33 +27,32 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory, offline_env: dict[str, st
     return root, first, second, built, again
 
 
-def _run(root: Path):
-    from headwater import Flow, metadata, namespace
+def _run(root: Path, use_root) -> object:
+    from headwater import Flow
 
-    metadata(str(root))
-    namespace(None)
+    use_root(root)
     return Flow("PypiFlow").latest_run
 
 
-def test_each_step_sees_its_own_version(two_runs) -> None:
+def test_each_step_sees_its_own_version(two_runs, use_root) -> None:
     root, *_ = two_runs
-    run = _run(root)
+    run = _run(root, use_root)
     assert run["start"].task["tinylib"].data == "1.0.0"
     assert run["two"].task["tinylib"].data == "2.0.0"
     assert run["end"].task["tinylib"].data is None  # no decorator: the launching environment, which has neither
 
 
-def test_a_step_with_an_environment_does_not_see_the_launching_one(two_runs) -> None:
+def test_a_step_with_an_environment_does_not_see_the_launching_one(two_runs, use_root) -> None:
     root, *_ = two_runs
-    run = _run(root)
+    run = _run(root, use_root)
     assert run["start"].task["sees_pytest"].data is False  # headwater is there (the task ran), pytest is not
     assert run["two"].task["sees_pytest"].data is False
     assert run["end"].task["sees_pytest"].data is True
 
 
-def test_tasks_record_their_environment(two_runs) -> None:
+def test_tasks_record_their_environment(two_runs, use_root) -> None:
     root, *_ = two_runs
-    run = _run(root)
+    run = _run(root, use_root)
     start = json.loads(run["start"].task.metadata_dict["environment"])
     assert start["kind"] == "pypi" and start["packages"] == {"tinylib": "1.0.0"}
     two = json.loads(run["two"].task.metadata_dict["environment"])
@@ -61,16 +60,16 @@ def test_tasks_record_their_environment(two_runs) -> None:
     assert "environment" not in run["end"].task.metadata_dict
 
 
-def test_a_second_run_reuses_the_built_environments(two_runs) -> None:
+def test_a_second_run_reuses_the_built_environments(two_runs, use_root) -> None:
     _, first, second, built, again = two_runs
     assert len(built) == 2  # one environment per distinct lock
     assert again == built  # same directories, not rebuilt
     assert "tinylib 1.0.0" in second.output
 
 
-def test_the_run_records_its_locks(two_runs) -> None:
+def test_the_run_records_its_locks(two_runs, use_root) -> None:
     root, *_ = two_runs
-    run = _run(root)
+    run = _run(root, use_root)
     from headwater.store import Datastore
 
     rec = Datastore(str(root)).records.read_run("PypiFlow", run.id)
@@ -99,14 +98,13 @@ def test_environment_resolve_prints_each_steps_packages(tmp_path: Path, offline_
     assert steps["end"] is None
 
 
-def test_pypi_base_is_merged_with_each_steps_pypi(tmp_path: Path, offline_env: dict[str, str]) -> None:
+def test_pypi_base_is_merged_with_each_steps_pypi(tmp_path: Path, offline_env: dict[str, str], use_root) -> None:
     root = tmp_path / ".headwater"
     out = run_flow("pypi_base_flow.py", "--environment=pypi", "run", root=root, env=offline_env)
     assert out.returncode == 0, out.output
-    from headwater import Flow, metadata, namespace
+    from headwater import Flow
 
-    metadata(str(root))
-    namespace(None)
+    use_root(root)
     run = Flow("PypiBaseFlow").latest_run
     assert run["start"].task["tinylib"].data == "1.0.0"  # from @pypi_base
     assert run["newer"].task["tinylib"].data == "2.0.0"  # the step's version wins

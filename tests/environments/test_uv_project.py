@@ -30,15 +30,15 @@ def _project(tmp_path: Path, find_links: Path) -> Path:
     return project
 
 
-def test_every_step_runs_in_the_uv_project(tmp_path: Path, find_links: Path, offline_env: dict[str, str]) -> None:
+def test_every_step_runs_in_the_uv_project(tmp_path: Path, find_links: Path, offline_env: dict[str, str],
+                                           use_root) -> None:
     project = _project(tmp_path, find_links)
     root = tmp_path / ".headwater"
     out = run_flow(project / "flow.py", "--environment=uv", "run", root=root, env=offline_env, cwd=project)
     assert out.returncode == 0, out.output
-    from headwater import Flow, metadata, namespace
+    from headwater import Flow
 
-    metadata(str(root))
-    namespace(None)
+    use_root(root)
     run = Flow("UvProjectFlow").latest_run
     for name in ("start", "end"):
         task = run[name].task
