@@ -92,3 +92,4 @@ def test_concurrent_builds_leave_one_environment(case: Case, tmp_path: Path) -> 
     assert len(set(results)) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [lock.digest()]  # no half-built leftovers
     assert _imported_version(results[0]) == case.version
+

@@ -41,6 +41,17 @@ def requirement(name: str, version: str) -> str:
     return f"{name}=={version}"
 
 
+def runtime_requirements(python: str, asked: set[str]) -> list[str]:
+    """What an environment for ``python`` must install for headwater to run in it: nothing when
+    it has the launching Python's major.minor (the shim serves it), else the shim's compiled
+    distributions (``shim.compiled_distributions``) that the request does not name itself."""
+    if python.split(".")[:2] == platform.python_version().split(".")[:2]:
+        return []
+    from .shim import compiled_distributions
+
+    return [name for name in compiled_distributions() if name.lower() not in asked]
+
+
 def platform_tag() -> str:
     """The platform locks are resolved for (this machine's)."""
     return f"{sys.platform}-{platform.machine()}"
@@ -87,7 +98,9 @@ class PypiBackend(EnvironmentBackend):
         if request.kind is EnvKind.UV:
             return self._export(request)
         version = self._python_version(request.python, what=f"resolving {_describe(request)}")
-        reqs = "".join(requirement(name, spec) + "\n" for name, spec in request.packages)
+        lines = [requirement(name, spec) for name, spec in request.packages]
+        lines += runtime_requirements(version, {name.lower() for name, _ in request.packages})
+        reqs = "".join(line + "\n" for line in lines)
         text = run_uv(["pip", "compile", "-", "--python-version", version, "--generate-hashes", "--no-header",
                        "--no-annotate", "--quiet", "--no-config", *self.index.args()],
                       stdin=reqs, what=f"resolving {_describe(request)}", index=self.index, environ=self.environ)
@@ -162,4 +175,5 @@ def _describe(request: EnvRequest) -> str:
     return f"@{request.kind.value}({what}{', python=' + repr(request.python) if request.python else ''})"
 
 
-__all__ = ["LOCK_FILE", "READY_MARKER", "PypiBackend", "parse_lock", "platform_tag", "requirement"]
+__all__ = ["LOCK_FILE", "READY_MARKER", "PypiBackend", "parse_lock", "platform_tag", "requirement",
+           "runtime_requirements"]

@@ -63,6 +63,17 @@ def needed_distributions() -> list[metadata.Distribution]:
     return list(seen.values())
 
 
+def compiled_distributions() -> list[str]:
+    """The names of the shimmed distributions with compiled extensions (blake3, zstandard...):
+    built for the launching Python, so an environment with another Python installs its own."""
+    out = []
+    for dist in needed_distributions():
+        name = dist.metadata["Name"]
+        if name.lower() not in OPTIONAL and any(str(f).endswith((".so", ".pyd")) for f in dist.files or ()):
+            out.append(name)
+    return sorted(out, key=str.lower)
+
+
 def _top_level(dist: metadata.Distribution) -> set[Path]:
     """The top-level files and directories of ``dist`` (packages, modules, extensions, dist-info)."""
     out: set[Path] = set()
@@ -101,4 +112,4 @@ def shim_dir(envs_dir: Path) -> Path:
     return final
 
 
-__all__ = ["OPTIONAL", "PTH_LINE", "PTH_NAME", "SHIM_ENV_VAR", "needed_distributions", "shim_dir"]
+__all__ = ["OPTIONAL", "compiled_distributions", "PTH_LINE", "PTH_NAME", "SHIM_ENV_VAR", "needed_distributions", "shim_dir"]
