@@ -69,6 +69,10 @@ _LAZY = {
     # @card loads the cards package only when a flow uses it.
     "card": "headwater.cards.decorator",
     "parallel": "headwater.flow.parallel",
+    "pypi": "headwater.flow.environment_decorators",
+    "pypi_base": "headwater.flow.environment_decorators",
+    "conda": "headwater.flow.environment_decorators",
+    "conda_base": "headwater.flow.environment_decorators",
     "kubernetes": "headwater.flow.kubernetes",
     "ray_task": "headwater.flow.ray_task",
     "parallel_map": "headwater.multicore",
@@ -120,9 +124,9 @@ __all__ = sorted([
     "requirements_txt_parser", "yaml_parser",
     "DataArtifact", "DeployedFlow", "Deployer", "ExecutingRun", "Flow", "FlowDecorator", "FlowMutator", "FlowSpec", "Headwater",
     "HeadwaterException", "IncludeFile",
-    "JSONType", "JSONTypeClass", "kubernetes", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "S3", "Step", "Task", "card", "catch",
+    "JSONType", "JSONTypeClass", "conda", "conda_base", "kubernetes", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "S3", "Step", "Task", "card", "catch",
     "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",
-    "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "ray_task", "resources", "retry",
+    "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "pypi", "pypi_base", "ray_task", "resources", "retry",
     "schedule", "secrets", "step", "timeout", "trigger", "trigger_on_finish",
     "StepDecorator", "StepMutator", "USER_SKIP_STEP", "UserStepDecorator", "user_step_decorator",
 ])

@@ -84,7 +84,18 @@ class Settings:
     kubernetes_container_image: str | None = None
     #: Kubernetes secrets every pod gets as environment variables (``@kubernetes(secrets=...)`` adds to them).
     kubernetes_secrets: tuple[str, ...] = ()
+    #: The package index of PyPI environments (``@pypi``); None = uv's default (PyPI or ``UV_INDEX_URL``).
+    pypi_index_url: str | None = None
+    #: Directories or URLs of wheels searched too (``HEADWATER_PYPI_FIND_LINKS``, comma separated).
+    pypi_find_links: tuple[str, ...] = ()
+    #: Use no index at all, only ``pypi_find_links`` (``HEADWATER_PYPI_NO_INDEX=1``).
+    pypi_no_index: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def envs_dir(self) -> Path:
+        """Where built step environments live, one directory per lock digest (``$HEADWATER_HOME/envs``)."""
+        return Path(self.home) / "envs"
 
     def with_(self, **changes: Any) -> "Settings":
         """A copy with some fields changed."""
@@ -226,5 +237,8 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
         kubernetes_service_account=get("KUBERNETES_SERVICE_ACCOUNT") or None,
         kubernetes_container_image=get("KUBERNETES_CONTAINER_IMAGE") or None,
         kubernetes_secrets=_names(get("KUBERNETES_SECRETS")),
+        pypi_index_url=get("PYPI_INDEX_URL") or None,
+        pypi_find_links=_names(get("PYPI_FIND_LINKS")),
+        pypi_no_index=str(get("PYPI_NO_INDEX", "")).lower() in ("1", "true", "yes"),
         extra=extra,
     )

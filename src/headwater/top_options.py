@@ -67,7 +67,7 @@ TOP_OPTIONS: tuple[TopOption, ...] = (
               supported=("local",), not_yet=("service", "spin"), envvar="HEADWATER_DEFAULT_METADATA",
               plugin_group=PluginKind.METADATA_PROVIDER),
     TopOption("environment", "--environment", OptionKind.CHOICE, "Execution environment.",
-              supported=("local",), not_yet=("conda", "pypi", "uv"), envvar="HEADWATER_DEFAULT_ENVIRONMENT"),
+              supported=("local", "pypi", "conda", "uv"), envvar="HEADWATER_DEFAULT_ENVIRONMENT"),
     TopOption("datastore", "--datastore", OptionKind.CHOICE,
               "Datastore type (default: the root's; s3 uses HEADWATER_DATASTORE_ROOT=s3://bucket/prefix).",
               supported=("local", "s3"), not_yet=("azure", "gs", "spin"), envvar="HEADWATER_DATASTORE",

@@ -79,7 +79,8 @@ def test_top_level_options_on_other_commands(runs: Runs, args: list[str]) -> Non
 @pytest.mark.parametrize("args, message", [
     (["--datastore=gs"], r"--datastore=gs is not supported yet by headwater \(supported: local, s3\)\."),
     (["--metadata", "service"], r"--metadata=service is not supported yet by headwater \(supported: local\)\."),
-    (["--environment=conda"], r"--environment=conda is not supported yet by headwater \(supported: local\)\."),
+    (["--environment=docker"], r"--environment=docker is not a valid value \(Metaflow knows: local, pypi, conda, uv; "
+                               r"headwater supports: local, pypi, conda, uv\)\."),
     (["--datastore=ftp"], r"--datastore=ftp is not a valid value \(Metaflow knows: local, s3, azure, gs, spin; "
                           r"headwater supports: local, s3\)\."),
 ])

@@ -245,7 +245,7 @@ def build_cli(flow_cls: type) -> click.Group:
                 run_id_file=request["run_id_file"], runner_attribute_file=request["runner_attribute_file"],
                 decospecs=decospecs,
                 resume_from=origin, resume_step=request.get("resume_step"), namespace=request.get("namespace"),
-                package_suffixes=ctx.obj["top"]["package_suffixes"],
+                package_suffixes=ctx.obj["top"]["package_suffixes"], environment=ctx.obj["top"]["environment"],
             )
             # --quiet hides the banner and checks only: the run's console lines stay, as in Metaflow.
             _, outcome = execute_run(req, settings, _console_factory())
@@ -400,6 +400,8 @@ def build_cli(flow_cls: type) -> click.Group:
     add_kubernetes_commands(cli, flow_cls)
     from .argo_cmds import add_argo_commands
     add_argo_commands(cli, flow_cls)
+    from .environment_cmds import add_environment_commands
+    add_environment_commands(cli, flow_cls)
     return cli
 
 

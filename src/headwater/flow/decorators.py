@@ -255,8 +255,10 @@ DECORATORS: dict[str, type[StepDecorator]] = {
 # Decorators whose code lives in an optional or heavier module, imported on first use.
 LAZY_DECORATORS: dict[str, str] = {
     "card": "headwater.cards.decorator:CardDecorator",
+    "conda": "headwater.flow.environment_decorators:CondaDecorator",
     "kubernetes": "headwater.flow.kubernetes:KubernetesDecorator",
     "parallel": "headwater.flow.parallel:ParallelDecorator",
+    "pypi": "headwater.flow.environment_decorators:PypiDecorator",
     "ray_task": "headwater.flow.ray_task:RayTaskDecorator",
     "secrets": "headwater.secret_providers.decorator:SecretsDecorator",
 }

@@ -52,6 +52,7 @@ class RunRequest:
     resume_step: str | None = None
     namespace: str | None = None  # run --namespace: the client namespace in tasks ("" = global)
     package_suffixes: str | None = None  # --package-suffixes, for the code package
+    environment: str = "local"  # --environment: local, pypi, conda or uv
 
 
 def system_tags(identity: str) -> list[str]:
@@ -121,8 +122,10 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
     ds.sweep_temp()  # temp files of writers killed earlier; never one a live writer uses
     policies = {name: step_policy(getattr(req.flow_cls, name)) for name in req.graph.sorted_nodes}
     hooks = runtime_hooks(req.flow_cls, req.graph)
+    environments = prepare_environments(req, settings)  # resolved and built before anything runs
     ctx = TaskContext(req.flow_cls, req.graph, ds.root, req.script, machine=settings.extra.get("HEADWATER_MACHINE"),
-                      ray_address=settings.extra.get("HEADWATER_RAY_ADDRESS") or None, settings=settings)
+                      ray_address=settings.extra.get("HEADWATER_RAY_ADDRESS") or None, settings=settings,
+                      environments=environments)
     launcher = make_launcher(settings.launcher, ctx)
     launcher.admission.expect(Request(p.cpu, p.gpu) for p in policies.values() if p.cpu is not None)
     # Fork the zygote before SQLite, any thread, or a remote store's client exists (runtime.prefork).
@@ -144,6 +147,10 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
                 launcher.use_code_package(code[PACKAGE_RECORD_KEY])
         now = time.time()
         run_rec = run_record(req, user, now, plan, code, identity=settings.identity)
+        if environments is not None:
+            from ..environments.prepare import RUN_RECORD_FIELD
+
+            run_rec[RUN_RECORD_FIELD] = environments.record()
         run_id = new_run_id(ds, run_rec)  # writes the run record: the id is reserved by it
         index.add_run(run_rec)
         _write_parameters_task(ds, index, flow_name, run_id, req, user, now, saved)
@@ -199,6 +206,26 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         launcher.shutdown()
         if index is not None:
             index.close()
+
+
+def prepare_environments(req: RunRequest, settings: Settings) -> Any:
+    """The steps' environments (``environments.prepare.PreparedEnvironments``), resolved and built
+    once for the run; None when no step has one (nothing of ``headwater.environments`` is imported)."""
+    from ..flow.environment_decorators import step_env_requests
+
+    requests = step_env_requests(req.flow_cls, req.graph.sorted_nodes, req.environment,
+                                 project_dir=os.path.dirname(os.path.abspath(req.script)))
+    if not any(r is not None for r in requests.values()):
+        return None
+    from ..environments.prepare import prepare_steps
+
+    return prepare_steps(requests, settings, echo=_echo_environment)
+
+
+def _echo_environment(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
 
 
 def run_record(req: RunRequest, user: str, now: float, plan: ResumePlan | None = None,

@@ -43,6 +43,9 @@ class TaskContext:
     machine: str | None = None  # HEADWATER_MACHINE: the local machine's description, if set
     ray_address: str | None = None  # HEADWATER_RAY_ADDRESS, if set
     settings: Any = None  # the run's Settings (a launcher that builds pods reads its configuration)
+    # The run's built step environments (environments.prepare.PreparedEnvironments), if any step has one:
+    # those steps run in their environment's interpreter (the subprocess launcher).
+    environments: Any = None
 
 
 class Launcher(abc.ABC):

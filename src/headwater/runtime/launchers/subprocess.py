@@ -1,7 +1,10 @@
 """The subprocess launcher: one fresh interpreter per task (``python flow.py step ...``).
 
-For platforms without fork and for steps that need another interpreter.
-Selected with ``HEADWATER_LAUNCHER=subprocess``. The ``step`` command runs the
+For platforms without fork and for steps that need another interpreter: a step with a built
+environment (``@pypi``, ``--environment=uv``) runs with that environment's interpreter, with
+the headwater shim named in its environment (``environments.shim``) and the environment
+recorded in the task's metadata. Selected with ``HEADWATER_LAUNCHER=subprocess``, or by the
+routing for the steps that have an environment. The ``step`` command runs the
 same ``execute`` and writes the TaskResult as JSON to ``--result-file``.
 """
 
@@ -51,21 +54,34 @@ class SubprocessLauncher(Launcher):
         self.procs: dict[str, tuple[subprocess.Popen, int, str]] = {}
         self._tmp = tempfile.mkdtemp(prefix="headwater-results-")
         self._owner = process_token()
+        envs = ctx.environments
+        self._envs = dict(envs.steps) if envs is not None else {}
+        self._shim = envs.shim if envs is not None else None
 
     def launch(self, spec: TaskSpec, stdout_path: str, stderr_path: str) -> int:
         # One interpreter per attempt. PR_SET_PDEATHSIG kills it when the thread that started it
         # dies; the owner token covers the rest (e.g. a task already past that signal's reach):
         # it commits only while this run process lives.
         spec = dataclasses.replace(spec, dedicated_process=True, run_owner=self._owner)
+        python = sys.executable
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        step_env = self._envs.get(spec.step_name)
+        if step_env is not None:
+            from ...environments.prepare import METADATA_KEY
+            from ...environments.shim import SHIM_ENV_VAR
+
+            python = step_env.python
+            if self._shim:
+                env[SHIM_ENV_VAR] = self._shim
+            spec = dataclasses.replace(spec, extra=spec.extra + ((METADATA_KEY, step_env.metadata()),))
         safe = spec.key.replace("/", "_")
         spec_path = os.path.join(self._tmp, f"{safe}.{spec.attempt}.spec.json")
         result_path = os.path.join(self._tmp, f"{safe}.{spec.attempt}.result.json")
         with open(spec_path, "w") as f:
             f.write(spec.to_json())
-        cmd = [sys.executable, "-u", self.ctx.script, "--quiet",
+        cmd = [python, "-u", self.ctx.script, "--quiet",
                "--datastore-root", spec.datastore_root,
                "step", spec.step_name, "--task-spec", spec_path, "--result-file", result_path]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
             p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
                                  preexec_fn=_die_with_parent(), start_new_session=True)

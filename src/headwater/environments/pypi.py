@@ -1,0 +1,179 @@
+"""PyPI environments (``@pypi``, ``--environment=uv``) resolved and built with uv.
+
+``resolve`` runs ``uv pip compile`` for the requested Python (pinned versions with hashes), or
+``uv export --frozen`` of a uv project's ``uv.lock``; the output is the lock's text. ``build``
+makes ``<cache>/<lock digest>`` with ``uv venv`` and ``uv pip sync`` (hardlinked from uv's
+cache, hashes checked), in a temporary directory renamed into place, so concurrent builders
+leave one environment and a built one is reused at the cost of one ``stat``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .base import BuiltEnv, EnvironmentBackend, EnvKind, EnvRequest, Lock, LockedPackage, StepEnvironmentError
+from .shim import PTH_LINE, PTH_NAME
+from .uvtool import IndexConfig, run_uv
+
+#: Written last into a built environment: its presence means the environment is complete.
+READY_MARKER = "headwater-env.json"
+#: The lock's text inside a built environment (what ``uv pip sync`` installed).
+LOCK_FILE = "headwater-lock.txt"
+_PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
+_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+_OPERATORS = ("<", ">", "!", "~", "=", "@")
+
+
+def requirement(name: str, version: str) -> str:
+    """A PEP 508 requirement from Metaflow's ``packages`` entry: a bare version means ``==``."""
+    version = version.strip()
+    if not version or version.startswith(_OPERATORS):
+        return f"{name}{version}"
+    return f"{name}=={version}"
+
+
+def runtime_requirements(python: str, asked: set[str]) -> list[str]:
+    """What an environment for ``python`` must install for headwater to run in it: nothing when
+    it has the launching Python's major.minor (the shim serves it), else the shim's compiled
+    distributions (``shim.compiled_distributions``) that the request does not name itself."""
+    if python.split(".")[:2] == platform.python_version().split(".")[:2]:
+        return []
+    from .shim import compiled_distributions
+
+    return [name for name in compiled_distributions() if name.lower() not in asked]
+
+
+def platform_tag() -> str:
+    """The platform locks are resolved for (this machine's)."""
+    return f"{sys.platform}-{platform.machine()}"
+
+
+def parse_lock(text: str) -> tuple[LockedPackage, ...]:
+    """The pinned packages of uv's requirements output (``name==version`` plus its hashes)."""
+    out: list[LockedPackage] = []
+    for line in text.splitlines():
+        m = _PINNED.match(line.strip())
+        if m:
+            out.append(LockedPackage(name=m.group(1), version=m.group(2).rstrip("\\").strip()))
+        elif out and not out[-1].sha256:
+            h = _HASH.search(line)
+            if h:
+                last = out[-1]
+                out[-1] = LockedPackage(last.name, last.version, last.url, h.group(1))
+    return tuple(sorted(out, key=lambda p: p.name.lower()))
+
+
+class PypiBackend(EnvironmentBackend):
+    """Resolves and builds PyPI environments with uv (``EnvKind.PYPI`` and ``EnvKind.UV``).
+
+    Parameters
+    ----------
+    index : IndexConfig, optional
+        The index URL, find-links and ``--no-index`` (``HEADWATER_PYPI_*`` settings).
+    environ : mapping, optional
+        The environment uv runs with (default: this process's; uv's ``UV_*`` variables apply).
+    """
+
+    kind = EnvKind.PYPI
+
+    def __init__(self, index: IndexConfig | None = None, environ: Mapping[str, str] | None = None) -> None:
+        self.index = index or IndexConfig()
+        self.environ = dict(os.environ if environ is None else environ)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "PypiBackend":
+        return cls(IndexConfig(settings.pypi_index_url, tuple(settings.pypi_find_links), settings.pypi_no_index))
+
+    # ---- resolve --------------------------------------------------------------------------
+    def resolve(self, request: EnvRequest) -> Lock:
+        if request.kind is EnvKind.UV:
+            return self._export(request)
+        version = self._python_version(request.python, what=f"resolving {_describe(request)}")
+        lines = [requirement(name, spec) for name, spec in request.packages]
+        lines += runtime_requirements(version, {name.lower() for name, _ in request.packages})
+        reqs = "".join(line + "\n" for line in lines)
+        text = run_uv(["pip", "compile", "-", "--python-version", version, "--generate-hashes", "--no-header",
+                       "--no-annotate", "--quiet", "--no-config", *self.index.args()],
+                      stdin=reqs, what=f"resolving {_describe(request)}", index=self.index, environ=self.environ)
+        return Lock(kind=request.kind, python=version, platform=platform_tag(), packages=parse_lock(text),
+                    text=text)
+
+    def _export(self, request: EnvRequest) -> Lock:
+        project = Path(request.project or ".")
+        what = f"exporting the uv project {str(project)!r}"
+        if not (project / "uv.lock").is_file():
+            raise StepEnvironmentError(
+                f"--environment=uv runs the steps in the uv project of the flow's directory, but {project} "
+                "has no uv.lock.",
+                hint=f"Run `uv lock` in {project} (it needs a pyproject.toml), or use another --environment.")
+        text = run_uv(["export", "--frozen", "--format", "requirements-txt", "--no-header", "--no-annotate",
+                       "--no-emit-project", "--quiet", "--project", str(project)],
+                      what=what, index=self.index, environ=self.environ)
+        found = run_uv(["python", "find", "--show-version", "--project", str(project)],
+                       what=what, index=self.index, environ=self.environ).strip()
+        python = found or platform.python_version()
+        return Lock(kind=EnvKind.UV, python=python, platform=platform_tag(), packages=parse_lock(text), text=text)
+
+    def _python_version(self, python: str | None, *, what: str) -> str:
+        if python is None:
+            return platform.python_version()
+        return run_uv(["python", "find", python, "--show-version", "--no-project", "--no-config"],
+                      what=f"{what} (python={python!r})", index=self.index, environ=self.environ).strip()
+
+    # ---- build ----------------------------------------------------------------------------
+    def build(self, lock: Lock, cache_dir: Path) -> BuiltEnv:
+        digest = lock.digest()
+        target = Path(cache_dir).absolute() / digest
+        if (target / READY_MARKER).is_file():
+            return _built(digest, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{digest[:24]}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            self._build_into(lock, tmp)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not (target / READY_MARKER).is_file():  # a half-made one left by a killed builder
+                    shutil.rmtree(target, ignore_errors=True)
+                    os.rename(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return _built(digest, target)
+
+    def _build_into(self, lock: Lock, prefix: Path) -> None:
+        what = f"building the environment {lock.digest()[:12]}"
+        python = sys.executable if lock.python == platform.python_version() else lock.python
+        run_uv(["venv", str(prefix), "--python", python, "--relocatable", "--quiet", "--no-project", "--no-config"],
+               what=what, index=self.index, environ=self.environ)
+        (prefix / LOCK_FILE).write_text(lock.text)
+        interpreter = prefix / "bin" / "python"
+        if lock.packages:
+            hashes = ["--require-hashes"] if all(p.sha256 for p in lock.packages) else []
+            run_uv(["pip", "sync", str(prefix / LOCK_FILE), "--python", str(interpreter), "--link-mode", "hardlink",
+                    "--quiet", "--no-config", *hashes, *self.index.args()],
+                   what=what, index=self.index, environ=self.environ)
+        for site in prefix.glob("lib/python*/site-packages"):
+            (site / PTH_NAME).write_text(PTH_LINE)
+        (prefix / READY_MARKER).write_text(json.dumps(lock.to_json()))
+
+
+def _built(digest: str, prefix: Path) -> BuiltEnv:
+    return BuiltEnv(lock_digest=digest, prefix=prefix, python=prefix / "bin" / "python")
+
+
+def _describe(request: EnvRequest) -> str:
+    what = ", ".join(requirement(n, v) for n, v in request.packages) or "no packages"
+    return f"@{request.kind.value}({what}{', python=' + repr(request.python) if request.python else ''})"
+
+
+__all__ = ["LOCK_FILE", "READY_MARKER", "PypiBackend", "parse_lock", "platform_tag", "requirement",
+           "runtime_requirements"]

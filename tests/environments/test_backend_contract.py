@@ -1,0 +1,95 @@
+"""The contract every EnvironmentBackend keeps: resolve -> build -> an interpreter with the locked
+packages; builds are idempotent and safe to race. A backend joins by adding one entry to
+``BACKENDS``: a factory ``(request fixture) -> Case``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from headwater.environments.base import BuiltEnv, EnvironmentBackend, EnvKind, EnvRequest
+
+
+@dataclass(frozen=True)
+class Case:
+    """A backend with a request for ``tinylib`` 1.x it can satisfy offline."""
+
+    backend: EnvironmentBackend
+    request: EnvRequest
+    version: str  # what the lock must pin tinylib to
+
+
+def _pypi(request: pytest.FixtureRequest) -> Case:
+    from headwater.environments.pypi import PypiBackend
+    from headwater.environments.uvtool import IndexConfig
+
+    links = request.getfixturevalue("find_links")
+    backend = PypiBackend(IndexConfig(find_links=(str(links),), no_index=True))
+    return Case(backend, EnvRequest(EnvKind.PYPI, packages=(("tinylib", "1.*"),)), "1.0.0")
+
+
+#: name -> factory; the conda backend adds ``"conda": _conda`` here.
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Case]] = {"pypi": _pypi}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def case(request: pytest.FixtureRequest) -> Case:
+    return BACKENDS[request.param](request)
+
+
+def _imported_version(env: BuiltEnv) -> str:
+    out = subprocess.run([str(env.python), "-c", "import tinylib; print(tinylib.__version__)"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_resolve_pins_the_package(case: Case) -> None:
+    lock = case.backend.resolve(case.request)
+    assert lock.kind is case.request.kind
+    assert {p.name: p.version for p in lock.packages}["tinylib"] == case.version
+    assert lock.digest() == case.backend.resolve(case.request).digest()  # resolving again locks the same
+
+
+def test_the_built_interpreter_imports_the_locked_version(case: Case, tmp_path: Path) -> None:
+    lock = case.backend.resolve(case.request)
+    env = case.backend.build(lock, tmp_path)
+    assert env.lock_digest == lock.digest() and env.prefix == tmp_path.absolute() / lock.digest()
+    assert _imported_version(env) == case.version
+
+
+def test_building_twice_reuses_the_environment(case: Case, tmp_path: Path) -> None:
+    lock = case.backend.resolve(case.request)
+    first = case.backend.build(lock, tmp_path)
+    inode = os.stat(first.prefix).st_ino
+    second = case.backend.build(lock, tmp_path)
+    assert second == first and os.stat(second.prefix).st_ino == inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == [lock.digest()]
+
+
+def test_concurrent_builds_leave_one_environment(case: Case, tmp_path: Path) -> None:
+    lock = case.backend.resolve(case.request)
+    results: list[BuiltEnv] = []
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            results.append(case.backend.build(lock, tmp_path))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(set(results)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [lock.digest()]  # no half-built leftovers
+    assert _imported_version(results[0]) == case.version
+
