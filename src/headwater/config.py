@@ -19,6 +19,9 @@ from .exceptions import HeadwaterException, UnknownUserError
 
 STORE_DIRNAME = ".headwater"
 
+#: Conda channels used when neither ``@conda(channels=...)`` nor HEADWATER_CONDA_CHANNELS names any.
+DEFAULT_CONDA_CHANNELS: tuple[str, ...] = ("conda-forge",)
+
 
 def find_datastore_root(start: str | os.PathLike[str] | None = None) -> str:
     """The nearest ``.headwater/`` directory upward from ``start`` (default: cwd),
@@ -81,6 +84,8 @@ class Settings:
     kubernetes_container_image: str | None = None
     #: Kubernetes secrets every pod gets as environment variables (``@kubernetes(secrets=...)`` adds to them).
     kubernetes_secrets: tuple[str, ...] = ()
+    #: Conda channels (names or URLs, in priority order) of ``@conda`` environments that name none.
+    conda_channels: tuple[str, ...] = DEFAULT_CONDA_CHANNELS
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> "Settings":
@@ -215,5 +220,6 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
         kubernetes_service_account=get("KUBERNETES_SERVICE_ACCOUNT") or None,
         kubernetes_container_image=get("KUBERNETES_CONTAINER_IMAGE") or None,
         kubernetes_secrets=_names(get("KUBERNETES_SECRETS")),
+        conda_channels=_names(get("CONDA_CHANNELS")) or DEFAULT_CONDA_CHANNELS,
         extra=extra,
     )
