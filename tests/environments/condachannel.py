@@ -51,7 +51,7 @@ class PackageSpec:
 def current_platform() -> str:
     import rattler
 
-    return str(rattler.Platform.current())
+    return str(rattler.Subdir.current())
 
 
 def base_interpreter() -> Path:

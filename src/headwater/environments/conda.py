@@ -140,7 +140,7 @@ class CondaBackend(EnvironmentBackend):
         """
         rattler = _rattler()
         channels = tuple(request.channels) or self._settings.conda_channels
-        platform = str(rattler.Platform.current())
+        platform = str(rattler.Subdir.current())
         specs = [("python", f"python {python_spec(request.python)}")]
         specs += [(name, package_spec(name, version)) for name, version in request.packages]
         records = run_async(self._solve(rattler, channels, platform, specs))
@@ -227,7 +227,7 @@ class CondaBackend(EnvironmentBackend):
         return BuiltEnv(lock_digest=digest, prefix=target, python=python)
 
     def _install(self, rattler: Any, lock: Lock, cache_dir: Path, target: Path) -> None:
-        current = str(rattler.Platform.current())
+        current = str(rattler.Subdir.current())
         if lock.platform != current:
             raise StepEnvironmentError(
                 f"The conda lock was resolved for {lock.platform} and cannot be built on {current}.",
@@ -239,7 +239,7 @@ class CondaBackend(EnvironmentBackend):
             try:
                 run_async(rattler.install(records, aside, cache_dir=cache_dir / PACKAGE_CACHE_DIRNAME,
                                           show_progress=False, alternative_target_prefix=target,
-                                          platform=rattler.Platform(lock.platform)))
+                                          platform=rattler.Subdir(lock.platform)))
             except (rattler.exceptions.InstallerError, rattler.exceptions.TransactionError,
                     rattler.exceptions.LinkError, rattler.exceptions.ExtractError, rattler.exceptions.IoError) as exc:
                 raise StepEnvironmentError(
