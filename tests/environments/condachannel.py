@@ -15,7 +15,8 @@ The channel (``CHANNEL_PACKAGES``):
 - ``python <this interpreter's version>`` for the current platform (the wrapper above);
 - ``tinylib 1.0`` and ``tinylib 2.0``, ``noarch: python``, each a module with ``__version__``;
 - ``tinyapp 1.0``, ``noarch: python``, depending on ``tinylib >=2`` (``tinylib 1.*`` with it
-  cannot be solved).
+  cannot be solved), with ``etc/tinyapp/prefix.txt`` naming its install prefix through conda's
+  prefix placeholder (an environment built aside must name its final path).
 
 Repodata is written by rattler's indexer (``rattler.index.index_fs``): ``conda-index`` needs the
 ``conda`` package itself, which is not installable from PyPI.
@@ -31,6 +32,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: The placeholder conda-build writes where a file names its install prefix.
+PREFIX_PLACEHOLDER = "/opt/anaconda1anaconda2anaconda3"
 #: A fixed build time (ms since the epoch), so a package built twice has the same metadata.
 _TIMESTAMP = 1_700_000_000_000
 
@@ -44,6 +47,8 @@ class PackageSpec:
     subdir: str  # "noarch" or the current platform
     files: dict[str, str] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
+    #: Text files naming their install prefix by ``PREFIX_PLACEHOLDER`` (rewritten when installed).
+    prefix_files: dict[str, str] = field(default_factory=dict)
     depends: tuple[str, ...] = ()
     noarch_python: bool = False
 
@@ -85,6 +90,7 @@ def channel_packages(platform: str) -> list[PackageSpec]:
         PackageSpec("tinylib", "1.0", "noarch", _module("tinylib", "1.0"), depends=("python",), noarch_python=True),
         PackageSpec("tinylib", "2.0", "noarch", _module("tinylib", "2.0"), depends=("python",), noarch_python=True),
         PackageSpec("tinyapp", "1.0", "noarch", _module("tinyapp", "1.0"),
+                    prefix_files={"etc/tinyapp/prefix.txt": PREFIX_PLACEHOLDER + "\n"},
                     depends=("python", "tinylib >=2"), noarch_python=True),
     ]
 
@@ -99,6 +105,13 @@ def _stage(spec: PackageSpec, src: Path) -> list[str]:
         target.write_bytes(data)
         paths.append({"_path": rel, "path_type": "hardlink", "sha256": hashlib.sha256(data).hexdigest(),
                       "size_in_bytes": len(data)})
+    for rel, text in sorted(spec.prefix_files.items()):
+        data = text.encode()
+        target = src / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        paths.append({"_path": rel, "path_type": "hardlink", "sha256": hashlib.sha256(data).hexdigest(),
+                      "size_in_bytes": len(data), "file_mode": "text", "prefix_placeholder": PREFIX_PLACEHOLDER})
     for rel, dest in sorted(spec.links.items()):
         target = src / rel
         target.parent.mkdir(parents=True, exist_ok=True)

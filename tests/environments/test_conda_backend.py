@@ -104,6 +104,11 @@ def test_build_twice_reuses_the_environment(backend, conda_channel, tmp_path):
     assert [p.name for p in (tmp_path / "envs").iterdir()] == [lock.digest()]
 
 
+def test_files_naming_their_prefix_name_the_final_one_not_the_build_directory(backend, conda_channel, tmp_path):
+    built = backend.build(backend.resolve(request(conda_channel, ("tinyapp", ""))), tmp_path / "envs")
+    assert (built.prefix / "etc" / "tinyapp" / "prefix.txt").read_text() == f"{built.prefix}\n"
+
+
 def test_packages_are_hardlinked_from_the_package_cache(backend, conda_channel, tmp_path):
     built = backend.build(backend.resolve(request(conda_channel, ("tinylib", "2.*"))), tmp_path / "envs")
     module = built.prefix / "lib" / ("python%d.%d" % sys.version_info[:2]) / "site-packages" / "tinylib" / "__init__.py"
