@@ -23,6 +23,7 @@ from headwater.environments.base import (
     Lock,
     PackageNotFound,
     PythonUnavailable,
+    StepEnvironmentError,
     Unsatisfiable,
 )
 
@@ -219,3 +220,13 @@ def test_unreachable_channel_is_named_by_url(backend, conda_channel):
 def test_missing_local_channel_is_unreachable(backend, tmp_path):
     with pytest.raises(IndexUnreachable, match=r"nowhere cannot be read"):
         backend.resolve(request(tmp_path / "nowhere", ("tinylib", "")))
+
+
+def test_lock_whose_channel_is_gone_fails_to_build_and_leaves_nothing_half_built(backend, conda_channel, tmp_path):
+    channel = tmp_path / "channel"
+    shutil.copytree(conda_channel, channel)
+    lock = backend.resolve(request(channel, ("tinylib", "")))
+    shutil.rmtree(channel)
+    with pytest.raises(StepEnvironmentError, match=r"(?s)could not be installed:.*python-.*\.conda"):
+        backend.build(lock, tmp_path / "envs")
+    assert [p.name for p in (tmp_path / "envs").iterdir()] == [PACKAGE_CACHE_DIRNAME]
