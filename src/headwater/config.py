@@ -19,6 +19,9 @@ from .exceptions import HeadwaterException, UnknownUserError
 
 STORE_DIRNAME = ".headwater"
 
+#: Conda channels used when neither ``@conda(channels=...)`` nor HEADWATER_CONDA_CHANNELS names any.
+DEFAULT_CONDA_CHANNELS: tuple[str, ...] = ("conda-forge",)
+
 
 def find_datastore_root(start: str | os.PathLike[str] | None = None) -> str:
     """The nearest ``.headwater/`` directory upward from ``start`` (default: cwd),
@@ -90,6 +93,8 @@ class Settings:
     pypi_find_links: tuple[str, ...] = ()
     #: Use no index at all, only ``pypi_find_links`` (``HEADWATER_PYPI_NO_INDEX=1``).
     pypi_no_index: bool = False
+    #: Conda channels (names or URLs, in priority order) of ``@conda`` environments that name none.
+    conda_channels: tuple[str, ...] = DEFAULT_CONDA_CHANNELS
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -240,5 +245,6 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: str | None = No
         pypi_index_url=get("PYPI_INDEX_URL") or None,
         pypi_find_links=_names(get("PYPI_FIND_LINKS")),
         pypi_no_index=str(get("PYPI_NO_INDEX", "")).lower() in ("1", "true", "yes"),
+        conda_channels=_names(get("CONDA_CHANNELS")) or DEFAULT_CONDA_CHANNELS,
         extra=extra,
     )

@@ -1,4 +1,5 @@
-"""Fixtures of the environment tests: an offline package source the tests build themselves."""
+"""Fixtures of the environment tests: offline package sources the tests build themselves
+(wheels for uv, a conda channel for rattler: tests/environments/condachannel.py)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,13 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def conda_channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test conda channel (python, tinylib 1.0/2.0, tinyapp), built once per session."""
+    pytest.importorskip("rattler")
+    pytest.importorskip("conda_package_handling")
+    from .condachannel import build_channel
+
+    return build_channel(tmp_path_factory.mktemp("conda"))

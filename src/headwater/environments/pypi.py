@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import BuiltEnv, EnvironmentBackend, EnvKind, EnvRequest, Lock, LockedPackage, StepEnvironmentError
-from .shim import PTH_LINE, PTH_NAME
+from .shim import install_pth
 from .uvtool import IndexConfig, run_uv
 
 #: Written last into a built environment: its presence means the environment is complete.
@@ -161,8 +161,7 @@ class PypiBackend(EnvironmentBackend):
             run_uv(["pip", "sync", str(prefix / LOCK_FILE), "--python", str(interpreter), "--link-mode", "hardlink",
                     "--quiet", "--no-config", *hashes, *self.index.args()],
                    what=what, index=self.index, environ=self.environ)
-        for site in prefix.glob("lib/python*/site-packages"):
-            (site / PTH_NAME).write_text(PTH_LINE)
+        install_pth(prefix, lock.python)
         (prefix / READY_MARKER).write_text(json.dumps(lock.to_json()))
 
 

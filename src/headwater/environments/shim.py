@@ -113,3 +113,15 @@ def shim_dir(envs_dir: Path) -> Path:
 
 
 __all__ = ["OPTIONAL", "compiled_distributions", "PTH_LINE", "PTH_NAME", "SHIM_ENV_VAR", "needed_distributions", "shim_dir"]
+
+
+def install_pth(prefix: Path, python_version: str) -> None:
+    """Give the environment at ``prefix`` (its Python ``python_version``) the ``.pth`` line that puts
+    the shim on ``sys.path``: every backend calls it before the environment is moved into place."""
+    sites = list(prefix.glob("lib/python*/site-packages"))
+    if not sites:
+        major_minor = ".".join(python_version.split(".")[:2])
+        sites = [prefix / "lib" / f"python{major_minor}" / "site-packages"]
+        sites[0].mkdir(parents=True)
+    for site in sites:
+        (site / PTH_NAME).write_text(PTH_LINE)
