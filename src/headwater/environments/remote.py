@@ -107,30 +107,31 @@ class RemoteEnvironments:
 
     Parameters
     ----------
-    prepared : PreparedEnvironments or None
-        The run's environments (``TaskContext.environments``).
+    locks : mapping
+        The lock of each step that has an environment (``prepare.resolve_steps``).
     settings : Settings
         The run's settings: their package sources travel with the locks.
     """
 
-    def __init__(self, prepared: Any, settings: Any) -> None:
-        self._steps: dict[str, StepEnvironment] = dict(prepared.steps) if prepared is not None else {}
-        self._locks: dict[str, Lock] = dict(prepared.locks) if prepared is not None else {}
-        self._index = index_environ(settings) if self._steps else {}
-        self._keys: dict[str, str] = {}  # lock digest -> stored key
+    def __init__(self, locks: Mapping[str, Lock], settings: Any) -> None:
+        self._locks = dict(locks)
+        self._index = index_environ(settings) if self._locks else {}
+        self._keys: dict[str, str] = {}  # step -> stored key
 
-    def step(self, name: str) -> StepEnvironment | None:
-        """The environment of step ``name`` as the head built it, or None."""
-        return self._steps.get(name)
+    @classmethod
+    def of_run(cls, prepared: Any, settings: Any) -> "RemoteEnvironments":
+        """Those of a run's ``PreparedEnvironments`` (``TaskContext.environments``; None: no step has one)."""
+        steps = prepared.steps if prepared is not None else {}
+        return cls({step: prepared.locks[env.lock_digest] for step, env in steps.items()}, settings)
 
     def for_step(self, name: str, content: Any) -> RemoteEnvironment | None:
         """What a task of step ``name`` carries (its lock stored in ``content`` on first use), or None."""
-        env = self._steps.get(name)
-        if env is None:
+        lock = self._locks.get(name)
+        if lock is None:
             return None
-        key = self._keys.get(env.lock_digest)
+        key = self._keys.get(name)
         if key is None:
-            key = self._keys[env.lock_digest] = store_lock(content, self._locks[env.lock_digest])
+            key = self._keys[name] = store_lock(content, lock)  # a lock shared by steps: a dedup hit
         return RemoteEnvironment(key, self._index)
 
 

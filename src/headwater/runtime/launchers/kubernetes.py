@@ -223,7 +223,7 @@ class KubernetesLauncher(Launcher):
         self._shown: set[str] = set()  # tracebacks of internal errors already written to stderr
         from ...environments.remote import RemoteEnvironments
 
-        self._envs = RemoteEnvironments(ctx.environments, self._settings)  # each lock stored once, for the pods
+        self._envs = RemoteEnvironments.of_run(ctx.environments, self._settings)  # each lock stored once, for the pods
 
     # -- set-up ------------------------------------------------------------------------------
     def options(self, step: str) -> KubernetesOptions:

@@ -274,7 +274,7 @@ class RayLauncher(Launcher):
                 from ...config import load_settings
 
                 settings = load_settings()
-            self._envs = RemoteEnvironments(prepared, settings)
+            self._envs = RemoteEnvironments.of_run(prepared, settings)
             self._content = Datastore(self.ctx.datastore_root).content
         remote = self._envs.for_step(step, self._content)
         return remote.to_json() if remote is not None else None
