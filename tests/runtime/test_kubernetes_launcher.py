@@ -186,6 +186,28 @@ def test_environment_steps_build_their_environment_in_the_pod(cluster, s3_bucket
     assert "--environment-lock" not in end_job["spec"]["template"]["spec"]["containers"][0]["command"]
 
 
+def test_a_conda_step_builds_its_environment_in_the_pod(cluster, s3_bucket, tmp_path, monkeypatch):
+    """CondaFlow with --with kubernetes against a conda channel the test builds: the channel setting
+    travels to the pods, whose bootstraps install the locked packages with rattler."""
+    pytest.importorskip("rattler")
+    pytest.importorskip("conda_package_handling")
+    from environments.condachannel import build_channel
+
+    channel = build_channel(tmp_path / "conda")
+    root = f"s3://{s3_bucket}/conda"
+    env = {**cluster.env, "HEADWATER_CONDA_CHANNELS": channel.as_uri()}
+    r = run_flow("conda_flow.py", "--environment=conda", "run", "--with", "kubernetes", root=root, env=env,
+                 cwd=tmp_path, timeout=240)
+    assert r.returncode == 0, r.output
+    run = client_run(monkeypatch, root, "CondaFlow", tmp_path)
+    assert [run[s].task["tinylib"].data for s in ("start", "two", "end")] == ["1.0", "2.0", None]
+    two = json.loads(run["two"].task.metadata_dict["environment"])
+    assert two["kind"] == "conda" and two["packages"]["tinylib"] == "2.0"
+    (job,) = cluster.jobs_of("two")
+    pod_env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert pod_env["HEADWATER_CONDA_CHANNELS"] == channel.as_uri()
+
+
 def test_retry_catch_and_timeout_on_kubernetes(cluster, s3_bucket, tmp_path, monkeypatch):
     """@retry: one Job per attempt. @catch: of an exception, of a dead process and of a Job past its
     activeDeadlineSeconds (@timeout), each retried first where @retry says so."""
