@@ -191,6 +191,20 @@ def build_here(content: Any, lock_key: str, settings: Any, *, where: str = "this
     return env
 
 
+_shims: dict[str, str] = {}  # envs dir -> the shim of this process's headwater there
+
+
+def shim_here(settings: Any) -> str:
+    """The headwater shim under ``settings.envs_dir`` (``shim.shim_dir``), made once per process."""
+    key = str(settings.envs_dir)
+    shim = _shims.get(key)
+    if shim is None:
+        from .shim import shim_dir
+
+        shim = _shims[key] = str(shim_dir(Path(settings.envs_dir)))
+    return shim
+
+
 class _file_lock:
     """An exclusive ``flock`` on ``path`` (created if missing) for the ``with`` block."""
 
@@ -209,4 +223,4 @@ class _file_lock:
 
 
 __all__ = ["INDEX_VARS", "METADATA_ENV_VAR", "RemoteEnvironment", "RemoteEnvironments", "build_here",
-           "check_platform", "index_environ", "load_lock", "settings_with_index", "store_lock"]
+           "check_platform", "index_environ", "load_lock", "settings_with_index", "shim_here", "store_lock"]

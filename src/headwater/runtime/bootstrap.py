@@ -63,18 +63,18 @@ def _environment_python(content: object, lock_key: str) -> str:
     """Build (or find) the environment of the stored lock ``lock_key``; its interpreter. Sets the
     shim and the task metadata of the environment in ``os.environ`` for the flow process."""
     from ..config import load_settings
-    from ..environments.remote import METADATA_ENV_VAR, build_here
-    from ..environments.shim import SHIM_ENV_VAR, shim_dir
+    from ..environments.remote import METADATA_ENV_VAR, build_here, shim_here
+    from ..environments.shim import SHIM_ENV_VAR
     from ..exceptions import HeadwaterException
 
     settings = load_settings()
     try:
         step_env = build_here(content, lock_key, settings, where="this container")
-        shim = shim_dir(settings.envs_dir)
+        shim = shim_here(settings)
     except HeadwaterException as e:
         sys.stderr.write(f"Cannot prepare the step's environment {lock_key[:12]}:\n{e.render()}\n")
         raise SystemExit(1) from None
-    os.environ[SHIM_ENV_VAR] = str(shim)
+    os.environ[SHIM_ENV_VAR] = shim
     os.environ[METADATA_ENV_VAR] = step_env.metadata()
     return step_env.python
 

@@ -337,8 +337,8 @@ def run_in_environment(ds: Datastore, spec: TaskSpec, info: dict[str, Any], envi
     (its ``run_owner``), and the worker dies with the run's Ray job.
     """
     from ..environments.prepare import METADATA_KEY
-    from ..environments.remote import RemoteEnvironment, build_here, settings_with_index
-    from ..environments.shim import SHIM_ENV_VAR, shim_dir
+    from ..environments.remote import RemoteEnvironment, build_here, settings_with_index, shim_here
+    from ..environments.shim import SHIM_ENV_VAR
     from ..package.stored import fetch_package
     from .launchers.subprocess import die_with_parent
     from .owner import process_token
@@ -349,7 +349,7 @@ def run_in_environment(ds: Datastore, spec: TaskSpec, info: dict[str, Any], envi
         try:
             root = fetch_package(ds.content, info, add_to_path=False)
             step_env = build_here(ds.content, carried.lock_key, settings, where=f"node {node}")
-            shim = str(shim_dir(settings.envs_dir))
+            shim = shim_here(settings)
         except HeadwaterException as e:
             sys.stderr.write(e.render() + "\n")
             return RemoteOutcome(None, f"Node {node} could not prepare the environment of step "

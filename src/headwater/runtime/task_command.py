@@ -183,6 +183,7 @@ def _with_environment(spec: TaskSpec, settings: Settings) -> TaskSpec:
     described = settings.extra.get(METADATA_ENV_VAR)
     if not described:
         return spec
+    os.environ.pop(METADATA_ENV_VAR, None)  # for this task only: not for what the step starts (a nested run)
     return dataclasses.replace(spec, extra=spec.extra + ((METADATA_KEY, described),))
 
 
