@@ -184,6 +184,23 @@ def test_environment_steps_run_in_their_environment_built_once_per_node(cluster:
             assert (env_dir / "headwater-env.json").is_file()
 
 
+def test_environment_steps_on_the_s3_datastore(cluster: RayCluster, s3_bucket: str, tmp_path: Path,
+                                               wheels: Path) -> None:
+    """HEADWATER_LAUNCHER=ray with an S3 datastore: the lock object travels through S3, and what the
+    step prints in its environment reaches the task's log in the store and the console."""
+    root = f"s3://{s3_bucket}/envs-on-ray"
+    res = run_flow("pypi_flow.py", "--environment=pypi", "run", root=tmp_path / "unused", launcher="ray",
+                   env=ray_env(cluster, HEADWATER_DATASTORE_ROOT=root, HEADWATER_PYPI_NO_INDEX="1",
+                               HEADWATER_PYPI_FIND_LINKS=str(wheels), HEADWATER_HOME=str(tmp_path / "head-home"),
+                               UV_HTTP_RETRIES="0", **cluster_s3_env(cluster)), timeout=240)
+    assert res.returncode == 0, res.output
+    assert "tinylib 1.0.0" in res.output  # tailed from the store
+    run = latest(root, "PypiFlow")
+    assert run.successful
+    assert [run[s].task["tinylib"].data for s in ("start", "two", "end")] == ["1.0.0", "2.0.0", None]
+    assert "tinylib 1.0.0" in run["start"].task.stdout
+
+
 def test_request_no_node_can_hold_fails_fast(cluster: RayCluster, tmp_path: Path) -> None:
     res = run_flow("ray_foreach_flow.py", "run", "--with", "resources:cpu=64", root=tmp_path / "store",
                    launcher="ray", env=ray_env(cluster), timeout=60)
