@@ -184,6 +184,8 @@ def test_environment_steps_build_their_environment_in_the_pod(cluster, s3_bucket
         assert lock_key != described["lock_digest"]  # the object's content key travels, not the digest
     (end_job,) = cluster.jobs_of("end")
     assert "--environment-lock" not in end_job["spec"]["template"]["spec"]["containers"][0]["command"]
+    head_envs = Path(cluster.env["HEADWATER_HOME"]) / "envs"  # resolved here, built only in the pods
+    assert not head_envs.exists() or not [p for p in head_envs.iterdir() if not p.name.startswith(".")]
 
 
 def test_a_conda_step_builds_its_environment_in_the_pod(cluster, s3_bucket, tmp_path, monkeypatch):

@@ -182,6 +182,8 @@ def test_environment_steps_run_in_their_environment_built_once_per_node(cluster:
     for home in homes:
         for env_dir in (p for p in home.iterdir() if not p.name.startswith(".")) if home.is_dir() else ():
             assert (env_dir / "headwater-env.json").is_file()
+    head_envs = tmp_path / "head-home" / "envs"  # the head resolves, and builds nothing for remote steps
+    assert not head_envs.exists() or not [p for p in head_envs.iterdir() if not p.name.startswith(".")]
 
 
 def test_environment_steps_on_the_s3_datastore(cluster: RayCluster, s3_bucket: str, tmp_path: Path,

@@ -71,6 +71,15 @@ def decorated_steps(flow_cls: type, steps: Iterable[str], decorator: str) -> dic
     return out
 
 
+def remote_steps(flow_cls: type, steps: Iterable[str], launcher: str) -> set[str]:
+    """The steps of ``flow_cls`` that run on a backend (every one when the run's ``launcher`` is one),
+    not on this machine: their environments are built where they run."""
+    steps = tuple(steps)
+    if launcher in BACKEND_BY_NAME:
+        return set(steps)
+    return {step for backend in BACKENDS for step in decorated_steps(flow_cls, steps, backend.decorator)}
+
+
 def environment_steps(ctx: TaskContext) -> list[str]:
     """The steps that run in a built environment (``TaskContext.environments``)."""
     envs = ctx.environments
