@@ -3,7 +3,8 @@
 The head listens on 127.0.0.2 and each worker node gets its own loopback
 address, so the cluster has distinct nodes on one machine. Every process gets
 ``PYTHONPATH`` pointing at this checkout's ``src`` (the nodes import headwater),
-and temp dirs and ports of its own; ``stop`` kills only this cluster's processes.
+each node a ``HEADWATER_HOME`` of its own (``RayCluster.node_home``), and temp dirs
+and ports of its own; ``stop`` kills only this cluster's processes.
 """
 
 from __future__ import annotations
@@ -47,8 +48,13 @@ class RayCluster:
     env: dict[str, str]
     nodes: list[RayNode] = field(default_factory=list)
 
-    def _ray(self, *args: str, timeout: float = 120) -> str:
-        p = subprocess.run([RAY, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+    def node_home(self, ip: str) -> Path:
+        """The node's HEADWATER_HOME (its own, as on a real cluster: built environments, caches)."""
+        return self.temp_dir / "homes" / ip
+
+    def _ray(self, *args: str, timeout: float = 120, ip: str | None = None) -> str:
+        env = self.env if ip is None else {**self.env, "HEADWATER_HOME": str(self.node_home(ip))}
+        p = subprocess.run([RAY, *args], env=env, capture_output=True, text=True, timeout=timeout)
         if p.returncode != 0:
             raise RuntimeError(f"ray {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
         return p.stdout
@@ -58,7 +64,7 @@ class RayCluster:
                 "--num-gpus=0", f"--resources={resources}", "--disable-usage-stats"]
         if memory is not None:
             args.append(f"--memory={memory}")
-        self._ray(*args)
+        self._ray(*args, ip=ip)
         node = RayNode(ip, resources)
         node.node_id = self._wait_node(ip)
         self.nodes.append(node)
@@ -171,7 +177,7 @@ def start_cluster(temp_dir: Path, head_cpus: int = 2, env: dict[str, str] | None
     cluster._ray("start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={port}", f"--num-cpus={head_cpus}",
                  "--num-gpus=0", "--disable-usage-stats", "--include-dashboard=false",
                  f"--ray-client-server-port={free_port()}", f"--dashboard-port={free_port()}",
-                 f"--temp-dir={temp_dir / 'ray'}")
+                 f"--temp-dir={temp_dir / 'ray'}", ip=HEAD_IP)
     head = RayNode(HEAD_IP, "{}")
     head.node_id = cluster._wait_node(HEAD_IP)
     cluster.nodes.append(head)

@@ -93,6 +93,41 @@ def test_linear_flow_is_a_chain_after_init(tmp_path: Path, validators: dict[str,
     assert {"name": "HEADWATER_DATASTORE_ROOT", "value": ROOT} in c["env"]
 
 
+def test_environment_steps_carry_their_stored_lock(tmp_path: Path, validators: dict[str, Any],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`create` resolves @pypi steps (offline here) and stores each lock in the datastore; the step's
+    template names it with --environment-lock, before the `--`, and gets the package sources."""
+    pytest.importorskip("uv", reason="environment steps need uv (pip install 'headwater[envs]')")
+    from tinywheels import write_wheel
+
+    write_wheel(tmp_path / "links", "tinylib", "1.0.0")
+    write_wheel(tmp_path / "links", "tinylib", "2.0.0")
+    sources = {"HEADWATER_PYPI_NO_INDEX": "1", "HEADWATER_PYPI_FIND_LINKS": str(tmp_path / "links")}
+    r = run_flow("pypi_flow.py", "--environment=pypi", "--datastore-root", ROOT, "argo-workflows", "create",
+                 "--only-json", "--image", "python:3.12", root=tmp_path / ".headwater",
+                 env={**_S3_ENV, **sources, "HEADWATER_HOME": str(tmp_path / "home"), "UV_HTTP_RETRIES": "0"})
+    assert r.returncode == 0, r.output
+    wt = json.loads(r.stdout)
+    validate(wt, validators)
+    keys = {}
+    for step in ("start", "two"):
+        c = template(wt, f"step-{step}")["container"]
+        argv = c["command"] + c["args"]
+        at = argv.index("--environment-lock")
+        assert at < argv.index("--") and re.fullmatch(r"[0-9a-f]{64}", argv[at + 1])
+        keys[step] = argv[at + 1]
+        assert {"name": "HEADWATER_PYPI_FIND_LINKS", "value": sources["HEADWATER_PYPI_FIND_LINKS"]} in c["env"]
+    assert keys["start"] != keys["two"]
+    assert "--environment-lock" not in template(wt, "step-end")["container"]["args"]
+    for name, value in _S3_ENV.items():  # the test reads the datastore as the pods do
+        monkeypatch.setenv(name, value)
+    from headwater.environments.remote import load_lock
+    from headwater.store import Datastore
+
+    lock = load_lock(Datastore(ROOT).content, keys["two"])
+    assert [(p.name, p.version) for p in lock.packages] == [("tinylib", "2.0.0")]
+
+
 def test_a_typo_in_a_field_fails_the_strict_schema(tmp_path: Path, validators: dict[str, Any]) -> None:
     wt = create("linear_flow.py", tmp_path)
     bad = copy.deepcopy(wt)

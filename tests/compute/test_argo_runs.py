@@ -62,3 +62,51 @@ def test_an_include_file_default_is_uploaded_at_deploy_time(s3_bucket: str, s3_e
     got = headwater.Run("ArgoIncludeFlow/argo-wf1")
     assert got.data.lines == ["first line", "second line"]
     assert got.data.notes == "first line\nsecond line\n"
+
+
+def test_environment_steps_build_their_environment_in_the_pod(s3_bucket: str, s3_env: S3Server, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    """PypiFlow deployed with --environment=pypi: `create` resolves the two environments and stores
+    their locks; each step's template builds its lock in the pod (``--environment-lock``) with the
+    package sources of the deploying machine (in the template's env: the pods have none), so each
+    step sees its own tinylib and end sees neither."""
+    pytest.importorskip("uv", reason="environment steps need uv (pip install 'headwater[envs]')")
+    import json
+    import sys
+
+    from argo_harness import argo_env
+    from headwater.compute.argo.naming import step_template
+    from tinywheels import write_wheel
+
+    links = tmp_path / "links"
+    write_wheel(links, "tinylib", "1.0.0")
+    write_wheel(links, "tinylib", "2.0.0")
+    sources = {"HEADWATER_PYPI_NO_INDEX": "1", "HEADWATER_PYPI_FIND_LINKS": str(links)}
+    root = f"s3://{s3_bucket}/argo-envs"
+    r = run_flow("pypi_flow.py", "--environment=pypi", "--datastore-root", root, "argo-workflows", "create",
+                 "--only-json", root=tmp_path / ".unused",
+                 env={**argo_env(s3_env, tmp_path), **sources, "UV_HTTP_RETRIES": "0"})
+    assert r.returncode == 0, r.output
+    wt = json.loads(r.stdout)
+    for t in wt["spec"]["templates"]:
+        if "container" in t and t["container"]["command"][0] == "python":
+            t["container"]["command"][0] = sys.executable
+    templates = {t["name"]: t for t in wt["spec"]["templates"]}
+    for step in ("start", "two"):
+        container = templates[step_template(step)]["container"]
+        assert "--environment-lock" in container["args"]
+        assert {e["name"]: e["value"] for e in container["env"]}.items() >= sources.items()
+    assert "--environment-lock" not in templates[step_template("end")]["container"]["args"]
+    run = pod_interpreter(s3_env, tmp_path, UV_HTTP_RETRIES="0").run(wt, name="wf1")
+    assert run.phase is NodePhase.SUCCEEDED, run.phases()
+    import headwater
+
+    monkeypatch.setenv("HEADWATER_DATASTORE_ROOT", root)
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "reader-home"))
+    monkeypatch.setenv("HEADWATER_USER", USER)
+    headwater.default_namespace()
+    got = headwater.Run("PypiFlow/argo-wf1")
+    assert got.successful
+    assert [got[s].task["tinylib"].data for s in ("start", "two", "end")] == ["1.0.0", "2.0.0", None]
+    assert json.loads(got["two"].task.metadata_dict["environment"])["packages"] == {"tinylib": "2.0.0"}
+    assert "environment" not in got["end"].task.metadata_dict

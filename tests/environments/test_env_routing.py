@@ -1,14 +1,13 @@
-"""Steps with a built environment go to a subprocess launcher; never to Ray or Kubernetes (yet)."""
+"""Local steps with a built environment go to a subprocess launcher; steps on Ray or Kubernetes stay
+there (the node or pod builds the environment: tests/runtime/test_ray_launcher.py, test_kubernetes_launcher.py)."""
 
 from __future__ import annotations
-
-import pytest
 
 from headwater import FlowSpec, ray_task, step
 from headwater.environments.base import EnvKind
 from headwater.environments.prepare import PreparedEnvironments, StepEnvironment
 from headwater.runtime.launchers import TaskContext, make_launcher
-from headwater.runtime.launchers.routing import LauncherConflictError, RoutingLauncher
+from headwater.runtime.launchers.routing import RoutingLauncher
 from headwater.runtime.launchers.subprocess import SubprocessLauncher
 
 
@@ -60,9 +59,15 @@ def test_the_subprocess_launcher_runs_every_step_itself() -> None:
     launcher.shutdown()
 
 
-def test_an_environment_step_on_ray_is_refused() -> None:
-    with pytest.raises(LauncherConflictError, match=r"Step 'remote' runs in a Python environment .* and on ray"):
-        make_launcher("fork", _ctx("remote"))
-    with pytest.raises(LauncherConflictError, match=r"Step 'start' runs in a Python environment .* and on "
-                                                    r"kubernetes .*HEADWATER_LAUNCHER=kubernetes"):
-        make_launcher("kubernetes", _ctx("start"))
+def test_an_environment_step_on_ray_stays_on_ray() -> None:
+    launcher = make_launcher("fork", _ctx("start", "remote"))
+    assert isinstance(launcher, RoutingLauncher)
+    assert launcher.for_step("remote").name == "ray"  # not the subprocess launcher: the node builds it
+    assert isinstance(launcher.for_step("start"), SubprocessLauncher)
+    launcher.shutdown()
+
+
+def test_every_step_on_a_backend_stays_there() -> None:
+    launcher = make_launcher("ray", _ctx("start", "remote"))
+    assert launcher.name == "ray"
+    launcher.shutdown()

@@ -12,6 +12,7 @@ passes in 3 s.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -134,6 +135,79 @@ def test_only_the_kubernetes_step_becomes_a_job(cluster, s3_bucket, tmp_path, mo
     assert pod and pod.startswith(jobs[0]["metadata"]["name"])  # the pod of that Job ran it
     assert run["start"].task.data.pod is None and run["end"].task.data.end_pod is None  # these ran here
     assert f"trained on {pod}" in run["train"].task.stdout and f"trained on {pod}" in r.output
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Offline wheels of tinylib 1.0.0 and 2.0.0 (the pods build environments from them)."""
+    pytest.importorskip("uv", reason="environment steps need uv (pip install 'headwater[envs]')")
+    from tinywheels import write_wheel
+
+    links = tmp_path_factory.mktemp("links")
+    write_wheel(links, "tinylib", "1.0.0")
+    write_wheel(links, "tinylib", "2.0.0")
+    return links
+
+
+def test_environment_steps_build_their_environment_in_the_pod(cluster, s3_bucket, tmp_path, monkeypatch, wheels):
+    """PypiFlow with --with kubernetes: the Jobs of start and two carry their stored lock's key
+    (``--environment-lock``) and the head's package sources; each pod's bootstrap builds the
+    environment in the pod's own HEADWATER_HOME and runs the step in it, so each step sees its own
+    tinylib, end (no environment, the image's interpreter) sees neither, and each task records its
+    environment."""
+    root = f"s3://{s3_bucket}/envs"
+    env = {**cluster.env, "HEADWATER_PYPI_NO_INDEX": "1", "HEADWATER_PYPI_FIND_LINKS": str(wheels),
+           "UV_HTTP_RETRIES": "0"}
+    r = run_flow("pypi_flow.py", "--environment=pypi", "run", "--with", "kubernetes", root=root, env=env,
+                 cwd=tmp_path, timeout=240)
+    assert r.returncode == 0, r.output
+    run = client_run(monkeypatch, root, "PypiFlow", tmp_path)
+    assert run.successful
+    assert [run[s].task["tinylib"].data for s in ("start", "two", "end")] == ["1.0.0", "2.0.0", None]
+    assert run["start"].task["sees_pytest"].data is False and run["end"].task["sees_pytest"].data is True
+    assert "environment" not in run["end"].task.metadata_dict
+    for step in ("start", "two"):
+        (job,) = cluster.jobs_of(step)
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        command = container["command"]
+        lock_key = command[command.index("--environment-lock") + 1]
+        pod_env = {e["name"]: e.get("value") for e in container["env"]}
+        assert pod_env["HEADWATER_PYPI_FIND_LINKS"] == str(wheels) and pod_env["HEADWATER_PYPI_NO_INDEX"] == "1"
+        described = json.loads(run[step].task.metadata_dict["environment"])
+        assert described["packages"] == {"tinylib": run[step].task["tinylib"].data}
+        (pod,) = [p for p in cluster.server.objects("v1", "pods")
+                  if p["metadata"]["labels"]["job-name"] == job["metadata"]["name"]]
+        built = tmp_path / "pods" / pod["metadata"]["name"] / "home" / ".headwater" / "envs" / described["lock_digest"]
+        assert (built / "headwater-env.json").is_file()  # built in the pod's own HEADWATER_HOME
+        log = cluster.server.logs[("default", pod["metadata"]["name"])]
+        assert f"Built the pypi environment {described['lock_digest'][:12]}" in log
+        assert lock_key != described["lock_digest"]  # the object's content key travels, not the digest
+    (end_job,) = cluster.jobs_of("end")
+    assert "--environment-lock" not in end_job["spec"]["template"]["spec"]["containers"][0]["command"]
+    head_envs = Path(cluster.env["HEADWATER_HOME"]) / "envs"  # resolved here, built only in the pods
+    assert not head_envs.exists() or not [p for p in head_envs.iterdir() if not p.name.startswith(".")]
+
+
+def test_a_conda_step_builds_its_environment_in_the_pod(cluster, s3_bucket, tmp_path, monkeypatch):
+    """CondaFlow with --with kubernetes against a conda channel the test builds: the channel setting
+    travels to the pods, whose bootstraps install the locked packages with rattler."""
+    pytest.importorskip("rattler")
+    pytest.importorskip("conda_package_handling")
+    from environments.condachannel import build_channel
+
+    channel = build_channel(tmp_path / "conda")
+    root = f"s3://{s3_bucket}/conda"
+    env = {**cluster.env, "HEADWATER_CONDA_CHANNELS": channel.as_uri()}
+    r = run_flow("conda_flow.py", "--environment=conda", "run", "--with", "kubernetes", root=root, env=env,
+                 cwd=tmp_path, timeout=240)
+    assert r.returncode == 0, r.output
+    run = client_run(monkeypatch, root, "CondaFlow", tmp_path)
+    assert [run[s].task["tinylib"].data for s in ("start", "two", "end")] == ["1.0", "2.0", None]
+    two = json.loads(run["two"].task.metadata_dict["environment"])
+    assert two["kind"] == "conda" and two["packages"]["tinylib"] == "2.0"
+    (job,) = cluster.jobs_of("two")
+    pod_env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert pod_env["HEADWATER_CONDA_CHANNELS"] == channel.as_uri()
 
 
 def test_retry_catch_and_timeout_on_kubernetes(cluster, s3_bucket, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -124,6 +125,82 @@ def test_ray_task_steps_import_the_code_package(cluster: RayCluster, tmp_path: P
     assert remote.worker_pid not in (run["start"].task.data.start_pid, run["end"].task.data.end_pid)
     # An instance of a class of the flow file went head -> Ray worker -> head.
     assert run["end"].task.data.moved_sum == 23
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Offline wheels of tinylib 1.0.0 and 2.0.0 (the nodes build environments from them)."""
+    pytest.importorskip("uv", reason="environment steps need uv (pip install 'headwater[envs]')")
+    from tinywheels import write_wheel
+
+    links = tmp_path_factory.mktemp("links")
+    write_wheel(links, "tinylib", "1.0.0")
+    write_wheel(links, "tinylib", "2.0.0")
+    return links
+
+
+BUILT = re.compile(r"Built the pypi environment ([0-9a-f]{12}) \(.*?\) in (\S+) on node")
+
+
+def test_environment_steps_run_in_their_environment_built_once_per_node(cluster: RayCluster, tmp_path: Path,
+                                                                         wheels: Path, use_root) -> None:
+    """PypiFlow (tinylib 1.* in start, 2.* in two, nothing in end) with every step on Ray, twice: each
+    step sees its own version, end sees neither; each node builds an environment once, in its own
+    HEADWATER_HOME, and the second run reuses what its node has. The package sources (offline
+    find-links) reach the nodes from the head's settings only: the nodes have none."""
+    root = tmp_path / "store"
+    env = ray_env(cluster, HEADWATER_PYPI_NO_INDEX="1", HEADWATER_PYPI_FIND_LINKS=str(wheels),
+                  HEADWATER_HOME=str(tmp_path / "head-home"), UV_HTTP_RETRIES="0")
+    homes = [cluster.node_home(n.ip) / "envs" for n in cluster.nodes]
+    before = {h: {p.name for p in h.iterdir()} if h.is_dir() else set() for h in homes}
+    for _ in range(2):
+        res = run_flow("pypi_flow.py", "--environment=pypi", "run", "--with", "ray_task", root=root, env=env,
+                       timeout=240)
+        assert res.returncode == 0, res.output
+    use_root(root)
+    from headwater import Flow
+
+    runs = list(Flow("PypiFlow"))
+    assert len(runs) == 2
+    builds: list[tuple[str, str]] = []
+    for run in runs:
+        assert run.successful
+        assert run["start"].task["tinylib"].data == "1.0.0" and run["two"].task["tinylib"].data == "2.0.0"
+        assert run["end"].task["tinylib"].data is None
+        assert run["start"].task["sees_pytest"].data is False and run["end"].task["sees_pytest"].data is True
+        for name in ("start", "two"):
+            task = run[name].task
+            described = json.loads(task.metadata_dict["environment"])
+            assert described["packages"] == {"tinylib": task["tinylib"].data}
+            builds += BUILT.findall(task.stderr)
+        assert "environment" not in run["end"].task.metadata_dict
+    # Every environment on a node was built exactly once (never again by the second run).
+    made = {(p.name[:12], str(h)) for h in homes if h.is_dir() for p in h.iterdir()
+            if not p.name.startswith(".") and p.name not in before[h]}
+    assert sorted(builds) == sorted(made)
+    assert len({digest for digest, _ in made}) == 2  # the two locks, each built on the node(s) that ran it
+    for home in homes:
+        for env_dir in (p for p in home.iterdir() if not p.name.startswith(".")) if home.is_dir() else ():
+            assert (env_dir / "headwater-env.json").is_file()
+    head_envs = tmp_path / "head-home" / "envs"  # the head resolves, and builds nothing for remote steps
+    assert not head_envs.exists() or not [p for p in head_envs.iterdir() if not p.name.startswith(".")]
+
+
+def test_environment_steps_on_the_s3_datastore(cluster: RayCluster, s3_bucket: str, tmp_path: Path,
+                                               wheels: Path) -> None:
+    """HEADWATER_LAUNCHER=ray with an S3 datastore: the lock object travels through S3, and what the
+    step prints in its environment reaches the task's log in the store and the console."""
+    root = f"s3://{s3_bucket}/envs-on-ray"
+    res = run_flow("pypi_flow.py", "--environment=pypi", "run", root=tmp_path / "unused", launcher="ray",
+                   env=ray_env(cluster, HEADWATER_DATASTORE_ROOT=root, HEADWATER_PYPI_NO_INDEX="1",
+                               HEADWATER_PYPI_FIND_LINKS=str(wheels), HEADWATER_HOME=str(tmp_path / "head-home"),
+                               UV_HTTP_RETRIES="0", **cluster_s3_env(cluster)), timeout=240)
+    assert res.returncode == 0, res.output
+    assert "tinylib 1.0.0" in res.output  # tailed from the store
+    run = latest(root, "PypiFlow")
+    assert run.successful
+    assert [run[s].task["tinylib"].data for s in ("start", "two", "end")] == ["1.0.0", "2.0.0", None]
+    assert "tinylib 1.0.0" in run["start"].task.stdout
 
 
 def test_request_no_node_can_hold_fails_fast(cluster: RayCluster, tmp_path: Path) -> None:

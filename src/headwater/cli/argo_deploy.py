@@ -113,6 +113,7 @@ def compile_deployment(ctx: click.Context, flow_cls: type, opts: dict[str, Any])
         secrets=tuple(settings.kubernetes_secrets), service_account=settings.kubernetes_service_account)
     steps = step_settings(flow_cls, k8s_secrets=settings.kubernetes_secrets,
                           k8s_service_account=settings.kubernetes_service_account)
+    steps = guarded(lambda: _with_environments(ctx, flow_cls, graph, steps, settings, root))
     params = guarded(lambda: upload_included_files(flow_cls, flow_parameters_for_argo(flow_cls), root))
     objects = [compile_workflow_template(graph, steps, params, copts)]
     sched = flow_schedule(flow_cls)
@@ -120,6 +121,29 @@ def compile_deployment(ctx: click.Context, flow_cls: type, opts: dict[str, Any])
         objects.append(compile_cron_workflow(name, copts.namespace, sched.schedule, sched.timezone))
     return _add_events(objects, flow_cls, graph, params, copts, fields, settings,
                        auto_emit=opts["auto_emit_argo_events"])
+
+
+def _with_environments(ctx: click.Context, flow_cls: type, graph: Any, steps: dict[str, Any], settings: Any,
+                       root: str) -> dict[str, Any]:
+    """``steps`` with the environment of each step that has one (``@pypi``, ``@conda``,
+    ``--environment=uv``): resolved now, its lock stored in the datastore beside the code package,
+    so every pod of every run of the deployment builds the same environment."""
+    import dataclasses
+
+    from ..flow.environment_decorators import step_env_requests
+
+    requests = step_env_requests(flow_cls, graph.sorted_nodes, ctx.obj["top"]["environment"],
+                                 project_dir=os.path.dirname(os.path.abspath(sys.argv[0])))
+    if not any(r is not None for r in requests.values()):
+        return steps
+    from ..environments.prepare import resolve_steps
+    from ..environments.remote import RemoteEnvironments
+    from ..store import Datastore
+
+    locks = resolve_steps(requests, settings, echo=lambda message: click.echo(message, err=True))
+    remote = RemoteEnvironments(locks, settings)
+    content = Datastore(root).content
+    return {name: dataclasses.replace(s, environment=remote.for_step(name, content)) for name, s in steps.items()}
 
 
 def _add_events(objects: list[dict[str, Any]], flow_cls: type, graph: Any, params: list[Any], copts: Any,

@@ -12,11 +12,14 @@ BOOTSTRAP_MODULE = "headwater.runtime.bootstrap"
 
 
 def bootstrap_command(datastore_root: str, package_key: str, flow_file: str, args: list[str], *,
-                      python: str = "python") -> list[str]:
+                      python: str = "python", environment_lock: str | None = None) -> list[str]:
     """The container command: fetch the code package ``package_key``, then run ``flow_file`` with
-    ``args`` (the flow CLI's arguments, without the file name)."""
+    ``args`` (the flow CLI's arguments, without the file name). With ``environment_lock`` (the
+    content key of a stored lock, ``environments.remote.store_lock``) the container builds that
+    environment first and runs the flow file with its interpreter."""
+    env = ["--environment-lock", environment_lock] if environment_lock else []
     return [python, "-m", BOOTSTRAP_MODULE, "--datastore-root", datastore_root, "--package-key", package_key,
-            "--flow-file", flow_file, "--", *args]
+            "--flow-file", flow_file, *env, "--", *args]
 
 
 def datastore_args(datastore_root: str) -> list[str]:

@@ -1,16 +1,16 @@
 """Resolve and build the environments of a run's steps, once, when the run starts.
 
 ``resolve_steps`` resolves each distinct ``EnvRequest`` once (two steps asking for the same
-packages share one lock); ``prepare_steps`` also builds every distinct lock under
-``Settings.envs_dir`` and the headwater shim, and returns what the launchers and the run record
-need. Errors surface here, before any task runs.
+packages share one lock); ``prepare_steps`` also builds every distinct lock of the steps that run
+on this machine under ``Settings.envs_dir`` and the headwater shim, and returns what the launchers
+and the run record need. Errors surface here, before any task runs.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ class StepEnvironment:
 
     kind: EnvKind
     lock_digest: str
-    python: str  # the interpreter
+    python: str  # the interpreter; empty for a step that runs elsewhere (built there: ``remote``)
     packages: dict[str, str] = field(default_factory=dict)  # name -> version
 
     def metadata(self) -> str:
@@ -97,20 +97,28 @@ def resolve_steps(requests: Mapping[str, EnvRequest | None], settings: Any,
 
 
 def prepare_steps(requests: Mapping[str, EnvRequest | None], settings: Any,
-                  echo: Callable[[str], None] | None = None) -> PreparedEnvironments:
-    """Resolve and build the steps' environments; empty when no step has one."""
+                  echo: Callable[[str], None] | None = None, *,
+                  remote: Collection[str] = ()) -> PreparedEnvironments:
+    """Resolve the steps' environments and build those of the steps that run here; empty when no
+    step has one. The steps in ``remote`` run on other machines (Ray, Kubernetes), which build
+    their environments themselves (``environments.remote``)."""
     locks = resolve_steps(requests, settings, echo)
     if not locks:
         return PreparedEnvironments({}, {})
-    from .shim import shim_dir
-
     built: dict[str, str] = {}
     distinct = {lock.digest(): lock for lock in locks.values()}
+    here = {locks[step].digest() for step in locks if step not in remote}
     for digest, lock in distinct.items():
-        built[digest] = str(backend_for(lock.kind, settings).build(lock, settings.envs_dir).python)
-    steps = {step: StepEnvironment(lock.kind, lock.digest(), built[lock.digest()],
+        if digest in here:
+            built[digest] = str(backend_for(lock.kind, settings).build(lock, settings.envs_dir).python)
+    steps = {step: StepEnvironment(lock.kind, lock.digest(), built.get(lock.digest(), ""),
                                    {p.name: p.version for p in lock.packages}) for step, lock in locks.items()}
-    return PreparedEnvironments(steps, distinct, str(shim_dir(settings.envs_dir)))
+    shim = None
+    if built:
+        from .shim import shim_dir
+
+        shim = str(shim_dir(settings.envs_dir))
+    return PreparedEnvironments(steps, distinct, shim)
 
 
 __all__ = ["BACKENDS", "METADATA_KEY", "RUN_RECORD_FIELD", "PreparedEnvironments", "StepEnvironment",

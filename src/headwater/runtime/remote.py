@@ -22,6 +22,8 @@ import dataclasses
 import importlib.util
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -263,7 +265,7 @@ def _check_datastore(ds: Datastore, node: str) -> None:
                                    "shared by all nodes.")
 
 
-def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutcome:
+def run_remote(spec_json: str, remaining: float | None, node: str, environment: str | None = None) -> RemoteOutcome:
     """Run one task attempt on this worker; ``node`` names the machine in error messages.
 
     Parameters
@@ -274,6 +276,9 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
         Seconds left until the attempt's ``@timeout`` deadline when it was launched.
     node : str
         How to name this node (address and id) in messages.
+    environment : str, optional
+        The step's ``environments.remote.RemoteEnvironment`` as JSON: the task runs in that
+        environment, built on this node if it is not yet (``run_in_environment``).
 
     Returns
     -------
@@ -287,6 +292,8 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
     try:
         ds = _datastore(spec.datastore_root, node)
         info = _package_info(spec)
+        if environment is not None:
+            return run_in_environment(ds, spec, info, environment, node)
         try:
             flow_cls, flow_module = load_flow(ds, spec, info)
         except HeadwaterException:
@@ -316,3 +323,58 @@ def run_remote(spec_json: str, remaining: float | None, node: str) -> RemoteOutc
     finally:
         _restore_environ(env)  # a step's @environment stays with its task
     return RemoteOutcome(result.to_json())
+
+
+def run_in_environment(ds: Datastore, spec: TaskSpec, info: dict[str, Any], environment: str,
+                       node: str) -> RemoteOutcome:
+    """Run the attempt as ``python flow.py step --task-spec ...`` with the interpreter of the step's
+    environment, built on this node first if it is not yet (``environments.remote.build_here``).
+
+    The flow is not imported here: it may import what only its environment has. The child runs
+    from the extracted code package with the headwater shim, writes its logs to this task's
+    spool files (the same log contract as an in-process task) and its TaskResult to a file. It
+    is this worker's for life (``die_with_parent``); it commits only while this worker lives
+    (its ``run_owner``), and the worker dies with the run's Ray job.
+    """
+    from ..environments.prepare import METADATA_KEY
+    from ..environments.remote import RemoteEnvironment, build_here, settings_with_index, shim_here
+    from ..environments.shim import SHIM_ENV_VAR
+    from ..package.stored import fetch_package
+    from .launchers.subprocess import die_with_parent
+    from .owner import process_token
+
+    carried = RemoteEnvironment.from_json(environment)
+    settings = settings_with_index(carried.index)
+    with ship_task_output(ds, spec):  # the build's messages and the step's output are the task's log
+        try:
+            root = fetch_package(ds.content, info, add_to_path=False)
+            step_env = build_here(ds.content, carried.lock_key, settings, where=f"node {node}")
+            shim = shim_here(settings)
+        except HeadwaterException as e:
+            sys.stderr.write(e.render() + "\n")
+            return RemoteOutcome(None, f"Node {node} could not prepare the environment of step "
+                                       f"{spec.step_name!r}: {e.details()}")
+        work = tempfile.mkdtemp(prefix="headwater-env-task-")
+        try:
+            child = dataclasses.replace(spec, dedicated_process=True, run_owner=process_token(),
+                                        extra=spec.extra + ((METADATA_KEY, step_env.metadata()),))
+            spec_path, result_path = os.path.join(work, "spec.json"), os.path.join(work, "result.json")
+            with open(spec_path, "w") as f:
+                f.write(child.to_json())
+            cmd = [step_env.python, "-u", os.path.join(root, info["script"]), "--quiet",
+                   "--datastore-root", spec.datastore_root, "step", spec.step_name,
+                   "--task-spec", spec_path, "--result-file", result_path]
+            env = dict(os.environ, PYTHONUNBUFFERED="1", **{SHIM_ENV_VAR: shim})
+            sys.stdout.flush()
+            sys.stderr.flush()
+            code = subprocess.call(cmd, cwd=root, env=env, stdin=subprocess.DEVNULL,
+                                   preexec_fn=die_with_parent(), start_new_session=True)
+            try:
+                with open(result_path) as f:
+                    return RemoteOutcome(f.read())
+            except OSError:
+                return RemoteOutcome(None, f"Task {spec.pathspec} on node {node}: its process in the environment "
+                                           f"{step_env.lock_digest[:12]} ({step_env.python}) exited with code "
+                                           f"{code} before it reported; its output is in the task's log.")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)

@@ -209,8 +209,9 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
 
 
 def prepare_environments(req: RunRequest, settings: Settings) -> Any:
-    """The steps' environments (``environments.prepare.PreparedEnvironments``), resolved and built
-    once for the run; None when no step has one (nothing of ``headwater.environments`` is imported)."""
+    """The steps' environments (``environments.prepare.PreparedEnvironments``), resolved once for
+    the run and built for the steps that run here (those on Ray or Kubernetes are built on their
+    nodes); None when no step has one (nothing of ``headwater.environments`` is imported)."""
     from ..flow.environment_decorators import step_env_requests
 
     requests = step_env_requests(req.flow_cls, req.graph.sorted_nodes, req.environment,
@@ -218,8 +219,10 @@ def prepare_environments(req: RunRequest, settings: Settings) -> Any:
     if not any(r is not None for r in requests.values()):
         return None
     from ..environments.prepare import prepare_steps
+    from .launchers.routing import remote_steps
 
-    return prepare_steps(requests, settings, echo=_echo_environment)
+    elsewhere = remote_steps(req.flow_cls, req.graph.sorted_nodes, settings.launcher)  # built on their nodes
+    return prepare_steps(requests, settings, echo=_echo_environment, remote=elsewhere)
 
 
 def _echo_environment(message: str) -> None:

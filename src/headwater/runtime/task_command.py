@@ -12,6 +12,7 @@ resumed run) the task first decides whether it is a clone of the origin run's ta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -159,6 +160,7 @@ def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, setting
     from .run_state import restore_run_state
 
     spec = build_task_spec(args, flow_cls, flow_cls._graph, ds, settings.require_user(), settings.identity)
+    spec = _with_environment(spec, settings)
     result = _committed_result(ds, flow_cls.__name__, args)
     if result is None and args.clone_run_id:
         result = _clone_if_same(ds, spec, args, flow_cls._graph)
@@ -170,6 +172,19 @@ def run_task_command(args: TaskArguments, flow_cls: type, ds: Datastore, setting
     if result.ok and args.step == flow_cls._graph.end:
         _end_run(ds, settings, flow_cls.__name__, args.run_id)
     return result
+
+
+def _with_environment(spec: TaskSpec, settings: Settings) -> TaskSpec:
+    """``spec`` recording the step's environment in its metadata, when the bootstrap built one
+    and runs this process in it (``environments.remote.METADATA_ENV_VAR``)."""
+    from ..environments.prepare import METADATA_KEY
+    from ..environments.remote import METADATA_ENV_VAR
+
+    described = settings.extra.get(METADATA_ENV_VAR)
+    if not described:
+        return spec
+    os.environ.pop(METADATA_ENV_VAR, None)  # for this task only: not for what the step starts (a nested run)
+    return dataclasses.replace(spec, extra=spec.extra + ((METADATA_KEY, described),))
 
 
 def _clone_if_same(ds: Datastore, spec: TaskSpec, args: TaskArguments, graph: Any) -> TaskResult | None:

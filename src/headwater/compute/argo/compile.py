@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...exceptions import HeadwaterException
 from ...flow.kubernetes import KubernetesOptions
@@ -25,6 +25,9 @@ from ...store.taskmeta import PARAMETERS_STEP, PARAMETERS_TASK_ID
 from ..commands import bootstrap_command, datastore_args
 from ..kubernetes.pod import container_fields, pod_fields, step_env
 from . import naming as nm
+
+if TYPE_CHECKING:
+    from ...environments.remote import RemoteEnvironment
 
 API_VERSION = "argoproj.io/v1alpha1"
 #: Where a task writes the files the contract's ``--output-dir`` names (read back as outputs).
@@ -79,6 +82,8 @@ class StepSettings:
     gpu: int = 0
     env: dict[str, str] = field(default_factory=dict)
     pod: KubernetesPod | None = None  # the step has @kubernetes (or --with kubernetes)
+    #: The step's stored environment lock (``@pypi``, ``@conda``): its pod builds it, then runs in it.
+    environment: RemoteEnvironment | None = None
 
 
 @dataclass(frozen=True)
@@ -243,9 +248,10 @@ class _Compiler:
         return template
 
     # ---- container templates ------------------------------------------------------
-    def _bootstrap(self, args: list[str]) -> list[str]:
+    def _bootstrap(self, args: list[str], environment: RemoteEnvironment | None = None) -> list[str]:
         o = self.opts
-        return bootstrap_command(o.datastore_root, o.package_key, o.flow_file, args)
+        lock = environment.lock_key if environment is not None else None
+        return bootstrap_command(o.datastore_root, o.package_key, o.flow_file, args, environment_lock=lock)
 
     def _top_args(self) -> list[str]:
         # The flow's CLI arguments (the bootstrap runs the flow file from the package).
@@ -289,9 +295,10 @@ class _Compiler:
             outputs = [{"name": "next-step", "valueFrom": {"path": f"{OUTPUT_DIR}/next_step"}}]
         if outputs:
             args += ["--output-dir", OUTPUT_DIR]
-        argv = self._bootstrap(args)
+        argv = self._bootstrap(args, s.environment)
+        sources = s.environment.index if s.environment is not None else {}  # the lock's package sources
         container: dict[str, Any] = {"image": self.opts.image, "command": argv[:1], "args": argv[1:],
-                                     "env": self._env(s.env), **self._secrets()}
+                                     "env": self._env({**sources, **s.env}), **self._secrets()}
         resources = _resources(s)
         if resources:
             container["resources"] = resources

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import Settings
+from ...environments.remote import RemoteEnvironment
 from ...flow.kubernetes import KubernetesOptions
 from ...store.taskmeta import PARAMETERS_STEP
 from ..commands import bootstrap_command
@@ -45,6 +46,7 @@ class JobTask:
     attempt: int
     command: tuple[str, ...]
     user: str | None = None
+    env: tuple[tuple[str, str], ...] = ()  # more environment variables of the container
 
 
 def job_name(task: JobTask) -> str:
@@ -64,6 +66,7 @@ def _env(task: JobTask, opts: KubernetesOptions, settings: Settings) -> list[dic
                        ("HEADWATER_S3_REGION", settings.s3_region)):
         if value:
             env[key] = value
+    env.update(task.env)
     env["PYTHONUNBUFFERED"] = "1"
     out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env.items()]
     for name, path in (("HEADWATER_KUBERNETES_POD_NAME", "metadata.name"),
@@ -127,12 +130,17 @@ def _default_image() -> str:
 
 
 def step_job(settings: Settings, opts: KubernetesOptions, inv: StepInvocation, *, flow_name: str,
-             flow_file: str, package_key: str, user: str | None = None) -> dict[str, Any]:
+             flow_file: str, package_key: str, user: str | None = None,
+             environment: RemoteEnvironment | None = None) -> dict[str, Any]:
     """The Job for one attempt of a step's task: ``bootstrap_command`` + ``step_args`` against the
-    configured datastore (the same root in the command and in the pod's environment)."""
+    configured datastore (the same root in the command and in the pod's environment). A step with
+    an ``environment`` (``@pypi``, ``@conda``) gets its stored lock's key in the command (the pod
+    builds it) and the package sources it was resolved against in the pod's environment."""
     root = settings.datastore_root
-    command = bootstrap_command(root, package_key, flow_file, step_args(root, inv))
-    task = JobTask(flow_name, inv.run_id, inv.step, inv.task_id, inv.retry_count, tuple(command), user)
+    lock = environment.lock_key if environment is not None else None
+    command = bootstrap_command(root, package_key, flow_file, step_args(root, inv), environment_lock=lock)
+    extra_env = tuple(sorted(environment.index.items())) if environment is not None else ()
+    task = JobTask(flow_name, inv.run_id, inv.step, inv.task_id, inv.retry_count, tuple(command), user, extra_env)
     return build_job(task, opts, settings)
 
 

@@ -8,20 +8,19 @@ from .base import Finished, Launcher, TaskContext
 
 def make_launcher(name: str, ctx: TaskContext) -> Launcher:
     """The launcher for a run: the one called ``name``, with steps that ask for another backend
-    (``@ray_task``, ``@kubernetes``) routed to it, and steps with a built environment to a
+    (``@ray_task``, ``@kubernetes``) routed to it, and local steps with a built environment to a
     subprocess launcher (``routing``).
 
     ``name`` is "fork", "subprocess", a backend ("ray", "kubernetes") or a ``headwater.launchers``
     plugin (a ``Launcher`` subclass, or any callable, taking the ``TaskContext``).
     """
-    from .routing import BACKEND_BY_NAME, check_environments, decorated_steps, route
+    from .routing import BACKEND_BY_NAME, decorated_steps, route
 
     backend = BACKEND_BY_NAME.get(name)
     if backend is None:
         base = _named_launcher(name, ctx)
     else:  # every step runs there; the decorated ones may carry its settings (@ray_task(address=...))
         steps = getattr(ctx.graph, "sorted_nodes", ())
-        check_environments(ctx, backend, steps)
         base = backend.launcher(ctx, decorated_steps(ctx.flow_cls, steps, backend.decorator))
     return route(ctx, base, backend)
 

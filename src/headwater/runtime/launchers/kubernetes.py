@@ -6,7 +6,9 @@ The scheduler stays in the run process. An attempt's Job (``compute.kubernetes.j
 runs ``python -m headwater.runtime.bootstrap ... -- step STEP --run-id ...``: the pod
 fetches the run's code package from the datastore and runs the same ``execute`` as a
 local task, shipping its stdout and stderr to the store as they grow
-(``runtime.task_command``), so the console tails the store.
+(``runtime.task_command``), so the console tails the store. A step with an environment
+(``@pypi``, ``@conda``) has its lock stored in the datastore; the pod's bootstrap builds it
+(``--environment-lock``) and runs the step with its interpreter.
 
 How an attempt ends is read back, never guessed: a watch on the run's Jobs (falling
 back to listing them every few seconds) sees each Job finish; the TaskResult is the
@@ -219,6 +221,9 @@ class KubernetesLauncher(Launcher):
         self._sweeps: list[threading.Thread] = []
         self._left: dict[str, _Attempt] = {}  # Job name -> an attempt reported although its delete failed
         self._shown: set[str] = set()  # tracebacks of internal errors already written to stderr
+        from ...environments.remote import RemoteEnvironments
+
+        self._envs = RemoteEnvironments.of_run(ctx.environments, self._settings)  # each lock stored once, for the pods
 
     # -- set-up ------------------------------------------------------------------------------
     def options(self, step: str) -> KubernetesOptions:
@@ -245,7 +250,8 @@ class KubernetesLauncher(Launcher):
             self.start()
         job = step_job(self._settings, self.options(spec.step_name), invocation_for(spec),
                        flow_name=spec.flow_name, flow_file=self._package["script"],
-                       package_key=self._package["key"], user=spec.user)
+                       package_key=self._package["key"], user=spec.user,
+                       environment=self._envs.for_step(spec.step_name, self._ds.content))
         meta = job["metadata"]
         attempt = _Attempt(spec, meta["name"], meta["namespace"])
         with self._lock:

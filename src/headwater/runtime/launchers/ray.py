@@ -7,7 +7,9 @@ side is ``runtime.remote``: it fetches the run's code package from the shared
 datastore and calls the same ``execute``. Ray never retries a task
 (``max_retries=0``, ``retry_exceptions=False``): ``@retry`` and ``@catch`` decide,
 as locally. ``@resources`` become Ray's resource requests, and Ray sets
-``CUDA_VISIBLE_DEVICES`` for the GPUs it gives a task.
+``CUDA_VISIBLE_DEVICES`` for the GPUs it gives a task. A step with an environment
+(``@pypi``, ``@conda``) runs on its node in that environment's interpreter, built there
+from the run's stored lock once per node (``runtime.remote.run_in_environment``).
 """
 
 from __future__ import annotations
@@ -181,13 +183,14 @@ def job_alive(job_hex: str) -> bool:
 register_owner_scheme(OWNER_SCHEME, job_alive)
 
 
-def _ray_task_entry(spec_json: str, remaining: float | None) -> RemoteOutcome:
-    """What a Ray worker runs for one attempt (ray is initialised here: user code may use it)."""
+def _ray_task_entry(spec_json: str, remaining: float | None, environment: str | None = None) -> RemoteOutcome:
+    """What a Ray worker runs for one attempt (ray is initialised here: user code may use it).
+    ``environment``: the step's ``RemoteEnvironment`` as JSON, for a step with an environment."""
     import ray
 
     ctx = ray.get_runtime_context()
     node = f"{ray.util.get_node_ip_address()} (Ray node {ctx.get_node_id()[:12]})"
-    return run_remote(spec_json, remaining, node)
+    return run_remote(spec_json, remaining, node, environment)
 
 
 class RayLauncher(Launcher):
@@ -217,6 +220,8 @@ class RayLauncher(Launcher):
         self._options: dict[str, dict[str, Any]] = {}
         self._owner: str | None = None
         self._nodes: tuple[float, list[dict[str, float]]] | None = None  # (when asked, live nodes' resources)
+        self._envs: Any = None  # environments.remote.RemoteEnvironments, once a step with one launches
+        self._content: Any = None
 
     def start(self) -> None:
         self._ray = connect(self.address)
@@ -249,10 +254,30 @@ class RayLauncher(Launcher):
         carried = with_package(dataclasses.replace(spec, run_owner=self._owner), self._package).to_json()
         opts = dict(self.options(spec.step_name), max_retries=0, retry_exceptions=False,
                     name=f"{spec.pathspec}/{spec.attempt}")
-        ref = self._fn.options(**opts).remote(carried, remaining)
+        ref = self._fn.options(**opts).remote(carried, remaining, self._environment(spec.step_name))
         self._running[spec.key] = (ref, spec.attempt)
         self._keys[ref] = spec.key
         return -1
+
+    def _environment(self, step: str) -> str | None:
+        """The ``RemoteEnvironment`` (JSON) of ``step``'s tasks, None for a step without one: the node
+        builds the environment from the lock stored in the datastore (``environments.remote``)."""
+        prepared = self.ctx.environments
+        if prepared is None or step not in prepared.steps:
+            return None
+        if self._envs is None:
+            from ...environments.remote import RemoteEnvironments
+            from ...store import Datastore
+
+            settings = self.ctx.settings
+            if settings is None:
+                from ...config import load_settings
+
+                settings = load_settings()
+            self._envs = RemoteEnvironments.of_run(prepared, settings)
+            self._content = Datastore(self.ctx.datastore_root).content
+        remote = self._envs.for_step(step, self._content)
+        return remote.to_json() if remote is not None else None
 
     def poll(self, timeout: float) -> list[Finished]:
         if not self._running:

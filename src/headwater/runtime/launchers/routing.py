@@ -9,8 +9,9 @@ admission is asked per step of the one that will run it. A new backend is one
 entry in ``BACKENDS`` and a launcher module, nothing else.
 
 Steps with a built environment (``@pypi``, ``--environment=uv``: ``TaskContext.environments``)
-need their environment's interpreter: they go to a subprocess launcher, unless the run's
-launcher already is one. Ray and Kubernetes do not build environments yet.
+need their environment's interpreter: locally they go to a subprocess launcher, unless the run's
+launcher already is one; on Ray and Kubernetes the node or pod builds the environment itself
+(``environments.remote``), so such a step stays with the backend it asks for.
 """
 
 from __future__ import annotations
@@ -70,27 +71,19 @@ def decorated_steps(flow_cls: type, steps: Iterable[str], decorator: str) -> dic
     return out
 
 
+def remote_steps(flow_cls: type, steps: Iterable[str], launcher: str) -> set[str]:
+    """The steps of ``flow_cls`` that run on a backend (every one when the run's ``launcher`` is one),
+    not on this machine: their environments are built where they run."""
+    steps = tuple(steps)
+    if launcher in BACKEND_BY_NAME:
+        return set(steps)
+    return {step for backend in BACKENDS for step in decorated_steps(flow_cls, steps, backend.decorator)}
+
+
 def environment_steps(ctx: TaskContext) -> list[str]:
     """The steps that run in a built environment (``TaskContext.environments``)."""
     envs = ctx.environments
     return [s for s in getattr(ctx.graph, "sorted_nodes", ()) if envs is not None and s in envs.steps]
-
-
-def check_environments(ctx: TaskContext, backend: Backend, steps: Iterable[str]) -> None:
-    """Refuse to send a step with an environment to ``backend`` (none builds environments yet).
-
-    Raises
-    ------
-    LauncherConflictError
-        Naming the first such step.
-    """
-    for step in environment_steps(ctx):
-        if step in steps:
-            raise LauncherConflictError(
-                f"Step {step!r} runs in a Python environment (@pypi, @conda or --environment=uv) and on "
-                f"{backend.name} (@{backend.decorator} or HEADWATER_LAUNCHER={backend.name}): environments are "
-                f"built for local steps only, not yet on {backend.name}.",
-                hint=f"Run step {step!r} locally, or install its packages in the {backend.name} image instead.")
 
 
 def route(ctx: TaskContext, base: Launcher, backend: Backend | None = None) -> Launcher:
@@ -100,8 +93,7 @@ def route(ctx: TaskContext, base: Launcher, backend: Backend | None = None) -> L
     Raises
     ------
     LauncherConflictError
-        A step asks for two backends (``@ray_task`` and ``@kubernetes``), or a step with an
-        environment is to run on one.
+        A step asks for two backends (``@ray_task`` and ``@kubernetes``).
     """
     steps = tuple(getattr(ctx.graph, "sorted_nodes", ()))
     routes: dict[str, Launcher] = {}
@@ -115,16 +107,17 @@ def route(ctx: TaskContext, base: Launcher, backend: Backend | None = None) -> L
                     f"Step {step!r} has both @{asked[step]} and @{other.decorator}: a step runs in one place.",
                     hint=f"Keep one of @{asked[step]} and @{other.decorator} on step {step!r}.")
             asked[step] = other.decorator
-        check_environments(ctx, other, decorators)
         if not decorators or other is backend:
             continue
         launcher = other.launcher(ctx, decorators)
         routes.update(dict.fromkeys(decorators, launcher))
-    if env_steps and base.name != "subprocess":
+    # Environment steps that run here (not on a backend, which builds environments itself).
+    local_env_steps = [s for s in env_steps if s not in asked] if backend is None else []
+    if local_env_steps and base.name != "subprocess":
         from .subprocess import SubprocessLauncher
 
         isolated = SubprocessLauncher(ctx)
-        routes.update(dict.fromkeys(env_steps, isolated))
+        routes.update(dict.fromkeys(local_env_steps, isolated))
     if not routes:
         return base
     chosen = set(routes.values())

@@ -25,7 +25,7 @@ from .admission import LocalMachine
 from .base import Finished, Launcher, TaskContext
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """On Linux, a task process gets SIGKILL when the run process dies (kill -9 included)."""
     if not sys.platform.startswith("linux"):
         return None
@@ -84,7 +84,7 @@ class SubprocessLauncher(Launcher):
                "step", spec.step_name, "--task-spec", spec_path, "--result-file", result_path]
         with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
             p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
-                                 preexec_fn=_die_with_parent(), start_new_session=True)
+                                 preexec_fn=die_with_parent(), start_new_session=True)
         self.procs[spec.key] = (p, spec.attempt, result_path)
         return p.pid
 
