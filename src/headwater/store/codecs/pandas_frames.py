@@ -47,7 +47,8 @@ def _exact_table(df: pd.DataFrame) -> pa.Table | None:
     if isinstance(df.columns, pd.MultiIndex) or not all(isinstance(c, str) for c in df.columns):
         return None
     index = df.index
-    if getattr(index, "freq", None) is not None:  # Arrow keeps no index frequency
+    levels = index.levels if isinstance(index, pd.MultiIndex) else (index,)
+    if any(getattr(level, "freq", None) is not None for level in levels):  # Arrow keeps no frequency
         return None
     try:
         table = pa.Table.from_pandas(df, preserve_index=None)
