@@ -338,6 +338,15 @@ def test_loading_without_the_library_names_it(kind, blocked, message, tmp_path, 
     assert "pip install" in info.value.hint and blocked in info.value.hint
 
 
+def test_loading_a_pickled_frame_without_pandas_names_pandas(tmp_path, monkeypatch) -> None:
+    enc, _ = _roundtrip(FALLBACKS["mixed_objects"](), tmp_path)
+    assert not _typed(enc)
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(CodecLibraryMissingError, match="pickled by pandas, and loading it needs pandas") as info:
+        read_blob(str(tmp_path / "blob"), enc.key)
+    assert "pip install pandas" in info.value.hint
+
+
 def test_unknown_codec_id_is_unsupported_not_corrupt() -> None:
     from headwater.store.codec import UnsupportedBlobError
     from headwater.store.codecs.registry import decode_typed

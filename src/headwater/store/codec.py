@@ -303,7 +303,20 @@ def decode_inline(data: bytes, key: str | None) -> Any:
     """Unpickle inline bytes, verifying them against ``key`` when one is given."""
     if key is not None and _key(data, (), len(data)) != key:
         raise _corrupt(key, "inline artifact in its record")
-    return pickle.loads(data)
+    return _unpickle(pickle.loads, data)
+
+
+def _unpickle(load: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``load(*args, **kwargs)``, a missing well-known library named as such."""
+    try:
+        return load(*args, **kwargs)
+    except ModuleNotFoundError as e:
+        from .codecs.registry import missing_library
+
+        error = missing_library(e)
+        if error is None:
+            raise
+        raise error from None
 
 
 # -- writing -------------------------------------------------------------------
@@ -677,10 +690,10 @@ def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
         if regions is not None:
             _loaded.add(bytes(pickled), regions, key, mm)
     if stream_from is None:
-        return pickle.loads(pickled, buffers=buffers)
+        return _unpickle(pickle.loads, pickled, buffers=buffers)
     with open(fd, "rb", buffering=1 << 20, closefd=False) as f:
         f.seek(stream_from)
-        return pickle.load(f, buffers=buffers)
+        return _unpickle(pickle.load, f, buffers=buffers)
 
 
 def _hash_range(h: Any, fd: int, off: int, n: int) -> None:

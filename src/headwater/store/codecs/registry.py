@@ -74,9 +74,31 @@ BUILTIN_ROOTS = frozenset(name.partition(".")[0] for name in BUILTIN_TYPES)
 
 
 class CodecLibraryMissingError(ArtifactError):
-    """An artifact was saved by a typed codec whose library is not installed here."""
+    """Loading an artifact needs a library (pandas, pyarrow, polars, torch) not installed here."""
 
     headline = "Missing library for an artifact"
+
+
+#: pip names of the libraries whose absence ``missing_library`` explains.
+_PIP_NAMES = {"pandas": "pandas", "pyarrow": "pyarrow", "polars": "polars", "torch": "torch", "numpy": "numpy"}
+
+
+def missing_library(error: ModuleNotFoundError) -> CodecLibraryMissingError | None:
+    """The error to raise when unpickling an artifact failed on a missing well-known library.
+
+    A value pickled the ordinary way (a pandas frame Arrow could not hold, a numpy
+    array) names its library's modules in the pickle stream. None when the missing
+    module is not one of those libraries (a user's module keeps its own error).
+    """
+    lib = (error.name or "").partition(".")[0]
+    if lib not in _PIP_NAMES:
+        return None
+    return CodecLibraryMissingError(
+        f"This artifact holds a value pickled by {lib}, and loading it needs {lib}, which cannot be "
+        f"imported here ({error}).",
+        hint=f"Install {lib} where the artifact is read: pip install {_PIP_NAMES[lib]}; in a step with its "
+        f"own environment, add it to @pypi or @conda.",
+    )
 
 
 def builtin_codec(type_name: str) -> Any:
