@@ -1,9 +1,12 @@
-"""Arrow tables and record batches as one Arrow IPC stream (storage layer, internal).
+"""Arrow tables and record batches as Arrow IPC streams (storage layer, internal).
 
-The stream travels as one out-of-band buffer, so it is stored 4 KiB-aligned and,
-uncompressed, loaded by mmap: the loaded table's columns point into the mapping
-(zero copy). IPC is Arrow's stable format: any later pyarrow (or any Arrow
-implementation) reads it. The pandas and polars codecs reuse these helpers.
+Each column is its own IPC stream and travels as its own out-of-band buffer, so
+the store decides compression per column, as it does per numpy array: a column
+zstd cannot shrink is stored raw, 4 KiB-aligned, and loaded by mmap, its Arrow
+buffers pointing into the mapping (zero copy), whatever its neighbours hold. The
+table's schema (with its metadata, e.g. pandas') is kept whole beside them. IPC
+is Arrow's stable format: any later pyarrow (or any Arrow implementation) reads
+it. The pandas and polars codecs reuse these helpers.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ BATCH = "batch"
 
 
 def ipc_buffer(table: pa.Table | pa.RecordBatch) -> pickle.PickleBuffer:
-    """``table`` written as an Arrow IPC stream into one exactly sized buffer.
+    """``table`` written as one Arrow IPC stream into one exactly sized buffer.
 
     The size is measured first with a mock stream (no data copied), so the stream is
     written once, with no growth reallocations.
@@ -43,16 +46,42 @@ def read_ipc(data: Any) -> pa.RecordBatchStreamReader:
     return pa.ipc.open_stream(pa.py_buffer(data))
 
 
+def columns_state(table: pa.Table | pa.RecordBatch) -> Any:
+    """``(schema, rows, [one IPC stream per column])``; a table without columns is one stream."""
+    schema = table.schema
+    if not table.num_columns:
+        return schema.serialize().to_pybytes(), table.num_rows, [ipc_buffer(table)]
+    bare = schema.remove_metadata()
+    streams = []
+    for i in range(table.num_columns):
+        field = bare.field(i)
+        column = table.column(i)
+        one = (pa.RecordBatch.from_arrays([column], schema=pa.schema([field])) if isinstance(table, pa.RecordBatch)
+               else pa.Table.from_arrays([column], schema=pa.schema([field])))
+        streams.append(ipc_buffer(one))
+    return schema.serialize().to_pybytes(), table.num_rows, streams
+
+
+def table_from_columns(state: Any, *, batch: bool = False) -> pa.Table | pa.RecordBatch:
+    """The table (or record batch) ``columns_state`` saved, sharing the streams' memory."""
+    schema_bytes, rows, streams = state
+    schema = pa.ipc.read_schema(pa.py_buffer(schema_bytes))
+    if not schema.names:
+        reader = read_ipc(streams[0])
+        return reader.read_next_batch() if batch else reader.read_all()
+    if batch:  # a batch was written as one batch per stream
+        arrays = [read_ipc(s).read_next_batch().column(0) for s in streams]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays([read_ipc(s).read_all().column(0) for s in streams], schema=schema)
+
+
 def encode(value: pa.Table | pa.RecordBatch) -> Any:
-    """The codec state of a table or record batch: its kind and its IPC stream."""
+    """The codec state of a table or record batch: its kind, schema and column streams."""
     kind = BATCH if isinstance(value, pa.RecordBatch) else TABLE
-    return kind, ipc_buffer(value)
+    return kind, columns_state(value)
 
 
 def decode(state: Any) -> pa.Table | pa.RecordBatch:
-    """The table or record batch ``encode`` saved, its columns in ``state``'s buffer."""
-    kind, data = state
-    reader = read_ipc(data)
-    if kind == BATCH:
-        return reader.read_next_batch()
-    return reader.read_all()
+    """The table or record batch ``encode`` saved, its columns in ``state``'s buffers."""
+    kind, columns = state
+    return table_from_columns(columns, batch=kind == BATCH)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .arrow import ipc_buffer, read_ipc
+from .arrow import columns_state, table_from_columns
 
 FRAME = "frame"
 SERIES = "series"
@@ -35,9 +35,9 @@ def encode(value: pd.DataFrame | pd.Series) -> Any:
             return NotImplemented
         frame = value.to_frame(_SERIES_COLUMN)
         table = _exact_table(frame)
-        return NotImplemented if table is None else (SERIES, name, ipc_buffer(table))
+        return NotImplemented if table is None else (SERIES, name, columns_state(table))
     table = _exact_table(value)
-    return NotImplemented if table is None else (FRAME, None, ipc_buffer(table))
+    return NotImplemented if table is None else (FRAME, None, columns_state(table))
 
 
 def _exact_table(df: pd.DataFrame) -> pa.Table | None:
@@ -89,27 +89,30 @@ def _same_dtype(back: Any, orig: Any) -> bool:
 
 def decode(state: Any) -> pd.DataFrame | pd.Series:
     """The frame or series ``encode`` saved; numeric columns share ``state``'s buffer."""
-    kind, name, data = state
-    table = read_ipc(data).read_all()
+    kind, name, columns = state
+    table = table_from_columns(columns)
     # split_blocks: one block per column, so no column is copied to consolidate blocks.
-    df = _writable(table.to_pandas(split_blocks=True), memoryview(data))
+    df = _writable(table.to_pandas(split_blocks=True), [memoryview(s) for s in columns[2]])
     if kind == SERIES:
         return df[_SERIES_COLUMN].rename(name)
     return df
 
 
-def _writable(df: pd.DataFrame, view: memoryview) -> pd.DataFrame:
-    """``df`` with its read-only zero-copy numpy columns re-viewed through ``view``.
+def _writable(df: pd.DataFrame, views: list[memoryview]) -> pd.DataFrame:
+    """``df`` with its read-only zero-copy numpy columns re-viewed through ``views``.
 
     Arrow hands pandas read-only arrays; the same bytes seen through the
-    (copy-on-write) blob buffer are writable, so the frame behaves like one
+    (copy-on-write) blob buffers are writable, so the frame behaves like one
     loaded by pickle: in-place edits work and never reach the file.
     """
-    if view.readonly or not df.shape[1]:
+    spans = []
+    for view in views:
+        if not view.readonly and view.nbytes:
+            view = view.cast("B") if view.format != "B" else view
+            start = np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0]
+            spans.append((start, start + view.nbytes, view))
+    if not spans or not df.shape[1]:
         return df
-    view = view.cast("B") if view.format != "B" else view
-    start = np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0] if view.nbytes else 0
-    end = start + view.nbytes
     columns: dict[int, Any] = {}
     swapped = False
     for i in range(df.shape[1]):
@@ -117,8 +120,9 @@ def _writable(df: pd.DataFrame, view: memoryview) -> pd.DataFrame:
         arr = col.to_numpy(copy=False) if col.dtype.kind in _ZERO_COPY_KINDS and isinstance(col.dtype, np.dtype) else None
         if arr is not None and not arr.flags.writeable and arr.ndim == 1 and arr.flags.c_contiguous:
             addr = arr.__array_interface__["data"][0]
-            if start <= addr and addr + arr.nbytes <= end:
-                fresh = np.frombuffer(view, dtype=arr.dtype, count=len(arr), offset=addr - start)
+            span = next((sp for sp in spans if sp[0] <= addr and addr + arr.nbytes <= sp[1]), None)
+            if span is not None:
+                fresh = np.frombuffer(span[2], dtype=arr.dtype, count=len(arr), offset=addr - span[0])
                 columns[i] = pd.Series(fresh, index=df.index, name=col.name, copy=False)
                 swapped = True
                 continue

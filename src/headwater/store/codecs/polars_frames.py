@@ -1,4 +1,4 @@
-"""polars DataFrames through Arrow IPC (storage layer, internal).
+"""polars DataFrames through Arrow IPC, one stream per column (storage layer, internal).
 
 ``DataFrame.to_arrow`` shares polars' memory, the IPC stream is written once, and
 on load ``polars.from_arrow`` adopts the Arrow columns that point into the blob's
@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from .arrow import ipc_buffer, read_ipc
+from .arrow import columns_state, table_from_columns
 
 
 def encode(value: pl.DataFrame) -> Any:
@@ -24,10 +24,10 @@ def encode(value: pl.DataFrame) -> Any:
         table = value.to_arrow()
     except (pa.ArrowException, pl.exceptions.PolarsError, TypeError, ValueError):
         return NotImplemented
-    return ipc_buffer(table)
+    return columns_state(table)
 
 
 def decode(state: Any) -> pl.DataFrame:
     """The frame ``encode`` saved, its columns in ``state``'s buffer."""
-    table = read_ipc(state).read_all()
+    table = table_from_columns(state)
     return pl.from_arrow(table, rechunk=False)  # type: ignore[return-value]
