@@ -153,13 +153,17 @@ def test_pandas_values_arrow_would_change_are_pickled_instead(case, tmp_path) ->
 
 def test_loaded_frame_is_zero_copy_and_writable_copy_on_write(tmp_path) -> None:
     rng = np.random.default_rng(2)
-    df = pd.DataFrame({"x": rng.random(1 << 20), "y": rng.integers(0, 1 << 62, 1 << 20)})
+    # "i" compresses (stored zstd, decoded into memory); the others are stored raw and mapped:
+    # each column is its own stream, so one compressible column does not un-map the rest.
+    df = pd.DataFrame({"x": rng.random(1 << 20), "i": np.arange(1 << 20), "y": rng.integers(0, 1 << 62, 1 << 20)})
     path = tmp_path / "frame"
     enc = _save(df, path)
     out = read_blob(str(path), enc.key)
     for name in ("x", "y"):
         arr = out[name].to_numpy()
         assert _inside_mapping(arr.__array_interface__["data"][0], arr.nbytes, path), name
+    assert not _inside_mapping(out["i"].to_numpy().__array_interface__["data"][0], 8, path)
+    pd.testing.assert_frame_equal(out, df, check_exact=True)
     out.loc[0, "x"] = -1.0  # writable, like a frame pickle loads ...
     assert out["x"].iloc[0] == -1.0
     again = read_blob(str(path), enc.key)  # ... and the blob is untouched (copy on write)
@@ -345,6 +349,22 @@ def test_loading_a_pickled_frame_without_pandas_names_pandas(tmp_path, monkeypat
     with pytest.raises(CodecLibraryMissingError, match="pickled by pandas, and loading it needs pandas") as info:
         read_blob(str(tmp_path / "blob"), enc.key)
     assert "pip install pandas" in info.value.hint
+
+
+def test_a_frame_saved_without_pyarrow_is_pickled(tmp_path) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['pyarrow'] = None  # pandas is installed, pyarrow is not\n"
+        "import pandas as pd, numpy as np\n"
+        "from headwater.store import ContentStore, LocalObjectStore\n"
+        "cs = ContentStore(LocalObjectStore(sys.argv[1]))\n"
+        "df = pd.DataFrame({'x': np.arange(10000.0), 'n': pd.array([1, None] * 5000, dtype='Int64')})\n"
+        "pd.testing.assert_frame_equal(cs.load(cs.save(df)), df, check_exact=True)\n"
+        "print('ok', 'headwater.store.codecs.pandas_frames' in sys.modules)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "ok False"
 
 
 def test_unknown_codec_id_is_unsupported_not_corrupt() -> None:

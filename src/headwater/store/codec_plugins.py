@@ -108,7 +108,10 @@ def _reducer_for(tp: type) -> Any:
         if plugin is not None:
             reducer = _plugin_reducer(name, plugin)
         elif name in BUILTIN_TYPES:
-            reducer = _builtin_reducer(BUILTIN_TYPES[name].value, builtin_codec(name))
+            try:
+                reducer = _builtin_reducer(BUILTIN_TYPES[name].value, builtin_codec(name))
+            except ImportError:  # e.g. pandas without pyarrow: pickle it, as before codecs
+                reducer = None
         else:
             reducer = None
         _reducers[tp] = reducer
