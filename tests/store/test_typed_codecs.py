@@ -220,6 +220,43 @@ def test_loaded_arrow_table_points_into_the_blob(tmp_path) -> None:
     assert _inside_mapping(data.address, data.size, path)
 
 
+def _addresses(enc) -> set[int]:
+    """Start addresses of every piece of every out-of-band buffer of ``enc``."""
+    out = set()
+    for b in enc.buffers:
+        for piece in getattr(b, "pieces", [b]):
+            out.add(np.frombuffer(piece, np.uint8).__array_interface__["data"][0])
+    return out
+
+
+def test_saving_copies_no_column(tmp_path) -> None:
+    rng = np.random.default_rng(7)
+    table = pa.table({"f": rng.random(1 << 18), "g": rng.random(1 << 18)})
+    enc = _save(table, tmp_path / "t")
+    assert {table.column(c).chunk(0).buffers()[1].address for c in "fg"} <= _addresses(enc)
+    df = pd.DataFrame({"f": rng.random(1 << 18), "i": rng.integers(0, 9, 1 << 18)})
+    enc = _save(df, tmp_path / "df")
+    assert _typed(enc)
+    assert {df[c].to_numpy().__array_interface__["data"][0] for c in df} <= _addresses(enc)
+    assert read_blob(str(tmp_path / "df"), enc.key).equals(df)
+
+
+def test_compressible_columns_are_compressed_piece_by_piece(tmp_path) -> None:
+    import json
+    import struct
+
+    table = pa.table({"i": np.arange(3 << 20), "f": np.random.default_rng(8).random(3 << 20)})
+    path = tmp_path / "t"
+    enc = _save(table, path)
+    with open(path, "rb") as f:
+        _, hlen = struct.unpack("<4sI", f.read(8))
+        parts = json.loads(f.read(hlen))["parts"]
+    codecs = [p[3] for p in parts[1:]]
+    assert codecs == ["zstd", "raw"]  # "i" compresses, "f" does not
+    assert len(parts[1][4]) > 1 and parts[1][1] < parts[1][2] // 2  # frames, cut within pieces
+    assert read_blob(str(path), enc.key).equals(table)
+
+
 # -- polars ----------------------------------------------------------------------
 
 

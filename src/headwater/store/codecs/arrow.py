@@ -1,6 +1,8 @@
 """Arrow tables and record batches as Arrow IPC streams (storage layer, internal).
 
-Each column is its own IPC stream and travels as its own out-of-band buffer, so
+Saving copies no column: the IPC writer's pieces (small message headers, then
+the column's own Arrow buffers) are stored back to back as one part
+(``codec.gather``). Each column is its own IPC stream and its own part, so
 the store decides compression per column, as it does per numpy array: a column
 zstd cannot shrink is stored raw, 4 KiB-aligned, and loaded by mmap, its Arrow
 buffers pointing into the mapping (zero copy), whatever its neighbours hold. The
@@ -20,17 +22,53 @@ TABLE = "table"
 BATCH = "batch"
 
 
-def ipc_buffer(table: pa.Table | pa.RecordBatch) -> pickle.PickleBuffer:
-    """``table`` written as one Arrow IPC stream into one exactly sized buffer.
+#: Buffers the IPC writer hands over below this size are copied into the running
+#: header piece; larger ones stay the table's own memory.
+_OWN_PIECE = 64 << 10
 
-    The size is measured first with a mock stream (no data copied), so the stream is
-    written once, with no growth reallocations.
+
+class _Pieces:
+    """A write-only file for ``pyarrow.PythonFile`` that keeps what it is given.
+
+    The IPC writer passes each column buffer as a ``pyarrow.Buffer`` over the
+    table's memory (no copy); small writes (message headers, padding) are joined.
     """
-    mock = pa.MockOutputStream()
-    _write(mock, table)
-    buf = pa.allocate_buffer(mock.size())
-    _write(pa.FixedSizeBufferWriter(buf), table)
-    return pickle.PickleBuffer(buf)
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.pieces: list[Any] = []
+        self._small = bytearray()
+
+    def write(self, data: Any) -> int:
+        n = memoryview(data).nbytes
+        if n >= _OWN_PIECE and isinstance(data, pa.Buffer):
+            if self._small:
+                self.pieces.append(bytes(self._small))
+                self._small.clear()
+            self.pieces.append(data)
+        else:
+            self._small += data
+        return n
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._small:
+            self.pieces.append(bytes(self._small))
+            self._small.clear()
+        self.closed = True
+
+
+def ipc_stream(table: pa.Table | pa.RecordBatch) -> pickle.PickleBuffer:
+    """``table`` as an Arrow IPC stream, its large buffers not copied (``codec.gather``)."""
+    from ..codec import gather
+
+    sink = _Pieces()
+    _write(pa.PythonFile(sink, mode="w"), table)
+    sink.close()
+    return gather(sink.pieces)
 
 
 def _write(sink: Any, table: pa.Table | pa.RecordBatch) -> None:
@@ -50,7 +88,7 @@ def columns_state(table: pa.Table | pa.RecordBatch) -> Any:
     """``(schema, rows, [one IPC stream per column])``; a table without columns is one stream."""
     schema = table.schema
     if not table.num_columns:
-        return schema.serialize().to_pybytes(), table.num_rows, [ipc_buffer(table)]
+        return schema.serialize().to_pybytes(), table.num_rows, [ipc_stream(table)]
     bare = schema.remove_metadata()
     streams = []
     for i in range(table.num_columns):
@@ -58,7 +96,7 @@ def columns_state(table: pa.Table | pa.RecordBatch) -> Any:
         column = table.column(i)
         one = (pa.RecordBatch.from_arrays([column], schema=pa.schema([field])) if isinstance(table, pa.RecordBatch)
                else pa.Table.from_arrays([column], schema=pa.schema([field])))
-        streams.append(ipc_buffer(one))
+        streams.append(ipc_stream(one))
     return schema.serialize().to_pybytes(), table.num_rows, streams
 
 
