@@ -354,6 +354,7 @@ def test_the_same_value_saved_twice_is_stored_once(kind, tmp_path) -> None:
     assert [f for d in cs.objects.list_dir("blobs") for f in cs.objects.list_dir(f"blobs/{d}")] == [first["key"]]
     loaded = cs.load(first)
     assert type(loaded) is type(value)
+    assert cs.save(loaded)["key"] == first["key"]  # a step re-saving what it loaded writes nothing new
 
 
 def test_typed_values_nested_in_containers(tmp_path) -> None:
