@@ -23,6 +23,7 @@ import blake3
 
 from ..exceptions import DataCorruptionError, HeadwaterException
 from .codec_plugins import dumps
+from .gathered import Gathered, gathering
 from .objects import FileId, file_id
 
 MAGIC = b"HWB1"
@@ -180,62 +181,6 @@ class Encoded:
     size: int
 
 
-class Gathered:
-    """One logical out-of-band buffer made of pieces that are written back to back.
-
-    A codec whose format interleaves small headers with large data it does not own
-    (an Arrow IPC stream: message headers, then each column's buffers) hands the
-    pieces over instead of joining them: the large ones stay the value's own
-    memory, so saving copies nothing, and the stored part is contiguous, so it
-    loads as one mapped buffer. Its logical bytes (for the key) are the pieces'
-    concatenation.
-    """
-
-    __slots__ = ("pieces", "nbytes")
-
-    def __init__(self, pieces: Sequence[Any]):
-        self.pieces = [memoryview(p).cast("B") for p in pieces]
-        self.nbytes = sum(p.nbytes for p in self.pieces)
-
-    def window(self, start: int, n: int) -> bytes:
-        """``n`` logical bytes from ``start`` (a copy: for sampling)."""
-        out = bytearray()
-        pos = 0
-        for p in self.pieces:
-            end = pos + p.nbytes
-            if end > start and pos < start + n:
-                out += p[max(0, start - pos) : min(p.nbytes, start + n - pos)]
-            pos = end
-        return bytes(out)
-
-    def join(self) -> memoryview:
-        """The logical bytes in one new buffer (a copy)."""
-        buf = bytearray(self.nbytes)
-        pos = 0
-        for p in self.pieces:
-            buf[pos : pos + p.nbytes] = p
-            pos += p.nbytes
-        return memoryview(buf)
-
-
-_gathering = threading.local()
-
-
-def gather(pieces: Sequence[Any]) -> pickle.PickleBuffer:
-    """A ``PickleBuffer`` a codec puts in its state for the concatenation of ``pieces``.
-
-    While ``encode`` pickles, the pieces travel as one out-of-band buffer without
-    being joined (see ``Gathered``); anywhere else (an in-band pickle) they are
-    joined into one buffer. Either way ``decode`` receives one contiguous buffer.
-    """
-    pending = getattr(_gathering, "pending", None)
-    if pending is None:
-        return pickle.PickleBuffer(Gathered(pieces).join())
-    token = bytearray(1)  # stands for the pieces in the pickle stream until encode's callback
-    pending[id(token)] = (token, Gathered(pieces))
-    return pickle.PickleBuffer(token)
-
-
 def _hasher(size: int) -> Any:
     return blake3.blake3(max_threads=_AUTO) if size >= _MT_HASH else blake3.blake3()
 
@@ -352,11 +297,8 @@ def encode(obj: Any) -> Encoded:
         buffers.append(raw)
         return False
 
-    _gathering.pending = pending
-    try:
+    with gathering(pending):
         pickled = dumps(obj, buffer_callback=take)
-    finally:
-        _gathering.pending = None
     size = len(pickled)
     for b in buffers:
         size += b.nbytes

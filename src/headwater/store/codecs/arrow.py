@@ -2,7 +2,7 @@
 
 Saving copies no column: the IPC writer's pieces (small message headers, then
 the column's own Arrow buffers) are stored back to back as one part
-(``codec.gather``). Each column is its own IPC stream and its own part, so
+(``gathered.gather``). Each column is its own IPC stream and its own part, so
 the store decides compression per column, as it does per numpy array: a column
 zstd cannot shrink is stored raw, 4 KiB-aligned, and loaded by mmap, its Arrow
 buffers pointing into the mapping (zero copy), whatever its neighbours hold. The
@@ -62,8 +62,8 @@ class _Pieces:
 
 
 def ipc_stream(table: pa.Table | pa.RecordBatch) -> pickle.PickleBuffer:
-    """``table`` as an Arrow IPC stream, its large buffers not copied (``codec.gather``)."""
-    from ..codec import gather
+    """``table`` as an Arrow IPC stream, its large buffers not copied (``gathered.gather``)."""
+    from ..gathered import gather
 
     sink = _Pieces()
     _write(pa.PythonFile(sink, mode="w"), table)
