@@ -170,6 +170,20 @@ def test_loaded_frame_is_zero_copy_and_writable_copy_on_write(tmp_path) -> None:
     assert again["x"].iloc[0] == df["x"].iloc[0]
 
 
+def test_every_column_of_a_loaded_frame_can_be_edited_in_place(tmp_path) -> None:
+    df = _frame(50_000)
+    enc, out = _roundtrip(df, tmp_path)
+    assert _typed(enc)
+    edits = {"i": 5, "f": 0.5, "b": False, "u8": 3, "nullable": 7, "s": "z", "default_str": "z", "cat": "mid",
+             "when": pd.Timestamp("2001-01-01", tz="Europe/Paris"), "naive": pd.Timestamp("2001-01-01"),
+             "delta": pd.Timedelta(1, "s")}
+    assert set(edits) == set(df.columns)
+    for name, value in edits.items():
+        out.loc[10, name] = value
+        assert out.loc[10, name] == value, name
+    pd.testing.assert_frame_equal(read_blob(str(tmp_path / "blob"), enc.key), df, check_exact=True)
+
+
 def test_loading_a_large_frame_costs_no_private_memory(tmp_path) -> None:
     size = 64 << 20
     df = pd.DataFrame({f"c{i}": np.random.default_rng(i).random(size // 8 // 4) for i in range(4)})

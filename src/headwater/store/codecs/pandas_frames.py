@@ -99,11 +99,12 @@ def decode(state: Any) -> pd.DataFrame | pd.Series:
 
 
 def _writable(df: pd.DataFrame, views: list[memoryview]) -> pd.DataFrame:
-    """``df`` with its read-only zero-copy numpy columns re-viewed through ``views``.
+    """``df`` with its read-only zero-copy columns re-viewed through ``views``.
 
     Arrow hands pandas read-only arrays; the same bytes seen through the
     (copy-on-write) blob buffers are writable, so the frame behaves like one
-    loaded by pickle: in-place edits work and never reach the file.
+    loaded by pickle: in-place edits work and never reach the file. Covers numpy
+    numeric, bool and datetime columns, categorical codes and tz-aware datetimes.
     """
     spans = []
     for view in views:
@@ -117,18 +118,49 @@ def _writable(df: pd.DataFrame, views: list[memoryview]) -> pd.DataFrame:
     swapped = False
     for i in range(df.shape[1]):
         col = df.iloc[:, i]
-        arr = col.to_numpy(copy=False) if col.dtype.kind in _ZERO_COPY_KINDS and isinstance(col.dtype, np.dtype) else None
-        if arr is not None and not arr.flags.writeable and arr.ndim == 1 and arr.flags.c_contiguous:
-            addr = arr.__array_interface__["data"][0]
-            span = next((sp for sp in spans if sp[0] <= addr and addr + arr.nbytes <= sp[1]), None)
-            if span is not None:
-                fresh = np.frombuffer(span[2], dtype=arr.dtype, count=len(arr), offset=addr - span[0])
-                columns[i] = pd.Series(fresh, index=df.index, name=col.name, copy=False)
-                swapped = True
-                continue
-        columns[i] = col
+        values = _writable_values(col, spans)
+        if values is None:
+            columns[i] = col
+        else:
+            columns[i] = pd.Series(values, index=df.index, name=col.name, copy=False)
+            swapped = True
     if not swapped:
         return df
     out = pd.DataFrame(columns, index=df.index, copy=False)
     out.columns = df.columns
     return out
+
+
+def _writable_values(col: pd.Series, spans: list[tuple[int, int, memoryview]]) -> Any:
+    """The column's values over writable memory, or None if it has none to re-view."""
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype):
+        return _rewrap(col.to_numpy(copy=False), spans) if dtype.kind in _ZERO_COPY_KINDS else None
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy(copy=False)
+        if codes.flags.writeable:
+            return None
+        # Arrow converts dictionary indices into a read-only array of its own: copy the
+        # codes when they are not the blob's (one byte a row for up to 127 categories).
+        fresh = _rewrap(codes, spans)
+        return pd.Categorical.from_codes(codes.copy() if fresh is None else fresh, dtype=dtype, validate=False)
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        i8 = _rewrap(col.array.asi8, spans)
+        if i8 is None:
+            return None
+        try:  # no public constructor adopts an array without converting it
+            return pd.arrays.DatetimeArray._simple_new(i8.view(f"M8[{dtype.unit}]"), dtype=dtype)
+        except (AttributeError, TypeError):
+            return None
+    return None
+
+
+def _rewrap(arr: np.ndarray, spans: list[tuple[int, int, memoryview]]) -> np.ndarray | None:
+    """A writable array over the same bytes as the read-only ``arr``, if they lie in a span."""
+    if arr.flags.writeable or arr.ndim != 1 or not arr.flags.c_contiguous:
+        return None
+    addr = arr.__array_interface__["data"][0]
+    for start, end, view in spans:
+        if start <= addr and addr + arr.nbytes <= end:
+            return np.frombuffer(view, dtype=arr.dtype, count=len(arr), offset=addr - start)
+    return None
