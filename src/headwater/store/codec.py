@@ -23,6 +23,7 @@ import blake3
 
 from ..exceptions import DataCorruptionError, HeadwaterException
 from .codec_plugins import dumps
+from .gathered import Gathered, gathering
 from .objects import FileId, file_id
 
 MAGIC = b"HWB1"
@@ -170,11 +171,12 @@ class Encoded:
     ``size`` is the payload size, ``len(pickled) + sum(len(b) for b in buffers)``;
     ``key`` is the blake3 hex digest of the logical bytes
     ``u64le(len(pickled)) + pickled + (u64le(len(b)) + b for b in buffers)``.
-    The buffers alias the object's own memory: write them before mutating it.
+    The buffers alias the object's own memory: write them before mutating it. A
+    buffer is a ``memoryview``, or a ``Gathered`` run of pieces stored as one part.
     """
 
     pickled: bytes
-    buffers: list[memoryview]
+    buffers: list[Any]
     key: str
     size: int
 
@@ -183,11 +185,16 @@ def _hasher(size: int) -> Any:
     return blake3.blake3(max_threads=_AUTO) if size >= _MT_HASH else blake3.blake3()
 
 
-def _key(pickled: bytes | memoryview, buffers: Sequence[bytes | memoryview], size: int) -> str:
+def _key(pickled: bytes | memoryview, buffers: Sequence[Any], size: int) -> str:
     h = _hasher(size)
     h.update(_U64.pack(len(pickled)))
     h.update(pickled)
     for b in buffers:
+        if isinstance(b, Gathered):
+            h.update(_U64.pack(b.nbytes))
+            for piece in b.pieces:
+                h.update(piece)
+            continue
         h.update(_U64.pack(len(b)))
         h.update(b)
     return str(h.hexdigest())
@@ -273,19 +280,25 @@ def encode(obj: Any) -> Encoded:
 
     Pickling errors propagate unchanged; the caller names the artifact.
     """
-    buffers: list[memoryview] = []
+    buffers: list[Any] = []
+    pending: dict[int, tuple[bytearray, Gathered]] = {}
 
     def take(pb: pickle.PickleBuffer) -> bool:
         try:
             raw = pb.raw()
         except BufferError:  # non-contiguous: let pickle keep it in band
             return True
+        gathered = pending.pop(id(raw.obj), None)
+        if gathered is not None and gathered[0] is raw.obj:
+            buffers.append(gathered[1])  # always out of band: the token is no data
+            return False
         if raw.nbytes < MIN_OOB:
             return True
         buffers.append(raw)
         return False
 
-    pickled = dumps(obj, buffer_callback=take)
+    with gathering(pending):
+        pickled = dumps(obj, buffer_callback=take)
     size = len(pickled)
     for b in buffers:
         size += b.nbytes
@@ -303,7 +316,20 @@ def decode_inline(data: bytes, key: str | None) -> Any:
     """Unpickle inline bytes, verifying them against ``key`` when one is given."""
     if key is not None and _key(data, (), len(data)) != key:
         raise _corrupt(key, "inline artifact in its record")
-    return pickle.loads(data)
+    return _unpickle(pickle.loads, data)
+
+
+def _unpickle(load: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``load(*args, **kwargs)``, a missing well-known library named as such."""
+    try:
+        return load(*args, **kwargs)
+    except ModuleNotFoundError as e:
+        from .codecs.registry import missing_library
+
+        error = missing_library(e)
+        if error is None:
+            raise
+        raise error from None
 
 
 # -- writing -------------------------------------------------------------------
@@ -342,12 +368,14 @@ def _header(parts: list[list[Any]]) -> bytes:
     return json.dumps({"v": 1, "parts": parts}, separators=(",", ":")).encode()
 
 
-def _layout(lengths: list[int], base: int, plans: list[bytes | bool] | None = None) -> list[list[Any]]:
+def _layout(lengths: list[int], base: int, plans: list[bytes | bool] | None = None,
+            chunks: list[list[int] | None] | None = None) -> list[list[Any]]:
     """All-raw placement: ``[offset, stored, length, codec]`` per part.
 
-    With ``plans``, the worst case for sizing the header: every codec spelled
-    "zstd" (the longest) and, for parts to be cut into frames, a frame list
-    whose sizes have as many digits as any real one can.
+    With ``plans`` (and ``chunks``, the frame sizes of each part to compress while
+    writing), the worst case for sizing the header: every codec spelled "zstd"
+    (the longest) and, for parts cut into frames, a frame list whose stored sizes
+    have as many digits as any real one can (zstd's bound for incompressible data).
     """
     parts: list[list[Any]] = []
     off = base
@@ -357,8 +385,9 @@ def _layout(lengths: list[int], base: int, plans: list[bytes | bool] | None = No
         part: list[Any] = [off, n, n, RAW]
         if plans is not None:
             part[3] = ZSTD
-            if plans[i] is True and n > FRAME:
-                part.append([[min(FRAME, n - j), 2 * min(FRAME, n - j)] for j in range(0, n, FRAME)])
+            sizes = chunks[i] if chunks is not None else None
+            if plans[i] is True and sizes is not None and len(sizes) > 1:
+                part.append([[c, c + (c >> 7) + 64] for c in sizes])
         parts.append(part)
         off += n
     return parts
@@ -390,16 +419,39 @@ def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -
             yield result
 
 
-def _write_zstd(out: BinaryIO, mv: memoryview) -> list[list[int]]:
+def _write_raw(out: BinaryIO, v: Any) -> None:
+    if isinstance(v, Gathered):
+        for piece in v.pieces:
+            out.write(piece)
+    else:
+        out.write(v)
+
+
+def _probe_gathered(g: Gathered) -> bool:
+    """``_probe`` for a gathered part: whether zstd is predicted to pay (sampled windows)."""
+    n = g.nbytes
+    if n <= _PROBE_CHUNK * _PROBE_COUNT:
+        return len(_compress(g.join())) <= n * MAX_RATIO
+    step = (n - _PROBE_CHUNK) // (_PROBE_COUNT - 1)
+    packed = sum(len(_compress(memoryview(g.window(i * step, _PROBE_CHUNK)))) for i in range(_PROBE_COUNT))
+    return packed <= _PROBE_CHUNK * _PROBE_COUNT * MAX_RATIO
+
+
+def _frame_chunks(v: Any) -> list[memoryview]:
+    """``v`` cut into zstd frames of at most ``FRAME`` bytes (a gathered part: within each piece)."""
+    views = v.pieces if isinstance(v, Gathered) else [v]
+    return [p[i : i + FRAME] for p in views for i in range(0, p.nbytes, FRAME)]
+
+
+def _write_zstd(out: BinaryIO, mv: Any) -> list[list[int]]:
     """Write ``mv`` as zstd frames of ``FRAME`` bytes; returns ``[logical, stored]`` per frame."""
-    n = mv.nbytes
-    starts = range(0, n, FRAME)
+    chunks = _frame_chunks(mv)
     frames = []
     # zstd releases the GIL while compressing: frames compress truly in parallel.
-    results = _ordered_map(_compress, (mv[i : i + FRAME] for i in starts), min(_CPUS, len(starts)))
-    for i, data in zip(starts, results, strict=True):
+    results = _ordered_map(_compress, chunks, min(_CPUS, len(chunks)))
+    for chunk, data in zip(chunks, results, strict=True):
         out.write(data)
-        frames.append([min(FRAME, n - i), len(data)])
+        frames.append([chunk.nbytes, len(data)])
     return frames
 
 
@@ -416,14 +468,19 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
     ``out`` must be seekable when any part is compressed (the header is
     patched once the stored sizes are known).
     """
-    views = [memoryview(enc.pickled), *enc.buffers]
+    views: list[Any] = [memoryview(enc.pickled), *enc.buffers]
     lengths = [v.nbytes for v in views]
-    plans: list[bytes | bool] = [_probe(v) if v.nbytes >= MIN_COMPRESS else False for v in views]
+    # A gathered part is written (raw or as zstd frames) piece by piece, never joined.
+    plans: list[bytes | bool] = [
+        False if v.nbytes < MIN_COMPRESS else _probe_gathered(v) if isinstance(v, Gathered) else _probe(v)
+        for v in views
+    ]
     # Header space: the all-raw layout with every codec spelled "zstd" (the
     # longest) bounds the real header, whose offsets and sizes can only shrink.
+    chunks = [[c.nbytes for c in _frame_chunks(v)] if plan is True else None for v, plan in zip(views, plans)]
     hlen = 64
     while True:
-        need = len(_header(_layout(lengths, _PREFIX.size + hlen, plans)))
+        need = len(_header(_layout(lengths, _PREFIX.size + hlen, plans, chunks)))
         if need <= hlen:
             break
         hlen = need
@@ -437,7 +494,7 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
         for i, v in enumerate(views):
             if i:
                 pos = _pad(out, pos)
-            out.write(v)
+            _write_raw(out, v)
             pos += lengths[i]
         return pos
 
@@ -450,7 +507,7 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
             pos = _pad(out, pos)
         n = lengths[i]
         if plan is False:
-            out.write(v)
+            _write_raw(out, v)
             parts.append([pos, n, n, RAW])
             pos += n
             continue
@@ -460,7 +517,7 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
             if stored >= n:  # the sample misjudged it: store raw after all
                 out.seek(pos)
                 out.truncate()
-                out.write(v)
+                _write_raw(out, v)
                 parts.append([pos, n, n, RAW])
                 pos += n
                 continue
@@ -677,10 +734,10 @@ def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
         if regions is not None:
             _loaded.add(bytes(pickled), regions, key, mm)
     if stream_from is None:
-        return pickle.loads(pickled, buffers=buffers)
+        return _unpickle(pickle.loads, pickled, buffers=buffers)
     with open(fd, "rb", buffering=1 << 20, closefd=False) as f:
         f.seek(stream_from)
-        return pickle.load(f, buffers=buffers)
+        return _unpickle(pickle.load, f, buffers=buffers)
 
 
 def _hash_range(h: Any, fd: int, off: int, n: int) -> None:
