@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Coroutine, Sequence
@@ -34,6 +34,7 @@ from .base import (
     StepEnvironmentError,
     Unsatisfiable,
 )
+from .aside import READY_MARKER, build_aside, discard, is_ready
 from .shim import install_pth
 
 if TYPE_CHECKING:
@@ -222,8 +223,10 @@ class CondaBackend(EnvironmentBackend):
         rattler = _rattler()
         digest = lock.digest()
         cache_dir = Path(cache_dir)
-        target = cache_dir / digest
-        if not target.is_dir():
+        target = cache_dir.absolute() / digest
+        if is_ready(target, READY_MARKER) and not os.path.isfile(interpreter_of(target)):
+            discard(target)  # its interpreter is gone: build it again
+        if not is_ready(target, READY_MARKER):
             self._install(rattler, lock, cache_dir, target)
         python = interpreter_of(target)
         if not os.path.lexists(python):
@@ -239,9 +242,8 @@ class CondaBackend(EnvironmentBackend):
                 f"The conda lock was resolved for {lock.platform} and cannot be built on {current}.",
                 hint="Resolve the environment on the platform that runs the step.")
         records = _lock_records(rattler, lock)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        aside = Path(tempfile.mkdtemp(prefix=f".{target.name[:16]}-", suffix=".building", dir=cache_dir))
-        try:
+
+        def make(aside: Path) -> None:
             try:
                 run_async(rattler.install(records, aside, cache_dir=cache_dir / PACKAGE_CACHE_DIRNAME,
                                           show_progress=False, alternative_target_prefix=target,
@@ -252,15 +254,8 @@ class CondaBackend(EnvironmentBackend):
                     f"The conda environment {target.name[:12]} could not be installed:\n{_indent(str(exc))}",
                     hint="Check that the channels of the lock are reachable, then run again.") from None
             install_pth(aside, lock.python)  # headwater importable in the step (environments/shim.py)
-            aside.chmod(0o755)  # mkdtemp makes it private; the environment is shared
-            try:
-                os.rename(aside, target)
-            except OSError:
-                if not target.is_dir():  # not a lost race: a real failure
-                    raise
-        finally:
-            if aside.exists():
-                shutil.rmtree(aside, ignore_errors=True)
+
+        build_aside(target, READY_MARKER, make, marker_text=json.dumps(lock.to_json()))
 
 
 def _channel_url(rattler: Any, channel: str) -> str:

@@ -13,19 +13,16 @@ import json
 import os
 import platform
 import re
-import secrets
-import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .aside import READY_MARKER, build_aside, discard, is_ready
 from .base import BuiltEnv, EnvironmentBackend, EnvKind, EnvRequest, Lock, LockedPackage, StepEnvironmentError
 from .shim import install_pth
 from .uvtool import IndexConfig, run_uv
 
-#: Written last into a built environment: its presence means the environment is complete.
-READY_MARKER = "headwater-env.json"
 #: The lock's text inside a built environment (what ``uv pip sync`` installed).
 LOCK_FILE = "headwater-lock.txt"
 _PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
@@ -105,7 +102,7 @@ class PypiBackend(EnvironmentBackend):
                        "--no-annotate", "--quiet", "--no-config", *self.index.args()],
                       stdin=reqs, what=f"resolving {_describe(request)}", index=self.index, environ=self.environ)
         return Lock(kind=request.kind, python=version, platform=platform_tag(), packages=parse_lock(text),
-                    text=text)
+                    text=text, implementation=sys.implementation.name)
 
     def _export(self, request: EnvRequest) -> Lock:
         project = Path(request.project or ".")
@@ -121,7 +118,8 @@ class PypiBackend(EnvironmentBackend):
         found = run_uv(["python", "find", "--show-version", "--project", str(project)],
                        what=what, index=self.index, environ=self.environ).strip()
         python = found or platform.python_version()
-        return Lock(kind=EnvKind.UV, python=python, platform=platform_tag(), packages=parse_lock(text), text=text)
+        return Lock(kind=EnvKind.UV, python=python, platform=platform_tag(), packages=parse_lock(text), text=text,
+                    implementation=sys.implementation.name)
 
     def _python_version(self, python: str | None, *, what: str) -> str:
         if python is None:
@@ -133,20 +131,12 @@ class PypiBackend(EnvironmentBackend):
     def build(self, lock: Lock, cache_dir: Path) -> BuiltEnv:
         digest = lock.digest()
         target = Path(cache_dir).absolute() / digest
-        if (target / READY_MARKER).is_file():
-            return _built(digest, target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{digest[:24]}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            self._build_into(lock, tmp)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not (target / READY_MARKER).is_file():  # a half-made one left by a killed builder
-                    shutil.rmtree(target, ignore_errors=True)
-                    os.rename(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        if is_ready(target, READY_MARKER):
+            if interpreter_usable(target / "bin" / "python"):
+                return _built(digest, target)
+            discard(target)  # its base interpreter is gone (uninstalled, another machine's path)
+        build_aside(target, READY_MARKER, lambda aside: self._build_into(lock, aside),
+                    marker_text=json.dumps(lock.to_json()))
         return _built(digest, target)
 
     def _build_into(self, lock: Lock, prefix: Path) -> None:
@@ -162,7 +152,11 @@ class PypiBackend(EnvironmentBackend):
                     "--quiet", "--no-config", *hashes, *self.index.args()],
                    what=what, index=self.index, environ=self.environ)
         install_pth(prefix, lock.python)
-        (prefix / READY_MARKER).write_text(json.dumps(lock.to_json()))
+
+
+def interpreter_usable(python: Path) -> bool:
+    """Whether an environment's interpreter still exists (its symlink chain ends in a file)."""
+    return os.path.isfile(python) and os.access(python, os.X_OK)
 
 
 def _built(digest: str, prefix: Path) -> BuiltEnv:
@@ -174,5 +168,5 @@ def _describe(request: EnvRequest) -> str:
     return f"@{request.kind.value}({what}{', python=' + repr(request.python) if request.python else ''})"
 
 
-__all__ = ["LOCK_FILE", "READY_MARKER", "PypiBackend", "parse_lock", "platform_tag", "requirement",
+__all__ = ["LOCK_FILE", "READY_MARKER", "PypiBackend", "interpreter_usable", "parse_lock", "platform_tag", "requirement",
            "runtime_requirements"]
