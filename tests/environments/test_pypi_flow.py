@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,10 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory, offline_env: dict[str, st
     """PypiFlow run twice in one store and one HEADWATER_HOME; the envs directory's state after each run."""
     root = tmp_path_factory.mktemp("pypi") / ".headwater"
     envs_home = tmp_path_factory.mktemp("pypi-home")
-    offline_env = {**offline_env, "HEADWATER_HOME": str(envs_home)}
+    leak = tmp_path_factory.mktemp("pythonpath")
+    (leak / "hwleakmod.py").write_text("")
+    pythonpath = os.pathsep.join(p for p in (str(leak), os.environ.get("PYTHONPATH", "")) if p)
+    offline_env = {**offline_env, "HEADWATER_HOME": str(envs_home), "PYTHONPATH": pythonpath}
     first = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=offline_env)
     assert first.returncode == 0, first.output
     built = {p.name: (p.stat().st_ino, (p / "headwater-env.json").stat().st_mtime_ns)
@@ -48,6 +52,25 @@ def test_a_step_with_an_environment_does_not_see_the_launching_one(two_runs, use
     assert run["start"].task["sees_pytest"].data is False  # headwater is there (the task ran), pytest is not
     assert run["two"].task["sees_pytest"].data is False
     assert run["end"].task["sees_pytest"].data is True
+
+
+def test_the_launching_pythonpath_does_not_reach_a_step_with_an_environment(two_runs, use_root) -> None:
+    root, *_ = two_runs
+    run = _run(root, use_root)
+    assert run["start"].task["sees_pythonpath"].data is False
+    assert run["two"].task["sees_pythonpath"].data is False
+    assert run["end"].task["sees_pythonpath"].data is True  # no environment: the launching process's
+
+
+def test_python_on_path_is_the_environments_own(two_runs, use_root) -> None:
+    root, *_ = two_runs
+    run = _run(root, use_root)
+    for name in ("start", "two"):
+        task = run[name].task
+        which, executable = Path(task["which_python"].data), Path(task["executable"].data)
+        assert which.parent == executable.parent, (which, executable)
+        assert "envs" in executable.parts  # under $HEADWATER_HOME/envs/<lock digest>/bin
+    assert Path(run["start"].task["executable"].data) != Path(run["two"].task["executable"].data)
 
 
 def test_tasks_record_their_environment(two_runs, use_root) -> None:
