@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,7 @@ def test_tasks_record_their_environment(two_runs, use_root) -> None:
     run = _run(root, use_root)
     start = json.loads(run["start"].task.metadata_dict["environment"])
     assert start["kind"] == "pypi" and start["packages"] == {"tinylib": "1.0.0"}
+    assert start["python_version"] == platform.python_version()  # no python=: the launching one
     two = json.loads(run["two"].task.metadata_dict["environment"])
     assert two["packages"] == {"tinylib": "2.0.0"} and two["lock_digest"] != start["lock_digest"]
     assert "environment" not in run["end"].task.metadata_dict

@@ -50,11 +50,12 @@ class StepEnvironment:
     lock_digest: str
     python: str  # the interpreter
     packages: dict[str, str] = field(default_factory=dict)  # name -> version
+    python_version: str = ""  # the interpreter's version (the lock's)
 
     def metadata(self) -> str:
         """The task metadata value: ``{"kind", "lock_digest", "python_version", "packages"}`` as JSON."""
-        return json.dumps({"kind": self.kind.value, "lock_digest": self.lock_digest, "packages": self.packages},
-                          sort_keys=True)
+        return json.dumps({"kind": self.kind.value, "lock_digest": self.lock_digest, "packages": self.packages,
+                           "python_version": self.python_version}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def prepare_steps(requests: Mapping[str, EnvRequest | None], settings: Any,
     for digest, lock in distinct.items():
         built[digest] = str(backend_for(lock.kind, settings).build(lock, settings.envs_dir).python)
     steps = {step: StepEnvironment(lock.kind, lock.digest(), built[lock.digest()],
-                                   {p.name: p.version for p in lock.packages}) for step, lock in locks.items()}
+                                   {p.name: p.version for p in lock.packages}, lock.python)
+             for step, lock in locks.items()}
     return PreparedEnvironments(steps, distinct, str(shim_dir(settings.envs_dir)))
 
 
