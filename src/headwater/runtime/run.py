@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import Settings
+from ..environments.kinds import ExecutionEnvironment
 from ..exceptions import ParameterError
 from ..flow.decorators import step_policy
 from ..flow.flow_decorators import flow_decorators, flow_system_tags
@@ -52,7 +53,7 @@ class RunRequest:
     resume_step: str | None = None
     namespace: str | None = None  # run --namespace: the client namespace in tasks ("" = global)
     package_suffixes: str | None = None  # --package-suffixes, for the code package
-    environment: str = "local"  # --environment: local, pypi, conda or uv
+    environment: ExecutionEnvironment = ExecutionEnvironment.LOCAL  # --environment
 
 
 def system_tags(identity: str) -> list[str]:
