@@ -211,7 +211,8 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
 
 def prepare_environments(req: RunRequest, settings: Settings) -> Any:
     """The steps' environments (``environments.prepare.PreparedEnvironments``), resolved and built
-    once for the run; None when no step has one (nothing of ``headwater.environments`` is imported)."""
+    once for the run, in a forked child (no thread of the tools stays in this process); None when
+    no step has one (nothing of ``headwater.environments`` is imported)."""
     from ..flow.environment_decorators import step_env_requests
 
     requests = step_env_requests(req.flow_cls, req.graph.sorted_nodes, req.environment,
@@ -219,8 +220,13 @@ def prepare_environments(req: RunRequest, settings: Settings) -> Any:
     if not any(r is not None for r in requests.values()):
         return None
     from ..environments.prepare import prepare_steps
+    from ..subfork import call_in_child
 
-    return prepare_steps(requests, settings, echo=_echo_environment)
+    # Resolving and building may start threads in this process (rattler runs a Tokio runtime),
+    # and the zygote forked next must come from a process without any: so the work runs in a
+    # short-lived forked child, and only its result (plain data) comes back.
+    return call_in_child(lambda: prepare_steps(requests, settings, echo=_echo_environment),
+                         what="The process preparing the steps' environments")
 
 
 def _echo_environment(message: str) -> None:
