@@ -24,11 +24,11 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory, offline_env: dict[str, st
     first = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=offline_env)
     assert first.returncode == 0, first.output
     built = {p.name: (p.stat().st_ino, (p / "headwater-env.json").stat().st_mtime_ns)
-             for p in (envs_home / "envs").iterdir() if not p.name.startswith(".")}
+             for p in (envs_home / "envs").iterdir() if not p.name.startswith(".") and p.name != "locks"}
     second = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=offline_env)
     assert second.returncode == 0, second.output
     again = {p.name: (p.stat().st_ino, (p / "headwater-env.json").stat().st_mtime_ns)
-             for p in (envs_home / "envs").iterdir() if not p.name.startswith(".")}
+             for p in (envs_home / "envs").iterdir() if not p.name.startswith(".") and p.name != "locks"}
     return root, first, second, built, again
 
 
@@ -142,3 +142,28 @@ def test_steps_with_environments_run_under_the_subprocess_launcher(tmp_path: Pat
     out = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=offline_env, launcher="subprocess")
     assert out.returncode == 0, out.output
     assert "tinylib 1.0.0" in out.output
+
+
+def test_a_warm_run_needs_no_index(tmp_path: Path, offline_env: dict[str, str], find_links: Path) -> None:
+    """Locks are cached under $HEADWATER_HOME/envs/locks: with the wheels gone (the index as good
+    as unreachable) a second run still runs; `environment resolve` and the refresh variable do
+    resolve again, and say what is missing."""
+    import shutil
+
+    links = tmp_path / "links"
+    shutil.copytree(find_links, links)
+    env = {**offline_env, "HEADWATER_HOME": str(tmp_path / "home"), "HEADWATER_PYPI_FIND_LINKS": str(links)}
+    root = tmp_path / ".headwater"
+    first = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=env)
+    assert first.returncode == 0, first.output
+    assert list((tmp_path / "home" / "envs" / "locks").glob("*.json"))
+    for wheel in links.iterdir():
+        wheel.unlink()
+    warm = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=env)
+    assert warm.returncode == 0, warm.output
+    assert "tinylib 1.0.0" in warm.output and "Resolving" not in warm.output
+    refreshed = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root,
+                         env={**env, "HEADWATER_ENVIRONMENT_REFRESH": "1"})
+    assert refreshed.returncode == 1 and "Package not found" in refreshed.stderr, refreshed.output
+    resolved = run_flow("pypi_flow.py", "--environment=pypi", "environment", "resolve", root=root, env=env)
+    assert resolved.returncode == 1 and "Package not found" in resolved.stderr, resolved.output

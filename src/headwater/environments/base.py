@@ -162,6 +162,11 @@ class EnvironmentBackend(abc.ABC):
     def resolve(self, request: EnvRequest) -> Lock:
         """The lock of ``request``; raises the errors above, naming what was asked and what was tried."""
 
+    def source_key(self, request: EnvRequest) -> dict[str, Any]:
+        """Where ``request``'s packages would come from (index, channels, project files): part of
+        the key of its cached lock (``lockcache``), so a change of source resolves again."""
+        return {}
+
     @abc.abstractmethod
     def build(self, lock: Lock, cache_dir: Path) -> BuiltEnv:
         """The environment of ``lock`` under ``cache_dir / lock.digest()``, built if it is not there yet.

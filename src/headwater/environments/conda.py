@@ -131,6 +131,9 @@ class CondaBackend(EnvironmentBackend):
         return cls(settings)
 
     # ------------------------------------------------------------------ resolve
+    def source_key(self, request: EnvRequest) -> dict[str, Any]:
+        return {"channels": list(request.channels or self._settings.conda_channels)}
+
     def resolve(self, request: EnvRequest) -> Lock:
         """The lock of ``request``: every package pinned to one build of this platform.
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import blake3
+
 from .aside import READY_MARKER, build_aside, discard, is_ready
 from .base import BuiltEnv, EnvironmentBackend, EnvKind, EnvRequest, Lock, LockedPackage, StepEnvironmentError
 from .shim import install_pth
@@ -27,6 +29,11 @@ from .uvtool import IndexConfig, run_uv
 LOCK_FILE = "headwater-lock.txt"
 _PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+#: uv's variables that change where packages come from (part of a cached lock's key).
+_UV_SOURCE_VARS = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
+                   "UV_NO_INDEX")
+#: The files of a uv project that decide its lock (``uv export --frozen`` and ``uv python find``).
+_PROJECT_FILES = ("uv.lock", "pyproject.toml", ".python-version")
 _OPERATORS = ("<", ">", "!", "~", "=", "@")
 
 
@@ -91,6 +98,14 @@ class PypiBackend(EnvironmentBackend):
         return cls(IndexConfig(settings.pypi_index_url, tuple(settings.pypi_find_links), settings.pypi_no_index))
 
     # ---- resolve --------------------------------------------------------------------------
+    def source_key(self, request: EnvRequest) -> dict[str, Any]:
+        key: dict[str, Any] = {"index": [self.index.index_url, list(self.index.find_links), self.index.no_index],
+                               "uv": {k: v for k, v in sorted(self.environ.items()) if k in _UV_SOURCE_VARS}}
+        if request.kind is EnvKind.UV:
+            project = Path(request.project or ".")
+            key["project"] = {name: _file_digest(project / name) for name in _PROJECT_FILES}
+        return key
+
     def resolve(self, request: EnvRequest) -> Lock:
         if request.kind is EnvKind.UV:
             return self._export(request)
@@ -157,6 +172,13 @@ class PypiBackend(EnvironmentBackend):
 def interpreter_usable(python: Path) -> bool:
     """Whether an environment's interpreter still exists (its symlink chain ends in a file)."""
     return os.path.isfile(python) and os.access(python, os.X_OK)
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return blake3.blake3(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def _built(digest: str, prefix: Path) -> BuiltEnv:
