@@ -35,6 +35,7 @@ from .base import (
     Unsatisfiable,
 )
 from .aside import READY_MARKER, build_aside, discard, is_ready
+from .interpreter import ShimUnavailable, shim_requirements
 from .shim import install_pth
 
 if TYPE_CHECKING:
@@ -153,11 +154,18 @@ class CondaBackend(EnvironmentBackend):
         platform = str(rattler.Subdir.current())
         specs = [("python", f"python {python_spec(request.python)}")]
         specs += [(name, package_spec(name, version)) for name, version in request.packages]
-        records = run_async(self._solve(rattler, channels, platform, specs))
+        asked = [name for name, _ in request.packages]
+        wanted = _exact_minor(request.python)
+        shim = shim_requirements(wanted, asked) if wanted else []
+        records = run_async(self._solve(rattler, channels, platform, specs, shim))
+        python = next((str(r.version) for r in records if r.name.normalized == "python"), "")
+        if not shim and python and shim_requirements(python, asked):  # a range (">=3.10") chose another Python
+            shim = shim_requirements(python, asked)
+            records = run_async(self._solve(rattler, channels, platform, specs, shim))
         return self._lock(rattler, records, channels, platform)
 
     async def _solve(self, rattler: Any, channels: Sequence[str], platform: str,
-                     specs: list[tuple[str, str]]) -> list["rattler.RepoDataRecord"]:
+                     specs: list[tuple[str, str]], shim: Sequence[str] = ()) -> list["rattler.RepoDataRecord"]:
         matchspecs = [self._matchspec(rattler, text) for _, text in specs]
         subdirs = [platform, "noarch"]
         gateway = rattler.Gateway(cache_dir=Path(self._settings.home) / "cache" / "conda")
@@ -166,7 +174,8 @@ class CondaBackend(EnvironmentBackend):
         for channel, url in zip(channels, urls):
             # one channel at a time, so an unreachable one is named exactly
             try:
-                result = await gateway.query([channel], subdirs, [name for name, _ in specs], recursive=False)
+                result = await gateway.query([channel], subdirs, [name for name, _ in specs] + list(shim),
+                                             recursive=False)
             except rattler.exceptions.GatewayError as exc:
                 raise IndexUnreachable(
                     f"The conda channel {url} cannot be read:\n{_indent(str(exc))}",
@@ -176,6 +185,8 @@ class CondaBackend(EnvironmentBackend):
                 for record in subdir_records:
                     found.setdefault(record.name.normalized, []).append(record)
         _check_available(specs, matchspecs, found, urls, platform)
+        _check_shim(specs, shim, found, urls, platform)
+        matchspecs += [self._matchspec(rattler, name) for name in shim]
         try:
             return list(await rattler.solve(list(channels), matchspecs, gateway=gateway, platforms=subdirs,
                                             virtual_packages=rattler.VirtualPackage.detect()))
@@ -298,6 +309,28 @@ def _check_available(specs: list[tuple[str, str]], matchspecs: list[Any], found:
             f"No version of conda package {name!r} matches {text!r} in the channels tried: {tried}. "
             f"They have: {versions}.",
             hint=f"Ask for a version of {name!r} the channels have, or add a channel that has it.")
+
+
+def _check_shim(specs: list[tuple[str, str]], shim: Sequence[str], found: dict[str, list[Any]],
+                urls: list[str], platform: str) -> None:
+    """Raise ShimUnavailable when the channels lack what headwater needs under another Python."""
+    missing = [name for name in shim if not found.get(name.lower())]
+    if missing:
+        python = specs[0][1]
+        raise ShimUnavailable(
+            f"The environment asks for {python} (not the launching Python {sys.version_info[0]}.{sys.version_info[1]}), "
+            f"so headwater needs its own {', '.join(missing)} there, and the channels tried "
+            f"({', '.join(urls)}; {platform} and noarch) do not have {'them' if len(missing) > 1 else 'it'}.",
+            hint="Add a channel that has them (conda-forge does) with @conda(channels=...) or "
+                 "HEADWATER_CONDA_CHANNELS, or leave python= out to use the launching Python.")
+
+
+def _exact_minor(python: str | None) -> str | None:
+    """The major.minor a conda ``python=`` pins (``"3.12"``, ``"3.12.1"``); None for a range."""
+    if python is None:
+        return "%d.%d" % sys.version_info[:2]
+    parts = python.strip().split(".")
+    return python.strip() if len(parts) >= 2 and all(p.isdigit() for p in parts) else None
 
 
 def _version_key(version: str) -> tuple[Any, ...]:

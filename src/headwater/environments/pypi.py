@@ -22,6 +22,7 @@ import blake3
 
 from .aside import READY_MARKER, build_aside, discard, is_ready
 from .base import BuiltEnv, EnvironmentBackend, EnvKind, EnvRequest, Lock, LockedPackage, StepEnvironmentError
+from .interpreter import same_minor, shim_requirements
 from .shim import install_pth
 from .uvtool import IndexConfig, run_uv
 
@@ -45,15 +46,8 @@ def requirement(name: str, version: str) -> str:
     return f"{name}=={version}"
 
 
-def runtime_requirements(python: str, asked: set[str]) -> list[str]:
-    """What an environment for ``python`` must install for headwater to run in it: nothing when
-    it has the launching Python's major.minor (the shim serves it), else the shim's compiled
-    distributions (``shim.compiled_distributions``) that the request does not name itself."""
-    if python.split(".")[:2] == platform.python_version().split(".")[:2]:
-        return []
-    from .shim import compiled_distributions
-
-    return [name for name in compiled_distributions() if name.lower() not in asked]
+#: The rule shared by every backend (``interpreter.shim_requirements``), under its older name.
+runtime_requirements = shim_requirements
 
 
 def platform_tag() -> str:
@@ -111,7 +105,7 @@ class PypiBackend(EnvironmentBackend):
             return self._export(request)
         version = self._python_version(request.python, what=f"resolving {_describe(request)}")
         lines = [requirement(name, spec) for name, spec in request.packages]
-        lines += runtime_requirements(version, {name.lower() for name, _ in request.packages})
+        lines += shim_requirements(version, (name for name, _ in request.packages))
         reqs = "".join(line + "\n" for line in lines)
         text = run_uv(["pip", "compile", "-", "--python-version", version, "--generate-hashes", "--no-header",
                        "--no-annotate", "--quiet", "--no-config", *self.index.args()],
@@ -133,6 +127,14 @@ class PypiBackend(EnvironmentBackend):
         found = run_uv(["python", "find", "--show-version", "--project", str(project)],
                        what=what, index=self.index, environ=self.environ).strip()
         python = found or platform.python_version()
+        if not same_minor(python):  # the project's Python: it needs its own blake3, zstandard...
+            extra = shim_requirements(python, {p.name for p in parse_lock(text)})
+            if extra:
+                text += run_uv(["pip", "compile", "-", "--python-version", python, "--generate-hashes",
+                                "--no-header", "--no-annotate", "--quiet", "--no-config", *self.index.args()],
+                               stdin="".join(f"{name}\n" for name in extra),
+                               what=f"{what}: adding {', '.join(extra)} for headwater under Python {python}",
+                               index=self.index, environ=self.environ)
         return Lock(kind=EnvKind.UV, python=python, platform=platform_tag(), packages=parse_lock(text), text=text,
                     implementation=sys.implementation.name)
 
