@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .environments.kinds import ExecutionEnvironment
 from .exceptions import UnsupportedOptionError
 from .plugins import PluginKind, plugin_names
 
@@ -67,7 +68,7 @@ TOP_OPTIONS: tuple[TopOption, ...] = (
               supported=("local",), not_yet=("service", "spin"), envvar="HEADWATER_DEFAULT_METADATA",
               plugin_group=PluginKind.METADATA_PROVIDER),
     TopOption("environment", "--environment", OptionKind.CHOICE, "Execution environment.",
-              supported=("local", "pypi", "conda", "uv"), envvar="HEADWATER_DEFAULT_ENVIRONMENT"),
+              supported=tuple(e.value for e in ExecutionEnvironment), envvar="HEADWATER_DEFAULT_ENVIRONMENT"),
     TopOption("datastore", "--datastore", OptionKind.CHOICE,
               "Datastore type (default: the root's; s3 uses HEADWATER_DATASTORE_ROOT=s3://bucket/prefix).",
               supported=("local", "s3"), not_yet=("azure", "gs", "spin"), envvar="HEADWATER_DATASTORE",

@@ -132,11 +132,11 @@ def _stage(spec: PackageSpec, src: Path) -> list[str]:
     return sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file() or p.is_symlink())
 
 
-def build_channel(root: Path) -> Path:
+def build_channel(root: Path, extra: tuple[PackageSpec, ...] = ()) -> Path:
     """Build every package of the channel into ``root`` and index it; the channel directory.
 
     Each package is a ``.conda`` archive made by conda-package-handling from a staged directory;
-    ``noarch/`` and ``<platform>/`` get a ``repodata.json`` from the indexer.
+    ``noarch/`` and ``<platform>/`` get a ``repodata.json`` from the indexer. ``extra``: more packages.
     """
     import rattler
     from conda_package_handling import api as cph
@@ -145,7 +145,7 @@ def build_channel(root: Path) -> Path:
     channel = root / "channel"
     for sub in ("noarch", platform):
         (channel / sub).mkdir(parents=True, exist_ok=True)
-    for spec in channel_packages(platform):
+    for spec in [*channel_packages(platform), *extra]:
         src = root / "staging" / f"{spec.name}-{spec.version}"
         files = _stage(spec, src)
         cph.create(str(src), files, f"{spec.name}-{spec.version}-0.conda", out_folder=str(channel / spec.subdir))

@@ -113,3 +113,32 @@ def test_concurrent_builds_leave_one_environment(case: Case, tmp_path: Path) -> 
     _one_environment_no_leftovers(tmp_path, lock)  # no half-built leftovers
     assert _imported_version(results[0]) == case.version
 
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_a_dead_builders_aside_directory_is_removed(case: Case, tmp_path: Path) -> None:
+    from headwater.environments.aside import aside_path
+
+    lock = case.backend.resolve(case.request)
+    stale = aside_path(tmp_path.absolute() / lock.digest(), pid=_dead_pid())
+    (stale / "lib").mkdir(parents=True)
+    live = aside_path(tmp_path.absolute() / "other", pid=os.getppid())  # a live builder's: kept
+    live.mkdir()
+    case.backend.build(lock, tmp_path)
+    assert not stale.exists()
+    assert live.exists()
+
+
+def test_an_environment_whose_interpreter_is_gone_is_rebuilt(case: Case, tmp_path: Path) -> None:
+    lock = case.backend.resolve(case.request)
+    env = case.backend.build(lock, tmp_path)
+    env.python.unlink()
+    again = case.backend.build(lock, tmp_path)
+    assert again.python.exists()
+    assert _imported_version(again) == case.version
+    _one_environment_no_leftovers(tmp_path, lock)

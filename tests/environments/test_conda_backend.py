@@ -231,3 +231,23 @@ def test_lock_whose_channel_is_gone_fails_to_build_and_leaves_nothing_half_built
     with pytest.raises(StepEnvironmentError, match=r"(?s)could not be installed:.*(python|tinylib)-.*\.conda"):
         backend.build(lock, tmp_path / "envs")
     assert [p.name for p in (tmp_path / "envs").iterdir()] == [PACKAGE_CACHE_DIRNAME]
+
+
+def test_another_python_without_headwaters_packages_is_refused_early(tmp_path: Path) -> None:
+    """A python= other than the launching one needs blake3 and zstandard in the environment
+    (interpreter.shim_requirements); a channel without them is an error before any solve or build."""
+    pytest.importorskip("rattler")
+    pytest.importorskip("conda_package_handling")
+    from headwater.config import load_settings
+    from headwater.environments.base import EnvKind, EnvRequest
+    from headwater.environments.conda import CondaBackend
+    from headwater.environments.interpreter import ShimUnavailable
+
+    from .condachannel import PackageSpec, build_channel, current_platform
+
+    other = PackageSpec("python", "3.99.0", current_platform(), files={"pyvenv.cfg": "version = 3.99.0\n"})
+    channel = build_channel(tmp_path / "conda", extra=(other,))
+    backend = CondaBackend(load_settings({"HEADWATER_HOME": str(tmp_path / "home")}))
+    request = EnvRequest(EnvKind.CONDA, python="3.99", packages=(("tinylib", "1.*"),), channels=(channel.as_uri(),))
+    with pytest.raises(ShimUnavailable, match=r"asks for python 3\.99\.\*.*needs its own blake3, zstandard"):
+        backend.resolve(request)

@@ -31,6 +31,12 @@ def test_a_package_that_does_not_exist(tmp_path: Path, offline_env: dict[str, st
                           f"find-links {offline_env['HEADWATER_PYPI_FIND_LINKS']}")
 
 
+def test_a_version_that_does_not_exist(tmp_path: Path, offline_env: dict[str, str]) -> None:
+    out = _request(tmp_path, offline_env, packages={"tinylib": "9.9"})
+    _fails_before_running(out, "Package not found", "No version of package 'tinylib' matches tinylib==9.9")
+    assert "Conflicting requirements" not in out.stderr
+
+
 def test_versions_that_cannot_be_installed_together(tmp_path: Path, offline_env: dict[str, str]) -> None:
     out = _request(tmp_path, offline_env, packages={"needsold": "1.0", "tinylib": ">=2"})
     _fails_before_running(out, "Conflicting requirements", "needsold", "tinylib<2", "tinylib>=2")

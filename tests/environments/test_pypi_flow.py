@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 from pathlib import Path
 
 import pytest
 
+from envdirs import built_envs
 from flowrun import run_flow
 
 
@@ -15,15 +18,18 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory, offline_env: dict[str, st
     """PypiFlow run twice in one store and one HEADWATER_HOME; the envs directory's state after each run."""
     root = tmp_path_factory.mktemp("pypi") / ".headwater"
     envs_home = tmp_path_factory.mktemp("pypi-home")
-    offline_env = {**offline_env, "HEADWATER_HOME": str(envs_home)}
+    leak = tmp_path_factory.mktemp("pythonpath")
+    (leak / "hwleakmod.py").write_text("")
+    pythonpath = os.pathsep.join(p for p in (str(leak), os.environ.get("PYTHONPATH", "")) if p)
+    offline_env = {**offline_env, "HEADWATER_HOME": str(envs_home), "PYTHONPATH": pythonpath}
     first = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=offline_env)
     assert first.returncode == 0, first.output
     built = {p.name: (p.stat().st_ino, (p / "headwater-env.json").stat().st_mtime_ns)
-             for p in (envs_home / "envs").iterdir() if not p.name.startswith(".")}
+             for p in built_envs(envs_home / "envs")}
     second = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=offline_env)
     assert second.returncode == 0, second.output
     again = {p.name: (p.stat().st_ino, (p / "headwater-env.json").stat().st_mtime_ns)
-             for p in (envs_home / "envs").iterdir() if not p.name.startswith(".")}
+             for p in built_envs(envs_home / "envs")}
     return root, first, second, built, again
 
 
@@ -50,11 +56,31 @@ def test_a_step_with_an_environment_does_not_see_the_launching_one(two_runs, use
     assert run["end"].task["sees_pytest"].data is True
 
 
+def test_the_launching_pythonpath_does_not_reach_a_step_with_an_environment(two_runs, use_root) -> None:
+    root, *_ = two_runs
+    run = _run(root, use_root)
+    assert run["start"].task["sees_pythonpath"].data is False
+    assert run["two"].task["sees_pythonpath"].data is False
+    assert run["end"].task["sees_pythonpath"].data is True  # no environment: the launching process's
+
+
+def test_python_on_path_is_the_environments_own(two_runs, use_root) -> None:
+    root, *_ = two_runs
+    run = _run(root, use_root)
+    for name in ("start", "two"):
+        task = run[name].task
+        which, executable = Path(task["which_python"].data), Path(task["executable"].data)
+        assert which.parent == executable.parent, (which, executable)
+        assert "envs" in executable.parts  # under $HEADWATER_HOME/envs/<lock digest>/bin
+    assert Path(run["start"].task["executable"].data) != Path(run["two"].task["executable"].data)
+
+
 def test_tasks_record_their_environment(two_runs, use_root) -> None:
     root, *_ = two_runs
     run = _run(root, use_root)
     start = json.loads(run["start"].task.metadata_dict["environment"])
     assert start["kind"] == "pypi" and start["packages"] == {"tinylib": "1.0.0"}
+    assert start["python_version"] == platform.python_version()  # no python=: the launching one
     two = json.loads(run["two"].task.metadata_dict["environment"])
     assert two["packages"] == {"tinylib": "2.0.0"} and two["lock_digest"] != start["lock_digest"]
     assert "environment" not in run["end"].task.metadata_dict
@@ -117,3 +143,28 @@ def test_steps_with_environments_run_under_the_subprocess_launcher(tmp_path: Pat
     out = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=offline_env, launcher="subprocess")
     assert out.returncode == 0, out.output
     assert "tinylib 1.0.0" in out.output
+
+
+def test_a_warm_run_needs_no_index(tmp_path: Path, offline_env: dict[str, str], find_links: Path) -> None:
+    """Locks are cached under $HEADWATER_HOME/envs/locks: with the wheels gone (the index as good
+    as unreachable) a second run still runs; `environment resolve` and the refresh variable do
+    resolve again, and say what is missing."""
+    import shutil
+
+    links = tmp_path / "links"
+    shutil.copytree(find_links, links)
+    env = {**offline_env, "HEADWATER_HOME": str(tmp_path / "home"), "HEADWATER_PYPI_FIND_LINKS": str(links)}
+    root = tmp_path / ".headwater"
+    first = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=env)
+    assert first.returncode == 0, first.output
+    assert list((tmp_path / "home" / "envs" / "locks").glob("*.json"))
+    for wheel in links.iterdir():
+        wheel.unlink()
+    warm = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root, env=env)
+    assert warm.returncode == 0, warm.output
+    assert "tinylib 1.0.0" in warm.output and "Resolving" not in warm.output
+    refreshed = run_flow("pypi_flow.py", "--environment=pypi", "run", root=root,
+                         env={**env, "HEADWATER_ENVIRONMENT_REFRESH": "1"})
+    assert refreshed.returncode == 1 and "Package not found" in refreshed.stderr, refreshed.output
+    resolved = run_flow("pypi_flow.py", "--environment=pypi", "environment", "resolve", root=root, env=env)
+    assert resolved.returncode == 1 and "Package not found" in resolved.stderr, resolved.output

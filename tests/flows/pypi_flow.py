@@ -1,6 +1,8 @@
 """Two steps in environments with conflicting versions of one library, one step in neither."""
 
 import importlib.util
+import shutil
+import sys
 
 from headwater import FlowSpec, pypi, step
 
@@ -14,6 +16,11 @@ def _versions(self):
         self.tinylib = None
     # pytest lives in the launching environment only: a step with an environment must not see it.
     self.sees_pytest = importlib.util.find_spec("pytest") is not None
+    # hwleakmod is on the launching process's PYTHONPATH (the tests put it there): only the step
+    # without an environment may see it.
+    self.sees_pythonpath = importlib.util.find_spec("hwleakmod") is not None
+    self.which_python = shutil.which("python")
+    self.executable = sys.executable
 
 
 class PypiFlow(FlowSpec):

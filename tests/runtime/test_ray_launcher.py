@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from envdirs import built_envs
 from flowrun import FLOWS, USER, run_flow
 
 pytest.importorskip("ray", reason="the Ray launcher tests need the `ray` extra (pip install 'headwater[ray]')")
@@ -175,15 +176,14 @@ def test_environment_steps_run_in_their_environment_built_once_per_node(cluster:
             builds += BUILT.findall(task.stderr)
         assert "environment" not in run["end"].task.metadata_dict
     # Every environment on a node was built exactly once (never again by the second run).
-    made = {(p.name[:12], str(h)) for h in homes if h.is_dir() for p in h.iterdir()
-            if not p.name.startswith(".") and p.name not in before[h]}
+    made = {(p.name[:12], str(h)) for h in homes for p in built_envs(h) if p.name not in before[h]}
     assert sorted(builds) == sorted(made)
     assert len({digest for digest, _ in made}) == 2  # the two locks, each built on the node(s) that ran it
     for home in homes:
-        for env_dir in (p for p in home.iterdir() if not p.name.startswith(".")) if home.is_dir() else ():
+        for env_dir in built_envs(home):
             assert (env_dir / "headwater-env.json").is_file()
-    head_envs = tmp_path / "head-home" / "envs"  # the head resolves, and builds nothing for remote steps
-    assert not head_envs.exists() or not [p for p in head_envs.iterdir() if not p.name.startswith(".")]
+    head_envs = tmp_path / "head-home" / "envs"  # the head resolves (its lock cache), and builds nothing
+    assert built_envs(head_envs) == []
 
 
 def test_environment_steps_on_the_s3_datastore(cluster: RayCluster, s3_bucket: str, tmp_path: Path,

@@ -43,7 +43,8 @@ def add_environment_commands(cli: click.Group, flow_cls: type) -> None:
     def environment() -> None:
         pass
 
-    @environment.command(help="Resolve each step's environment (nothing is built) and print its packages.")
+    @environment.command(help="Resolve each step's environment again (nothing is built), cache the locks for "
+                              "the next runs, and print the packages.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @click.pass_context
     def resolve(ctx: click.Context, as_json: bool) -> None:
@@ -61,7 +62,7 @@ def add_environment_commands(cli: click.Group, flow_cls: type) -> None:
             steps = list(flow_cls._graph.sorted_nodes)
             requests = step_env_requests(flow_cls, steps, obj["top"]["environment"],
                                          project_dir=os.path.dirname(os.path.abspath(sys.argv[0])))
-            locks = resolve_steps(requests, obj["settings"])
+            locks = resolve_steps(requests, obj["settings"], refresh=True)  # and caches the new locks
             digests = {s: (locks[s].digest() if s in locks else None) for s in steps}
             _describe(digests, {lk.digest(): lk.to_json() for lk in locks.values()}, as_json)
 

@@ -201,6 +201,7 @@ def build_cli(flow_cls: type) -> click.Group:
             from ..flow.mutators import prepare_flow
             from ..flow.parameters import flow_constants, resolve_parameters
             from ..plugins import plugin_index
+            from ..environments.kinds import ExecutionEnvironment
             from ..runtime.run import RunRequest, execute_run
 
             plugin_index()  # scanned once here, inherited by every forked task
@@ -245,7 +246,8 @@ def build_cli(flow_cls: type) -> click.Group:
                 run_id_file=request["run_id_file"], runner_attribute_file=request["runner_attribute_file"],
                 decospecs=decospecs,
                 resume_from=origin, resume_step=request.get("resume_step"), namespace=request.get("namespace"),
-                package_suffixes=ctx.obj["top"]["package_suffixes"], environment=ctx.obj["top"]["environment"],
+                package_suffixes=ctx.obj["top"]["package_suffixes"],
+                environment=ExecutionEnvironment(ctx.obj["top"]["environment"]),
             )
             # --quiet hides the banner and checks only: the run's console lines stay, as in Metaflow.
             _, outcome = execute_run(req, settings, _console_factory())

@@ -30,6 +30,12 @@ class EnvKind(str, enum.Enum):
     UV = "uv"
 
 
+#: The layout of built environments (how ``build`` arranges a prefix, what it adds: the shim's
+#: ``.pth``, the ready marker). Part of every lock's digest, so a change of layout builds anew
+#: instead of reusing environments laid out the old way.
+ENV_LAYOUT_VERSION = 2
+
+
 def _digest(payload: Any) -> str:
     return blake3.blake3(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -78,21 +84,28 @@ class Lock:
     packages: tuple[LockedPackage, ...]
     text: str
     extra: dict[str, str] = field(default_factory=dict)  # what a backend needs beyond the text
+    implementation: str = "cpython"  # the interpreter's implementation (sys.implementation.name)
 
     def digest(self) -> str:
-        """The key of the built environment: equal locks share one environment."""
+        """The key of the built environment: equal locks share one environment.
+
+        Covers the interpreter (implementation and version, so ABIs never mix) and
+        ``ENV_LAYOUT_VERSION`` besides the packages.
+        """
         return _digest({"kind": self.kind.value, "python": self.python, "platform": self.platform,
-                        "text": self.text, "extra": self.extra})
+                        "text": self.text, "extra": self.extra, "implementation": self.implementation,
+                        "layout": ENV_LAYOUT_VERSION})
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "python": self.python, "platform": self.platform,
-                "packages": [asdict(p) for p in self.packages], "text": self.text, "extra": self.extra}
+                "packages": [asdict(p) for p in self.packages], "text": self.text, "extra": self.extra,
+                "implementation": self.implementation}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Lock":
         return cls(kind=EnvKind(data["kind"]), python=data["python"], platform=data["platform"],
                    packages=tuple(LockedPackage(**p) for p in data["packages"]), text=data["text"],
-                   extra=dict(data.get("extra") or {}))
+                   extra=dict(data.get("extra") or {}), implementation=data.get("implementation") or "cpython")
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,11 @@ class EnvironmentBackend(abc.ABC):
     @abc.abstractmethod
     def resolve(self, request: EnvRequest) -> Lock:
         """The lock of ``request``; raises the errors above, naming what was asked and what was tried."""
+
+    def source_key(self, request: EnvRequest) -> dict[str, Any]:
+        """Where ``request``'s packages would come from (index, channels, project files): part of
+        the key of its cached lock (``lockcache``), so a change of source resolves again."""
+        return {}
 
     @abc.abstractmethod
     def build(self, lock: Lock, cache_dir: Path) -> BuiltEnv:

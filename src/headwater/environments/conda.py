@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Coroutine, Sequence
@@ -34,6 +34,8 @@ from .base import (
     StepEnvironmentError,
     Unsatisfiable,
 )
+from .aside import READY_MARKER, build_aside, discard, is_ready
+from .interpreter import ShimUnavailable, shim_requirements
 from .shim import install_pth
 
 if TYPE_CHECKING:
@@ -130,6 +132,9 @@ class CondaBackend(EnvironmentBackend):
         return cls(settings)
 
     # ------------------------------------------------------------------ resolve
+    def source_key(self, request: EnvRequest) -> dict[str, Any]:
+        return {"channels": list(request.channels or self._settings.conda_channels)}
+
     def resolve(self, request: EnvRequest) -> Lock:
         """The lock of ``request``: every package pinned to one build of this platform.
 
@@ -149,11 +154,18 @@ class CondaBackend(EnvironmentBackend):
         platform = str(rattler.Subdir.current())
         specs = [("python", f"python {python_spec(request.python)}")]
         specs += [(name, package_spec(name, version)) for name, version in request.packages]
-        records = run_async(self._solve(rattler, channels, platform, specs))
+        asked = [name for name, _ in request.packages]
+        wanted = _exact_minor(request.python)
+        shim = shim_requirements(wanted, asked) if wanted else []
+        records = run_async(self._solve(rattler, channels, platform, specs, shim))
+        python = next((str(r.version) for r in records if r.name.normalized == "python"), "")
+        if not shim and python and shim_requirements(python, asked):  # a range (">=3.10") chose another Python
+            shim = shim_requirements(python, asked)
+            records = run_async(self._solve(rattler, channels, platform, specs, shim))
         return self._lock(rattler, records, channels, platform)
 
     async def _solve(self, rattler: Any, channels: Sequence[str], platform: str,
-                     specs: list[tuple[str, str]]) -> list["rattler.RepoDataRecord"]:
+                     specs: list[tuple[str, str]], shim: Sequence[str] = ()) -> list["rattler.RepoDataRecord"]:
         matchspecs = [self._matchspec(rattler, text) for _, text in specs]
         subdirs = [platform, "noarch"]
         gateway = rattler.Gateway(cache_dir=Path(self._settings.home) / "cache" / "conda")
@@ -162,7 +174,8 @@ class CondaBackend(EnvironmentBackend):
         for channel, url in zip(channels, urls):
             # one channel at a time, so an unreachable one is named exactly
             try:
-                result = await gateway.query([channel], subdirs, [name for name, _ in specs], recursive=False)
+                result = await gateway.query([channel], subdirs, [name for name, _ in specs] + list(shim),
+                                             recursive=False)
             except rattler.exceptions.GatewayError as exc:
                 raise IndexUnreachable(
                     f"The conda channel {url} cannot be read:\n{_indent(str(exc))}",
@@ -172,6 +185,8 @@ class CondaBackend(EnvironmentBackend):
                 for record in subdir_records:
                     found.setdefault(record.name.normalized, []).append(record)
         _check_available(specs, matchspecs, found, urls, platform)
+        _check_shim(specs, shim, found, urls, platform)
+        matchspecs += [self._matchspec(rattler, name) for name in shim]
         try:
             return list(await rattler.solve(list(channels), matchspecs, gateway=gateway, platforms=subdirs,
                                             virtual_packages=rattler.VirtualPackage.detect()))
@@ -222,8 +237,10 @@ class CondaBackend(EnvironmentBackend):
         rattler = _rattler()
         digest = lock.digest()
         cache_dir = Path(cache_dir)
-        target = cache_dir / digest
-        if not target.is_dir():
+        target = cache_dir.absolute() / digest
+        if is_ready(target, READY_MARKER) and not os.path.isfile(interpreter_of(target)):
+            discard(target)  # its interpreter is gone: build it again
+        if not is_ready(target, READY_MARKER):
             self._install(rattler, lock, cache_dir, target)
         python = interpreter_of(target)
         if not os.path.lexists(python):
@@ -239,9 +256,8 @@ class CondaBackend(EnvironmentBackend):
                 f"The conda lock was resolved for {lock.platform} and cannot be built on {current}.",
                 hint="Resolve the environment on the platform that runs the step.")
         records = _lock_records(rattler, lock)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        aside = Path(tempfile.mkdtemp(prefix=f".{target.name[:16]}-", suffix=".building", dir=cache_dir))
-        try:
+
+        def make(aside: Path) -> None:
             try:
                 run_async(rattler.install(records, aside, cache_dir=cache_dir / PACKAGE_CACHE_DIRNAME,
                                           show_progress=False, alternative_target_prefix=target,
@@ -252,15 +268,8 @@ class CondaBackend(EnvironmentBackend):
                     f"The conda environment {target.name[:12]} could not be installed:\n{_indent(str(exc))}",
                     hint="Check that the channels of the lock are reachable, then run again.") from None
             install_pth(aside, lock.python)  # headwater importable in the step (environments/shim.py)
-            aside.chmod(0o755)  # mkdtemp makes it private; the environment is shared
-            try:
-                os.rename(aside, target)
-            except OSError:
-                if not target.is_dir():  # not a lost race: a real failure
-                    raise
-        finally:
-            if aside.exists():
-                shutil.rmtree(aside, ignore_errors=True)
+
+        build_aside(target, READY_MARKER, make, marker_text=json.dumps(lock.to_json()))
 
 
 def _channel_url(rattler: Any, channel: str) -> str:
@@ -300,6 +309,28 @@ def _check_available(specs: list[tuple[str, str]], matchspecs: list[Any], found:
             f"No version of conda package {name!r} matches {text!r} in the channels tried: {tried}. "
             f"They have: {versions}.",
             hint=f"Ask for a version of {name!r} the channels have, or add a channel that has it.")
+
+
+def _check_shim(specs: list[tuple[str, str]], shim: Sequence[str], found: dict[str, list[Any]],
+                urls: list[str], platform: str) -> None:
+    """Raise ShimUnavailable when the channels lack what headwater needs under another Python."""
+    missing = [name for name in shim if not found.get(name.lower())]
+    if missing:
+        python = specs[0][1]
+        raise ShimUnavailable(
+            f"The environment asks for {python} (not the launching Python {sys.version_info[0]}.{sys.version_info[1]}), "
+            f"so headwater needs its own {', '.join(missing)} there, and the channels tried "
+            f"({', '.join(urls)}; {platform} and noarch) do not have {'them' if len(missing) > 1 else 'it'}.",
+            hint="Add a channel that has them (conda-forge does) with @conda(channels=...) or "
+                 "HEADWATER_CONDA_CHANNELS, or leave python= out to use the launching Python.")
+
+
+def _exact_minor(python: str | None) -> str | None:
+    """The major.minor a conda ``python=`` pins (``"3.12"``, ``"3.12.1"``); None for a range."""
+    if python is None:
+        return "%d.%d" % sys.version_info[:2]
+    parts = python.strip().split(".")
+    return python.strip() if len(parts) >= 2 and all(p.isdigit() for p in parts) else None
 
 
 def _version_key(version: str) -> tuple[Any, ...]:

@@ -50,11 +50,12 @@ class StepEnvironment:
     lock_digest: str
     python: str  # the interpreter; empty for a step that runs elsewhere (built there: ``remote``)
     packages: dict[str, str] = field(default_factory=dict)  # name -> version
+    python_version: str = ""  # the interpreter's version (the lock's)
 
     def metadata(self) -> str:
         """The task metadata value: ``{"kind", "lock_digest", "python_version", "packages"}`` as JSON."""
-        return json.dumps({"kind": self.kind.value, "lock_digest": self.lock_digest, "packages": self.packages},
-                          sort_keys=True)
+        return json.dumps({"kind": self.kind.value, "lock_digest": self.lock_digest, "packages": self.packages,
+                           "python_version": self.python_version}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ class PreparedEnvironments:
 
 
 def resolve_steps(requests: Mapping[str, EnvRequest | None], settings: Any,
-                  echo: Callable[[str], None] | None = None) -> dict[str, Lock]:
-    """The lock of each step that has a request, each distinct request resolved once."""
+                  echo: Callable[[str], None] | None = None, *, refresh: bool = False) -> dict[str, Lock]:
+    """The lock of each step that has a request, each distinct request resolved once (or taken
+    from the lock cache, ``lockcache``, unless ``refresh`` or HEADWATER_ENVIRONMENT_REFRESH)."""
     by_request: dict[str, Lock] = {}
     backends: dict[EnvKind, EnvironmentBackend] = {}
     out: dict[str, Lock] = {}
@@ -82,11 +84,9 @@ def resolve_steps(requests: Mapping[str, EnvRequest | None], settings: Any,
             continue
         key = request.digest()
         if key not in by_request:
-            if echo is not None:
-                echo(f"Resolving the {request.kind.value} environment of step {step!r}...")
             backend = backends.get(request.kind) or backends.setdefault(request.kind, backend_for(request.kind, settings))
             try:
-                by_request[key] = backend.resolve(request)
+                by_request[key] = _resolve(backend, request, settings, step, echo, refresh)
             except StepEnvironmentError as e:
                 sharing = [s for s, r in requests.items() if r is not None and r.digest() == key]
                 names = ", ".join(repr(s) for s in sharing)
@@ -94,6 +94,25 @@ def resolve_steps(requests: Mapping[str, EnvRequest | None], settings: Any,
                               location=e.location, hint=e.hint) from None
         out[step] = by_request[key]
     return out
+
+
+def _resolve(backend: EnvironmentBackend, request: EnvRequest, settings: Any, step: str,
+             echo: Callable[[str], None] | None, refresh: bool) -> Lock:
+    """One request's lock, through the lock cache when ``settings`` has a home for it."""
+    from . import lockcache
+
+    def announce() -> None:
+        if echo is not None:
+            echo(f"Resolving the {request.kind.value} environment of step {step!r}...")
+
+    if settings is None:
+        announce()
+        return backend.resolve(request)
+    refresh = refresh or lockcache.refresh_wanted(settings)
+    directory = lockcache.locks_dir(settings)
+    if refresh or not (directory / f"{lockcache.cache_key(backend, request)}.json").is_file():
+        announce()
+    return lockcache.resolve_cached(backend, request, directory, refresh=refresh)
 
 
 def prepare_steps(requests: Mapping[str, EnvRequest | None], settings: Any,
@@ -112,7 +131,8 @@ def prepare_steps(requests: Mapping[str, EnvRequest | None], settings: Any,
         if digest in here:
             built[digest] = str(backend_for(lock.kind, settings).build(lock, settings.envs_dir).python)
     steps = {step: StepEnvironment(lock.kind, lock.digest(), built.get(lock.digest(), ""),
-                                   {p.name: p.version for p in lock.packages}) for step, lock in locks.items()}
+                                   {p.name: p.version for p in lock.packages}, lock.python)
+             for step, lock in locks.items()}
     shim = None
     if built:
         from .shim import shim_dir

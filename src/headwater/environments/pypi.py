@@ -13,23 +13,28 @@ import json
 import os
 import platform
 import re
-import secrets
-import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import blake3
+
+from .aside import READY_MARKER, build_aside, discard, is_ready
 from .base import BuiltEnv, EnvironmentBackend, EnvKind, EnvRequest, Lock, LockedPackage, StepEnvironmentError
+from .interpreter import same_minor, shim_requirements
 from .shim import install_pth
 from .uvtool import IndexConfig, run_uv
 
-#: Written last into a built environment: its presence means the environment is complete.
-READY_MARKER = "headwater-env.json"
 #: The lock's text inside a built environment (what ``uv pip sync`` installed).
 LOCK_FILE = "headwater-lock.txt"
 _PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+#: uv's variables that change where packages come from (part of a cached lock's key).
+_UV_SOURCE_VARS = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
+                   "UV_NO_INDEX")
+#: The files of a uv project that decide its lock (``uv export --frozen`` and ``uv python find``).
+_PROJECT_FILES = ("uv.lock", "pyproject.toml", ".python-version")
 _OPERATORS = ("<", ">", "!", "~", "=", "@")
 
 
@@ -41,15 +46,8 @@ def requirement(name: str, version: str) -> str:
     return f"{name}=={version}"
 
 
-def runtime_requirements(python: str, asked: set[str]) -> list[str]:
-    """What an environment for ``python`` must install for headwater to run in it: nothing when
-    it has the launching Python's major.minor (the shim serves it), else the shim's compiled
-    distributions (``shim.compiled_distributions``) that the request does not name itself."""
-    if python.split(".")[:2] == platform.python_version().split(".")[:2]:
-        return []
-    from .shim import compiled_distributions
-
-    return [name for name in compiled_distributions() if name.lower() not in asked]
+#: The rule shared by every backend (``interpreter.shim_requirements``), under its older name.
+runtime_requirements = shim_requirements
 
 
 def platform_tag() -> str:
@@ -94,18 +92,26 @@ class PypiBackend(EnvironmentBackend):
         return cls(IndexConfig(settings.pypi_index_url, tuple(settings.pypi_find_links), settings.pypi_no_index))
 
     # ---- resolve --------------------------------------------------------------------------
+    def source_key(self, request: EnvRequest) -> dict[str, Any]:
+        key: dict[str, Any] = {"index": [self.index.index_url, list(self.index.find_links), self.index.no_index],
+                               "uv": {k: v for k, v in sorted(self.environ.items()) if k in _UV_SOURCE_VARS}}
+        if request.kind is EnvKind.UV:
+            project = Path(request.project or ".")
+            key["project"] = {name: _file_digest(project / name) for name in _PROJECT_FILES}
+        return key
+
     def resolve(self, request: EnvRequest) -> Lock:
         if request.kind is EnvKind.UV:
             return self._export(request)
         version = self._python_version(request.python, what=f"resolving {_describe(request)}")
         lines = [requirement(name, spec) for name, spec in request.packages]
-        lines += runtime_requirements(version, {name.lower() for name, _ in request.packages})
+        lines += shim_requirements(version, (name for name, _ in request.packages))
         reqs = "".join(line + "\n" for line in lines)
         text = run_uv(["pip", "compile", "-", "--python-version", version, "--generate-hashes", "--no-header",
                        "--no-annotate", "--quiet", "--no-config", *self.index.args()],
                       stdin=reqs, what=f"resolving {_describe(request)}", index=self.index, environ=self.environ)
         return Lock(kind=request.kind, python=version, platform=platform_tag(), packages=parse_lock(text),
-                    text=text)
+                    text=text, implementation=sys.implementation.name)
 
     def _export(self, request: EnvRequest) -> Lock:
         project = Path(request.project or ".")
@@ -121,7 +127,16 @@ class PypiBackend(EnvironmentBackend):
         found = run_uv(["python", "find", "--show-version", "--project", str(project)],
                        what=what, index=self.index, environ=self.environ).strip()
         python = found or platform.python_version()
-        return Lock(kind=EnvKind.UV, python=python, platform=platform_tag(), packages=parse_lock(text), text=text)
+        if not same_minor(python):  # the project's Python: it needs its own blake3, zstandard...
+            extra = shim_requirements(python, {p.name for p in parse_lock(text)})
+            if extra:
+                text += run_uv(["pip", "compile", "-", "--python-version", python, "--generate-hashes",
+                                "--no-header", "--no-annotate", "--quiet", "--no-config", *self.index.args()],
+                               stdin="".join(f"{name}\n" for name in extra),
+                               what=f"{what}: adding {', '.join(extra)} for headwater under Python {python}",
+                               index=self.index, environ=self.environ)
+        return Lock(kind=EnvKind.UV, python=python, platform=platform_tag(), packages=parse_lock(text), text=text,
+                    implementation=sys.implementation.name)
 
     def _python_version(self, python: str | None, *, what: str) -> str:
         if python is None:
@@ -133,20 +148,12 @@ class PypiBackend(EnvironmentBackend):
     def build(self, lock: Lock, cache_dir: Path) -> BuiltEnv:
         digest = lock.digest()
         target = Path(cache_dir).absolute() / digest
-        if (target / READY_MARKER).is_file():
-            return _built(digest, target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{digest[:24]}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            self._build_into(lock, tmp)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not (target / READY_MARKER).is_file():  # a half-made one left by a killed builder
-                    shutil.rmtree(target, ignore_errors=True)
-                    os.rename(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        if is_ready(target, READY_MARKER):
+            if interpreter_usable(target / "bin" / "python"):
+                return _built(digest, target)
+            discard(target)  # its base interpreter is gone (uninstalled, another machine's path)
+        build_aside(target, READY_MARKER, lambda aside: self._build_into(lock, aside),
+                    marker_text=json.dumps(lock.to_json()))
         return _built(digest, target)
 
     def _build_into(self, lock: Lock, prefix: Path) -> None:
@@ -162,7 +169,18 @@ class PypiBackend(EnvironmentBackend):
                     "--quiet", "--no-config", *hashes, *self.index.args()],
                    what=what, index=self.index, environ=self.environ)
         install_pth(prefix, lock.python)
-        (prefix / READY_MARKER).write_text(json.dumps(lock.to_json()))
+
+
+def interpreter_usable(python: Path) -> bool:
+    """Whether an environment's interpreter still exists (its symlink chain ends in a file)."""
+    return os.path.isfile(python) and os.access(python, os.X_OK)
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return blake3.blake3(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def _built(digest: str, prefix: Path) -> BuiltEnv:
@@ -174,5 +192,5 @@ def _describe(request: EnvRequest) -> str:
     return f"@{request.kind.value}({what}{', python=' + repr(request.python) if request.python else ''})"
 
 
-__all__ = ["LOCK_FILE", "READY_MARKER", "PypiBackend", "parse_lock", "platform_tag", "requirement",
+__all__ = ["LOCK_FILE", "READY_MARKER", "PypiBackend", "interpreter_usable", "parse_lock", "platform_tag", "requirement",
            "runtime_requirements"]

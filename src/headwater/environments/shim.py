@@ -11,14 +11,14 @@ environment's own packages win over the shim's (the shim comes after ``site-pack
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
 
 import blake3
+
+from .aside import READY_MARKER, build_aside, is_ready
 
 #: The variable naming the shim directory in a task process.
 SHIM_ENV_VAR = "HEADWATER_ENV_SHIM"
@@ -96,21 +96,16 @@ def shim_dir(envs_dir: Path) -> Path:
     targets = {t for t in targets if t.exists()}
     key = blake3.blake3("\n".join([sys.version, *sorted(map(str, targets))]).encode()).hexdigest()[:32]
     final = envs_dir / ".shims" / key
-    if final.is_dir():
+    if is_ready(final, READY_MARKER):
         return final
-    tmp = final.with_name(f".{key}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for target in targets:
-        link = tmp / target.name
-        if not link.exists():
-            link.symlink_to(target)
-    try:
-        os.rename(tmp, final)
-    except OSError:  # another process made it first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
+    def make(aside: Path) -> None:
+        for target in targets:
+            link = aside / target.name
+            if not link.exists():
+                link.symlink_to(target)
+
+    return build_aside(final, READY_MARKER, make)
 
 __all__ = ["OPTIONAL", "compiled_distributions", "PTH_LINE", "PTH_NAME", "SHIM_ENV_VAR", "needed_distributions", "shim_dir"]
 

@@ -21,7 +21,9 @@ from .base import (IndexUnreachable, PackageNotFound, PythonUnavailable, StepEnv
 DEFAULT_INDEX = "https://pypi.org/simple"
 
 _NOT_FOUND = re.compile(r"Because (\S+) was not found in the (package registry|provided package locations)")
-_NO_VERSION = re.compile(r"there is no version of (\S+?)(?:[<>=!~]\S*)?(?: |$|,)")
+#: uv's words for a requirement of the user's that no version of the package satisfies (a
+#: typo'd or unpublished version, not a conflict between packages).
+_NO_VERSION = re.compile(r"there is no version of ([A-Za-z0-9][A-Za-z0-9._-]*?)([<>=!~]\S*)? and you require \1")
 _FETCH = re.compile(r"Failed to fetch: `?(\S+?)`?$", re.M)
 _URL = re.compile(r"for url \(`?(\S+?)`?\)")
 _NETWORK = ("Connection refused", "tcp connect error", "dns error", "failed to lookup address",
@@ -99,6 +101,12 @@ def uv_error(stderr: str, *, what: str, index: IndexConfig, environ: Mapping[str
         return PackageNotFound(f"Package {name!r} was not found while {what} (looked in: {tried}).",
                                hint=f"Check the spelling of {name!r}, or point HEADWATER_PYPI_INDEX_URL / "
                                     "HEADWATER_PYPI_FIND_LINKS at an index that has it.")
+    missing = _NO_VERSION.search(text)
+    if missing:
+        name, spec = missing.group(1), missing.group(2) or ""
+        return PackageNotFound(f"No version of package {name!r} matches {name}{spec} while {what} (looked in: {tried}).",
+                               hint=f"Ask for a version of {name!r} that exists (see the index), or point "
+                                    "HEADWATER_PYPI_INDEX_URL / HEADWATER_PYPI_FIND_LINKS at an index that has it.")
     if "unsatisfiable" in text or "No solution found" in text:
         cause = "\n".join(ln.strip().removeprefix("cause:").strip() for ln in text.splitlines()[1:])
         return Unsatisfiable(f"The requirements cannot be installed together ({what}):\n{cause}",

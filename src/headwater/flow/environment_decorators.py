@@ -21,23 +21,14 @@ environment rather than in an empty one (no environment to build for it).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..environments.base import DecoratorConflict, EnvKind, EnvRequest, StepEnvironmentError
+from ..environments.kinds import ExecutionEnvironment
 from .decorators import InvalidDecoratorAttribute, StepDecorator, _make
 from .flow_decorators import FlowDecorator, flow_decorators, make_flow_decorator
-
-
-class ExecutionEnvironment(str, enum.Enum):
-    """The values of ``--environment`` headwater runs with."""
-
-    LOCAL = "local"
-    PYPI = "pypi"
-    CONDA = "conda"
-    UV = "uv"
 
 
 #: The ``--environment`` values under which ``@pypi``/``@conda`` take effect (Metaflow's rule).
@@ -187,7 +178,7 @@ def _names(decos: Iterable[Any]) -> dict[str, Any]:
     return {d.name: d for d in decos if d.name in STEP_KINDS or d.name in BASE_OF.values()}
 
 
-def step_env_requests(flow_cls: type, steps: Iterable[str], environment: str,
+def step_env_requests(flow_cls: type, steps: Iterable[str], environment: ExecutionEnvironment | str,
                       project_dir: str | None = None) -> dict[str, EnvRequest | None]:
     """The environment each step of ``steps`` runs in (``None``: the launching interpreter).
 
@@ -197,7 +188,7 @@ def step_env_requests(flow_cls: type, steps: Iterable[str], environment: str,
         The flow, its decorators attached (``--with`` included).
     steps : iterable of str
         The step names.
-    environment : str
+    environment : ExecutionEnvironment or str
         The value of ``--environment``.
     project_dir : str, optional
         The flow's directory, the uv project of ``--environment=uv``.

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import Settings
+from ..environments.kinds import ExecutionEnvironment
 from ..exceptions import ParameterError
 from ..flow.decorators import step_policy
 from ..flow.flow_decorators import flow_decorators, flow_system_tags
@@ -52,7 +53,7 @@ class RunRequest:
     resume_step: str | None = None
     namespace: str | None = None  # run --namespace: the client namespace in tasks ("" = global)
     package_suffixes: str | None = None  # --package-suffixes, for the code package
-    environment: str = "local"  # --environment: local, pypi, conda or uv
+    environment: ExecutionEnvironment = ExecutionEnvironment.LOCAL  # --environment
 
 
 def system_tags(identity: str) -> list[str]:
@@ -211,7 +212,8 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
 def prepare_environments(req: RunRequest, settings: Settings) -> Any:
     """The steps' environments (``environments.prepare.PreparedEnvironments``), resolved once for
     the run and built for the steps that run here (those on Ray or Kubernetes are built on their
-    nodes); None when no step has one (nothing of ``headwater.environments`` is imported)."""
+    nodes), in a forked child (no thread of the tools stays in this process); None when no step
+    has one (nothing of ``headwater.environments`` is imported)."""
     from ..flow.environment_decorators import step_env_requests
 
     requests = step_env_requests(req.flow_cls, req.graph.sorted_nodes, req.environment,
@@ -219,10 +221,15 @@ def prepare_environments(req: RunRequest, settings: Settings) -> Any:
     if not any(r is not None for r in requests.values()):
         return None
     from ..environments.prepare import prepare_steps
+    from ..subfork import call_in_child
     from .launchers.routing import remote_steps
 
     elsewhere = remote_steps(req.flow_cls, req.graph.sorted_nodes, settings.launcher)  # built on their nodes
-    return prepare_steps(requests, settings, echo=_echo_environment, remote=elsewhere)
+    # Resolving and building may start threads in this process (rattler runs a Tokio runtime),
+    # and the zygote forked next must come from a process without any: so the work runs in a
+    # short-lived forked child, and only its result (plain data) comes back.
+    return call_in_child(lambda: prepare_steps(requests, settings, echo=_echo_environment, remote=elsewhere),
+                         what="The process preparing the steps' environments")
 
 
 def _echo_environment(message: str) -> None:

@@ -45,6 +45,31 @@ def die_with_parent() -> Callable[[], None] | None:
     return arm
 
 
+#: Variables of the launching process that would put its packages or interpreter before a step
+#: environment's own (the shim gives the step headwater and its dependencies).
+_LEAKING_VARS = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONUSERBASE")
+
+
+def isolated_environ(environ: dict[str, str], python: str, shim: str | None) -> dict[str, str]:
+    """The environment variables of a task running with a built environment's ``python``.
+
+    Nothing of the launching environment's packages: no ``PYTHONPATH`` (or ``PYTHONHOME``), no
+    user site-packages (``PYTHONNOUSERSITE``); the environment's ``bin`` first on ``PATH`` (so a
+    step that runs ``python`` or a console script gets the environment's); headwater comes from
+    the shim (``environments.shim``).
+    """
+    from ...environments.shim import SHIM_ENV_VAR
+
+    env = {k: v for k, v in environ.items() if k not in _LEAKING_VARS}
+    bin_dir = os.path.dirname(python)
+    env["PATH"] = os.pathsep.join([bin_dir, *(p for p in environ.get("PATH", "").split(os.pathsep) if p)])
+    env["PYTHONNOUSERSITE"] = "1"
+    env["VIRTUAL_ENV"] = os.path.dirname(bin_dir)
+    if shim:
+        env[SHIM_ENV_VAR] = shim
+    return env
+
+
 class SubprocessLauncher(Launcher):
     name = "subprocess"
 
@@ -65,21 +90,21 @@ class SubprocessLauncher(Launcher):
         spec = dataclasses.replace(spec, dedicated_process=True, run_owner=self._owner)
         python = sys.executable
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        flags = ["-u"]
         step_env = self._envs.get(spec.step_name)
         if step_env is not None:
             from ...environments.prepare import METADATA_KEY
-            from ...environments.shim import SHIM_ENV_VAR
 
             python = step_env.python
-            if self._shim:
-                env[SHIM_ENV_VAR] = self._shim
+            env = isolated_environ(env, python, self._shim)
+            flags = ["-s", "-u"]  # -s: no user site-packages either
             spec = dataclasses.replace(spec, extra=spec.extra + ((METADATA_KEY, step_env.metadata()),))
         safe = spec.key.replace("/", "_")
         spec_path = os.path.join(self._tmp, f"{safe}.{spec.attempt}.spec.json")
         result_path = os.path.join(self._tmp, f"{safe}.{spec.attempt}.result.json")
         with open(spec_path, "w") as f:
             f.write(spec.to_json())
-        cmd = [python, "-u", self.ctx.script, "--quiet",
+        cmd = [python, *flags, self.ctx.script, "--quiet",
                "--datastore-root", spec.datastore_root,
                "step", spec.step_name, "--task-spec", spec_path, "--result-file", result_path]
         with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
