@@ -113,9 +113,9 @@ def route(ctx: TaskContext, base: Launcher, backend: Backend | None = None) -> L
         routes.update(dict.fromkeys(decorators, launcher))
     # Environment steps that run here (not on a backend, which builds environments itself).
     local_env_steps = [s for s in env_steps if s not in asked] if backend is None else []
-    if local_env_steps and base.name != "subprocess":
-        from .subprocess import SubprocessLauncher
+    from .subprocess import SubprocessLauncher
 
+    if local_env_steps and not isinstance(base, SubprocessLauncher):  # it runs them in their interpreter
         isolated = SubprocessLauncher(ctx)
         routes.update(dict.fromkeys(local_env_steps, isolated))
     if not routes:
