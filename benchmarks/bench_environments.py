@@ -110,7 +110,9 @@ def bench_metaflow(work: Path, python: str) -> dict[str, str]:
     out = p.stdout + p.stderr
     if p.returncode == 0 and MARK in out:
         return {"status": "ran", "total_s": f"{took:.2f}"}
-    return {"status": f"failed after {took:.1f} s", "said": out.strip().splitlines()[-12:]}
+    lines = out.strip().splitlines()
+    first = next((i for i, line in enumerate(lines) if "rror" in line or "failed" in line), max(len(lines) - 12, 0))
+    return {"status": f"failed after {took:.1f} s", "said": [line.strip() for line in lines[first:first + 3]]}
 
 
 def main() -> None:
