@@ -246,3 +246,25 @@ def test_a_foreach_item_table_verifies_and_its_damage_is_found(content: ContentS
     os.truncate(path, 100)
     with pytest.raises(DataCorruptionError, match="truncated"):
         _check(content, table["key"])
+
+
+def test_a_store_without_ranged_reads_is_checked_through_local_copies() -> None:
+    from headwater.store import RecordStore
+    from headwater.store.verify import Problem, Scope, verify
+    from memstore import MemoryObjectStore
+
+    objects = MemoryObjectStore()
+    ref = ContentStore(objects).save(np.arange(100_000, dtype=np.float64))
+    records = RecordStore(objects)
+    records.write_run({"flow": "F", "run_id": "1"})
+    records.write_attempt({"flow": "F", "run_id": "1", "step": "start", "task_id": "1", "attempt": 2,
+                           "artifacts": {"arr": ref}})
+    assert verify(objects).ok
+    bkey = blob_key(ref["key"])
+    objects.objects[bkey] = objects.objects[bkey][:-1] + b"\0"
+    report = verify(objects, Scope.parse(runs=["F/1"]))
+    (finding,) = report.findings
+    assert finding.problem is Problem.DAMAGED and finding.object == bkey
+    assert [r.describe() for r in finding.references] == ["F/1/start/1 (attempt 2) artifact 'arr'"]
+    report = verify(objects, quarantine=True)
+    assert report.findings[0].quarantined and bkey not in objects.objects

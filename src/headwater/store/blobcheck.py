@@ -130,7 +130,9 @@ def open_source(objects: ObjectStore, key: str) -> BlobSource:
         source = RangeSource(objects, key)
         source.read(0, 0)  # KeyError now if it is missing
         return source
-    return FileSource(objects.local_path(key))
+    source = FileSource(objects.local_path(key))
+    source.file = None  # a local copy: quarantine names the object itself, not this file
+    return source
 
 
 def verify_source(source: BlobSource, key: str, *, workers: int = 4) -> int:
