@@ -104,7 +104,7 @@ def test_a_clean_store_verifies(store: Store) -> None:
     store.run()
     r = store.verify()
     assert r.exit_code == 0, r.output
-    assert "No damage." in r.stdout and "1 runs" in r.stdout and "1 blobs" in r.stdout
+    assert "No damage." in r.stdout and "1 run, 5 records, 1 blob (" in r.stdout
     report = store.report()
     assert report["ok"] is True and report["problems"] == [] and report["blobs"] == 1
     assert report["bytes"] > 16 << 10 and report["inline_artifacts"] > 0
@@ -176,6 +176,23 @@ def test_quarantine_moves_the_blob_and_a_rerun_stores_it_again(store: Store) -> 
     r = store.verify()
     assert r.exit_code == 0, r.output
     assert store.keys("blobs/") == [key]
+
+
+def test_a_damaged_inline_artifact_is_named_with_its_record(tmp_path: Path) -> None:
+    root = tmp_path / ".headwater"
+    r = run_flow(FLOW, "run", root=root)
+    assert r.returncode == 0, r.output
+    (record,) = (root / "runs" / "StoreFaultFlow").glob("*/start/1/0.json")
+    rec = json.loads(record.read_bytes())
+    rec["artifacts"]["kib"]["inline"] = rec["artifacts"]["nap"]["inline"]  # valid base64, wrong bytes
+    record.write_text(json.dumps(rec))
+    out = CliRunner().invoke(cli, ["verify", "--json"], env={"HEADWATER_DATASTORE_ROOT": str(root),
+                                                             "HEADWATER_USER": USER})
+    assert out.exit_code == 1
+    (problem,) = json.loads(out.stdout)["problems"]
+    assert problem["object"] == str(record.relative_to(root)) and problem["key"] == rec["artifacts"]["kib"]["key"]
+    assert problem["reason"] == "an inline artifact in its record does not match its key"
+    assert [ref["artifact"] for ref in problem["references"]] == ["kib"]
 
 
 def test_unknown_flow_or_run_is_a_user_error(store: Store) -> None:

@@ -29,6 +29,10 @@ def _size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def progress_line(p: Any) -> str:
     """``verify: 12/40 blobs, 1.2 GiB of 3.4 GiB, 2.31 GB/s`` for a ``store.verify.Progress``."""
     total = max(p.bytes_total, p.bytes_done)
@@ -121,8 +125,9 @@ def _print(report: Any, root: str, quarantine: bool) -> None:
         elif f.problem is Problem.DAMAGED and quarantine and f.object.startswith("blobs/"):
             click.echo("    not moved: the key holds another copy now.")
     p = report.progress
-    counts = (f"{report.runs} runs, {report.records} records, {p.blobs_done} blobs ({_size(p.bytes_done)} "
-              f"in {p.seconds:.2f} s, {p.gb_per_s:.2f} GB/s), {report.inline} inline artifacts")
+    counts = (f"{_n(report.runs, 'run')}, {_n(report.records, 'record')}, {_n(p.blobs_done, 'blob')} "
+              f"({_size(p.bytes_done)} in {p.seconds:.2f} s, {p.gb_per_s:.2f} GB/s), "
+              f"{_n(report.inline, 'inline artifact')}")
     if report.ok:
         click.echo(f"Verified {root}: {counts}. No damage.")
         return
