@@ -285,3 +285,27 @@ def test_a_store_without_ranged_reads_is_checked_through_local_copies() -> None:
     assert [r.describe() for r in finding.references] == ["F/1/start/1 (attempt 2) artifact 'arr'"]
     report = verify(objects, quarantine=True)
     assert report.findings[0].quarantined and bkey not in objects.objects
+
+
+def test_a_blob_shared_by_two_runs_is_read_once_on_s3(s3_env, tmp_path: Path) -> None:
+    from s3faults import FaultProxy
+
+    bucket = s3_env.new_bucket()
+    root = f"s3://{bucket}/team"
+    env = {**s3_env.env(), "HEADWATER_DATASTORE_ROOT": root, "HEADWATER_USER": USER,
+           "HEADWATER_HOME": str(tmp_path / "home")}
+    proxy = FaultProxy(s3_env.url).start()
+    try:
+        via_proxy = {**env, "HEADWATER_S3_ENDPOINT_URL": proxy.url}
+        gets = []
+        for _ in range(2):
+            r = run_flow(FLOW, "run", root=Path("/nonexistent"), env=env)
+            assert r.returncode == 0, r.output
+            before = proxy.count("GET", "/blobs/")
+            out = CliRunner().invoke(cli, ["verify", "--json"], env=via_proxy)
+            assert out.exit_code == 0, out.output
+            assert json.loads(out.stdout)["runs"] == len(gets) + 1
+            gets.append(proxy.count("GET", "/blobs/") - before)
+    finally:
+        proxy.stop()
+    assert gets[0] > 0 and gets[1] == gets[0]  # the second run names the same blob: no more reads
