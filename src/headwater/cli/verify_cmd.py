@@ -19,6 +19,8 @@ from .store_cmds import _root_opt, _settings
 
 #: Seconds between two progress lines.
 _PROGRESS_EVERY = 0.2
+#: References listed per blob in the text report (``--json`` lists them all).
+_SHOWN_REFERENCES = 20
 
 
 def _size(n: float) -> str:
@@ -116,8 +118,10 @@ def _print(report: Any, root: str, quarantine: bool) -> None:
         name = f.object if f.problem is Problem.DAMAGED_RECORD else f.key
         click.echo(f"{f.problem.value.upper()} {what} {name}: {f.reason}.")
         if f.problem is not Problem.DAMAGED_RECORD:
-            for ref in f.references:
+            for ref in f.references[:_SHOWN_REFERENCES]:
                 click.echo(f"    used by {ref.describe()}")
+            if len(f.references) > _SHOWN_REFERENCES:
+                click.echo(f"    ... and {len(f.references) - _SHOWN_REFERENCES} more (--json lists them all)")
             if not f.references:
                 click.echo("    used by no record (a later save of the same value would reuse it)")
         if f.quarantined:
