@@ -19,6 +19,7 @@ COMMANDS = {
     "reindex": "headwater.cli.store_cmds:reindex",
     "runs": "headwater.cli.store_cmds:runs",
     "show": "headwater.cli.store_cmds:show",
+    "verify": "headwater.cli.verify_cmd:verify",
 }
 
 

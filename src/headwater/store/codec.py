@@ -582,28 +582,43 @@ def _unsupported(key: str | None, where: str, why: str) -> UnsupportedBlobError:
 def _read_header(fd: int, path: str, key: str | None) -> tuple[list[list[Any]], bytes, int]:
     """Parse the header; returns parts, the first chunk read and the file size."""
     fsize = os.fstat(fd).st_size
-    head = os.pread(fd, 64 << 10, 0)
+    parts, head = parse_header(lambda off, n: os.pread(fd, n, off), fsize, key, path)
+    return parts, head, fsize
+
+
+def parse_header(read: Callable[[int, int], bytes], size: int | None, key: str | None,
+                 where: str) -> tuple[list[list[Any]], bytes]:
+    """The part table of a blob read through ``read(offset, length)`` (fewer bytes at its end).
+
+    Returns the parts and the first chunk read (up to 64 KiB). ``size`` is the blob's
+    size when known: a part past it means a truncated blob. Raises ``BlobCorruptionError``
+    for a bad magic, a truncated file or an unreadable header, ``UnsupportedBlobError``
+    for an unknown format version.
+    """
+    head = read(0, 64 << 10)
     if len(head) < _PREFIX.size:
-        raise _corrupt(key, path, "the file is truncated")
+        raise _corrupt(key, where, "the file is truncated")
     magic, hlen = _PREFIX.unpack_from(head)
     if magic != MAGIC:
-        raise _corrupt(key, path, "it is not a headwater blob (bad magic)")
+        raise _corrupt(key, where, "it is not a headwater blob (bad magic)")
     end = _PREFIX.size + hlen
-    raw_header = head[_PREFIX.size : end] if end <= len(head) else os.pread(fd, hlen, _PREFIX.size)
+    raw_header = head[_PREFIX.size : end] if end <= len(head) else read(_PREFIX.size, hlen)
+    if len(raw_header) < hlen:
+        raise _corrupt(key, where, "the file is truncated")
     try:
-        header = json.loads(raw_header)
+        header = json.loads(bytes(raw_header))
         version = header["v"]
         parts = header["parts"]
         if version != 1:
-            raise _unsupported(key, path, f"its format version is {version!r} (this version reads 1)")
+            raise _unsupported(key, where, f"its format version is {version!r} (this version reads 1)")
         if not parts:
             raise ValueError("no parts")
-        truncated = any(p[0] + p[1] > fsize for p in parts)
+        truncated = size is not None and any(p[0] + p[1] > size for p in parts)
     except (ValueError, KeyError, TypeError):
-        raise _corrupt(key, path, "its header is unreadable") from None
+        raise _corrupt(key, where, "its header is unreadable") from None
     if truncated:
-        raise _corrupt(key, path, "the file is truncated")
-    return parts, head, fsize
+        raise _corrupt(key, where, "the file is truncated")
+    return parts, head
 
 
 def _decompress(fd: int, part: list[Any], key: str | None, path: str) -> bytearray | mmap.mmap:

@@ -30,7 +30,7 @@ import json
 import os
 import pickle
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import blake3
@@ -280,6 +280,63 @@ def _load_buffers(content: ContentStore, list_key: str, parts: list[list[Any]], 
         raise _quarantined(content, bkey, fid, _corrupt(list_key, path, f"the buffers of item {i} do not match their key",
                                                      what=_LIST))
     return buffers
+
+
+def verify_table(read: Callable[[int, int], Any], chunks: Callable[[int, int], Iterator[Any]],
+                 key: str, where: str) -> int:
+    """Check a stored item table against its key without loading it; returns the bytes hashed.
+
+    The key covers the head and the entries, and each entry holds its record's digest:
+    the entries are hashed as a stream, then the records, read in the order they were
+    written (back to back after the entries), are checked one by one. ``read(offset, n)``
+    may return fewer bytes at the end; ``chunks(offset, n)`` yields exactly ``n`` bytes in
+    pieces. Raises ``DataCorruptionError`` naming ``where`` when the table is damaged.
+    """
+    head = bytes(read(0, _HEAD))
+    if len(head) < _HEAD or head[: len(MAGIC)] != MAGIC:
+        raise _corrupt(key, where, "it is not a foreach item table (bad magic)")
+    (n,) = _COUNT.unpack_from(head, len(MAGIC))
+    h = blake3.blake3(head)
+    pending = b""
+    expected = _HEAD + n * _ENTRY.size
+    records: list[tuple[int, bytes]] = []  # (length, digest) of the items not checked yet
+    batch = 0
+    total = expected
+
+    def check_records(items: list[tuple[int, bytes]], at: int) -> int:
+        if not items:
+            return at
+        length = sum(i[0] for i in items)
+        data = memoryview(b"".join(bytes(c) for c in chunks(at, length)))
+        pos = 0
+        for size, digest in items:
+            if blake3.blake3(data[pos : pos + size]).digest() != digest or data[pos : pos + 1] not in (_PLAIN, _BUFFERED):
+                raise _corrupt(key, where, "an item does not match its digest")
+            pos += size
+        return at + length
+
+    at = expected
+    for piece in chunks(_HEAD, n * _ENTRY.size):
+        h.update(piece)
+        buf = pending + bytes(piece)
+        whole = len(buf) - len(buf) % _ENTRY.size
+        pending = buf[whole:]
+        for j in range(0, whole, _ENTRY.size):
+            offset, length, digest = _ENTRY.unpack_from(buf, j)
+            # Items are written back to back, none larger than MAX_INBAND_ITEM plus its header.
+            if offset != expected or length > 2 * MAX_INBAND_ITEM:
+                raise _corrupt(key, where, "its entries do not match its items")
+            expected += length
+            total += length
+            records.append((length, digest))
+            batch += length
+            if batch >= _READ_CHUNK * 8:
+                at = check_records(records, at)
+                records, batch = [], 0
+    if h.hexdigest() != key:
+        raise _corrupt(key, where, "its content does not match its key")
+    check_records(records, at)
+    return total
 
 
 def _quarantined(content: ContentStore, bkey: str, fid: FileId, error: DataCorruptionError) -> DataCorruptionError:
