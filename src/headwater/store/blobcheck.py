@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from .codec import (_U64, _ZSTD_DAMAGE, FRAME, RAW, ZSTD, BlobCorruptionError, _corrupt, _hasher,
+from .codec import (_U64, _ZSTD_DAMAGE, FRAME, RAW, ZSTD, BlobCorruptionError, _corrupt, _hasher, decode_frame_into,
                     _ordered_map, _unsupported, _zstd, parse_header)
 from .codec import MAGIC as BLOB_MAGIC
 from .itemtable import MAGIC as TABLE_MAGIC
@@ -191,7 +191,7 @@ def _hash_zstd(h: Any, source: BlobSource, part: list[Any], key: str, workers: i
     def decode_whole(job: tuple[int, int, int]) -> bytearray:
         src_off, src_len, flen = job
         out = bytearray(flen)
-        _decode_into(zstandard, source.read_exact(src_off, src_len), memoryview(out), key, source.where)
+        decode_frame_into(zstandard, source.read_exact(src_off, src_len), memoryview(out), key, source.where)
         return out
 
     try:
@@ -216,16 +216,6 @@ def _hash_zstd(h: Any, source: BlobSource, part: list[Any], key: str, workers: i
         if any(text in str(e) for text in _ZSTD_DAMAGE):
             raise _corrupt(key, source.where, f"a compressed part does not decode ({e})") from None
         raise _unsupported(key, source.where, f"zstd cannot decode a compressed part ({e})") from None
-
-
-def _decode_into(zstandard: Any, data: Any, target: memoryview, key: str, where: str) -> None:
-    with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=False) as r:
-        pos, want = 0, target.nbytes
-        while pos < want:
-            got = r.readinto(target[pos:])
-            if not got:
-                raise _corrupt(key, where, "a compressed part ends early")
-            pos += got
 
 
 class _RangeFile:

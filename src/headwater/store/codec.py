@@ -621,6 +621,17 @@ def parse_header(read: Callable[[int, int], bytes], size: int | None, key: str |
     return parts, head
 
 
+def decode_frame_into(zstandard: Any, data: Any, target: memoryview, key: str | None, where: str) -> None:
+    """Decode one zstd frame of a compressed part (``data``) into ``target``, which it must fill."""
+    with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=False) as r:
+        pos, want = 0, target.nbytes
+        while pos < want:
+            got = r.readinto(target[pos:])
+            if not got:
+                raise _corrupt(key, where, "a compressed part ends early")
+            pos += got
+
+
 def _decompress(fd: int, part: list[Any], key: str | None, path: str) -> bytearray | mmap.mmap:
     """Decode a zstd part into fresh private memory; frames decode in parallel."""
     off, stored, n = part[0], part[1], part[2]
@@ -641,14 +652,7 @@ def _decompress(fd: int, part: list[Any], key: str | None, path: str) -> bytearr
 
     def decode(job: tuple[int, int, memoryview]) -> None:
         src_off, src_len, target = job
-        data = os.pread(fd, src_len, src_off)
-        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=False) as r:
-            pos, want = 0, target.nbytes
-            while pos < want:
-                got = r.readinto(target[pos:])
-                if not got:
-                    raise _corrupt(key, path, "a compressed part ends early")
-                pos += got
+        decode_frame_into(zstandard, os.pread(fd, src_len, src_off), target, key, path)
 
     try:
         # zstd releases the GIL while decoding: frames decode truly in parallel.
