@@ -182,7 +182,7 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
             user=user, tags=req.tags, max_workers=req.max_workers, max_num_splits=req.max_num_splits,
             console=console, origin_run_id=plan.origin_run_id if plan else None, policies=policies,
             decospecs=req.decospecs, resume=plan, task_created=hooks.runtime_task_created,
-            namespace=req.namespace,
+            namespace=req.namespace, identity=settings.identity,
         )
         try:
             hooks.init(req.flow_cls, req.graph, run_id)

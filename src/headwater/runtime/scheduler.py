@@ -78,6 +78,7 @@ class Scheduler:
         policies: dict[str, StepPolicy] | None = None, decospecs: tuple[str, ...] = (),
         machine: Machine | None = None, resume: ResumePlan | None = None,
         task_created: dict[str, tuple[Any, ...]] | None = None, namespace: str | None = None,
+        identity: str | None = None,
     ) -> None:
         self.flow_name = flow_name
         self.graph = graph
@@ -86,6 +87,7 @@ class Scheduler:
         self.launcher = launcher
         self.run_id = run_id
         self.user = user
+        self.identity = identity  # Settings.identity: production:<token> in a deployment's run
         self.tags = tags
         self.max_workers = max(1, max_workers)
         self.max_num_splits = max_num_splits
@@ -156,7 +158,7 @@ class Scheduler:
         return TaskSpec(
             flow_name=self.flow_name, run_id=self.run_id, step_name=step, task_id=tid, attempt=0,
             input_paths=tuple(p for p, _ in inputs), input_attempts=tuple(a for _, a in inputs),
-            datastore_root=self.ds.root, user=self.user, split_index=split_index, foreach_stack=stack,
+            datastore_root=self.ds.root, user=self.user, identity=self.identity, split_index=split_index, foreach_stack=stack,
             tags=self.tags, origin_run_id=self.origin_run_id,
             max_user_code_retries=policy.retries, env=tuple(policy.env.items()), decospecs=self.decospecs,
             extra=extra + self._namespace_extra,
