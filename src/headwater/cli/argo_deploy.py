@@ -18,11 +18,11 @@ from typing import Any
 
 import click
 
+from ..compute.commands import DEFAULT_IMAGE
 from ..exceptions import HeadwaterException
 from .errors import guarded
 
-#: The image a task runs in when neither --image nor HEADWATER_KUBERNETES_CONTAINER_IMAGE says.
-DEFAULT_IMAGE = f"python:{sys.version_info.major}.{sys.version_info.minor}"
+#: The setting naming the image of every task when --image does not (``Settings.kubernetes_container_image``).
 IMAGE_ENV = "HEADWATER_KUBERNETES_CONTAINER_IMAGE"
 
 

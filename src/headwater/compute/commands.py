@@ -4,8 +4,14 @@ fetch the run's code package, then run the flow file's CLI with the given argume
 
 from __future__ import annotations
 
+import platform
+
 from ..config import DatastoreKind
 from ..store.roots import is_local_root
+
+#: The image of a task's container when neither ``@kubernetes(image=)``, ``--image`` nor
+#: HEADWATER_KUBERNETES_CONTAINER_IMAGE names one: the official image of this Python.
+DEFAULT_IMAGE = "python:{}.{}".format(*platform.python_version_tuple()[:2])
 
 #: The module a container runs first (fetches the code package, then runs the flow's CLI).
 BOOTSTRAP_MODULE = "headwater.runtime.bootstrap"

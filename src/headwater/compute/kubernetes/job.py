@@ -10,7 +10,6 @@ with its own deterministic name.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ from ...config import Settings
 from ...environments.remote import RemoteEnvironment
 from ...flow.kubernetes import KubernetesOptions
 from ...store.taskmeta import PARAMETERS_STEP
-from ..commands import bootstrap_command
+from ..commands import DEFAULT_IMAGE, bootstrap_command
 from .commands import StepInvocation, init_args, step_args
 from .names import dns_label, label_value
 from .pod import container_fields, pod_fields, step_env
@@ -102,7 +101,7 @@ def build_job(task: JobTask, opts: KubernetesOptions, settings: Settings) -> dic
         annotations[LABEL_PREFIX + "user"] = task.user
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": opts.image or settings.kubernetes_container_image or _default_image(),
+        "image": opts.image or settings.kubernetes_container_image or DEFAULT_IMAGE,
         "command": list(task.command),
         "workingDir": WORKDIR,
         "env": _env(task, opts, settings),
@@ -124,9 +123,6 @@ def build_job(task: JobTask, opts: KubernetesOptions, settings: Settings) -> dic
     }
 
 
-def _default_image() -> str:
-    major, minor, _ = platform.python_version_tuple()
-    return f"python:{major}.{minor}"
 
 
 def step_job(settings: Settings, opts: KubernetesOptions, inv: StepInvocation, *, flow_name: str,
