@@ -14,11 +14,12 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from .codec import (_U64, _ZSTD_DAMAGE, FRAME, RAW, ZSTD, BlobCorruptionError, _corrupt, _hasher, decode_frame_into,
-                    _ordered_map, _unsupported, _zstd, parse_header)
+from .codec import (_ZSTD_DAMAGE, FRAME, RAW, ZSTD, BlobCorruptionError, _corrupt, _ordered_map, _unsupported, _zstd,
+                    decode_frame_into, parse_header)
 from .codec import MAGIC as BLOB_MAGIC
 from .itemtable import MAGIC as TABLE_MAGIC
 from .itemtable import verify_table
+from .keyhash import KeyHasher
 from .objects import FileId, LocalObjectStore, ObjectStore, file_id
 
 #: Raw bytes are hashed (and, remotely, fetched) in pieces of this size.
@@ -158,10 +159,10 @@ def _verify_blob(source: BlobSource, key: str, workers: int) -> int:
     total = 0
     for p in parts:
         total += p[2]
-    h = _hasher(total)
+    h = KeyHasher(total)
     for part in parts:
         off, stored, n, codec = part[0], part[1], part[2], part[3]
-        h.update(_U64.pack(n))
+        h.part(n)
         if codec == RAW:
             if stored != n:
                 raise _corrupt(key, source.where, "a raw part's sizes disagree")

@@ -15,15 +15,16 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, BinaryIO
 
-import blake3
 
 from ..exceptions import DataCorruptionError, HeadwaterException
 from .codec_plugins import dumps
 from .gathered import Gathered, gathering
+from .keyhash import CHUNK as TREE_CHUNK
+from .keyhash import KeyHasher
 from .objects import FileId, file_id
 
 MAGIC = b"HWB1"
@@ -40,8 +41,6 @@ _PROBE_COUNT = 8
 #: bytes, compressed and decoded in parallel: one zstd-1 stream runs at ~0.5 GB/s
 #: per core, and level 1's 512 KiB window makes the cut cost no ratio.
 FRAME = 4 << 20
-#: Multithreaded hashing only pays above this (thread hand-off costs ~tens of µs).
-_MT_HASH = 1 << 20
 #: Raw buffers totalling at least this much are mmap'ed; smaller ones are read
 #: into private memory (each mmap holds a file descriptor on Python < 3.13).
 _MMAP_MIN = 1 << 20
@@ -53,7 +52,6 @@ _READ_CHUNK = 4 << 20
 _U64 = struct.Struct("<Q")
 _PREFIX = struct.Struct("<4sI")  # magic, header length
 _ZEROS = bytes(ALIGN)
-_AUTO = blake3.blake3.AUTO
 # CPUs this process may run on (respects taskset and container cpusets).
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 # Python 3.13+ can mmap without holding a duplicate file descriptor per blob.
@@ -170,34 +168,39 @@ class Encoded:
 
     ``size`` is the payload size, ``len(pickled) + sum(len(b) for b in buffers)``;
     ``key`` is the blake3 hex digest of the logical bytes
-    ``u64le(len(pickled)) + pickled + (u64le(len(b)) + b for b in buffers)``.
-    The buffers alias the object's own memory: write them before mutating it. A
-    buffer is a ``memoryview``, or a ``Gathered`` run of pieces stored as one part.
+    ``u64le(len(pickled)) + pickled + (u64le(len(b)) + b for b in buffers)``,
+    except that a buffer of at least ``keyhash.TREE_MIN`` bytes enters by its chunk
+    digests (see ``keyhash``); ``digests`` holds those, by part index (1 = the first
+    buffer). The buffers alias the object's own memory: write them before mutating
+    it. A buffer is a ``memoryview``, or a ``Gathered`` run of pieces stored as one part.
     """
 
     pickled: bytes
     buffers: list[Any]
     key: str
     size: int
-
-
-def _hasher(size: int) -> Any:
-    return blake3.blake3(max_threads=_AUTO) if size >= _MT_HASH else blake3.blake3()
+    digests: dict[int, bytes] = field(default_factory=dict)
 
 
 def _key(pickled: bytes | memoryview, buffers: Sequence[Any], size: int) -> str:
-    h = _hasher(size)
-    h.update(_U64.pack(len(pickled)))
+    """The content key of a pickle stream and its buffers."""
+    return _keyed(pickled, buffers, size)[0]
+
+
+def _keyed(pickled: bytes | memoryview, buffers: Sequence[Any], size: int) -> tuple[str, dict[int, bytes]]:
+    """The content key of a pickle stream and its buffers, and the chunk digests of its tree parts."""
+    h = KeyHasher(size)
+    h.part(len(pickled))
     h.update(pickled)
     for b in buffers:
         if isinstance(b, Gathered):
-            h.update(_U64.pack(b.nbytes))
+            h.part(b.nbytes)
             for piece in b.pieces:
                 h.update(piece)
             continue
-        h.update(_U64.pack(len(b)))
+        h.part(b.nbytes)
         h.update(b)
-    return str(h.hexdigest())
+    return h.hexdigest(), h.digests
 
 
 class _LoadedRegions:
@@ -303,7 +306,10 @@ def encode(obj: Any) -> Encoded:
     for b in buffers:
         size += b.nbytes
     key = _loaded.key_for(pickled, buffers) if _loaded.enabled and buffers else None
-    return Encoded(pickled, buffers, key or _key(pickled, buffers, size), size)
+    if key is not None:
+        return Encoded(pickled, buffers, key, size)  # write_blob computes any digests it needs
+    key, digests = _keyed(pickled, buffers, size)
+    return Encoded(pickled, buffers, key, size, digests)
 
 
 def encode_inline(obj: Any) -> Encoded:
@@ -364,8 +370,31 @@ def _probe(mv: memoryview) -> bytes | bool:
     return packed <= _PROBE_CHUNK * _PROBE_COUNT * MAX_RATIO
 
 
-def _header(parts: list[list[Any]]) -> bytes:
-    return json.dumps({"v": 1, "parts": parts}, separators=(",", ":")).encode()
+def _header(parts: list[list[Any]], trees: dict[int, bytes] | None = None) -> bytes:
+    """The JSON header: format 1, or 2 when it carries chunk digests (``"chunk"``, and
+    ``"trees"``: part index -> hex digests), which readers of format 1 must not misread."""
+    if not trees:
+        return json.dumps({"v": 1, "parts": parts}, separators=(",", ":")).encode()
+    doc = {"v": 2, "parts": parts, "chunk": TREE_CHUNK, "trees": {str(i): d.hex() for i, d in sorted(trees.items())}}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _tree_digests(enc: Encoded, views: list[Any]) -> dict[int, bytes]:
+    """The chunk digests of ``enc``'s tree parts (computed here when its key was reused)."""
+    from .keyhash import is_tree
+
+    missing = [i for i, v in enumerate(views) if i and is_tree(v.nbytes) and i not in enc.digests]
+    if not missing:
+        return enc.digests
+    digests = dict(enc.digests)
+    for i in missing:
+        h = KeyHasher(views[i].nbytes)
+        h.part(views[i].nbytes)
+        for piece in views[i].pieces if isinstance(views[i], Gathered) else [views[i]]:
+            h.update(piece)
+        h.hexdigest()
+        digests[i] = h.digests[0]
+    return digests
 
 
 def _layout(lengths: list[int], base: int, plans: list[bytes | bool] | None = None,
@@ -470,6 +499,7 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
     """
     views: list[Any] = [memoryview(enc.pickled), *enc.buffers]
     lengths = [v.nbytes for v in views]
+    trees = _tree_digests(enc, views)
     # A gathered part is written (raw or as zstd frames) piece by piece, never joined.
     plans: list[bytes | bool] = [
         False if v.nbytes < MIN_COMPRESS else _probe_gathered(v) if isinstance(v, Gathered) else _probe(v)
@@ -480,14 +510,14 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
     chunks = [[c.nbytes for c in _frame_chunks(v)] if plan is True else None for v, plan in zip(views, plans)]
     hlen = 64
     while True:
-        need = len(_header(_layout(lengths, _PREFIX.size + hlen, plans, chunks)))
+        need = len(_header(_layout(lengths, _PREFIX.size + hlen, plans, chunks), trees))
         if need <= hlen:
             break
         hlen = need
     base = _PREFIX.size + hlen
     compressing = any(p is not False for p in plans)
     if not compressing:
-        header = _header(_layout(lengths, base))
+        header = _header(_layout(lengths, base), trees)
         out.write(_PREFIX.pack(MAGIC, hlen))
         out.write(header.ljust(hlen))
         pos = base
@@ -529,7 +559,7 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
         pos += stored
     end = out.tell()
     out.seek(_PREFIX.size)
-    out.write(_header(parts).ljust(hlen))
+    out.write(_header(parts, trees).ljust(hlen))
     out.seek(end)
     return end
 
@@ -595,6 +625,23 @@ def parse_header(read: Callable[[int, int], bytes], size: int | None, key: str |
     for a bad magic, a truncated file or an unreadable header, ``UnsupportedBlobError``
     for an unknown format version.
     """
+    header = parse_blob_header(read, size, key, where)
+    return header.parts, header.head
+
+
+@dataclass
+class BlobHeader:
+    """A blob's parsed header: its part table, the chunk digests of its tree parts (by part
+    index; see ``keyhash``), and the first bytes of the blob read to parse it."""
+
+    parts: list[list[Any]]
+    trees: dict[int, bytes]
+    head: bytes
+
+
+def parse_blob_header(read: Callable[[int, int], bytes], size: int | None, key: str | None,
+                      where: str) -> BlobHeader:
+    """``parse_header``, with the chunk digests of format 2 (absent digests: an empty dict)."""
     head = read(0, 64 << 10)
     if len(head) < _PREFIX.size:
         raise _corrupt(key, where, "the file is truncated")
@@ -605,12 +652,18 @@ def parse_header(read: Callable[[int, int], bytes], size: int | None, key: str |
     raw_header = head[_PREFIX.size : end] if end <= len(head) else read(_PREFIX.size, hlen)
     if len(raw_header) < hlen:
         raise _corrupt(key, where, "the file is truncated")
+    trees: dict[int, bytes] = {}
     try:
         header = json.loads(bytes(raw_header))
         version = header["v"]
         parts = header["parts"]
-        if version != 1:
-            raise _unsupported(key, where, f"its format version is {version!r} (this version reads 1)")
+        if version not in (1, 2):
+            raise _unsupported(key, where, f"its format version is {version!r} (this version reads 1 and 2)")
+        if version == 2 and "trees" in header:
+            if header["chunk"] != TREE_CHUNK:
+                raise _unsupported(key, where, f"its chunk size is {header['chunk']!r} (this version reads "
+                                   f"{TREE_CHUNK})")
+            trees = {int(i): bytes.fromhex(d) for i, d in header["trees"].items()}
         if not parts:
             raise ValueError("no parts")
         truncated = size is not None and any(p[0] + p[1] > size for p in parts)
@@ -618,7 +671,7 @@ def parse_header(read: Callable[[int, int], bytes], size: int | None, key: str |
         raise _corrupt(key, where, "its header is unreadable") from None
     if truncated:
         raise _corrupt(key, where, "the file is truncated")
-    return parts, head
+    return BlobHeader(parts, trees, head)
 
 
 def decode_frame_into(zstandard: Any, data: Any, target: memoryview, key: str | None, where: str) -> None:
@@ -693,7 +746,7 @@ def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
     total = 0
     for p in parts:
         total += p[2]
-    h = _hasher(total) if check else None
+    h = KeyHasher(total) if check else None
 
     # Pickle stream.
     p_off, p_stored, p_len, p_codec = parts[0][:4]
@@ -709,7 +762,7 @@ def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
     else:
         pickled, stream_from = None, p_off
     if h is not None:
-        h.update(_U64.pack(p_len))
+        h.part(p_len)
         if pickled is not None:
             h.update(pickled)
         else:
@@ -736,7 +789,7 @@ def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
             buf = bytearray(n)
             os.preadv(fd, [buf], off)
         if h is not None:
-            h.update(_U64.pack(n))
+            h.part(n)
             h.update(buf)
         buffers.append(buf)
 
