@@ -81,6 +81,7 @@ _LAZY = {
     "secrets": "headwater.secret_providers.decorator",
     # The S3 data tools (Metaflow's `from metaflow import S3`); obstore loads only when used.
     "S3": "headwater.datatools",
+    "view": "headwater.flow.views",
 }
 
 
@@ -127,6 +128,6 @@ __all__ = sorted([
     "JSONType", "JSONTypeClass", "conda", "conda_base", "kubernetes", "Metaflow", "NBRunner", "Parameter", "Run", "Runner", "S3", "Step", "Task", "card", "catch",
     "current", "default_metadata", "default_namespace", "environment", "get_metadata", "get_namespace",
     "metadata", "namespace", "parallel", "parallel_imap_unordered", "parallel_map", "profile", "pypi", "pypi_base", "ray_task", "resources", "retry",
-    "schedule", "secrets", "step", "timeout", "trigger", "trigger_on_finish",
+    "schedule", "secrets", "step", "timeout", "trigger", "trigger_on_finish", "view",
     "StepDecorator", "StepMutator", "USER_SKIP_STEP", "UserStepDecorator", "user_step_decorator",
 ])

@@ -413,6 +413,11 @@ class Source:
         self._open()
         return self._datastore.content.load(ref)
 
+    def view(self, ref: dict[str, Any]) -> Any:
+        """A view of one artifact that reads only what is indexed (``store.views``)."""
+        self._open()
+        return self._datastore.content.view(ref)
+
 
 def _id_key(task_id: str) -> tuple[int, int | str]:
     """Sort key that puts numeric ids in numeric order."""

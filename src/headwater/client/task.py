@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..exceptions import HeadwaterException, HeadwaterExceptionWrapper, HeadwaterNotFound
 from .base import ChildNotFound, HeadwaterObject, to_datetime
 from ..store.records import DAMAGED
 from ..store.taskmeta import CRASH_TYPE, PARAMETERS_STEP
 from .core import Step
+
+if TYPE_CHECKING:
+    from ..store.views import ArtifactView
 
 
 class Metadata(NamedTuple):
@@ -586,6 +589,19 @@ class DataArtifact(HeadwaterObject):
                 self._value = self._source.load(self._ref())
             self._has_value = True
         return self._value
+
+    def view(self) -> ArtifactView:
+        """A view of the artifact that reads only what is indexed (beyond Metaflow).
+
+        ``DataArtifact.view()[:1000]`` fetches and verifies just the chunks of a large
+        numpy array that those rows live in (by ranged reads on S3); ``.load()`` on the
+        view reads it whole. Any other artifact loads whole on first use.
+        """
+        if self._has_value:
+            from ..store.views import ArtifactView
+
+            return ArtifactView(value=self._value)
+        return self._source.view(self._ref())
 
     @property
     def size(self) -> int:

@@ -77,19 +77,20 @@ def parameter_names(flow_cls: type) -> list[str]:
     return names
 
 
-def _new_flow(flow_cls: type, refs: dict[str, dict], loader: Any, step_name: str) -> FlowSpec:
+def _new_flow(flow_cls: type, refs: dict[str, dict], content: Any, step_name: str) -> FlowSpec:
     flow = flow_cls.__new__(flow_cls)
     flow._hw_reset()
     d = flow.__dict__
     d["_hw_refs"] = dict(refs)
-    d["_hw_loader"] = loader
+    d["_hw_loader"] = content.load
+    d["_hw_viewer"] = content.view
     d["_hw_step_name"] = step_name
     return flow
 
 
-def _input_flow(flow_cls: type, parent: dict[str, Any], loader: Any) -> FlowSpec:
+def _input_flow(flow_cls: type, parent: dict[str, Any], content: Any) -> FlowSpec:
     """One of a join's inputs: the parent's artifacts, and its place in any foreach."""
-    flow = _new_flow(flow_cls, parent["artifacts"], loader, parent["step"])
+    flow = _new_flow(flow_cls, parent["artifacts"], content, parent["step"])
     flow.__dict__["_hw_foreach_stack"] = tuple(ForeachFrame(**f) for f in parent.get("foreach_stack") or ())
     return flow
 
@@ -200,15 +201,14 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             records.read_attempt(spec.flow_name, spec.run_id, *path.split("/"), att)
             for path, att in zip(spec.input_paths, spec.input_attempts)
         ]
-        loader = content.load
         is_join = node.kind is NodeKind.JOIN
         if is_join:
-            inputs = Inputs([_input_flow(flow_cls, p, loader) for p in parents])
+            inputs = Inputs([_input_flow(flow_cls, p, content) for p in parents])
             shared = set(parameter_names(flow_cls)) | _constant_names(parents[0]["artifacts"], flow_cls)
             refs = {k: v for k, v in parents[0]["artifacts"].items() if k in shared}
         else:
             refs = parents[0]["artifacts"] if parents else {}
-        flow = _new_flow(flow_cls, refs, loader, spec.step_name)
+        flow = _new_flow(flow_cls, refs, content, spec.step_name)
         flow.__dict__["_hw_is_join"] = is_join
         flow.__dict__["_hw_foreach_stack"] = spec.foreach_stack
         if spec.foreach_stack and parents:

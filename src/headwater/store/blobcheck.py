@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .codec import (_ZSTD_DAMAGE, FRAME, RAW, ZSTD, BlobCorruptionError, _corrupt, _ordered_map, _unsupported, _zstd,
-                    decode_frame_into, parse_header)
+                    check_digests, decode_frame_into, parse_blob_header)
 from .codec import MAGIC as BLOB_MAGIC
 from .itemtable import MAGIC as TABLE_MAGIC
 from .itemtable import verify_table
@@ -155,7 +155,8 @@ def verify_source(source: BlobSource, key: str, *, workers: int = 4) -> int:
 
 
 def _verify_blob(source: BlobSource, key: str, workers: int) -> int:
-    parts, _ = parse_header(source.read, source.size, key, source.where)
+    header = parse_blob_header(source.read, source.size, key, source.where)
+    parts = header.parts
     total = 0
     for p in parts:
         total += p[2]
@@ -174,6 +175,7 @@ def _verify_blob(source: BlobSource, key: str, workers: int) -> int:
             raise _unsupported(key, source.where, f"unknown codec {codec!r}")
     if h.hexdigest() != key:
         raise _corrupt(key, source.where)
+    check_digests(header.trees, h.digests, key, source.where)
     return total
 
 

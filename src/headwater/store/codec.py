@@ -629,6 +629,13 @@ def parse_header(read: Callable[[int, int], bytes], size: int | None, key: str |
     return header.parts, header.head
 
 
+def check_digests(stated: dict[int, bytes], computed: dict[int, bytes], key: str | None, where: str) -> None:
+    """Raise ``BlobCorruptionError`` when a header's chunk digests are not those of the bytes
+    (partial readers trust them once they match the key, so a header that lies is damage)."""
+    if stated and stated != computed:
+        raise _corrupt(key, where, "its header's chunk digests do not match its bytes")
+
+
 @dataclass
 class BlobHeader:
     """A blob's parsed header: its part table, the chunk digests of its tree parts (by part
@@ -741,7 +748,9 @@ def read_blob(path: str, key: str | None, *, verify: bool = True) -> Any:
 
 def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
     """``read_blob`` on the open file ``fd``."""
-    parts, head, fsize = _read_header(fd, path, key)
+    fsize = os.fstat(fd).st_size
+    header = parse_blob_header(lambda off, n: os.pread(fd, n, off), fsize, key, path)
+    parts, head = header.parts, header.head
     check = verify and key is not None
     total = 0
     for p in parts:
@@ -793,8 +802,10 @@ def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
             h.update(buf)
         buffers.append(buf)
 
-    if h is not None and h.hexdigest() != key:
-        raise _corrupt(key, path)
+    if h is not None:
+        if h.hexdigest() != key:
+            raise _corrupt(key, path)
+        check_digests(header.trees, h.digests, key, path)
     if (
         _loaded.enabled
         and mm is not None

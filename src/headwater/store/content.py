@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import DataMissingError
 from .codec import BlobCorruptionError, decode_inline, encode, read_blob, write_blob
 from .full import StoreFullError
 from .objects import ObjectStore
+
+if TYPE_CHECKING:
+    from .views import ArtifactView
 
 #: Largest payload (bytes, no out-of-band buffers) kept inline in the record.
 INLINE_LIMIT = 2048
@@ -131,6 +134,20 @@ class ContentStore:
         except BlobCorruptionError as e:
             e.hint = _NOT_MOVED_HINT
             raise
+
+    def view(self, ref: dict[str, Any]) -> ArtifactView:
+        """A view of the value a ref names that reads only what is indexed (see ``store.views``).
+
+        A large numpy array is read chunk by chunk, each verified against the blob's
+        digests; anything else loads whole on first use. Raises ``DataMissingError``
+        if the blob is gone.
+        """
+        from .views import open_view
+
+        try:
+            return open_view(self.objects, blob_key(ref["key"]), ref, lambda: self.load(ref))
+        except KeyError:
+            raise self._missing(ref["key"]) from None
 
     def _read(self, bkey: str, key: str, verify: bool) -> Any:
         try:

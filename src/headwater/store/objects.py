@@ -15,10 +15,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .full import StoreFullError, no_space
 from .tempfiles import owner_stem, sweep_dir
+
+if TYPE_CHECKING:
+    from .ranged import RangedObject
 
 Data = bytes | bytearray | memoryview
 
@@ -174,6 +177,21 @@ class ObjectStore(abc.ABC):
         if start < 0 or length < 0:
             raise ValueError(f"Invalid byte range start={start}, length={length} for {key!r}.")
         return bytes(self.get(key)[start : start + length])
+
+    def open_ranged(self, key: str) -> RangedObject:
+        """The object as a local file whose byte ranges are fetched on demand; ``KeyError`` if missing.
+
+        What partial reads of large blobs use (``store.views``): the caller asks for the
+        ranges it needs with ``ensure`` and reads them from the file. This default fetches
+        the whole object through ``local_path``; a store that can read by range (S3)
+        fetches only the ranges asked for.
+        """
+        from .ranged import RangedObject
+
+        try:
+            return RangedObject.of_file(self.local_path(key))
+        except FileNotFoundError:
+            raise KeyError(key) from None
 
     def root_exists(self) -> bool:
         """Whether the store has been created: reading an absent store finds it empty.
@@ -421,6 +439,14 @@ class LocalObjectStore(ObjectStore):
         if not os.path.isfile(p):
             raise KeyError(key)
         return p
+
+    def open_ranged(self, key: str) -> RangedObject:
+        from .ranged import StoreFile
+
+        try:
+            return StoreFile.of_file(self.path(key))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise KeyError(key) from None
 
     def list_dir(self, prefix: str) -> list[str]:
         try:

@@ -117,6 +117,10 @@ class ReadCache:
 
     # -- bounding ------------------------------------------------------------
 
+    def account(self, size: int) -> None:
+        """Note that the cache holds ``size`` more bytes (evicting when it has grown enough)."""
+        self._account(size)
+
     def _account(self, size: int) -> None:
         self._added += size
         pid = os.getpid()
@@ -177,7 +181,8 @@ class ReadCache:
                     st = os.stat(p)
                 except FileNotFoundError:
                     continue
-                out.append((st.st_mtime, st.st_size, p))
+                # A partially cached object (a sparse file) holds only the blocks it was given.
+                out.append((st.st_mtime, min(st.st_size, st.st_blocks * 512), p))
         return out
 
 

@@ -36,6 +36,7 @@ from ..objects import QUARANTINE_DIR, Data, FileId, ObjectStore, check_key, file
 from ..tempfiles import owner_stem
 from .cache import ReadCache
 from .connect import _obstore, bucket_client, parse_s3_url, translate
+from .ranged import PARTIAL, S3RangedObject, open_partial
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -238,6 +239,7 @@ class S3ObjectStore(ObjectStore):
             if not self._is_missing(e):
                 raise self._error(e, "DELETE", key) from None
         self.cache.discard(self._cache_path(key))
+        self.cache.discard(self._cache_path(key) + PARTIAL)
 
     # -- reads ---------------------------------------------------------------
 
@@ -302,6 +304,46 @@ class S3ObjectStore(ObjectStore):
         path = self._cache_path(key)
         hit = self.cache.lookup(path)
         return hit if hit is not None else self._download(key, path)
+
+    def open_ranged(self, key: str) -> S3RangedObject:
+        """The object whole from the read cache when it is there, else a sparse cache file
+        (``<cached path>.partial``) filled by ranged GETs of what the reader asks for."""
+        path = self._cache_path(key)
+        full = self._full(key)
+        hit = self.cache.lookup(path)
+        fd = -1
+        if hit is not None:  # cached whole: every range is present (``again`` still fetches anew)
+            try:
+                fd = os.open(hit, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+                size = os.fstat(fd).st_size
+            except OSError:
+                fd = -1  # evicted just now, or a read-only cache: read by range
+        if fd < 0:
+            try:
+                size = int(self._obs.head(self._client, full)["size"])
+            except Exception as e:
+                if self._is_missing(e):
+                    raise KeyError(key) from None
+                raise self._error(e, "HEAD", key) from None
+            partial = self.cache.lookup(path + PARTIAL) or path + PARTIAL
+            try:
+                fd = open_partial(partial, size)
+            except OSError as e:
+                if no_space(e):
+                    raise self._disk_full(e, key) from None
+                raise
+
+        def fetch(start: int, end: int) -> Any:
+            try:
+                return self._obs.get_range(self._client, full, start=start, end=end)
+            except Exception as e:
+                if self._is_missing(e):
+                    raise KeyError(key) from None
+                raise self._error(e, "GET (range)", key) from None
+
+        workers = max(1, min(self.settings.s3_workers, _FILE_PARTS_IN_FLIGHT))
+        return S3RangedObject(fd, size, f"s3://{self.bucket}/{full}", fetch=fetch, piece=PART_SIZE,
+                              workers=workers, account=self.cache.account)
 
     def _download(self, key: str, path: str) -> str:
         obs = self._obs
@@ -433,6 +475,7 @@ class S3ObjectStore(ObjectStore):
                 _unlink(damaged)
         self._move_to_quarantine(key)
         self.cache.discard(path)
+        self.cache.discard(path + PARTIAL)
         return True
 
     def _move_to_quarantine(self, key: str) -> None:
