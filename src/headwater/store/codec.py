@@ -198,7 +198,7 @@ def _keyed(pickled: bytes | memoryview, buffers: Sequence[Any], size: int) -> tu
             for piece in b.pieces:
                 h.update(piece)
             continue
-        h.part(b.nbytes)
+        h.part(b.nbytes if isinstance(b, memoryview) else len(b))
         h.update(b)
     return h.hexdigest(), h.digests
 
