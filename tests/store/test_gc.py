@@ -83,6 +83,8 @@ def test_each_policy_frees_exactly_the_blobs_only_removed_runs_name(store: GcSto
     blobs_before = set(store.blob_sizes())
     records_before = sum(s for k, s in store.sizes("runs/").items() if tuple(k.split("/")[1:3]) not in kept)
 
+    warm = store.cli("runs", "--all", "--limit", "100")  # the index knows every run before gc
+    assert warm.exit_code == 0 and store.ids[0] in warm.stdout, warm.output
     dry = store.cli("gc", *args, "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
     preview = json.loads(dry.stdout)
