@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..exceptions import HeadwaterException
 from .objects import ObjectStore
 
 PINS_DIR = "pins"
@@ -148,8 +149,10 @@ def anon_pin_time(pin: Pin) -> float:
     return int(stamp) / 1e9 if stamp.isdigit() else 0.0
 
 
-class SweepLost(RuntimeError):
+class SweepLost(HeadwaterException):
     """A collector's lease ran out (it stalled): it must not delete anything more."""
+
+    headline = "Garbage collection stopped"
 
 
 class SweepLease:
@@ -191,11 +194,16 @@ class SweepLease:
         act on (the collector stalled past it, and writers may have stopped waiting)."""
         left = self._expires - self.clock()
         if left < min(LEASE_MARGIN, self.seconds / 4):
-            raise SweepLost(f"the sweep lease {self._name} ran out")
+            raise self._lost()
         if left < self.seconds * 2 / 3:
             self._write()
             if self._expires - self.clock() < min(LEASE_MARGIN, self.seconds / 4):
-                raise SweepLost(f"the sweep lease {self._name} ran out")
+                raise self._lost()
+
+    def _lost(self) -> SweepLost:
+        return SweepLost(f"The sweep lease {self._name} in {self.objects.url} ran out before the sweep ended "
+                         "(the process stalled); it stopped deleting, since writers no longer wait for it.",
+                         hint="Nothing is lost: run headwater gc again to finish.")
 
     def release(self) -> None:
         if self._name is not None:
