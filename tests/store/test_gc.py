@@ -5,6 +5,7 @@ datastore: each retention policy frees exactly the blobs that only removed runs 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,49 @@ def test_durations() -> None:
     for bad in ("", "d", "30", "30x", "1d 2"):
         with pytest.raises(GcError, match="is not a duration"):
             parse_duration(bad)
+
+
+def test_a_deployed_templates_code_package_is_a_root_gc_keeps(s3_env, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`argo-workflows create` stores the code package that only the template (outside the store)
+    names; it records a root for it, and gc keeps it however little else it keeps."""
+    import os
+    import subprocess
+    import sys
+
+    from flowrun import FLOWS, USER
+    from headwater.cli.main import cli
+    from click.testing import CliRunner
+
+    root = f"s3://{s3_env.new_bucket()}/argo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update({**s3_env.env(), "HEADWATER_USER": USER, "HEADWATER_HOME": str(tmp_path / "home"),
+                "HEADWATER_DATASTORE_ROOT": root})
+    p = subprocess.run([sys.executable, str(FLOWS / "linear_flow.py"), "argo-workflows", "create", "--only-json"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    key = p.stdout.split('"--package-key",')[1].split('"')[1]
+    s3 = s3_env.boto3()
+    bucket = root.split("/")[2]
+    listed = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="argo/").get("Contents", [])}
+    assert f"argo/blobs/{key[:2]}/{key}" in listed
+    (root_key,) = [k for k in listed if k.startswith("argo/roots/")]
+    assert root_key.startswith("argo/roots/argo-workflows/") and root_key.endswith(f"/{key}")
+    r = subprocess.run([sys.executable, str(FLOWS / "linear_flow.py"), "run"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    gc = CliRunner().invoke(cli, ["gc", "--keep-last", "0"], env=env)
+    assert gc.exit_code == 0, gc.output
+    assert "Removed 1 run" in gc.stdout
+    # A day later, the pin `create` set as it stored the package has expired: only the root keeps it.
+    from headwater.store import open_object_store
+    from headwater.store.gc import Retention, plan, sweep
+    from headwater.store.pins import PIN_GRACE
+
+    monkeypatch.setenv("HEADWATER_HOME", env["HEADWATER_HOME"])
+    objects = open_object_store(root)
+    later = time.time() + PIN_GRACE + 1
+    result = sweep(objects, plan(objects, Retention(keep_last=0)), clock=lambda: later, lease_seconds=1e12)
+    assert result.pins_removed >= 1 and result.blobs_spared == 0
+    listed = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="argo/blobs/").get("Contents", [])}
+    assert listed == {f"argo/blobs/{key[:2]}/{key}"}  # the run's blobs went; the template's package stayed

@@ -12,7 +12,7 @@ from ..exceptions import DataMissingError
 from .codec import BlobCorruptionError, decode_inline, encode, read_blob, write_blob
 from .full import StoreFullError
 from .objects import ObjectStore
-from .pins import anonymous_owner, pin
+from .pins import anonymous_owner, pin, write_root
 
 #: Largest payload (bytes, no out-of-band buffers) kept inline in the record.
 INLINE_LIMIT = 2048
@@ -64,6 +64,9 @@ class ContentStore:
         #: Who pins the blobs this store writes (``store.pins``): a run once ``for_run`` names
         #: it, else a writer outside any run (made on first use).
         self.owner: str | None = None
+        #: A root (``store.pins.write_root``) every blob saved from now on is recorded under, for
+        #: blobs that something outside the store names (a deployed template's code package).
+        self.root_name: str | None = None
 
     def for_run(self, flow: str, run_id: str) -> ContentStore:
         """Pin what this store writes from now on as run ``flow/run_id``'s (kept until it ends)."""
@@ -120,6 +123,8 @@ class ContentStore:
             ref["inline"] = base64.b64encode(enc.pickled).decode("ascii")
             return ref
         bkey = blob_key(enc.key)
+        if self.root_name is not None:
+            write_root(self.objects, self.root_name, enc.key)
         self.pin((enc.key,))  # before the exists() check: gc may be sweeping a blob we would reuse
         if self.objects.exists(bkey):
             return ref  # dedup hit: identical content is already stored

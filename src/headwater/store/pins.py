@@ -9,8 +9,9 @@ Three kinds of small objects, all create-only (docs/store.md, "Garbage collectio
     parameters). A run's pins stay until the run has ended; pins of writers outside a
     run (``anon``) stay for ``PIN_GRACE`` seconds.
 ``roots/<kind>/<name>/<content key>``
-    A blob referenced from outside the store (a deployed Argo template's code package,
-    environment locks): a permanent pin, removed with the deployment.
+    A blob referenced from outside the store (a deployed Argo template's code package and
+    environment locks): a permanent pin. It stays after the deployment is deleted (runs in
+    flight still need it); remove ``roots/<kind>/<name>/`` by hand once they have ended.
 ``sweeps/<expires_ns>-<gc id>``
     A sweep lease: a collector that is about to list pins and delete blobs holds one,
     refreshed while it works. A writer that finds a live lease after pinning waits for
@@ -105,11 +106,15 @@ def wait_for_sweeps(objects: ObjectStore) -> None:
         time.sleep(WAIT_POLL)
 
 
-def write_root(objects: ObjectStore, kind: str, name: str, key: str) -> None:
-    """Record that something outside the store (``kind``/``name``) needs blob ``key``: gc keeps it.
+def write_root(objects: ObjectStore, name: str, key: str) -> None:
+    """Record that something outside the store (``name``, e.g. ``argo-workflows/<template>``)
+    needs blob ``key``: gc keeps it while the root exists. Written before the blob is saved."""
+    objects.put(f"{ROOTS_DIR}/{name}/{key}", b"")
 
-    Written before the blob is saved (it doubles as the writer's pin)."""
-    objects.put(f"{ROOTS_DIR}/{kind}/{name}/{key}", b"")
+
+def deployment_root(kind: str, name: str) -> str:
+    """The root name of deployment ``name`` on ``kind`` (``argo-workflows``)."""
+    return f"{kind}/{name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,4 +225,4 @@ class SweepLease:
 
 __all__ = ["ANON_PINS", "CHECKPOINTS", "LEASE_SECONDS", "PINS_DIR", "PIN_GRACE", "Pin", "ROOTS_DIR", "RUN_PINS",
            "SWEEPS_DIR", "SweepLease", "SweepLost", "anonymous_owner", "checkpoint", "list_pins", "list_roots",
-           "live_sweeps", "pin", "run_owner", "wait_for_sweeps", "write_root"]
+           "deployment_root", "live_sweeps", "pin", "run_owner", "wait_for_sweeps", "write_root"]
