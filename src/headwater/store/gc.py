@@ -21,9 +21,9 @@ from ..exceptions import HeadwaterException, HeadwaterInvalidPathspec, Headwater
 from .catalog import CATALOG_DIR, TAG_MARK_SUFFIX, parse_segment_name
 from .content import blob_key
 from .objects import LocalObjectStore, ObjectStore
-from .pins import (ANON_PINS, PIN_GRACE, PINS_DIR, RUN_PINS, SweepLease, anon_pin_time, checkpoint, list_pins,
+from .pins import (ANON_PINS, PIN_GRACE, RUN_PINS, SweepLease, anon_pin_time, checkpoint, list_pins,
                    list_roots)
-from .records import RUN_END_FILE, RUN_FILE, TAGS_DIR, DamagedRecordError, RecordStore, replay_tags
+from .records import RUN_FILE, TAGS_DIR, DamagedRecordError, RecordStore, replay_tags
 from .refs import attempt_blob_refs, run_blob_refs
 
 #: Records read at once (local: page cache bound; S3: waits on the network).
@@ -362,7 +362,8 @@ def _mark(objects: ObjectStore, records: RecordStore, result: Plan, on_progress:
             if is_attempt or key == run_file:
                 jobs.append((run, key))
         removed_objects.extend(last)  # the run record goes last: a gc cut short leaves a run to retry
-    result.runs = [r for r in result.runs if r not in empty]
+    gone = {id(r) for r in empty}
+    result.runs = [r for r in result.runs if id(r) not in gone]
     removed_ids: dict[str, set[str]] = {}
     for run in result.removed:
         removed_ids.setdefault(run.flow, set()).add(run.run_id)
@@ -487,12 +488,8 @@ def _forget(objects: ObjectStore, removed: Sequence[RunInfo], index: Any) -> Non
         objects.delete_many(doomed)
 
 
-def pins_total(objects: ObjectStore) -> int:
-    """How many pins the store holds (for reports and tests)."""
-    return sum(1 for _ in objects.iter_keys(PINS_DIR))
-
-
 def parse_runs(specs: Iterable[str], option: str) -> tuple[tuple[str, str], ...]:
+    """``(flow, run_id)`` of each ``FLOW/RUN_ID`` in ``specs`` (see ``parse_run``)."""
     return tuple(parse_run(s, option) for s in specs)
 
 
