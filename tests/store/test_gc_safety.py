@@ -245,3 +245,24 @@ def test_pins_of_writers_outside_a_run_expire_after_the_grace(objects: ObjectSto
     result = _gc(objects, clock=lambda: later, lease_seconds=1e12)
     assert result.blobs_deleted == 1 and result.pins_removed == 1
     assert not objects.exists(blob_key(key))
+
+
+def test_one_collector_at_a_time(objects: ObjectStore) -> None:
+    """A collector removes the pins of runs that ended; another one that read the records
+    before they ended would then miss them. So a second gc is refused while one runs."""
+    from headwater.store.gc import collect
+
+    key = _old_run(objects)
+    first = pins.SweepLease(objects, seconds=pins.COLLECTOR_LEASE_SECONDS, directory=pins.COLLECTORS_DIR)
+    first.acquire_alone()
+    try:
+        with pytest.raises(pins.CollectorBusy, match="Another headwater gc or delete is running on"):
+            collect(objects, Retention(keep_last=0))
+        assert objects.exists(blob_key(key))
+    finally:
+        first.release()
+    # A lock left by a killed collector stops nobody once it has expired.
+    objects.put(f"{pins.COLLECTORS_DIR}/{int((time.time() - 1) * 1e9):020d}-dead", b"")
+    the_plan, result = collect(objects, Retention(keep_last=0))
+    assert result is not None and result.blobs_deleted == 1 and not objects.exists(blob_key(key))
+    assert pins.live_sweeps(objects, directory=pins.COLLECTORS_DIR) == []

@@ -49,7 +49,7 @@ def _open(datastore_root: str | None) -> Any:
 def _collect(datastore_root: str | None, retention: Any, *, dry_run: bool, as_json: bool, verb: str) -> None:
     """Plan, then (unless ``dry_run``) sweep, and report; shared by ``gc`` and ``delete``."""
     from ..meta import open_index
-    from ..store.gc import plan, sweep
+    from ..store.gc import collect
 
     settings, ds = _open(datastore_root)
     show = ProgressLine(enabled=not as_json)
@@ -57,17 +57,13 @@ def _collect(datastore_root: str | None, retention: Any, *, dry_run: bool, as_js
     def progress(p: Any) -> None:
         show.update(f"{verb}: {p.phase}", p.done, p.total)
 
+    index = None if dry_run else open_index(ds.root, records=ds.records, provider=settings.metadata)
     try:
-        the_plan = plan(ds.objects, retention, on_progress=progress)
-        result = None
-        if not dry_run:
-            index = open_index(ds.root, records=ds.records, provider=settings.metadata)
-            try:
-                result = sweep(ds.objects, the_plan, index=index, on_progress=progress)
-            finally:
-                index.close()
+        the_plan, result = collect(ds.objects, retention, index=index, dry_run=dry_run, on_progress=progress)
     finally:
         show.close()
+        if index is not None:
+            index.close()
     if as_json:
         click.echo(json.dumps(_as_dict(the_plan, result, dry_run), indent=2))
     else:

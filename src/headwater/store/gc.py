@@ -21,7 +21,7 @@ from ..exceptions import HeadwaterException, HeadwaterInvalidPathspec, Headwater
 from .catalog import CATALOG_DIR, TAG_MARK_SUFFIX, parse_segment_name
 from .content import blob_key
 from .objects import LocalObjectStore, ObjectStore
-from .pins import (ANON_PINS, PIN_GRACE, RUN_PINS, SweepLease, anon_pin_time, checkpoint, list_pins,
+from .pins import (ANON_PINS, COLLECTOR_LEASE_SECONDS, COLLECTORS_DIR, PIN_GRACE, RUN_PINS, SweepLease, anon_pin_time, checkpoint, list_pins,
                    list_roots)
 from .records import RUN_FILE, TAGS_DIR, DamagedRecordError, RecordStore, replay_tags
 from .refs import attempt_blob_refs, run_blob_refs
@@ -334,10 +334,14 @@ def plan(objects: ObjectStore, retention: Retention, *, now: float | None = None
                 if key in keys:
                     result.blobs[key] = size
     else:
+        listing = Progress("listing blobs", 0, 0)
         for bkey, size in objects.iter_sizes("blobs"):
             key = bkey.rpartition("/")[2]
             if key not in result.marked:
                 result.blobs[key] = size
+            listing.done += 1
+            if on_progress is not None and listing.done % 1000 == 0:
+                on_progress(listing)
     return result
 
 
@@ -488,10 +492,38 @@ def _forget(objects: ObjectStore, removed: Sequence[RunInfo], index: Any) -> Non
         objects.delete_many(doomed)
 
 
+def collect(objects: ObjectStore, retention: Retention, *, index: Any = None, dry_run: bool = False,
+            now: float | None = None, on_progress: ProgressFn | None = None) -> tuple[Plan, Result | None]:
+    """``plan`` then (unless ``dry_run``) ``sweep``, holding the store's collector lock throughout.
+
+    One collector at a time: a sweep removes the pins of runs that ended, which a collector
+    that read the records before they ended would still need.
+
+    Raises
+    ------
+    CollectorBusy
+        Another ``gc`` or ``delete`` is running on the store.
+    """
+    if dry_run:
+        return plan(objects, retention, now=now, on_progress=on_progress), None
+    lock = SweepLease(objects, seconds=COLLECTOR_LEASE_SECONDS, directory=COLLECTORS_DIR)
+    lock.acquire_alone()
+    try:
+        def beat(p: Progress) -> None:
+            lock.ensure()
+            if on_progress is not None:
+                on_progress(p)
+
+        the_plan = plan(objects, retention, now=now, on_progress=beat)
+        return the_plan, sweep(objects, the_plan, index=index, on_progress=beat)
+    finally:
+        lock.release()
+
+
 def parse_runs(specs: Iterable[str], option: str) -> tuple[tuple[str, str], ...]:
     """``(flow, run_id)`` of each ``FLOW/RUN_ID`` in ``specs`` (see ``parse_run``)."""
     return tuple(parse_run(s, option) for s in specs)
 
 
-__all__ = ["GcError", "Keep", "Plan", "Progress", "Result", "Retention", "RunInfo", "parse_duration", "parse_run",
-           "parse_runs", "plan", "sweep"]
+__all__ = ["GcError", "Keep", "Plan", "Progress", "Result", "Retention", "RunInfo", "collect", "parse_duration",
+           "parse_run", "parse_runs", "plan", "sweep"]

@@ -12,6 +12,10 @@ Three kinds of small objects, all create-only (docs/store.md, "Garbage collectio
     A blob referenced from outside the store (a deployed Argo template's code package and
     environment locks): a permanent pin. It stays after the deployment is deleted (runs in
     flight still need it); remove ``roots/<kind>/<name>/`` by hand once they have ended.
+``collectors/<expires_ns>-<gc id>``
+    A collector's lock, held from its first read to its last delete: one gc at a time,
+    because a gc removes the pins of runs that ended, which another gc that read the
+    records earlier may still rely on. Writers never look at it.
 ``sweeps/<expires_ns>-<gc id>``
     A sweep lease: a collector that is about to list pins and delete blobs holds one,
     refreshed while it works. A writer that finds a live lease after pinning waits for
@@ -36,6 +40,10 @@ RUN_PINS = "runs"
 ANON_PINS = "anon"
 ROOTS_DIR = "roots"
 SWEEPS_DIR = "sweeps"
+#: Where a running collector holds its lock (collectors exclude each other; writers ignore it).
+COLLECTORS_DIR = "collectors"
+#: The collector lock's lease (seconds): how long a killed gc keeps the next one out.
+COLLECTOR_LEASE_SECONDS = 300.0
 #: How long a pin of a writer outside a run protects its blob (seconds): such a writer
 #: names the blob in a run record (a code package, a parameter) or hands its key to a
 #: task within seconds; a day leaves room for a slow deployment.
@@ -89,11 +97,11 @@ def pin(objects: ObjectStore, owner: str, keys: Iterable[str]) -> None:
     checkpoint("writer-checked")
 
 
-def live_sweeps(objects: ObjectStore, now: float | None = None) -> list[str]:
-    """Names of the sweep leases that have not expired."""
+def live_sweeps(objects: ObjectStore, now: float | None = None, *, directory: str = SWEEPS_DIR) -> list[str]:
+    """Names of the sweep leases (or, with ``directory``, collector locks) that have not expired."""
     now_ns = int((time.time() if now is None else now) * 1e9)
     out = []
-    for name in objects.list_dir(SWEEPS_DIR):
+    for name in objects.list_dir(directory):
         stamp, dash, _ = name.partition("-")
         if dash and stamp.isdigit() and int(stamp) > now_ns:
             out.append(name)
@@ -160,6 +168,12 @@ class SweepLost(HeadwaterException):
     headline = "Garbage collection stopped"
 
 
+class CollectorBusy(HeadwaterException):
+    """Another collector holds the store's collector lock."""
+
+    headline = "Garbage collection is already running"
+
+
 class SweepLease:
     """A collector's sweep lease: written before it lists pins, refreshed while it deletes.
 
@@ -174,8 +188,9 @@ class SweepLease:
     """
 
     def __init__(self, objects: ObjectStore, *, seconds: float = LEASE_SECONDS,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, directory: str = SWEEPS_DIR) -> None:
         self.objects = objects
+        self.directory = directory
         self.seconds = seconds
         self.clock = clock
         self.id = secrets.token_hex(6)
@@ -189,10 +204,10 @@ class SweepLease:
     def _write(self) -> None:
         expires = self.clock() + self.seconds
         name = f"{int(expires * 1e9):020d}-{self.id}"
-        self.objects.put(f"{SWEEPS_DIR}/{name}", b"")
+        self.objects.put(f"{self.directory}/{name}", b"")
         old, self._name, self._expires = self._name, name, expires
         if old is not None:
-            self.objects.delete(f"{SWEEPS_DIR}/{old}")
+            self.objects.delete(f"{self.directory}/{old}")
 
     def ensure(self) -> None:
         """Refresh the lease if a third of it is gone; ``SweepLost`` if too little is left to
@@ -205,6 +220,18 @@ class SweepLease:
             if self._expires - self.clock() < min(LEASE_MARGIN, self.seconds / 4):
                 raise self._lost()
 
+    def acquire_alone(self) -> None:
+        """Take the lease unless another live one is there (``CollectorBusy``). Two that race
+        may both give up; neither goes ahead with another."""
+        self._write()
+        others = [n for n in live_sweeps(self.objects, self.clock(), directory=self.directory) if n != self._name]
+        if others:
+            self.release()
+            raise CollectorBusy(f"Another headwater gc or delete is running on {self.objects.url} "
+                                f"(its lock {self.directory}/{others[0]}).",
+                                hint="Wait for it to finish and run the command again. A gc that was killed "
+                                     f"holds the lock for at most {self.seconds:.0f} seconds.")
+
     def _lost(self) -> SweepLost:
         return SweepLost(f"The sweep lease {self._name} in {self.objects.url} ran out before the sweep ended "
                          "(the process stalled); it stopped deleting, since writers no longer wait for it.",
@@ -212,7 +239,7 @@ class SweepLease:
 
     def release(self) -> None:
         if self._name is not None:
-            self.objects.delete(f"{SWEEPS_DIR}/{self._name}")
+            self.objects.delete(f"{self.directory}/{self._name}")
             self._name = None
 
     def __enter__(self) -> SweepLease:
@@ -223,6 +250,6 @@ class SweepLease:
         self.release()
 
 
-__all__ = ["ANON_PINS", "CHECKPOINTS", "LEASE_SECONDS", "PINS_DIR", "PIN_GRACE", "Pin", "ROOTS_DIR", "RUN_PINS",
+__all__ = ["ANON_PINS", "CHECKPOINTS", "COLLECTORS_DIR", "COLLECTOR_LEASE_SECONDS", "CollectorBusy", "LEASE_SECONDS", "PINS_DIR", "PIN_GRACE", "Pin", "ROOTS_DIR", "RUN_PINS",
            "SWEEPS_DIR", "SweepLease", "SweepLost", "anonymous_owner", "checkpoint", "list_pins", "list_roots",
            "deployment_root", "live_sweeps", "pin", "run_owner", "wait_for_sweeps", "write_root"]
