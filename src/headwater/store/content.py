@@ -123,12 +123,12 @@ class ContentStore:
             ref["inline"] = base64.b64encode(enc.pickled).decode("ascii")
             return ref
         bkey = blob_key(enc.key)
-        if self.root_name is not None:
-            write_root(self.objects, self.root_name, enc.key)
-        self.pin((enc.key,))  # before the exists() check: gc may be sweeping a blob we would reuse
-        if self.objects.exists(bkey):
-            return ref  # dedup hit: identical content is already stored
         try:
+            if self.root_name is not None:
+                write_root(self.objects, self.root_name, enc.key)
+            self.pin((enc.key,))  # before the exists() check: gc may be sweeping a blob we would reuse
+            if self.objects.exists(bkey):
+                return ref  # dedup hit: identical content is already stored
             if enc.size < _SMALL_BLOB:
                 buf = io.BytesIO()
                 write_blob(enc, buf)
