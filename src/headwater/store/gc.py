@@ -124,6 +124,7 @@ class RunInfo:
     in_progress: bool = False
     record: dict[str, Any] | None = None
     keep: Keep | None = None  # None: removed
+    objects: list[tuple[str, int]] = field(default_factory=list)  # (key, size) under runs/<flow>/<run>/
 
     @property
     def pathspec(self) -> str:
@@ -213,12 +214,15 @@ def _run_infos(records: RecordStore, *, want_tags: bool, on_progress: ProgressFn
     def read(item: tuple[str, str]) -> RunInfo:
         flow, run_id = item
         info = RunInfo(flow, run_id)
+        # One listing per run: its objects (sizes for the report) and whether it has ended.
+        info.objects = list(objects.iter_sizes(f"runs/{flow}/{run_id}"))
         rec = _read_json(records, records.run_key(flow, run_id))
         if rec is None:
             return info
         info.record = rec
         info.created_at = float(rec.get("created_at") or 0.0)
-        info.ended = objects.exists(records.run_end_key(flow, run_id))
+        end = records.run_end_key(flow, run_id)
+        info.ended = any(key == end for key, _ in info.objects)
         info.in_progress = not info.ended and not run_is_dead(rec, ended=False)
         tags = set(rec.get("system_tags") or ())
         if want_tags:
@@ -355,7 +359,7 @@ def _mark(objects: ObjectStore, records: RecordStore, result: Plan, on_progress:
         prefix = f"runs/{run.flow}/{run.run_id}"
         run_file = f"{prefix}/{RUN_FILE}"
         last: list[tuple[str, int]] = []
-        listed = list(objects.iter_sizes(prefix))
+        listed = run.objects
         if not listed and run.record is None:
             empty.append(run)  # an empty directory (a local store), not a run
         for key, size in listed:
