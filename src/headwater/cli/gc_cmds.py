@@ -49,6 +49,7 @@ def _open(datastore_root: str | None) -> Any:
 def _collect(datastore_root: str | None, retention: Any, *, dry_run: bool, as_json: bool, verb: str) -> None:
     """Plan, then (unless ``dry_run``) sweep, and report; shared by ``gc`` and ``delete``."""
     from ..meta import open_index
+    from ..meta.liveness import run_is_dead
     from ..store.gc import collect
 
     settings, ds = _open(datastore_root)
@@ -59,7 +60,8 @@ def _collect(datastore_root: str | None, retention: Any, *, dry_run: bool, as_js
 
     index = None if dry_run else open_index(ds.root, records=ds.records, provider=settings.metadata)
     try:
-        the_plan, result = collect(ds.objects, retention, index=index, dry_run=dry_run, on_progress=progress)
+        the_plan, result = collect(ds.objects, retention, index=index, dry_run=dry_run,
+                                   is_dead=lambda rec: run_is_dead(rec, ended=False), on_progress=progress)
     finally:
         show.close()
         if index is not None:

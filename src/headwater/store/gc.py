@@ -188,6 +188,14 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
+#: Whether a run that has no end record lost its process (given its run record). The index
+#: layer's ``meta.liveness.run_is_dead`` is the definition; the CLI passes it in.
+DeadFn = Callable[[dict[str, Any]], bool]
+
+
+def never_dead(run_record: dict[str, Any]) -> bool:
+    """The cautious default: a run without an end record is in progress."""
+    return False
 
 
 def _workers(objects: ObjectStore) -> int:
@@ -203,10 +211,9 @@ def _read_json(records: RecordStore, key: str) -> dict[str, Any] | None:
         return None
 
 
-def _run_infos(records: RecordStore, *, want_tags: bool, on_progress: ProgressFn | None) -> list[RunInfo]:
+def _run_infos(records: RecordStore, *, want_tags: bool, is_dead: DeadFn,
+               on_progress: ProgressFn | None) -> list[RunInfo]:
     """Every run directory of the store, with its record, end and liveness."""
-    from ..meta.liveness import run_is_dead
-
     objects = records.objects
     dirs = [(flow, run_id) for flow in records.flows() for run_id in records.runs(flow)]
     progress = Progress("reading runs", 0, len(dirs))
@@ -223,7 +230,7 @@ def _run_infos(records: RecordStore, *, want_tags: bool, on_progress: ProgressFn
         info.created_at = float(rec.get("created_at") or 0.0)
         end = records.run_end_key(flow, run_id)
         info.ended = any(key == end for key, _ in info.objects)
-        info.in_progress = not info.ended and not run_is_dead(rec, ended=False)
+        info.in_progress = not info.ended and not is_dead(rec)
         tags = set(rec.get("system_tags") or ())
         if want_tags:
             tags.update(replay_tags(rec.get("tags") or (), records.read_tag_events(flow, run_id)))
@@ -293,7 +300,7 @@ def _check_names(runs: list[RunInfo], retention: Retention, root: str) -> None:
                               hint="Wait for it to end (or stop it), then delete it.")
 
 
-def plan(objects: ObjectStore, retention: Retention, *, now: float | None = None,
+def plan(objects: ObjectStore, retention: Retention, *, now: float | None = None, is_dead: DeadFn = never_dead,
          on_progress: ProgressFn | None = None) -> Plan:
     """Decide what ``retention`` removes and what that frees, without changing the store.
 
@@ -305,6 +312,9 @@ def plan(objects: ObjectStore, retention: Retention, *, now: float | None = None
         The policies (or, for ``delete``, the runs to delete).
     now : float, optional
         The time ``keep_newer_than`` counts back from (default: now).
+    is_dead : callable
+        Whether a run without an end record has lost its process (such a run may go);
+        default: never, so every such run counts as in progress and stays.
     on_progress : callable, optional
         Called with a ``Progress`` as runs and records are read.
 
@@ -322,7 +332,7 @@ def plan(objects: ObjectStore, retention: Retention, *, now: float | None = None
                            "--keep-run FLOW/RUN (they combine: a run stays when any of them keeps it).")
     records = RecordStore(objects)
     result = Plan(objects.url)
-    result.runs = _run_infos(records, want_tags=bool(retention.keep_tags), on_progress=on_progress)
+    result.runs = _run_infos(records, want_tags=bool(retention.keep_tags), is_dead=is_dead, on_progress=on_progress)
     _check_names(result.runs, retention, objects.url)
     _decide(result.runs, retention, time.time() if now is None else now)
     _mark(objects, records, result, on_progress)
@@ -497,7 +507,8 @@ def _forget(objects: ObjectStore, removed: Sequence[RunInfo], index: Any) -> Non
 
 
 def collect(objects: ObjectStore, retention: Retention, *, index: Any = None, dry_run: bool = False,
-            now: float | None = None, on_progress: ProgressFn | None = None) -> tuple[Plan, Result | None]:
+            now: float | None = None, is_dead: DeadFn = never_dead,
+            on_progress: ProgressFn | None = None) -> tuple[Plan, Result | None]:
     """``plan`` then (unless ``dry_run``) ``sweep``, holding the store's collector lock throughout.
 
     One collector at a time: a sweep removes the pins of runs that ended, which a collector
@@ -509,7 +520,7 @@ def collect(objects: ObjectStore, retention: Retention, *, index: Any = None, dr
         Another ``gc`` or ``delete`` is running on the store.
     """
     if dry_run:
-        return plan(objects, retention, now=now, on_progress=on_progress), None
+        return plan(objects, retention, now=now, is_dead=is_dead, on_progress=on_progress), None
     lock = SweepLease(objects, seconds=COLLECTOR_LEASE_SECONDS, directory=COLLECTORS_DIR)
     lock.acquire_alone()
     try:
@@ -518,7 +529,7 @@ def collect(objects: ObjectStore, retention: Retention, *, index: Any = None, dr
             if on_progress is not None:
                 on_progress(p)
 
-        the_plan = plan(objects, retention, now=now, on_progress=beat)
+        the_plan = plan(objects, retention, now=now, is_dead=is_dead, on_progress=beat)
         return the_plan, sweep(objects, the_plan, index=index, on_progress=beat)
     finally:
         lock.release()
