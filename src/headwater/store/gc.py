@@ -449,7 +449,7 @@ def sweep(objects: ObjectStore, the_plan: Plan, *, index: Any = None, lease_seco
     kwargs = {} if lease_seconds is None else {"seconds": lease_seconds}
     lease = SweepLease(objects, clock=clock, **kwargs)
     with lease:
-        pins = list_pins(objects)
+        pins = list_pins(objects, every_1000=lease.ensure)
         roots = list_roots(objects)
         checkpoint("gc-pins-listed")
         gone = {(r.flow, r.run_id) for r in removed}

@@ -135,10 +135,13 @@ class Pin:
     key: str
 
 
-def list_pins(objects: ObjectStore) -> list[Pin]:
-    """Every pin in the store."""
+def list_pins(objects: ObjectStore, *, every_1000: Callable[[], None] | None = None) -> list[Pin]:
+    """Every pin in the store; ``every_1000`` is called after each thousand (a collector
+    refreshes its lease there)."""
     out = []
-    for okey in objects.iter_keys(PINS_DIR):
+    for n, okey in enumerate(objects.iter_keys(PINS_DIR), 1):
+        if every_1000 is not None and n % 1000 == 0:
+            every_1000()
         parts = okey.split("/")
         if len(parts) == 5 and parts[1] == RUN_PINS:
             out.append(Pin(okey, RUN_PINS, (parts[2], parts[3]), parts[4]))
