@@ -340,3 +340,25 @@ def test_local_path_after_delete_is_missing(store: ObjectStore) -> None:
     assert store.put("blobs/ee/k", b"content")
     with open(store.local_path("blobs/ee/k"), "rb") as f:
         assert f.read() == b"content"
+
+
+@contract
+def test_iter_sizes_lists_keys_with_their_sizes(store: ObjectStore) -> None:
+    store.put("blobs/ab/abc", b"x" * 10)
+    store.put("blobs/cd/cde", b"")
+    store.put("runs/F/1/_run.json", b"{}")
+    assert list(store.iter_sizes("blobs")) == [("blobs/ab/abc", 10), ("blobs/cd/cde", 0)]
+    assert dict(store.iter_sizes("")).items() >= {"blobs/ab/abc": 10, "runs/F/1/_run.json": 2}.items()
+    assert list(store.iter_sizes("nothing")) == []
+
+
+@contract
+def test_delete_many_removes_every_key_and_ignores_missing_ones(store: ObjectStore) -> None:
+    keys = [f"runs/F/1/step/{i}/0.json" for i in range(5)]
+    for k in keys:
+        store.put(k, b"{}")
+    store.put("runs/F/2/_run.json", b"{}")
+    store.delete_many([*keys, "runs/F/1/missing"])
+    assert [k for k in keys if store.exists(k)] == []
+    assert store.list_dir("runs/F") == ["2"]  # no empty directory left to look like a run
+    assert store.put(keys[0], b"again") and store.get(keys[0]) == b"again"  # the path is usable again

@@ -40,7 +40,8 @@ def test_numpy_round_trip_through_the_read_cache(ds: Datastore, s3_env, s3_bucke
     assert keys == [f"blobs/{ref['key'][:2]}/{ref['key']}"]
     # The object is under the prefix, with the local store's key.
     listed = s3_env.boto3().list_objects_v2(Bucket=s3_bucket, Prefix="team/ds/")["Contents"]
-    assert [o["Key"] for o in listed] == [f"team/ds/{keys[0]}"]
+    assert [o["Key"] for o in listed if "/pins/" not in o["Key"]] == [f"team/ds/{keys[0]}"]
+    assert [o["Key"].rpartition("/")[2] for o in listed if "/pins/" in o["Key"]] == [ref["key"]]  # gc's pin
     # A second process-like reader: a new store object, an empty cache.
     fresh = Datastore(ds.root)
     for cached in (False, True):

@@ -88,6 +88,7 @@ def compile_deployment(ctx: click.Context, flow_cls: type, opts: dict[str, Any])
     from ..package import build_package, parse_suffixes
     from ..package.stored import save_package
     from ..store import Datastore
+    from ..store.pins import deployment_root
 
     settings = ctx.obj["settings"]
     root = remote_root(settings)
@@ -95,7 +96,9 @@ def compile_deployment(ctx: click.Context, flow_cls: type, opts: dict[str, Any])
     script = os.path.abspath(sys.argv[0])
     pkg = build_package(script, parse_suffixes(ctx.obj["top"]["package_suffixes"]))
     # Stored now, as Metaflow does even with --only-json: the pods fetch it by this key.
-    package = guarded(lambda: save_package(Datastore(root).content, pkg))
+    content = Datastore(root).content
+    content.root_name = deployment_root("argo-workflows", name)  # the template names it: gc keeps it
+    package = guarded(lambda: save_package(content, pkg))
     env = {"HEADWATER_S3_ENDPOINT_URL": settings.s3_endpoint_url} if settings.s3_endpoint_url else {}
     if settings.user:
         env["HEADWATER_USER"] = settings.user
@@ -113,7 +116,7 @@ def compile_deployment(ctx: click.Context, flow_cls: type, opts: dict[str, Any])
         secrets=tuple(settings.kubernetes_secrets), service_account=settings.kubernetes_service_account)
     steps = step_settings(flow_cls, k8s_secrets=settings.kubernetes_secrets,
                           k8s_service_account=settings.kubernetes_service_account)
-    steps = guarded(lambda: _with_environments(ctx, flow_cls, graph, steps, settings, root))
+    steps = guarded(lambda: _with_environments(ctx, flow_cls, graph, steps, settings, root, name))
     params = guarded(lambda: upload_included_files(flow_cls, flow_parameters_for_argo(flow_cls), root))
     objects = [compile_workflow_template(graph, steps, params, copts)]
     sched = flow_schedule(flow_cls)
@@ -124,7 +127,7 @@ def compile_deployment(ctx: click.Context, flow_cls: type, opts: dict[str, Any])
 
 
 def _with_environments(ctx: click.Context, flow_cls: type, graph: Any, steps: dict[str, Any], settings: Any,
-                       root: str) -> dict[str, Any]:
+                       root: str, deployed: str) -> dict[str, Any]:
     """``steps`` with the environment of each step that has one (``@pypi``, ``@conda``,
     ``--environment=uv``): resolved now, its lock stored in the datastore beside the code package,
     so every pod of every run of the deployment builds the same environment."""
@@ -139,10 +142,12 @@ def _with_environments(ctx: click.Context, flow_cls: type, graph: Any, steps: di
     from ..environments.prepare import resolve_steps
     from ..environments.remote import RemoteEnvironments
     from ..store import Datastore
+    from ..store.pins import deployment_root
 
     locks = resolve_steps(requests, settings, echo=lambda message: click.echo(message, err=True))
     remote = RemoteEnvironments(locks, settings)
     content = Datastore(root).content
+    content.root_name = deployment_root("argo-workflows", deployed)  # the template names the locks
     return {name: dataclasses.replace(s, environment=remote.for_step(name, content)) for name, s in steps.items()}
 
 

@@ -15,6 +15,8 @@ from .. import __version__
 from .plugin_cmds import PluginCommandGroup
 
 COMMANDS = {
+    "delete": "headwater.cli.gc_cmds:delete",
+    "gc": "headwater.cli.gc_cmds:gc",
     "plugins": "headwater.cli.plugin_cmds:plugins",
     "reindex": "headwater.cli.store_cmds:reindex",
     "runs": "headwater.cli.store_cmds:runs",

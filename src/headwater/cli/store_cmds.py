@@ -237,8 +237,19 @@ def reindex(datastore_root: str | None) -> None:
         started = time.perf_counter()
         ds = Datastore(root)
         swept, freed = ds.sweep_temp(deep=True)
+        from .progress import ProgressLine
+
+        show = ProgressLine()
         with open_index(root, provider=settings.metadata) as idx:
-            counts = idx.reindex(ds.records)
+            import inspect
+
+            kwargs: dict[str, Any] = {}
+            if "on_progress" in inspect.signature(idx.reindex).parameters:  # a plugin index may have none
+                kwargs["on_progress"] = lambda done, total: show.update("reindex: reading runs", done, total)
+            try:
+                counts = idx.reindex(ds.records, **kwargs)
+            finally:
+                show.close()
             if getattr(idx, "in_memory", False):  # the disk is full: nothing was written
                 from ..store.full import StoreFullError
 

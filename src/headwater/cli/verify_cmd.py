@@ -8,17 +8,14 @@ damaged, missing or unreadable.
 from __future__ import annotations
 
 import json
-import sys
-import time
 from typing import Any
 
 import click
 
 from .errors import guarded
+from .progress import ProgressLine
 from .store_cmds import _root_opt, _settings
 
-#: Seconds between two progress lines.
-_PROGRESS_EVERY = 0.2
 #: References listed per blob in the text report (``--json`` lists them all).
 _SHOWN_REFERENCES = 20
 
@@ -40,28 +37,6 @@ def progress_line(p: Any) -> str:
     total = max(p.bytes_total, p.bytes_done)
     return (f"verify: {p.blobs_done}/{p.blobs_total} blobs, {_size(p.bytes_done)} of {_size(total)}, "
             f"{p.gb_per_s:.2f} GB/s")
-
-
-class _ProgressLine:
-    """A progress line on stderr, redrawn in place at most every ``_PROGRESS_EVERY`` seconds."""
-
-    def __init__(self) -> None:
-        self._last = 0.0
-        self._shown = False
-
-    def __call__(self, p: Any) -> None:
-        now = time.monotonic()
-        if now - self._last < _PROGRESS_EVERY and p.blobs_done < p.blobs_total:
-            return
-        self._last = now
-        sys.stderr.write(f"\r{progress_line(p)}\x1b[K")
-        sys.stderr.flush()
-        self._shown = True
-
-    def close(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
 
 
 @click.command()
@@ -94,12 +69,12 @@ def verify(flows: tuple[str, ...], runs: tuple[str, ...], quarantine: bool, as_j
             raise HeadwaterNotFound(
                 f"There is no datastore at {ds.root}.",
                 hint="Run a flow first, or point --datastore-root (or HEADWATER_DATASTORE_ROOT) at its .headwater/.")
-        show = _ProgressLine() if sys.stderr.isatty() and not as_json else None
+        show = ProgressLine(enabled=not as_json)
         try:
-            report = run_verify(ds.objects, scope, quarantine=quarantine, on_progress=show)
+            report = run_verify(ds.objects, scope, quarantine=quarantine,
+                               on_progress=lambda p: show.update(progress_line(p)))
         finally:
-            if show is not None:
-                show.close()
+            show.close()
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2))
         else:

@@ -459,16 +459,33 @@ class Index:
         self._write(sync)
         return tags
 
-    def reindex(self, records: RecordStore) -> dict[str, int]:
+    def forget_runs(self, flow: str, run_ids: Sequence[str]) -> None:
+        """Drop every row of the runs ``run_ids`` of ``flow`` (their records were deleted:
+        ``headwater gc`` or ``delete``)."""
+
+        statements = self._forget_statements()
+
+        def forget(cur: sqlite3.Cursor) -> None:
+            for statement in statements:
+                cur.executemany(statement, [(flow, r) for r in run_ids])
+
+        self._write(forget)
+
+    def _forget_statements(self) -> tuple[str, ...]:
+        return sql.FORGET_RUN
+
+    def reindex(self, records: RecordStore, *,
+                on_progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
         """Rebuild the whole index from the store's records, in one transaction.
 
         A run without an end record is ``running``; a directory without a run
         record (or an unreadable one) is skipped; an attempt whose record is
         damaged is indexed with status ``damaged``; a run's user tags are its
         record's with its tag events applied. Returns counts: ``runs``,
-        ``attempts``, ``skipped``, ``damaged``.
+        ``attempts``, ``skipped``, ``damaged``. ``on_progress(done, total)`` is called
+        after each run directory is read.
         """
-        runs, attempts, counts = _collect(records)
+        runs, attempts, counts = _collect(records, on_progress)
         self._write(lambda cur: self._fill(cur, runs, attempts))
         return counts
 
@@ -546,36 +563,38 @@ def _memory_db() -> sqlite3.Connection:
     return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
 
 
-def _collect(records: RecordStore) -> tuple[list[tuple[dict[str, Any], str, float | None, list[str]]],
-                                            list[tuple[Any, ...]], dict[str, int]]:
+def _collect(records: RecordStore, on_progress: Callable[[int, int], None] | None = None
+             ) -> tuple[list[tuple[dict[str, Any], str, float | None, list[str]]], list[tuple[Any, ...]], dict[str, int]]:
     """Every run and attempt row the records describe, and the counts ``reindex`` returns."""
     runs: list[tuple[dict[str, Any], str, float | None, list[str]]] = []
     attempts: list[tuple[Any, ...]] = []
     skipped = damaged = 0
-    for flow in records.flows():
-        for run_id in records.runs(flow):
-            try:
-                rec = records.read_run(flow, run_id)
-            except (KeyError, ValueError):
-                skipped += 1
-                continue
-            try:
-                end = records.read_run_end(flow, run_id)
-            except DamagedRecordError:  # it ended, but how cannot be read
-                end, damaged = {"status": "failed"}, damaged + 1
-            status = end["status"] if end else "running"
-            rec = {**rec, "flow": flow, "run_id": run_id}
-            tags = records.current_tags(flow, run_id, rec)
-            runs.append((rec, status, end.get("finished_at") if end else None, tags))
-            for step in records.steps(flow, run_id):
-                for task_id in records.tasks(flow, run_id, step):
-                    for n in records.attempts(flow, run_id, step, task_id):
-                        try:
-                            a = records.read_attempt(flow, run_id, step, task_id, n)
-                        except KeyError:  # removed while listing (gc)
-                            continue
-                        except DamagedRecordError:
-                            a, damaged = {"status": DAMAGED}, damaged + 1
-                        attempts.append(_task_params({**a, "flow": flow, "run_id": run_id, "step": step,
-                                                      "task_id": task_id, "attempt": n}))  # fmt: skip
+    dirs = [(flow, run_id) for flow in records.flows() for run_id in records.runs(flow)]
+    for done, (flow, run_id) in enumerate(dirs):
+        if on_progress is not None:
+            on_progress(done, len(dirs))
+        try:
+            rec = records.read_run(flow, run_id)
+        except (KeyError, ValueError):
+            skipped += 1
+            continue
+        try:
+            end = records.read_run_end(flow, run_id)
+        except DamagedRecordError:  # it ended, but how cannot be read
+            end, damaged = {"status": "failed"}, damaged + 1
+        status = end["status"] if end else "running"
+        rec = {**rec, "flow": flow, "run_id": run_id}
+        tags = records.current_tags(flow, run_id, rec)
+        runs.append((rec, status, end.get("finished_at") if end else None, tags))
+        for step in records.steps(flow, run_id):
+            for task_id in records.tasks(flow, run_id, step):
+                for n in records.attempts(flow, run_id, step, task_id):
+                    try:
+                        a = records.read_attempt(flow, run_id, step, task_id, n)
+                    except KeyError:  # removed while listing (gc)
+                        continue
+                    except DamagedRecordError:
+                        a, damaged = {"status": DAMAGED}, damaged + 1
+                    attempts.append(_task_params({**a, "flow": flow, "run_id": run_id, "step": step,
+                                                  "task_id": task_id, "attempt": n}))  # fmt: skip
     return runs, attempts, {"runs": len(runs), "attempts": len(attempts), "skipped": skipped, "damaged": damaged}

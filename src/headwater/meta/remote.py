@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -349,7 +349,12 @@ class RemoteIndex(Index):
         self._sync_attempts(flow, run_id)
         return super().tasks(flow, run_id, step)
 
-    def reindex(self, records: RecordStore) -> dict[str, int]:
+    def _forget_statements(self) -> tuple[str, ...]:
+        self._ensure_tables()
+        return sql.FORGET_RUN + sql.FORGET_SYNCED_RUN
+
+    def reindex(self, records: RecordStore, *,
+                on_progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
         """Rebuild the cache from the store's records alone: every run of every flow from a
         full listing (catalog segments are not trusted here, so a segment that missed a run
         cannot hide it), then every run's attempt records. Returns counts as ``Index.reindex``."""
@@ -363,10 +368,14 @@ class RemoteIndex(Index):
             self._write(clear)
             counts = {"runs": 0, "attempts": 0, "skipped": 0, "damaged": 0}
             horizon = run_id_at(time.time() - SETTLE_SECONDS)
-            for flow in records.flows():
+            flows = records.flows()
+            for i, flow in enumerate(flows):
                 pull = self._pull(flow, records, "", "", horizon=horizon, use_catalog=False)
                 counts["skipped"] += pull.skipped
-                for run in super().runs(flow):
+                runs = super().runs(flow)
+                for j, run in enumerate(runs):
+                    if on_progress is not None:
+                        on_progress(i * len(runs) + j, len(flows) * len(runs))  # an estimate across flows
                     counts["runs"] += 1
                     n, bad = self._sync_attempts(flow, run.run_id, records)
                     counts["attempts"] += n

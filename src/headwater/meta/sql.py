@@ -87,6 +87,9 @@ SET status = excluded.status, started_at = excluded.started_at, finished_at = ex
 WHERE tasks.status = 'running'
 """
 CLEAR = ("DELETE FROM runs", "DELETE FROM run_tags", "DELETE FROM tasks")
+#: Forget one run (``headwater gc``/``delete`` removed its records): every row that names it.
+FORGET_RUN = ("DELETE FROM runs WHERE flow = ? AND run_id = ?", "DELETE FROM run_tags WHERE flow = ? AND run_id = ?",
+              "DELETE FROM tasks WHERE flow = ? AND run_id = ?")
 
 # -- the remote index's sync state (meta/remote.py), kept beside the cached rows --------
 SYNC_TABLES = (
@@ -116,6 +119,8 @@ ON CONFLICT (flow) DO UPDATE SET catalog_last = max(catalog_last, excluded.catal
 """
 RAISE_CATALOG_LAST = "UPDATE sync_state SET catalog_last = ? WHERE flow = ? AND catalog_last < ?"
 CLEAR_SYNC = ("DELETE FROM sync_state", "DELETE FROM tag_marks", "DELETE FROM synced_attempts")
+FORGET_SYNCED_RUN = ("DELETE FROM tag_marks WHERE flow = ? AND run_id = ?",
+                     "DELETE FROM synced_attempts WHERE flow = ? AND run_id = ?")
 RUN_STATUSES = "SELECT run_id, status FROM runs WHERE flow = ?"
 RUNNING_RUNS = "SELECT run_id FROM runs WHERE flow = ? AND status = 'running'"
 # Runs of a range, oldest first: what a compactor writes into a segment.

@@ -168,7 +168,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
     started = time.time()
     forget_loaded_blobs()  # a process that runs several tasks must not keep their mappings
     track_loaded_blobs()  # re-saving an untouched inherited array skips re-hashing it
-    records, content = ds.records, ds.content
+    records, content = ds.records, ds.content.for_run(spec.flow_name, spec.run_id)  # blobs pinned as the run's
     node = graph[spec.step_name]
     rec: dict[str, Any] = {
         "version": 1, "flow": spec.flow_name, "run_id": spec.run_id, "step": spec.step_name,

@@ -18,6 +18,7 @@ from ..exceptions import HeadwaterException
 from ..flow.graph import NodeKind
 from ..store import Datastore
 from ..store.records import DamagedRecordError, unsafe_component
+from ..store.refs import attempt_blob_keys
 from ..store.taskmeta import PARAMETERS_PATH, PARAMETERS_STEP, PARAMETERS_TASK_ID
 from .taskspec import TaskResult, TaskSpec, stack_record
 
@@ -95,6 +96,10 @@ def write_clone(ds: Datastore, spec: TaskSpec, origin: dict[str, Any], origin_ru
         "input_paths": list(spec.input_paths), "started_at": now, "finished_at": now, "metadata": meta,
         "foreach_stack": stack_record(spec.foreach_stack),
     })
+    # The origin may be a run gc is removing: pin its blobs as this run's before naming them.
+    ds.content.for_run(spec.flow_name, spec.run_id).adopt(
+        attempt_blob_keys(origin), ds.records.attempt_key(spec.flow_name, origin_run_id, origin["step"],
+                                                          str(origin["task_id"]), int(origin["attempt"])))
     ds.records.write_attempt(rec)
     return rec
 

@@ -314,6 +314,13 @@ def _parameter_artifacts(ds: Datastore, flow: str, req: RunRequest,
 def _write_parameters_task(ds: Datastore, index: MetadataIndex, flow: str, run_id: str, req: RunRequest,
                            user: str, now: float, saved: tuple[dict[str, Any], dict[str, Any]]) -> None:
     artifacts, meta = saved
+    content = ds.content.for_run(flow, run_id)  # every blob written from now on is pinned as the run's
+    origin = meta.get("origin_pathspec")
+    if origin:  # a resume names the origin's parameter blobs: pin them before the record does
+        from ..store.refs import artifact_blob_keys
+
+        content.adopt(artifact_blob_keys(artifacts), ds.records.attempt_key(
+            flow, origin.split("/")[1], PARAMETERS_STEP, PARAMETERS_TASK_ID, 0))
     meta = {**meta, "user": user}
     rec = {
         "version": 1, "flow": flow, "run_id": run_id, "step": PARAMETERS_STEP, "task_id": PARAMETERS_TASK_ID,

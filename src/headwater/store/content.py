@@ -12,6 +12,7 @@ from ..exceptions import DataMissingError
 from .codec import BlobCorruptionError, decode_inline, encode, read_blob, write_blob
 from .full import StoreFullError
 from .objects import ObjectStore
+from .pins import anonymous_owner, pin, write_root
 
 if TYPE_CHECKING:
     from .views import ArtifactView
@@ -63,6 +64,49 @@ class ContentStore:
 
     def __init__(self, objects: ObjectStore):
         self.objects = objects
+        #: Who pins the blobs this store writes (``store.pins``): a run once ``for_run`` names
+        #: it, else a writer outside any run (made on first use).
+        self.owner: str | None = None
+        #: A root (``store.pins.write_root``) every blob saved from now on is recorded under, for
+        #: blobs that something outside the store names (a deployed template's code package).
+        self.root_name: str | None = None
+
+    def for_run(self, flow: str, run_id: str) -> ContentStore:
+        """Pin what this store writes from now on as run ``flow/run_id``'s (kept until it ends)."""
+        from .pins import run_owner
+
+        self.owner = run_owner(flow, run_id)
+        return self
+
+    def pin(self, keys: Any) -> None:
+        """Pin the content keys ``keys`` (blobs about to be written, found, or named by a new
+        record) and wait out a sweep under way: gc never deletes them after this returns."""
+        if self.owner is None:
+            self.owner = anonymous_owner()
+        pin(self.objects, self.owner, keys)
+
+    def adopt(self, keys: list[str], source: str) -> None:
+        """Pin the blobs ``keys`` that a new record will name without having written them (a
+        clone of an attempt, a resume's parameters), then make sure they were not collected.
+
+        ``source`` is the object key of the record they are taken from. If it still exists
+        once the pins are in place and no sweep is under way, so do its blobs: a collector
+        deletes a removed run's records before its blobs, and any collector that starts
+        later sees the pins (docs/store.md, "Garbage collection").
+
+        Raises
+        ------
+        DataMissingError
+            ``source`` was removed (by ``headwater gc`` or ``delete``) before the pins were set.
+        """
+        if not keys:
+            return
+        self.pin(keys)
+        if not self.objects.exists(source):
+            raise DataMissingError(
+                f"The record {source} in {self.objects.url} was removed (headwater gc or delete) while it was "
+                "being cloned; its artifacts may be gone.",
+                hint="Run the flow again (or resume from a run that still exists).")
 
     def save(self, obj: Any, *, what: str | None = None, inline: bool = True) -> dict[str, Any]:
         """Serialize ``obj`` and return its artifact ref.
@@ -82,9 +126,12 @@ class ContentStore:
             ref["inline"] = base64.b64encode(enc.pickled).decode("ascii")
             return ref
         bkey = blob_key(enc.key)
-        if self.objects.exists(bkey):
-            return ref  # dedup hit: identical content is already stored
         try:
+            if self.root_name is not None:
+                write_root(self.objects, self.root_name, enc.key)
+            self.pin((enc.key,))  # before the exists() check: gc may be sweeping a blob we would reuse
+            if self.objects.exists(bkey):
+                return ref  # dedup hit: identical content is already stored
             if enc.size < _SMALL_BLOB:
                 buf = io.BytesIO()
                 write_blob(enc, buf)

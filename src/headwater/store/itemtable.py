@@ -160,6 +160,7 @@ def save_item_table(content: ContentStore, items: Iterable[Any], *, list_key: st
     bkey = blob_key(key)
     ref = {"key": key, "size": offset, "count": n}
     objects = content.objects
+    content.pin((key,))  # before the exists() check (store.pins)
     if objects.exists(bkey):
         if _verifies(content, bkey, head + entries, body.digest(), offset):
             return ref  # dedup hit

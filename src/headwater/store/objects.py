@@ -168,6 +168,25 @@ class ObjectStore(abc.ABC):
                 yield key
             yield from self._walk_default(f"{key}/")
 
+    def iter_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """``(key, size in bytes)`` of every key under the directory ``prefix``, in key order.
+
+        What garbage collection needs to know how much it frees; S3 and a local directory
+        list sizes with the keys. This default reads each object (a small store's fallback).
+        Keys removed while listing are skipped.
+        """
+        for key in self.iter_keys(prefix):
+            try:
+                yield key, len(self.get(key))
+            except KeyError:
+                continue
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Remove every key of ``keys``; missing ones are not an error. S3 removes up to 1,000
+        per request; this default deletes one at a time."""
+        for key in keys:
+            self.delete(key)
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """``length`` bytes of the object ``key`` from offset ``start``; ``KeyError`` if missing.
 
@@ -483,6 +502,13 @@ class LocalObjectStore(ObjectStore):
             elif start_after is None or key > start_after:
                 yield key
 
+    def iter_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        for key in self.iter_keys(prefix):
+            try:
+                yield key, os.stat(self.path(key)).st_size
+            except FileNotFoundError:
+                continue
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         if start < 0 or length < 0:
             raise ValueError(f"Invalid byte range start={start}, length={length} for {key!r}.")
@@ -495,8 +521,25 @@ class LocalObjectStore(ObjectStore):
     def delete(self, key: str) -> None:
         try:
             os.unlink(self.path(key))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             pass
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Remove the keys, then the directories that held them once empty (a deleted run
+        leaves no directory behind: a listing would take it for a run). A writer that
+        finds its directory gone recreates it (``_publish``, ``_put_beside``)."""
+        parents: set[str] = set()
+        for key in keys:
+            self.delete(key)
+            parents.add(key.rpartition("/")[0])
+        for parent in sorted(parents, key=len, reverse=True):
+            while parent:
+                try:
+                    os.rmdir(self.path(parent))
+                except OSError:  # not empty (or already gone): its ancestors are not empty either
+                    break
+                self._dirs.discard(self.path(parent))
+                parent = parent.rpartition("/")[0]
 
     def quarantine(self, key: str, *, only: FileId | None = None) -> bool:
         """Move ``key`` to ``<root>/quarantine/<key with / as _>.<ns>``; a missing key is not an error.

@@ -251,7 +251,8 @@ class KubernetesLauncher(Launcher):
         job = step_job(self._settings, self.options(spec.step_name), invocation_for(spec),
                        flow_name=spec.flow_name, flow_file=self._package["script"],
                        package_key=self._package["key"], user=spec.user,
-                       environment=self._envs.for_step(spec.step_name, self._ds.content))
+                       environment=self._envs.for_step(
+                           spec.step_name, self._ds.content.for_run(spec.flow_name, spec.run_id)))  # lock pinned
         meta = job["metadata"]
         attempt = _Attempt(spec, meta["name"], meta["namespace"])
         with self._lock:

@@ -241,6 +241,19 @@ class S3ObjectStore(ObjectStore):
         self.cache.discard(self._cache_path(key))
         self.cache.discard(self._cache_path(key) + PARTIAL)
 
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Bulk deletes (DeleteObjects), up to 1,000 keys per request."""
+        keys = list(keys)
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            try:
+                self._obs.delete(self._client, [self._full(k) for k in batch])
+            except Exception as e:
+                if not self._is_missing(e):
+                    raise self._error(e, "DELETE", batch[0]) from None
+            for key in batch:
+                self.cache.discard(self._cache_path(key))
+
     # -- reads ---------------------------------------------------------------
 
     def _head(self, key: str, full: str) -> bool:
@@ -424,6 +437,18 @@ class S3ObjectStore(ObjectStore):
             for batch in stream:
                 for meta in batch:
                     yield self._relative(meta["path"])
+        except Exception as e:
+            if self._is_missing(e):
+                return
+            raise self._error(e, "LIST", base.rstrip("/") or None) from None
+
+    def iter_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        base = key_dir(prefix)
+        full = self._full(base.rstrip("/")) if base else (self.prefix or None)
+        try:
+            for batch in self._obs.list(self._client, full, chunk_size=1000):
+                for meta in batch:
+                    yield self._relative(meta["path"]), int(meta["size"])
         except Exception as e:
             if self._is_missing(e):
                 return

@@ -1,0 +1,544 @@
+"""Garbage collection and run deletion (storage layer, internal): mark and sweep over the
+attempt records, safe while runs execute.
+
+``plan`` decides which runs go (a retention policy, or named runs for ``delete``) and marks
+every blob that a kept record, a root or a pin names; ``sweep`` deletes the removed runs'
+records, logs and cards, then, under a sweep lease (``store.pins``), every blob that nothing
+names. The safety argument is in docs/store.md ("Garbage collection").
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import HeadwaterException, HeadwaterInvalidPathspec, HeadwaterNotFound
+from .catalog import CATALOG_DIR, TAG_MARK_SUFFIX, parse_segment_name
+from .content import blob_key
+from .objects import LocalObjectStore, ObjectStore
+from .pins import (ANON_PINS, COLLECTOR_LEASE_SECONDS, COLLECTORS_DIR, PIN_GRACE, RUN_PINS, SweepLease, anon_pin_time, checkpoint, list_pins,
+                   list_roots)
+from .records import RUN_FILE, TAGS_DIR, DamagedRecordError, RecordStore, replay_tags
+from .refs import attempt_blob_refs, run_blob_refs
+
+#: Records read at once (local: page cache bound; S3: waits on the network).
+LOCAL_WORKERS = 4
+REMOTE_WORKERS = 16
+#: Keys per delete call (S3's DeleteObjects takes 1,000).
+DELETE_BATCH = 1000
+_ATTEMPT = re.compile(r"\d+\.json")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class GcError(HeadwaterException):
+    """A ``gc`` or ``delete`` the user asked for that cannot be done as asked."""
+
+    headline = "Cannot collect garbage"
+
+
+class Keep(enum.Enum):
+    """Why a run stays."""
+
+    IN_PROGRESS = "in progress"
+    LAST = "--keep-last"
+    NEWER = "--keep-newer-than"
+    TAG = "--keep-tag"
+    NAMED = "--keep-run"
+    NOT_IN_SCOPE = "not in --flow"
+    NOT_NAMED = "not deleted"
+    NO_RUN_RECORD = "no run record"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``30d``, ``12h``, ``90m``, ``45s``, ``2w`` (or ``1d12h``); ``GcError`` if malformed."""
+    compact = text.strip().lower()
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(compact):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        pos = m.end()
+    if not compact or pos != len(compact):
+        raise GcError(f"--keep-newer-than {text!r} is not a duration.",
+                      hint="Give a number and a unit: 30d, 12h, 90m, 45s or 2w (units may combine: 1d12h).")
+    return total
+
+
+def parse_run(spec: str, option: str) -> tuple[str, str]:
+    """``(flow, run_id)`` of ``FLOW/RUN_ID``; a malformed one is a user error naming ``option``."""
+    parts = spec.strip("/").split("/")
+    if len(parts) != 2 or not all(parts):
+        raise HeadwaterInvalidPathspec(f"{option} expects FLOW/RUN_ID, got {spec!r}.",
+                                       hint=f"For example: {option} HelloFlow/1763841234567890.")
+    return parts[0], parts[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Which runs ``gc`` keeps: a run stays when ANY policy keeps it (and a run in progress always).
+
+    Parameters
+    ----------
+    keep_last : int, optional
+        The newest N runs of each flow.
+    keep_newer_than : float, optional
+        Runs started less than this many seconds ago.
+    keep_tags : tuple of str
+        Runs with any of these tags (user or system tags).
+    keep_runs : tuple of (flow, run_id)
+        These runs.
+    flows : tuple of str
+        Only runs of these flows may be removed (empty: every flow).
+    delete : tuple of (flow, run_id)
+        ``headwater delete``: exactly these runs go, whatever else is set.
+    """
+
+    keep_last: int | None = None
+    keep_newer_than: float | None = None
+    keep_tags: tuple[str, ...] = ()
+    keep_runs: tuple[tuple[str, str], ...] = ()
+    flows: tuple[str, ...] = ()
+    delete: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def has_policy(self) -> bool:
+        return bool(self.delete or self.keep_last is not None or self.keep_newer_than is not None
+                    or self.keep_tags or self.keep_runs)
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """One run as gc sees it."""
+
+    flow: str
+    run_id: str
+    created_at: float = 0.0
+    tags: frozenset[str] = frozenset()
+    ended: bool = False
+    in_progress: bool = False
+    record: dict[str, Any] | None = None
+    keep: Keep | None = None  # None: removed
+    objects: list[tuple[str, int]] = field(default_factory=list)  # (key, size) under runs/<flow>/<run>/
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow}/{self.run_id}"
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a gc or delete would do: computed from the store without changing it."""
+
+    root: str
+    runs: list[RunInfo] = field(default_factory=list)
+    #: Content keys named by the records that stay (and by roots): never deleted.
+    marked: set[str] = field(default_factory=set)
+    #: Content key -> stored size of each blob that would be deleted (before pins are consulted).
+    blobs: dict[str, int] = field(default_factory=dict)
+    #: Object keys (records, logs, cards, tag events) of the removed runs, run records last.
+    records: list[str] = field(default_factory=list)
+    record_bytes: int = 0
+    #: Content keys named by the removed runs' records (a delete frees only these).
+    removed_refs: set[str] = field(default_factory=set)
+    planned_at: float = field(default_factory=time.time)
+
+    @property
+    def removed(self) -> list[RunInfo]:
+        return [r for r in self.runs if r.keep is None]
+
+    @property
+    def kept(self) -> list[RunInfo]:
+        return [r for r in self.runs if r.keep is not None]
+
+    @property
+    def blob_bytes(self) -> int:
+        return sum(self.blobs.values())
+
+
+@dataclass(slots=True)
+class Result:
+    """What a sweep did."""
+
+    runs_removed: int = 0
+    records_deleted: int = 0
+    record_bytes: int = 0
+    blobs_deleted: int = 0
+    blob_bytes: int = 0
+    blobs_spared: int = 0  # candidates a writer pinned meanwhile
+    pins_removed: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class Progress:
+    """How far a gc or delete has come (handed to the progress callback)."""
+
+    phase: str = ""
+    done: int = 0
+    total: int = 0
+
+
+ProgressFn = Callable[[Progress], None]
+#: Whether a run that has no end record lost its process (given its run record). The index
+#: layer's ``meta.liveness.run_is_dead`` is the definition; the CLI passes it in.
+DeadFn = Callable[[dict[str, Any]], bool]
+
+
+def never_dead(run_record: dict[str, Any]) -> bool:
+    """The cautious default: a run without an end record is in progress."""
+    return False
+
+
+def _workers(objects: ObjectStore) -> int:
+    return LOCAL_WORKERS if isinstance(objects, LocalObjectStore) else REMOTE_WORKERS
+
+
+def _read_json(records: RecordStore, key: str) -> dict[str, Any] | None:
+    from .records import _loads
+
+    try:
+        return _loads(records.objects.get(key), records.objects, key)
+    except (KeyError, DamagedRecordError):
+        return None
+
+
+def _run_infos(records: RecordStore, *, want_tags: bool, is_dead: DeadFn,
+               on_progress: ProgressFn | None) -> list[RunInfo]:
+    """Every run directory of the store, with its record, end and liveness."""
+    objects = records.objects
+    dirs = [(flow, run_id) for flow in records.flows() for run_id in records.runs(flow)]
+    progress = Progress("reading runs", 0, len(dirs))
+
+    def read(item: tuple[str, str]) -> RunInfo:
+        flow, run_id = item
+        info = RunInfo(flow, run_id)
+        # One listing per run: its objects (sizes for the report) and whether it has ended.
+        info.objects = list(objects.iter_sizes(f"runs/{flow}/{run_id}"))
+        rec = _read_json(records, records.run_key(flow, run_id))
+        if rec is None:
+            return info
+        info.record = rec
+        info.created_at = float(rec.get("created_at") or 0.0)
+        end = records.run_end_key(flow, run_id)
+        info.ended = any(key == end for key, _ in info.objects)
+        info.in_progress = not info.ended and not is_dead(rec)
+        tags = set(rec.get("system_tags") or ())
+        if want_tags:
+            tags.update(replay_tags(rec.get("tags") or (), records.read_tag_events(flow, run_id)))
+        info.tags = frozenset(tags)
+        return info
+
+    out = []
+    with ThreadPoolExecutor(_workers(objects), thread_name_prefix="hw-gc-runs") as pool:
+        for info in pool.map(read, dirs):
+            out.append(info)
+            progress.done += 1
+            if on_progress is not None:
+                on_progress(progress)
+    return out
+
+
+def _decide(runs: list[RunInfo], retention: Retention, now: float) -> None:
+    """Set each run's ``keep`` (None: it goes)."""
+    delete = set(retention.delete)
+    by_flow: dict[str, list[RunInfo]] = {}
+    for r in runs:
+        by_flow.setdefault(r.flow, []).append(r)
+    newest: set[tuple[str, str]] = set()
+    if retention.keep_last is not None:
+        for flow_runs in by_flow.values():
+            flow_runs.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
+            newest.update((r.flow, r.run_id) for r in flow_runs[: retention.keep_last])
+    keep_runs = set(retention.keep_runs)
+    for r in runs:
+        ident = (r.flow, r.run_id)
+        if r.record is None:
+            r.keep = Keep.NO_RUN_RECORD  # not ours to judge (being written, or not a run)
+        elif r.in_progress:
+            r.keep = Keep.IN_PROGRESS
+        elif delete:
+            r.keep = None if ident in delete else Keep.NOT_NAMED
+        elif retention.flows and r.flow not in retention.flows:
+            r.keep = Keep.NOT_IN_SCOPE
+        elif ident in keep_runs:
+            r.keep = Keep.NAMED
+        elif ident in newest:
+            r.keep = Keep.LAST
+        elif retention.keep_newer_than is not None and now - r.created_at < retention.keep_newer_than:
+            r.keep = Keep.NEWER
+        elif retention.keep_tags and r.tags.intersection(retention.keep_tags):
+            r.keep = Keep.TAG
+        else:
+            r.keep = None
+
+
+def _check_names(runs: list[RunInfo], retention: Retention, root: str) -> None:
+    """Refuse flows and runs named on the command line that the store does not hold."""
+    flows = {r.flow for r in runs}
+    idents = {(r.flow, r.run_id): r for r in runs}
+    for flow in retention.flows:
+        if flow not in flows:
+            raise HeadwaterNotFound(f"Flow '{flow}' has no runs in the datastore {root}.",
+                                    hint=f"Flows in this datastore: {', '.join(sorted(flows)) or 'none'}.")
+    for option, named in (("--keep-run", retention.keep_runs), ("delete", retention.delete)):
+        for flow, run_id in named:
+            info = idents.get((flow, run_id))
+            if info is None or info.record is None:
+                raise HeadwaterNotFound(f"Run '{flow}/{run_id}' does not exist in the datastore {root}.",
+                                        hint=f"Check the run id with `headwater runs {flow} --all` ({option}).")
+            if option == "delete" and info.in_progress:
+                raise GcError(f"Run '{flow}/{run_id}' is in progress; it cannot be deleted while it runs.",
+                              hint="Wait for it to end (or stop it), then delete it.")
+
+
+def plan(objects: ObjectStore, retention: Retention, *, now: float | None = None, is_dead: DeadFn = never_dead,
+         on_progress: ProgressFn | None = None) -> Plan:
+    """Decide what ``retention`` removes and what that frees, without changing the store.
+
+    Parameters
+    ----------
+    objects : ObjectStore
+        The datastore's object store.
+    retention : Retention
+        The policies (or, for ``delete``, the runs to delete).
+    now : float, optional
+        The time ``keep_newer_than`` counts back from (default: now).
+    is_dead : callable
+        Whether a run without an end record has lost its process (such a run may go);
+        default: never, so every such run counts as in progress and stays.
+    on_progress : callable, optional
+        Called with a ``Progress`` as runs and records are read.
+
+    Raises
+    ------
+    GcError
+        No policy was given (gc never removes everything by default), or a run to
+        delete is in progress.
+    HeadwaterNotFound
+        A flow or run named in ``retention`` does not exist.
+    """
+    if not retention.has_policy:
+        raise GcError("headwater gc needs at least one retention policy; without one it would delete every run.",
+                      hint="Name what to keep: --keep-last N, --keep-newer-than 30d, --keep-tag TAG or "
+                           "--keep-run FLOW/RUN (they combine: a run stays when any of them keeps it).")
+    records = RecordStore(objects)
+    result = Plan(objects.url)
+    result.runs = _run_infos(records, want_tags=bool(retention.keep_tags), is_dead=is_dead, on_progress=on_progress)
+    _check_names(result.runs, retention, objects.url)
+    _decide(result.runs, retention, time.time() if now is None else now)
+    _mark(objects, records, result, on_progress)
+    for key in list_roots(objects):
+        result.marked.add(key)
+    if retention.delete:  # a delete frees what the deleted runs named, nothing else
+        shards: dict[str, set[str]] = {}
+        for key in result.removed_refs - result.marked:
+            shards.setdefault(blob_key(key).rpartition("/")[0], set()).add(key)
+        for shard, keys in sorted(shards.items()):
+            for bkey, size in objects.iter_sizes(shard):
+                key = bkey.rpartition("/")[2]
+                if key in keys:
+                    result.blobs[key] = size
+    else:
+        listing = Progress("listing blobs", 0, 0)
+        for bkey, size in objects.iter_sizes("blobs"):
+            key = bkey.rpartition("/")[2]
+            if key not in result.marked:
+                result.blobs[key] = size
+            listing.done += 1
+            if on_progress is not None and listing.done % 1000 == 0:
+                on_progress(listing)
+    return result
+
+
+def _mark(objects: ObjectStore, records: RecordStore, result: Plan, on_progress: ProgressFn | None) -> None:
+    """Read every record under each run: what the kept ones name is marked; the removed ones'
+    objects are listed for deletion."""
+    jobs: list[tuple[RunInfo, str]] = []
+    removed_objects: list[tuple[str, int]] = []
+    empty: list[RunInfo] = []
+    for run in result.runs:
+        prefix = f"runs/{run.flow}/{run.run_id}"
+        run_file = f"{prefix}/{RUN_FILE}"
+        last: list[tuple[str, int]] = []
+        listed = run.objects
+        if not listed and run.record is None:
+            empty.append(run)  # an empty directory (a local store), not a run
+        for key, size in listed:
+            parts = key.split("/")
+            is_attempt = len(parts) == 6 and parts[3] != TAGS_DIR and _ATTEMPT.fullmatch(parts[5])
+            if run.keep is None:
+                (last if key == run_file else removed_objects).append((key, size))
+            if is_attempt or key == run_file:
+                jobs.append((run, key))
+        removed_objects.extend(last)  # the run record goes last: a gc cut short leaves a run to retry
+    gone = {id(r) for r in empty}
+    result.runs = [r for r in result.runs if id(r) not in gone]
+    removed_ids: dict[str, set[str]] = {}
+    for run in result.removed:
+        removed_ids.setdefault(run.flow, set()).add(run.run_id)
+    for flow, ids in removed_ids.items():  # tag marks: runs/<Flow>/<time>.tags/<run_id>/<event>
+        for mark in objects.list_dir(f"runs/{flow}"):
+            if mark.endswith(TAG_MARK_SUFFIX):
+                for run_id in set(objects.list_dir(f"runs/{flow}/{mark}")) & ids:
+                    removed_objects[:0] = list(objects.iter_sizes(f"runs/{flow}/{mark}/{run_id}"))
+    result.records = [k for k, _ in removed_objects]
+    result.record_bytes = sum(s for _, s in removed_objects)
+    progress = Progress("reading records", 0, len(jobs))
+
+    def read(job: tuple[RunInfo, str]) -> tuple[RunInfo, str, dict[str, Any] | None]:
+        run, key = job
+        return run, key, _read_json(records, key)
+
+    with ThreadPoolExecutor(_workers(objects), thread_name_prefix="hw-gc-mark") as pool:
+        for run, key, rec in pool.map(read, jobs):
+            progress.done += 1
+            if on_progress is not None:
+                on_progress(progress)
+            if rec is None:
+                continue
+            refs = run_blob_refs(rec) if key.endswith(f"/{RUN_FILE}") else attempt_blob_refs(rec)
+            target = result.marked if run.keep is not None else result.removed_refs
+            target.update(k for k, _ in refs)
+
+
+def sweep(objects: ObjectStore, the_plan: Plan, *, index: Any = None, lease_seconds: float | None = None,
+          clock: Callable[[], float] = time.time, on_progress: ProgressFn | None = None) -> Result:
+    """Carry out ``the_plan``: delete the removed runs' records, then (under a sweep lease) every
+    planned blob that no pin or root protects, then the pins nobody needs any more.
+
+    Parameters
+    ----------
+    objects : ObjectStore
+        The store ``the_plan`` was made for.
+    the_plan : Plan
+        From ``plan``.
+    index : MetadataIndex, optional
+        Forgets the removed runs (an index without ``forget_runs`` is left alone).
+    lease_seconds : float, optional
+        Length of the sweep lease (``pins.LEASE_SECONDS``).
+    clock : callable
+        Seconds since the epoch (tests drive it).
+    on_progress : callable, optional
+        Called with a ``Progress`` as objects are deleted.
+    """
+    started = time.perf_counter()
+    result = Result()
+    removed = the_plan.removed
+    # 1. The removed runs' records, logs, cards and tag events (each run's record last).
+    progress = Progress("deleting records", 0, len(the_plan.records))
+    for start in range(0, len(the_plan.records), DELETE_BATCH):
+        batch = the_plan.records[start : start + DELETE_BATCH]
+        objects.delete_many(batch)
+        progress.done += len(batch)
+        if on_progress is not None:
+            on_progress(progress)
+    result.records_deleted, result.record_bytes = len(the_plan.records), the_plan.record_bytes
+    result.runs_removed = len(removed)
+    _forget(objects, removed, index)
+    # 2. Blobs, under a lease: pins listed after it is taken protect everything a writer
+    # may still reference; a writer pinning later waits for the lease to go.
+    kwargs = {} if lease_seconds is None else {"seconds": lease_seconds}
+    lease = SweepLease(objects, clock=clock, **kwargs)
+    with lease:
+        pins = list_pins(objects, every_1000=lease.ensure)
+        roots = list_roots(objects)
+        checkpoint("gc-pins-listed")
+        gone = {(r.flow, r.run_id) for r in removed}
+        settled = {(r.flow, r.run_id) for r in the_plan.runs if r.record is not None and not r.in_progress}
+        now = clock()
+        protected = set(roots)
+        stale: list[str] = []
+        for p in pins:
+            if p.owner_kind == RUN_PINS and p.owner in gone:
+                stale.append(p.object_key)  # the run is deleted: it wrote everything before the plan
+            elif p.owner_kind == ANON_PINS and now - anon_pin_time(p) > PIN_GRACE:
+                stale.append(p.object_key)
+            else:
+                protected.add(p.key)
+                if p.owner_kind == RUN_PINS and p.owner in settled:
+                    stale.append(p.object_key)  # ended before the plan read its records: they name it
+        doomed = [k for k in sorted(the_plan.blobs) if k not in protected]
+        result.blobs_spared = len(the_plan.blobs) - len(doomed)
+        progress = Progress("deleting blobs", 0, len(doomed))
+        checkpoint("gc-deleting")
+        for start in range(0, len(doomed), DELETE_BATCH):
+            batch = doomed[start : start + DELETE_BATCH]
+            lease.ensure()
+            objects.delete_many([blob_key(k) for k in batch])
+            result.blobs_deleted += len(batch)
+            result.blob_bytes += sum(the_plan.blobs[k] for k in batch)
+            progress.done += len(batch)
+            if on_progress is not None:
+                on_progress(progress)
+    # 3. Pins nobody needs: of runs that had ended when the plan read their records (the
+    # records name what the pins protected), of deleted runs, and anonymous ones past grace.
+    objects.delete_many(stale)
+    result.pins_removed = len(stale)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _forget(objects: ObjectStore, removed: Sequence[RunInfo], index: Any) -> None:
+    """The removed runs leave the index and the catalog segments that list them."""
+    by_flow: dict[str, list[str]] = {}
+    for r in removed:
+        by_flow.setdefault(r.flow, []).append(r.run_id)
+    forget = getattr(index, "forget_runs", None)
+    for flow, run_ids in by_flow.items():
+        if forget is not None:
+            forget(flow, run_ids)
+        # A segment is a cache of index rows: one that lists a removed run goes (a reader
+        # then lists those runs instead, and a later reader compacts them again).
+        doomed = []
+        for name in objects.list_dir(f"{CATALOG_DIR}/{flow}"):
+            span = parse_segment_name(name)
+            if span is not None and any(span[0] <= r <= span[1] for r in run_ids):
+                doomed.append(f"{CATALOG_DIR}/{flow}/{name}")
+        objects.delete_many(doomed)
+
+
+def collect(objects: ObjectStore, retention: Retention, *, index: Any = None, dry_run: bool = False,
+            now: float | None = None, is_dead: DeadFn = never_dead,
+            on_progress: ProgressFn | None = None) -> tuple[Plan, Result | None]:
+    """``plan`` then (unless ``dry_run``) ``sweep``, holding the store's collector lock throughout.
+
+    One collector at a time: a sweep removes the pins of runs that ended, which a collector
+    that read the records before they ended would still need.
+
+    Raises
+    ------
+    CollectorBusy
+        Another ``gc`` or ``delete`` is running on the store.
+    """
+    if dry_run:
+        return plan(objects, retention, now=now, is_dead=is_dead, on_progress=on_progress), None
+    lock = SweepLease(objects, seconds=COLLECTOR_LEASE_SECONDS, directory=COLLECTORS_DIR)
+    lock.acquire_alone()
+    try:
+        def beat(p: Progress) -> None:
+            lock.ensure()
+            if on_progress is not None:
+                on_progress(p)
+
+        the_plan = plan(objects, retention, now=now, is_dead=is_dead, on_progress=beat)
+        return the_plan, sweep(objects, the_plan, index=index, on_progress=beat)
+    finally:
+        lock.release()
+
+
+def parse_runs(specs: Iterable[str], option: str) -> tuple[tuple[str, str], ...]:
+    """``(flow, run_id)`` of each ``FLOW/RUN_ID`` in ``specs`` (see ``parse_run``)."""
+    return tuple(parse_run(s, option) for s in specs)
+
+
+__all__ = ["GcError", "Keep", "Plan", "Progress", "Result", "Retention", "RunInfo", "collect", "parse_duration",
+           "parse_run", "parse_runs", "plan", "sweep"]
