@@ -8,9 +8,9 @@ and on a join's inputs (``headwater.view(inputs[3], "big")``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..exceptions import HeadwaterException
+from ..exceptions import DataCorruptionError, DataMissingError, HeadwaterException
 
 if TYPE_CHECKING:
     from ..store.views import ArtifactView
@@ -65,11 +65,7 @@ def view(flow: FlowSpec, name: str) -> ArtifactView:
                if d.get("_hw_is_join") else "check the name."),
         )
     try:
-        return _view(viewer, refs[name])
-    except HeadwaterException as e:
+        return viewer(refs[name])  # type: ignore[no-any-return]
+    except (DataMissingError, DataCorruptionError) as e:
         raise type(e)(f"Cannot view artifact {name!r} (step {d.get('_hw_step_name')!r}): {e.message}",
                       hint=e.hint) from None
-
-
-def _view(viewer: Any, ref: dict[str, Any]) -> ArtifactView:
-    return viewer(ref)  # type: ignore[no-any-return]

@@ -161,9 +161,9 @@ def _verify_blob(source: BlobSource, key: str, workers: int) -> int:
     for p in parts:
         total += p[2]
     h = KeyHasher(total)
-    for part in parts:
+    for index, part in enumerate(parts):
         off, stored, n, codec = part[0], part[1], part[2], part[3]
-        h.part(n)
+        h.part(n, tree=index in header.trees)
         if codec == RAW:
             if stored != n:
                 raise _corrupt(key, source.where, "a raw part's sizes disagree")

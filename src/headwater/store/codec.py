@@ -187,18 +187,25 @@ def _key(pickled: bytes | memoryview, buffers: Sequence[Any], size: int) -> str:
     return _keyed(pickled, buffers, size)[0]
 
 
-def _keyed(pickled: bytes | memoryview, buffers: Sequence[Any], size: int) -> tuple[str, dict[int, bytes]]:
+def legacy_key(pickled: bytes | memoryview, buffers: Sequence[Any], size: int) -> str:
+    """The key as headwater computed it before chunk keys: every part hashed plainly (what
+    blobs and item tables written then were named by)."""
+    return _keyed(pickled, buffers, size, tree=False)[0]
+
+
+def _keyed(pickled: bytes | memoryview, buffers: Sequence[Any], size: int,
+           tree: bool | None = None) -> tuple[str, dict[int, bytes]]:
     """The content key of a pickle stream and its buffers, and the chunk digests of its tree parts."""
     h = KeyHasher(size)
-    h.part(len(pickled))
+    h.part(len(pickled), tree=tree)
     h.update(pickled)
     for b in buffers:
         if isinstance(b, Gathered):
-            h.part(b.nbytes)
+            h.part(b.nbytes, tree=tree)
             for piece in b.pieces:
                 h.update(piece)
             continue
-        h.part(b.nbytes if isinstance(b, memoryview) else len(b))
+        h.part(b.nbytes if isinstance(b, memoryview) else len(b), tree=tree)
         h.update(b)
     return h.hexdigest(), h.digests
 
@@ -383,7 +390,7 @@ def _tree_digests(enc: Encoded, views: list[Any]) -> dict[int, bytes]:
     """The chunk digests of ``enc``'s tree parts (computed here when its key was reused)."""
     from .keyhash import is_tree
 
-    missing = [i for i, v in enumerate(views) if i and is_tree(v.nbytes) and i not in enc.digests]
+    missing = [i for i, v in enumerate(views) if is_tree(v.nbytes) and i not in enc.digests]
     if not missing:
         return enc.digests
     digests = dict(enc.digests)
@@ -770,8 +777,9 @@ def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
         pickled = os.pread(fd, p_len, p_off)
     else:
         pickled, stream_from = None, p_off
+    trees = header.trees
     if h is not None:
-        h.part(p_len)
+        h.part(p_len, tree=0 in trees)
         if pickled is not None:
             h.update(pickled)
         else:
@@ -786,7 +794,7 @@ def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
     mm: memoryview | None = None
     if raw_total >= _MMAP_MIN:
         mm = memoryview(_map_blob(fd, fsize))
-    for part in parts[1:]:
+    for index, part in enumerate(parts[1:], 1):
         off, n, codec = part[0], part[2], part[3]
         if codec == ZSTD:
             buf: Any = _decompress(fd, part, key, path)
@@ -798,7 +806,7 @@ def _read_open_blob(fd: int, path: str, key: str | None, verify: bool) -> Any:
             buf = bytearray(n)
             os.preadv(fd, [buf], off)
         if h is not None:
-            h.part(n)
+            h.part(n, tree=index in trees)
             h.update(buf)
         buffers.append(buf)
 

@@ -54,12 +54,12 @@ def chunk_digest(data: Any) -> bytes:
     return bytes(blake3.blake3(data, max_threads=_AUTO).digest())
 
 
-def key_of_digests(parts: Iterable[tuple[int, Any]]) -> str:
-    """The key of a blob given, per part, ``(length, bytes)`` for a plain part or
-    ``(length, digests)`` for a tree part (what a partial reader has in hand)."""
+def key_of_digests(parts: Iterable[tuple[int, Any, bool]]) -> str:
+    """The key of a blob given, per part, ``(length, bytes, False)`` for a plain part or
+    ``(length, digests, True)`` for a tree part (what a partial reader has in hand)."""
     h = blake3.blake3()
-    for length, data in parts:
-        h.update(_U64.pack(length | TREE_BIT if is_tree(length) else length))
+    for length, data, tree in parts:
+        h.update(_U64.pack(length | TREE_BIT if tree else length))
         h.update(data)
     return str(h.hexdigest())
 
@@ -70,6 +70,10 @@ class KeyHasher:
     Call ``part(length)`` before each part's bytes, feed them with ``update`` (any
     number of pieces), and read ``hexdigest()`` at the end. ``digests[i]`` holds the
     concatenated chunk digests of part ``i`` when it is a tree part.
+
+    A writer lets the length decide (``is_tree``); a reader passes ``tree=`` as the
+    blob's header says, because blobs written before chunk keys existed (format 1)
+    hash every part plainly, whatever its length.
     """
 
     def __init__(self, total: int) -> None:
@@ -79,14 +83,12 @@ class KeyHasher:
         self._tree: list[bytes] | None = None
         self._chunk: Any = None  # hasher of the current partial chunk
         self._chunk_len = 0
-        self._left = 0
 
-    def part(self, length: int) -> None:
-        """Start the next part, of ``length`` bytes."""
+    def part(self, length: int, *, tree: bool | None = None) -> None:
+        """Start the next part, of ``length`` bytes (a tree part if ``tree``; default: by its length)."""
         self._end_part()
         self._index += 1
-        self._left = length
-        if is_tree(length):
+        if is_tree(length) if tree is None else tree:
             self._h.update(_U64.pack(length | TREE_BIT))
             self._tree = []
             self._chunk, self._chunk_len = None, 0
@@ -99,7 +101,7 @@ class KeyHasher:
         if self._tree is None:
             self._h.update(data)
             return
-        view = memoryview(data).cast("B") if not isinstance(data, memoryview) or data.format != "B" else data
+        view = memoryview(data).cast("B")
         n = view.nbytes
         pos = 0
         if self._chunk is not None:  # finish a chunk begun by an earlier piece

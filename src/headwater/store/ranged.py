@@ -13,6 +13,7 @@ reads against the blob's chunk digests and, on a mismatch, asks for the range ag
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any
 
 
@@ -31,6 +32,8 @@ class RangedObject:
 
     def __init__(self, fd: int, size: int, where: str) -> None:
         self.fd, self.size, self.where = fd, size, where
+        # A view dropped without close() (``headwater.view(self, "x")[:10]``) must not leak it.
+        self._closer = weakref.finalize(self, os.close, fd)
 
     @classmethod
     def of_file(cls, path: str) -> RangedObject:
@@ -52,7 +55,7 @@ class RangedObject:
     def close(self) -> None:
         """Release the file."""
         if self.fd >= 0:
-            os.close(self.fd)
+            self._closer()
             self.fd = -1
 
     def __enter__(self) -> RangedObject:

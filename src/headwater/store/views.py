@@ -20,9 +20,11 @@ from __future__ import annotations
 import bisect
 import mmap
 import pickle
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..exceptions import DataMissingError
 from .codec import (_CPUS, _ZSTD_DAMAGE, RAW, ZSTD, BlobCorruptionError, _corrupt, _ordered_map, _unpickle,
                     _unsupported, _zstd, decode_frame_into, parse_blob_header)
 from .keyhash import CHUNK, DIGEST, chunk_count, chunk_digest, is_tree, key_of_digests
@@ -154,6 +156,7 @@ class _LazyArray:
         self.bytes_read = 0
         self._frames: list[tuple[int, int, int, int, bool]] = []  # logical start, length, stored off, size, raw
         self._decoded: set[int] = set()
+        self._lock = threading.Lock()
         if part[3] == ZSTD:
             frames = part[4] if len(part) > 4 else [[self._n, part[1]]]
             lstart, sstart = 0, part[0]
@@ -171,7 +174,7 @@ class _LazyArray:
         where = ranged.where
         header = parse_blob_header(ranged.read, ranged.size, key, where)
         parts = header.parts
-        if len(parts) != 2 or 1 not in header.trees:
+        if len(parts) != 2 or 1 not in header.trees or 0 in header.trees:
             return None
         p_off, p_stored, p_len, p_codec = parts[0][:4]
         part = parts[1]
@@ -181,7 +184,7 @@ class _LazyArray:
         if len(pickled) != p_len:
             raise _corrupt(key, where, "the file is truncated")
         digests = header.trees[1]
-        if key_of_digests([(p_len, pickled), (part[2], digests)]) != key:
+        if key_of_digests([(p_len, pickled, False), (part[2], digests, True)]) != key:
             raise _corrupt(key, where)
         if part[3] == RAW:
             mapping = mmap.mmap(ranged.fd, ranged.size, access=mmap.ACCESS_READ)
@@ -191,10 +194,16 @@ class _LazyArray:
             mapping = mmap.mmap(-1, part[2])
             backing = memoryview(mapping)
             readonly = backing.toreadonly()
-        array = _unpickle(pickle.loads, pickled, buffers=[readonly])
+        try:
+            array = _unpickle(pickle.loads, pickled, buffers=[readonly])
+        except BaseException:
+            _close_quietly(mapping, readonly, backing)
+            raise
         import numpy as np
 
-        if type(array) is not np.ndarray:
+        if type(array) is not np.ndarray:  # a subclass: its own code may read any byte
+            del array
+            _close_quietly(mapping, readonly, backing)
             return None
         return cls(objects, bkey, key, ranged, part, digests, backing, array, mapping)
 
@@ -226,9 +235,14 @@ class _LazyArray:
         return self.array
 
     def need(self, lo: int, hi: int) -> None:
-        """Make buffer bytes ``[lo, hi)`` present and verified."""
+        """Make buffer bytes ``[lo, hi)`` present and verified (one thread at a time: a chunk
+        must not be checked while another thread is still writing it)."""
         if hi <= lo:
             return
+        with self._lock:
+            self._need(lo, hi)
+
+    def _need(self, lo: int, hi: int) -> None:
         todo = [i for i in range(lo // CHUNK, (hi - 1) // CHUNK + 1) if not self._ok[i]]
         if not todo:
             return
@@ -248,6 +262,15 @@ class _LazyArray:
         return start, min(CHUNK, self._n - start)
 
     def _fill(self, chunks: list[int], *, again: bool) -> None:
+        try:
+            self._fetch(chunks, again=again)
+        except KeyError:
+            raise DataMissingError(
+                f"Blob {self.key} was deleted from the store {self._objects.url} while it was being read.",
+                hint="It was removed (headwater gc or delete, or by hand) after the view was opened; "
+                "re-run the step that produced this artifact.") from None
+
+    def _fetch(self, chunks: list[int], *, again: bool) -> None:
         if self._part[3] == RAW:
             for first, last in _runs(chunks):
                 start = first * CHUNK
@@ -308,6 +331,16 @@ class _LazyArray:
 
     def close(self) -> None:
         self._ranged.close()
+
+
+def _close_quietly(mapping: mmap.mmap, *views: memoryview) -> None:
+    """Release a mapping nobody will use; one still exported (a value holds it) is left to the GC."""
+    for v in views:
+        v.release()
+    try:
+        mapping.close()
+    except BufferError:
+        pass
 
 
 def _runs(chunks: list[int]) -> list[tuple[int, int]]:

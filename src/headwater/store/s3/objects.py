@@ -331,6 +331,7 @@ class S3ObjectStore(ObjectStore):
                 size = os.fstat(fd).st_size
             except OSError:
                 fd = -1  # evicted just now, or a read-only cache: read by range
+        hit_fd = fd >= 0
         if fd < 0:
             try:
                 size = int(self._obs.head(self._client, full)["size"])
@@ -344,7 +345,7 @@ class S3ObjectStore(ObjectStore):
             except OSError as e:
                 if no_space(e):
                     raise self._disk_full(e, key) from None
-                raise
+                raise self._error(e, "GET (range)", key) from None
 
         def fetch(start: int, end: int) -> Any:
             try:
@@ -356,7 +357,8 @@ class S3ObjectStore(ObjectStore):
 
         workers = max(1, min(self.settings.s3_workers, _FILE_PARTS_IN_FLIGHT))
         return S3RangedObject(fd, size, f"s3://{self.bucket}/{full}", fetch=fetch, piece=PART_SIZE,
-                              workers=workers, account=self.cache.account)
+                              workers=workers, account=self.cache.account,
+                              disk_full=lambda e: self._disk_full(e, key), whole=hit_fd)
 
     def _download(self, key: str, path: str) -> str:
         obs = self._obs

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from ..full import no_space
 from ..ranged import RangedObject, present
 
 #: Suffix of a partially cached object's file.
@@ -36,12 +37,18 @@ class S3RangedObject(RangedObject):
         GETs in flight at once.
     account : callable
         ``account(nbytes)``: tells the cache it holds more.
+    disk_full : callable
+        ``disk_full(oserror)``: the error to raise when the cache's disk is full.
+    whole : bool
+        The file is the whole object, already cached: reads come from it.
     """
 
     def __init__(self, fd: int, size: int, where: str, *, fetch: Callable[[int, int], Any], piece: int,
-                 workers: int, account: Callable[[int], None]) -> None:
+                 workers: int, account: Callable[[int], None], disk_full: Callable[[OSError], Exception],
+                 whole: bool = False) -> None:
         super().__init__(fd, size, where)
         self._fetch, self._piece, self._workers, self._account = fetch, piece, workers, account
+        self._disk_full, self._whole = disk_full, whole
         self.fetched = 0  # bytes this object fetched from S3 (what the reader asked for, no more)
 
     def ensure(self, start: int, length: int, *, again: bool = False) -> None:
@@ -53,8 +60,13 @@ class S3RangedObject(RangedObject):
         def get(s: int) -> None:
             data = memoryview(self._fetch(s, min(end, s + self._piece)))
             done = 0
-            while done < len(data):
-                done += os.pwrite(self.fd, data[done:], s + done)
+            try:
+                while done < len(data):
+                    done += os.pwrite(self.fd, data[done:], s + done)
+            except OSError as e:
+                if no_space(e):
+                    raise self._disk_full(e) from None
+                raise
 
         if len(starts) == 1:
             get(starts[0])
@@ -69,7 +81,13 @@ class S3RangedObject(RangedObject):
 
     def read(self, start: int, length: int) -> bytes:
         end = min(self.size, start + length)
-        return b"" if start >= end else bytes(self._fetch(start, end))
+        if start >= end:
+            return b""
+        if self._whole:
+            data = os.pread(self.fd, end - start, start)
+            if len(data) == end - start:
+                return data
+        return bytes(self._fetch(start, end))
 
 
 def open_partial(path: str, size: int) -> int:
