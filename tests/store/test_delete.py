@@ -114,7 +114,7 @@ def test_a_run_in_progress_is_refused_and_a_killed_one_can_go(store: GcStore) ->
         assert r.exit_code == 1, r.output
         assert f"Run 'GcFlow/{live}' is in progress; it cannot be deleted while it runs." in r.output
         assert live in store.run_ids()
-        gc = store.cli("gc", "--keep-last", "0", "--json")  # keeps nothing, but never a run in progress
+        gc = store.cli("gc", "--keep-newer-than", "0s", "--json")  # keeps nothing, but never a run in progress
         assert gc.exit_code == 0, gc.output
         assert json.loads(gc.stdout)["kept_runs"] == {f"GcFlow/{live}": "in progress"}
         assert store.run_ids() == {live}

@@ -104,7 +104,8 @@ def test_each_policy_frees_exactly_the_blobs_only_removed_runs_name(store: GcSto
 
 def test_keep_newer_than_counts_back_from_now(store: GcStore) -> None:
     from headwater.meta import open_index
-    from headwater.store.gc import Retention, plan, sweep
+    from headwater.store.gc import Retention, plan
+    from headwater.store.gc import _sweep as sweep
 
     ids = store.ids
     before = set(store.all_runs())
@@ -227,18 +228,19 @@ def test_a_deployed_templates_code_package_is_a_root_gc_keeps(s3_env, tmp_path: 
     r = subprocess.run([sys.executable, str(FLOWS / "linear_flow.py"), "run"], capture_output=True, text=True,
                        env=env, timeout=120)
     assert r.returncode == 0, r.stderr
-    gc = CliRunner().invoke(cli, ["gc", "--keep-last", "0"], env=env)
+    gc = CliRunner().invoke(cli, ["gc", "--keep-newer-than", "0s"], env=env)
     assert gc.exit_code == 0, gc.output
     assert "Removed 1 run" in gc.stdout
     # A day later, the pin `create` set as it stored the package has expired: only the root keeps it.
     from headwater.store import open_object_store
-    from headwater.store.gc import Retention, plan, sweep
+    from headwater.store.gc import Retention, plan
+    from headwater.store.gc import _sweep as sweep
     from headwater.store.pins import PIN_GRACE
 
     monkeypatch.setenv("HEADWATER_HOME", env["HEADWATER_HOME"])
     objects = open_object_store(root)
     later = time.time() + PIN_GRACE + 1
-    result = sweep(objects, plan(objects, Retention(keep_last=0)), clock=lambda: later, lease_seconds=1e12)
+    result = sweep(objects, plan(objects, Retention(keep_newer_than=0.0)), clock=lambda: later, lease_seconds=1e12)
     assert result.pins_removed >= 1 and result.blobs_spared == 0
     listed = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="argo/blobs/").get("Contents", [])}
     assert listed == {f"argo/blobs/{key[:2]}/{key}"}  # the run's blobs went; the template's package stayed
