@@ -170,6 +170,7 @@ def test_text_report_names_the_runs_and_the_bytes(store: GcStore) -> None:
     (["--keep-run", "GcFlow/123"], "Run 'GcFlow/123' does not exist in the datastore", 1),
     (["--keep-last", "1", "--flow", "NoFlow"], "Flow 'NoFlow' has no runs in the datastore", 1),
     (["--keep-last", "-1"], "Invalid value for '--keep-last'", 2),
+    (["--keep-last", "0"], "--keep-last 0 would keep no run of any flow.", 1),
 ])
 def test_errors_name_the_problem_and_change_nothing(store: GcStore, args: list[str], message: str,
                                                     code: int) -> None:
@@ -197,6 +198,7 @@ def test_durations() -> None:
     assert parse_duration("30d") == 30 * 86400 and parse_duration("12h") == 12 * 3600
     assert parse_duration("90m") == 5400 and parse_duration("1d12h") == 1.5 * 86400
     assert parse_duration("45s") == 45 and parse_duration("2w") == 14 * 86400
+    assert parse_duration("1d 12h") == parse_duration(" 1d  12h ") == 1.5 * 86400
     for bad in ("", "d", "30", "30x", "1d 2"):
         with pytest.raises(GcError, match="is not a duration"):
             parse_duration(bad)
