@@ -260,3 +260,30 @@ def test_durations_may_combine_units_with_spaces() -> None:
     assert parse_duration("1d 12h") == parse_duration("1d12h") == 36 * 3600
     with pytest.raises(GcError, match="'1d x' is not a duration"):
         parse_duration("1d x")
+
+
+def test_a_resume_pins_the_origin_blobs_once_for_all_its_clones(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from headwater.runtime.resume import ResumePlan, write_clone
+    from headwater.store import Datastore
+
+    objects = Counting(tmp_path / "root")
+    origins = []
+    for task in "123":
+        ref = ContentStore(objects).for_run("F", "1").save(np.full(50_000, int(task), dtype=np.float64))
+        rec = {"flow": "F", "run_id": "1", "step": "start", "task_id": task, "attempt": 0, "status": "ok",
+               "artifacts": {"x": ref}}
+        RecordStore(objects).write_attempt(rec)
+        origins.append(rec)
+    ds = Datastore.__new__(Datastore)
+    ds.objects, ds.content, ds.records = objects, ContentStore(objects), RecordStore(objects)
+    resume = ResumePlan("1", frozenset(), None, {},
+                        _by_identity={("start", (), i): rec for i, rec in enumerate(origins)})
+    before = (objects.pin_puts, objects.sweep_lists)
+    resume.pin_origin_blobs(ds, "F", "2")
+    for rec in origins:
+        spec = SimpleNamespace(flow_name="F", run_id="2", task_id=rec["task_id"], input_paths=(), foreach_stack=())
+        write_clone(ds, spec, rec, "1")  # type: ignore[arg-type]
+    assert (objects.pin_puts - before[0], objects.sweep_lists - before[1]) == (3, 1)
+    assert len(list(objects.iter_keys("pins/runs/F/2"))) == 3
