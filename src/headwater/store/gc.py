@@ -368,7 +368,14 @@ def plan(objects: ObjectStore, retention: Retention, *, now: float | None = None
     now = time.time() if now is None else now
     records = RecordStore(objects)
     result = Plan(objects.url, is_delete=bool(retention.delete))
-    result.pins_seen = list_pins(objects)  # before any record is read (see _sweep)
+    listing = Progress("listing pins", 0, None)
+
+    def tick() -> None:  # a collector renews its lock from the progress callback
+        listing.done += 1000
+        if on_progress is not None:
+            on_progress(listing)
+
+    result.pins_seen = list_pins(objects, every_1000=tick)  # before any record is read (see _sweep)
     result.runs = _run_infos(records, want_tags=bool(retention.keep_tags), is_dead=is_dead, now=now,
                              on_progress=on_progress)
     manifests = _manifests(objects, result.runs, retention)
@@ -515,7 +522,7 @@ def _sweep(objects: ObjectStore, the_plan: Plan, *, index: Any = None, lease_sec
     # 1. The removed runs' pins, before their records: cut short after this, the next plan no
     # longer sees the runs, and no pin of theirs is left to keep their blobs forever.
     early = [p.object_key for p in the_plan.pins_seen if p.owner_kind == RUN_PINS and p.owner in gone]
-    _delete_batches(objects, early, None, None, None)
+    _delete_batches(objects, early, None, Progress("deleting pins", 0, len(early)), on_progress)
     checkpoint("gc-run-pins-deleted")
     # 2. The removed runs' records, logs, cards and tag events (each run's record last).
     _delete_batches(objects, the_plan.records, None, Progress("deleting records", 0, len(the_plan.records)),
@@ -541,9 +548,9 @@ def _sweep(objects: ObjectStore, the_plan: Plan, *, index: Any = None, lease_sec
         result.blobs_deleted = len(doomed)
         result.blob_bytes = sum(the_plan.blobs[k] for k in doomed)
     # 4. Pins nobody needs, then the delete manifests (their blobs are gone).
-    objects.delete_many(stale)
+    _delete_batches(objects, [*stale, *the_plan.manifests], None,
+                    Progress("deleting pins", 0, len(stale) + len(the_plan.manifests)), on_progress)
     result.pins_removed = len(early) + len(stale)
-    objects.delete_many(the_plan.manifests)
     result.seconds = time.perf_counter() - started
     return result
 
