@@ -126,12 +126,21 @@ def test_a_delete_cut_short_after_the_records_is_finished_by_delete_again(object
         collect(objects, delete)
     pins.CHECKPOINTS.clear()
     assert RecordStore(objects).runs("F") == [] and objects.exists(blob_key(ref["key"]))
+    assert list(objects.iter_keys("deleting")) == ["deleting/F/1"]
     assert not list(objects.iter_keys("pins/runs"))  # its pins went before its records
     _, result = collect(objects, delete)
     assert result is not None and result.blobs_deleted == 1 and not objects.exists(blob_key(ref["key"]))
     assert not list(objects.iter_keys("deleting"))
     with pytest.raises(HeadwaterNotFound, match="Run 'F/1' does not exist"):
         collect(objects, delete)  # done: now it is gone
+
+
+def test_a_delete_that_ends_leaves_no_manifest(objects: ObjectStore) -> None:
+    ref = ContentStore(objects).for_run("F", "1").save(VALUE)
+    _run(objects, "1", ended=True, refs={"x": ref})
+    _, result = collect(objects, Retention(delete=(("F", "1"),)))
+    assert result is not None and result.blobs_deleted == 1
+    assert list(objects.iter_keys("")) == []  # nothing left: no record, pin, manifest or blob
 
 
 def test_a_gc_cut_short_after_the_records_leaves_no_pin_protecting_their_blobs(objects: ObjectStore) -> None:

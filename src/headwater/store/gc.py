@@ -306,8 +306,8 @@ def plan(objects: ObjectStore, retention: Retention, *, now: float | None = None
     for run in result.removed:
         run.refs.update(manifests.get((run.flow, run.run_id), ()))
         result.removed_refs.update(run.refs)
-    result.manifests = [f"{DELETING_DIR}/{flow}/{run_id}" for flow, run_id in manifests
-                        if retention.delete and (flow, run_id) in set(retention.delete)]
+    # A delete writes one manifest per run (``_sweep``) and removes it once its blobs are gone.
+    result.manifests = [f"{DELETING_DIR}/{r.flow}/{r.run_id}" for r in result.removed] if retention.delete else []
     for key in list_roots(objects):
         result.marked.add(key)
     if retention.delete:  # a delete frees what the deleted runs named, nothing else
