@@ -45,6 +45,13 @@ def test_on_a_terminal_one_line_is_redrawn_at_most_every_redraw_interval_and_era
         + f"\rgc: deleting blobs {bar(10, 10)} 10/10\x1b[K" + "\r\x1b[K")
 
 
+def test_a_count_without_a_known_total_is_shown_without_a_bar() -> None:
+    out = Tty()
+    show = ProgressLine(out, clock=Clock())
+    show.update("gc: listing blobs", 3000, None)
+    assert out.getvalue() == "\rgc: listing blobs 3000\x1b[K"
+
+
 def test_elsewhere_plain_lines_only_every_plain_interval() -> None:
     out, clock = io.StringIO(), Clock()
     show = ProgressLine(out, clock=clock)

@@ -449,6 +449,18 @@ def test_reindex_rebuilds_from_the_store(store, tmp_path) -> None:
         assert [t.task_id for t in idx.tasks("F", ids[0], "work")] == ["3", "2"]
 
 
+def test_reindex_progress_counts_every_run_of_every_flow_against_one_total(store, tmp_path) -> None:
+    records = RecordStore(store.inner)
+    ids = old_ids(4)
+    for run_id in ids[:3]:
+        write_run(records, "F", run_id)
+    write_run(records, "G", ids[3])  # flows of different sizes: no per-flow estimate fits both
+    seen: list[tuple[int, int]] = []
+    with open_index(store.url, home=str(tmp_path / "h"), records=records) as idx:
+        idx.reindex(records, on_progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+
+
 def test_a_run_unfinished_when_compacted_is_rechecked_by_cold_readers(store, monkeypatch, tmp_path) -> None:
     records = RecordStore(store.inner)
     ids = old_ids(SEGMENT_RUNS)

@@ -409,3 +409,26 @@ def test_node_killed_during_task_retries_on_another_node(cluster: RayCluster, tm
     assert task.data.attempt == 1
     assert task.data.node != doomed["node"]  # the retry ran on the node that survived
     assert "died" in out
+
+
+def test_environment_locks_are_pinned_as_the_runs(tmp_path: Path) -> None:
+    """The lock a Ray task's environment is built from is stored through a store pinned as the
+    run's (kept until the run has ended), not an anonymous one (kept a day), like Kubernetes'."""
+    from types import SimpleNamespace
+
+    from headwater.runtime.launchers.ray import RayLauncher
+    from headwater.runtime.taskspec import TaskSpec
+    from headwater.store import Datastore
+
+    owners: list[str | None] = []
+
+    class Envs:
+        def for_step(self, step: str, content) -> None:
+            owners.append(content.owner)
+
+    launcher = RayLauncher.__new__(RayLauncher)
+    launcher.ctx = SimpleNamespace(environments=SimpleNamespace(steps={"train"}))
+    launcher._envs, launcher._content = Envs(), Datastore(str(tmp_path / "store")).content
+    spec = TaskSpec("F", "17", "train", "2", 0, (), (), str(tmp_path / "store"), USER)
+    launcher._environment(spec)
+    assert owners == ["runs/F/17"] and launcher._content.owner is None

@@ -104,7 +104,8 @@ def test_each_policy_frees_exactly_the_blobs_only_removed_runs_name(store: GcSto
 
 def test_keep_newer_than_counts_back_from_now(store: GcStore) -> None:
     from headwater.meta import open_index
-    from headwater.store.gc import Retention, plan, sweep
+    from headwater.store.gc import Retention, plan
+    from headwater.store.gc import _sweep as sweep
 
     ids = store.ids
     before = set(store.all_runs())
@@ -145,7 +146,10 @@ def test_a_second_gc_frees_nothing_and_removes_no_run(store: GcStore) -> None:
     assert again.exit_code == 0, again.output
     result = json.loads(again.stdout)["result"]
     assert result["runs_removed"] == 0 and result["blobs_deleted"] == 0 and result["blob_bytes"] == 0
-    assert store.sizes("pins/") == {}  # the pins of ended runs went with the first gc
+    # The removed runs' pins went with the first gc; the kept runs' stay PIN_GRACE after they ended.
+    pinned = {tuple(k.split("/")[2:4]) for k in store.sizes("pins/")}
+    kept = {("GcFlow", i) for i in store.run_ids("GcFlow")} | {("StoreFaultFlow", i) for i in store.run_ids("StoreFaultFlow")}
+    assert pinned and pinned <= kept
 
 
 def test_text_report_names_the_runs_and_the_bytes(store: GcStore) -> None:
@@ -166,6 +170,7 @@ def test_text_report_names_the_runs_and_the_bytes(store: GcStore) -> None:
     (["--keep-run", "GcFlow/123"], "Run 'GcFlow/123' does not exist in the datastore", 1),
     (["--keep-last", "1", "--flow", "NoFlow"], "Flow 'NoFlow' has no runs in the datastore", 1),
     (["--keep-last", "-1"], "Invalid value for '--keep-last'", 2),
+    (["--keep-last", "0"], "--keep-last 0 would keep no run of any flow.", 1),
 ])
 def test_errors_name_the_problem_and_change_nothing(store: GcStore, args: list[str], message: str,
                                                     code: int) -> None:
@@ -193,6 +198,7 @@ def test_durations() -> None:
     assert parse_duration("30d") == 30 * 86400 and parse_duration("12h") == 12 * 3600
     assert parse_duration("90m") == 5400 and parse_duration("1d12h") == 1.5 * 86400
     assert parse_duration("45s") == 45 and parse_duration("2w") == 14 * 86400
+    assert parse_duration("1d 12h") == parse_duration(" 1d  12h ") == 1.5 * 86400
     for bad in ("", "d", "30", "30x", "1d 2"):
         with pytest.raises(GcError, match="is not a duration"):
             parse_duration(bad)
@@ -227,18 +233,19 @@ def test_a_deployed_templates_code_package_is_a_root_gc_keeps(s3_env, tmp_path: 
     r = subprocess.run([sys.executable, str(FLOWS / "linear_flow.py"), "run"], capture_output=True, text=True,
                        env=env, timeout=120)
     assert r.returncode == 0, r.stderr
-    gc = CliRunner().invoke(cli, ["gc", "--keep-last", "0"], env=env)
+    gc = CliRunner().invoke(cli, ["gc", "--keep-newer-than", "0s"], env=env)
     assert gc.exit_code == 0, gc.output
     assert "Removed 1 run" in gc.stdout
     # A day later, the pin `create` set as it stored the package has expired: only the root keeps it.
     from headwater.store import open_object_store
-    from headwater.store.gc import Retention, plan, sweep
+    from headwater.store.gc import Retention, plan
+    from headwater.store.gc import _sweep as sweep
     from headwater.store.pins import PIN_GRACE
 
     monkeypatch.setenv("HEADWATER_HOME", env["HEADWATER_HOME"])
     objects = open_object_store(root)
     later = time.time() + PIN_GRACE + 1
-    result = sweep(objects, plan(objects, Retention(keep_last=0)), clock=lambda: later, lease_seconds=1e12)
+    result = sweep(objects, plan(objects, Retention(keep_newer_than=0.0)), clock=lambda: later, lease_seconds=1e12)
     assert result.pins_removed >= 1 and result.blobs_spared == 0
     listed = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="argo/blobs/").get("Contents", [])}
     assert listed == {f"argo/blobs/{key[:2]}/{key}"}  # the run's blobs went; the template's package stayed

@@ -21,7 +21,8 @@ from headwater.meta.liveness import this_host
 from headwater.store import ContentStore, ObjectStore, RecordStore, open_object_store
 from headwater.store import pins
 from headwater.store.content import blob_key
-from headwater.store.gc import Retention, plan, sweep
+from headwater.store.gc import Retention, plan
+from headwater.store.gc import _sweep as sweep
 
 VALUE = np.arange(50_000, dtype=np.float64)  # out of band: always a blob
 WAIT = 30.0  # seconds before a test that would hang fails instead
@@ -56,14 +57,14 @@ def _run(objects: ObjectStore, run_id: str, *, ended: bool, refs: dict[str, Any]
 
 
 def _old_run(objects: ObjectStore) -> str:
-    """Run F/1, ended, whose only task stored VALUE: gc --keep-last 0 removes it."""
+    """Run F/1, ended, whose only task stored VALUE: gc --keep-newer-than 0s removes it."""
     ref = ContentStore(objects).for_run("F", "1").save(VALUE)
     _run(objects, "1", ended=True, refs={"x": ref})
     return ref["key"]
 
 
 def _gc(objects: ObjectStore, **kwargs: Any) -> Any:
-    return sweep(objects, plan(objects, Retention(keep_last=0)), **kwargs)
+    return sweep(objects, plan(objects, Retention(keep_newer_than=0.0)), **kwargs)
 
 
 class Pause:
@@ -127,6 +128,10 @@ def test_a_dedup_hit_pinned_before_the_sweep_keeps_its_blob(objects: ObjectStore
     # Once its run has ended, a later gc keeps the blob because the run's record names it.
     RecordStore(objects).write_run_end("F", "2", {"status": "successful", "finished_at": time.time()})
     again = sweep(objects, plan(objects, Retention(keep_last=1)))
+    assert again.blobs_deleted == 0 and objects.exists(blob_key(key))
+    assert list(objects.iter_keys("pins/runs/F/2"))  # its pins stay PIN_GRACE after the run ended
+    later = time.time() + pins.PIN_GRACE + 1
+    again = sweep(objects, plan(objects, Retention(keep_last=1), now=later), clock=lambda: later, lease_seconds=1e12)
     assert again.blobs_deleted == 0 and objects.exists(blob_key(key))
     assert not list(objects.iter_keys("pins/runs/F/2"))  # its pins went: the record protects the blob now
 
@@ -257,12 +262,12 @@ def test_one_collector_at_a_time(objects: ObjectStore) -> None:
     first.acquire_alone()
     try:
         with pytest.raises(pins.CollectorBusy, match="Another headwater gc or delete is running on"):
-            collect(objects, Retention(keep_last=0))
+            collect(objects, Retention(keep_newer_than=0.0))
         assert objects.exists(blob_key(key))
     finally:
         first.release()
     # A lock left by a killed collector stops nobody once it has expired.
     objects.put(f"{pins.COLLECTORS_DIR}/{int((time.time() - 1) * 1e9):020d}-dead", b"")
-    the_plan, result = collect(objects, Retention(keep_last=0))
+    the_plan, result = collect(objects, Retention(keep_newer_than=0.0))
     assert result is not None and result.blobs_deleted == 1 and not objects.exists(blob_key(key))
     assert pins.live_sweeps(objects, directory=pins.COLLECTORS_DIR) == []

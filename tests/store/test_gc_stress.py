@@ -53,7 +53,8 @@ def test_gc_in_a_loop_while_flows_run(env: dict[str, str], tmp_path: Path) -> No
     from headwater.cli.main import cli
     from headwater.meta import open_index
     from headwater.store import Datastore
-    from headwater.store.gc import Retention, plan, sweep
+    from headwater.store.gc import Retention, plan
+    from headwater.store.gc import _sweep as sweep
 
     root = env["HEADWATER_DATASTORE_ROOT"]
     for pick in range(4):  # old runs holding every shared array: removed by the first gc

@@ -362,3 +362,19 @@ def test_delete_many_removes_every_key_and_ignores_missing_ones(store: ObjectSto
     assert [k for k in keys if store.exists(k)] == []
     assert store.list_dir("runs/F") == ["2"]  # no empty directory left to look like a run
     assert store.put(keys[0], b"again") and store.get(keys[0]) == b"again"  # the path is usable again
+
+
+@contract
+def test_iter_stats_lists_sizes_and_write_times(store: ObjectStore) -> None:
+    import time
+
+    before = time.time()
+    store.put("pins/runs/F/1/abc", b"")
+    store.put("runs/F/1/_run.json", b"{}")
+    after = time.time()
+    stats = list(store.iter_stats("runs"))
+    assert [(k, n) for k, n, _ in stats] == [("runs/F/1/_run.json", 2)]
+    # A store's clock and ours may round differently (S3: whole seconds), never by more.
+    assert all(before - 2 <= mtime <= after + 2 for _, _, mtime in stats)
+    assert [k for k, _, _ in store.iter_stats("")] == ["pins/runs/F/1/abc", "runs/F/1/_run.json"]
+    assert list(store.iter_stats("nothing")) == []

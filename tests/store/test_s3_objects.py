@@ -225,3 +225,18 @@ def test_listing_many_keys_takes_one_request_per_thousand(s3_env, s3_bucket: str
         assert len(store.list_dir("runs/F")) == 1050 and proxy.count("GET", "list-type=2") == 5
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize("how", ["delete", "delete_many"])
+def test_deleting_discards_the_cached_copy_and_a_partial_one(store: S3ObjectStore, how: str) -> None:
+    from headwater.store.s3.ranged import PARTIAL
+
+    store.put("blobs/ab/abc", b"x" * 100)
+    path = store.local_path("blobs/ab/abc")  # cached whole
+    with open(path + PARTIAL, "wb") as f:  # and, as a ranged reader leaves it, in part
+        f.write(b"x" * 10)
+    if how == "delete":
+        store.delete("blobs/ab/abc")
+    else:
+        store.delete_many(["blobs/ab/abc"])
+    assert not os.path.exists(path) and not os.path.exists(path + PARTIAL)

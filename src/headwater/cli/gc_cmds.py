@@ -86,6 +86,9 @@ def _as_dict(the_plan: Any, result: Any, dry_run: bool) -> dict[str, Any]:
 
 
 def _print(the_plan: Any, result: Any, root: str, dry_run: bool, verb: str) -> None:
+    from ..store.gc import Keep
+    from ..store.pins import PIN_GRACE
+
     removed = the_plan.removed
     lead = "Would remove" if dry_run else "Removed"
     for r in removed[:_SHOWN_RUNS]:
@@ -93,15 +96,16 @@ def _print(the_plan: Any, result: Any, root: str, dry_run: bool, verb: str) -> N
     if len(removed) > _SHOWN_RUNS:
         click.echo(f"... and {len(removed) - _SHOWN_RUNS} more runs (--json lists them all)")
     kept = the_plan.kept
-    in_progress = sum(1 for r in kept if r.keep.value == "in progress")
+    in_progress = sum(1 for r in kept if r.keep is Keep.IN_PROGRESS)
     note = f" ({in_progress} in progress)" if in_progress else ""
     if result is None:
         click.echo(f"{lead} {_n(len(removed), 'run')} of {root}, keeping {_n(len(kept), 'run')}{note}: "
                    f"{_n(len(the_plan.blobs), 'blob')} ({_size(the_plan.blob_bytes)}) and "
                    f"{_n(len(the_plan.records), 'record and log file')} ({_size(the_plan.record_bytes)}) would be freed.")
         return
-    spared = f"; {_n(result.blobs_spared, 'blob')} kept because a run started meanwhile uses it" \
-        if result.blobs_spared else ""
+    spared = (f"; {_n(result.blobs_spared, 'blob')} still pinned (by a run in progress, one that ended less than "
+              f"{PIN_GRACE / 3600:.0f} h ago, or another writer): a later gc frees those no record names"
+              if result.blobs_spared else "")
     click.echo(f"{lead} {_n(result.runs_removed, 'run')} of {root}, keeping {_n(len(kept), 'run')}{note}: freed "
                f"{_size(result.blob_bytes)} in {_n(result.blobs_deleted, 'blob')} and "
                f"{_size(result.record_bytes)} in {_n(result.records_deleted, 'record and log file')}{spared}.")
@@ -109,7 +113,7 @@ def _print(the_plan: Any, result: Any, root: str, dry_run: bool, verb: str) -> N
 
 @click.command()
 @click.option("--keep-last", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Keep the newest N runs of each flow.")
+              help="Keep the newest N runs of each flow (N >= 1).")
 @click.option("--keep-newer-than", default=None, metavar="AGE",
               help="Keep runs started less than AGE ago (30d, 12h, 90m, 45s, 2w).")
 @click.option("--keep-tag", "keep_tags", multiple=True, metavar="TAG",

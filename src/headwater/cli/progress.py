@@ -70,7 +70,8 @@ class ProgressLine:
         self._shown = False
 
     def update(self, text: str, done: int | None = None, total: int | None = None) -> None:
-        """Show ``text`` (with a bar and ``done/total`` when given), if it is time to."""
+        """Show ``text`` (with a bar and ``done/total`` when both are given, ``done`` alone when
+        the total is not known), if it is time to."""
         if not self.enabled:
             return
         now = self.clock()
@@ -81,7 +82,12 @@ class ProgressLine:
         elif now - self._last < PLAIN_EVERY:
             return
         self._last = now
-        line = text if done is None or total is None else f"{text} {bar(done, total)} {done}/{total}"
+        if done is None:
+            line = text
+        elif total is None:
+            line = f"{text} {done}"
+        else:
+            line = f"{text} {bar(done, total)} {done}/{total}"
         if self.terminal:
             self.stream.write(f"\r{line}\x1b[K")
         else:

@@ -241,13 +241,9 @@ def reindex(datastore_root: str | None) -> None:
 
         show = ProgressLine()
         with open_index(root, provider=settings.metadata) as idx:
-            import inspect
-
-            kwargs: dict[str, Any] = {}
-            if "on_progress" in inspect.signature(idx.reindex).parameters:  # a plugin index may have none
-                kwargs["on_progress"] = lambda done, total: show.update("reindex: reading runs", done, total)
             try:
-                counts = idx.reindex(ds.records, **kwargs)
+                counts = idx.reindex(ds.records,
+                                     on_progress=lambda done, total: show.update("reindex: reading runs", done, total))
             finally:
                 show.close()
             if getattr(idx, "in_memory", False):  # the disk is full: nothing was written

@@ -10,7 +10,7 @@ answers listings fast and can always be rebuilt (``reindex``). The SQLite index
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -39,7 +39,11 @@ class MetadataIndex(Protocol):
 
     def sync_tags(self, flow: str, run_id: str, records: RecordStore) -> list[str]: ...
 
-    def reindex(self, records: RecordStore) -> dict[str, int]: ...
+    def reindex(self, records: RecordStore, *,
+                on_progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+        """Rebuild from the records; ``on_progress(done, total)`` as runs are read (an index
+        that cannot tell may never call it)."""
+        ...
 
     def flows(self) -> list[str]: ...
 

@@ -368,18 +368,21 @@ class RemoteIndex(Index):
             self._write(clear)
             counts = {"runs": 0, "attempts": 0, "skipped": 0, "damaged": 0}
             horizon = run_id_at(time.time() - SETTLE_SECONDS)
-            flows = records.flows()
-            for i, flow in enumerate(flows):
+            every: list[tuple[str, str]] = []  # every run is listed first, so the total is known
+            for flow in records.flows():
                 pull = self._pull(flow, records, "", "", horizon=horizon, use_catalog=False)
                 counts["skipped"] += pull.skipped
                 runs = super().runs(flow)
-                for j, run in enumerate(runs):
-                    if on_progress is not None:
-                        on_progress(i * len(runs) + j, len(flows) * len(runs))  # an estimate across flows
-                    counts["runs"] += 1
-                    n, bad = self._sync_attempts(flow, run.run_id, records)
-                    counts["attempts"] += n
-                    counts["damaged"] += bad
+                every.extend((flow, run.run_id) for run in runs)
+            for done, (flow, run_id) in enumerate(every):
+                if on_progress is not None:
+                    on_progress(done, len(every))
+                counts["runs"] += 1
+                n, bad = self._sync_attempts(flow, run_id, records)
+                counts["attempts"] += n
+                counts["damaged"] += bad
+            if on_progress is not None:
+                on_progress(len(every), len(every))
             return counts
 
 

@@ -284,7 +284,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any, ds: Datastore) -> TaskRe
             foreach_values = tuple(str(i) for i in range(num_splits))
         rec["artifacts"] = _persist(flow, content, spec.step_name)
         if foreach_var is not None:
-            _save_foreach_items(flow, foreach_var, ds, rec)
+            _save_foreach_items(flow, foreach_var, content, rec)
         rec["status"] = "ok"
         rec["transition"] = {"next": list(next_steps), "foreach": foreach_var,
                              "num_splits": num_splits, "switch_case": case}
@@ -419,7 +419,7 @@ def _item_refs(parent: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any] | 
     return refs + [None] * (depth - len(refs))
 
 
-def _save_foreach_items(flow: FlowSpec, var: str, ds: Datastore, rec: dict[str, Any]) -> None:
+def _save_foreach_items(flow: FlowSpec, var: str, content: Any, rec: dict[str, Any]) -> None:
     """A split whose foreach list is a blob also stores an item table (store.itemtable), so each
     child reads its own item only: small items are copied into it, large buffers are referred to
     where the list's blob holds them. A list inline in the record, or one whose items are large in
@@ -427,7 +427,7 @@ def _save_foreach_items(flow: FlowSpec, var: str, ds: Datastore, rec: dict[str, 
     ref = rec["artifacts"].get(var, {"inline": ""})
     if "inline" in ref:
         return
-    table = save_item_table(ds.content, getattr(flow, var), list_key=ref["key"])
+    table = save_item_table(content, getattr(flow, var), list_key=ref["key"])  # pinned as the run's
     if table is not None:
         rec["foreach_items"] = {"var": var, **table}
 

@@ -67,6 +67,15 @@ class ResumePlan:
             out.append(stack[-1].get("value", "") if stack else "")
         return tuple(out)
 
+    def pin_origin_blobs(self, ds: Datastore, flow: str, run_id: str) -> None:
+        """Pin every blob the origin's clonable tasks name as run ``flow/run_id``'s, in one go:
+        each clone then finds its blobs pinned (``ContentStore.pin`` remembers them) and only
+        checks that its origin record still exists, instead of pinning and listing
+        ``sweeps/`` per task."""
+        keys = {k for rec in self._by_identity.values() for k in attempt_blob_keys(rec)}
+        if keys:
+            ds.content.for_run(flow, run_id).pin(sorted(keys))
+
     def clone(self, ds: Datastore, spec: TaskSpec, origin: dict[str, Any]) -> TaskResult:
         """Commit ``spec`` as a clone of ``origin`` and report it like a finished task."""
         rec = write_clone(ds, spec, origin, self.origin_run_id)

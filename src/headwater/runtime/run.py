@@ -155,6 +155,8 @@ def execute_run(req: RunRequest, settings: Settings, console_factory: Any = Cons
         run_id = new_run_id(ds, run_rec)  # writes the run record: the id is reserved by it
         index.add_run(run_rec)
         _write_parameters_task(ds, index, flow_name, run_id, req, user, now, saved)
+        if plan is not None:
+            plan.pin_origin_blobs(ds, flow_name, run_id)  # one pin batch for every clone to come
         try:
             # Only now: whoever reads the id (the Runner) can open the run with the client at once.
             if req.run_id_file:
@@ -274,6 +276,8 @@ def init_run(req: RunRequest, settings: Settings, run_id: str, plan: ResumePlan 
             index.add_run(run_rec)
         if not ds.records.attempts(flow_name, run_id, PARAMETERS_STEP, PARAMETERS_TASK_ID):
             _write_parameters_task(ds, index, flow_name, run_id, req, user, now, saved)
+        if plan is not None:
+            plan.pin_origin_blobs(ds, flow_name, run_id)  # one pin batch for every clone to come
     finally:
         index.close()
     return created

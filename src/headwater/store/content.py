@@ -5,14 +5,16 @@ by the blake3 of their logical serialized bytes, written once, verified on read.
 from __future__ import annotations
 
 import base64
+import copy
 import io
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import DataMissingError
 from .codec import BlobCorruptionError, decode_inline, encode, read_blob, write_blob
 from .full import StoreFullError
 from .objects import ObjectStore
-from .pins import anonymous_owner, pin, write_root
+from .pins import ANON_REUSE, anonymous_owner, pin, run_owner, write_root
 
 if TYPE_CHECKING:
     from .views import ArtifactView
@@ -64,26 +66,51 @@ class ContentStore:
 
     def __init__(self, objects: ObjectStore):
         self.objects = objects
-        #: Who pins the blobs this store writes (``store.pins``): a run once ``for_run`` names
-        #: it, else a writer outside any run (made on first use).
+        #: Who pins the blobs this store writes (``store.pins``): a run for a store that
+        #: ``for_run`` made, else None (each pin then gets a fresh anonymous owner, stamped
+        #: with the time it is written).
         self.owner: str | None = None
         #: A root (``store.pins.write_root``) every blob saved from now on is recorded under, for
         #: blobs that something outside the store names (a deployed template's code package).
         self.root_name: str | None = None
+        #: (owner, content key) -> when this process pinned it, shared with the stores
+        #: ``for_run`` derives: a pin that exists keeps protecting, so it is written once.
+        self._pinned: dict[tuple[str | None, str], float] = {}
 
     def for_run(self, flow: str, run_id: str) -> ContentStore:
-        """Pin what this store writes from now on as run ``flow/run_id``'s (kept until it ends)."""
-        from .pins import run_owner
+        """A store like this one whose writes are pinned as run ``flow/run_id``'s (kept until the
+        run has ended, see docs/store.md); this store is left as it is.
 
-        self.owner = run_owner(flow, run_id)
-        return self
+        Examples
+        --------
+        >>> cs = ContentStore(LocalObjectStore("/tmp/hw-doc"))
+        >>> cs.for_run("HelloFlow", "1").owner, cs.owner
+        ('runs/HelloFlow/1', None)
+        """
+        derived = copy.copy(self)
+        derived.owner = run_owner(flow, run_id)
+        return derived
 
     def pin(self, keys: Any) -> None:
         """Pin the content keys ``keys`` (blobs about to be written, found, or named by a new
-        record) and wait out a sweep under way: gc never deletes them after this returns."""
-        if self.owner is None:
-            self.owner = anonymous_owner()
-        pin(self.objects, self.owner, keys)
+        record) and wait out a sweep under way: gc never deletes them after this returns.
+
+        A key this store (or one derived from it) pinned before for the same owner is not
+        pinned again: the pin is still there, and any sweep that could have missed it ended
+        before the first ``pin`` returned. An anonymous pin is reused for ``ANON_REUSE``
+        seconds only, well within the time it protects (``PIN_GRACE``).
+        """
+        now = time.time()
+        fresh = []
+        for key in keys:
+            when = self._pinned.get((self.owner, key))
+            if when is None or (self.owner is None and now - when > ANON_REUSE):
+                fresh.append(key)
+        if not fresh:
+            return
+        pin(self.objects, self.owner or anonymous_owner(), fresh)
+        for key in fresh:
+            self._pinned[(self.owner, key)] = now
 
     def adopt(self, keys: list[str], source: str) -> None:
         """Pin the blobs ``keys`` that a new record will name without having written them (a

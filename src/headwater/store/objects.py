@@ -83,6 +83,11 @@ def key_dir(prefix: str) -> str:
     return f"{base}/" if base else ""
 
 
+#: Keys per bulk delete request (S3's DeleteObjects takes at most 1,000); gc deletes in
+#: batches of this size too, checking its lease between them.
+DELETE_BATCH = 1000
+
+
 class ObjectStore(abc.ABC):
     """A flat key → bytes store with atomic, create-only writes.
 
@@ -180,6 +185,18 @@ class ObjectStore(abc.ABC):
                 yield key, len(self.get(key))
             except KeyError:
                 continue
+
+    def iter_stats(self, prefix: str = "") -> Iterator[tuple[str, int, float]]:
+        """``(key, size in bytes, modified)`` of every key under the directory ``prefix``, in key order.
+
+        ``modified`` is when the object was written, in seconds since the epoch (a local
+        file's mtime, S3's LastModified): what garbage collection uses to tell an idle run
+        from a running one and an old pin from a fresh one. This default cannot tell and
+        says "now" for every key, the cautious answer (nothing looks idle or old).
+        """
+        now = time.time()
+        for key, size in self.iter_sizes(prefix):
+            yield key, size, now
 
     def delete_many(self, keys: Sequence[str]) -> None:
         """Remove every key of ``keys``; missing ones are not an error. S3 removes up to 1,000
@@ -508,6 +525,14 @@ class LocalObjectStore(ObjectStore):
                 yield key, os.stat(self.path(key)).st_size
             except FileNotFoundError:
                 continue
+
+    def iter_stats(self, prefix: str = "") -> Iterator[tuple[str, int, float]]:
+        for key in self.iter_keys(prefix):
+            try:
+                st = os.stat(self.path(key))
+            except FileNotFoundError:
+                continue
+            yield key, st.st_size, st.st_mtime
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         if start < 0 or length < 0:

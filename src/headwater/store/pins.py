@@ -6,8 +6,10 @@ Three kinds of small objects, all create-only (docs/store.md, "Garbage collectio
 ``pins/runs/<Flow>/<run_id>/<content key>``, ``pins/anon/<time_ns>-<hex>/<content key>``
     Written by a writer BEFORE it asks whether a blob exists (the dedup check) or writes
     it, and before a record starts naming a blob it did not write (a clone, a resume's
-    parameters). A run's pins stay until the run has ended; pins of writers outside a
-    run (``anon``) stay for ``PIN_GRACE`` seconds.
+    parameters). A run's pins stay until ``PIN_GRACE`` seconds after the run has ended
+    (or died and gone idle), and go with the run when it is deleted; pins of writers
+    outside a run (``anon``, a fresh owner stamped with the time of each ``pin`` call)
+    stay for ``PIN_GRACE`` seconds after they were written.
 ``roots/<kind>/<name>/<content key>``
     A blob referenced from outside the store (a deployed Argo template's code package and
     environment locks): a permanent pin. It stays after the deployment is deleted (runs in
@@ -53,8 +55,13 @@ LEASE_SECONDS = 60.0
 #: A collector stops deleting when less than this is left of its lease (seconds): covers a
 #: delete in flight and clocks of the machines that share a store being slightly apart.
 LEASE_MARGIN = 15.0
-#: How often a writer that found a live lease looks again (seconds).
+#: A writer that found a live lease looks again after WAIT_POLL seconds, doubling the
+#: wait up to WAIT_POLL_MAX (each look is a LIST on S3; a sweep lasts seconds to minutes).
 WAIT_POLL = 0.05
+WAIT_POLL_MAX = 2.0
+#: How long a process reuses an anonymous pin it wrote instead of writing another
+#: (seconds): half of PIN_GRACE, so a reused pin always has half a day left to protect.
+ANON_REUSE = PIN_GRACE / 2
 
 #: Test seam: ``CHECKPOINTS[name]()`` runs at each named step of the protocol, so a test
 #: can pause a writer or a collector exactly there (``writer-pinned``, ``writer-checked``,
@@ -97,9 +104,11 @@ def pin(objects: ObjectStore, owner: str, keys: Iterable[str]) -> None:
     checkpoint("writer-checked")
 
 
-def live_sweeps(objects: ObjectStore, now: float | None = None, *, directory: str = SWEEPS_DIR) -> list[str]:
-    """Names of the sweep leases (or, with ``directory``, collector locks) that have not expired."""
-    now_ns = int((time.time() if now is None else now) * 1e9)
+def live_sweeps(objects: ObjectStore, now: float | None = None, *, directory: str = SWEEPS_DIR,
+                margin: float = 0.0) -> list[str]:
+    """Names of the sweep leases (or, with ``directory``, collector locks) that had not expired
+    ``margin`` seconds ago."""
+    now_ns = int(((time.time() if now is None else now) - margin) * 1e9)
     out = []
     for name in objects.list_dir(directory):
         stamp, dash, _ = name.partition("-")
@@ -109,9 +118,13 @@ def live_sweeps(objects: ObjectStore, now: float | None = None, *, directory: st
 
 
 def wait_for_sweeps(objects: ObjectStore) -> None:
-    """Return once no live sweep lease is in the store (at once when there is none)."""
-    while live_sweeps(objects):
-        time.sleep(WAIT_POLL)
+    """Return once no sweep lease in the store is live or expired less than ``LEASE_MARGIN``
+    seconds ago (at once when there is none): the collector stops deleting ``LEASE_MARGIN``
+    before its lease ends, and the margin on this side covers clocks that are apart."""
+    delay = WAIT_POLL
+    while live_sweeps(objects, margin=LEASE_MARGIN):
+        time.sleep(delay)
+        delay = min(delay * 2, WAIT_POLL_MAX)
 
 
 def write_root(objects: ObjectStore, name: str, key: str) -> None:
@@ -133,20 +146,22 @@ class Pin:
     owner_kind: str  # RUN_PINS or ANON_PINS
     owner: tuple[str, ...]  # (flow, run_id) or (stamp,)
     key: str
+    #: When the store says the pin was written (seconds since the epoch).
+    written: float = 0.0
 
 
 def list_pins(objects: ObjectStore, *, every_1000: Callable[[], None] | None = None) -> list[Pin]:
     """Every pin in the store; ``every_1000`` is called after each thousand (a collector
     refreshes its lease there)."""
     out = []
-    for n, okey in enumerate(objects.iter_keys(PINS_DIR), 1):
+    for n, (okey, _, written) in enumerate(objects.iter_stats(PINS_DIR), 1):
         if every_1000 is not None and n % 1000 == 0:
             every_1000()
         parts = okey.split("/")
         if len(parts) == 5 and parts[1] == RUN_PINS:
-            out.append(Pin(okey, RUN_PINS, (parts[2], parts[3]), parts[4]))
+            out.append(Pin(okey, RUN_PINS, (parts[2], parts[3]), parts[4], written))
         elif len(parts) == 4 and parts[1] == ANON_PINS:
-            out.append(Pin(okey, ANON_PINS, (parts[2],), parts[3]))
+            out.append(Pin(okey, ANON_PINS, (parts[2],), parts[3], written))
     return out
 
 
@@ -160,9 +175,10 @@ def list_roots(objects: ObjectStore) -> dict[str, list[str]]:
 
 
 def anon_pin_time(pin: Pin) -> float:
-    """When an anonymous pin was written (seconds since the epoch; 0 if its name is odd)."""
+    """When an anonymous pin was written: the later of the writer's stamp in its name and the
+    store's write time (seconds since the epoch), so neither clock alone ages it early."""
     stamp = pin.owner[0].partition("-")[0]
-    return int(stamp) / 1e9 if stamp.isdigit() else 0.0
+    return max(int(stamp) / 1e9 if stamp.isdigit() else 0.0, pin.written)
 
 
 class SweepLost(HeadwaterException):
@@ -236,9 +252,13 @@ class SweepLease:
                                      f"holds the lock for at most {self.seconds:.0f} seconds.")
 
     def _lost(self) -> SweepLost:
-        return SweepLost(f"The sweep lease {self._name} in {self.objects.url} ran out before the sweep ended "
-                         "(the process stalled); it stopped deleting, since writers no longer wait for it.",
-                         hint="Nothing is lost: run headwater gc again to finish.")
+        if self.directory == COLLECTORS_DIR:
+            return SweepLost(f"The collector lock {self.directory}/{self._name} in {self.objects.url} ran out "
+                             "before the gc ended (the process stalled); it stopped, since another gc may "
+                             "have started.", hint="Nothing is lost: run headwater gc (or delete) again to finish.")
+        return SweepLost(f"The sweep lease {self.directory}/{self._name} in {self.objects.url} ran out before the "
+                         "sweep ended (the process stalled); it stopped deleting, since writers no longer wait "
+                         "for it.", hint="Nothing is lost: run headwater gc (or delete) again to finish.")
 
     def release(self) -> None:
         if self._name is not None:
@@ -253,6 +273,6 @@ class SweepLease:
         self.release()
 
 
-__all__ = ["ANON_PINS", "CHECKPOINTS", "COLLECTORS_DIR", "COLLECTOR_LEASE_SECONDS", "CollectorBusy", "LEASE_SECONDS", "PINS_DIR", "PIN_GRACE", "Pin", "ROOTS_DIR", "RUN_PINS",
-           "SWEEPS_DIR", "SweepLease", "SweepLost", "anonymous_owner", "checkpoint", "list_pins", "list_roots",
+__all__ = ["ANON_PINS", "ANON_REUSE", "CHECKPOINTS", "COLLECTORS_DIR", "COLLECTOR_LEASE_SECONDS", "CollectorBusy", "LEASE_SECONDS", "PINS_DIR", "PIN_GRACE", "Pin", "ROOTS_DIR", "RUN_PINS",
+           "SWEEPS_DIR", "SweepLease", "SweepLost", "WAIT_POLL", "WAIT_POLL_MAX", "anon_pin_time", "anonymous_owner", "checkpoint", "list_pins", "list_roots",
            "deployment_root", "live_sweeps", "pin", "run_owner", "wait_for_sweeps", "write_root"]

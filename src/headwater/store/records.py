@@ -125,6 +125,11 @@ class RecordStore:
             raise ValueError(f"Unknown log stream {stream!r}: expected 'stdout' or 'stderr'.")
         return f"runs/{flow}/{run_id}/{step}/{task_id}/{attempt}.{stream}"
 
+    def read_key(self, key: str) -> dict[str, Any]:
+        """The record stored under the object key ``key`` (a run, end or attempt record, found
+        by a listing); ``KeyError`` if missing, ``DamagedRecordError`` if unreadable."""
+        return _loads(self.objects.get(key), self.objects, key)
+
     # -- runs ------------------------------------------------------------------
 
     def write_run(self, rec: dict[str, Any]) -> bool:

@@ -254,14 +254,15 @@ class RayLauncher(Launcher):
         carried = with_package(dataclasses.replace(spec, run_owner=self._owner), self._package).to_json()
         opts = dict(self.options(spec.step_name), max_retries=0, retry_exceptions=False,
                     name=f"{spec.pathspec}/{spec.attempt}")
-        ref = self._fn.options(**opts).remote(carried, remaining, self._environment(spec.step_name))
+        ref = self._fn.options(**opts).remote(carried, remaining, self._environment(spec))
         self._running[spec.key] = (ref, spec.attempt)
         self._keys[ref] = spec.key
         return -1
 
-    def _environment(self, step: str) -> str | None:
+    def _environment(self, spec: TaskSpec) -> str | None:
         """The ``RemoteEnvironment`` (JSON) of ``step``'s tasks, None for a step without one: the node
         builds the environment from the lock stored in the datastore (``environments.remote``)."""
+        step = spec.step_name
         prepared = self.ctx.environments
         if prepared is None or step not in prepared.steps:
             return None
@@ -276,7 +277,8 @@ class RayLauncher(Launcher):
                 settings = load_settings()
             self._envs = RemoteEnvironments.of_run(prepared, settings)
             self._content = Datastore(self.ctx.datastore_root).content
-        remote = self._envs.for_step(step, self._content)
+        # The lock blob is pinned as the run's (kept until it ends), not anonymously.
+        remote = self._envs.for_step(step, self._content.for_run(spec.flow_name, spec.run_id))
         return remote.to_json() if remote is not None else None
 
     def poll(self, timeout: float) -> list[Finished]:

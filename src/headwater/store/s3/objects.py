@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from ...exceptions import HeadwaterS3InsufficientDiskSpace
 from ..full import no_space
-from ..objects import QUARANTINE_DIR, Data, FileId, ObjectStore, check_key, file_id, key_dir
+from ..objects import DELETE_BATCH, QUARANTINE_DIR, Data, FileId, ObjectStore, check_key, file_id, key_dir
 from ..tempfiles import owner_stem
 from .cache import ReadCache
 from .connect import _obstore, bucket_client, parse_s3_url, translate
@@ -244,15 +244,17 @@ class S3ObjectStore(ObjectStore):
     def delete_many(self, keys: Sequence[str]) -> None:
         """Bulk deletes (DeleteObjects), up to 1,000 keys per request."""
         keys = list(keys)
-        for start in range(0, len(keys), 1000):
-            batch = keys[start : start + 1000]
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
             try:
                 self._obs.delete(self._client, [self._full(k) for k in batch])
             except Exception as e:
                 if not self._is_missing(e):
                     raise self._error(e, "DELETE", batch[0]) from None
             for key in batch:
-                self.cache.discard(self._cache_path(key))
+                path = self._cache_path(key)
+                self.cache.discard(path)
+                self.cache.discard(path + PARTIAL)
 
     # -- reads ---------------------------------------------------------------
 
@@ -451,6 +453,18 @@ class S3ObjectStore(ObjectStore):
             for batch in self._obs.list(self._client, full, chunk_size=1000):
                 for meta in batch:
                     yield self._relative(meta["path"]), int(meta["size"])
+        except Exception as e:
+            if self._is_missing(e):
+                return
+            raise self._error(e, "LIST", base.rstrip("/") or None) from None
+
+    def iter_stats(self, prefix: str = "") -> Iterator[tuple[str, int, float]]:
+        base = key_dir(prefix)
+        full = self._full(base.rstrip("/")) if base else (self.prefix or None)
+        try:
+            for batch in self._obs.list(self._client, full, chunk_size=1000):
+                for meta in batch:
+                    yield self._relative(meta["path"]), int(meta["size"]), meta["last_modified"].timestamp()
         except Exception as e:
             if self._is_missing(e):
                 return
