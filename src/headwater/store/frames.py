@@ -1,0 +1,218 @@
+"""Compression ahead of the blob writer (storage layer, internal): zstd frames are
+compressed by worker threads while the writer streams the blob in order, and a frame
+whose compression is not ready when the writer reaches it is written raw, so that
+compressing never makes a save slower than writing the bytes as they are.
+
+Scheduling. On a fast sink (a local disk takes 1-2 GB/s, zstd-1 compresses ~0.5 GB/s
+per core) the writer overtakes any compressor working just ahead of it, wasting the
+frame. So the workers work at the far end of a window in front of the writer: they
+claim the highest unclaimed frame below ``limit``, where the window ``[next, limit)``
+holds as many frames as the memory budget can hold compressed (by the part's sampled
+ratio). As the writer advances, new frames enter at the top and the workers take them
+long before the writer arrives: no frame is wasted except where writer and workers
+meet at the very end. On a slow sink the workers fill the whole window and every frame
+but the first few is compressed. Finished frames wait in memory for the writer, at
+most ``BUDGET`` bytes (plus one frame per worker in flight).
+
+The first round (one frame per worker, plus one the writer compresses itself) is the
+only compression the writer waits for, at most one frame's time: without it a part of
+a few frames would always start raw, since the writer reaches frame 0 at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from itertools import accumulate
+from types import TracebackType
+from typing import Any
+
+#: Compressed frames finished ahead of the writer and held for it, at most (bytes).
+BUDGET = 64 << 20
+#: The smallest ratio assumed when sizing the window (a sample of zeros says ~0.0001).
+_MIN_RATIO = 0.02
+
+#: ``compress(chunk)``: the frame's compressed bytes, or ``None`` when they do not pay.
+Compress = Callable[[memoryview], "bytes | None"]
+
+
+class _State(enum.Enum):
+    FREE = "free"  # nobody has it yet
+    WORKING = "working"  # a worker (or, in the first round, the writer) is compressing it
+    READY = "ready"  # compressed, held for the writer
+    RAW = "raw"  # compressed, but it did not pay: written raw
+    PASSED = "passed"  # the writer took it raw before compression was ready
+
+
+class AheadCompressor:
+    """Compresses ``chunks`` on ``workers`` threads ahead of a writer that takes them in order.
+
+    Use as a context manager (it starts and joins the threads); the writer calls
+    ``take(i)`` for ``i = 0, 1, ...``. ``estimates[i]`` is the expected compressed size
+    of chunk ``i``, which sizes the window of frames compressed ahead.
+    """
+
+    def __init__(self, chunks: Sequence[memoryview], estimates: Sequence[int], compress: Compress,
+                 *, workers: int, budget: int = BUDGET):
+        self._chunks = chunks
+        self._compress = compress
+        self._n = len(chunks)
+        self._workers = max(1, min(workers, self._n))
+        self._budget = budget
+        self._head = min(self._n, self._workers + 1)
+        self._prefix = list(accumulate(estimates, initial=0))
+        self._state = [_State.FREE] * self._n
+        self._results: dict[int, bytes] = {}
+        self._held = 0  # bytes of finished frames waiting for the writer, plus frames in flight
+        self._next = 0  # the next frame the writer takes
+        self._stop = False
+        self._error: BaseException | None = None
+        self._cv = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        #: Frames compressed but taken raw because the writer got there first.
+        self.wasted = 0
+
+    def __enter__(self) -> AheadCompressor:
+        for _ in range(self._workers):
+            t = threading.Thread(target=self._work, name="headwater-zstd", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join()
+        self._results.clear()
+
+    # -- the writer ----------------------------------------------------------------
+
+    def take(self, i: int) -> bytes | None:
+        """Frame ``i``'s compressed bytes, or ``None``: write the chunk raw. Never waits,
+        except for the first round of frames (at most one frame's compression)."""
+        with self._cv:
+            if i != self._next:
+                raise AssertionError(f"frames are taken in order: expected {self._next}, got {i}")
+            if self._error is not None:
+                raise self._error
+            mine = False
+            if i < self._head:
+                while self._state[i] is _State.WORKING:
+                    self._cv.wait()
+                if self._state[i] is _State.FREE:  # the writer compresses this one itself
+                    self._state[i] = _State.WORKING
+                    mine = True
+            if not mine:
+                state = self._state[i]
+                data = None
+                if state is _State.READY:
+                    data = self._results.pop(i)
+                    self._held -= len(data)
+                elif state is not _State.RAW:
+                    if state is _State.WORKING:
+                        self.wasted += 1
+                    self._state[i] = _State.PASSED
+                self._advance(i)
+                return data
+        data = self._compress(self._chunks[i])
+        with self._cv:
+            self._state[i] = _State.READY if data is not None else _State.RAW
+            self._advance(i)
+        return data
+
+    def _advance(self, i: int) -> None:
+        self._next = i + 1
+        self._cv.notify_all()
+
+    # -- the workers ---------------------------------------------------------------
+
+    def _limit(self, nxt: int) -> int:
+        """One past the last frame of the window: frames from ``nxt`` whose estimated
+        compressed sizes fit the budget (at least one)."""
+        return max(nxt + 1, bisect_right(self._prefix, self._prefix[nxt] + self._budget) - 1)
+
+    def _claim(self) -> int | None:
+        """The frame to compress next (marked WORKING, its size reserved), or ``None``."""
+        nxt = self._next
+        if nxt >= self._n:
+            return None
+        choice = None
+        for i in range(nxt, self._head):  # the first round, lowest first
+            if self._state[i] is _State.FREE:
+                choice = i
+                break
+        else:
+            for i in range(min(self._n, self._limit(nxt)) - 1, nxt - 1, -1):
+                if self._state[i] is _State.FREE:
+                    choice = i
+                    break
+        if choice is None:
+            return None
+        size = self._chunks[choice].nbytes
+        if self._held and self._held + size > self._budget:
+            return None  # wait for the writer to drain finished frames
+        self._state[choice] = _State.WORKING
+        self._held += size  # in flight: at most the chunk's size is kept
+        return choice
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                i = self._claim()
+                while i is None:
+                    if self._stop or self._next >= self._n:
+                        return
+                    self._cv.wait()
+                    i = self._claim()
+            chunk = self._chunks[i]
+            try:
+                data = self._compress(chunk)
+            except BaseException as e:  # surfaced by the writer's next take()
+                with self._cv:
+                    self._error = self._error or e
+                    self._held -= chunk.nbytes
+                    self._state[i] = _State.RAW
+                    self._cv.notify_all()
+                return
+            with self._cv:
+                self._held -= chunk.nbytes
+                if self._state[i] is _State.PASSED:
+                    pass  # the writer took it raw meanwhile (counted as wasted)
+                elif data is None:
+                    self._state[i] = _State.RAW
+                else:
+                    self._state[i] = _State.READY
+                    self._results[i] = data
+                    self._held += len(data)
+                self._cv.notify_all()
+
+
+class ForcedFrames:
+    """The writer's frame choices made by ``choose(part, frame)`` instead of by timing
+    (a test hook): chosen frames are compressed in the writer's thread, others written raw."""
+
+    def __init__(self, where: Sequence[tuple[int, int]], chunks: Sequence[memoryview], compress: Compress,
+                 choose: Callable[[int, int], bool]):
+        self._where, self._chunks, self._compress, self._choose = where, chunks, compress, choose
+
+    def __enter__(self) -> ForcedFrames:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def take(self, i: int) -> bytes | None:
+        part, frame = self._where[i]
+        return self._compress(self._chunks[i]) if self._choose(part, frame) else None
+
+
+def window_estimates(sizes: Sequence[int], ratios: Sequence[float]) -> list[int]:
+    """Expected compressed size of each frame: its size times its part's sampled ratio."""
+    return [int(n * max(r, _MIN_RATIO)) + 64 for n, r in zip(sizes, ratios, strict=True)]
+
+
+__all__ = ["BUDGET", "AheadCompressor", "ForcedFrames", "window_estimates"]
