@@ -16,12 +16,15 @@ most ``BUDGET`` bytes (plus one frame per worker in flight).
 
 The first round (one frame per worker, plus one the writer compresses itself) is the
 only compression the writer waits for, at most one frame's time: without it a part of
-a few frames would always start raw, since the writer reaches frame 0 at once.
+a few frames would always start raw, since the writer reaches frame 0 at once. After
+it the workers run at the lowest CPU priority: they compress with spare CPU only.
 """
 
 from __future__ import annotations
 
 import enum
+import os
+import sys
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
@@ -160,6 +163,7 @@ class AheadCompressor:
         return choice
 
     def _work(self) -> None:
+        yielding = False
         while True:
             with self._cv:
                 i = self._claim()
@@ -168,6 +172,9 @@ class AheadCompressor:
                         return
                     self._cv.wait()
                     i = self._claim()
+            if i >= self._head and not yielding:
+                _yield_cpu()
+                yielding = True
             chunk = self._chunks[i]
             try:
                 data = self._compress(chunk)
@@ -189,6 +196,18 @@ class AheadCompressor:
                     self._results[i] = data
                     self._held += len(data)
                 self._cv.notify_all()
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's priority to the lowest (Linux: nice is per thread), so that
+    compressing ahead only uses CPU that nothing else wants: copying into the page cache
+    is CPU work too, and on a busy machine the writer must not lose its core to zstd."""
+    if sys.platform != "linux":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError:
+        pass
 
 
 class ForcedFrames:
