@@ -473,8 +473,8 @@ def _compress_frame(chunk: memoryview) -> bytes | None:
     return data if len(data) <= chunk.nbytes * MAX_RATIO else None
 
 
-#: Test hook: ``choose(part, frame)`` decides, instead of timing, whether frame ``frame``
-#: of part ``part`` is compressed (in the writer's thread) or written raw.
+#: Test hook (and the benchmark's "compress everything"): ``choose(part, frame)`` decides,
+#: instead of timing, whether frame ``frame`` of part ``part`` is compressed or written raw.
 _choose_frames: Callable[[int, int], bool] | None = None
 
 
@@ -491,7 +491,7 @@ def _frame_writer(views: list[Any], plans: list[bytes | float | bool]) -> Any:
             where += [(i, j) for j in range(len(cut))]
             ratios += [plan] * len(cut)
     if _choose_frames is not None:
-        return ForcedFrames(where, chunks, _compress_frame, _choose_frames)
+        return ForcedFrames(where, chunks, _compress_frame, _choose_frames, workers=_CPUS)
     # One core is the writer's: copying into the page cache is CPU work too.
     estimates = window_estimates([c.nbytes for c in chunks], ratios)
     return AheadCompressor(chunks, estimates, _compress_frame, workers=max(1, _CPUS - 1))

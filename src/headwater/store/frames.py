@@ -14,10 +14,12 @@ meet at the very end. On a slow sink the workers fill the whole window and every
 but the first few is compressed. Finished frames wait in memory for the writer, at
 most ``BUDGET`` bytes (plus one frame per worker in flight).
 
-The first round (one frame per worker, plus one the writer compresses itself) is the
-only compression the writer waits for, at most one frame's time: without it a part of
-a few frames would always start raw, since the writer reaches frame 0 at once. After
-it the workers run at the lowest CPU priority: they compress with spare CPU only.
+The workers run at the lowest CPU priority: they compress with spare CPU only (copying
+into the page cache is CPU work too, which must not lose its core to zstd). One
+exception keeps small blobs compressed: a blob with no more frames than one round (a
+frame per worker plus one the writer compresses itself) is compressed whole, at normal
+priority, and the writer waits for it, at most one frame's compression (~8-25 ms for
+4 MiB here, by data); otherwise the writer, reaching frame 0 at once, would write it raw.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import os
 import sys
 import threading
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Sequence
-from itertools import accumulate
+from itertools import accumulate, islice
 from types import TracebackType
 from typing import Any
 
@@ -62,9 +65,14 @@ class AheadCompressor:
         self._chunks = chunks
         self._compress = compress
         self._n = len(chunks)
-        self._workers = max(1, min(workers, self._n))
+        self._workers = max(0, min(workers, self._n - 1))  # one frame alone: the writer's own first round
         self._budget = budget
-        self._head = min(self._n, self._workers + 1)
+        # The window holds what the budget can once the frames in flight are counted.
+        in_flight = self._workers * max((c.nbytes for c in chunks), default=0)
+        self._window = max(budget - in_flight, budget // 4)
+        # A blob whose frames make one round (a frame per thread, the writer's included)
+        # is compressed whole, waiting at most one frame's time; a larger one never waits.
+        self._head = self._n if self._n <= self._workers + 1 else 0
         self._prefix = list(accumulate(estimates, initial=0))
         self._state = [_State.FREE] * self._n
         self._results: dict[int, bytes] = {}
@@ -96,7 +104,7 @@ class AheadCompressor:
 
     def take(self, i: int) -> bytes | None:
         """Frame ``i``'s compressed bytes, or ``None``: write the chunk raw. Never waits,
-        except for the first round of frames (at most one frame's compression)."""
+        except in a blob of one round of frames (at most one frame's compression)."""
         with self._cv:
             if i != self._next:
                 raise AssertionError(f"frames are taken in order: expected {self._next}, got {i}")
@@ -136,7 +144,7 @@ class AheadCompressor:
     def _limit(self, nxt: int) -> int:
         """One past the last frame of the window: frames from ``nxt`` whose estimated
         compressed sizes fit the budget (at least one)."""
-        return max(nxt + 1, bisect_right(self._prefix, self._prefix[nxt] + self._budget) - 1)
+        return max(nxt + 1, bisect_right(self._prefix, self._prefix[nxt] + self._window) - 1)
 
     def _claim(self) -> int | None:
         """The frame to compress next (marked WORKING, its size reserved), or ``None``."""
@@ -144,7 +152,7 @@ class AheadCompressor:
         if nxt >= self._n:
             return None
         choice = None
-        for i in range(nxt, self._head):  # the first round, lowest first
+        for i in range(nxt, self._head):  # a blob of one round: every frame, lowest first
             if self._state[i] is _State.FREE:
                 choice = i
                 break
@@ -200,8 +208,7 @@ class AheadCompressor:
 
 def _yield_cpu() -> None:
     """Lower this thread's priority to the lowest (Linux: nice is per thread), so that
-    compressing ahead only uses CPU that nothing else wants: copying into the page cache
-    is CPU work too, and on a busy machine the writer must not lose its core to zstd."""
+    compressing ahead only uses CPU that nothing else wants."""
     if sys.platform != "linux":
         return
     try:
@@ -211,22 +218,41 @@ def _yield_cpu() -> None:
 
 
 class ForcedFrames:
-    """The writer's frame choices made by ``choose(part, frame)`` instead of by timing
-    (a test hook): chosen frames are compressed in the writer's thread, others written raw."""
+    """The writer's frame choices made by ``choose(part, frame)`` instead of by timing (a
+    test hook, and the benchmark's "compress everything"): chosen frames are compressed on
+    ``workers`` threads in writing order, at most ``workers + 1`` ahead, and the writer
+    waits for each; the others are written raw. With every frame chosen this is the
+    writer before compression went ahead of it, byte for byte."""
 
     def __init__(self, where: Sequence[tuple[int, int]], chunks: Sequence[memoryview], compress: Compress,
-                 choose: Callable[[int, int], bool]):
-        self._where, self._chunks, self._compress, self._choose = where, chunks, compress, choose
+                 choose: Callable[[int, int], bool], *, workers: int):
+        self._chunks, self._compress = chunks, compress
+        self._chosen = [i for i, (part, frame) in enumerate(where) if choose(part, frame)]
+        self._workers = max(1, min(workers, len(self._chosen)))
+        self._pool: Any = None
+        self._pending: deque[tuple[int, Any]] = deque()
+        self._feed = iter(self._chosen)
 
     def __enter__(self) -> ForcedFrames:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="headwater-zstd")
+        for i in islice(self._feed, self._workers + 1):
+            self._pending.append((i, self._pool.submit(self._compress, self._chunks[i])))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        return None
+        for _, fut in self._pending:
+            fut.cancel()
+        self._pool.shutdown(wait=True)
 
     def take(self, i: int) -> bytes | None:
-        part, frame = self._where[i]
-        return self._compress(self._chunks[i]) if self._choose(part, frame) else None
+        if not self._pending or self._pending[0][0] != i:
+            return None
+        _, fut = self._pending.popleft()
+        for j in islice(self._feed, 1):
+            self._pending.append((j, self._pool.submit(self._compress, self._chunks[j])))
+        return fut.result()  # type: ignore[no-any-return]
 
 
 def window_estimates(sizes: Sequence[int], ratios: Sequence[float]) -> list[int]:
