@@ -46,7 +46,7 @@ Compress = Callable[[memoryview], "bytes | None"]
 
 class _State(enum.Enum):
     FREE = "free"  # nobody has it yet
-    WORKING = "working"  # a worker (or, in the first round, the writer) is compressing it
+    WORKING = "working"  # a worker (or, in a blob of one round, the writer) is compressing it
     READY = "ready"  # compressed, held for the writer
     RAW = "raw"  # compressed, but it did not pay: written raw
     PASSED = "passed"  # the writer took it raw before compression was ready
@@ -65,7 +65,7 @@ class AheadCompressor:
         self._chunks = chunks
         self._compress = compress
         self._n = len(chunks)
-        self._workers = max(0, min(workers, self._n - 1))  # one frame alone: the writer's own first round
+        self._workers = max(0, min(workers, self._n - 1))  # a frame alone: the writer compresses it
         self._budget = budget
         # The window holds what the budget can once the frames in flight are counted.
         in_flight = self._workers * max((c.nbytes for c in chunks), default=0)
@@ -151,16 +151,11 @@ class AheadCompressor:
         nxt = self._next
         if nxt >= self._n:
             return None
-        choice = None
-        for i in range(nxt, self._head):  # a blob of one round: every frame, lowest first
-            if self._state[i] is _State.FREE:
-                choice = i
-                break
-        else:
-            for i in range(min(self._n, self._limit(nxt)) - 1, nxt - 1, -1):
-                if self._state[i] is _State.FREE:
-                    choice = i
-                    break
+        if self._head:  # a blob of one round: every frame, lowest first
+            order: range = range(nxt, self._n)
+        else:  # the far end of the window first
+            order = range(min(self._n, self._limit(nxt)) - 1, nxt - 1, -1)
+        choice = next((i for i in order if self._state[i] is _State.FREE), None)
         if choice is None:
             return None
         size = self._chunks[choice].nbytes
@@ -171,7 +166,8 @@ class AheadCompressor:
         return choice
 
     def _work(self) -> None:
-        yielding = False
+        if not self._head:
+            _yield_cpu()
         while True:
             with self._cv:
                 i = self._claim()
@@ -180,9 +176,6 @@ class AheadCompressor:
                         return
                     self._cv.wait()
                     i = self._claim()
-            if i >= self._head and not yielding:
-                _yield_cpu()
-                yielding = True
             chunk = self._chunks[i]
             try:
                 data = self._compress(chunk)
