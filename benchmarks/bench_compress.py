@@ -17,6 +17,10 @@ figure, ``os.write`` of the same bytes to a new file in the same directory. ``lo
 ``ContentStore.load`` (which verifies the key) followed by one pass over the values
 (``sum``): a mapped raw blob pays its reads in the pass, a decoded one in the load.
 Figures are medians over ``--repeat`` rounds.
+
+A second table writes ``--sink-size-mib`` arrays with ``write_blob`` into a sink that
+takes ``--sink-mbps`` (like an upload link; it sleeps, using no CPU): there the workers
+stay ahead of the writer, and the adaptive writer compresses what the link leaves time for.
 """
 
 from __future__ import annotations
@@ -108,6 +112,45 @@ def _one(root: str, arr: np.ndarray, mode: str) -> dict[str, Any]:
             "load_s": load_s}
 
 
+class _SlowSink:
+    """A file that takes ``rate`` bytes per second, like an upload link (sleeps, using no CPU)."""
+
+    def __init__(self, f: Any, rate: float):
+        self._f, self._rate, self._sent, self._t0 = f, rate, 0, time.perf_counter()
+
+    def write(self, data: Any) -> int:
+        n = self._f.write(data)
+        self._sent += memoryview(data).nbytes
+        ahead = self._sent / self._rate - (time.perf_counter() - self._t0)
+        if ahead > 0:
+            time.sleep(ahead)
+        return n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
+def _slow_sink(root: str, arr: np.ndarray, mode: str, rate: float) -> dict[str, Any]:
+    """``write_blob`` into a sink of ``rate`` bytes/s: the writer waits on the sink, so
+    the frames compressed ahead are what a slow link gets."""
+    from headwater.store import codec
+
+    enc = codec.encode(arr)
+    path = os.path.join(root, "slow.blob")
+    codec._choose_frames = (lambda part, frame: True) if mode == "all-zstd" else None
+    try:
+        t = time.perf_counter()
+        with open(path, "wb") as f:
+            codec.write_blob(enc, _SlowSink(f, rate))  # type: ignore[arg-type]
+        save_s = time.perf_counter() - t
+    finally:
+        codec._choose_frames = None
+    stored = os.path.getsize(path)
+    zstd_frames, frames = _frames(path)
+    os.unlink(path)
+    return {"save_s": save_s, "stored": stored, "zstd_frames": zstd_frames, "frames": frames}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=1024)
@@ -115,6 +158,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", choices=ARRAYS, default=list(ARRAYS))
     ap.add_argument("--json", dest="json_out")
     ap.add_argument("--tmpdir", default=None)
+    ap.add_argument("--sink-mbps", type=float, default=250, help="the slow sink's rate (MB/s)")
+    ap.add_argument("--sink-size-mib", type=int, default=256, help="array size for the slow sink (0: skip)")
     args = ap.parse_args()
     size = args.size_mib << 20
     rows = []
@@ -135,12 +180,31 @@ def main() -> None:
                              "stored_ratio": med["stored"] / arr.nbytes, "zstd_frames": int(med["zstd_frames"]),
                              "frames": int(med["frames"]), "load_s": med["load_s"], "runs": rs})
             del arr
+        if args.sink_size_mib:
+            for name in ("arange", "ids", "random"):
+                arr = _array(name, args.sink_size_mib << 20)
+                modes = ("adaptive",) if name == "random" else MODES
+                runs = {m: [] for m in modes}
+                for _ in range(args.repeat):
+                    for mode in modes:
+                        runs[mode].append(_slow_sink(root, arr, mode, args.sink_mbps * 1e6))
+                for mode in modes:
+                    rs = runs[mode]
+                    med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+                    rows.append({"array": name, "mode": f"{mode}, {args.sink_mbps:g} MB/s sink", "bytes": arr.nbytes,
+                                 "repeat": args.repeat, "save_s": med["save_s"],
+                                 "save_gbps": arr.nbytes / med["save_s"] / 1e9, "disk_s": None, "disk_gbps": None,
+                                 "stored_ratio": med["stored"] / arr.nbytes, "zstd_frames": int(med["zstd_frames"]),
+                                 "frames": int(med["frames"]), "load_s": None, "runs": rs})
+                del arr
     print("| array | mode | save s | save GB/s | disk GB/s | stored / size | zstd frames | load + pass s |")
     print("|---|---|--:|--:|--:|--:|--:|--:|")
     for r in rows:
         frames = f"{r['zstd_frames']}/{r['frames']}" if r["frames"] else "raw part"
-        print(f"| {r['array']} | {r['mode']} | {r['save_s']:.3f} | {r['save_gbps']:.2f} | {r['disk_gbps']:.2f} | "
-              f"{r['stored_ratio']:.3f} | {frames} | {r['load_s']:.3f} |")
+        disk = "" if r["disk_gbps"] is None else f"{r['disk_gbps']:.2f}"
+        load = "" if r["load_s"] is None else f"{r['load_s']:.3f}"
+        print(f"| {r['array']} | {r['mode']} | {r['save_s']:.3f} | {r['save_gbps']:.2f} | {disk} | "
+              f"{r['stored_ratio']:.3f} | {frames} | {load} |")
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(rows, f, indent=1)
