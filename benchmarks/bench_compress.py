@@ -8,12 +8,14 @@ image with quantized values, ~2x), ``ids`` (int64 ids below 10^6, ~2.3x) and ``r
 (float64, incompressible: stored raw by the sample probe). Modes:
 
 - ``adaptive``: the writer as it is (frames compressed ahead of it, raw when not ready);
-- ``all-zstd``: every frame compressed before it is written (``codec._choose_frames``
-  forcing each frame), byte for byte what the writer did before the adaptive one.
+- ``raw``: every frame written raw (``codec._choose_frames`` choosing none): the same
+  bytes through the same path with no compression at all, the floor to compare with;
+- ``all-zstd``: every frame compressed before it is written (``_choose_frames`` choosing
+  each), byte for byte what the writer did before the adaptive one.
 
-Each save first syncs the page cache (so one save's dirty pages do not slow the next),
-then times ``ContentStore.save`` (hashing included, as a step pays it) and, for the disk
-figure, ``os.write`` of the same bytes to a new file in the same directory. ``load_s`` is
+The modes run interleaved within each round, so a noisy moment on a shared machine hits
+them alike. Each save first syncs the page cache (so one save's dirty pages do not slow
+the next), then times ``ContentStore.save`` (hashing included, as a step pays it). ``load_s`` is
 ``ContentStore.load`` (which verifies the key) followed by one pass over the values
 (``sum``): a mapped raw blob pays its reads in the pass, a decoded one in the load.
 Figures are medians over ``--repeat`` rounds.
@@ -36,7 +38,8 @@ from typing import Any
 import numpy as np
 
 ARRAYS = ("arange", "image", "ids", "random")
-MODES = ("adaptive", "all-zstd")
+MODES = ("adaptive", "raw", "all-zstd")
+_CHOICES = {"adaptive": None, "raw": lambda part, frame: False, "all-zstd": lambda part, frame: True}
 
 
 def _array(name: str, size: int) -> np.ndarray:
@@ -53,22 +56,6 @@ def _array(name: str, size: int) -> np.ndarray:
     img = np.round(y + x, 1)
     img += rng.integers(0, 3, img.shape).astype(np.float32) / 10
     return img
-
-
-def _disk_write(path: str, arr: np.ndarray) -> float:
-    view = memoryview(arr).cast("B")
-    os.sync()
-    t = time.perf_counter()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-    try:
-        pos = 0
-        while pos < view.nbytes:
-            pos += os.write(fd, view[pos : pos + (1 << 30)])
-    finally:
-        os.close(fd)
-    dt = time.perf_counter() - t
-    os.unlink(path)
-    return dt
 
 
 def _frames(path: str) -> tuple[int, int]:
@@ -90,7 +77,7 @@ def _one(root: str, arr: np.ndarray, mode: str) -> dict[str, Any]:
     from headwater.store.content import blob_key
 
     cs = ContentStore(LocalObjectStore(root))
-    codec._choose_frames = (lambda part, frame: True) if mode == "all-zstd" else None
+    codec._choose_frames = _CHOICES[mode]
     try:
         os.sync()
         t = time.perf_counter()
@@ -107,9 +94,7 @@ def _one(root: str, arr: np.ndarray, mode: str) -> dict[str, Any]:
     load_s = time.perf_counter() - t
     del out
     os.unlink(path)
-    disk_s = _disk_write(os.path.join(root, "disk.bin"), arr)
-    return {"save_s": save_s, "disk_s": disk_s, "stored": stored, "zstd_frames": zstd_frames, "frames": frames,
-            "load_s": load_s}
+    return {"save_s": save_s, "stored": stored, "zstd_frames": zstd_frames, "frames": frames, "load_s": load_s}
 
 
 class _SlowSink:
@@ -137,7 +122,7 @@ def _slow_sink(root: str, arr: np.ndarray, mode: str, rate: float) -> dict[str, 
 
     enc = codec.encode(arr)
     path = os.path.join(root, "slow.blob")
-    codec._choose_frames = (lambda part, frame: True) if mode == "all-zstd" else None
+    codec._choose_frames = _CHOICES[mode]
     try:
         t = time.perf_counter()
         with open(path, "wb") as f:
@@ -176,7 +161,6 @@ def main() -> None:
                 med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                 rows.append({"array": name, "mode": mode, "bytes": arr.nbytes, "repeat": args.repeat,
                              "save_s": med["save_s"], "save_gbps": arr.nbytes / med["save_s"] / 1e9,
-                             "disk_s": med["disk_s"], "disk_gbps": arr.nbytes / med["disk_s"] / 1e9,
                              "stored_ratio": med["stored"] / arr.nbytes, "zstd_frames": int(med["zstd_frames"]),
                              "frames": int(med["frames"]), "load_s": med["load_s"], "runs": rs})
             del arr
@@ -193,17 +177,16 @@ def main() -> None:
                     med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                     rows.append({"array": name, "mode": f"{mode}, {args.sink_mbps:g} MB/s sink", "bytes": arr.nbytes,
                                  "repeat": args.repeat, "save_s": med["save_s"],
-                                 "save_gbps": arr.nbytes / med["save_s"] / 1e9, "disk_s": None, "disk_gbps": None,
+                                 "save_gbps": arr.nbytes / med["save_s"] / 1e9,
                                  "stored_ratio": med["stored"] / arr.nbytes, "zstd_frames": int(med["zstd_frames"]),
                                  "frames": int(med["frames"]), "load_s": None, "runs": rs})
                 del arr
-    print("| array | mode | save s | save GB/s | disk GB/s | stored / size | zstd frames | load + pass s |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|")
+    print("| array | mode | save s | save GB/s | stored / size | zstd frames | load + pass s |")
+    print("|---|---|--:|--:|--:|--:|--:|")
     for r in rows:
         frames = f"{r['zstd_frames']}/{r['frames']}" if r["frames"] else "raw part"
-        disk = "" if r["disk_gbps"] is None else f"{r['disk_gbps']:.2f}"
         load = "" if r["load_s"] is None else f"{r['load_s']:.3f}"
-        print(f"| {r['array']} | {r['mode']} | {r['save_s']:.3f} | {r['save_gbps']:.2f} | {disk} | "
+        print(f"| {r['array']} | {r['mode']} | {r['save_s']:.3f} | {r['save_gbps']:.2f} | "
               f"{r['stored_ratio']:.3f} | {frames} | {load} |")
     if args.json_out:
         with open(args.json_out, "w") as f:

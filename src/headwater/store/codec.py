@@ -383,7 +383,7 @@ def _header(parts: list[list[Any]]) -> bytes:
     return json.dumps({"v": _format_version(parts), "parts": parts}, separators=(",", ":")).encode()
 
 
-def _layout(lengths: list[int], base: int, plans: list[bytes | bool] | None = None,
+def _layout(lengths: list[int], base: int, plans: list[bytes | float | bool] | None = None,
             chunks: list[list[int] | None] | None = None) -> list[list[Any]]:
     """All-raw placement: ``[offset, stored, length, codec]`` per part.
 
