@@ -18,7 +18,8 @@ them alike. Each save first syncs the page cache (so one save's dirty pages do n
 the next), then times ``ContentStore.save`` (hashing included, as a step pays it). ``load_s`` is
 ``ContentStore.load`` (which verifies the key) followed by one pass over the values
 (``sum``): a mapped raw blob pays its reads in the pass, a decoded one in the load.
-Figures are medians over ``--repeat`` rounds.
+Figures are medians over ``--repeat`` rounds, and the best round's save time beside
+them (on a shared machine other work only ever adds time: page reclaim, writeback).
 
 A second table writes ``--sink-size-mib`` arrays with ``write_blob`` into a sink that
 takes ``--sink-mbps`` (like an upload link; it sleeps, using no CPU): there the workers
@@ -161,6 +162,7 @@ def main() -> None:
                 med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                 rows.append({"array": name, "mode": mode, "bytes": arr.nbytes, "repeat": args.repeat,
                              "save_s": med["save_s"], "save_gbps": arr.nbytes / med["save_s"] / 1e9,
+                             "best_save_s": min(r["save_s"] for r in rs),
                              "stored_ratio": med["stored"] / arr.nbytes, "zstd_frames": int(med["zstd_frames"]),
                              "frames": int(med["frames"]), "load_s": med["load_s"], "runs": rs})
             del arr
@@ -177,16 +179,17 @@ def main() -> None:
                     med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                     rows.append({"array": name, "mode": f"{mode}, {args.sink_mbps:g} MB/s sink", "bytes": arr.nbytes,
                                  "repeat": args.repeat, "save_s": med["save_s"],
+                                 "best_save_s": min(r["save_s"] for r in rs),
                                  "save_gbps": arr.nbytes / med["save_s"] / 1e9,
                                  "stored_ratio": med["stored"] / arr.nbytes, "zstd_frames": int(med["zstd_frames"]),
                                  "frames": int(med["frames"]), "load_s": None, "runs": rs})
                 del arr
-    print("| array | mode | save s | save GB/s | stored / size | zstd frames | load + pass s |")
-    print("|---|---|--:|--:|--:|--:|--:|")
+    print("| array | mode | save s | save GB/s | best save s | stored / size | zstd frames | load + pass s |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|")
     for r in rows:
         frames = f"{r['zstd_frames']}/{r['frames']}" if r["frames"] else "raw part"
         load = "" if r["load_s"] is None else f"{r['load_s']:.3f}"
-        print(f"| {r['array']} | {r['mode']} | {r['save_s']:.3f} | {r['save_gbps']:.2f} | "
+        print(f"| {r['array']} | {r['mode']} | {r['save_s']:.3f} | {r['save_gbps']:.2f} | {r['best_save_s']:.3f} | "
               f"{r['stored_ratio']:.3f} | {frames} | {load} |")
     if args.json_out:
         with open(args.json_out, "w") as f:
