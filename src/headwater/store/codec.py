@@ -492,9 +492,9 @@ def _frame_writer(views: list[Any], plans: list[bytes | float | bool]) -> Any:
             ratios += [plan] * len(cut)
     if _choose_frames is not None:
         return ForcedFrames(where, chunks, _compress_frame, _choose_frames, workers=_CPUS)
-    # One core is the writer's: copying into the page cache is CPU work too.
+    # A worker per core: they run at the lowest priority, so the writer keeps its core.
     estimates = window_estimates([c.nbytes for c in chunks], ratios)
-    return AheadCompressor(chunks, estimates, _compress_frame, workers=max(1, _CPUS - 1))
+    return AheadCompressor(chunks, estimates, _compress_frame, workers=_CPUS)
 
 
 def _write_frames(out: BinaryIO, v: Any, take: Callable[[int], bytes | None], first: int) -> list[list[int]]:

@@ -8,18 +8,20 @@ per core) the writer overtakes any compressor working just ahead of it, wasting 
 frame. So the workers work at the far end of a window in front of the writer: they
 claim the highest unclaimed frame below ``limit``, where the window ``[next, limit)``
 holds as many frames as the memory budget can hold compressed (by the part's sampled
-ratio). As the writer advances, new frames enter at the top and the workers take them
-long before the writer arrives: no frame is wasted except where writer and workers
-meet at the very end. On a slow sink the workers fill the whole window and every frame
-but the first few is compressed. Finished frames wait in memory for the writer, at
+ratio), and, at the start, about as many frames as the writer has written. As the
+writer advances, new frames enter at the top and the workers take them long before the
+writer arrives: once the window has grown, no frame is wasted except where writer and
+workers meet at the very end. On a slow sink the workers fill the window and every
+frame but the first is compressed. Finished frames wait in memory for the writer, at
 most ``BUDGET`` bytes (plus one frame per worker in flight).
 
-The workers run at the lowest CPU priority: they compress with spare CPU only (copying
-into the page cache is CPU work too, which must not lose its core to zstd). One
-exception keeps small blobs compressed: a blob with no more frames than one round (a
-frame per worker plus one the writer compresses itself) is compressed whole, at normal
-priority, and the writer waits for it, at most one frame's compression (~8-25 ms for
-4 MiB here, by data); otherwise the writer, reaching frame 0 at once, would write it raw.
+The workers, one per core, run at the lowest CPU priority: they compress with spare
+CPU only (copying into the page cache is CPU work too, which must not lose its core to
+zstd). One exception keeps small blobs compressed: a blob with no more frames than one
+round (one per core, at least two) is compressed whole, at normal priority (the writer
+compressing any frame it reaches first), and the writer waits for it, about one frame's
+compression (~8-25 ms for 4 MiB here, by data); otherwise the writer, reaching frame 0
+at once, would write it raw.
 """
 
 from __future__ import annotations
@@ -66,13 +68,14 @@ class AheadCompressor:
         self._compress = compress
         self._n = len(chunks)
         self._workers = max(0, min(workers, self._n - 1))  # a frame alone: the writer compresses it
+        round_frames = max(2, workers)
         self._budget = budget
         # The window holds what the budget can once the frames in flight are counted.
         in_flight = self._workers * max((c.nbytes for c in chunks), default=0)
         self._window = max(budget - in_flight, budget // 4)
-        # A blob whose frames make one round (a frame per thread, the writer's included)
-        # is compressed whole, waiting at most one frame's time; a larger one never waits.
-        self._head = self._n if self._n <= self._workers + 1 else 0
+        # A blob whose frames make one round (a frame per core, at least two) is compressed
+        # whole, waiting about one frame's time; a larger one never waits.
+        self._head = self._n if self._n <= round_frames else 0
         self._prefix = list(accumulate(estimates, initial=0))
         self._state = [_State.FREE] * self._n
         self._results: dict[int, bytes] = {}
@@ -143,8 +146,11 @@ class AheadCompressor:
 
     def _limit(self, nxt: int) -> int:
         """One past the last frame of the window: frames from ``nxt`` whose estimated
-        compressed sizes fit the budget (at least one)."""
-        return max(nxt + 1, bisect_right(self._prefix, self._prefix[nxt] + self._window) - 1)
+        compressed sizes fit the budget (at least one), and at first only as many frames
+        ahead as the writer has written plus a few: a slow writer then finds its next
+        frames compressed at once, and a fast one soon leaves enough room ahead."""
+        fits = bisect_right(self._prefix, self._prefix[nxt] + self._window) - 1
+        return max(nxt + 1, min(fits, 2 * nxt + 2 * self._workers + 1))
 
     def _claim(self) -> int | None:
         """The frame to compress next (marked WORKING, its size reserved), or ``None``."""
