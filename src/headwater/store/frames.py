@@ -15,13 +15,14 @@ workers meet at the very end. On a slow sink the workers fill the window and eve
 frame but the first is compressed. Finished frames wait in memory for the writer, at
 most ``BUDGET`` bytes (plus one frame per worker in flight).
 
-The workers, one per core, run at the lowest CPU priority: they compress with spare
-CPU only (copying into the page cache is CPU work too, which must not lose its core to
-zstd). One exception keeps small blobs compressed: a blob with no more frames than one
-round (one per core, at least two) is compressed whole, at normal priority (the writer
-compressing any frame it reaches first), and the writer waits for it, about one frame's
-compression (~8-25 ms for 4 MiB here, by data); otherwise the writer, reaching frame 0
-at once, would write it raw.
+The workers, one per core but the writer's, run at the lowest CPU priority: they
+compress with spare CPU only (copying into the page cache is CPU work too, which must not
+lose its core to zstd; a worker per core, niced or not, still slowed a 1 GiB save by ~10%
+on 2 cores). One exception keeps small blobs compressed: a blob with no more frames than
+one round (one per worker plus one for the writer) is compressed whole, at normal
+priority (the writer compressing any frame it reaches first), and the writer waits for
+it, about one frame's compression (~8-25 ms for 4 MiB here, by data); otherwise the
+writer, reaching frame 0 at once, would write it raw.
 """
 
 from __future__ import annotations
@@ -68,13 +69,13 @@ class AheadCompressor:
         self._compress = compress
         self._n = len(chunks)
         self._workers = max(0, min(workers, self._n - 1))  # a frame alone: the writer compresses it
-        round_frames = max(2, workers)
+        round_frames = workers + 1  # a frame per worker and one for the writer
         self._budget = budget
         # The window holds what the budget can once the frames in flight are counted.
         in_flight = self._workers * max((c.nbytes for c in chunks), default=0)
         self._window = max(budget - in_flight, budget // 4)
-        # A blob whose frames make one round (a frame per core, at least two) is compressed
-        # whole, waiting about one frame's time; a larger one never waits.
+        # A blob whose frames make one round is compressed whole, waiting about one
+        # frame's time; a larger one never waits.
         self._head = self._n if self._n <= round_frames else 0
         self._prefix = list(accumulate(estimates, initial=0))
         self._state = [_State.FREE] * self._n
