@@ -11,8 +11,9 @@ holds as many frames as the memory budget can hold compressed (by the part's sam
 ratio), and, at the start, about as many frames as the writer has written. As the
 writer advances, new frames enter at the top and the workers take them long before the
 writer arrives: once the window has grown, no frame is wasted except where writer and
-workers meet at the very end. On a slow sink the workers fill the window and every
-frame but the first is compressed. Finished frames wait in memory for the writer, at
+workers meet at the very end. On a slow sink the workers stay ahead of the writer and
+compress as many frames as they get CPU for (44 of 64 behind 250 MB/s on 2 busy cores,
+``benchmarks/bench_compress.py``). Finished frames wait in memory for the writer, at
 most ``BUDGET`` bytes (plus one frame per worker in flight).
 
 The workers, one per core but the writer's, run at the lowest CPU priority: they
