@@ -151,7 +151,10 @@ def test_pandas_values_arrow_would_change_are_pickled_instead(case, tmp_path) ->
         assert out.attrs == value.attrs
 
 
-def test_loaded_frame_is_zero_copy_and_writable_copy_on_write(tmp_path) -> None:
+def test_loaded_frame_is_zero_copy_and_writable_copy_on_write(tmp_path, monkeypatch) -> None:
+    from headwater.store import codec
+
+    monkeypatch.setattr(codec, "_choose_frames", lambda part, frame: True)  # "i" compressed, not by timing
     rng = np.random.default_rng(2)
     # "i" compresses (stored zstd, decoded into memory); the others are stored raw and mapped:
     # each column is its own stream, so one compressible column does not un-map the rest.
@@ -255,9 +258,13 @@ def test_saving_copies_no_column(tmp_path) -> None:
     assert read_blob(str(tmp_path / "df"), enc.key).equals(df)
 
 
-def test_compressible_columns_are_compressed_piece_by_piece(tmp_path) -> None:
+def test_compressible_columns_are_compressed_piece_by_piece(tmp_path, monkeypatch) -> None:
     import json
     import struct
+
+    from headwater.store import codec
+
+    monkeypatch.setattr(codec, "_choose_frames", lambda part, frame: True)  # every frame, not by timing
 
     table = pa.table({"i": np.arange(3 << 20), "f": np.random.default_rng(8).random(3 << 20)})
     path = tmp_path / "t"

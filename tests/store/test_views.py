@@ -372,3 +372,20 @@ def test_views_dropped_without_close_leave_no_open_files(tmp_path) -> None:
         assert cs.view(ref)[0, 0] == a[0, 0]
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def test_a_view_reads_a_part_of_mixed_raw_and_zstd_frames(tmp_path, monkeypatch) -> None:
+    from headwater.store import codec
+
+    store = LocalObjectStore(tmp_path / "s")
+    cs = ContentStore(store)
+    a = np.arange(72 * MIB // 8, dtype=np.float64)
+    monkeypatch.setattr(codec, "_choose_frames", lambda part, frame: frame % 2 == 0)
+    ref = cs.save(a)
+    monkeypatch.undo()
+    frames = _header(store, ref["key"])["parts"][1][4]
+    assert any(len(f) == 1 for f in frames) and any(len(f) == 2 for f in frames)
+    v = cs.view(ref)
+    for start in (0, CHUNK // 8 - 3, 5 * CHUNK // 8 + 11, a.size - 7):
+        assert np.array_equal(v[start : start + 7], a[start : start + 7])
+    assert np.array_equal(v.load(), a)

@@ -3,7 +3,7 @@
 What ``codec.read_blob`` verifies on every load, done as a stream for ``headwater
 verify``: parse the part table, hash the logical bytes (raw parts straight from the
 file's mapping or from ranged reads, compressed parts decoded frame by frame into a
-bounded buffer) and compare with the key. Nothing is unpickled, and no blob is ever
+bounded buffer, their raw frames hashed as stored) and compare with the key. Nothing is unpickled, and no blob is ever
 held in memory whole. Foreach item tables (``itemtable``) are checked by their own rules.
 """
 
@@ -14,8 +14,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from .codec import (_ZSTD_DAMAGE, FRAME, RAW, ZSTD, BlobCorruptionError, _corrupt, _ordered_map, _unsupported, _zstd,
-                    check_digests, decode_frame_into, parse_blob_header)
+from .codec import (_ZSTD_DAMAGE, FRAME, RAW, ZSTD, BlobCorruptionError, Frame, _corrupt, _ordered_map, _unsupported,
+                    _zstd, check_digests, decode_frame_into, frame_table, parse_blob_header)
 from .codec import MAGIC as BLOB_MAGIC
 from .itemtable import MAGIC as TABLE_MAGIC
 from .itemtable import verify_table
@@ -96,7 +96,10 @@ class FileSource(BlobSource):
     def close(self) -> None:
         self._view.release()
         if self._map is not None:
-            self._map.close()
+            try:
+                self._map.close()
+            except BufferError:  # a slice lives on in an exception's traceback: unmapped when collected
+                pass
 
 
 class RangeSource(BlobSource):
@@ -167,8 +170,7 @@ def _verify_blob(source: BlobSource, key: str, workers: int) -> int:
         if codec == RAW:
             if stored != n:
                 raise _corrupt(key, source.where, "a raw part's sizes disagree")
-            for piece in source.chunks(off, n):
-                h.update(piece)
+            _hash_raw(h, source, off, n)
         elif codec == ZSTD:
             _hash_zstd(h, source, part, key, workers)
         else:
@@ -179,36 +181,44 @@ def _verify_blob(source: BlobSource, key: str, workers: int) -> int:
     return total
 
 
+def _hash_raw(h: Any, source: BlobSource, off: int, n: int) -> None:
+    """Hash ``n`` stored bytes from ``off`` (no slice of a mapping outlives the call)."""
+    for piece in source.chunks(off, n):
+        h.update(piece)
+
+
 def _hash_zstd(h: Any, source: BlobSource, part: list[Any], key: str, workers: int) -> None:
-    """Hash the logical bytes of a zstd part, frame by frame, as ``codec._decompress`` decodes them."""
-    off, stored, n = part[0], part[1], part[2]
-    frames: list[list[int]] = part[4] if len(part) > 4 else [[n, stored]]
-    if sum(f[0] for f in frames) != n or sum(f[1] for f in frames) != stored:
-        raise _corrupt(key, source.where, "its frame table does not add up")
-    jobs, src = [], off
-    for flen, fstored in frames:
-        jobs.append((src, fstored, flen))
-        src += fstored
+    """Hash the logical bytes of a zstd part, frame by frame, as ``codec._decompress`` decodes
+    them (raw frames, format version 2, are hashed as they are stored)."""
+    table = frame_table(part, key, source.where)
     zstandard = _zstd()
 
-    def decode_whole(job: tuple[int, int, int]) -> bytearray:
-        src_off, src_len, flen = job
-        out = bytearray(flen)
-        decode_frame_into(zstandard, source.read_exact(src_off, src_len), memoryview(out), key, source.where)
+    # A raw frame of a local file is a slice of its mapping: hashed in place by this thread
+    # (no slice may outlive the source's mapping); a remote one is fetched ahead in the pool.
+    in_place = isinstance(source, FileSource)
+
+    def decode_whole(f: Frame) -> Any:
+        if f.raw:
+            return None if in_place else source.read_exact(f.offset, f.stored)
+        out = bytearray(f.length)
+        decode_frame_into(zstandard, source.read_exact(f.offset, f.stored), memoryview(out), key, source.where)
         return out
 
     try:
-        if all(flen <= _WHOLE_FRAME for _, _, flen in jobs):
+        if all(f.length <= _WHOLE_FRAME for f in table):
             # zstd releases the GIL: frames decode in parallel, hashed in order (bounded in flight).
-            for out in _ordered_map(decode_whole, jobs, min(workers, len(jobs))):
-                h.update(out)
+            for f, out in zip(table, _ordered_map(decode_whole, table, min(workers, len(table))), strict=True):
+                h.update(out if out is not None else source.read_exact(f.offset, f.stored))
             return
         buf = memoryview(bytearray(CHUNK))
-        for src_off, src_len, flen in jobs:
+        for f in table:
+            if f.raw:
+                _hash_raw(h, source, f.offset, f.stored)
+                continue
             reader = zstandard.ZstdDecompressor().stream_reader(
-                _RangeFile(source, src_off, src_len), read_across_frames=False)
+                _RangeFile(source, f.offset, f.stored), read_across_frames=False)
             with reader as r:
-                left = flen
+                left = f.length
                 while left:
                     got = r.readinto(buf[: min(CHUNK, left)])
                     if not got:

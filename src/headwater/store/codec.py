@@ -22,12 +22,16 @@ from typing import Any, BinaryIO
 
 from ..exceptions import DataCorruptionError, HeadwaterException
 from .codec_plugins import dumps
+from .frames import AheadCompressor, ForcedFrames, window_estimates
 from .gathered import Gathered, gathering
 from .keyhash import CHUNK as TREE_CHUNK
 from .keyhash import KeyHasher
 from .objects import FileId, file_id
 
 MAGIC = b"HWB1"
+#: Header versions this reader decodes: 1, and 2 (a compressed part may hold raw frames;
+#: the header may carry chunk digests).
+FORMAT_VERSIONS = (1, 2)
 ALIGN = 4096
 #: Buffers smaller than this are pickled in-band: alignment would waste up to
 #: 4 KiB each, mmap gains nothing, and small arrays can then be stored inline.
@@ -361,9 +365,10 @@ def _compress(data: memoryview) -> bytes:
     return cctx.compress(data)  # type: ignore[no-any-return]
 
 
-def _probe(mv: memoryview) -> bytes | bool:
-    """Decide zstd for one part: ``False`` (store raw), ``True`` (compress while
-    writing) or, for a part small enough to compress whole, its compressed bytes."""
+def _probe(mv: memoryview) -> bytes | float | bool:
+    """Decide zstd for one part: ``False`` (store raw), the sampled ratio (compress
+    while writing, in frames) or, for a part small enough to compress whole, its
+    compressed bytes."""
     n = mv.nbytes
     if n <= _PROBE_CHUNK * _PROBE_COUNT:
         out = _compress(mv)
@@ -374,14 +379,26 @@ def _probe(mv: memoryview) -> bytes | bool:
     packed = 0
     for i in range(_PROBE_COUNT):
         packed += len(_compress(mv[i * step : i * step + _PROBE_CHUNK]))
-    return packed <= _PROBE_CHUNK * _PROBE_COUNT * MAX_RATIO
+    ratio = packed / (_PROBE_CHUNK * _PROBE_COUNT)
+    return ratio if ratio <= MAX_RATIO else False
+
+
+def _format_version(parts: list[list[Any]]) -> int:
+    """The header's ``"v"``: 2 when a compressed part holds a raw frame (an older reader,
+    which knows only 1, then refuses the blob as unsupported instead of calling it
+    damaged), else 1, the format every older headwater reads."""
+    for p in parts:
+        if len(p) > 4 and any(len(f) == 1 for f in p[4]):
+            return 2
+    return 1
 
 
 def _header(parts: list[list[Any]], trees: dict[int, bytes] | None = None) -> bytes:
-    """The JSON header: format 1, or 2 when it carries chunk digests (``"chunk"``, and
-    ``"trees"``: part index -> hex digests), which readers of format 1 must not misread."""
+    """The JSON header: format 1, or 2 when a part holds a raw frame or the header carries
+    chunk digests (``"chunk"``, and ``"trees"``: part index -> hex digests), which readers
+    of format 1 must not misread."""
     if not trees:
-        return json.dumps({"v": 1, "parts": parts}, separators=(",", ":")).encode()
+        return json.dumps({"v": _format_version(parts), "parts": parts}, separators=(",", ":")).encode()
     doc = {"v": 2, "parts": parts, "chunk": TREE_CHUNK, "trees": {str(i): d.hex() for i, d in sorted(trees.items())}}
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -404,7 +421,7 @@ def _tree_digests(enc: Encoded, views: list[Any]) -> dict[int, bytes]:
     return digests
 
 
-def _layout(lengths: list[int], base: int, plans: list[bytes | bool] | None = None,
+def _layout(lengths: list[int], base: int, plans: list[bytes | float | bool] | None = None,
             chunks: list[list[int] | None] | None = None) -> list[list[Any]]:
     """All-raw placement: ``[offset, stored, length, codec]`` per part.
 
@@ -412,6 +429,8 @@ def _layout(lengths: list[int], base: int, plans: list[bytes | bool] | None = No
     writing), the worst case for sizing the header: every codec spelled "zstd"
     (the longest) and, for parts cut into frames, a frame list whose stored sizes
     have as many digits as any real one can (zstd's bound for incompressible data).
+    A raw frame's entry, ``[logical]``, is shorter than that bound's, so whatever
+    the writer decides per frame fits.
     """
     parts: list[list[Any]] = []
     off = base
@@ -422,7 +441,7 @@ def _layout(lengths: list[int], base: int, plans: list[bytes | bool] | None = No
         if plans is not None:
             part[3] = ZSTD
             sizes = chunks[i] if chunks is not None else None
-            if plans[i] is True and sizes is not None and len(sizes) > 1:
+            if _framed(plans[i]) and sizes is not None and len(sizes) > 1:
                 part.append([[c, c + (c >> 7) + 64] for c in sizes])
         parts.append(part)
         off += n
@@ -463,14 +482,21 @@ def _write_raw(out: BinaryIO, v: Any) -> None:
         out.write(v)
 
 
-def _probe_gathered(g: Gathered) -> bool:
-    """``_probe`` for a gathered part: whether zstd is predicted to pay (sampled windows)."""
+def _probe_gathered(g: Gathered) -> float | bool:
+    """``_probe`` for a gathered part: the sampled ratio when zstd is predicted to pay, else False."""
     n = g.nbytes
     if n <= _PROBE_CHUNK * _PROBE_COUNT:
-        return len(_compress(g.join())) <= n * MAX_RATIO
-    step = (n - _PROBE_CHUNK) // (_PROBE_COUNT - 1)
-    packed = sum(len(_compress(memoryview(g.window(i * step, _PROBE_CHUNK)))) for i in range(_PROBE_COUNT))
-    return packed <= _PROBE_CHUNK * _PROBE_COUNT * MAX_RATIO
+        ratio = len(_compress(g.join())) / n
+    else:
+        step = (n - _PROBE_CHUNK) // (_PROBE_COUNT - 1)
+        packed = sum(len(_compress(memoryview(g.window(i * step, _PROBE_CHUNK)))) for i in range(_PROBE_COUNT))
+        ratio = packed / (_PROBE_CHUNK * _PROBE_COUNT)
+    return ratio if ratio <= MAX_RATIO else False
+
+
+def _framed(plan: bytes | float | bool) -> bool:
+    """Whether a part's plan is to compress it in frames while writing (a sampled ratio)."""
+    return isinstance(plan, float)
 
 
 def _frame_chunks(v: Any) -> list[memoryview]:
@@ -479,15 +505,48 @@ def _frame_chunks(v: Any) -> list[memoryview]:
     return [p[i : i + FRAME] for p in views for i in range(0, p.nbytes, FRAME)]
 
 
-def _write_zstd(out: BinaryIO, mv: Any) -> list[list[int]]:
-    """Write ``mv`` as zstd frames of ``FRAME`` bytes; returns ``[logical, stored]`` per frame."""
-    chunks = _frame_chunks(mv)
-    frames = []
-    # zstd releases the GIL while compressing: frames compress truly in parallel.
-    results = _ordered_map(_compress, chunks, min(_CPUS, len(chunks)))
-    for chunk, data in zip(chunks, results, strict=True):
-        out.write(data)
-        frames.append([chunk.nbytes, len(data)])
+def _compress_frame(chunk: memoryview) -> bytes | None:
+    """One frame's zstd bytes, or ``None`` when they save less than ``MAX_RATIO`` (stored raw)."""
+    data = _compress(chunk)
+    return data if len(data) <= chunk.nbytes * MAX_RATIO else None
+
+
+#: Test hook (and the benchmark's "compress everything"): ``choose(part, frame)`` decides,
+#: instead of timing, whether frame ``frame`` of part ``part`` is compressed or written raw.
+_choose_frames: Callable[[int, int], bool] | None = None
+
+
+def _frame_writer(views: list[Any], plans: list[bytes | float | bool]) -> Any:
+    """What decides each frame of the parts planned for frames: ``take(i)`` gives the
+    ``i``-th frame's compressed bytes (in writing order) or ``None`` (write it raw)."""
+    chunks: list[memoryview] = []
+    where: list[tuple[int, int]] = []
+    ratios: list[float] = []
+    for i, (v, plan) in enumerate(zip(views, plans, strict=True)):
+        if _framed(plan):
+            cut = _frame_chunks(v)
+            chunks += cut
+            where += [(i, j) for j in range(len(cut))]
+            ratios += [plan] * len(cut)
+    if _choose_frames is not None:
+        return ForcedFrames(where, chunks, _compress_frame, _choose_frames, workers=_CPUS)
+    # One core is the writer's (a niced worker on it still cost ~10% of a 1 GiB save).
+    estimates = window_estimates([c.nbytes for c in chunks], ratios)
+    return AheadCompressor(chunks, estimates, _compress_frame, workers=max(1, _CPUS - 1))
+
+
+def _write_frames(out: BinaryIO, v: Any, take: Callable[[int], bytes | None], first: int) -> list[list[int]]:
+    """Write part ``v`` frame by frame, each compressed or raw as ``take`` decides; returns
+    the frame table, ``[logical, stored]`` per zstd frame and ``[logical]`` per raw one."""
+    frames: list[list[int]] = []
+    for j, chunk in enumerate(_frame_chunks(v)):
+        data = take(first + j)
+        if data is None:
+            out.write(chunk)
+            frames.append([chunk.nbytes])
+        else:
+            out.write(data)
+            frames.append([chunk.nbytes, len(data)])
     return frames
 
 
@@ -500,21 +559,26 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
     a 4 KiB-aligned offset. A part is zstd-1 compressed (``codec`` "zstd", else
     "raw") when it is at least 4 KiB and a sample predicts a ratio ≤ 0.9; a
     compressed part over ``FRAME`` bytes is a run of independent frames and
-    its entry gains a fifth element, ``[[logical, stored], ...]`` per frame.
-    ``out`` must be seekable when any part is compressed (the header is
-    patched once the stored sizes are known).
+    its entry gains a fifth element, ``[logical, stored]`` per zstd frame.
+
+    Frames are compressed ahead of the writer (``frames.AheadCompressor``); one not
+    ready when the writer reaches it is written raw, entry ``[logical]``, so saving is
+    never slower than writing raw. A blob with a raw frame is ``"v": 2``
+    (``_format_version``); a part whose frames all end up raw is a plain raw part.
+    ``out`` must be seekable when any part is compressed (the header is patched
+    once the stored sizes are known).
     """
     views: list[Any] = [memoryview(enc.pickled), *enc.buffers]
     lengths = [v.nbytes for v in views]
     trees = _tree_digests(enc, views)
     # A gathered part is written (raw or as zstd frames) piece by piece, never joined.
-    plans: list[bytes | bool] = [
+    plans: list[bytes | float | bool] = [
         False if v.nbytes < MIN_COMPRESS else _probe_gathered(v) if isinstance(v, Gathered) else _probe(v)
         for v in views
     ]
     # Header space: the all-raw layout with every codec spelled "zstd" (the
     # longest) bounds the real header, whose offsets and sizes can only shrink.
-    chunks = [[c.nbytes for c in _frame_chunks(v)] if plan is True else None for v, plan in zip(views, plans)]
+    chunks = [[c.nbytes for c in _frame_chunks(v)] if _framed(plan) else None for v, plan in zip(views, plans)]
     hlen = 64
     while True:
         need = len(_header(_layout(lengths, _PREFIX.size + hlen, plans, chunks), trees))
@@ -539,31 +603,32 @@ def write_blob(enc: Encoded, out: BinaryIO) -> int:
     out.write(bytes(hlen))  # header placeholder, patched at the end
     parts: list[list[Any]] = []
     pos = base
-    for i, (v, plan) in enumerate(zip(views, plans, strict=True)):
-        if i:
-            pos = _pad(out, pos)
-        n = lengths[i]
-        if plan is False:
-            _write_raw(out, v)
-            parts.append([pos, n, n, RAW])
-            pos += n
-            continue
-        if plan is True:
-            frames = _write_zstd(out, v)
-            stored = sum(f[1] for f in frames)
-            if stored >= n:  # the sample misjudged it: store raw after all
-                out.seek(pos)
-                out.truncate()
+    first = 0  # index of the part's first frame among all frames, in writing order
+    with _frame_writer(views, plans) as frames_ahead:
+        for i, (v, plan) in enumerate(zip(views, plans, strict=True)):
+            if i:
+                pos = _pad(out, pos)
+            n = lengths[i]
+            if plan is False:
                 _write_raw(out, v)
                 parts.append([pos, n, n, RAW])
                 pos += n
                 continue
-            parts.append([pos, stored, n, ZSTD, frames] if len(frames) > 1 else [pos, stored, n, ZSTD])
-        else:
-            out.write(plan)
-            stored = len(plan)
-            parts.append([pos, stored, n, ZSTD])
-        pos += stored
+            if _framed(plan):
+                frames = _write_frames(out, v, frames_ahead.take, first)
+                first += len(frames)
+                if all(len(f) == 1 for f in frames):  # all raw: a plain raw part (mmap-able)
+                    parts.append([pos, n, n, RAW])
+                    pos += n
+                    continue
+                stored = sum(f[-1] for f in frames)
+                parts.append([pos, stored, n, ZSTD, frames] if len(frames) > 1 else [pos, stored, n, ZSTD])
+            else:
+                assert isinstance(plan, bytes)
+                out.write(plan)
+                stored = len(plan)
+                parts.append([pos, stored, n, ZSTD])
+            pos += stored
     end = out.tell()
     out.seek(_PREFIX.size)
     out.write(_header(parts, trees).ljust(hlen))
@@ -671,8 +736,9 @@ def parse_blob_header(read: Callable[[int, int], bytes], size: int | None, key: 
         header = json.loads(bytes(raw_header))
         version = header["v"]
         parts = header["parts"]
-        if version not in (1, 2):
-            raise _unsupported(key, where, f"its format version is {version!r} (this version reads 1 and 2)")
+        if version not in FORMAT_VERSIONS:
+            raise _unsupported(key, where, f"its format version is {version!r} (this version reads "
+                               f"{' and '.join(map(str, FORMAT_VERSIONS))})")
         if version == 2 and "trees" in header:
             if header["chunk"] != TREE_CHUNK:
                 raise _unsupported(key, where, f"its chunk size is {header['chunk']!r} (this version reads "
@@ -699,31 +765,75 @@ def decode_frame_into(zstandard: Any, data: Any, target: memoryview, key: str | 
             pos += got
 
 
-def _decompress(fd: int, part: list[Any], key: str | None, path: str) -> bytearray | mmap.mmap:
-    """Decode a zstd part into fresh private memory; frames decode in parallel."""
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame of a compressed part: ``stored`` bytes at ``offset`` in the blob that
+    decode to ``length`` logical bytes at ``start`` in the part; ``raw`` frames are the bytes."""
+
+    offset: int
+    stored: int
+    start: int
+    length: int
+    raw: bool
+
+
+def frame_table(part: list[Any], key: str | None, where: str) -> list[Frame]:
+    """The frames of a zstd part entry, checked to add up to its sizes.
+
+    A part without a frame list is one zstd frame; a frame entry ``[logical, stored]``
+    is zstd, ``[logical]`` raw bytes (format version 2). Raises ``BlobCorruptionError``
+    when the table is malformed or does not add up.
+    """
     off, stored, n = part[0], part[1], part[2]
-    frames: list[list[int]] = part[4] if len(part) > 4 else [[n, stored]]
-    if sum(f[0] for f in frames) != n or sum(f[1] for f in frames) != stored:
-        raise _corrupt(key, path, "its frame table does not add up")
+    entries = part[4] if len(part) > 4 else [[n, stored]]
+    table: list[Frame] = []
+    src = dst = 0
+    try:
+        for e in entries:
+            length, size = (e[0], e[1]) if len(e) == 2 else (e[0], e[0]) if len(e) == 1 else (-1, -1)
+            if type(length) is not int or type(size) is not int or length < 0 or size < 0:
+                raise ValueError(e)
+            table.append(Frame(off + src, size, dst, length, len(e) == 1))
+            src += size
+            dst += length
+    except (TypeError, ValueError, IndexError):
+        raise _corrupt(key, where, "its frame table is unreadable") from None
+    if dst != n or src != stored:
+        raise _corrupt(key, where, "its frame table does not add up")
+    return table
+
+
+def _read_into(fd: int, target: memoryview, off: int) -> None:
+    """Fill ``target`` with the file's bytes from ``off`` (straight into place, no copy)."""
+    pos, want = 0, target.nbytes
+    while pos < want:
+        got = os.preadv(fd, [target[pos:]], off + pos)
+        if not got:  # the size was checked against the header: only a concurrent truncation
+            raise OSError(f"unexpected end of file at offset {off + pos}")
+        pos += got
+
+
+def _decompress(fd: int, part: list[Any], key: str | None, path: str) -> bytearray | mmap.mmap:
+    """Decode a zstd part into fresh private memory; frames decode (and raw frames are
+    read into place) in parallel."""
+    n = part[2]
+    table = frame_table(part, key, path)
     # Large outputs go to anonymous memory: pages fault in as zstd writes them,
     # with no zero-fill pass first (bytearray(n) memsets n bytes).
     buf: bytearray | mmap.mmap = bytearray(n) if n < _MMAP_MIN else mmap.mmap(-1, n)
     dst = memoryview(buf)
     zstandard = _zstd()
-    jobs = []
-    src, out = off, 0
-    for flen, fstored in frames:
-        jobs.append((src, fstored, dst[out : out + flen]))
-        src += fstored
-        out += flen
 
-    def decode(job: tuple[int, int, memoryview]) -> None:
-        src_off, src_len, target = job
-        decode_frame_into(zstandard, os.pread(fd, src_len, src_off), target, key, path)
+    def decode(f: Frame) -> None:
+        target = dst[f.start : f.start + f.length]
+        if f.raw:
+            _read_into(fd, target, f.offset)
+        else:
+            decode_frame_into(zstandard, os.pread(fd, f.stored, f.offset), target, key, path)
 
     try:
         # zstd releases the GIL while decoding: frames decode truly in parallel.
-        for _ in _ordered_map(decode, jobs, min(_CPUS, len(jobs))):
+        for _ in _ordered_map(decode, table, min(_CPUS, len(table))):
             pass
     except zstandard.ZstdError as e:
         if any(text in str(e) for text in _ZSTD_DAMAGE):

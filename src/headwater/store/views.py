@@ -25,8 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import DataMissingError
-from .codec import (_CPUS, _ZSTD_DAMAGE, RAW, ZSTD, BlobCorruptionError, _corrupt, _ordered_map, _unpickle,
-                    _unsupported, _zstd, decode_frame_into, parse_blob_header)
+from .codec import (_CPUS, _ZSTD_DAMAGE, RAW, ZSTD, BlobCorruptionError, Frame, _corrupt, _ordered_map, _unpickle,
+                    _unsupported, _zstd, decode_frame_into, frame_table, parse_blob_header)
 from .keyhash import CHUNK, DIGEST, chunk_count, chunk_digest, is_tree, key_of_digests
 from .ranged import RangedObject
 
@@ -154,19 +154,10 @@ class _LazyArray:
         self._n = part[2]
         self._ok = bytearray(chunk_count(self._n))
         self.bytes_read = 0
-        self._frames: list[tuple[int, int, int, int, bool]] = []  # logical start, length, stored off, size, raw
+        self._frames: list[Frame] = frame_table(part, key, ranged.where) if part[3] == ZSTD else []
+        self._frame_starts = [f.start for f in self._frames]
         self._decoded: set[int] = set()
         self._lock = threading.Lock()
-        if part[3] == ZSTD:
-            frames = part[4] if len(part) > 4 else [[self._n, part[1]]]
-            lstart, sstart = 0, part[0]
-            for f in frames:
-                self._frames.append((lstart, f[0], sstart, f[1], len(f) > 2 and f[2] == RAW))
-                lstart += f[0]
-                sstart += f[1]
-            if lstart != self._n or sstart != part[0] + part[1]:
-                raise _corrupt(key, ranged.where, "its frame table does not add up")
-            self._frame_starts = [f[0] for f in self._frames]
 
     @classmethod
     def open(cls, objects: Any, bkey: str, key: str, ranged: RangedObject) -> _LazyArray | None:
@@ -287,11 +278,11 @@ class _LazyArray:
         zstandard = _zstd()
 
         def decode(f: int) -> None:
-            lstart, flen, soff, ssize, raw = self._frames[f]
-            data = self._ranged.read(soff, ssize)
-            target = self._backing[lstart : lstart + flen]
-            if raw:
-                if len(data) != flen:
+            frame = self._frames[f]
+            data = self._ranged.read(frame.offset, frame.stored)
+            target = self._backing[frame.start : frame.start + frame.length]
+            if frame.raw:
+                if len(data) != frame.length:
                     raise _corrupt(self.key, self._ranged.where, "a raw frame is truncated")
                 target[:] = data
             else:
