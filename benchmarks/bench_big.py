@@ -75,7 +75,7 @@ def _report(**kw):
 
 
 def _array(gib):
-    n = int(gib * 2**30) // 8
+    n = int(gib * 2**30) // 64 * 8  # a multiple of 8 elements (the frame's columns)
     a = np.empty(n)
     rng = np.random.default_rng(0)
     step = 1 << 24
@@ -205,8 +205,9 @@ def run_flow(fw: str, python: str, source: str, args: list[str], tmp: str, timeo
         shutil.rmtree(work, ignore_errors=True)
 
 
-def array_row(fw: str, python: str, gib: float, tmp: str, timeout: float) -> dict:
-    m = run_flow(fw, python, _render(_ARRAY, fw), ["--gib", str(gib)], tmp, timeout)
+def round_trip_row(fw: str, python: str, gib: float, template: str, tmp: str, timeout: float) -> dict:
+    """One run of a save-then-load flow (``_ARRAY`` or ``_FRAME``) as a result row."""
+    m = run_flow(fw, python, _render(template, fw), ["--gib", str(gib)], tmp, timeout)
     row = {"framework": fw, "gib": gib, "ok": m["ok"], "rc": m["rc"], "wall_s": round(m["wall_s"], 2),
            "peak_rss_x": round(m["maxrss_kib"] * 1024 / (gib * GIB), 3)}
     if m["ok"]:
@@ -225,19 +226,6 @@ def slice_row(fw: str, python: str, gib: float, how: str, tmp: str, timeout: flo
     if m["ok"]:
         row.update(ttfb_s=round(m["first_byte"] - m["consume_start"], 4),
                    rss_growth_mib=round(m["rss_growth_kib"] / 1024, 1))
-    else:
-        row["tail"] = m.get("tail", "")[-600:]
-    return row
-
-
-def frame_row(fw: str, python: str, gib: float, tmp: str, timeout: float) -> dict:
-    m = run_flow(fw, python, _render(_FRAME, fw), ["--gib", str(gib)], tmp, timeout)
-    row = {"framework": fw, "gib": gib, "ok": m["ok"], "rc": m["rc"], "wall_s": round(m["wall_s"], 2),
-           "peak_rss_x": round(m["maxrss_kib"] * 1024 / (gib * GIB), 3)}
-    if m["ok"]:
-        row.update(save_s=round(m["consume_start"] - m["made"], 2), load_s=round(m["loaded"] - m["consume_start"], 3),
-                   pass_s=round(m["summed"] - m["loaded"], 2),
-                   load_peak_x=round(m["load_peak_kib"] * 1024 / (gib * GIB), 3))
     else:
         row["tail"] = m.get("tail", "")[-600:]
     return row
@@ -312,10 +300,10 @@ def main() -> int:
         print(section, json.dumps(row), flush=True)
 
     for gib in args.array_gib:
-        show("array", array_row(HW, sys.executable, gib, tmp, args.timeout))
+        show("array", round_trip_row(HW, sys.executable, gib, _ARRAY, tmp, args.timeout))
     if mf:
         for gib in args.metaflow_array_gib:
-            show("array", array_row(MF, mf, gib, tmp, args.timeout))
+            show("array", round_trip_row(MF, mf, gib, _ARRAY, tmp, args.timeout))
     if args.slice:
         show("slice", slice_row(HW, sys.executable, args.slice_gib, "view", tmp, args.timeout))
         show("slice", slice_row(HW, sys.executable, args.slice_gib, "attribute", tmp, args.timeout))
@@ -325,9 +313,9 @@ def main() -> int:
     if args.s3_slice_gib:
         show("s3_slice", s3_slice(args.s3_slice_gib, tmp))
     if args.frame_gib:
-        show("frame", frame_row(HW, sys.executable, args.frame_gib, tmp, args.timeout))
+        show("frame", round_trip_row(HW, sys.executable, args.frame_gib, _FRAME, tmp, args.timeout))
         if mf:
-            show("frame", frame_row(MF, mf, args.frame_gib, tmp, args.timeout))
+            show("frame", round_trip_row(MF, mf, args.frame_gib, _FRAME, tmp, args.timeout))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -158,3 +158,14 @@ def set_env(monkeypatch: Any, store: GcStore) -> None:
     for k, v in store.env.items():
         monkeypatch.setenv(k, v)
     os.environ.pop("HEADWATER_NAMESPACE", None)
+
+
+def pin_test_store(kind: str, tmp_path: Path) -> Any:
+    """An empty object store for the pin and sweep tests: a local directory, or a fresh S3
+    bucket prefix (``kind`` "s3"; the caller's ``s3_bucket`` fixture names the bucket as
+    ``kind`` "s3:<bucket>")."""
+    from headwater.store import open_object_store
+
+    if kind == "local":
+        return open_object_store(str(tmp_path / ".headwater"))
+    return open_object_store(f"s3://{kind.split(':', 1)[1]}/gc")

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from headwater.exceptions import HeadwaterNotFound
-from headwater.store import ContentStore, ObjectStore, RecordStore, open_object_store
+from headwater.store import ContentStore, ObjectStore, RecordStore
 from headwater.store import pins
 from headwater.store.content import blob_key
 from headwater.store.gc import IDLE_SECONDS, GcError, Keep, Retention, collect, plan
 from headwater.store.gc import _sweep as sweep
 from headwater.store.objects import LocalObjectStore
+from gcstores import pin_test_store
 
 VALUE = np.arange(50_000, dtype=np.float64)  # out of band: always a blob
 OTHER = np.arange(60_000, dtype=np.float64)
@@ -27,10 +28,8 @@ OTHER = np.arange(60_000, dtype=np.float64)
 @pytest.fixture(params=["local", "s3"])
 def objects(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ObjectStore:
     monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "home"))
-    if request.param == "local":
-        return open_object_store(str(tmp_path / ".headwater"))
-    bucket = request.getfixturevalue("s3_bucket")
-    return open_object_store(f"s3://{bucket}/gc")
+    kind = "local" if request.param == "local" else f"s3:{request.getfixturevalue('s3_bucket')}"
+    return pin_test_store(kind, tmp_path)
 
 
 @pytest.fixture(autouse=True)

@@ -18,11 +18,12 @@ import pytest
 
 from headwater.exceptions import DataMissingError
 from headwater.meta.liveness import this_host
-from headwater.store import ContentStore, ObjectStore, RecordStore, open_object_store
+from headwater.store import ContentStore, ObjectStore, RecordStore
 from headwater.store import pins
 from headwater.store.content import blob_key
 from headwater.store.gc import Retention, plan
 from headwater.store.gc import _sweep as sweep
+from gcstores import pin_test_store
 
 VALUE = np.arange(50_000, dtype=np.float64)  # out of band: always a blob
 WAIT = 30.0  # seconds before a test that would hang fails instead
@@ -31,10 +32,8 @@ WAIT = 30.0  # seconds before a test that would hang fails instead
 @pytest.fixture(params=["local", "s3"])
 def objects(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ObjectStore:
     monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "home"))
-    if request.param == "local":
-        return open_object_store(str(tmp_path / ".headwater"))
-    bucket = request.getfixturevalue("s3_bucket")
-    return open_object_store(f"s3://{bucket}/gc")
+    kind = "local" if request.param == "local" else f"s3:{request.getfixturevalue('s3_bucket')}"
+    return pin_test_store(kind, tmp_path)
 
 
 @pytest.fixture(autouse=True)

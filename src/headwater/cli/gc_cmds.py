@@ -16,21 +16,10 @@ import click
 from .errors import guarded
 from .progress import ProgressLine
 from .store_cmds import _root_opt, _settings
+from .units import counted, size_text
 
 #: Runs listed by name in the text report (``--json`` lists them all).
 _SHOWN_RUNS = 50
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _open(datastore_root: str | None) -> Any:
@@ -99,16 +88,16 @@ def _print(the_plan: Any, result: Any, root: str, dry_run: bool, verb: str) -> N
     in_progress = sum(1 for r in kept if r.keep is Keep.IN_PROGRESS)
     note = f" ({in_progress} in progress)" if in_progress else ""
     if result is None:
-        click.echo(f"{lead} {_n(len(removed), 'run')} of {root}, keeping {_n(len(kept), 'run')}{note}: "
-                   f"{_n(len(the_plan.blobs), 'blob')} ({_size(the_plan.blob_bytes)}) and "
-                   f"{_n(len(the_plan.records), 'record and log file')} ({_size(the_plan.record_bytes)}) would be freed.")
+        click.echo(f"{lead} {counted(len(removed), 'run')} of {root}, keeping {counted(len(kept), 'run')}{note}: "
+                   f"{counted(len(the_plan.blobs), 'blob')} ({size_text(the_plan.blob_bytes)}) and "
+                   f"{counted(len(the_plan.records), 'record and log file')} ({size_text(the_plan.record_bytes)}) would be freed.")
         return
-    spared = (f"; {_n(result.blobs_spared, 'blob')} still pinned (by a run in progress, one that ended less than "
+    spared = (f"; {counted(result.blobs_spared, 'blob')} still pinned (by a run in progress, one that ended less than "
               f"{PIN_GRACE / 3600:.0f} h ago, or another writer): a later gc frees those no record names"
               if result.blobs_spared else "")
-    click.echo(f"{lead} {_n(result.runs_removed, 'run')} of {root}, keeping {_n(len(kept), 'run')}{note}: freed "
-               f"{_size(result.blob_bytes)} in {_n(result.blobs_deleted, 'blob')} and "
-               f"{_size(result.record_bytes)} in {_n(result.records_deleted, 'record and log file')}{spared}.")
+    click.echo(f"{lead} {counted(result.runs_removed, 'run')} of {root}, keeping {counted(len(kept), 'run')}{note}: freed "
+               f"{size_text(result.blob_bytes)} in {counted(result.blobs_deleted, 'blob')} and "
+               f"{size_text(result.record_bytes)} in {counted(result.records_deleted, 'record and log file')}{spared}.")
 
 
 @click.command()

@@ -15,27 +15,16 @@ import click
 from .errors import guarded
 from .progress import ProgressLine
 from .store_cmds import _root_opt, _settings
+from .units import counted, size_text
 
 #: References listed per blob in the text report (``--json`` lists them all).
 _SHOWN_REFERENCES = 20
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def progress_line(p: Any) -> str:
     """``verify: 12/40 blobs, 1.2 GiB of 3.4 GiB, 2.31 GB/s`` for a ``store.verify.Progress``."""
     total = max(p.bytes_total, p.bytes_done)
-    return (f"verify: {p.blobs_done}/{p.blobs_total} blobs, {_size(p.bytes_done)} of {_size(total)}, "
+    return (f"verify: {p.blobs_done}/{p.blobs_total} blobs, {size_text(p.bytes_done)} of {size_text(total)}, "
             f"{p.gb_per_s:.2f} GB/s")
 
 
@@ -104,9 +93,9 @@ def _print(report: Any, root: str, quarantine: bool) -> None:
         elif f.problem is Problem.DAMAGED and quarantine and f.object.startswith("blobs/"):
             click.echo("    not moved: the key holds another copy now.")
     p = report.progress
-    counts = (f"{_n(report.runs, 'run')}, {_n(report.records, 'record')}, {_n(p.blobs_done, 'blob')} "
-              f"({_size(p.bytes_done)} in {p.seconds:.2f} s, {p.gb_per_s:.2f} GB/s), "
-              f"{_n(report.inline, 'inline artifact')}")
+    counts = (f"{counted(report.runs, 'run')}, {counted(report.records, 'record')}, {counted(p.blobs_done, 'blob')} "
+              f"({size_text(p.bytes_done)} in {p.seconds:.2f} s, {p.gb_per_s:.2f} GB/s), "
+              f"{counted(report.inline, 'inline artifact')}")
     if report.ok:
         click.echo(f"Verified {root}: {counts}. No damage.")
         return

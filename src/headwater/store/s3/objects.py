@@ -298,14 +298,18 @@ class S3ObjectStore(ObjectStore):
                 return self._clipped_range(key, full, start, length)
             raise self._error(e, "GET (range)", key) from None
 
-    def _clipped_range(self, key: str, full: str, start: int, length: int) -> bytes:
-        """A range that runs past the end of the object: what the object has of it."""
+    def _object_size(self, key: str, full: str) -> int:
+        """The object's size (a HEAD); ``KeyError`` if it does not exist."""
         try:
-            size = int(self._obs.head(self._client, full)["size"])
+            return int(self._obs.head(self._client, full)["size"])
         except Exception as e:
             if self._is_missing(e):
                 raise KeyError(key) from None
             raise self._error(e, "HEAD", key) from None
+
+    def _clipped_range(self, key: str, full: str, start: int, length: int) -> bytes:
+        """A range that runs past the end of the object: what the object has of it."""
+        size = self._object_size(key, full)
         end = min(size, start + length)
         if start >= end:
             return b""
@@ -335,12 +339,7 @@ class S3ObjectStore(ObjectStore):
                 fd = -1  # evicted just now, or a read-only cache: read by range
         hit_fd = fd >= 0
         if fd < 0:
-            try:
-                size = int(self._obs.head(self._client, full)["size"])
-            except Exception as e:
-                if self._is_missing(e):
-                    raise KeyError(key) from None
-                raise self._error(e, "HEAD", key) from None
+            size = self._object_size(key, full)
             partial = self.cache.lookup(path + PARTIAL) or path + PARTIAL
             try:
                 fd = open_partial(partial, size)
