@@ -19,8 +19,11 @@ for each framework, as ``benchmarks/run.py`` does), launched by ``_measure.py``:
   headwater with ``headwater.view(self, "big")[a:b]`` and with plain ``self.big[a:b]``,
   Metaflow with ``self.big[a:b]`` (it has no partial read). RSS growth is the task's.
 - ``s3-slice`` (headwater only, in process): the array is saved to a moto S3 server
-  (``tests/s3server.py``), the read cache emptied, then the time to a 1% slice through a
-  view (ranged GETs) against a full load (download + map), and the bytes each fetched.
+  (``tests/s3server.py``) or the server at ``--s3-endpoint``, the read cache emptied, then
+  the time to a 1% slice through a view (ranged GETs) against a full load (download +
+  map), and the bytes each fetched. moto reads the whole stored object for every ranged
+  GET, so its times are per-request cost; a file-backed server such as s3rver
+  (``npx s3rver -d DIR -p 4599 --configure-bucket big``) serves ranges as S3 does.
 - ``frame``: a DataFrame of 8 float64 columns (N GiB) stored in ``start``, loaded and
   summed in ``consume``; same measures as ``array``.
 
@@ -231,21 +234,28 @@ def slice_row(fw: str, python: str, gib: float, how: str, tmp: str, timeout: flo
     return row
 
 
-def s3_slice(gib: float, tmp: str) -> dict:
-    """A 1% slice through a view vs a full load, on a moto S3 server, cold cache, in process."""
+def s3_slice(gib: float, tmp: str, endpoint: str | None = None, bucket: str | None = None) -> dict:
+    """A 1% slice through a view vs a full load, cold cache, in process: on a moto S3 server
+    this script starts, or on the S3 server at ``endpoint`` (``bucket`` must exist there)."""
     import numpy as np
 
     from s3server import start_s3_server
 
-    server = start_s3_server()
+    server = None if endpoint else start_s3_server()
     try:
-        for k, v in server.env().items():
-            os.environ[k] = v
+        if server is not None:
+            os.environ.update(server.env())
+            bucket = server.new_bucket()
+        else:
+            os.environ.update({"HEADWATER_S3_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1",
+                               "AWS_DEFAULT_REGION": "us-east-1"})
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "S3RVER")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "S3RVER")
         os.environ["HEADWATER_HOME"] = tempfile.mkdtemp(prefix="hwbig-s3home-", dir=tmp)
         from headwater.store import Datastore
         from headwater.store.content import blob_key
 
-        ds = Datastore(f"s3://{server.new_bucket()}/big")
+        ds = Datastore(f"s3://{bucket}/big")
         n = int(gib * GIB) // 8
         a = np.random.default_rng(0).random(n)
         t = time.perf_counter()
@@ -268,11 +278,12 @@ def s3_slice(gib: float, tmp: str) -> dict:
         whole = ds.content.load(ref)
         float(whole[n // 2])
         full = time.perf_counter() - t
-        return {"gib": gib, "upload_s": round(upload, 2), "view_ttfb_s": round(ttfb, 3),
+        return {"server": endpoint or "moto", "gib": gib, "upload_s": round(upload, 2), "view_ttfb_s": round(ttfb, 3),
                 "view_fetched_mib": round(fetched / 2**20, 1), "full_load_s": round(full, 2),
                 "full_fetched_mib": round(ref["size"] / 2**20, 1)}
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
 def main() -> int:
@@ -282,7 +293,9 @@ def main() -> int:
     ap.add_argument("--slice", action="store_true", help="time to first byte of a 1%% slice")
     ap.add_argument("--slice-gib", type=float, default=10.0)
     ap.add_argument("--metaflow-slice-gib", type=float, default=1.0)
-    ap.add_argument("--s3-slice-gib", type=float, default=0.0, help="headwater on moto S3 (0: skip)")
+    ap.add_argument("--s3-slice-gib", type=float, default=0.0, help="headwater on S3 (0: skip)")
+    ap.add_argument("--s3-endpoint", help="an S3 server to use instead of moto (e.g. s3rver, MinIO)")
+    ap.add_argument("--s3-bucket", default="big", help="an existing bucket on --s3-endpoint")
     ap.add_argument("--frame-gib", type=float, default=0.0, help="DataFrame round trip size (0: skip)")
     ap.add_argument("--metaflow-python", default=str(DEFAULT_MF_PYTHON))
     ap.add_argument("--no-metaflow", action="store_true")
@@ -311,7 +324,7 @@ def main() -> int:
             show("slice", slice_row(HW, sys.executable, args.metaflow_slice_gib, "view", tmp, args.timeout))
             show("slice", slice_row(MF, mf, args.metaflow_slice_gib, "attribute", tmp, args.timeout))
     if args.s3_slice_gib:
-        show("s3_slice", s3_slice(args.s3_slice_gib, tmp))
+        show("s3_slice", s3_slice(args.s3_slice_gib, tmp, args.s3_endpoint, args.s3_bucket))
     if args.frame_gib:
         show("frame", round_trip_row(HW, sys.executable, args.frame_gib, _FRAME, tmp, args.timeout))
         if mf:
