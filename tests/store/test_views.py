@@ -132,7 +132,15 @@ def test_a_slice_reads_only_its_chunks(tmp_path) -> None:
     grew = (_status_kib("RssFile") - before) * 1024
     assert grew <= rows * a.strides[0] + 2 * CHUNK + 4 * MIB  # the mapping holds only what was read
     assert v[3, 7] == a[3, 7] and np.array_equal(v[-2:, ::100], a[-2:, ::100])
-    assert np.array_equal(v[[0, -1]], a[[0, -1]])  # fancy indexing: whole array made present
+    read = v.bytes_read
+    rows = [7_000, -1, 7_001, 20_000]
+    assert np.array_equal(v[rows, 5:9], a[rows, 5:9])  # picked rows: only their chunks
+    assert v.bytes_read <= read + 3 * CHUNK
+    read = v.bytes_read
+    with pytest.raises(IndexError):
+        v[[a.shape[0]]]
+    assert v.bytes_read == read  # refused without reading anything
+    assert np.array_equal(v[a[:, 0] > 0.5], a[a[:, 0] > 0.5])  # a mask: the whole array first
     assert v.bytes_read == a.nbytes
     assert np.array_equal(np.asarray(v), a)
     v.close()

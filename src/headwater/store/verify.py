@@ -24,7 +24,7 @@ from .blobcheck import open_source, verify_source
 from .codec import UnsupportedBlobError, _key
 from .content import blob_key
 from .objects import LocalObjectStore, ObjectStore
-from .records import RUN_FILE, TAGS_DIR, DamagedRecordError, _loads
+from .records import RUN_FILE, TAGS_DIR, DamagedRecordError, RecordStore
 
 #: Blobs checked at once: local checks are CPU and page-cache bound (and blake3 already
 #: spreads a large blob over every core); S3 checks wait on the network.
@@ -245,10 +245,12 @@ def _walk_records(objects: ObjectStore, prefix: str, report: Report, refs: dict[
         elif len(parts) == 6 and parts[3] != TAGS_DIR and _ATTEMPT.fullmatch(parts[5]):
             keys.append((key, parts, False))
 
+    records = RecordStore(objects)
+
     def read(item: tuple[str, list[str], bool]) -> tuple[str, list[str], bool, Any]:
         key, parts, is_run = item
         try:
-            return key, parts, is_run, _loads(objects.get(key), objects, key)
+            return key, parts, is_run, records.read_key(key)
         except KeyError:
             return key, parts, is_run, None  # removed since it was listed (gc, delete)
         except DamagedRecordError as e:

@@ -11,8 +11,10 @@ artifact (not an array, small, inline, an older blob without digests) is loaded 
 on first use, and the view behaves like its value.
 
 Arrays a view returns are read-only views of the mapped blob (zero copy); ``.copy()``
-one to modify it. Anything but basic indexing (slices, integers, ``...``, ``None``),
-e.g. a mask or an index array, first makes the whole array present.
+one to modify it. Basic indexing (slices, integers, ``...``, ``None``) reads the chunks
+between the result's first and last byte; rows picked by an integer list or array over
+the first axis read only their rows' chunks; anything else (a mask) first makes the whole
+array present.
 """
 
 from __future__ import annotations
@@ -210,7 +212,11 @@ class _LazyArray:
             for x in items
         )
         if not basic:
-            self.need(0, self._n)
+            rows = self._rows_of(items)
+            if rows is None:
+                self.need(0, self._n)
+            else:
+                self.need_rows(rows)
             return self.array[index]
         # A trailing ``...`` makes numpy return a view even where the result is a scalar,
         # so its bounds are known before any byte is read.
@@ -220,6 +226,43 @@ class _LazyArray:
             base = self.array.__array_interface__["data"][0]
             self.need(lo - base, hi - base)
         return self.array[index]
+
+    def _rows_of(self, items: tuple[Any, ...]) -> Any:
+        """The rows picked when the index is an integer array (or list) over the first axis
+        followed by basic indices, else None (none at all when a row is out of range: numpy
+        refuses the index, and nothing needs reading first)."""
+        import numpy as np
+
+        first, rest = items[0], items[1:]
+        if isinstance(first, (bool, np.bool_)) or not isinstance(first, (list, np.ndarray)) or self.array.ndim == 0:
+            return None
+        rows = np.asarray(first)
+        if rows.dtype.kind not in "iu" or any(
+                not (x is None or x is Ellipsis or isinstance(x, slice)
+                     or (isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)))) for x in rest):
+            return None
+        n = self.array.shape[0]
+        rows = rows.ravel().astype(np.int64)
+        if rows.size and (rows.min() < -n or rows.max() >= n):
+            return rows[:0]  # numpy refuses the index: nothing needs reading first
+        return np.where(rows < 0, rows + n, rows)
+
+    def need_rows(self, rows: Any) -> None:
+        """Make present and verify the chunks that hold the given rows (first-axis indices)."""
+        import numpy as np
+
+        if not rows.size:
+            return
+        lo0, hi0 = _byte_bounds(self.array[0])
+        base = self.array.__array_interface__["data"][0]
+        stride = self.array.strides[0]
+        starts = lo0 - base + rows * stride
+        ends = hi0 - base + rows * stride
+        first, last = starts // CHUNK, (ends - 1) // CHUNK
+        chunks = np.unique(np.concatenate([np.arange(a, b + 1) for a, b in zip(first.tolist(), last.tolist())]))
+        with self._lock:
+            for a, b in _runs([int(c) for c in chunks]):
+                self._need(a * CHUNK, min(self._n, (b + 1) * CHUNK))
 
     def whole(self) -> Any:
         self.need(0, self._n)
