@@ -378,3 +378,20 @@ def test_iter_stats_lists_sizes_and_write_times(store: ObjectStore) -> None:
     assert all(before - 2 <= mtime <= after + 2 for _, _, mtime in stats)
     assert [k for k, _, _ in store.iter_stats("")] == ["pins/runs/F/1/abc", "runs/F/1/_run.json"]
     assert list(store.iter_stats("nothing")) == []
+
+
+@contract
+def test_open_ranged_makes_the_ranges_asked_for_present(store: ObjectStore) -> None:
+    data = os.urandom(3 << 20)
+    store.put("big/r", data)
+    with store.open_ranged("big/r") as ranged:
+        assert ranged.size == len(data)
+        ranged.ensure(1 << 20, 5000)
+        assert os.pread(ranged.fd, 5000, 1 << 20) == data[1 << 20 : (1 << 20) + 5000]
+        ranged.ensure(len(data) - 10, 100)  # clipped at the end of the object
+        assert os.pread(ranged.fd, 10, len(data) - 10) == data[-10:]
+        ranged.ensure(0, 4096, again=True)  # asked again: fetched anew where that means anything
+        assert os.pread(ranged.fd, 4096, 0) == data[:4096]
+        assert ranged.read(7, 9) == data[7:16] and ranged.read(len(data) - 3, 10) == data[-3:]
+    with pytest.raises(KeyError):
+        store.open_ranged("big/absent")
