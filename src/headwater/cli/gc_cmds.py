@@ -15,24 +15,11 @@ import click
 
 from .errors import guarded
 from .progress import ProgressLine
-from .store_cmds import _root_opt, _settings
+from .store_cmds import _root_opt, open_datastore
 from .units import counted, size_text
 
 #: Runs listed by name in the text report (``--json`` lists them all).
 _SHOWN_RUNS = 50
-
-
-def _open(datastore_root: str | None) -> Any:
-    from ..exceptions import HeadwaterNotFound
-    from ..store import Datastore
-
-    settings = _settings(datastore_root)
-    ds = Datastore(settings.datastore_root)
-    if not ds.exists():
-        raise HeadwaterNotFound(
-            f"There is no datastore at {ds.root}.",
-            hint="Run a flow first, or point --datastore-root (or HEADWATER_DATASTORE_ROOT) at its .headwater/.")
-    return settings, ds
 
 
 def _collect(datastore_root: str | None, retention: Any, *, dry_run: bool, as_json: bool, verb: str) -> None:
@@ -41,7 +28,7 @@ def _collect(datastore_root: str | None, retention: Any, *, dry_run: bool, as_js
     from ..meta.liveness import run_is_dead
     from ..store.gc import collect
 
-    settings, ds = _open(datastore_root)
+    settings, ds = open_datastore(datastore_root)
     show = ProgressLine(enabled=not as_json)
 
     def progress(p: Any) -> None:

@@ -31,16 +31,31 @@ def _settings(datastore_root: str | None) -> Any:
     return settings
 
 
+def _no_datastore(root: str) -> HeadwaterNotFound:
+    return HeadwaterNotFound(
+        f"There is no datastore at {root}.",
+        hint="Run a flow first, or point --datastore-root (or HEADWATER_DATASTORE_ROOT) at its .headwater/.",
+    )
+
+
+def open_datastore(datastore_root: str | None) -> tuple[Any, Any]:
+    """The settings and the ``Datastore`` a store command works on; ``HeadwaterNotFound`` if it does not exist."""
+    from ..store import Datastore
+
+    settings = _settings(datastore_root)
+    ds = Datastore(settings.datastore_root)
+    if not ds.exists():
+        raise _no_datastore(ds.root)
+    return settings, ds
+
+
 @contextmanager
 def _source(root: str) -> Iterator[Any]:
     from ..client.source import Source
 
     src = Source(root)
     if not src.exists:
-        raise HeadwaterNotFound(
-            f"There is no datastore at {root}.",
-            hint="Run a flow first, or point --datastore-root (or HEADWATER_DATASTORE_ROOT) at its .headwater/.",
-        )
+        raise _no_datastore(root)
     try:
         yield src
     finally:

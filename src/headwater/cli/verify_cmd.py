@@ -14,7 +14,7 @@ import click
 
 from .errors import guarded
 from .progress import ProgressLine
-from .store_cmds import _root_opt, _settings
+from .store_cmds import _root_opt, open_datastore
 from .units import counted, size_text
 
 #: References listed per blob in the text report (``--json`` lists them all).
@@ -46,18 +46,11 @@ def verify(flows: tuple[str, ...], runs: tuple[str, ...], quarantine: bool, as_j
     """
 
     def go() -> None:
-        from ..exceptions import HeadwaterNotFound
-        from ..store import Datastore
         from ..store.verify import Scope
         from ..store.verify import verify as run_verify
 
         scope = Scope.parse(flows, runs)
-        settings = _settings(datastore_root)
-        ds = Datastore(settings.datastore_root)
-        if not ds.exists():
-            raise HeadwaterNotFound(
-                f"There is no datastore at {ds.root}.",
-                hint="Run a flow first, or point --datastore-root (or HEADWATER_DATASTORE_ROOT) at its .headwater/.")
+        _, ds = open_datastore(datastore_root)
         show = ProgressLine(enabled=not as_json)
         try:
             report = run_verify(ds.objects, scope, quarantine=quarantine,
