@@ -36,7 +36,7 @@ from ..objects import DELETE_BATCH, QUARANTINE_DIR, Data, FileId, ObjectStore, c
 from ..tempfiles import owner_stem
 from .cache import ReadCache
 from .connect import _obstore, bucket_client, parse_s3_url, translate
-from .ranged import PARTIAL, S3RangedObject, open_partial
+from .ranged import PARTIAL, S3RangedObject, fetch_into, open_partial
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -393,22 +393,10 @@ class S3ObjectStore(ObjectStore):
     def _ranged_download(self, full: str, fd: int, size: int) -> None:
         """Write the object's ``size`` bytes to ``fd`` with ranged GETs of ``PART_SIZE``, a few at
         a time (memory: at most ``_FILE_PARTS_IN_FLIGHT`` parts)."""
-        from concurrent.futures import ThreadPoolExecutor
-
         obs, client = self._obs, self._client
         os.ftruncate(fd, size)
-
-        def fetch(start: int) -> None:
-            data = obs.get_range(client, full, start=start, end=min(size, start + PART_SIZE))
-            view = memoryview(data)
-            done = 0
-            while done < len(view):
-                done += os.pwrite(fd, view[done:], start + done)
-
         workers = max(1, min(self.settings.s3_workers, _FILE_PARTS_IN_FLIGHT))
-        with ThreadPoolExecutor(workers, thread_name_prefix="hw-s3-get") as pool:
-            for future in [pool.submit(fetch, start) for start in range(0, size, PART_SIZE)]:
-                future.result()
+        fetch_into(fd, 0, size, lambda start, end: obs.get_range(client, full, start=start, end=end), PART_SIZE, workers)
 
     def _disk_full(self, exc: OSError, key: str) -> HeadwaterS3InsufficientDiskSpace:
         return HeadwaterS3InsufficientDiskSpace(

@@ -55,27 +55,12 @@ class S3RangedObject(RangedObject):
         end = min(self.size, start + length)
         if start >= end or (not again and present(self.fd, start, end - start)):
             return
-        starts = list(range(start, end, self._piece))
-
-        def get(s: int) -> None:
-            data = memoryview(self._fetch(s, min(end, s + self._piece)))
-            done = 0
-            try:
-                while done < len(data):
-                    done += os.pwrite(self.fd, data[done:], s + done)
-            except OSError as e:
-                if no_space(e):
-                    raise self._disk_full(e) from None
-                raise
-
-        if len(starts) == 1:
-            get(starts[0])
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(min(self._workers, len(starts)), thread_name_prefix="hw-s3-range") as pool:
-                for f in [pool.submit(get, s) for s in starts]:
-                    f.result()
+        try:
+            fetch_into(self.fd, start, end, self._fetch, self._piece, self._workers)
+        except OSError as e:
+            if no_space(e):
+                raise self._disk_full(e) from None
+            raise
         self.fetched += end - start
         self._account(end - start)
 
@@ -88,6 +73,26 @@ class S3RangedObject(RangedObject):
             if len(data) == end - start:
                 return data
         return bytes(self._fetch(start, end))
+
+
+def fetch_into(fd: int, start: int, end: int, fetch: Callable[[int, int], Any], piece: int, workers: int) -> None:
+    """Write the object's bytes ``[start, end)`` at the same offsets of ``fd``, with ranged GETs
+    (``fetch(start, end)``) of at most ``piece`` bytes, ``workers`` in flight (memory: that many pieces)."""
+    def get(s: int) -> None:
+        data = memoryview(fetch(s, min(end, s + piece)))
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], s + done)
+
+    starts = range(start, end, piece)
+    if len(starts) == 1:
+        get(starts[0])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(workers, len(starts)), thread_name_prefix="hw-s3-get") as pool:
+        for f in [pool.submit(get, s) for s in starts]:
+            f.result()
 
 
 def open_partial(path: str, size: int) -> int:
